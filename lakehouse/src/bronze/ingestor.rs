@@ -225,7 +225,9 @@ pub async fn run(config: Config, options: RunOptions, shutdown: CancellationToke
 struct ConsumerLoop {
     config: Config,
     handle: Handle,
-    consumer: BaseConsumer<IngestContext>,
+    consumer: Arc<BaseConsumer<IngestContext>>,
+    /// When lag gauges were last refreshed (they cost a broker round trip per partition).
+    lag_updated: Option<Instant>,
     router: Arc<Router>,
     committer: Committer,
     writer: DataFileWriter,
@@ -276,7 +278,8 @@ impl ConsumerLoop {
         );
         Ok(Self {
             handle,
-            consumer,
+            consumer: Arc::new(consumer),
+            lag_updated: None,
             router,
             committer: Committer::new(catalog),
             writer,
@@ -301,6 +304,8 @@ impl ConsumerLoop {
         let mut batch = Batch::new();
         let mut idle_since: Option<Instant> = None;
         let poll_timeout = Duration::from_millis(100);
+        let consumer = self.consumer.clone();
+        let mut end_checked: Option<Instant> = None;
         loop {
             self.options.health.beat();
             if self.shutdown.is_cancelled() {
@@ -317,7 +322,7 @@ impl ConsumerLoop {
                 }
                 break;
             }
-            let polled = self.consumer.poll(poll_timeout);
+            let polled = consumer.poll(poll_timeout);
             self.sync_epoch(&mut batch);
             let mut got_nothing = false;
             match polled {
@@ -339,13 +344,18 @@ impl ConsumerLoop {
                 handle.block_on(self.flush(&mut batch))?;
             }
             if let Some(grace) = self.options.exit_when_idle {
-                if got_nothing && batch.is_empty() && self.at_end() {
+                // Checking the end costs a broker round trip: at most once a second.
+                let check_now = end_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if got_nothing && batch.is_empty() && check_now && {
+                    end_checked = Some(Instant::now());
+                    self.at_end()
+                } {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= grace {
                         tracing::info!("all assigned partitions consumed and committed; exiting (exit-when-idle)");
                         break;
                     }
-                } else {
+                } else if !got_nothing || !batch.is_empty() {
                     idle_since = None;
                 }
             }
@@ -539,26 +549,30 @@ impl ConsumerLoop {
         Ok(())
     }
 
-    /// Whether every assigned partition has been read up to its high
-    /// watermark (as last reported by the broker).
+    /// Whether every assigned partition has been read up to its high watermark.
     fn at_end(&self) -> bool {
         !self.base.is_empty()
-            && self.base.iter().all(|(tp, committed)| match self.consumer.get_watermark_offsets(&tp.0, tp.1) {
-                Ok((low, high)) if high >= 0 => {
-                    let next = self.consumed.get(tp).copied().or(*committed).unwrap_or(low.max(0));
-                    next >= high
+            && self.base.iter().all(|(tp, committed)| {
+                match self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(5)) {
+                    Ok((low, high)) => {
+                        let next = self.consumed.get(tp).copied().or(*committed).unwrap_or(low.max(0));
+                        next >= high
+                    }
+                    Err(_) => false,
                 }
-                _ => false,
             })
     }
 
-    fn update_lag(&self) {
+    /// Refreshes the lag gauges, at most every 10 s.
+    fn update_lag(&mut self) {
+        if self.lag_updated.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+            return;
+        }
+        self.lag_updated = Some(Instant::now());
         for (tp, next) in &self.base {
-            if let Ok((_, high)) = self.consumer.get_watermark_offsets(&tp.0, tp.1) {
-                if high >= 0 {
-                    let lag = (high - next.unwrap_or(0)).max(0) as f64;
-                    metrics::gauge!(names::CONSUMER_LAG, "topic" => tp.0.clone(), "partition" => tp.1.to_string()).set(lag);
-                }
+            if let Ok((_, high)) = self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(2)) {
+                let lag = (high - next.unwrap_or(0)).max(0) as f64;
+                metrics::gauge!(names::CONSUMER_LAG, "topic" => tp.0.clone(), "partition" => tp.1.to_string()).set(lag);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{LargeBinaryBuilder as BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 use md5::{Digest, Md5};
@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(col("value").as_string::<i32>().value(0).as_bytes(), value);
         assert!(col("value").is_null(1));
         assert!(col("key").is_null(1));
-        assert_eq!(col("key_bytes").as_binary::<i32>().value(1), &[0xff]);
+        assert_eq!(col("key_bytes").as_binary::<i64>().value(1), &[0xff]);
         assert_eq!(col("op").as_string::<i32>().value(0), "c");
         assert_eq!(col("event_kind").as_string::<i32>().value(1), "tombstone");
         assert_eq!(col("source_file").as_string::<i32>().value(0), "dbz.inv.t/2/41");

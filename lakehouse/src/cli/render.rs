@@ -24,6 +24,9 @@ pub fn to_json_rows(batch: &RecordBatch) -> anyhow::Result<Vec<Value>> {
                     DataType::Binary => {
                         Value::String(col.as_binary::<i32>().value(i).iter().map(|b| format!("{b:02x}")).collect())
                     }
+                    DataType::LargeBinary => {
+                        Value::String(col.as_binary::<i64>().value(i).iter().map(|b| format!("{b:02x}")).collect())
+                    }
                     _ => Value::String(fmt.value(i).to_string()),
                 }
             };

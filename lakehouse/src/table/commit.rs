@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iceberg::catalog::MetadataLocation;
+use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
     Operation as SnapshotOperation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use iceberg::catalog::MetadataLocation;
+use iceberg::MetadataLocation;
 use iceberg::spec::{FormatVersion, Schema, SortOrder, TableMetadataBuilder, UnboundPartitionSpec};
 
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
