@@ -24,17 +24,24 @@ start() {
   ensure_tansu
   local storage
   case "$engine" in
-    sqlite) storage="sqlite://$RUN_DIR/broker.db" ;;
+    # tansu resolves the path against its working directory (an absolute path
+    # gets the cwd prepended), so it runs in $RUN_DIR with a relative name.
+    sqlite) storage="sqlite://broker.db" ;;
     memory) storage="memory://tansu/" ;;
     *) die "unknown engine $engine (sqlite|memory)" ;;
   esac
   log "starting tansu ($engine) on $BROKER"
-  "$TANSU_BIN" broker \
+  (cd "$RUN_DIR" && exec "$TANSU_BIN" broker \
     --listener-url "tcp://$BROKER" \
     --advertised-listener-url "tcp://$BROKER" \
-    --storage-engine "$storage" >"$RUN_DIR/broker.log" 2>&1 &
+    --storage-engine "$storage") >"$RUN_DIR/broker.log" 2>&1 &
   echo $! >"$PIDFILE"
-  wait_port "$BROKER_PORT" 30 || { tail -20 "$RUN_DIR/broker.log" >&2; die "broker did not listen on $BROKER"; }
+  for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && break
+    kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -20 "$RUN_DIR/broker.log" >&2; rm -f "$PIDFILE"; die "broker exited at start"; }
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null || { tail -20 "$RUN_DIR/broker.log" >&2; die "broker did not listen on $BROKER"; }
   log "broker up (pid $(cat "$PIDFILE")), log $RUN_DIR/broker.log"
 }
 

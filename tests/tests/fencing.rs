@@ -50,6 +50,9 @@ async fn zombie_commit_is_refused_and_nothing_is_duplicated() {
         let files_a = writer.write(&table.metadata, day.clone(), &[batch("t", 0, 0, 100)]).await.unwrap();
         let check_a = |h: &iceberg::spec::TableMetadata| fence_offsets(h, "g", &expected, &adv_a, &no_extra);
         let a = committer.commit(&table, Operation::Append { files: files_a }, &check_a).await.unwrap();
+        // Each commit publishes a new metadata file (version + 1), never rewrites one.
+        assert!(table.metadata_location.contains("/metadata/00000-"), "{}", table.metadata_location);
+        assert!(a.table.metadata_location.contains("/metadata/00001-"), "{}", a.table.metadata_location);
 
         // B read the same range from the same start, on the old head: it is a zombie.
         let adv_b = Offsets::from([(tp.clone(), 100)]);

@@ -151,7 +151,7 @@ impl ConsumerContext for IngestContext {
                 let mut a = self.assignment.lock().expect("assignment lock");
                 a.epoch += 1;
                 a.base.clear();
-                tracing::info!("partitions revoked; in-flight batch discarded");
+                tracing::info!("partitions revoked");
             }
         }
     }

@@ -88,9 +88,11 @@ pub struct LoadedTable {
 }
 
 impl LoadedTable {
-    /// An iceberg-rust [`Table`] for scans (read-only).
+    /// An iceberg-rust [`Table`] for scans (read-only). Must be called
+    /// inside a tokio runtime (scans run on it).
     pub fn to_table(&self, file_io: &FileIO) -> Result<Table, iceberg::Error> {
         Table::builder()
+            .runtime(iceberg::Runtime::try_current()?)
             .identifier(self.name.ident())
             .metadata(self.metadata.clone())
             .metadata_location(self.metadata_location.clone())

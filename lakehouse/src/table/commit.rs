@@ -219,7 +219,9 @@ impl Committer {
 
             let location = MetadataLocation::from_str(&head.metadata_location)
                 .map_err(ice("parsing current metadata location"))?
+                .with_next_version()
                 .with_new_metadata(&new_metadata);
+            debug_assert_ne!(location.to_string(), head.metadata_location, "a commit never rewrites the current metadata file");
             new_metadata.write_to(&file_io, &location).await.map_err(ice("writing metadata file"))?;
             let new_location = location.to_string();
 
