@@ -27,6 +27,9 @@ enum Command {
         /// nothing new arrived for this long (e.g. "5s"). For demos and batch runs.
         #[arg(long, env = "LAKEHOUSE_EXIT_WHEN_IDLE", value_parser = humantime::parse_duration)]
         exit_when_idle: Option<Duration>,
+        /// Write a JSON summary of the run here on exit (records, commits, busy seconds).
+        #[arg(long, env = "LAKEHOUSE_SUMMARY_JSON")]
+        summary_json: Option<PathBuf>,
     },
     /// Check a configuration and exit (0 = valid).
     Validate {
@@ -37,7 +40,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run { exit_when_idle: None });
+    let command = cli.command.unwrap_or(Command::Run { exit_when_idle: None, summary_json: None });
     if let Command::Validate { file } = &command {
         return match Config::load(file.as_deref().or(cli.config.as_deref())) {
             Ok(_) => {
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let Command::Run { exit_when_idle } = command else { unreachable!("validate returned above") };
+    let Command::Run { exit_when_idle, summary_json } = command else { unreachable!("validate returned above") };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -84,6 +87,13 @@ fn main() -> ExitCode {
         match result {
             Ok(s) => {
                 tracing::info!(records = s.records, commits = s.commits, fenced = s.fenced, decode_errors = s.decode_errors, "stopped");
+                if let Some(path) = summary_json {
+                    let json = serde_json::to_vec_pretty(&s).expect("the summary serializes");
+                    if let Err(e) = std::fs::write(&path, json) {
+                        tracing::error!(path = %path.display(), error = %e, "cannot write the run summary");
+                        return ExitCode::FAILURE;
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

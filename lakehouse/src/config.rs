@@ -153,8 +153,13 @@ impl Config {
         if self.kafka.topics.is_empty() && self.kafka.topic_pattern.is_empty() {
             return bad("kafka.topics or kafka.topic_pattern must name what to consume".into());
         }
-        if !self.kafka.topic_pattern.is_empty() && !self.kafka.topic_pattern.starts_with('^') {
-            return bad(format!("kafka.topic_pattern {:?} must start with '^'", self.kafka.topic_pattern));
+        if !self.kafka.topic_pattern.is_empty() {
+            if !self.kafka.topic_pattern.starts_with('^') {
+                return bad(format!("kafka.topic_pattern {:?} must start with '^'", self.kafka.topic_pattern));
+            }
+            if let Err(e) = regex::Regex::new(&self.kafka.topic_pattern) {
+                return bad(format!("kafka.topic_pattern {:?} is not a valid regex: {e}", self.kafka.topic_pattern));
+            }
         }
         if self.bronze.max_batch_records == 0 || self.bronze.max_batch_bytes == 0 {
             return bad("bronze.max_batch_records and bronze.max_batch_bytes must be > 0".into());

@@ -57,6 +57,8 @@ pub enum IngestError {
     Write { table: TableName, source: iceberg::Error },
     #[error("consumer thread failed: {0}")]
     Thread(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl IngestError {
@@ -66,6 +68,7 @@ impl IngestError {
             IngestError::Catalog(e) => e.kind(),
             IngestError::Commit(e) => e.kind(),
             IngestError::Thread(_) => ErrorKind::Internal,
+            IngestError::Config(_) => ErrorKind::Config,
         }
     }
 }
@@ -81,12 +84,16 @@ pub struct RunOptions {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RunSummary {
     pub records: u64,
     pub commits: u64,
     pub fenced: u64,
     pub decode_errors: u64,
+    /// Seconds from the first consumed record to the last committed snapshot.
+    pub busy_seconds: f64,
+    #[serde(skip)]
+    first_record: Option<Instant>,
 }
 
 type Tp = (String, i32);
@@ -240,8 +247,8 @@ struct ConsumerLoop {
     // loop state
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
-    /// Next offset this consumer will read, per assigned partition.
-    consumed: HashMap<Tp, i64>,
+    /// `kafka.topic_pattern`, compiled (for the idle check).
+    topic_pattern: Option<regex::Regex>,
     /// Lineage properties added to every commit (writer id).
     commit_properties: HashMap<String, String>,
 }
@@ -291,7 +298,10 @@ impl ConsumerLoop {
             summary: RunSummary::default(),
             epoch: 0,
             base: HashMap::new(),
-            consumed: HashMap::new(),
+            topic_pattern: (!config.kafka.topic_pattern.is_empty())
+                .then(|| regex::Regex::new(&config.kafka.topic_pattern))
+                .transpose()
+                .map_err(|e| IngestError::Config(format!("kafka.topic_pattern is not a valid regex: {e}")))?,
             commit_properties: HashMap::from([
                 ("lakehouse.writer".to_string(), writer_id()),
                 ("lakehouse.worker".to_string(), "bronze-ingestor".to_string()),
@@ -348,11 +358,14 @@ impl ConsumerLoop {
                 let check_now = end_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 if got_nothing && batch.is_empty() && check_now && {
                     end_checked = Some(Instant::now());
-                    self.at_end()
+                    self.caught_up().unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, "idle check failed; retrying");
+                        false
+                    })
                 } {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= grace {
-                        tracing::info!("all assigned partitions consumed and committed; exiting (exit-when-idle)");
+                        tracing::info!("every subscribed partition is committed up to its end; exiting (exit-when-idle)");
                         break;
                     }
                 } else if !got_nothing || !batch.is_empty() {
@@ -373,7 +386,6 @@ impl ConsumerLoop {
             *batch = Batch::new();
             self.epoch = a.epoch;
             self.base = a.base.clone();
-            self.consumed.clear();
         }
     }
 
@@ -424,7 +436,6 @@ impl ConsumerLoop {
             self.summary.decode_errors += 1;
             metrics::counter!(names::DECODE_ERRORS, "topic" => topic.to_string()).increment(1);
         }
-        self.consumed.insert(tp.clone(), offset + 1);
         tb.advanced.insert(tp, offset + 1);
         tb.rows += 1;
         if let Some(ts) = timestamp_ms {
@@ -433,6 +444,7 @@ impl ConsumerLoop {
         batch.rows += 1;
         batch.bytes += added_bytes;
         self.summary.records += 1;
+        self.summary.first_record.get_or_insert_with(Instant::now);
     }
 
     /// Writes and commits every table of the batch; the batch is empty afterwards.
@@ -504,6 +516,9 @@ impl ConsumerLoop {
                         let _ = committed_tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
                     }
                     self.summary.commits += 1;
+                    if let Some(first) = self.summary.first_record {
+                        self.summary.busy_seconds = first.elapsed().as_secs_f64();
+                    }
                     self.tables.insert(name.clone(), done.table);
                 }
                 Err(CommitError::Fenced { table, reason }) => {
@@ -545,22 +560,41 @@ impl ConsumerLoop {
         }
         self.consumer.assign(&tpl)?;
         self.base = positions;
-        self.consumed.clear();
         Ok(())
     }
 
-    /// Whether every assigned partition has been read up to its high watermark.
-    fn at_end(&self) -> bool {
-        !self.base.is_empty()
-            && self.base.iter().all(|(tp, committed)| {
-                match self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(5)) {
-                    Ok((low, high)) => {
-                        let next = self.consumed.get(tp).copied().or(*committed).unwrap_or(low.max(0));
-                        next >= high
-                    }
-                    Err(_) => false,
+    /// Whether every partition of every subscribed topic is committed up to
+    /// its high watermark, in the tables (not just this member's assignment:
+    /// partitions held by a dead member count too).
+    fn caught_up(&self) -> Result<bool, IngestError> {
+        let metadata = self.consumer.fetch_metadata(None, Duration::from_secs(5))?;
+        let mut by_table: BTreeMap<TableName, Vec<(String, i32)>> = BTreeMap::new();
+        for topic in metadata.topics() {
+            let name = topic.name();
+            let wanted = self.config.kafka.topics.iter().any(|t| t == name)
+                || self.topic_pattern.as_ref().is_some_and(|re| re.is_match(name));
+            if wanted {
+                let table = self.router.route(name).table.clone();
+                by_table.entry(table).or_default().extend(topic.partitions().iter().map(|p| (name.to_string(), p.id())));
+            }
+        }
+        if by_table.is_empty() {
+            return Ok(false);
+        }
+        let catalog = self.committer.catalog().clone();
+        let group = self.config.kafka.group_id.clone();
+        for (table, tps) in by_table {
+            let Some(t) = self.handle.block_on(catalog.load_table(&table))? else { return Ok(false) };
+            let committed = committed_offsets(&t.metadata, &group);
+            for (topic, partition) in tps {
+                let (low, high) = self.consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
+                let at = committed.get(&(topic, partition)).copied().unwrap_or(low.max(0));
+                if at < high {
+                    return Ok(false);
                 }
-            })
+            }
+        }
+        Ok(true)
     }
 
     /// Refreshes the lag gauges, at most every 10 s.

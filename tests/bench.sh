@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Benchmarks (figures, not tests). Starts what it needs, stops it, prints
+# figures and one machine-readable BENCH line.
+#
+#   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/common.sh"
+cd "$LAKEHOUSE_ROOT"
+
+what=${1:-}
+[ "$what" = "bronze" ] || { echo "usage: $0 bronze [EVENTS]" >&2; exit 2; }
+EVENTS=${2:-5000000}
+PEER_EVENTS=$(( EVENTS < 1000000 ? EVENTS : 1000000 ))
+
+export LAKEHOUSE_RUN_DIR="$RUN_DIR/bench"
+RUN_DIR="$LAKEHOUSE_RUN_DIR"
+export BROKER_PORT="${BENCH_BROKER_PORT:-29092}"
+BROKER="127.0.0.1:$BROKER_PORT"
+BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
+WORK="$RUN_DIR/work"
+rm -rf "$WORK"; mkdir -p "$WORK"
+trap 'LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true' EXIT
+
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+ensure_tansu
+VENV="$LAKEHOUSE_ROOT/.venv-bench"
+REQ="$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
+  log "creating the Python peer's venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet -r "$REQ" >&2
+  cp "$REQ" "$VENV/.requirements"
+fi
+
+log "building (release)"
+cargo build --release --locked -p lakehouse -p bronze-ingestor -p lakehouse-tests --bins >&2
+BIN="$CARGO_TARGET_DIR/release"
+
+# Memory engine: fast, read once from the start (its seeks are inexact, which
+# a from-the-beginning drain never needs).
+LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" start memory
+PATTERN='^bench\..*'
+log "producing $EVENTS events"
+"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bench --events "$EVENTS" --seed 1 \
+  --partitions 4 --truth "$WORK/truth.json" --quiet
+MB=$(python3 -c "import json;t=json.load(open('$WORK/truth.json'));print(sum(x['bytes'] for x in t['topics'].values())/1e6)")
+log "backlog: $EVENTS events, $MB MB"
+
+log "(broker) bare rdkafka consumer drain"
+drain=$("$BIN/bench-bronze" drain --brokers "$BROKER" --pattern "$PATTERN" --events "$EVENTS")
+
+log "(a)+(d) bronze-ingestor, exactly-once, into committed Bronze"
+cat >"$WORK/bronze.toml" <<TOML
+[catalog]
+url = "sqlite://$WORK/lake/catalog.db"
+warehouse = "$WORK/lake/warehouse"
+[kafka]
+brokers = "$BROKER"
+group_id = "bench-bronze"
+topic_pattern = "^bench\\\\..*"
+[telemetry]
+listen = ""
+TOML
+/usr/bin/time -f '%e %U %S %M' -o "$WORK/ingestor.time" \
+  "$BIN/bronze-ingestor" --config "$WORK/bronze.toml" run --exit-when-idle 2s --summary-json "$WORK/ingestor.json" \
+  2>"$WORK/ingestor.log"
+
+log "(b) in-process limit: decode + Arrow + Parquet, no Kafka, no commit ($PEER_EVENTS events)"
+limit=$("$BIN/bench-bronze" limit --brokers "$BROKER" --pattern "$PATTERN" --events "$PEER_EVENTS" --out "$WORK/limit")
+
+log "(c) Python peer: confluent-kafka + pyarrow + pyiceberg ($PEER_EVENTS events)"
+mkdir -p "$WORK/peer"
+peer=$("$VENV/bin/python" tests/bench/python_peer.py --brokers "$BROKER" --pattern "$PATTERN" --events "$PEER_EVENTS" --out "$WORK/peer")
+
+python3 - "$EVENTS" "$MB" "$drain" "$limit" "$peer" "$WORK/ingestor.json" "$WORK/ingestor.time" <<'PY'
+import json, sys
+events, mb = int(sys.argv[1]), float(sys.argv[2])
+drain, limit, peer = (json.loads(a) for a in sys.argv[3:6])
+ing = json.load(open(sys.argv[6]))
+wall, user, sys_, rss_kb = open(sys.argv[7]).read().split()
+cpu = float(user) + float(sys_)
+assert ing["records"] == events, f"ingestor committed {ing['records']} of {events}"
+busy = ing["busy_seconds"]
+eps = events / busy
+per_core = events / cpu
+broker = drain["events"] / drain["seconds"]
+limit_per_core = limit["events"] / limit["cpu_seconds"]
+peer_per_core = peer["events"] / peer["cpu_seconds"]
+rss = int(rss_kb) / 1024
+print()
+print(f"backlog                  {events} events, {mb:.0f} MB ({mb*1e6/events:.0f} B/event)")
+print(f"(broker) bare drain      {broker:,.0f} events/s ({drain['bytes']/drain['seconds']/1e6:.0f} MB/s)")
+print(f"(a) bronze-ingestor      {eps:,.0f} events/s, {mb/busy:.0f} MB/s; {per_core:,.0f} events/s per core "
+      f"({cpu:.1f} CPU s over {busy:.1f} s busy, {ing['commits']} commits)")
+print(f"(b) in-process limit     {limit_per_core:,.0f} events/s per core (decode+Arrow+Parquet, {limit['files']} files)")
+print(f"(c) Python peer          {peer['events']/peer['seconds']:,.0f} events/s, {peer_per_core:,.0f} events/s per core, "
+      f"{peer['max_rss_mib']:.0f} MiB RSS")
+print(f"(d) ingestor peak RSS    {rss:.0f} MiB over the {events}-event backlog")
+print(f"BENCH bronze events_per_s={eps:.0f} per_core={per_core:.0f} broker_per_s={broker:.0f} "
+      f"limit_ratio={per_core/limit_per_core:.2f} vs_python={per_core/peer_per_core:.2f} rss_mib={rss:.0f}")
+PY
