@@ -73,7 +73,7 @@ fi
 shift_args=()
 if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
 log "running tests"
-cargo test --release --locked --workspace -- --test-threads=2 "${shift_args[@]}"
+cargo test --release --locked --workspace --no-fail-fast -- --test-threads=2 "${shift_args[@]}"
 
 if [ -n "$PG_URL" ]; then
   psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS ${PG_URL##*/}" >/dev/null || true

@@ -91,65 +91,105 @@ impl<'a> Decoded<'a> {
     }
 }
 
-#[derive(Deserialize)]
+/// The top-level fields Bronze looks at. Deserialized by hand (see
+/// [`impl_lenient_map!`]) so that a duplicated key — which real-world
+/// Debezium examples contain — keeps the last value instead of failing.
+#[derive(Default)]
 struct Probe<'a> {
-    #[serde(borrow, default)]
     payload: Option<&'a RawValue>,
-    #[serde(default)]
     schema: Option<IgnoredAny>,
-    #[serde(borrow, default)]
     op: Option<Cow<'a, str>>,
-    #[serde(default)]
     ts_ms: Option<i64>,
-    #[serde(borrow, default)]
     source: Option<Source<'a>>,
-    #[serde(default)]
     ddl: Option<IgnoredAny>,
-    #[serde(default, rename = "tableChanges")]
     table_changes: Option<IgnoredAny>,
-    #[serde(borrow, default, rename = "databaseName")]
     database_name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     status: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     __op: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     __deleted: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     __table: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     __db: Option<Cow<'a, str>>,
-    #[serde(default)]
     __source_ts_ms: Option<i64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct Source<'a> {
-    #[serde(borrow, default)]
     connector: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     db: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     schema: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     table: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     collection: Option<Cow<'a, str>>,
-    #[serde(default)]
     ts_ms: Option<i64>,
-    #[serde(borrow, default)]
     lsn: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     change_lsn: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     file: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pos: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     row: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     ord: Option<&'a RawValue>,
 }
+
+/// A `Deserialize` for a struct of `Option` fields that ignores unknown keys
+/// and lets a repeated key overwrite the earlier value.
+macro_rules! impl_lenient_map {
+    ($ty:ident { $($key:literal => $field:ident),* $(,)? }) => {
+        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(std::marker::PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                        let mut out = $ty::default();
+                        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                            match key.as_ref() {
+                                $($key => out.$field = map.next_value()?,)*
+                                _ => {
+                                    map.next_value::<IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V(std::marker::PhantomData))
+            }
+        }
+    };
+}
+
+impl_lenient_map!(Probe {
+    "payload" => payload,
+    "schema" => schema,
+    "op" => op,
+    "ts_ms" => ts_ms,
+    "source" => source,
+    "ddl" => ddl,
+    "tableChanges" => table_changes,
+    "databaseName" => database_name,
+    "status" => status,
+    "__op" => __op,
+    "__deleted" => __deleted,
+    "__table" => __table,
+    "__db" => __db,
+    "__source_ts_ms" => __source_ts_ms,
+});
+
+impl_lenient_map!(Source {
+    "connector" => connector,
+    "db" => db,
+    "schema" => schema,
+    "table" => table,
+    "collection" => collection,
+    "ts_ms" => ts_ms,
+    "lsn" => lsn,
+    "change_lsn" => change_lsn,
+    "file" => file,
+    "pos" => pos,
+    "row" => row,
+    "ord" => ord,
+});
 
 /// A raw JSON scalar as text, without quotes; `None` for JSON null.
 fn scalar(v: Option<&RawValue>) -> Option<&str> {
@@ -313,6 +353,15 @@ mod tests {
         let r = dbz(r#"{"pk":2,"cola":null,"__deleted":"true"}"#);
         assert_eq!(r.kind, EventKind::Row);
         assert_eq!(r.op.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value() {
+        let d = dbz(r#"{"op":"c","source":{"connector":"mongodb","ts_ms":1,"ts_ms":2,"collection":"c"},"ts_ms":5,"ts_ms":6}"#);
+        assert_eq!(d.kind, EventKind::Change);
+        assert_eq!(d.source_ts_ms, Some(2));
+        assert_eq!(d.ts_ms, Some(6));
+        assert_eq!(d.table.as_deref(), Some("c"));
     }
 
     #[test]

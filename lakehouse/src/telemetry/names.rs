@@ -51,3 +51,50 @@ pub fn describe() {
     describe_gauge!(FRESHNESS, Unit::Seconds, "Commit time minus newest committed event time");
     describe_counter!(CONSUME_ERRORS, Unit::Count, "Kafka consume errors");
 }
+
+/// Every metric name defined here.
+pub const ALL: &[&str] = &[
+    TABLE_SIZE_BYTES,
+    TABLE_ROWS,
+    WRITE_DURATION,
+    SNAPSHOT_COUNT,
+    CONSUMER_LAG,
+    RECORDS_CONSUMED,
+    BYTES_CONSUMED,
+    COMMIT_LATENCY,
+    COMMITS,
+    ROWS_COMMITTED,
+    COMMIT_CONFLICTS,
+    COMMITS_FENCED,
+    DECODE_ERRORS,
+    FRESHNESS,
+    CONSUME_ERRORS,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    /// Dashboards, alert rules and docs may only use metric names that exist.
+    #[test]
+    fn dashboards_alerts_and_docs_use_defined_names() {
+        let files = [
+            ("deploy/grafana/bronze.json", include_str!("../../../deploy/grafana/bronze.json")),
+            ("deploy/prometheus/alerts.yml", include_str!("../../../deploy/prometheus/alerts.yml")),
+            ("docs/metrics.md", include_str!("../../../docs/metrics.md")),
+        ];
+        for (file, text) in files {
+            let mut used = 0;
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !(word.starts_with("lakehouse_") || word.starts_with("storage_")) {
+                    continue;
+                }
+                let base = word.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+                let known = ALL.contains(&word) || ALL.contains(&base);
+                assert!(known, "{file} uses unknown metric {word}");
+                used += 1;
+            }
+            assert!(used > 0, "{file} names no metric");
+        }
+    }
+}
