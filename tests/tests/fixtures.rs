@@ -28,7 +28,14 @@ fn bytes(raw: &RawValue) -> Option<Vec<u8>> {
 fn expected_op(value: &str) -> (Option<String>, Option<String>) {
     let v: serde_json::Value = serde_json::from_str(value).unwrap();
     let p = if v.get("schema").is_some() && v.get("payload").is_some() { &v["payload"] } else { &v };
-    let op = p.get("op").or_else(|| p.get("status")).and_then(|o| o.as_str()).map(str::to_string);
+    // Envelope `op`, transaction `status`, or a flattened row's `__op` /
+    // `__deleted: "true"` (ExtractNewRecordState's delete rewrite).
+    let deleted = p.get("__deleted").and_then(|d| d.as_str()) == Some("true");
+    let op = if deleted {
+        Some("d".to_string())
+    } else {
+        p.get("op").or_else(|| p.get("status")).or_else(|| p.get("__op")).and_then(|o| o.as_str()).map(str::to_string)
+    };
     let table = p.pointer("/source/table").and_then(|t| t.as_str()).map(str::to_string);
     (op, table)
 }
