@@ -58,6 +58,9 @@ warehouse = "$WORK/lake/warehouse"
 brokers = "$BROKER"
 group_id = "bench-bronze"
 topic_pattern = "^bench\\\\..*"
+[bronze]
+# The default is 5s; 1s keeps the last partial batch from dominating a short run.
+commit_interval = "1s"
 [telemetry]
 listen = ""
 TOML

@@ -14,7 +14,6 @@ use lakehouse::bronze::rows::{Message, RowsBuilder};
 use lakehouse::bronze::schema;
 use lakehouse::config::ValueFormat;
 use lakehouse::table::create::load_or_create;
-use lakehouse::table::writer::DataFileWriter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::ClientConfig;
@@ -109,7 +108,7 @@ fn main() {
                 .await
                 .unwrap();
                 let table = load_or_create(&catalog, &"bronze.limit".parse().unwrap(), &schema::table_spec(90)).await.unwrap();
-                let writer = DataFileWriter::new(catalog.file_io().clone(), schema::CODEC, 128 << 20);
+                let writer = schema::data_file_writer(catalog.file_io().clone(), 128 << 20);
                 let arrow = std::sync::Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema::schema()).unwrap());
                 let bytes: usize = msgs.iter().map(|m| m.key.as_ref().map_or(0, Vec::len) + m.value.as_ref().map_or(0, Vec::len)).sum();
                 let cpu0 = cpu_seconds();
@@ -117,7 +116,7 @@ fn main() {
                 // Same shape as the ingestor: 64k-row chunks, one write per ~100k-event batch.
                 let mut files = 0;
                 for chunk in msgs.chunks(100_000) {
-                    let mut b = RowsBuilder::new(arrow.clone());
+                    let mut b = RowsBuilder::with_capacity(arrow.clone(), 65_536, 65_536 * 512);
                     let mut batches = Vec::new();
                     for m in chunk {
                         b.append(
@@ -136,6 +135,7 @@ fn main() {
                         );
                         if b.rows() >= 65_536 {
                             batches.push(b.finish());
+                            b = RowsBuilder::with_capacity(arrow.clone(), 65_536, 65_536 * 512);
                         }
                     }
                     batches.push(b.finish());

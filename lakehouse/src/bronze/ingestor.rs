@@ -247,6 +247,9 @@ struct ConsumerLoop {
     // loop state
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
+    /// Cached wall clock (µs) and how many messages used it.
+    clock_us: i64,
+    clock_uses: u32,
     /// `kafka.topic_pattern`, compiled (for the idle check).
     topic_pattern: Option<regex::Regex>,
     /// Lineage properties added to every commit (writer id).
@@ -279,7 +282,7 @@ impl ConsumerLoop {
         }
         consumer.subscribe(&subscriptions)?;
         tracing::info!(topics = ?subscriptions, group = %config.kafka.group_id, "subscribed");
-        let writer = DataFileWriter::new(catalog.file_io().clone(), schema::CODEC, config.bronze.target_file_size_bytes);
+        let writer = schema::data_file_writer(catalog.file_io().clone(), config.bronze.target_file_size_bytes);
         let arrow_schema = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&schema::schema()).expect("the Bronze schema converts to Arrow"),
         );
@@ -298,6 +301,8 @@ impl ConsumerLoop {
             summary: RunSummary::default(),
             epoch: 0,
             base: HashMap::new(),
+            clock_us: 0,
+            clock_uses: 0,
             topic_pattern: (!config.kafka.topic_pattern.is_empty())
                 .then(|| regex::Regex::new(&config.kafka.topic_pattern))
                 .transpose()
@@ -399,15 +404,21 @@ impl ConsumerLoop {
             // A message of a partition we do not own (stale fetch): never buffer it.
             return;
         }
-        let now = chrono::Utc::now();
-        let ingestion_us = now.timestamp_micros();
-        let day = now.timestamp().div_euclid(86_400) as i32;
-        let tb = batch.tables.entry(route.table.clone()).or_insert_with(|| TableBatch {
-            days: BTreeMap::new(),
-            advanced: Offsets::new(),
-            newest_timestamp_ms: None,
-            rows: 0,
-        });
+        // The wall clock is read once per 256 messages (≈ every few ms under
+        // load): ingestion_timestamp is the consume time to that precision.
+        if self.clock_uses == 0 {
+            self.clock_us = chrono::Utc::now().timestamp_micros();
+        }
+        self.clock_uses = (self.clock_uses + 1) % 256;
+        let ingestion_us = self.clock_us;
+        let day = ingestion_us.div_euclid(86_400_000_000) as i32;
+        if !batch.tables.contains_key(&route.table) {
+            batch.tables.insert(
+                route.table.clone(),
+                TableBatch { days: BTreeMap::new(), advanced: Offsets::new(), newest_timestamp_ms: None, rows: 0 },
+            );
+        }
+        let tb = batch.tables.get_mut(&route.table).expect("inserted above");
         if let Some(next) = tb.advanced.get(&tp) {
             if offset < *next {
                 return; // re-delivery of something already buffered
@@ -425,12 +436,17 @@ impl ConsumerLoop {
             headers_json: headers,
         };
         let schema = self.arrow_schema.clone();
-        let (builder, chunks) = tb.days.entry(day).or_insert_with(|| (RowsBuilder::new(schema), Vec::new()));
+        let (builder, chunks) = tb
+            .days
+            .entry(day)
+            .or_insert_with(|| (RowsBuilder::with_capacity(schema, CHUNK_ROWS, CHUNK_ROWS * 512), Vec::new()));
         let before = builder.bytes();
         let appended = builder.append(&msg, route.format, &route.source_system, ingestion_us);
         let added_bytes = builder.bytes() - before;
         if builder.rows() >= CHUNK_ROWS {
+            let value_bytes = builder.bytes();
             chunks.push(builder.finish());
+            *builder = RowsBuilder::with_capacity(self.arrow_schema.clone(), CHUNK_ROWS, value_bytes + value_bytes / 8);
         }
         if appended.decode_error {
             self.summary.decode_errors += 1;

@@ -60,33 +60,39 @@ pub struct Appended {
 
 impl RowsBuilder {
     pub fn new(schema: SchemaRef) -> Self {
+        Self::with_capacity(schema, 1024, 1024 * 512)
+    }
+
+    /// Pre-sized for `rows` rows with about `value_bytes` of values, so the
+    /// hot path never re-allocates (and copies) growing buffers.
+    pub fn with_capacity(schema: SchemaRef, rows: usize, value_bytes: usize) -> Self {
         Self {
             schema,
             rows: 0,
             bytes: 0,
-            key: StringBuilder::new(),
-            value: StringBuilder::new(),
+            key: StringBuilder::with_capacity(rows, rows * 24),
+            value: StringBuilder::with_capacity(rows, value_bytes),
             key_bytes: BinaryBuilder::new(),
             value_bytes: BinaryBuilder::new(),
-            event_kind: StringBuilder::new(),
-            op: StringBuilder::new(),
+            event_kind: StringBuilder::with_capacity(rows, rows * 8),
+            op: StringBuilder::with_capacity(rows, rows),
             ts_ms: Int64Builder::new(),
             source_ts_ms: Int64Builder::new(),
             connector: StringBuilder::new(),
             db: StringBuilder::new(),
             source_schema: StringBuilder::new(),
             table: StringBuilder::new(),
-            position: StringBuilder::new(),
+            position: StringBuilder::with_capacity(rows, rows * 16),
             decode_error: StringBuilder::new(),
-            topic: StringBuilder::new(),
+            topic: StringBuilder::with_capacity(rows, rows * 32),
             partition: Int32Builder::new(),
             offset: Int64Builder::new(),
             kafka_ts: TimestampMicrosecondBuilder::new().with_timezone("+00:00"),
             headers: StringBuilder::new(),
             ingestion_ts: TimestampMicrosecondBuilder::new().with_timezone("+00:00"),
             source_system: StringBuilder::new(),
-            source_file: StringBuilder::new(),
-            record_hash: StringBuilder::new(),
+            source_file: StringBuilder::with_capacity(rows, rows * 48),
+            record_hash: StringBuilder::with_capacity(rows, rows * 32),
         }
     }
 
@@ -133,9 +139,9 @@ impl RowsBuilder {
         self.source_system.append_value(source_system);
         {
             use std::fmt::Write;
-            let mut sf = String::with_capacity(m.topic.len() + 24);
-            let _ = write!(sf, "{}/{}/{}", m.topic, m.partition, m.offset);
-            self.source_file.append_value(&sf);
+            // Written straight into the builder's buffer, no temporary String.
+            let _ = write!(self.source_file, "{}/{}/{}", m.topic, m.partition, m.offset);
+            self.source_file.append_value("");
         }
         match m.value {
             Some(v) => {

@@ -40,6 +40,15 @@ pub mod col {
 /// Compression of Bronze data files.
 pub const CODEC: Codec = Codec::Snappy;
 
+/// Columns holding unique blobs: no dictionary, no min/max statistics.
+pub const OPAQUE_COLUMNS: &[&str] =
+    &[col::KEY, col::VALUE, col::KEY_BYTES, col::VALUE_BYTES, col::KAFKA_HEADERS, col::SOURCE_FILE, col::RECORD_HASH, col::DECODE_ERROR];
+
+/// The writer Bronze uses.
+pub fn data_file_writer(file_io: iceberg::io::FileIO, target_file_size: usize) -> crate::table::writer::DataFileWriter {
+    crate::table::writer::DataFileWriter::with_opaque_columns(file_io, CODEC, target_file_size, OPAQUE_COLUMNS)
+}
+
 /// The Bronze schema.
 pub fn schema() -> Schema {
     use PrimitiveType::*;

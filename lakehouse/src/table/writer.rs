@@ -6,7 +6,8 @@ use iceberg::spec::{DataFile, Struct, TableMetadata};
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use iceberg::writer::CurrentFileStatus;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
 
 /// Compression of a layer's data files (Parquet's default is none: never use it).
 #[derive(Debug, Clone, Copy)]
@@ -42,12 +43,25 @@ pub struct DataFileWriter {
 
 impl DataFileWriter {
     pub fn new(file_io: FileIO, codec: Codec, target_file_size: usize) -> Self {
-        let props = WriterProperties::builder()
+        Self::with_opaque_columns(file_io, codec, target_file_size, &[])
+    }
+
+    /// Like [`DataFileWriter::new`], with `opaque` columns (large, unique
+    /// blobs such as raw message values) written without dictionary and
+    /// without min/max statistics: a dictionary never pays off for them and
+    /// their bounds prune nothing.
+    pub fn with_opaque_columns(file_io: FileIO, codec: Codec, target_file_size: usize, opaque: &[&str]) -> Self {
+        let mut props = WriterProperties::builder()
             .set_compression(codec.parquet())
             .set_writer_version(WriterVersion::PARQUET_1_0)
-            .set_max_row_group_row_count(Some(1 << 20))
-            .build();
-        Self { file_io, props, target_file_size: target_file_size.max(1 << 20) }
+            .set_max_row_group_row_count(Some(1 << 20));
+        for name in opaque {
+            let col = ColumnPath::from(*name);
+            props = props
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_statistics_enabled(col, EnabledStatistics::None);
+        }
+        Self { file_io, props: props.build(), target_file_size: target_file_size.max(1 << 20) }
     }
 
     /// Writes `batches` (all of one partition, in the table's current schema)
