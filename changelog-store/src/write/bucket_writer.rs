@@ -1,0 +1,321 @@
+//! The writer of one (partition, bucket): write buffer, level-0 flushes, changelog
+//! production and universal compaction.
+
+use crate::clock::SharedClock;
+use crate::commit::CommitMessage;
+use crate::data::reader::read_kv_file;
+use crate::data::writer::{write_kv_files, FileSpec};
+use crate::error::Result;
+use crate::fs;
+use crate::lsm::compaction::{self, CompactUnit};
+use crate::lsm::levels::{FileRef, Levels};
+use crate::lsm::merge::{compare, merge_sorted};
+use crate::merge::{merge_function, MergeFunction};
+use crate::options::ChangelogProducer;
+use crate::row::{Datum, Key, KeyValue, Row, RowKind};
+use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
+use crate::table_info::TableInfo;
+use crate::write::changelog::diff;
+use crate::write::file_cache::FileCache;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Writer state of one bucket.
+pub struct BucketWriter {
+    info: Arc<TableInfo>,
+    partition: Vec<Datum>,
+    bucket: i32,
+    dir: PathBuf,
+    levels: Levels,
+    next_seq: i64,
+    buffer: Vec<KeyValue>,
+    buffer_bytes: usize,
+    pending: CommitMessage,
+    cache: FileCache,
+    merge: Box<dyn MergeFunction>,
+    clock: SharedClock,
+}
+
+impl BucketWriter {
+    /// A writer continuing from `files`, the bucket's live files in the latest snapshot.
+    pub fn new(
+        info: Arc<TableInfo>,
+        dir: PathBuf,
+        partition: Vec<Datum>,
+        bucket: i32,
+        files: Vec<DataFileMeta>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        let refs = files
+            .into_iter()
+            .map(|m| FileRef::new(&info, m))
+            .collect::<Result<Vec<_>>>()?;
+        let levels = Levels::new(info.options.num_levels, refs)?;
+        let next_seq = levels.max_sequence_number() + 1;
+        Ok(BucketWriter {
+            merge: merge_function(&info)?,
+            pending: CommitMessage {
+                partition: partition.clone(),
+                bucket,
+                ..Default::default()
+            },
+            info,
+            partition,
+            bucket,
+            dir,
+            levels,
+            next_seq,
+            buffer: Vec::new(),
+            buffer_bytes: 0,
+            cache: FileCache::default(),
+            clock,
+        })
+    }
+
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    pub fn levels(&self) -> &Levels {
+        &self.levels
+    }
+
+    /// Buffers one record; assigns the next sequence number of the bucket.
+    pub fn write(&mut self, key: Key, kind: RowKind, value: Row) {
+        let kv = KeyValue {
+            key,
+            seq: self.next_seq,
+            kind,
+            value,
+        };
+        self.next_seq += 1;
+        self.buffer_bytes += kv.mem_size();
+        self.buffer.push(kv);
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    fn spec(&self, prefix: &'static str, level: i32, source: i32) -> FileSpec {
+        FileSpec {
+            prefix,
+            level,
+            file_source: source,
+            target_size: self.info.options.target_file_size,
+        }
+    }
+
+    /// Writes the buffer as a level-0 sorted run (plus changelog files), stalls into a
+    /// compaction when the bucket reaches `num-sorted-run.stop-trigger` runs.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let raw = std::mem::take(&mut self.buffer);
+        self.buffer_bytes = 0;
+        let producer = self.info.options.changelog_producer;
+        let input_changelog = if producer == ChangelogProducer::Input {
+            raw.clone()
+        } else {
+            Vec::new()
+        };
+        let merged = merge_sorted(&self.info, raw, self.merge.as_mut())?;
+        let changelog = match producer {
+            ChangelogProducer::None => Vec::new(),
+            ChangelogProducer::Input => input_changelog,
+            ChangelogProducer::Lookup => self.lookup_changelog(&merged)?,
+        };
+        let files = write_kv_files(
+            &self.info,
+            &self.dir,
+            &merged,
+            self.spec("data", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        self.install(files.clone(), merged)?;
+        self.pending.new_files.extend(files);
+        if !changelog.is_empty() {
+            let files = write_kv_files(
+                &self.info,
+                &self.dir,
+                &changelog,
+                self.spec("changelog", 0, FILE_SOURCE_APPEND),
+                self.now(),
+            )?;
+            self.pending.changelog_files.extend(files);
+        }
+        if self.levels.number_of_sorted_runs() >= self.info.options.stop_trigger {
+            tracing::debug!(bucket = self.bucket, "write stall: compacting at stop trigger");
+            self.compact(false)?;
+        }
+        Ok(())
+    }
+
+    /// Adds freshly written files to the levels and the lookup cache.
+    fn install(&mut self, files: Vec<DataFileMeta>, records: Vec<KeyValue>) -> Result<()> {
+        let mut rest = records;
+        for meta in files {
+            let n = meta.row_count as usize;
+            let tail = rest.split_off(n.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            self.cache.insert(&meta.file_name, Arc::new(chunk));
+            self.levels.add(FileRef::new(&self.info, meta)?)?;
+        }
+        Ok(())
+    }
+
+    /// The current merged record of `key` in this bucket's files (not the buffer).
+    fn lookup(&mut self, key: &Key) -> Result<Option<KeyValue>> {
+        let candidates: Vec<String> = self
+            .levels
+            .all_files()
+            .filter(|f| f.overlaps(Some(key), Some(key)))
+            .map(|f| f.meta.file_name.clone())
+            .collect();
+        let mut found = Vec::new();
+        for name in candidates {
+            let records = self.cache.get(&self.info, &self.dir, &name)?;
+            if let Ok(i) = records.binary_search_by(|r| r.key.cmp(key)) {
+                // Files written by others may hold several records per key: take them all.
+                let mut lo = i;
+                while lo > 0 && records[lo - 1].key == *key {
+                    lo -= 1;
+                }
+                let mut hi = i;
+                while hi < records.len() && records[hi].key == *key {
+                    found.push(records[hi].clone());
+                    hi += 1;
+                }
+                for r in &records[lo..i] {
+                    found.push(r.clone());
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        found.sort_by(|a, b| compare(&self.info, a, b));
+        crate::merge::merge_group(self.merge.as_mut(), found)
+    }
+
+    fn lookup_changelog(&mut self, merged: &[KeyValue]) -> Result<Vec<KeyValue>> {
+        let mut out = Vec::new();
+        let dedup = self.info.options.changelog_row_deduplicate;
+        for m in merged {
+            let before = self.lookup(&m.key)?;
+            let after = match &before {
+                None => {
+                    let mut group = vec![m.clone()];
+                    group.sort_by(|a, b| compare(&self.info, a, b));
+                    crate::merge::merge_group(self.merge.as_mut(), group)?
+                }
+                Some(b) => {
+                    let mut group = vec![b.clone(), m.clone()];
+                    group.sort_by(|a, b| compare(&self.info, a, b));
+                    crate::merge::merge_group(self.merge.as_mut(), group)?
+                }
+            };
+            diff(before.as_ref(), after.as_ref(), dedup, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn records_of(&mut self, f: &FileRef) -> Result<Arc<Vec<KeyValue>>> {
+        match self.cache.get(&self.info, &self.dir, &f.meta.file_name) {
+            Ok(r) => Ok(r),
+            Err(_) => Ok(Arc::new(read_kv_file(&self.info, &self.dir.join(&f.meta.file_name))?)),
+        }
+    }
+
+    /// Runs one compaction if universal compaction picks one (or a full one if `full`).
+    /// Returns whether anything was compacted.
+    pub fn compact(&mut self, full: bool) -> Result<bool> {
+        let unit = if full {
+            compaction::full(&self.levels)
+        } else {
+            compaction::pick(&self.levels, &self.info.options)
+        };
+        let Some(unit) = unit else {
+            return Ok(false);
+        };
+        if full && unit.files.len() == 1 && unit.files[0].level() == unit.output_level {
+            let only = &unit.files[0];
+            if only.meta.delete_row_count.unwrap_or(0) == 0 {
+                return Ok(false);
+            }
+        }
+        self.run_compaction(unit)?;
+        Ok(true)
+    }
+
+    fn run_compaction(&mut self, unit: CompactUnit) -> Result<()> {
+        let mut records = Vec::new();
+        for f in &unit.files {
+            records.extend(self.records_of(f)?.iter().cloned());
+        }
+        let mut merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
+        if unit.drop_delete {
+            merged.retain(|kv| kv.kind.is_add());
+        }
+        let outputs = write_kv_files(
+            &self.info,
+            &self.dir,
+            &merged,
+            self.spec("data", unit.output_level, FILE_SOURCE_COMPACT),
+            self.now(),
+        )?;
+        tracing::debug!(
+            bucket = self.bucket,
+            inputs = unit.files.len(),
+            outputs = outputs.len(),
+            level = unit.output_level,
+            "compacted"
+        );
+        for f in &unit.files {
+            self.levels.remove(&f.meta.file_name, f.level());
+            let pos = self
+                .pending
+                .compact_after
+                .iter()
+                .position(|m| m.file_name == f.meta.file_name);
+            match pos {
+                // Produced and consumed before any commit: nobody can reference it.
+                Some(i) => {
+                    self.pending.compact_after.remove(i);
+                    let _ = fs::delete(&self.dir.join(&f.meta.file_name));
+                }
+                None => self.pending.compact_before.push(f.meta.clone()),
+            }
+        }
+        self.install(outputs.clone(), merged)?;
+        self.pending.compact_after.extend(outputs);
+        let live: std::collections::HashSet<&str> =
+            self.levels.all_files().map(|f| f.meta.file_name.as_str()).collect();
+        self.cache.retain(&live);
+        Ok(())
+    }
+
+    /// Flushes, compacts if triggered and hands over everything written since the last call.
+    pub fn prepare_commit(&mut self, compact: bool) -> Result<CommitMessage> {
+        self.flush()?;
+        if compact {
+            self.compact(false)?;
+        }
+        Ok(std::mem::replace(
+            &mut self.pending,
+            CommitMessage {
+                partition: self.partition.clone(),
+                bucket: self.bucket,
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// Full compaction of the bucket (for the `compact` command).
+    pub fn full_compact(&mut self) -> Result<CommitMessage> {
+        self.flush()?;
+        self.compact(true)?;
+        self.prepare_commit(false)
+    }
+}

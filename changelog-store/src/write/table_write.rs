@@ -1,0 +1,229 @@
+//! Routes rows to bucket writers and collects their commit messages.
+
+use crate::clock::SharedClock;
+use crate::commit::CommitMessage;
+use crate::error::{Error, Result};
+use crate::manifest_io::ManifestIo;
+use crate::merge::is_count_field;
+use crate::options::MergeEngine;
+use crate::paths::TablePaths;
+use crate::row::{Datum, Row, RowKind};
+use crate::snapshot_manager::SnapshotManager;
+use crate::spec::manifest::DataFileMeta;
+use crate::spec::types::TypeRoot;
+use crate::table_info::TableInfo;
+use crate::write::bucket_writer::BucketWriter;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+type BucketId = (Vec<u8>, i32);
+
+/// Writes rows of one table. One `TableWrite` per bucket set at a time: Paimon's
+/// single-writer-per-bucket rule (sequence numbers are per bucket).
+pub struct TableWrite {
+    info: Arc<TableInfo>,
+    paths: TablePaths,
+    clock: SharedClock,
+    writers: BTreeMap<BucketId, BucketWriter>,
+    /// Live files of the snapshot this writer started from, by bucket.
+    restored: HashMap<BucketId, (Vec<Datum>, Vec<DataFileMeta>)>,
+    count_fields: Vec<usize>,
+    buffered: usize,
+    compact_on_commit: bool,
+}
+
+impl TableWrite {
+    /// A writer continuing from the latest snapshot.
+    pub fn new(info: Arc<TableInfo>, paths: TablePaths, clock: SharedClock) -> Result<Self> {
+        let snapshots = SnapshotManager::new(paths.clone());
+        let mut restored: HashMap<BucketId, (Vec<Datum>, Vec<DataFileMeta>)> = HashMap::new();
+        if let Some(latest) = snapshots.latest()? {
+            let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
+            for e in io.live_entries(&latest)? {
+                let partition = info.deserialize_partition(&e.partition)?;
+                restored
+                    .entry((e.partition.clone(), e.bucket))
+                    .or_insert_with(|| (partition, Vec::new()))
+                    .1
+                    .push(e.file);
+            }
+        }
+        let count_fields = info
+            .schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                info.options.merge_engine == MergeEngine::Aggregation
+                    && !info.schema.primary_keys.contains(&f.name)
+                    && is_count_field(&info, &f.name)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Ok(TableWrite {
+            info,
+            paths,
+            clock,
+            writers: BTreeMap::new(),
+            restored,
+            count_fields,
+            buffered: 0,
+            compact_on_commit: true,
+        })
+    }
+
+    /// Whether `prepare_commit` runs universal compaction (default true). A dedicated
+    /// compactor can take over by turning this off.
+    #[must_use]
+    pub fn with_compaction(mut self, enabled: bool) -> Self {
+        self.compact_on_commit = enabled;
+        self
+    }
+
+    pub fn info(&self) -> &TableInfo {
+        &self.info
+    }
+
+    fn check_kind(&self, kind: RowKind) -> Result<()> {
+        if kind.is_add() || self.info.options.ignore_delete {
+            return Ok(());
+        }
+        match self.info.options.merge_engine {
+            MergeEngine::PartialUpdate | MergeEngine::FirstRow => Err(Error::Unsupported(format!(
+                "{} records on a {:?} table; set `ignore-delete` = true to drop them",
+                kind.short_string(),
+                self.info.options.merge_engine
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes one row with its kind (`+I`/`+U` upsert, `-U`/`-D` retract or delete).
+    pub fn write(&mut self, mut row: Row, kind: RowKind) -> Result<()> {
+        self.info.check_row(&row)?;
+        self.check_kind(kind)?;
+        if !kind.is_add() && self.info.options.ignore_delete {
+            return Ok(());
+        }
+        for &i in &self.count_fields {
+            let one = !row[i].is_null();
+            row[i] = match self.info.value_types[i].root {
+                TypeRoot::BigInt => Datum::Long(i64::from(one)),
+                _ => Datum::Int(i32::from(one)),
+            };
+        }
+        let partition = self.info.partition_of(&row);
+        let bucket = self.info.bucket_of(&row);
+        let key = self.info.key_of(&row);
+        let id = (self.info.serialize_partition(&partition), bucket);
+        let grown = {
+            let writer = self.writer(id, partition, bucket)?;
+            let before = writer.buffer_bytes();
+            writer.write(key, kind, row);
+            writer.buffer_bytes() - before
+        };
+        self.buffered += grown;
+        if self.buffered as u64 >= self.info.options.write_buffer_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a JSON object (`{"column": value, ...}`; missing columns are null).
+    pub fn write_json(&mut self, object: &serde_json::Value, kind: RowKind) -> Result<()> {
+        let row = self.row_from_json(object)?;
+        self.write(row, kind)
+    }
+
+    /// Converts a JSON object into a row of this table.
+    pub fn row_from_json(&self, object: &serde_json::Value) -> Result<Row> {
+        let map = object.as_object().ok_or_else(|| Error::InvalidValue {
+            column: "<row>".into(),
+            message: format!("expected a JSON object, got {object}"),
+        })?;
+        for k in map.keys() {
+            if self.info.schema.field_index(k).is_none() {
+                return Err(Error::value(k, "no such column"));
+            }
+        }
+        self.info
+            .schema
+            .fields
+            .iter()
+            .map(|f| Datum::from_json(&f.name, &f.data_type, map.get(&f.name).unwrap_or(&serde_json::Value::Null)))
+            .collect()
+    }
+
+    fn writer(&mut self, id: BucketId, partition: Vec<Datum>, bucket: i32) -> Result<&mut BucketWriter> {
+        if !self.writers.contains_key(&id) {
+            let files = self.restored.remove(&id).map(|(_, f)| f).unwrap_or_default();
+            let dir = self.paths.bucket_dir(&self.info.partition_spec(&partition), bucket);
+            let w = BucketWriter::new(self.info.clone(), dir, partition, bucket, files, self.clock.clone())?;
+            self.writers.insert(id.clone(), w);
+        }
+        self.writers
+            .get_mut(&id)
+            .ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))
+    }
+
+    /// Flushes every bucket's write buffer to level-0 files.
+    pub fn flush(&mut self) -> Result<()> {
+        for w in self.writers.values_mut() {
+            w.flush()?;
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Phase one of a commit: flush, compact if triggered, and return what to commit.
+    pub fn prepare_commit(&mut self) -> Result<Vec<CommitMessage>> {
+        let mut out = Vec::new();
+        for w in self.writers.values_mut() {
+            let m = w.prepare_commit(self.compact_on_commit)?;
+            if !m.is_empty() {
+                out.push(m);
+            }
+        }
+        self.buffered = 0;
+        Ok(out)
+    }
+
+    fn open_all_buckets(&mut self) -> Result<()> {
+        let ids: Vec<(BucketId, Vec<Datum>)> = self
+            .restored
+            .iter()
+            .map(|(id, (p, _))| (id.clone(), p.clone()))
+            .collect();
+        for (id, partition) in ids {
+            let bucket = id.1;
+            self.writer(id, partition, bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Universal compaction (if triggered) of every bucket of the table.
+    pub fn full_compact_candidates(&mut self) -> Result<Vec<CommitMessage>> {
+        self.open_all_buckets()?;
+        let mut out = Vec::new();
+        for w in self.writers.values_mut() {
+            let m = w.prepare_commit(true)?;
+            if !m.is_empty() {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Full compaction of every bucket of the table (including ones not written to).
+    pub fn full_compact(&mut self) -> Result<Vec<CommitMessage>> {
+        self.open_all_buckets()?;
+        let mut out = Vec::new();
+        for w in self.writers.values_mut() {
+            let m = w.full_compact()?;
+            if !m.is_empty() {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
