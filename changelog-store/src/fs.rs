@@ -14,6 +14,9 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 fn write_tmp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    if let Some(parent) = path.parent() {
+        create_dir_all(parent)?;
+    }
     let tmp = tmp_path(path);
     let mut f = fs::File::create_new(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
     f.write_all(bytes).map_err(|e| Error::io("writing", &tmp, e))?;

@@ -240,7 +240,7 @@ impl Table {
     /// Compacts the table and commits a COMPACT snapshot: `full` rewrites every bucket
     /// into the highest level; otherwise universal compaction picks per bucket.
     pub fn compact(&self, commit_user: &str, identifier: i64, full: bool) -> Result<CommitOutcome> {
-        let mut w = self.new_write()?;
+        let mut w = self.new_write()?.with_compaction(true);
         let messages = if full {
             w.full_compact()?
         } else {

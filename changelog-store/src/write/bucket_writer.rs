@@ -34,6 +34,8 @@ pub struct BucketWriter {
     cache: FileCache,
     merge: Box<dyn MergeFunction>,
     clock: SharedClock,
+    /// Write-only mode: never compact (a dedicated compactor does it).
+    write_only: bool,
 }
 
 impl BucketWriter {
@@ -69,7 +71,13 @@ impl BucketWriter {
             buffer_bytes: 0,
             cache: FileCache::default(),
             clock,
+            write_only: false,
         })
+    }
+
+    /// Turns off compaction, including the write stall at the stop trigger.
+    pub fn set_write_only(&mut self, write_only: bool) {
+        self.write_only = write_only;
     }
 
     pub fn buffer_bytes(&self) -> usize {
@@ -145,7 +153,7 @@ impl BucketWriter {
             )?;
             self.pending.changelog_files.extend(files);
         }
-        if self.levels.number_of_sorted_runs() >= self.info.options.stop_trigger {
+        if !self.write_only && self.levels.number_of_sorted_runs() >= self.info.options.stop_trigger {
             tracing::debug!(bucket = self.bucket, "write stall: compacting at stop trigger");
             self.compact(false)?;
         }

@@ -48,6 +48,11 @@ impl TableWrite {
                     .push(e.file);
             }
         }
+        let write_only = info
+            .options
+            .raw
+            .get("write-only")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let count_fields = info
             .schema
             .fields
@@ -68,12 +73,13 @@ impl TableWrite {
             restored,
             count_fields,
             buffered: 0,
-            compact_on_commit: true,
+            compact_on_commit: !write_only,
         })
     }
 
-    /// Whether `prepare_commit` runs universal compaction (default true). A dedicated
-    /// compactor can take over by turning this off.
+    /// Whether this writer compacts (default: true unless the table option
+    /// `write-only` is set). Off means no compaction at all, not even the write stall
+    /// at the stop trigger: a dedicated compactor ([`crate::Table::compact`]) takes over.
     #[must_use]
     pub fn with_compaction(mut self, enabled: bool) -> Self {
         self.compact_on_commit = enabled;
@@ -158,7 +164,8 @@ impl TableWrite {
         if !self.writers.contains_key(&id) {
             let files = self.restored.remove(&id).map(|(_, f)| f).unwrap_or_default();
             let dir = self.paths.bucket_dir(&self.info.partition_spec(&partition), bucket);
-            let w = BucketWriter::new(self.info.clone(), dir, partition, bucket, files, self.clock.clone())?;
+            let mut w = BucketWriter::new(self.info.clone(), dir, partition, bucket, files, self.clock.clone())?;
+            w.set_write_only(!self.compact_on_commit);
             self.writers.insert(id.clone(), w);
         }
         self.writers
