@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::expire::{self, ExpireReport};
 use crate::fs;
 use crate::manifest_io::ManifestIo;
+use crate::options::MergeEngine;
 use crate::paths::TablePaths;
 use crate::read::changelog_reader::{self, SnapshotChanges};
 use crate::read::scan::{self, KeyRange};
@@ -88,6 +89,16 @@ impl Table {
         )?;
         let info = TableInfo::new(schema)?;
         crate::merge::merge_function(&info)?;
+        if !info.sequence_indices.is_empty()
+            && matches!(info.options.merge_engine, MergeEngine::PartialUpdate | MergeEngine::FirstRow)
+        {
+            // Folding partial updates in the write buffer loses per-field order, so a
+            // late record with a smaller sequence value could not be placed correctly.
+            return Err(Error::Unsupported(format!(
+                "`sequence.field` with merge-engine {:?}",
+                info.options.merge_engine
+            )));
+        }
         fs::create_dir_all(&paths.schema_dir())?;
         if !fs::create_if_absent(&paths.schema_file(0), info.schema.to_json()?.as_bytes())? {
             return Err(Error::TableExists(paths.root().to_path_buf()));

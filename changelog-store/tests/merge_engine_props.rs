@@ -73,7 +73,7 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut expected: Vec<(i64, i64, BTreeMap<i64, changelog_store::Row>)> = Vec::new();
     let drops_deletes = matches!(cfg.engine, Engine::PartialUpdate | Engine::FirstRow);
 
-    let mut commit = |write: &mut changelog_store::TableWrite,
+    let commit = |write: &mut changelog_store::TableWrite,
                       pending: &mut Vec<(RowKind, changelog_store::Row)>,
                       model: &mut Model,
                       expected: &mut Vec<(i64, i64, BTreeMap<i64, changelog_store::Row>)>,
@@ -196,8 +196,13 @@ proptest! {
     }
 
     #[test]
-    fn partial_update_sequence_field(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: true }, ops)?;
+    fn partial_update_no_changelog(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false }, ops)?;
+    }
+
+    #[test]
+    fn aggregation_input_changelog(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false }, ops)?;
     }
 
     #[test]
@@ -209,4 +214,13 @@ proptest! {
     fn first_row(ops in proptest::collection::vec(op(), 1..80)) {
         run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false }, ops)?;
     }
+}
+
+#[test]
+fn partial_update_with_sequence_field_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = engine_options(Engine::PartialUpdate);
+    opts.push(("sequence.field", "ts"));
+    let err = Table::create(dir.path().join("t"), spec(&opts)).expect_err("unsupported");
+    assert_eq!(err.kind(), changelog_store::ErrorKind::Invalid);
 }

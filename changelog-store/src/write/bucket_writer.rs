@@ -263,7 +263,9 @@ impl BucketWriter {
             records.extend(self.records_of(f)?.iter().cloned());
         }
         let mut merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
-        if unit.drop_delete {
+        // With `sequence.field`, a delete must outlive compaction: a record with a
+        // smaller sequence value may still arrive and must stay shadowed by it.
+        if unit.drop_delete && self.info.sequence_indices.is_empty() {
             merged.retain(|kv| kv.kind.is_add());
         }
         let outputs = write_kv_files(
