@@ -76,6 +76,7 @@ pub mod snapshot_manager;
 pub mod spec;
 pub mod table;
 pub mod table_info;
+pub mod verify;
 pub mod write;
 
 pub use commit::{CommitMessage, CommitOutcome, Committer};

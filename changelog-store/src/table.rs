@@ -263,6 +263,16 @@ impl Table {
         self.new_committer(commit_user).commit(identifier, messages, None)
     }
 
+    /// Re-derives every file's metadata of a snapshot from its data and checks it
+    /// (row counts, key ranges, delete counts, sequence ranges, non-overlapping levels).
+    pub fn verify(&self, at: ReadAt) -> Result<()> {
+        let Some(snapshot) = self.resolve(at)? else {
+            return Ok(());
+        };
+        let buckets = scan::plan(&self.info, &self.manifests(), &snapshot)?;
+        crate::verify::verify_buckets(&self.info, &self.paths, &buckets)
+    }
+
     /// Expires snapshots per retention options and deletes files no retained snapshot needs.
     pub fn expire(&self) -> Result<ExpireReport> {
         expire::expire(&self.info, &self.paths, self.clock.now_millis())

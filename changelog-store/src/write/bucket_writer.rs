@@ -36,6 +36,51 @@ pub struct BucketWriter {
     clock: SharedClock,
     /// Write-only mode: never compact (a dedicated compactor does it).
     write_only: bool,
+    /// The compaction running in the background, if any (one per bucket at a time).
+    running: Option<std::thread::JoinHandle<Result<CompactOutput>>>,
+}
+
+/// What a background compaction hands back.
+pub struct CompactOutput {
+    unit: CompactUnit,
+    outputs: Vec<DataFileMeta>,
+    records: Vec<KeyValue>,
+}
+
+/// Merges the unit's files and writes the result; runs on a background thread.
+fn compact_files(
+    info: &TableInfo,
+    dir: &std::path::Path,
+    unit: CompactUnit,
+    inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
+    now_millis: i64,
+) -> Result<CompactOutput> {
+    let mut records = Vec::new();
+    for (f, cached) in unit.files.iter().zip(inputs) {
+        match cached {
+            Some(r) => records.extend(r.iter().cloned()),
+            None => records.extend(read_kv_file(info, &dir.join(&f.meta.file_name))?),
+        }
+    }
+    let mut merge = merge_function(info)?;
+    let mut merged = merge_sorted(info, records, merge.as_mut())?;
+    // With `sequence.field`, a delete must outlive compaction: a record with a
+    // smaller sequence value may still arrive and must stay shadowed by it.
+    if unit.drop_delete && info.sequence_indices.is_empty() {
+        merged.retain(|kv| kv.kind.is_add());
+    }
+    let spec = FileSpec {
+        prefix: "data",
+        level: unit.output_level,
+        file_source: FILE_SOURCE_COMPACT,
+        target_size: info.options.target_file_size,
+    };
+    let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
+    Ok(CompactOutput {
+        unit,
+        outputs,
+        records: merged,
+    })
 }
 
 impl BucketWriter {
@@ -72,6 +117,7 @@ impl BucketWriter {
             cache: FileCache::default(),
             clock,
             write_only: false,
+            running: None,
         })
     }
 
@@ -153,9 +199,16 @@ impl BucketWriter {
             )?;
             self.pending.changelog_files.extend(files);
         }
-        if !self.write_only && self.levels.number_of_sorted_runs() >= self.info.options.stop_trigger {
-            tracing::debug!(bucket = self.bucket, "write stall: compacting at stop trigger");
-            self.compact(false)?;
+        if !self.write_only {
+            self.finish_compaction(false)?;
+            if self.levels.number_of_sorted_runs() >= self.info.options.stop_trigger {
+                // Write stall: wait for the running compaction, then compact in line.
+                tracing::debug!(bucket = self.bucket, "write stall at num-sorted-run.stop-trigger");
+                self.finish_compaction(true)?;
+                self.compact(false)?;
+            } else {
+                self.start_compaction()?;
+            }
         }
         Ok(())
     }
@@ -229,16 +282,50 @@ impl BucketWriter {
         Ok(out)
     }
 
-    fn records_of(&mut self, f: &FileRef) -> Result<Arc<Vec<KeyValue>>> {
-        match self.cache.get(&self.info, &self.dir, &f.meta.file_name) {
-            Ok(r) => Ok(r),
-            Err(_) => Ok(Arc::new(read_kv_file(&self.info, &self.dir.join(&f.meta.file_name))?)),
+    /// Starts a universal compaction in the background if one is picked and none runs.
+    pub fn start_compaction(&mut self) -> Result<()> {
+        if self.running.is_some() {
+            return Ok(());
         }
+        let Some(unit) = compaction::pick(&self.levels, &self.info.options) else {
+            return Ok(());
+        };
+        let inputs = self.cached_inputs(&unit);
+        let (info, dir, now) = (self.info.clone(), self.dir.clone(), self.now());
+        let handle = std::thread::Builder::new()
+            .name(format!("compact-bucket-{}", self.bucket))
+            .spawn(move || compact_files(&info, &dir, unit, inputs, now))
+            .map_err(|e| crate::error::Error::io("spawning compaction thread", &self.dir, e))?;
+        self.running = Some(handle);
+        Ok(())
     }
 
-    /// Runs one compaction if universal compaction picks one (or a full one if `full`).
-    /// Returns whether anything was compacted.
+    /// Applies the background compaction's result if it is done (or waits when `wait`).
+    pub fn finish_compaction(&mut self, wait: bool) -> Result<()> {
+        let done = self.running.as_ref().is_some_and(|h| wait || h.is_finished());
+        if !done {
+            return Ok(());
+        }
+        let Some(handle) = self.running.take() else {
+            return Ok(());
+        };
+        let out = handle
+            .join()
+            .map_err(|_| crate::error::Error::Unsupported("compaction thread panicked".into()))??;
+        self.apply_compaction(out)
+    }
+
+    fn cached_inputs(&self, unit: &CompactUnit) -> Vec<Option<Arc<Vec<KeyValue>>>> {
+        unit.files
+            .iter()
+            .map(|f| self.cache.peek(&f.meta.file_name))
+            .collect()
+    }
+
+    /// Runs one compaction in line if universal compaction picks one (or a full one if
+    /// `full`). Returns whether anything was compacted.
     pub fn compact(&mut self, full: bool) -> Result<bool> {
+        self.finish_compaction(true)?;
         let unit = if full {
             compaction::full(&self.levels)
         } else {
@@ -253,28 +340,18 @@ impl BucketWriter {
                 return Ok(false);
             }
         }
-        self.run_compaction(unit)?;
+        let inputs = self.cached_inputs(&unit);
+        let out = compact_files(&self.info, &self.dir, unit, inputs, self.now())?;
+        self.apply_compaction(out)?;
         Ok(true)
     }
 
-    fn run_compaction(&mut self, unit: CompactUnit) -> Result<()> {
-        let mut records = Vec::new();
-        for f in &unit.files {
-            records.extend(self.records_of(f)?.iter().cloned());
-        }
-        let mut merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
-        // With `sequence.field`, a delete must outlive compaction: a record with a
-        // smaller sequence value may still arrive and must stay shadowed by it.
-        if unit.drop_delete && self.info.sequence_indices.is_empty() {
-            merged.retain(|kv| kv.kind.is_add());
-        }
-        let outputs = write_kv_files(
-            &self.info,
-            &self.dir,
-            &merged,
-            self.spec("data", unit.output_level, FILE_SOURCE_COMPACT),
-            self.now(),
-        )?;
+    fn apply_compaction(&mut self, out: CompactOutput) -> Result<()> {
+        let CompactOutput {
+            unit,
+            outputs,
+            records,
+        } = out;
         tracing::debug!(
             bucket = self.bucket,
             inputs = unit.files.len(),
@@ -298,7 +375,7 @@ impl BucketWriter {
                 None => self.pending.compact_before.push(f.meta.clone()),
             }
         }
-        self.install(outputs.clone(), merged)?;
+        self.install(outputs.clone(), records)?;
         self.pending.compact_after.extend(outputs);
         let live: std::collections::HashSet<&str> =
             self.levels.all_files().map(|f| f.meta.file_name.as_str()).collect();
@@ -307,10 +384,17 @@ impl BucketWriter {
     }
 
     /// Flushes, compacts if triggered and hands over everything written since the last call.
-    pub fn prepare_commit(&mut self, compact: bool) -> Result<CommitMessage> {
+    /// With `wait_compaction` the running compaction is finished (and a triggered one
+    /// run) before returning, so the message holds every compaction result.
+    pub fn prepare_commit(&mut self, compact: bool, wait_compaction: bool) -> Result<CommitMessage> {
         self.flush()?;
         if compact {
-            self.compact(false)?;
+            if wait_compaction {
+                self.compact(false)?;
+            } else {
+                self.finish_compaction(false)?;
+                self.start_compaction()?;
+            }
         }
         Ok(std::mem::replace(
             &mut self.pending,
@@ -326,6 +410,6 @@ impl BucketWriter {
     pub fn full_compact(&mut self) -> Result<CommitMessage> {
         self.flush()?;
         self.compact(true)?;
-        self.prepare_commit(false)
+        self.prepare_commit(false, true)
     }
 }

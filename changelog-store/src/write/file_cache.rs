@@ -25,6 +25,11 @@ impl FileCache {
         Ok(records)
     }
 
+    /// The decoded file if cached (no I/O).
+    pub fn peek(&self, name: &str) -> Option<Arc<Vec<KeyValue>>> {
+        self.files.get(name).cloned()
+    }
+
     pub fn insert(&mut self, name: &str, records: Arc<Vec<KeyValue>>) {
         self.files.insert(name.to_string(), records);
     }

@@ -30,6 +30,7 @@ pub struct TableWrite {
     count_fields: Vec<usize>,
     buffered: usize,
     compact_on_commit: bool,
+    wait_compaction: bool,
 }
 
 impl TableWrite {
@@ -74,6 +75,7 @@ impl TableWrite {
             count_fields,
             buffered: 0,
             compact_on_commit: !write_only,
+            wait_compaction: false,
         })
     }
 
@@ -83,6 +85,14 @@ impl TableWrite {
     #[must_use]
     pub fn with_compaction(mut self, enabled: bool) -> Self {
         self.compact_on_commit = enabled;
+        self
+    }
+
+    /// Whether `prepare_commit` waits for compactions (default false: compactions run
+    /// in background threads and their results ride along with a later commit).
+    #[must_use]
+    pub fn with_wait_compaction(mut self, wait: bool) -> Self {
+        self.wait_compaction = wait;
         self
     }
 
@@ -186,7 +196,7 @@ impl TableWrite {
     pub fn prepare_commit(&mut self) -> Result<Vec<CommitMessage>> {
         let mut out = Vec::new();
         for w in self.writers.values_mut() {
-            let m = w.prepare_commit(self.compact_on_commit)?;
+            let m = w.prepare_commit(self.compact_on_commit, self.wait_compaction)?;
             if !m.is_empty() {
                 out.push(m);
             }
@@ -213,7 +223,7 @@ impl TableWrite {
         self.open_all_buckets()?;
         let mut out = Vec::new();
         for w in self.writers.values_mut() {
-            let m = w.prepare_commit(true)?;
+            let m = w.prepare_commit(true, true)?;
             if !m.is_empty() {
                 out.push(m);
             }
