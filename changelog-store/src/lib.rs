@@ -54,6 +54,19 @@
 //! # let _ = rows; Ok(()) }
 //! ```
 //!
+//! ## Known limits (as of this version)
+//! - Types: BOOLEAN, TINYINT..BIGINT, FLOAT, DOUBLE, CHAR/VARCHAR/STRING, BINARY/BYTES,
+//!   DATE, TIMESTAMP(0..6) without time zone. No DECIMAL, nested types or schema evolution.
+//! - Manifest-list partition stats and file value stats are written empty (as pypaimon
+//!   does); readers then read every manifest / do no value pruning.
+//! - `count` is not a Paimon aggregator: it is stored as `sum` of per-row ones
+//!   (`fields.<f>.changelog-store.count` = true). pypaimon 2.1.0 refuses `-U`/`-D`
+//!   records on aggregation tables, so retractions are readable by it only once compacted.
+//! - `sequence.field` is rejected with partial-update and first-row; with it, deletes
+//!   are kept through compaction so late smaller-sequence records stay shadowed.
+//! - Decoded files are cached per bucket for lookups and compaction (memory grows
+//!   with the table; no eviction yet).
+//!
 //! ## Rules callers must follow
 //! - One writer per bucket at a time (sequence numbers are per bucket, as in Paimon).
 //! - After a failed commit, drop the `TableWrite` and start a new one from the table.
