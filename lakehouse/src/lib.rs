@@ -1,1 +1,18 @@
-pub fn placeholder() {}
+//! Shared library of the streaming lakehouse workers and the `lakehouse`
+//! admin CLI: configuration, Kafka consumption, CDC decoding, Iceberg table
+//! operations and the commit protocol, telemetry and shutdown.
+
+pub mod bronze;
+pub mod catalog;
+pub mod cli;
+pub mod generate;
+pub mod cdc;
+pub mod config;
+pub mod error;
+pub mod kafka;
+pub mod shutdown;
+pub mod table;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::ErrorKind;

@@ -1,0 +1,598 @@
+//! The bronze-ingestor loop.
+//!
+//! One consumer thread polls Kafka, decodes and appends into Arrow builders,
+//! and at each flush writes Parquet files and commits one snapshot per table
+//! carrying the next offset of every partition it covers. Rebalances run
+//! inside `poll` on the same thread, so they never interleave with a flush.
+//!
+//! Exactly-once rests on three rules:
+//! 1. on every assignment the consumer is positioned at the offsets found in
+//!    the tables' snapshot ancestry (never at Kafka group offsets);
+//! 2. a commit only goes through if the table's offsets for the batch's
+//!    partitions are still the ones the batch started from (checked against
+//!    every head the commit layer tries), otherwise the batch is discarded and
+//!    the consumer re-seeks;
+//! 3. data files become visible only through that single atomic commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use iceberg::spec::{Literal, Struct};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use super::routes::Router;
+use super::rows::{headers_json, Message, RowsBuilder};
+use super::schema;
+use crate::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
+use crate::config::Config;
+use crate::error::ErrorKind;
+use crate::table::commit::{CommitError, Committer, Operation};
+use crate::table::create::load_or_create;
+use crate::table::position::{committed_offsets, fence_offsets, Offsets};
+use crate::table::writer::DataFileWriter;
+use crate::telemetry::{names, Health};
+
+const LAYER: &str = "bronze";
+/// Rows per Arrow batch inside one (table, day) buffer.
+const CHUNK_ROWS: usize = 65_536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("writing data files for {table}: {source}")]
+    Write { table: TableName, source: iceberg::Error },
+    #[error("consumer thread failed: {0}")]
+    Thread(String),
+}
+
+impl IngestError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Kafka(_) | IngestError::Write { .. } => ErrorKind::Transient,
+            IngestError::Catalog(e) => e.kind(),
+            IngestError::Commit(e) => e.kind(),
+            IngestError::Thread(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Knobs of one run that are not configuration (tests, demo, benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Exit once every assigned partition has been at its end, fully
+    /// committed, for this long.
+    pub exit_when_idle: Option<Duration>,
+    /// Liveness for `/health`.
+    pub health: Health,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub records: u64,
+    pub commits: u64,
+    pub fenced: u64,
+    pub decode_errors: u64,
+}
+
+type Tp = (String, i32);
+
+/// Assignment state shared between the rebalance callback and the loop.
+#[derive(Debug, Default)]
+struct Assignment {
+    /// Bumped on every rebalance; the loop discards its batch when it changes.
+    epoch: u64,
+    /// Assigned partitions → the table's committed next offset at assignment.
+    base: HashMap<Tp, Option<i64>>,
+}
+
+struct IngestContext {
+    handle: Handle,
+    catalog: SqlCatalog,
+    router: Arc<Router>,
+    group: String,
+    retention_days: u32,
+    assignment: Arc<Mutex<Assignment>>,
+}
+
+impl ClientContext for IngestContext {}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let tps: Vec<Tp> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                match self.handle.block_on(table_positions(&self.catalog, &self.router, &self.group, self.retention_days, &tps)) {
+                    Ok(base) => {
+                        for ((topic, partition), next) in &base {
+                            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+                            if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
+                                tracing::error!(%topic, partition, error = %e, "cannot set assignment offset");
+                            }
+                        }
+                        tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
+                        if let Err(e) = consumer.assign(tpl) {
+                            tracing::error!(error = %e, "assign failed");
+                        }
+                        let mut a = self.assignment.lock().expect("assignment lock");
+                        a.epoch += 1;
+                        a.base = base;
+                    }
+                    Err(e) => {
+                        // Without table positions we must not consume: assign nothing and
+                        // let the group rebalance again after the session times out.
+                        tracing::error!(error = %e, "cannot read committed offsets from tables; not consuming");
+                        let _ = consumer.unassign();
+                        let mut a = self.assignment.lock().expect("assignment lock");
+                        a.epoch += 1;
+                        a.base.clear();
+                    }
+                }
+            }
+            _ => {
+                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(?err, "rebalance error; unassigning");
+                }
+                let _ = consumer.unassign();
+                let mut a = self.assignment.lock().expect("assignment lock");
+                a.epoch += 1;
+                a.base.clear();
+                tracing::info!("partitions revoked");
+            }
+        }
+    }
+}
+
+/// The committed next offset of each partition, from its table's ancestry.
+async fn table_positions(
+    catalog: &SqlCatalog,
+    router: &Router,
+    group: &str,
+    retention_days: u32,
+    tps: &[Tp],
+) -> Result<HashMap<Tp, Option<i64>>, CatalogError> {
+    let mut by_table: BTreeMap<TableName, Vec<Tp>> = BTreeMap::new();
+    for tp in tps {
+        by_table.entry(router.route(&tp.0).table.clone()).or_default().push(tp.clone());
+    }
+    let mut out = HashMap::new();
+    for (table, tps) in by_table {
+        let t = load_or_create(catalog, &table, &schema::table_spec(retention_days)).await?;
+        let committed = committed_offsets(&t.metadata, group);
+        for tp in tps {
+            let next = committed.get(&tp).copied();
+            out.insert(tp, next);
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of one table in the current batch.
+struct TableBatch {
+    /// day (days since epoch) → builder and finished chunks
+    days: BTreeMap<i32, (RowsBuilder, Vec<RecordBatch>)>,
+    /// next offset after the last buffered message, per partition
+    advanced: Offsets,
+    newest_timestamp_ms: Option<i64>,
+    rows: usize,
+}
+
+struct Batch {
+    tables: BTreeMap<TableName, TableBatch>,
+    opened: Instant,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self { tables: BTreeMap::new(), opened: Instant::now(), rows: 0, bytes: 0 }
+    }
+    fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+}
+
+/// Runs bronze-ingestor until `shutdown` (or idle, with `exit_when_idle`).
+pub async fn run(config: Config, options: RunOptions, shutdown: CancellationToken) -> Result<RunSummary, IngestError> {
+    let catalog = SqlCatalog::connect(&config.catalog).await?;
+    let handle = Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bronze-consumer".into())
+        .spawn(move || {
+            let result = ConsumerLoop::start(config, catalog, handle, options, shutdown).and_then(|mut l| l.run());
+            let _ = tx.send(result);
+        })
+        .map_err(|e| IngestError::Thread(e.to_string()))?;
+    rx.await.map_err(|_| IngestError::Thread("consumer thread ended without a result".into()))?
+}
+
+struct ConsumerLoop {
+    config: Config,
+    handle: Handle,
+    consumer: Arc<BaseConsumer<IngestContext>>,
+    /// When lag gauges were last refreshed (they cost a broker round trip per partition).
+    lag_updated: Option<Instant>,
+    router: Arc<Router>,
+    committer: Committer,
+    writer: DataFileWriter,
+    arrow_schema: SchemaRef,
+    assignment: Arc<Mutex<Assignment>>,
+    tables: HashMap<TableName, LoadedTable>,
+    options: RunOptions,
+    shutdown: CancellationToken,
+    summary: RunSummary,
+    // loop state
+    epoch: u64,
+    base: HashMap<Tp, Option<i64>>,
+    /// Next offset this consumer will read, per assigned partition.
+    consumed: HashMap<Tp, i64>,
+    /// Lineage properties added to every commit (writer id).
+    commit_properties: HashMap<String, String>,
+}
+
+impl ConsumerLoop {
+    fn start(
+        config: Config,
+        catalog: SqlCatalog,
+        handle: Handle,
+        options: RunOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Self, IngestError> {
+        let router = Arc::new(Router::new(&config.bronze));
+        let assignment = Arc::new(Mutex::new(Assignment::default()));
+        let context = IngestContext {
+            handle: handle.clone(),
+            catalog: catalog.clone(),
+            router: router.clone(),
+            group: config.kafka.group_id.clone(),
+            retention_days: config.bronze.retention_days,
+            assignment: assignment.clone(),
+        };
+        let consumer: BaseConsumer<IngestContext> =
+            crate::kafka::consumer_config(&config.kafka).create_with_context(context)?;
+        let mut subscriptions: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
+        if !config.kafka.topic_pattern.is_empty() {
+            subscriptions.push(&config.kafka.topic_pattern);
+        }
+        consumer.subscribe(&subscriptions)?;
+        tracing::info!(topics = ?subscriptions, group = %config.kafka.group_id, "subscribed");
+        let writer = DataFileWriter::new(catalog.file_io().clone(), schema::CODEC, config.bronze.target_file_size_bytes);
+        let arrow_schema = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&schema::schema()).expect("the Bronze schema converts to Arrow"),
+        );
+        Ok(Self {
+            handle,
+            consumer: Arc::new(consumer),
+            lag_updated: None,
+            router,
+            committer: Committer::new(catalog),
+            writer,
+            arrow_schema,
+            assignment,
+            tables: HashMap::new(),
+            options,
+            shutdown,
+            summary: RunSummary::default(),
+            epoch: 0,
+            base: HashMap::new(),
+            consumed: HashMap::new(),
+            commit_properties: HashMap::from([
+                ("lakehouse.writer".to_string(), writer_id()),
+                ("lakehouse.worker".to_string(), "bronze-ingestor".to_string()),
+            ]),
+            config,
+        })
+    }
+
+    fn run(&mut self) -> Result<RunSummary, IngestError> {
+        let mut batch = Batch::new();
+        let mut idle_since: Option<Instant> = None;
+        let poll_timeout = Duration::from_millis(100);
+        let consumer = self.consumer.clone();
+        let mut end_checked: Option<Instant> = None;
+        loop {
+            self.options.health.beat();
+            if self.shutdown.is_cancelled() {
+                let deadline = self.config.shutdown.timeout;
+                if !batch.is_empty() {
+                    tracing::info!(rows = batch.rows, "shutdown: committing the in-flight batch");
+                    let flushed = self.handle.clone().block_on(async {
+                        tokio::time::timeout(deadline, self.flush(&mut batch)).await
+                    });
+                    match flushed {
+                        Ok(r) => r?,
+                        Err(_) => tracing::warn!("shutdown: in-flight batch abandoned after {deadline:?}; nothing partial is visible"),
+                    }
+                }
+                break;
+            }
+            let polled = consumer.poll(poll_timeout);
+            self.sync_epoch(&mut batch);
+            let mut got_nothing = false;
+            match polled {
+                None => got_nothing = true,
+                Some(Err(e)) => {
+                    metrics::counter!(names::CONSUME_ERRORS, "kind" => "poll").increment(1);
+                    tracing::warn!(error = %e, "consume error");
+                }
+                Some(Ok(m)) => {
+                    idle_since = None;
+                    self.append(&mut batch, &m);
+                }
+            }
+            let full = batch.rows >= self.config.bronze.max_batch_records
+                || batch.bytes >= self.config.bronze.max_batch_bytes;
+            let due = !batch.is_empty() && batch.opened.elapsed() >= self.config.bronze.commit_interval;
+            if full || due {
+                let handle = self.handle.clone();
+                handle.block_on(self.flush(&mut batch))?;
+            }
+            if let Some(grace) = self.options.exit_when_idle {
+                // Checking the end costs a broker round trip: at most once a second.
+                let check_now = end_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if got_nothing && batch.is_empty() && check_now && {
+                    end_checked = Some(Instant::now());
+                    self.at_end()
+                } {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= grace {
+                        tracing::info!("all assigned partitions consumed and committed; exiting (exit-when-idle)");
+                        break;
+                    }
+                } else if !got_nothing || !batch.is_empty() {
+                    idle_since = None;
+                }
+            }
+        }
+        Ok(self.summary.clone())
+    }
+
+    /// Adopts a new assignment made by a rebalance: the batch belongs to the old one.
+    fn sync_epoch(&mut self, batch: &mut Batch) {
+        let a = self.assignment.lock().expect("assignment lock");
+        if a.epoch != self.epoch {
+            if !batch.is_empty() {
+                tracing::info!(rows = batch.rows, "rebalance: discarding uncommitted batch");
+            }
+            *batch = Batch::new();
+            self.epoch = a.epoch;
+            self.base = a.base.clone();
+            self.consumed.clear();
+        }
+    }
+
+    fn append(&mut self, batch: &mut Batch, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let topic = m.topic();
+        let partition = m.partition();
+        let offset = m.offset();
+        let route = self.router.route(topic);
+        let tp = (topic.to_string(), partition);
+        if !self.base.contains_key(&tp) {
+            // A message of a partition we do not own (stale fetch): never buffer it.
+            return;
+        }
+        let now = chrono::Utc::now();
+        let ingestion_us = now.timestamp_micros();
+        let day = now.timestamp().div_euclid(86_400) as i32;
+        let tb = batch.tables.entry(route.table.clone()).or_insert_with(|| TableBatch {
+            days: BTreeMap::new(),
+            advanced: Offsets::new(),
+            newest_timestamp_ms: None,
+            rows: 0,
+        });
+        if let Some(next) = tb.advanced.get(&tp) {
+            if offset < *next {
+                return; // re-delivery of something already buffered
+            }
+        }
+        let headers = m.headers().and_then(|h| headers_json(h.iter().map(|x| (x.key, x.value))));
+        let timestamp_ms = m.timestamp().to_millis();
+        let msg = Message {
+            topic,
+            partition,
+            offset,
+            timestamp_ms,
+            key: m.key(),
+            value: m.payload(),
+            headers_json: headers,
+        };
+        let schema = self.arrow_schema.clone();
+        let (builder, chunks) = tb.days.entry(day).or_insert_with(|| (RowsBuilder::new(schema), Vec::new()));
+        let before = builder.bytes();
+        let appended = builder.append(&msg, route.format, &route.source_system, ingestion_us);
+        let added_bytes = builder.bytes() - before;
+        if builder.rows() >= CHUNK_ROWS {
+            chunks.push(builder.finish());
+        }
+        if appended.decode_error {
+            self.summary.decode_errors += 1;
+            metrics::counter!(names::DECODE_ERRORS, "topic" => topic.to_string()).increment(1);
+        }
+        self.consumed.insert(tp.clone(), offset + 1);
+        tb.advanced.insert(tp, offset + 1);
+        tb.rows += 1;
+        if let Some(ts) = timestamp_ms {
+            tb.newest_timestamp_ms = Some(tb.newest_timestamp_ms.map_or(ts, |t| t.max(ts)));
+        }
+        batch.rows += 1;
+        batch.bytes += added_bytes;
+        self.summary.records += 1;
+    }
+
+    /// Writes and commits every table of the batch; the batch is empty afterwards.
+    async fn flush(&mut self, batch: &mut Batch) -> Result<(), IngestError> {
+        let tables = std::mem::take(&mut batch.tables);
+        *batch = Batch::new();
+        let group = self.config.kafka.group_id.clone();
+        let mut committed_tpl = TopicPartitionList::new();
+        for (name, tb) in tables {
+            let started = Instant::now();
+            let head = match self.tables.get(&name) {
+                Some(t) => t.clone(),
+                None => {
+                    load_or_create(self.committer.catalog(), &name, &schema::table_spec(self.config.bronze.retention_days))
+                        .await?
+                }
+            };
+            let mut files = Vec::new();
+            for (day, (mut builder, mut chunks)) in tb.days {
+                if builder.rows() > 0 {
+                    chunks.push(builder.finish());
+                }
+                let partition = Struct::from_iter([Some(Literal::date(day))]);
+                let written = self
+                    .writer
+                    .write(&head.metadata, partition, &chunks)
+                    .await
+                    .map_err(|source| IngestError::Write { table: name.clone(), source })?;
+                files.extend(written);
+            }
+            let write_secs = started.elapsed().as_secs_f64();
+            metrics::histogram!(names::WRITE_DURATION, "layer" => LAYER, "operation" => "write_files").record(write_secs);
+
+            let mut expected: BTreeMap<Tp, Option<i64>> = BTreeMap::new();
+            for tp in tb.advanced.keys() {
+                expected.insert(tp.clone(), self.base.get(tp).copied().flatten());
+            }
+            let group_ref = group.as_str();
+            let extra = &self.commit_properties;
+            let advanced = &tb.advanced;
+            let expected = &expected;
+            let check = move |head: &iceberg::spec::TableMetadata| fence_offsets(head, group_ref, expected, advanced, extra);
+            let commit_started = Instant::now();
+            match self.committer.commit(&head, Operation::Append { files }, &check).await {
+                Ok(done) => {
+                    let table_label = name.to_string();
+                    metrics::histogram!(names::WRITE_DURATION, "layer" => LAYER, "operation" => "commit")
+                        .record(commit_started.elapsed().as_secs_f64());
+                    metrics::histogram!(names::COMMIT_LATENCY, "layer" => LAYER, "table" => table_label.clone())
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::counter!(names::COMMITS, "layer" => LAYER, "table" => table_label.clone()).increment(1);
+                    metrics::counter!(names::ROWS_COMMITTED, "layer" => LAYER, "table" => table_label.clone())
+                        .increment(tb.rows as u64);
+                    record_table_gauges(&done.table, LAYER);
+                    if let Some(ts) = tb.newest_timestamp_ms {
+                        let fresh = (chrono::Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0;
+                        metrics::gauge!(names::FRESHNESS, "layer" => LAYER, "table" => table_label.clone()).set(fresh);
+                    }
+                    tracing::info!(
+                        table = %name,
+                        snapshot_id = done.snapshot_id,
+                        rows = tb.rows,
+                        conflicts = done.conflicts,
+                        ms = started.elapsed().as_millis() as u64,
+                        "committed"
+                    );
+                    for (tp, next) in &tb.advanced {
+                        self.base.insert(tp.clone(), Some(*next));
+                        let _ = committed_tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
+                    }
+                    self.summary.commits += 1;
+                    self.tables.insert(name.clone(), done.table);
+                }
+                Err(CommitError::Fenced { table, reason }) => {
+                    self.summary.fenced += 1;
+                    metrics::counter!(names::COMMITS_FENCED, "table" => table.clone()).increment(1);
+                    tracing::warn!(%table, %reason, "fenced: another writer is past this batch; discarding it and re-seeking");
+                    self.tables.remove(&name);
+                    self.reseek().await?;
+                    // The rest of this batch was read from the same stale positions.
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.update_lag();
+        if committed_tpl.count() > 0 {
+            // Group offsets are for lag monitoring only; the table is the truth.
+            if let Err(e) = self.consumer.commit(&committed_tpl, CommitMode::Async) {
+                tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-positions every assigned partition at its table's committed offset.
+    async fn reseek(&mut self) -> Result<(), IngestError> {
+        let tps: Vec<Tp> = self.base.keys().cloned().collect();
+        let positions = table_positions(
+            self.committer.catalog(),
+            &self.router,
+            &self.config.kafka.group_id,
+            self.config.bronze.retention_days,
+            &tps,
+        )
+        .await?;
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &positions {
+            tpl.add_partition_offset(topic, *partition, next.map_or(Offset::Beginning, Offset::Offset))?;
+        }
+        self.consumer.assign(&tpl)?;
+        self.base = positions;
+        self.consumed.clear();
+        Ok(())
+    }
+
+    /// Whether every assigned partition has been read up to its high watermark.
+    fn at_end(&self) -> bool {
+        !self.base.is_empty()
+            && self.base.iter().all(|(tp, committed)| {
+                match self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(5)) {
+                    Ok((low, high)) => {
+                        let next = self.consumed.get(tp).copied().or(*committed).unwrap_or(low.max(0));
+                        next >= high
+                    }
+                    Err(_) => false,
+                }
+            })
+    }
+
+    /// Refreshes the lag gauges, at most every 10 s.
+    fn update_lag(&mut self) {
+        if self.lag_updated.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+            return;
+        }
+        self.lag_updated = Some(Instant::now());
+        for (tp, next) in &self.base {
+            if let Ok((_, high)) = self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(2)) {
+                let lag = (high - next.unwrap_or(0)).max(0) as f64;
+                metrics::gauge!(names::CONSUMER_LAG, "topic" => tp.0.clone(), "partition" => tp.1.to_string()).set(lag);
+            }
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`: which process made a commit.
+fn writer_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let (a, _) = uuid::Uuid::new_v4().as_u64_pair();
+    format!("{host}-{}-{:08x}", std::process::id(), a as u32)
+}
+
+/// Table-level gauges from the head's snapshot summary.
+pub fn record_table_gauges(table: &LoadedTable, layer: &'static str) {
+    let label = table.name.to_string();
+    let m = &table.metadata;
+    metrics::gauge!(names::SNAPSHOT_COUNT, "layer" => layer, "table" => label.clone()).set(m.snapshots().len() as f64);
+    if let Some(s) = m.current_snapshot() {
+        let get = |k: &str| s.summary().additional_properties.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        metrics::gauge!(names::TABLE_SIZE_BYTES, "layer" => layer, "table" => label.clone()).set(get("total-files-size"));
+        metrics::gauge!(names::TABLE_ROWS, "layer" => layer, "table" => label).set(get("total-records"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Decoding of change-data-capture payloads.
+
+pub mod debezium;
+
+pub use debezium::{decode, Decoded, EventKind};

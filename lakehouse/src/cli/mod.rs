@@ -1,0 +1,120 @@
+//! The `lakehouse` admin CLI.
+
+mod inspect;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "lakehouse", version, about = "Admin CLI of the streaming lakehouse")]
+pub struct Cli {
+    /// TOML config file (defaults are embedded; LAKEHOUSE_* env vars override).
+    #[arg(long, short, env = "LAKEHOUSE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Catalog URL, overriding the config (sqlite://<file> or postgres://...).
+    #[arg(long, env = "LAKEHOUSE_CATALOG_URL", global = true)]
+    catalog_url: Option<String>,
+    /// Warehouse path or URL, overriding the config.
+    #[arg(long, env = "LAKEHOUSE_WAREHOUSE", global = true)]
+    warehouse: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List tables (all namespaces, or one).
+    Tables {
+        namespace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Schema, partitioning, properties and current snapshot of a table.
+    Describe {
+        /// <namespace>.<table>
+        table: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Snapshot history with summaries.
+    Snapshots {
+        table: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read rows, at the current snapshot or in the past.
+    Scan {
+        table: String,
+        #[arg(long, conflicts_with = "as_of")]
+        snapshot_id: Option<i64>,
+        /// RFC 3339 timestamp or milliseconds since the epoch: the snapshot current at that time.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only these columns (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Produce Debezium change events for a small commerce schema.
+    Generate(crate::generate::GenerateArgs),
+}
+
+/// Entry point of the `lakehouse` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init_logging("text");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lakehouse: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lakehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Config for admin commands: topics are not required.
+fn admin_config(cli: &Cli) -> anyhow::Result<crate::config::CatalogConfig> {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    if !env.iter().any(|(k, _)| k == "LAKEHOUSE_KAFKA__TOPICS" || k == "LAKEHOUSE_KAFKA__TOPIC_PATTERN") {
+        env.push(("LAKEHOUSE_KAFKA__TOPIC_PATTERN".into(), "^admin-cli-unused".into()));
+    }
+    let mut catalog = Config::load_with_env(cli.config.as_deref(), &env)?.catalog;
+    if let Some(u) = &cli.catalog_url {
+        catalog.url = u.clone();
+    }
+    if let Some(w) = &cli.warehouse {
+        catalog.warehouse = w.clone();
+    }
+    Ok(catalog)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Generate(args) = &cli.command {
+        return crate::generate::run(args.clone()).await;
+    }
+    let catalog = crate::catalog::SqlCatalog::connect(&admin_config(&cli)?).await?;
+    match cli.command {
+        Command::Tables { namespace, json } => inspect::tables(&catalog, namespace.as_deref(), json).await,
+        Command::Describe { table, json } => inspect::describe(&catalog, &table.parse()?, json).await,
+        Command::Snapshots { table, json } => inspect::snapshots(&catalog, &table.parse()?, json).await,
+        Command::Scan { table, snapshot_id, as_of, limit, columns, json } => {
+            inspect::scan(&catalog, &table.parse()?, snapshot_id, as_of.as_deref(), limit, &columns, json).await
+        }
+        Command::Generate(_) => unreachable!("handled above"),
+    }
+}

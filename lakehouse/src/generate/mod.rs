@@ -1,0 +1,12 @@
+//! `lakehouse generate`: Debezium change events for a small commerce schema
+//! (customers, products, orders, order_items), deterministic for a seed.
+//!
+//! Creates, updates (with `before`), deletes each followed by a tombstone,
+//! keyed by primary key, in the JSON converter's format with or without
+//! schemas. A ground-truth file records exactly what was produced.
+
+mod model;
+mod produce;
+
+pub use model::{Generator, Op, TABLES};
+pub use produce::{md5_sum64, run, GenerateArgs, Truth, TopicTruth};

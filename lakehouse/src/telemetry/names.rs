@@ -1,0 +1,53 @@
+//! Metric names. They are an interface: dashboards and alert rules in
+//! `deploy/` and `docs/metrics.md` use them; never rename one casually.
+
+/// Total bytes of live data files (`total-files-size`). Labels: layer, table.
+pub const TABLE_SIZE_BYTES: &str = "storage_table_size_bytes";
+/// Live rows (`total-records`). Labels: layer, table.
+pub const TABLE_ROWS: &str = "storage_table_rows_count";
+/// Histogram of write phases. Labels: layer, operation (`write_files`, `commit`).
+pub const WRITE_DURATION: &str = "storage_write_duration_seconds";
+/// Snapshots in table metadata. Labels: layer, table.
+pub const SNAPSHOT_COUNT: &str = "storage_snapshot_count";
+/// Messages between the committed position and the high watermark. Labels: topic, partition.
+pub const CONSUMER_LAG: &str = "lakehouse_consumer_lag_messages";
+/// Labels: topic.
+pub const RECORDS_CONSUMED: &str = "lakehouse_records_consumed_total";
+/// Key + value bytes. Labels: topic.
+pub const BYTES_CONSUMED: &str = "lakehouse_bytes_consumed_total";
+/// Histogram from flush start to published snapshot. Labels: layer, table.
+pub const COMMIT_LATENCY: &str = "lakehouse_commit_latency_seconds";
+/// Labels: layer, table.
+pub const COMMITS: &str = "lakehouse_commits_total";
+/// Rows made visible by commits. Labels: layer, table.
+pub const ROWS_COMMITTED: &str = "lakehouse_rows_committed_total";
+/// Lost compare-and-swaps (retried). Labels: table.
+pub const COMMIT_CONFLICTS: &str = "lakehouse_commit_conflicts_total";
+/// Commits refused because another writer is past our position. Labels: table.
+pub const COMMITS_FENCED: &str = "lakehouse_commits_fenced_total";
+/// Values kept raw because they could not be decoded. Labels: topic.
+pub const DECODE_ERRORS: &str = "lakehouse_decode_errors_total";
+/// Commit time minus the newest Kafka timestamp it made visible. Labels: layer, table.
+pub const FRESHNESS: &str = "lakehouse_freshness_seconds";
+/// Kafka consume errors. Labels: kind.
+pub const CONSUME_ERRORS: &str = "lakehouse_consume_errors_total";
+
+/// Registers help texts with the recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(TABLE_SIZE_BYTES, Unit::Bytes, "Total size of live data files");
+    describe_gauge!(TABLE_ROWS, Unit::Count, "Live rows in the table");
+    describe_histogram!(WRITE_DURATION, Unit::Seconds, "Duration of write phases");
+    describe_gauge!(SNAPSHOT_COUNT, Unit::Count, "Snapshots in the table metadata");
+    describe_gauge!(CONSUMER_LAG, Unit::Count, "Messages not yet committed to the table");
+    describe_counter!(RECORDS_CONSUMED, Unit::Count, "Kafka messages consumed");
+    describe_counter!(BYTES_CONSUMED, Unit::Bytes, "Kafka key+value bytes consumed");
+    describe_histogram!(COMMIT_LATENCY, Unit::Seconds, "Flush start to published snapshot");
+    describe_counter!(COMMITS, Unit::Count, "Snapshots committed");
+    describe_counter!(ROWS_COMMITTED, Unit::Count, "Rows committed");
+    describe_counter!(COMMIT_CONFLICTS, Unit::Count, "Lost compare-and-swaps, retried");
+    describe_counter!(COMMITS_FENCED, Unit::Count, "Commits refused: another writer is past our position");
+    describe_counter!(DECODE_ERRORS, Unit::Count, "Values kept raw with a decode error");
+    describe_gauge!(FRESHNESS, Unit::Seconds, "Commit time minus newest committed event time");
+    describe_counter!(CONSUME_ERRORS, Unit::Count, "Kafka consume errors");
+}

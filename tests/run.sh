@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing (tansu broker, Python venv with
+# pinned pyiceberg / pyarrow), starts the services (broker on 127.0.0.1,
+# PostgreSQL if the machine has it), runs unit, integration and interop tests,
+# stops what it started.
+#
+#   tests/run.sh              # everything
+#   tests/run.sh -- <filter>  # pass a filter to cargo test
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/common.sh"
+cd "$LAKEHOUSE_ROOT"
+
+export LAKEHOUSE_RUN_DIR="$RUN_DIR/tests"
+RUN_DIR="$LAKEHOUSE_RUN_DIR"
+mkdir -p "$RUN_DIR"
+export BROKER_PORT="${TEST_BROKER_PORT:-19092}"
+BROKER="127.0.0.1:$BROKER_PORT"
+BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
+started_pg=""
+
+cleanup() {
+  LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true
+  if [ -n "$started_pg" ]; then log "leaving PostgreSQL running (started by this script: $started_pg)"; fi
+}
+trap cleanup EXIT
+
+# 1. Tools.
+command -v cargo >/dev/null || die "cargo is required (rustup)"
+ensure_tansu
+VENV="$LAKEHOUSE_ROOT/.venv"
+REQ="$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
+  log "creating Python venv with pinned interop readers"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip >&2
+  "$VENV/bin/pip" install --quiet -r "$REQ" >&2
+  cp "$REQ" "$VENV/.requirements"
+fi
+export LAKEHOUSE_TEST_PYTHON="$VENV/bin/python"
+
+# 2. PostgreSQL catalog: use the machine's server, starting it if it is down.
+PG_URL=""
+if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql >/dev/null 2>&1; then
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    log "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start && started_pg="yes"
+  fi
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    db="lakehouse_test_$$"
+    psql -h 127.0.0.1 -U postgres -q -c "CREATE DATABASE $db" >/dev/null
+    PG_URL="postgres://postgres@127.0.0.1:5432/$db"
+  fi
+fi
+if [ -z "$PG_URL" ]; then
+  die "PostgreSQL is not available on 127.0.0.1:5432; the PostgreSQL catalog test needs it"
+fi
+export LAKEHOUSE_TEST_PG_URL="$PG_URL"
+
+# 3. Broker: durable SQLite engine (exact seeks, survives crashes), fresh per run.
+rm -f "$RUN_DIR"/broker.db*
+LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" start sqlite
+export LAKEHOUSE_TEST_BROKER="$BROKER"
+
+# 4. Build once (release: the same artifacts serve tests, demo and benchmarks).
+log "building"
+cargo build --release --locked --workspace --bins >&2
+export LAKEHOUSE_BIN_DIR="$CARGO_TARGET_DIR/release"
+if [ -d "$LAKEHOUSE_ROOT/../shared/fixtures/debezium" ]; then
+  export LAKEHOUSE_FIXTURES="$(cd "$LAKEHOUSE_ROOT/../shared/fixtures/debezium" && pwd)"
+fi
+
+# 5. Tests.
+shift_args=()
+if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
+log "running tests"
+cargo test --release --locked --workspace -- --test-threads=2 "${shift_args[@]}"
+
+if [ -n "$PG_URL" ]; then
+  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS ${PG_URL##*/}" >/dev/null || true
+fi
+log "all tests passed"
