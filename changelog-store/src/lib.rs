@@ -95,6 +95,7 @@ pub mod write;
 pub use commit::{CommitMessage, CommitOutcome, Committer};
 pub use error::{Error, ErrorKind, Result};
 pub use read::scan::KeyRange;
+pub use read::snapshot_reader::SnapshotReader;
 pub use row::{Datum, KeyValue, Row, RowKind};
 pub use table::{ReadAt, Table, TableSpec};
 pub use write::TableWrite;

@@ -11,7 +11,8 @@ use crate::options::MergeEngine;
 use crate::paths::TablePaths;
 use crate::read::changelog_reader::{self, SnapshotChanges};
 use crate::read::scan::{self, KeyRange};
-use crate::row::{Datum, Key, Row};
+use crate::read::snapshot_reader::SnapshotReader;
+use crate::row::{Datum, Row};
 use crate::snapshot_manager::SnapshotManager;
 use crate::spec::schema::TableSchema;
 use crate::spec::snapshot::Snapshot;
@@ -207,40 +208,20 @@ impl Table {
     }
 
     /// The row with this primary key (values in `primary-key` order), if visible.
+    /// For many lookups, pin a [`SnapshotReader`] with [`Table::reader`] instead.
     pub fn lookup(&self, at: ReadAt, primary_key: &[Datum]) -> Result<Option<Row>> {
-        let pk = &self.info.schema.primary_keys;
-        if primary_key.len() != pk.len() {
-            return Err(Error::InvalidValue {
-                column: "<primary key>".into(),
-                message: format!("{} values for primary key {pk:?}", primary_key.len()),
-            });
-        }
-        let mut probe: Row = vec![Datum::Null; self.info.schema.fields.len()];
-        for (name, v) in pk.iter().zip(primary_key.iter()) {
-            let i = self
-                .info
-                .schema
-                .field_index(name)
-                .ok_or_else(|| Error::InvalidSchema(format!("unknown key column `{name}`")))?;
-            probe[i] = v.clone();
-        }
-        let key: Key = self.info.key_of(&probe);
-        let partition = self.info.partition_of(&probe);
-        let bucket_known = self.info.bucket_key_indices == self.info.key_indices;
-        let bucket = self.info.bucket_of(&probe);
-        let Some(snapshot) = self.resolve(at)? else {
-            return Ok(None);
-        };
-        let range = KeyRange::point(key);
-        for b in scan::plan(&self.info, &self.manifests(), &snapshot)? {
-            if b.partition != partition || (bucket_known && b.bucket != bucket) {
-                continue;
-            }
-            if let Some(row) = scan::read_bucket(&self.info, &self.paths, &b, &range)?.into_iter().next() {
-                return Ok(Some(row));
-            }
-        }
-        Ok(None)
+        self.reader(at)?.lookup(primary_key)
+    }
+
+    /// A reader pinned to one snapshot (plan resolved once, file footers cached).
+    pub fn reader(&self, at: ReadAt) -> Result<SnapshotReader> {
+        let snapshot = self.resolve(at)?;
+        SnapshotReader::new(self.info.clone(), self.paths.clone(), &self.manifests(), snapshot)
+    }
+
+    /// Every visible row as Arrow batches of the table columns (per bucket in key order).
+    pub fn scan_batches(&self, at: ReadAt) -> Result<Vec<arrow_array::RecordBatch>> {
+        self.reader(at)?.scan_batches()
     }
 
     /// Changes of snapshots `from..=latest` (see [`changelog_reader`]).

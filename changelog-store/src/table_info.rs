@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::options::CoreOptions;
-use crate::row::{Datum, Key, Row};
+use crate::row::{Datum, Key};
 use crate::spec::binary_row;
 use crate::spec::schema::TableSchema;
 use crate::spec::types::DataType;
@@ -68,15 +68,18 @@ impl TableInfo {
         })
     }
 
-    pub fn key_of(&self, row: &Row) -> Key {
+    pub fn key_of(&self, row: &[Datum]) -> Key {
         self.key_indices.iter().map(|i| row[*i].clone()).collect()
     }
 
-    pub fn partition_of(&self, row: &Row) -> Vec<Datum> {
+    pub fn partition_of(&self, row: &[Datum]) -> Vec<Datum> {
         self.partition_indices.iter().map(|i| row[*i].clone()).collect()
     }
 
-    pub fn bucket_of(&self, row: &Row) -> i32 {
+    pub fn bucket_of(&self, row: &[Datum]) -> i32 {
+        if let [i] = self.bucket_key_indices[..] {
+            return binary_row::bucket(&self.bucket_key_types, &[&row[i]], self.options.bucket);
+        }
         let vals: Vec<&Datum> = self.bucket_key_indices.iter().map(|i| &row[*i]).collect();
         binary_row::bucket(&self.bucket_key_types, &vals, self.options.bucket)
     }
@@ -110,12 +113,12 @@ impl TableInfo {
     }
 
     /// User sequence-field values of a row (empty if no `sequence.field`).
-    pub fn user_sequence(&self, row: &Row) -> Vec<Datum> {
+    pub fn user_sequence(&self, row: &[Datum]) -> Vec<Datum> {
         self.sequence_indices.iter().map(|i| row[*i].clone()).collect()
     }
 
     /// Checks a row against the schema (arity, types, NOT NULL).
-    pub fn check_row(&self, row: &Row) -> Result<()> {
+    pub fn check_row(&self, row: &[Datum]) -> Result<()> {
         if row.len() != self.schema.fields.len() {
             return Err(Error::InvalidValue {
                 column: "<row>".into(),

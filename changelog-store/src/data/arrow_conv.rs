@@ -128,6 +128,15 @@ fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: u
     }
 }
 
+/// One-row `_KEY_*` columns holding `key` (to compare it with the keys of batches).
+pub fn key_columns_of(info: &TableInfo, key: &crate::row::Key) -> Vec<ArrayRef> {
+    info.key_types
+        .iter()
+        .zip(key.iter())
+        .map(|(t, d)| build_column(t, std::iter::once(d), 1))
+        .collect()
+}
+
 /// Builds one record batch of `records` in the [`kv_schema`] layout.
 pub fn to_batch(info: &TableInfo, schema: &SchemaRef, records: &[KeyValue]) -> Result<RecordBatch> {
     let n = records.len();
@@ -150,7 +159,93 @@ pub fn to_batch(info: &TableInfo, schema: &SchemaRef, records: &[KeyValue]) -> R
     })
 }
 
-fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datum> {
+/// Builds a key/value batch from value columns (in schema order), sequence numbers and
+/// kinds; the `_KEY_*` columns share the value columns' buffers.
+pub fn kv_columns_to_batch(
+    info: &TableInfo,
+    values: Vec<ArrayRef>,
+    seqs: Vec<i64>,
+    kinds: Vec<i8>,
+) -> Result<RecordBatch> {
+    let schema = kv_schema(info);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for &i in &info.key_indices {
+        cols.push(values[i].clone());
+    }
+    cols.push(Arc::new(arrow_array::Int64Array::from(seqs)));
+    cols.push(Arc::new(arrow_array::Int8Array::from(kinds)));
+    cols.extend(values);
+    RecordBatch::try_new(schema, cols).map_err(|source| Error::Arrow {
+        op: "building a key/value batch from the write buffer",
+        source,
+    })
+}
+
+/// Brings a batch read from a key/value file (ours or another writer's) into the
+/// [`kv_schema`] layout: columns matched by name; when every type already matches this
+/// is a reordering, otherwise values are converted through [`Datum`]s.
+pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut cols = Vec::with_capacity(schema.fields().len());
+    let mut same_types = true;
+    for f in schema.fields() {
+        let c = batch
+            .column_by_name(f.name())
+            .ok_or_else(|| Error::corrupt("<data file>", format!("missing column `{}`", f.name())))?;
+        same_types &= c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0);
+        cols.push(c.clone());
+    }
+    if same_types {
+        return RecordBatch::try_new(schema.clone(), cols).map_err(|source| Error::Arrow {
+            op: "reordering the columns of a data file",
+            source,
+        });
+    }
+    let mut records = Vec::with_capacity(batch.num_rows());
+    from_batch(info, batch, &mut records)?;
+    to_batch(info, schema, &records)
+}
+
+/// Index of the first value column in the [`kv_schema`] layout.
+pub fn first_value_column(info: &TableInfo) -> usize {
+    info.key_indices.len() + 2
+}
+
+/// The table columns of a key/value batch (drops `_KEY_*`, `_SEQUENCE_NUMBER`, `_VALUE_KIND`).
+pub fn value_batch(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch> {
+    let first = first_value_column(info);
+    let indices: Vec<usize> = (first..batch.num_columns()).collect();
+    batch.project(&indices).map_err(|source| Error::Arrow {
+        op: "projecting the value columns",
+        source,
+    })
+}
+
+/// Rows of a batch of table columns ([`value_batch`] layout).
+pub fn rows_of(info: &TableInfo, values: &RecordBatch) -> Result<Vec<crate::row::Row>> {
+    let mut out = Vec::with_capacity(values.num_rows());
+    for r in 0..values.num_rows() {
+        out.push(
+            values
+                .columns()
+                .iter()
+                .zip(info.value_types.iter())
+                .map(|(c, t)| datum_at(c, t, r))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// The trimmed primary key of row `row` of a key/value batch.
+pub fn key_at(info: &TableInfo, batch: &RecordBatch, row: usize) -> Result<crate::row::Key> {
+    info.key_types
+        .iter()
+        .enumerate()
+        .map(|(k, t)| datum_at(batch.column(k), t, row))
+        .collect()
+}
+
+pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datum> {
     if col.is_null(row) {
         return Ok(Datum::Null);
     }

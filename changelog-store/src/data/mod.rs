@@ -2,4 +2,5 @@
 
 pub mod arrow_conv;
 pub mod reader;
+pub mod sort_key;
 pub mod writer;

@@ -2,3 +2,4 @@
 
 pub mod changelog_reader;
 pub mod scan;
+pub mod snapshot_reader;

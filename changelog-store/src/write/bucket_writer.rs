@@ -3,20 +3,23 @@
 
 use crate::clock::SharedClock;
 use crate::commit::CommitMessage;
+use crate::data::arrow_conv::from_batch;
 use crate::data::reader::read_kv_file;
-use crate::data::writer::{write_kv_files, FileSpec};
+use crate::data::writer::{write_kv_batch, write_kv_files, FileSpec, RollingWriter};
 use crate::error::Result;
 use crate::fs;
+use crate::lsm::columnar::{self, Policy};
 use crate::lsm::compaction::{self, CompactUnit};
 use crate::lsm::levels::{FileRef, Levels};
 use crate::lsm::merge::{compare, merge_sorted};
 use crate::merge::{merge_function, MergeFunction};
 use crate::options::ChangelogProducer;
-use crate::row::{Datum, Key, KeyValue, Row, RowKind};
+use crate::row::{Datum, Key, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
 use crate::table_info::TableInfo;
 use crate::write::changelog::diff;
 use crate::write::file_cache::FileCache;
+use crate::write::write_buffer::WriteBuffer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,8 +31,7 @@ pub struct BucketWriter {
     dir: PathBuf,
     levels: Levels,
     next_seq: i64,
-    buffer: Vec<KeyValue>,
-    buffer_bytes: usize,
+    buffer: WriteBuffer,
     pending: CommitMessage,
     cache: FileCache,
     merge: Box<dyn MergeFunction>,
@@ -44,7 +46,8 @@ pub struct BucketWriter {
 pub struct CompactOutput {
     unit: CompactUnit,
     outputs: Vec<DataFileMeta>,
-    records: Vec<KeyValue>,
+    /// The merged records, for the lookup cache (row-wise engines only).
+    records: Option<Vec<KeyValue>>,
 }
 
 /// Merges the unit's files and writes the result; runs on a background thread.
@@ -55,6 +58,25 @@ fn compact_files(
     inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
     now_millis: i64,
 ) -> Result<CompactOutput> {
+    let spec = FileSpec {
+        prefix: "data",
+        level: unit.output_level,
+        file_source: FILE_SOURCE_COMPACT,
+        target_size: info.options.target_file_size,
+    };
+    if columnar::is_columnar(info) {
+        let policy = Policy {
+            ignore_delete: info.options.ignore_delete,
+            drop_delete: unit.drop_delete,
+        };
+        let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
+        columnar::merge_runs(info, columnar::runs_of(dir, &unit.files), policy, |b| writer.write(&b))?;
+        return Ok(CompactOutput {
+            unit,
+            outputs: writer.finish()?,
+            records: None,
+        });
+    }
     let mut records = Vec::new();
     for (f, cached) in unit.files.iter().zip(inputs) {
         match cached {
@@ -69,17 +91,11 @@ fn compact_files(
     if unit.drop_delete && info.sequence_indices.is_empty() {
         merged.retain(|kv| kv.kind.is_add());
     }
-    let spec = FileSpec {
-        prefix: "data",
-        level: unit.output_level,
-        file_source: FILE_SOURCE_COMPACT,
-        target_size: info.options.target_file_size,
-    };
     let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
     Ok(CompactOutput {
         unit,
         outputs,
-        records: merged,
+        records: Some(merged),
     })
 }
 
@@ -100,6 +116,7 @@ impl BucketWriter {
         let levels = Levels::new(info.options.num_levels, refs)?;
         let next_seq = levels.max_sequence_number() + 1;
         Ok(BucketWriter {
+            buffer: WriteBuffer::new(&info),
             merge: merge_function(&info)?,
             pending: CommitMessage {
                 partition: partition.clone(),
@@ -112,8 +129,6 @@ impl BucketWriter {
             dir,
             levels,
             next_seq,
-            buffer: Vec::new(),
-            buffer_bytes: 0,
             cache: FileCache::default(),
             clock,
             write_only: false,
@@ -127,24 +142,19 @@ impl BucketWriter {
     }
 
     pub fn buffer_bytes(&self) -> usize {
-        self.buffer_bytes
+        self.buffer.bytes()
     }
 
     pub fn levels(&self) -> &Levels {
         &self.levels
     }
 
-    /// Buffers one record; assigns the next sequence number of the bucket.
-    pub fn write(&mut self, key: Key, kind: RowKind, value: Row) {
-        let kv = KeyValue {
-            key,
-            seq: self.next_seq,
-            kind,
-            value,
-        };
+    /// Buffers one record (a full row in schema order); assigns the next sequence
+    /// number of the bucket. Returns the bytes the buffer grew by.
+    pub fn write(&mut self, kind: RowKind, value: &[Datum]) -> usize {
+        let seq = self.next_seq;
         self.next_seq += 1;
-        self.buffer_bytes += kv.mem_size();
-        self.buffer.push(kv);
+        self.buffer.push(value, seq, kind)
     }
 
     fn now(&self) -> i64 {
@@ -166,38 +176,11 @@ impl BucketWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let raw = std::mem::take(&mut self.buffer);
-        self.buffer_bytes = 0;
-        let producer = self.info.options.changelog_producer;
-        let input_changelog = if producer == ChangelogProducer::Input {
-            raw.clone()
+        let raw = self.buffer.take(&self.info)?;
+        if columnar::is_columnar(&self.info) {
+            self.flush_columnar(raw)?;
         } else {
-            Vec::new()
-        };
-        let merged = merge_sorted(&self.info, raw, self.merge.as_mut())?;
-        let changelog = match producer {
-            ChangelogProducer::None => Vec::new(),
-            ChangelogProducer::Input => input_changelog,
-            ChangelogProducer::Lookup => self.lookup_changelog(&merged)?,
-        };
-        let files = write_kv_files(
-            &self.info,
-            &self.dir,
-            &merged,
-            self.spec("data", 0, FILE_SOURCE_APPEND),
-            self.now(),
-        )?;
-        self.install(files.clone(), merged)?;
-        self.pending.new_files.extend(files);
-        if !changelog.is_empty() {
-            let files = write_kv_files(
-                &self.info,
-                &self.dir,
-                &changelog,
-                self.spec("changelog", 0, FILE_SOURCE_APPEND),
-                self.now(),
-            )?;
-            self.pending.changelog_files.extend(files);
+            self.flush_rows(raw)?;
         }
         if !self.write_only {
             self.finish_compaction(false)?;
@@ -213,14 +196,94 @@ impl BucketWriter {
         Ok(())
     }
 
-    /// Adds freshly written files to the levels and the lookup cache.
-    fn install(&mut self, files: Vec<DataFileMeta>, records: Vec<KeyValue>) -> Result<()> {
+    /// Level-0 flush for `deduplicate` tables: sort and deduplicate column-wise.
+    fn flush_columnar(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
+        let merged = columnar::sort_dedupe(&self.info, &raw)?;
+        let files = write_kv_batch(
+            &self.info,
+            &self.dir,
+            &merged,
+            self.spec("data", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        match self.info.options.changelog_producer {
+            ChangelogProducer::None => {}
+            ChangelogProducer::Input => {
+                let files = write_kv_batch(
+                    &self.info,
+                    &self.dir,
+                    &raw,
+                    self.spec("changelog", 0, FILE_SOURCE_APPEND),
+                    self.now(),
+                )?;
+                self.pending.changelog_files.extend(files);
+            }
+            ChangelogProducer::Lookup => {
+                let mut records = Vec::with_capacity(merged.num_rows());
+                from_batch(&self.info, &merged, &mut records)?;
+                let changelog = self.lookup_changelog(&records)?;
+                self.write_changelog(&changelog)?;
+            }
+        }
+        self.install(files.clone(), None)?;
+        self.pending.new_files.extend(files);
+        Ok(())
+    }
+
+    /// Level-0 flush for the other merge engines: merge row-wise with the merge function.
+    fn flush_rows(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
+        let mut records = Vec::with_capacity(raw.num_rows());
+        from_batch(&self.info, &raw, &mut records)?;
+        let producer = self.info.options.changelog_producer;
+        let input_changelog = if producer == ChangelogProducer::Input {
+            records.clone()
+        } else {
+            Vec::new()
+        };
+        let merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
+        let changelog = match producer {
+            ChangelogProducer::None => Vec::new(),
+            ChangelogProducer::Input => input_changelog,
+            ChangelogProducer::Lookup => self.lookup_changelog(&merged)?,
+        };
+        let files = write_kv_files(
+            &self.info,
+            &self.dir,
+            &merged,
+            self.spec("data", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        self.install(files.clone(), Some(merged))?;
+        self.pending.new_files.extend(files);
+        self.write_changelog(&changelog)
+    }
+
+    fn write_changelog(&mut self, changelog: &[KeyValue]) -> Result<()> {
+        if changelog.is_empty() {
+            return Ok(());
+        }
+        let files = write_kv_files(
+            &self.info,
+            &self.dir,
+            changelog,
+            self.spec("changelog", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        self.pending.changelog_files.extend(files);
+        Ok(())
+    }
+
+    /// Adds freshly written files to the levels, and their records (when given) to
+    /// the lookup cache. Without records, lookups read the files when needed.
+    fn install(&mut self, files: Vec<DataFileMeta>, records: Option<Vec<KeyValue>>) -> Result<()> {
         let mut rest = records;
         for meta in files {
-            let n = meta.row_count as usize;
-            let tail = rest.split_off(n.min(rest.len()));
-            let chunk = std::mem::replace(&mut rest, tail);
-            self.cache.insert(&meta.file_name, Arc::new(chunk));
+            if let Some(all) = rest.as_mut() {
+                let n = meta.row_count as usize;
+                let tail = all.split_off(n.min(all.len()));
+                let chunk = std::mem::replace(all, tail);
+                self.cache.insert(&meta.file_name, Arc::new(chunk));
+            }
             self.levels.add(FileRef::new(&self.info, meta)?)?;
         }
         Ok(())

@@ -4,5 +4,6 @@ pub mod bucket_writer;
 pub mod changelog;
 pub mod file_cache;
 pub mod table_write;
+pub mod write_buffer;
 
 pub use table_write::TableWrite;

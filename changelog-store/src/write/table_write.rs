@@ -28,6 +28,8 @@ pub struct TableWrite {
     /// Live files of the snapshot this writer started from, by bucket.
     restored: HashMap<BucketId, (Vec<Datum>, Vec<DataFileMeta>)>,
     count_fields: Vec<usize>,
+    /// Ids of the bucket writers of an unpartitioned table, by bucket.
+    unpartitioned: Vec<Option<BucketId>>,
     buffered: usize,
     compact_on_commit: bool,
     wait_compaction: bool,
@@ -73,6 +75,7 @@ impl TableWrite {
             writers: BTreeMap::new(),
             restored,
             count_fields,
+            unpartitioned: Vec::new(),
             buffered: 0,
             compact_on_commit: !write_only,
             wait_compaction: false,
@@ -115,34 +118,66 @@ impl TableWrite {
     }
 
     /// Writes one row with its kind (`+I`/`+U` upsert, `-U`/`-D` retract or delete).
-    pub fn write(&mut self, mut row: Row, kind: RowKind) -> Result<()> {
-        self.info.check_row(&row)?;
+    pub fn write(&mut self, row: Row, kind: RowKind) -> Result<()> {
+        self.write_row(&row, kind)
+    }
+
+    /// Like [`TableWrite::write`], borrowing the row: the values are copied into the
+    /// write buffer, so a caller can reuse one row for many writes.
+    pub fn write_row(&mut self, row: &[Datum], kind: RowKind) -> Result<()> {
+        self.info.check_row(row)?;
         self.check_kind(kind)?;
         if !kind.is_add() && self.info.options.ignore_delete {
             return Ok(());
         }
-        for &i in &self.count_fields {
-            let one = !row[i].is_null();
-            row[i] = match self.info.value_types[i].root {
-                TypeRoot::BigInt => Datum::Long(i64::from(one)),
-                _ => Datum::Int(i32::from(one)),
-            };
+        if !self.count_fields.is_empty() {
+            let mut owned = row.to_vec();
+            for &i in &self.count_fields {
+                let one = !owned[i].is_null();
+                owned[i] = match self.info.value_types[i].root {
+                    TypeRoot::BigInt => Datum::Long(i64::from(one)),
+                    _ => Datum::Int(i32::from(one)),
+                };
+            }
+            return self.route(&owned, kind);
         }
-        let partition = self.info.partition_of(&row);
-        let bucket = self.info.bucket_of(&row);
-        let key = self.info.key_of(&row);
-        let id = (self.info.serialize_partition(&partition), bucket);
-        let grown = {
-            let writer = self.writer(id, partition, bucket)?;
-            let before = writer.buffer_bytes();
-            writer.write(key, kind, row);
-            writer.buffer_bytes() - before
+        self.route(row, kind)
+    }
+
+    fn route(&mut self, row: &[Datum], kind: RowKind) -> Result<()> {
+        let bucket = self.info.bucket_of(row);
+        let grown = if self.info.partition_indices.is_empty() {
+            self.unpartitioned_writer(bucket)?.write(kind, row)
+        } else {
+            let partition = self.info.partition_of(row);
+            let id = (self.info.serialize_partition(&partition), bucket);
+            self.writer(id, partition, bucket)?.write(kind, row)
         };
         self.buffered += grown;
         if self.buffered as u64 >= self.info.options.write_buffer_size {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// The writer of `bucket` of an unpartitioned table, without building its id.
+    fn unpartitioned_writer(&mut self, bucket: i32) -> Result<&mut BucketWriter> {
+        let slot = bucket as usize;
+        if self.unpartitioned.len() <= slot {
+            self.unpartitioned.resize(slot + 1, None);
+        }
+        if self.unpartitioned[slot].is_none() {
+            let id = (self.info.serialize_partition(&[]), bucket);
+            self.writer(id.clone(), Vec::new(), bucket)?;
+            self.unpartitioned[slot] = Some(id);
+        }
+        match &self.unpartitioned[slot] {
+            Some(id) => self
+                .writers
+                .get_mut(id)
+                .ok_or_else(|| Error::Unsupported("bucket writer vanished".into())),
+            None => Err(Error::Unsupported("bucket writer vanished".into())),
+        }
     }
 
     /// Writes a JSON object (`{"column": value, ...}`; missing columns are null).
