@@ -2,6 +2,7 @@
 
 mod inspect;
 mod render;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ enum Command {
     },
     /// Produce Debezium change events for a small commerce schema.
     Generate(crate::generate::GenerateArgs),
+    /// Changelog-store tables (Paimon layout under a warehouse directory): create,
+    /// write, scan, changelog, snapshots, compact, expire.
+    Store(store::StoreArgs),
 }
 
 /// Entry point of the `lakehouse` binary.
@@ -107,6 +111,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Generate(args) = &cli.command {
         return crate::generate::run(args.clone()).await;
     }
+    if let Command::Store(args) = &cli.command {
+        return store::run(args.clone());
+    }
     let catalog = crate::catalog::SqlCatalog::connect(&admin_config(&cli)?).await?;
     match cli.command {
         Command::Tables { namespace, json } => inspect::tables(&catalog, namespace.as_deref(), json).await,
@@ -116,5 +123,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             inspect::scan(&catalog, &table.parse()?, snapshot_id, as_of.as_deref(), limit, &columns, json).await
         }
         Command::Generate(_) => unreachable!("handled above"),
+        Command::Store(_) => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,193 @@
+//! Store benchmark (the shape of Paimon's TableWriterBenchmark): upserts of an int64 key
+//! + 20 short string columns, 30% updates of existing keys, 5% deletes, a commit every
+//! 100k rows, compaction running as it would in production (background, per bucket).
+//!
+//! Usage: `store_bench [rows] [dir]` (default 10,000,000 rows, a temp dir).
+//!
+//! Measured honestly, printed, never asserted:
+//! - upserts/s: rows / wall seconds of the load (last commit included, outstanding
+//!   compactions waited for);
+//! - per core: rows / process CPU seconds (user + sys from /proc/self/stat, all threads);
+//! - write amplification: sizes of every data file written (flushes + compactions)
+//!   / bytes ingested (8 key bytes + the UTF-8 bytes of the 20 strings per row);
+//! - full scan rows/s; point-lookup latency p50/p99 over random keys after the load.
+//!
+//! The scan and the lookups are checked against the generator's own record of which
+//! keys are live: a wrong answer aborts the run.
+
+use changelog_store::{Datum, ReadAt, RowKind, Table, TableSpec};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Process CPU seconds (user + sys) of all threads. USER_HZ is 100 on Linux.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// xorshift64: deterministic and cheap.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The key of the n-th inserted row: a bijection of n, so keys arrive in random order.
+fn key_of(n: u64) -> i64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64
+}
+
+/// Writes the decimal form of `v` into `s` (reusing its buffer).
+fn set_decimal(s: &mut String, mut v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    s.clear();
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let rows: u64 = match args.get(1) {
+        Some(s) => s.replace('_', "").parse()?,
+        None => 10_000_000,
+    };
+    let tmp = tempfile::tempdir()?;
+    let root = args.get(2).map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    let buckets = std::env::var("STORE_BENCH_BUCKETS").unwrap_or_else(|_| "4".into());
+    let mut columns = vec![("id".to_string(), "BIGINT".to_string())];
+    for i in 0..20 {
+        columns.push((format!("c{i}"), "STRING".to_string()));
+    }
+    let spec = TableSpec {
+        columns,
+        primary_keys: vec!["id".into()],
+        partition_keys: vec![],
+        options: BTreeMap::from([("bucket".to_string(), buckets.clone())]),
+    };
+    let table = Table::create_in_warehouse(&root, "bench", "t", spec)?;
+    println!("table: {} (bucket = {buckets}, other options Paimon's defaults)", table.path().display());
+
+    let committer = table.new_committer("bench");
+    let mut write = table.new_write()?;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut live = vec![false; 0];
+    let mut inserted: u64 = 0;
+    let mut ingested: u64 = 0;
+    let (mut n_insert, mut n_update, mut n_delete) = (0u64, 0u64, 0u64);
+    let mut row: Vec<Datum> = std::iter::once(Datum::Long(0))
+        .chain((0..20).map(|_| Datum::String(String::with_capacity(10))))
+        .collect();
+    let per_commit = 100_000;
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    for i in 0..rows {
+        let r = rng.next() % 100;
+        let (n, kind) = if r < 5 && inserted > 0 {
+            n_delete += 1;
+            (rng.next() % inserted, RowKind::Delete)
+        } else if r < 35 && inserted > 0 {
+            n_update += 1;
+            (rng.next() % inserted, RowKind::Insert)
+        } else {
+            n_insert += 1;
+            inserted += 1;
+            live.push(false);
+            (inserted - 1, RowKind::Insert)
+        };
+        live[n as usize] = kind == RowKind::Insert;
+        row[0] = Datum::Long(key_of(n));
+        ingested += 8;
+        for d in row.iter_mut().skip(1) {
+            if let Datum::String(s) = d {
+                set_decimal(s, rng.next() as u32);
+                ingested += s.len() as u64;
+            }
+        }
+        write.write_row(&row, kind)?;
+        if (i + 1) % per_commit == 0 {
+            committer.commit((i / per_commit) as i64 + 1, write.prepare_commit()?, None)?;
+        }
+    }
+    let mut write = write.with_wait_compaction(true);
+    committer.commit(i64::MAX - 1, write.prepare_commit()?, None)?;
+    drop(write);
+    let load_secs = start.elapsed().as_secs_f64();
+    let load_cpu = cpu_seconds() - cpu0;
+    let written = changelog_store::data::writer::data_bytes_written();
+    let expected_live = live.iter().filter(|l| **l).count();
+    let snapshot = table.latest_snapshot()?.map(|s| s.id).unwrap_or(0);
+
+    let upserts_per_s = rows as f64 / load_secs;
+    let per_core = rows as f64 / load_cpu;
+    let write_amp = written as f64 / ingested as f64;
+    println!("load: {rows} rows ({n_insert} inserts, {n_update} updates, {n_delete} deletes), {snapshot} snapshots");
+    println!("load: {load_secs:.2} s wall, {load_cpu:.2} s CPU (user+sys, all threads)");
+    println!("load: {upserts_per_s:.0} upserts/s wall, {per_core:.0} upserts/s per CPU-second");
+    println!(
+        "write amplification: {written} bytes of data files written / {ingested} bytes ingested = {write_amp:.2}"
+    );
+
+    // Full scan of the latest snapshot.
+    let cpu1 = cpu_seconds();
+    let t = Instant::now();
+    let reader = table.reader(ReadAt::Latest)?;
+    let scanned: usize = reader.scan_batches()?.iter().map(|b| b.num_rows()).sum();
+    let scan_secs = t.elapsed().as_secs_f64();
+    let scan_cpu = cpu_seconds() - cpu1;
+    let scan_rows_per_s = scanned as f64 / scan_secs;
+    println!("scan: {scanned} rows in {scan_secs:.2} s wall ({scan_cpu:.2} s CPU) = {scan_rows_per_s:.0} rows/s");
+    if scanned != expected_live {
+        return Err(format!("scan returned {scanned} rows, the generator has {expected_live} live keys").into());
+    }
+
+    // Point lookups of random keys ever written (some deleted), checked against `live`.
+    let lookups: usize = std::env::var("STORE_BENCH_LOOKUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let lookups = lookups.min(inserted as usize);
+    let mut latencies = Vec::with_capacity(lookups);
+    let mut hits = 0;
+    for _ in 0..lookups {
+        let n = rng.next() % inserted;
+        let t = Instant::now();
+        let got = reader.lookup(&[Datum::Long(key_of(n))])?;
+        latencies.push(t.elapsed().as_secs_f64() * 1e6);
+        if got.is_some() != live[n as usize] {
+            return Err(format!("lookup of key #{n} returned {got:?}, expected live = {}", live[n as usize]).into());
+        }
+        hits += usize::from(got.is_some());
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!("lookup: {lookups} random keys ({hits} live), p50 {p50:.0} us, p99 {p99:.0} us");
+
+    let files: usize = reader.buckets().iter().map(|b| b.files.len()).sum();
+    println!("table after load: {files} live data files");
+    println!(
+        "BENCH store upserts_per_s={upserts_per_s:.0} per_core={per_core:.0} write_amp={write_amp:.2} scan_rows_per_s={scan_rows_per_s:.0} lookup_p99_us={p99:.0}"
+    );
+    Ok(())
+}

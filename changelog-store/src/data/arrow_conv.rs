@@ -1,0 +1,337 @@
+//! Arrow schema of key/value files and conversion between [`KeyValue`]s and record batches.
+//!
+//! Column order and field ids follow Paimon's `KeyValue` file layout:
+//! `_KEY_<k>` (id `1073741823 + field id`), `_SEQUENCE_NUMBER` (id `2147483646`),
+//! `_VALUE_KIND` (id `2147483645`), then the table columns with their own ids.
+
+use crate::error::{Error, Result};
+use crate::row::{Datum, KeyValue, RowKind};
+use crate::spec::types::{DataType, TypeRoot};
+use crate::table_info::TableInfo;
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, Int8Builder, StringBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    TimestampMicrosecondType, TimestampMillisecondType,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const KEY_FIELD_PREFIX: &str = "_KEY_";
+pub const KEY_FIELD_ID_START: i32 = i32::MAX / 2;
+pub const SEQUENCE_NUMBER: &str = "_SEQUENCE_NUMBER";
+pub const SEQUENCE_NUMBER_ID: i32 = i32::MAX - 1;
+pub const VALUE_KIND: &str = "_VALUE_KIND";
+pub const VALUE_KIND_ID: i32 = i32::MAX - 2;
+
+fn arrow_type(ty: &DataType) -> ArrowType {
+    match ty.root {
+        TypeRoot::Boolean => ArrowType::Boolean,
+        TypeRoot::TinyInt => ArrowType::Int8,
+        TypeRoot::SmallInt => ArrowType::Int16,
+        TypeRoot::Int => ArrowType::Int32,
+        TypeRoot::BigInt => ArrowType::Int64,
+        TypeRoot::Float => ArrowType::Float32,
+        TypeRoot::Double => ArrowType::Float64,
+        TypeRoot::Varchar(_) | TypeRoot::Char(_) => ArrowType::Utf8,
+        TypeRoot::Varbinary(_) => ArrowType::Binary,
+        TypeRoot::Date => ArrowType::Date32,
+        TypeRoot::Timestamp(p) if p <= 3 => ArrowType::Timestamp(TimeUnit::Millisecond, None),
+        TypeRoot::Timestamp(_) => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+    }
+}
+
+fn field(name: String, ty: &DataType, id: i32) -> Field {
+    Field::new(name, arrow_type(ty), ty.nullable).with_metadata(HashMap::from([(
+        "PARQUET:field_id".to_string(),
+        id.to_string(),
+    )]))
+}
+
+/// Arrow schema of a key/value (data or changelog) file of this table.
+pub fn kv_schema(info: &TableInfo) -> SchemaRef {
+    let mut fields = Vec::new();
+    for &i in &info.key_indices {
+        let f = &info.schema.fields[i];
+        fields.push(field(
+            format!("{KEY_FIELD_PREFIX}{}", f.name),
+            &f.data_type.not_null(),
+            KEY_FIELD_ID_START + f.id,
+        ));
+    }
+    fields.push(field(
+        SEQUENCE_NUMBER.into(),
+        &DataType::new(TypeRoot::BigInt).not_null(),
+        SEQUENCE_NUMBER_ID,
+    ));
+    fields.push(field(
+        VALUE_KIND.into(),
+        &DataType::new(TypeRoot::TinyInt).not_null(),
+        VALUE_KIND_ID,
+    ));
+    for f in &info.schema.fields {
+        fields.push(field(f.name.clone(), &f.data_type, f.id));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: usize) -> ArrayRef {
+    macro_rules! prim {
+        ($builder:ty, $variant:ident, $conv:expr) => {{
+            let mut b = <$builder>::with_capacity(n);
+            for v in values {
+                match v {
+                    Datum::$variant(x) => b.append_value($conv(x)),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    match ty.root {
+        TypeRoot::Boolean => prim!(BooleanBuilder, Bool, |x: &bool| *x),
+        TypeRoot::TinyInt => prim!(Int8Builder, Int, |x: &i32| *x as i8),
+        TypeRoot::SmallInt => prim!(Int16Builder, Int, |x: &i32| *x as i16),
+        TypeRoot::Int => prim!(Int32Builder, Int, |x: &i32| *x),
+        TypeRoot::Date => prim!(Date32Builder, Int, |x: &i32| *x),
+        TypeRoot::BigInt => prim!(Int64Builder, Long, |x: &i64| *x),
+        TypeRoot::Timestamp(p) if p <= 3 => prim!(TimestampMillisecondBuilder, Long, |x: &i64| *x),
+        TypeRoot::Timestamp(_) => prim!(TimestampMicrosecondBuilder, Long, |x: &i64| *x),
+        TypeRoot::Float => prim!(Float32Builder, Float, |x: &f32| *x),
+        TypeRoot::Double => prim!(Float64Builder, Double, |x: &f64| *x),
+        TypeRoot::Varchar(_) | TypeRoot::Char(_) => {
+            let mut b = StringBuilder::with_capacity(n, n * 16);
+            for v in values {
+                match v {
+                    Datum::String(s) => b.append_value(s),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        TypeRoot::Varbinary(_) => {
+            let mut b = BinaryBuilder::with_capacity(n, n * 16);
+            for v in values {
+                match v {
+                    Datum::Bytes(s) => b.append_value(s),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
+/// One-row `_KEY_*` columns holding `key` (to compare it with the keys of batches).
+pub fn key_columns_of(info: &TableInfo, key: &crate::row::Key) -> Vec<ArrayRef> {
+    info.key_types
+        .iter()
+        .zip(key.iter())
+        .map(|(t, d)| build_column(t, std::iter::once(d), 1))
+        .collect()
+}
+
+/// Builds one record batch of `records` in the [`kv_schema`] layout.
+pub fn to_batch(info: &TableInfo, schema: &SchemaRef, records: &[KeyValue]) -> Result<RecordBatch> {
+    let n = records.len();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (k, &i) in info.key_indices.iter().enumerate() {
+        cols.push(build_column(&info.value_types[i], records.iter().map(|r| &r.key[k]), n));
+    }
+    cols.push(Arc::new(arrow_array::Int64Array::from_iter_values(
+        records.iter().map(|r| r.seq),
+    )));
+    cols.push(Arc::new(arrow_array::Int8Array::from_iter_values(
+        records.iter().map(|r| r.kind.to_byte()),
+    )));
+    for (i, ty) in info.value_types.iter().enumerate() {
+        cols.push(build_column(ty, records.iter().map(|r| &r.value[i]), n));
+    }
+    RecordBatch::try_new(schema.clone(), cols).map_err(|source| Error::Arrow {
+        op: "building a key/value batch",
+        source,
+    })
+}
+
+/// Builds a key/value batch from value columns (in schema order), sequence numbers and
+/// kinds; the `_KEY_*` columns share the value columns' buffers.
+pub fn kv_columns_to_batch(
+    info: &TableInfo,
+    values: Vec<ArrayRef>,
+    seqs: Vec<i64>,
+    kinds: Vec<i8>,
+) -> Result<RecordBatch> {
+    let schema = kv_schema(info);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for &i in &info.key_indices {
+        cols.push(values[i].clone());
+    }
+    cols.push(Arc::new(arrow_array::Int64Array::from(seqs)));
+    cols.push(Arc::new(arrow_array::Int8Array::from(kinds)));
+    cols.extend(values);
+    RecordBatch::try_new(schema, cols).map_err(|source| Error::Arrow {
+        op: "building a key/value batch from the write buffer",
+        source,
+    })
+}
+
+/// Brings a batch read from a key/value file (ours or another writer's) into the
+/// [`kv_schema`] layout: columns matched by name; when every type already matches this
+/// is a reordering, otherwise values are converted through [`Datum`]s.
+pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut cols = Vec::with_capacity(schema.fields().len());
+    let mut same_types = true;
+    for f in schema.fields() {
+        let c = batch
+            .column_by_name(f.name())
+            .ok_or_else(|| Error::corrupt("<data file>", format!("missing column `{}`", f.name())))?;
+        same_types &= c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0);
+        cols.push(c.clone());
+    }
+    if same_types {
+        return RecordBatch::try_new(schema.clone(), cols).map_err(|source| Error::Arrow {
+            op: "reordering the columns of a data file",
+            source,
+        });
+    }
+    let mut records = Vec::with_capacity(batch.num_rows());
+    from_batch(info, batch, &mut records)?;
+    to_batch(info, schema, &records)
+}
+
+/// Index of the first value column in the [`kv_schema`] layout.
+pub fn first_value_column(info: &TableInfo) -> usize {
+    info.key_indices.len() + 2
+}
+
+/// The table columns of a key/value batch (drops `_KEY_*`, `_SEQUENCE_NUMBER`, `_VALUE_KIND`).
+pub fn value_batch(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch> {
+    let first = first_value_column(info);
+    let indices: Vec<usize> = (first..batch.num_columns()).collect();
+    batch.project(&indices).map_err(|source| Error::Arrow {
+        op: "projecting the value columns",
+        source,
+    })
+}
+
+/// Rows of a batch of table columns ([`value_batch`] layout).
+pub fn rows_of(info: &TableInfo, values: &RecordBatch) -> Result<Vec<crate::row::Row>> {
+    let mut out = Vec::with_capacity(values.num_rows());
+    for r in 0..values.num_rows() {
+        out.push(
+            values
+                .columns()
+                .iter()
+                .zip(info.value_types.iter())
+                .map(|(c, t)| datum_at(c, t, r))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// The trimmed primary key of row `row` of a key/value batch.
+pub fn key_at(info: &TableInfo, batch: &RecordBatch, row: usize) -> Result<crate::row::Key> {
+    info.key_types
+        .iter()
+        .enumerate()
+        .map(|(k, t)| datum_at(batch.column(k), t, row))
+        .collect()
+}
+
+pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datum> {
+    if col.is_null(row) {
+        return Ok(Datum::Null);
+    }
+    let mismatch = || Error::corrupt("<data file>", format!("column type {:?} does not match {ty}", col.data_type()));
+    Ok(match (ty.root, col.data_type()) {
+        (TypeRoot::Boolean, ArrowType::Boolean) => Datum::Bool(col.as_boolean().value(row)),
+        (_, ArrowType::Int8) => Datum::Int(col.as_primitive::<Int8Type>().value(row) as i32),
+        (_, ArrowType::Int16) => Datum::Int(col.as_primitive::<Int16Type>().value(row) as i32),
+        (TypeRoot::BigInt, ArrowType::Int32) => Datum::Long(col.as_primitive::<Int32Type>().value(row) as i64),
+        (_, ArrowType::Int32) => Datum::Int(col.as_primitive::<Int32Type>().value(row)),
+        (_, ArrowType::Date32) => Datum::Int(col.as_primitive::<Date32Type>().value(row)),
+        (_, ArrowType::Int64) => Datum::Long(col.as_primitive::<Int64Type>().value(row)),
+        (TypeRoot::Timestamp(p), ArrowType::Timestamp(unit, _)) => {
+            let raw = match unit {
+                TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().value(row),
+                TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => {
+                    col.as_primitive::<arrow_array::types::TimestampNanosecondType>().value(row) / 1000
+                }
+                TimeUnit::Second => col.as_primitive::<arrow_array::types::TimestampSecondType>().value(row) * 1000,
+            };
+            // Normalize to the unit of the declared precision.
+            let in_micros = matches!(unit, TimeUnit::Microsecond | TimeUnit::Nanosecond);
+            match (p <= 3, in_micros) {
+                (true, true) => Datum::Long(raw.div_euclid(1000)),
+                (false, false) => Datum::Long(raw * 1000),
+                _ => Datum::Long(raw),
+            }
+        }
+        (_, ArrowType::Float32) => Datum::Float(col.as_primitive::<Float32Type>().value(row)),
+        (_, ArrowType::Float64) => Datum::Double(col.as_primitive::<Float64Type>().value(row)),
+        (_, ArrowType::Utf8) => Datum::String(col.as_string::<i32>().value(row).to_string()),
+        (_, ArrowType::LargeUtf8) => Datum::String(col.as_string::<i64>().value(row).to_string()),
+        (_, ArrowType::Binary) => Datum::Bytes(col.as_binary::<i32>().value(row).to_vec()),
+        (_, ArrowType::LargeBinary) => Datum::Bytes(col.as_binary::<i64>().value(row).to_vec()),
+        _ => return Err(mismatch()),
+    })
+}
+
+/// Decodes a record batch of a key/value file (columns looked up by name).
+pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>) -> Result<()> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| Error::corrupt("<data file>", format!("missing column `{name}`")))
+    };
+    let key_cols = info
+        .key_names
+        .iter()
+        .map(|k| col(&format!("{KEY_FIELD_PREFIX}{k}")))
+        .collect::<Result<Vec<_>>>()?;
+    let seq = col(SEQUENCE_NUMBER)?;
+    let seq = seq
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::corrupt("<data file>", "_SEQUENCE_NUMBER is not BIGINT"))?;
+    let kind = col(VALUE_KIND)?;
+    let kind = kind
+        .as_primitive_opt::<Int8Type>()
+        .ok_or_else(|| Error::corrupt("<data file>", "_VALUE_KIND is not TINYINT"))?;
+    let value_cols = info
+        .schema
+        .fields
+        .iter()
+        .map(|f| col(&f.name))
+        .collect::<Result<Vec<_>>>()?;
+    out.reserve(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        let key = key_cols
+            .iter()
+            .zip(info.key_types.iter())
+            .map(|(c, t)| datum_at(c, t, r))
+            .collect::<Result<Vec<_>>>()?;
+        let value = value_cols
+            .iter()
+            .zip(info.value_types.iter())
+            .map(|(c, t)| datum_at(c, t, r))
+            .collect::<Result<Vec<_>>>()?;
+        let k = RowKind::from_byte(kind.value(r))
+            .ok_or_else(|| Error::corrupt("<data file>", format!("bad _VALUE_KIND {}", kind.value(r))))?;
+        out.push(KeyValue {
+            key,
+            seq: seq.value(r),
+            kind: k,
+            value,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Key/value data and changelog files (Parquet).
+
+pub mod arrow_conv;
+pub mod reader;
+pub mod sort_key;
+pub mod writer;

@@ -1,0 +1,92 @@
+//! Reads key/value Parquet files (ours or other Paimon writers') back into [`KeyValue`]s.
+
+use crate::data::arrow_conv::from_batch;
+use crate::error::{Error, Result};
+use crate::row::KeyValue;
+use crate::table_info::TableInfo;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::path::Path;
+
+/// Reads every record of a data or changelog file, in file order.
+pub fn read_kv_file(info: &TableInfo, path: &Path) -> Result<Vec<KeyValue>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let pq = |source| Error::Parquet {
+        op: "reading",
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(pq)?
+        .with_batch_size(8192)
+        .build()
+        .map_err(pq)?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|source| Error::Arrow {
+            op: "decoding a data file",
+            source,
+        })?;
+        from_batch(info, &batch, &mut out).map_err(|e| match e {
+            Error::Corrupt { message, .. } => Error::corrupt(path, message),
+            other => other,
+        })?;
+    }
+    Ok(out)
+}
+
+/// Streams the batches of a key/value file in the [`kv_schema`](crate::data::arrow_conv::kv_schema)
+/// layout (see [`normalize_batch`](crate::data::arrow_conv::normalize_batch)).
+pub struct KvBatchReader<'a> {
+    info: &'a TableInfo,
+    schema: arrow_schema::SchemaRef,
+    path: std::path::PathBuf,
+    inner: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+}
+
+impl<'a> KvBatchReader<'a> {
+    pub fn open(info: &'a TableInfo, schema: arrow_schema::SchemaRef, path: &Path) -> Result<Self> {
+        Self::open_row_groups(info, schema, path, None)
+    }
+
+    /// Opens the file reading only `row_groups` (all when `None`).
+    pub fn open_row_groups(
+        info: &'a TableInfo,
+        schema: arrow_schema::SchemaRef,
+        path: &Path,
+        row_groups: Option<Vec<usize>>,
+    ) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let pq = |source| Error::Parquet {
+            op: "reading",
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.with_batch_size(8192);
+        if let Some(rg) = row_groups {
+            builder = builder.with_row_groups(rg);
+        }
+        Ok(KvBatchReader {
+            info,
+            schema,
+            path: path.to_path_buf(),
+            inner: builder.build().map_err(pq)?,
+        })
+    }
+
+    /// The next batch, `None` at the end of the file.
+    pub fn next_batch(&mut self) -> Result<Option<arrow_array::RecordBatch>> {
+        match self.inner.next() {
+            None => Ok(None),
+            Some(Err(source)) => Err(Error::Arrow {
+                op: "decoding a data file",
+                source,
+            }),
+            Some(Ok(b)) => crate::data::arrow_conv::normalize_batch(self.info, &self.schema, &b)
+                .map(Some)
+                .map_err(|e| match e {
+                    Error::Corrupt { message, .. } => Error::corrupt(&self.path, message),
+                    other => other,
+                }),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Snapshot expiration and deletion of files no retained snapshot needs.
+//!
+//! Retention follows Paimon's options: keep at least `snapshot.num-retained.min`,
+//! at most `snapshot.num-retained.max`, and expire older than `snapshot.time-retained`
+//! in between. Snapshots at or after a registered consumer's `nextSnapshot` are kept.
+//! Files are deleted only if no retained snapshot references them (data files via its
+//! live entries, changelog files via its changelog manifests, manifests and lists).
+
+use crate::error::{Error, Result};
+use crate::fs;
+use crate::manifest_io::ManifestIo;
+use crate::paths::TablePaths;
+use crate::snapshot_manager::SnapshotManager;
+use crate::spec::manifest::ManifestEntry;
+use crate::spec::snapshot::Snapshot;
+use crate::table_info::TableInfo;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Paimon's `consumer/consumer-<id>` file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consumer {
+    pub next_snapshot: i64,
+}
+
+/// What an expiration removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpireReport {
+    pub expired_snapshots: Vec<i64>,
+    pub deleted_data_files: usize,
+    pub deleted_manifest_files: usize,
+}
+
+/// Reads every registered consumer's next snapshot.
+pub fn consumers(paths: &TablePaths) -> Result<Vec<(String, Consumer)>> {
+    let mut out = Vec::new();
+    for name in fs::list(&paths.consumer_dir())? {
+        let Some(id) = name.strip_prefix("consumer-") else {
+            continue;
+        };
+        let path = paths.consumer_file(id);
+        let c: Consumer = serde_json::from_slice(&fs::read(&path)?).map_err(|source| Error::Json {
+            op: "parsing consumer",
+            path: path.clone(),
+            source,
+        })?;
+        out.push((id.to_string(), c));
+    }
+    Ok(out)
+}
+
+/// Registers (or moves) a consumer: snapshots from `next_snapshot` on are kept for it.
+pub fn register_consumer(paths: &TablePaths, id: &str, next_snapshot: i64) -> Result<()> {
+    fs::create_dir_all(&paths.consumer_dir())?;
+    let path = paths.consumer_file(id);
+    let json = serde_json::to_vec(&Consumer { next_snapshot }).map_err(|source| Error::Json {
+        op: "serializing consumer",
+        path: path.clone(),
+        source,
+    })?;
+    fs::overwrite(&path, &json)
+}
+
+fn data_file_path(info: &TableInfo, paths: &TablePaths, e: &ManifestEntry) -> Result<PathBuf> {
+    let partition = info.deserialize_partition(&e.partition)?;
+    Ok(paths
+        .bucket_dir(&info.partition_spec(&partition), e.bucket)
+        .join(&e.file.file_name))
+}
+
+struct Referenced {
+    data: HashSet<PathBuf>,
+    manifests: HashSet<String>,
+}
+
+fn referenced(
+    info: &TableInfo,
+    paths: &TablePaths,
+    io: &ManifestIo,
+    s: &Snapshot,
+    all_entries: bool,
+) -> Result<Referenced> {
+    let mut r = Referenced {
+        data: HashSet::new(),
+        manifests: HashSet::new(),
+    };
+    let mut lists = vec![s.base_manifest_list.clone(), s.delta_manifest_list.clone()];
+    if let Some(c) = &s.changelog_manifest_list {
+        lists.push(c.clone());
+    }
+    for list in lists {
+        let Ok(metas) = io.read_manifest_list(&list) else {
+            r.manifests.insert(list);
+            continue;
+        };
+        r.manifests.insert(list);
+        for m in metas {
+            if all_entries {
+                if let Ok(entries) = io.read_manifest(&m.file_name) {
+                    for e in &entries {
+                        r.data.insert(data_file_path(info, paths, e)?);
+                    }
+                }
+            }
+            r.manifests.insert(m.file_name);
+        }
+    }
+    if !all_entries {
+        for e in io.live_entries(s)? {
+            r.data.insert(data_file_path(info, paths, &e)?);
+        }
+        for e in io.changelog_entries(s)? {
+            r.data.insert(data_file_path(info, paths, &e)?);
+        }
+    }
+    Ok(r)
+}
+
+/// Expires snapshots per the table's retention options as of `now_millis`.
+pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<ExpireReport> {
+    let snapshots = SnapshotManager::new(paths.clone());
+    let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
+    let all = snapshots.all()?;
+    let opts = &info.options;
+    let consumer_floor = consumers(paths)?
+        .into_iter()
+        .map(|(_, c)| c.next_snapshot)
+        .min()
+        .unwrap_or(i64::MAX);
+    let n = all.len();
+    let mut expire_count = 0;
+    while expire_count < n {
+        let remaining = n - expire_count;
+        let s = &all[expire_count];
+        if remaining <= opts.snapshot_num_retained_min || remaining <= 1 || s.id >= consumer_floor {
+            break;
+        }
+        let too_many = remaining > opts.snapshot_num_retained_max;
+        let too_old = s.time_millis < now_millis - opts.snapshot_time_retained.as_millis() as i64;
+        if !(too_many || too_old) {
+            break;
+        }
+        expire_count += 1;
+    }
+    if expire_count == 0 {
+        return Ok(ExpireReport::default());
+    }
+    let (expired, retained) = all.split_at(expire_count);
+    let mut keep_data = HashSet::new();
+    let mut keep_manifests = HashSet::new();
+    for s in retained {
+        let r = referenced(info, paths, &io, s, false)?;
+        keep_data.extend(r.data);
+        keep_manifests.extend(r.manifests);
+    }
+    let mut drop_data = HashSet::new();
+    let mut drop_manifests = HashSet::new();
+    for s in expired {
+        let r = referenced(info, paths, &io, s, true)?;
+        drop_data.extend(r.data.into_iter().filter(|p| !keep_data.contains(p)));
+        drop_manifests.extend(r.manifests.into_iter().filter(|m| !keep_manifests.contains(m)));
+    }
+    // Unpublish first: move EARLIEST, then delete the snapshot files, then their files.
+    // A crash part-way leaves only unreferenced files behind.
+    snapshots.write_earliest_hint(retained[0].id)?;
+    for s in expired {
+        fs::delete(&paths.snapshot_file(s.id))?;
+    }
+    for p in &drop_data {
+        fs::delete(p)?;
+    }
+    for m in &drop_manifests {
+        fs::delete(&paths.manifest_file(m))?;
+    }
+    let report = ExpireReport {
+        expired_snapshots: expired.iter().map(|s| s.id).collect(),
+        deleted_data_files: drop_data.len(),
+        deleted_manifest_files: drop_manifests.len(),
+    };
+    tracing::info!(
+        table = %paths.root().display(),
+        expired = report.expired_snapshots.len(),
+        data_files = report.deleted_data_files,
+        manifests = report.deleted_manifest_files,
+        "expired snapshots"
+    );
+    Ok(report)
+}

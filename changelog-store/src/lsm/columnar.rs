@@ -1,0 +1,268 @@
+//! Columnar merging for tables whose records of one key fold to "the newest wins"
+//! (`deduplicate` without `sequence.field`): the write buffer is sorted and deduplicated
+//! once at flush, and sorted runs are k-way merged straight from Arrow batches. Rows are
+//! never materialized as [`Datum`](crate::row::Datum)s; output batches are gathered with
+//! `interleave`/`take`.
+//!
+//! Other merge engines go through [`super::merge::merge_sorted`] on [`KeyValue`](crate::row::KeyValue)s.
+
+use crate::data::arrow_conv::kv_schema;
+use crate::data::reader::KvBatchReader;
+use crate::data::sort_key::{KeyForm, OwnedKey, SortKeys};
+use crate::error::{Error, Result};
+use crate::lsm::levels::FileRef;
+use crate::options::MergeEngine;
+use crate::row::RowKind;
+use crate::table_info::TableInfo;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, Int8Type};
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_buffer::ScalarBuffer;
+use arrow_schema::SchemaRef;
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+
+/// Rows per merged output batch.
+const OUT_ROWS: usize = 8192;
+/// Batches kept alive for the pending output before it is gathered early.
+const MAX_PINNED: usize = 64;
+
+/// Whether this table's records merge column-wise (see the module docs).
+pub fn is_columnar(info: &TableInfo) -> bool {
+    info.options.merge_engine == MergeEngine::Deduplicate && info.sequence_indices.is_empty()
+}
+
+/// What survives of one key's records.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// `ignore-delete`: retractions never win.
+    pub ignore_delete: bool,
+    /// The winner is dropped when it is a retraction (nothing older lies below).
+    pub drop_delete: bool,
+}
+
+fn is_add(kind: i8) -> bool {
+    RowKind::from_byte(kind).is_some_and(RowKind::is_add)
+}
+
+fn arrow_err(op: &'static str) -> impl FnOnce(arrow_schema::ArrowError) -> Error {
+    move |source| Error::Arrow { op, source }
+}
+
+fn key_columns(info: &TableInfo, batch: &RecordBatch) -> Vec<arrow_array::ArrayRef> {
+    batch.columns()[..info.key_types.len()].to_vec()
+}
+
+fn seqs_and_kinds(info: &TableInfo, batch: &RecordBatch) -> Result<(ScalarBuffer<i64>, ScalarBuffer<i8>)> {
+    let arity = info.key_types.len();
+    let seqs = batch
+        .column(arity)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::corrupt("<data file>", "_SEQUENCE_NUMBER is not BIGINT"))?;
+    let kinds = batch
+        .column(arity + 1)
+        .as_primitive_opt::<Int8Type>()
+        .ok_or_else(|| Error::corrupt("<data file>", "_VALUE_KIND is not TINYINT"))?;
+    Ok((seqs.values().clone(), kinds.values().clone()))
+}
+
+/// Sorts a write-buffer batch (arrival order = sequence order) by key and keeps one
+/// record per key: the newest (the newest add with `ignore-delete`). Retractions stay:
+/// they shadow older data in lower levels.
+pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch> {
+    let keys = SortKeys::new(KeyForm::of(&info.key_types), &key_columns(info, batch))?;
+    let (_, kinds) = seqs_and_kinds(info, batch)?;
+    let idx = keys.sorted_indices();
+    let mut out: Vec<u32> = Vec::with_capacity(idx.len());
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i + 1;
+        while j < idx.len() && keys.cmp_rows(idx[j] as usize, &keys, idx[i] as usize) == Ordering::Equal {
+            j += 1;
+        }
+        let winner = idx[i..j]
+            .iter()
+            .rev()
+            .find(|&&r| !info.options.ignore_delete || is_add(kinds[r as usize]));
+        if let Some(&w) = winner {
+            out.push(w);
+        }
+        i = j;
+    }
+    if out.len() == batch.num_rows() && out.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(batch.clone());
+    }
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from(out)).map_err(arrow_err("gathering the sorted write buffer"))
+}
+
+/// One sorted run to merge: its files in key order (one file for a level-0 run).
+pub struct Run {
+    pub files: Vec<PathBuf>,
+}
+
+/// Groups files into sorted runs: every level-0 file alone, each level >= 1 as one run
+/// ordered by min key.
+pub fn runs_of(dir: &Path, files: &[FileRef]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut upper: std::collections::BTreeMap<i32, Vec<&FileRef>> = std::collections::BTreeMap::new();
+    for f in files {
+        if f.level() == 0 {
+            runs.push(Run {
+                files: vec![dir.join(&f.meta.file_name)],
+            });
+        } else {
+            upper.entry(f.level()).or_default().push(f);
+        }
+    }
+    for (_, mut level) in upper {
+        level.sort_by(|a, b| a.min_key.cmp(&b.min_key));
+        runs.push(Run {
+            files: level.iter().map(|f| dir.join(&f.meta.file_name)).collect(),
+        });
+    }
+    runs
+}
+
+/// Read position in one run.
+struct Cursor<'a> {
+    files: std::vec::IntoIter<PathBuf>,
+    reader: Option<KvBatchReader<'a>>,
+    batch: RecordBatch,
+    keys: SortKeys,
+    seqs: ScalarBuffer<i64>,
+    kinds: ScalarBuffer<i8>,
+    pos: usize,
+    /// Index of `batch` in the pinned batches.
+    slot: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Moves to the next non-empty batch; `false` when the run is exhausted.
+    fn load_next(&mut self, info: &'a TableInfo, schema: &SchemaRef, pinned: &mut Vec<RecordBatch>) -> Result<bool> {
+        loop {
+            if self.reader.is_none() {
+                let Some(path) = self.files.next() else {
+                    return Ok(false);
+                };
+                self.reader = Some(KvBatchReader::open(info, schema.clone(), &path)?);
+            }
+            let next = match self.reader.as_mut() {
+                Some(r) => r.next_batch()?,
+                None => None,
+            };
+            match next {
+                None => self.reader = None,
+                Some(b) if b.num_rows() == 0 => {}
+                Some(b) => {
+                    self.keys = SortKeys::new(KeyForm::of(&info.key_types), &key_columns(info, &b))?;
+                    (self.seqs, self.kinds) = seqs_and_kinds(info, &b)?;
+                    self.pos = 0;
+                    pinned.push(b.clone());
+                    self.slot = pinned.len() - 1;
+                    self.batch = b;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    fn cmp(&self, other: &Cursor<'_>) -> Ordering {
+        self.keys
+            .cmp_rows(self.pos, &other.keys, other.pos)
+            .then_with(|| self.seqs[self.pos].cmp(&other.seqs[other.pos]))
+    }
+}
+
+/// Merges sorted runs into key-ordered batches (one record per key, per `policy`),
+/// handing each output batch to `sink`. Memory is bounded by a few batches per run.
+pub fn merge_runs(
+    info: &TableInfo,
+    runs: Vec<Run>,
+    policy: Policy,
+    mut sink: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let schema = kv_schema(info);
+    let mut pinned: Vec<RecordBatch> = Vec::new();
+    let mut cursors: Vec<Cursor<'_>> = Vec::with_capacity(runs.len());
+    for run in runs {
+        let mut c = Cursor {
+            files: run.files.into_iter(),
+            reader: None,
+            batch: RecordBatch::new_empty(schema.clone()),
+            keys: SortKeys::Int(Vec::new()),
+            seqs: ScalarBuffer::from(Vec::<i64>::new()),
+            kinds: ScalarBuffer::from(Vec::<i8>::new()),
+            pos: 0,
+            slot: 0,
+        };
+        if c.load_next(info, &schema, &mut pinned)? {
+            cursors.push(c);
+        }
+    }
+    let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
+    let mut group_key = OwnedKey::Int(0);
+    let mut in_group = false;
+    let mut winner: Option<(usize, usize, i8)> = None;
+
+    let emit = |winner: Option<(usize, usize, i8)>, pending: &mut Vec<(usize, usize)>| {
+        if let Some((slot, row, kind)) = winner {
+            if !(policy.drop_delete && !is_add(kind)) {
+                pending.push((slot, row));
+            }
+        }
+    };
+    let gather = |pinned: &[RecordBatch], pending: &[(usize, usize)]| -> Result<RecordBatch> {
+        let refs: Vec<&RecordBatch> = pinned.iter().collect();
+        arrow_select::interleave::interleave_record_batch(&refs, pending).map_err(arrow_err("gathering merged rows"))
+    };
+
+    loop {
+        let mut best: Option<usize> = None;
+        for ci in 0..cursors.len() {
+            best = match best {
+                Some(b) if cursors[ci].cmp(&cursors[b]) != Ordering::Less => Some(b),
+                _ => Some(ci),
+            };
+        }
+        let Some(b) = best else { break };
+        let same = {
+            let c = &cursors[b];
+            in_group && c.keys.eq_owned(c.pos, &group_key)
+        };
+        if !same {
+            if in_group {
+                emit(winner.take(), &mut pending);
+                if pending.len() >= OUT_ROWS || pinned.len() >= MAX_PINNED {
+                    if !pending.is_empty() {
+                        sink(gather(&pinned, &pending)?)?;
+                        pending.clear();
+                    }
+                    pinned.clear();
+                    for c in cursors.iter_mut() {
+                        pinned.push(c.batch.clone());
+                        c.slot = pinned.len() - 1;
+                    }
+                }
+            }
+            let c = &cursors[b];
+            c.keys.copy_into(c.pos, &mut group_key);
+            in_group = true;
+        }
+        let c = &mut cursors[b];
+        let kind = c.kinds[c.pos];
+        if !policy.ignore_delete || is_add(kind) {
+            winner = Some((c.slot, c.pos, kind));
+        }
+        c.pos += 1;
+        if c.pos == c.batch.num_rows() && !c.load_next(info, &schema, &mut pinned)? {
+            cursors.swap_remove(b);
+        }
+    }
+    if in_group {
+        emit(winner.take(), &mut pending);
+    }
+    if !pending.is_empty() {
+        sink(gather(&pinned, &pending)?)?;
+    }
+    Ok(())
+}

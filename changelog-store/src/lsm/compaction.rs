@@ -1,0 +1,177 @@
+//! Universal compaction (Paimon's `UniversalCompaction`): picks sorted runs to merge
+//! by size amplification, size ratio, then run count; outputs to a level >= 1.
+
+use crate::lsm::levels::{FileRef, Levels, SortedRun};
+use crate::options::CoreOptions;
+
+/// What to compact: the files of the picked runs and the level to write to.
+#[derive(Debug, Clone)]
+pub struct CompactUnit {
+    pub output_level: i32,
+    pub files: Vec<FileRef>,
+    /// Whether retract records may be dropped (nothing older lies below the output).
+    pub drop_delete: bool,
+}
+
+/// Picks a compaction for `levels`, or `None` if no trigger fires.
+pub fn pick(levels: &Levels, opts: &CoreOptions) -> Option<CompactUnit> {
+    let runs = levels.sorted_runs();
+    let max_level = levels.max_level();
+    let trigger = opts.compaction_trigger;
+    if runs.len() < trigger {
+        return None;
+    }
+    // 1. Size amplification: everything but the oldest run vs the oldest run.
+    let (last, rest) = runs.split_last()?;
+    let candidate_size: i64 = rest.iter().map(SortedRun::total_size).sum();
+    let earliest_size = last.total_size();
+    if candidate_size as u128 * 100 > opts.max_size_amplification_percent as u128 * earliest_size as u128 {
+        return Some(unit(levels, &runs, runs.len(), max_level));
+    }
+    // 2. Size ratio: grow a prefix while the next run is not much bigger than it.
+    if let Some(u) = pick_for_size_ratio(levels, &runs, opts, max_level) {
+        return Some(u);
+    }
+    // 3. Run count: merge the newest runs down to the trigger.
+    if runs.len() > trigger {
+        let count = runs.len() - trigger + 1;
+        return Some(unit(levels, &runs, count, max_level));
+    }
+    None
+}
+
+fn pick_for_size_ratio(
+    levels: &Levels,
+    runs: &[SortedRun],
+    opts: &CoreOptions,
+    max_level: i32,
+) -> Option<CompactUnit> {
+    let mut candidate_size = runs[0].total_size();
+    let mut count = 1;
+    for next in &runs[1..] {
+        if (candidate_size as u128) * (100 + opts.size_ratio as u128) < next.total_size() as u128 * 100 {
+            break;
+        }
+        candidate_size += next.total_size();
+        count += 1;
+    }
+    if count > 1 {
+        Some(unit(levels, runs, count, max_level))
+    } else {
+        None
+    }
+}
+
+fn unit(levels: &Levels, runs: &[SortedRun], mut count: usize, max_level: i32) -> CompactUnit {
+    let mut output_level = if count == runs.len() {
+        max_level
+    } else {
+        (runs[count].level - 1).max(0)
+    };
+    if output_level == 0 {
+        // Never output to level 0: take in runs until one that lives in a level >= 1.
+        while count < runs.len() {
+            let next = &runs[count];
+            count += 1;
+            if next.level != 0 {
+                output_level = next.level;
+                break;
+            }
+        }
+    }
+    if count == runs.len() {
+        output_level = max_level;
+    }
+    let files: Vec<FileRef> = runs[..count].iter().flat_map(|r| r.files.clone()).collect();
+    let drop_delete = output_level != 0 && output_level >= levels.non_empty_highest_level();
+    CompactUnit {
+        output_level,
+        files,
+        drop_delete,
+    }
+}
+
+/// A full compaction of every file of the bucket into the highest level.
+pub fn full(levels: &Levels) -> Option<CompactUnit> {
+    let files: Vec<FileRef> = levels.all_files().cloned().collect();
+    if files.is_empty() {
+        return None;
+    }
+    Some(CompactUnit {
+        output_level: levels.max_level(),
+        files,
+        drop_delete: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::manifest::{DataFileMeta, SimpleStats};
+    use std::collections::BTreeMap;
+
+    fn file(name: &str, level: i32, size: i64, seq: i64) -> FileRef {
+        FileRef {
+            meta: DataFileMeta {
+                file_name: name.into(),
+                file_size: size,
+                row_count: 1,
+                min_key: vec![],
+                max_key: vec![],
+                key_stats: SimpleStats::empty(),
+                value_stats: SimpleStats::empty(),
+                min_sequence_number: seq,
+                max_sequence_number: seq,
+                schema_id: 0,
+                level,
+                extra_files: vec![],
+                creation_time_millis: None,
+                delete_row_count: Some(0),
+                embedded_index: None,
+                file_source: Some(0),
+                value_stats_cols: None,
+                external_path: None,
+                first_row_id: None,
+                write_cols: None,
+                write_cols_sequences: None,
+            },
+            min_key: vec![],
+            max_key: vec![],
+        }
+    }
+
+    fn opts() -> CoreOptions {
+        let mut raw = BTreeMap::new();
+        raw.insert("bucket".to_string(), "1".to_string());
+        CoreOptions::parse(&raw).expect("options")
+    }
+
+    #[test]
+    fn no_pick_below_trigger() {
+        let levels = Levels::new(6, (0..4).map(|i| file(&format!("f{i}"), 0, 10, i)).collect())
+            .expect("levels");
+        assert!(pick(&levels, &opts()).is_none());
+    }
+
+    #[test]
+    fn size_amplification_triggers_full_compaction() {
+        let mut files: Vec<FileRef> = (0..4).map(|i| file(&format!("f{i}"), 0, 10, i + 10)).collect();
+        files.push(file("big", 5, 15, 1));
+        let levels = Levels::new(6, files).expect("levels");
+        let u = pick(&levels, &opts()).expect("picks");
+        assert_eq!(u.output_level, 5);
+        assert_eq!(u.files.len(), 5);
+        assert!(u.drop_delete);
+    }
+
+    #[test]
+    fn size_ratio_merges_similar_small_runs_above_big_run() {
+        let mut files: Vec<FileRef> = (0..4).map(|i| file(&format!("f{i}"), 0, 10, i + 10)).collect();
+        files.push(file("big", 5, 1000, 1));
+        let levels = Levels::new(6, files).expect("levels");
+        let u = pick(&levels, &opts()).expect("picks");
+        assert_eq!(u.files.len(), 4);
+        assert_eq!(u.output_level, 4);
+        assert!(!u.drop_delete);
+    }
+}

@@ -1,0 +1,6 @@
+//! The log-structured merge tree of one bucket: levels, merging and universal compaction.
+
+pub mod columnar;
+pub mod compaction;
+pub mod levels;
+pub mod merge;

@@ -1,0 +1,207 @@
+//! [`SnapshotReader`]: reads of one pinned snapshot. The file plan is resolved once and
+//! Parquet footers are cached, so repeated point lookups cost only the row groups that
+//! may hold the key (pruned by the `_KEY_` column statistics).
+
+use crate::data::arrow_conv::{self, from_batch, kv_schema};
+use crate::data::reader::KvBatchReader;
+use crate::data::sort_key::{KeyForm, OwnedKey, SortKeys};
+use crate::error::{Error, Result};
+use crate::lsm::merge::compare;
+use crate::manifest_io::ManifestIo;
+use crate::merge::{merge_function, merge_group};
+use crate::paths::TablePaths;
+use crate::read::scan::{self, BucketFiles, KeyRange};
+use crate::row::{Datum, Key, KeyValue, Row};
+use crate::spec::snapshot::Snapshot;
+use crate::table_info::TableInfo;
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::file::statistics::Statistics;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Reads of one snapshot (`None` snapshot: an empty table).
+pub struct SnapshotReader {
+    info: Arc<TableInfo>,
+    paths: TablePaths,
+    snapshot: Option<Snapshot>,
+    buckets: Vec<BucketFiles>,
+    footers: Mutex<HashMap<PathBuf, ArrowReaderMetadata>>,
+}
+
+impl SnapshotReader {
+    pub fn new(info: Arc<TableInfo>, paths: TablePaths, io: &ManifestIo, snapshot: Option<Snapshot>) -> Result<Self> {
+        let buckets = match &snapshot {
+            Some(s) => scan::plan(&info, io, s)?,
+            None => Vec::new(),
+        };
+        Ok(SnapshotReader {
+            info,
+            paths,
+            snapshot,
+            buckets,
+            footers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The snapshot read (`None` for a table without snapshots).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    pub fn buckets(&self) -> &[BucketFiles] {
+        &self.buckets
+    }
+
+    /// Every visible row as batches of the table columns, per bucket in key order.
+    pub fn scan_batches(&self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for b in &self.buckets {
+            out.extend(scan::read_bucket_batches(&self.info, &self.paths, b, &KeyRange::all())?);
+        }
+        Ok(out)
+    }
+
+    /// Every visible row, per bucket in key order.
+    pub fn scan(&self) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for b in self.scan_batches()? {
+            rows.extend(arrow_conv::rows_of(&self.info, &b)?);
+        }
+        Ok(rows)
+    }
+
+    /// The visible row with this primary key (values in `primary-key` order).
+    pub fn lookup(&self, primary_key: &[Datum]) -> Result<Option<Row>> {
+        let info = &self.info;
+        let pk = &info.schema.primary_keys;
+        if primary_key.len() != pk.len() {
+            return Err(Error::InvalidValue {
+                column: "<primary key>".into(),
+                message: format!("{} values for primary key {pk:?}", primary_key.len()),
+            });
+        }
+        let mut probe: Row = vec![Datum::Null; info.schema.fields.len()];
+        for (name, v) in pk.iter().zip(primary_key.iter()) {
+            let i = info
+                .schema
+                .field_index(name)
+                .ok_or_else(|| Error::InvalidSchema(format!("unknown key column `{name}`")))?;
+            probe[i] = v.clone();
+        }
+        let key: Key = info.key_of(&probe);
+        let partition = info.partition_of(&probe);
+        let bucket_known = info.bucket_key_indices == info.key_indices;
+        let bucket = info.bucket_of(&probe);
+        let mut found = Vec::new();
+        for b in &self.buckets {
+            if b.partition != partition || (bucket_known && b.bucket != bucket) {
+                continue;
+            }
+            let dir = self.paths.bucket_dir(&info.partition_spec(&b.partition), b.bucket);
+            for f in &b.files {
+                if f.overlaps(Some(&key), Some(&key)) {
+                    self.probe_file(&dir.join(&f.meta.file_name), &key, &mut found)?;
+                }
+            }
+            if bucket_known {
+                break;
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        found.sort_by(|a, b| compare(info, a, b));
+        let mut merge = merge_function(info)?;
+        Ok(merge_group(merge.as_mut(), found)?
+            .filter(|kv| kv.kind.is_add())
+            .map(|kv| kv.value))
+    }
+
+    fn footer(&self, path: &PathBuf) -> Result<ArrowReaderMetadata> {
+        let mut cache = self
+            .footers
+            .lock()
+            .map_err(|_| Error::Unsupported("footer cache lock poisoned".into()))?;
+        if let Some(m) = cache.get(path) {
+            return Ok(m.clone());
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| Error::Parquet {
+            op: "reading the footer of",
+            path: path.clone(),
+            source,
+        })?;
+        cache.insert(path.clone(), meta.clone());
+        Ok(meta)
+    }
+
+    /// Row groups whose `_KEY_` statistics may contain `key` (all if unknown).
+    fn candidate_row_groups(&self, meta: &ArrowReaderMetadata, key: &Key) -> Vec<usize> {
+        let md = meta.metadata();
+        let all: Vec<usize> = (0..md.num_row_groups()).collect();
+        let (KeyForm::Int, [Datum::Long(_) | Datum::Int(_)]) = (KeyForm::of(&self.info.key_types), key.as_slice())
+        else {
+            return all;
+        };
+        let k = match key[0] {
+            Datum::Long(v) => v,
+            Datum::Int(v) => v as i64,
+            _ => return all,
+        };
+        let Some(col) = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == format!("{}{}", arrow_conv::KEY_FIELD_PREFIX, self.info.key_names[0]))
+        else {
+            return all;
+        };
+        all.into_iter()
+            .filter(|&rg| match md.row_group(rg).column(col).statistics() {
+                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(lo), Some(hi)) => *lo <= k && k <= *hi,
+                    _ => true,
+                },
+                Some(Statistics::Int32(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(lo), Some(hi)) => (*lo as i64) <= k && k <= (*hi as i64),
+                    _ => true,
+                },
+                _ => true,
+            })
+            .collect()
+    }
+
+    fn probe_file(&self, path: &PathBuf, key: &Key, out: &mut Vec<KeyValue>) -> Result<()> {
+        let info = &self.info;
+        let meta = self.footer(path)?;
+        let row_groups = self.candidate_row_groups(&meta, key);
+        if row_groups.is_empty() {
+            return Ok(());
+        }
+        let mut reader = KvBatchReader::open_row_groups(info, kv_schema(info), path, Some(row_groups))?;
+        let form = KeyForm::of(&info.key_types);
+        let probe_cols = arrow_conv::key_columns_of(info, key);
+        let probe = SortKeys::new(form, &probe_cols)?;
+        let mut owned = OwnedKey::Int(0);
+        probe.copy_into(0, &mut owned);
+        while let Some(batch) = reader.next_batch()? {
+            let keys = SortKeys::new(form, &batch.columns()[..info.key_types.len()])?;
+            let hits: Vec<bool> = (0..keys.len()).map(|r| keys.eq_owned(r, &owned)).collect();
+            if !hits.iter().any(|h| *h) {
+                continue;
+            }
+            let mask = arrow_array::BooleanArray::from(hits);
+            let matched = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|source| Error::Arrow {
+                op: "filtering a point lookup",
+                source,
+            })?;
+            if matched.num_rows() > 0 && matched.column(0).len() > 0 {
+                from_batch(info, &matched, out)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! Paimon data types as they appear in `schema/schema-N` (`"BIGINT NOT NULL"`, `"STRING"`).
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// The subset of Paimon's atomic types this store supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TypeRoot {
+    Boolean,
+    TinyInt,
+    SmallInt,
+    Int,
+    BigInt,
+    Float,
+    Double,
+    /// `STRING` is `VARCHAR(2147483647)`; the length is kept for round-trips.
+    Varchar(u32),
+    Char(u32),
+    /// `BYTES` is `VARBINARY(2147483647)`.
+    Varbinary(u32),
+    Date,
+    /// `TIMESTAMP(p)` without time zone; values are epoch millis for p <= 3, micros otherwise.
+    Timestamp(u8),
+}
+
+/// A Paimon data type: a root plus nullability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DataType {
+    pub root: TypeRoot,
+    pub nullable: bool,
+}
+
+const MAX_LEN: u32 = i32::MAX as u32;
+
+impl DataType {
+    pub fn new(root: TypeRoot) -> Self {
+        DataType {
+            root,
+            nullable: true,
+        }
+    }
+
+    #[must_use]
+    pub fn not_null(mut self) -> Self {
+        self.nullable = false;
+        self
+    }
+
+    #[must_use]
+    pub fn with_nullable(mut self, nullable: bool) -> Self {
+        self.nullable = nullable;
+        self
+    }
+
+    /// Parses Paimon's type string, e.g. `"BIGINT NOT NULL"`, `"VARCHAR(10)"`, `"TIMESTAMP(3)"`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let upper = text.trim().to_ascii_uppercase();
+        let (body, nullable) = match upper.strip_suffix("NOT NULL") {
+            Some(rest) => (rest.trim().to_string(), false),
+            None => (upper.clone(), true),
+        };
+        let (name, arg) = match body.find('(') {
+            Some(open) => {
+                let close = body
+                    .rfind(')')
+                    .ok_or_else(|| Error::InvalidSchema(format!("unbalanced type `{text}`")))?;
+                (body[..open].trim().to_string(), Some(body[open + 1..close].trim().to_string()))
+            }
+            None => (body.trim().to_string(), None),
+        };
+        let arg_num = |default: u32| -> Result<u32> {
+            match &arg {
+                None => Ok(default),
+                Some(a) => a
+                    .parse::<u32>()
+                    .map_err(|_| Error::InvalidSchema(format!("bad type argument in `{text}`"))),
+            }
+        };
+        let root = match name.as_str() {
+            "BOOLEAN" => TypeRoot::Boolean,
+            "TINYINT" => TypeRoot::TinyInt,
+            "SMALLINT" => TypeRoot::SmallInt,
+            "INT" | "INTEGER" => TypeRoot::Int,
+            "BIGINT" => TypeRoot::BigInt,
+            "FLOAT" => TypeRoot::Float,
+            "DOUBLE" => TypeRoot::Double,
+            "STRING" => TypeRoot::Varchar(MAX_LEN),
+            "VARCHAR" => TypeRoot::Varchar(arg_num(1)?),
+            "CHAR" => TypeRoot::Char(arg_num(1)?),
+            "BYTES" => TypeRoot::Varbinary(MAX_LEN),
+            "VARBINARY" => TypeRoot::Varbinary(arg_num(1)?),
+            "DATE" => TypeRoot::Date,
+            "TIMESTAMP" => {
+                let p = arg_num(6)?;
+                if p > 6 {
+                    return Err(Error::Unsupported(format!(
+                        "TIMESTAMP precision {p} (at most 6 is supported)"
+                    )));
+                }
+                TypeRoot::Timestamp(p as u8)
+            }
+            other => return Err(Error::Unsupported(format!("data type `{other}` (from `{text}`)"))),
+        };
+        Ok(DataType { root, nullable })
+    }
+
+    /// True for types whose BinaryRow slot may point into the variable-length part.
+    pub fn is_var_len(&self) -> bool {
+        matches!(
+            self.root,
+            TypeRoot::Varchar(_) | TypeRoot::Char(_) | TypeRoot::Varbinary(_)
+        )
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self.root, TypeRoot::Varchar(_) | TypeRoot::Char(_))
+    }
+
+    pub fn is_numeric(&self) -> bool {
+        matches!(
+            self.root,
+            TypeRoot::TinyInt
+                | TypeRoot::SmallInt
+                | TypeRoot::Int
+                | TypeRoot::BigInt
+                | TypeRoot::Float
+                | TypeRoot::Double
+        )
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.root {
+            TypeRoot::Boolean => write!(f, "BOOLEAN")?,
+            TypeRoot::TinyInt => write!(f, "TINYINT")?,
+            TypeRoot::SmallInt => write!(f, "SMALLINT")?,
+            TypeRoot::Int => write!(f, "INT")?,
+            TypeRoot::BigInt => write!(f, "BIGINT")?,
+            TypeRoot::Float => write!(f, "FLOAT")?,
+            TypeRoot::Double => write!(f, "DOUBLE")?,
+            TypeRoot::Varchar(MAX_LEN) => write!(f, "STRING")?,
+            TypeRoot::Varchar(n) => write!(f, "VARCHAR({n})")?,
+            TypeRoot::Char(n) => write!(f, "CHAR({n})")?,
+            TypeRoot::Varbinary(MAX_LEN) => write!(f, "BYTES")?,
+            TypeRoot::Varbinary(n) => write!(f, "VARBINARY({n})")?,
+            TypeRoot::Date => write!(f, "DATE")?,
+            TypeRoot::Timestamp(p) => write!(f, "TIMESTAMP({p})")?,
+        }
+        if !self.nullable {
+            write!(f, " NOT NULL")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for DataType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DataType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DataType::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_paimon_type_strings() {
+        for t in [
+            "BIGINT NOT NULL",
+            "STRING",
+            "INT",
+            "VARCHAR(10)",
+            "TIMESTAMP(3)",
+            "TIMESTAMP(6) NOT NULL",
+            "BYTES",
+            "DOUBLE",
+            "DATE",
+            "BOOLEAN",
+        ] {
+            let parsed = DataType::parse(t).expect("parses");
+            assert_eq!(parsed.to_string(), t);
+        }
+        assert!(DataType::parse("MAP<INT, INT>").is_err());
+    }
+}

@@ -1,0 +1,478 @@
+//! The writer of one (partition, bucket): write buffer, level-0 flushes, changelog
+//! production and universal compaction.
+
+use crate::clock::SharedClock;
+use crate::commit::CommitMessage;
+use crate::data::arrow_conv::from_batch;
+use crate::data::reader::read_kv_file;
+use crate::data::writer::{write_kv_batch, write_kv_files, FileSpec, RollingWriter};
+use crate::error::Result;
+use crate::fs;
+use crate::lsm::columnar::{self, Policy};
+use crate::lsm::compaction::{self, CompactUnit};
+use crate::lsm::levels::{FileRef, Levels};
+use crate::lsm::merge::{compare, merge_sorted};
+use crate::merge::{merge_function, MergeFunction};
+use crate::options::ChangelogProducer;
+use crate::row::{Datum, Key, KeyValue, RowKind};
+use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
+use crate::table_info::TableInfo;
+use crate::write::changelog::diff;
+use crate::write::file_cache::FileCache;
+use crate::write::write_buffer::WriteBuffer;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Writer state of one bucket.
+pub struct BucketWriter {
+    info: Arc<TableInfo>,
+    partition: Vec<Datum>,
+    bucket: i32,
+    dir: PathBuf,
+    levels: Levels,
+    next_seq: i64,
+    buffer: WriteBuffer,
+    pending: CommitMessage,
+    cache: FileCache,
+    merge: Box<dyn MergeFunction>,
+    clock: SharedClock,
+    /// Write-only mode: never compact (a dedicated compactor does it).
+    write_only: bool,
+    /// The compaction running in the background, if any (one per bucket at a time).
+    running: Option<std::thread::JoinHandle<Result<CompactOutput>>>,
+}
+
+/// What a background compaction hands back.
+pub struct CompactOutput {
+    unit: CompactUnit,
+    outputs: Vec<DataFileMeta>,
+    /// The merged records, for the lookup cache (row-wise engines only).
+    records: Option<Vec<KeyValue>>,
+}
+
+/// Merges the unit's files and writes the result; runs on a background thread.
+fn compact_files(
+    info: &TableInfo,
+    dir: &std::path::Path,
+    unit: CompactUnit,
+    inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
+    now_millis: i64,
+) -> Result<CompactOutput> {
+    let spec = FileSpec {
+        prefix: "data",
+        level: unit.output_level,
+        file_source: FILE_SOURCE_COMPACT,
+        target_size: info.options.target_file_size,
+    };
+    if columnar::is_columnar(info) {
+        let policy = Policy {
+            ignore_delete: info.options.ignore_delete,
+            drop_delete: unit.drop_delete,
+        };
+        let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
+        columnar::merge_runs(info, columnar::runs_of(dir, &unit.files), policy, |b| writer.write(&b))?;
+        return Ok(CompactOutput {
+            unit,
+            outputs: writer.finish()?,
+            records: None,
+        });
+    }
+    let mut records = Vec::new();
+    for (f, cached) in unit.files.iter().zip(inputs) {
+        match cached {
+            Some(r) => records.extend(r.iter().cloned()),
+            None => records.extend(read_kv_file(info, &dir.join(&f.meta.file_name))?),
+        }
+    }
+    let mut merge = merge_function(info)?;
+    let mut merged = merge_sorted(info, records, merge.as_mut())?;
+    // With `sequence.field`, a delete must outlive compaction: a record with a
+    // smaller sequence value may still arrive and must stay shadowed by it.
+    if unit.drop_delete && info.sequence_indices.is_empty() {
+        merged.retain(|kv| kv.kind.is_add());
+    }
+    let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
+    Ok(CompactOutput {
+        unit,
+        outputs,
+        records: Some(merged),
+    })
+}
+
+impl BucketWriter {
+    /// A writer continuing from `files`, the bucket's live files in the latest snapshot.
+    pub fn new(
+        info: Arc<TableInfo>,
+        dir: PathBuf,
+        partition: Vec<Datum>,
+        bucket: i32,
+        files: Vec<DataFileMeta>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        let refs = files
+            .into_iter()
+            .map(|m| FileRef::new(&info, m))
+            .collect::<Result<Vec<_>>>()?;
+        let levels = Levels::new(info.options.num_levels, refs)?;
+        let next_seq = levels.max_sequence_number() + 1;
+        Ok(BucketWriter {
+            buffer: WriteBuffer::new(&info),
+            merge: merge_function(&info)?,
+            pending: CommitMessage {
+                partition: partition.clone(),
+                bucket,
+                ..Default::default()
+            },
+            info,
+            partition,
+            bucket,
+            dir,
+            levels,
+            next_seq,
+            cache: FileCache::default(),
+            clock,
+            write_only: false,
+            running: None,
+        })
+    }
+
+    /// Turns off compaction, including the write stall at the stop trigger.
+    pub fn set_write_only(&mut self, write_only: bool) {
+        self.write_only = write_only;
+    }
+
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer.bytes()
+    }
+
+    pub fn levels(&self) -> &Levels {
+        &self.levels
+    }
+
+    /// Buffers one record (a full row in schema order); assigns the next sequence
+    /// number of the bucket. Returns the bytes the buffer grew by.
+    pub fn write(&mut self, kind: RowKind, value: &[Datum]) -> usize {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.buffer.push(value, seq, kind)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    fn spec(&self, prefix: &'static str, level: i32, source: i32) -> FileSpec {
+        FileSpec {
+            prefix,
+            level,
+            file_source: source,
+            target_size: self.info.options.target_file_size,
+        }
+    }
+
+    /// Writes the buffer as a level-0 sorted run (plus changelog files), stalls into a
+    /// compaction when the bucket reaches `num-sorted-run.stop-trigger` runs.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let raw = self.buffer.take(&self.info)?;
+        if columnar::is_columnar(&self.info) {
+            self.flush_columnar(raw)?;
+        } else {
+            self.flush_rows(raw)?;
+        }
+        if !self.write_only {
+            self.finish_compaction(false)?;
+            if self.levels.number_of_sorted_runs() >= self.info.options.stop_trigger {
+                // Write stall: wait for the running compaction, then compact in line.
+                tracing::debug!(bucket = self.bucket, "write stall at num-sorted-run.stop-trigger");
+                self.finish_compaction(true)?;
+                self.compact(false)?;
+            } else {
+                self.start_compaction()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Level-0 flush for `deduplicate` tables: sort and deduplicate column-wise.
+    fn flush_columnar(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
+        let merged = columnar::sort_dedupe(&self.info, &raw)?;
+        let files = write_kv_batch(
+            &self.info,
+            &self.dir,
+            &merged,
+            self.spec("data", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        match self.info.options.changelog_producer {
+            ChangelogProducer::None => {}
+            ChangelogProducer::Input => {
+                let files = write_kv_batch(
+                    &self.info,
+                    &self.dir,
+                    &raw,
+                    self.spec("changelog", 0, FILE_SOURCE_APPEND),
+                    self.now(),
+                )?;
+                self.pending.changelog_files.extend(files);
+            }
+            ChangelogProducer::Lookup => {
+                let mut records = Vec::with_capacity(merged.num_rows());
+                from_batch(&self.info, &merged, &mut records)?;
+                let changelog = self.lookup_changelog(&records)?;
+                self.write_changelog(&changelog)?;
+            }
+        }
+        self.install(files.clone(), None)?;
+        self.pending.new_files.extend(files);
+        Ok(())
+    }
+
+    /// Level-0 flush for the other merge engines: merge row-wise with the merge function.
+    fn flush_rows(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
+        let mut records = Vec::with_capacity(raw.num_rows());
+        from_batch(&self.info, &raw, &mut records)?;
+        let producer = self.info.options.changelog_producer;
+        let input_changelog = if producer == ChangelogProducer::Input {
+            records.clone()
+        } else {
+            Vec::new()
+        };
+        let merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
+        let changelog = match producer {
+            ChangelogProducer::None => Vec::new(),
+            ChangelogProducer::Input => input_changelog,
+            ChangelogProducer::Lookup => self.lookup_changelog(&merged)?,
+        };
+        let files = write_kv_files(
+            &self.info,
+            &self.dir,
+            &merged,
+            self.spec("data", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        self.install(files.clone(), Some(merged))?;
+        self.pending.new_files.extend(files);
+        self.write_changelog(&changelog)
+    }
+
+    fn write_changelog(&mut self, changelog: &[KeyValue]) -> Result<()> {
+        if changelog.is_empty() {
+            return Ok(());
+        }
+        let files = write_kv_files(
+            &self.info,
+            &self.dir,
+            changelog,
+            self.spec("changelog", 0, FILE_SOURCE_APPEND),
+            self.now(),
+        )?;
+        self.pending.changelog_files.extend(files);
+        Ok(())
+    }
+
+    /// Adds freshly written files to the levels, and their records (when given) to
+    /// the lookup cache. Without records, lookups read the files when needed.
+    fn install(&mut self, files: Vec<DataFileMeta>, records: Option<Vec<KeyValue>>) -> Result<()> {
+        let mut rest = records;
+        for meta in files {
+            if let Some(all) = rest.as_mut() {
+                let n = meta.row_count as usize;
+                let tail = all.split_off(n.min(all.len()));
+                let chunk = std::mem::replace(all, tail);
+                self.cache.insert(&meta.file_name, Arc::new(chunk));
+            }
+            self.levels.add(FileRef::new(&self.info, meta)?)?;
+        }
+        Ok(())
+    }
+
+    /// The current merged record of `key` in this bucket's files (not the buffer).
+    fn lookup(&mut self, key: &Key) -> Result<Option<KeyValue>> {
+        let candidates: Vec<String> = self
+            .levels
+            .all_files()
+            .filter(|f| f.overlaps(Some(key), Some(key)))
+            .map(|f| f.meta.file_name.clone())
+            .collect();
+        let mut found = Vec::new();
+        for name in candidates {
+            let records = self.cache.get(&self.info, &self.dir, &name)?;
+            if let Ok(i) = records.binary_search_by(|r| r.key.cmp(key)) {
+                // Files written by others may hold several records per key: take them all.
+                let mut lo = i;
+                while lo > 0 && records[lo - 1].key == *key {
+                    lo -= 1;
+                }
+                let mut hi = i;
+                while hi < records.len() && records[hi].key == *key {
+                    found.push(records[hi].clone());
+                    hi += 1;
+                }
+                for r in &records[lo..i] {
+                    found.push(r.clone());
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        found.sort_by(|a, b| compare(&self.info, a, b));
+        crate::merge::merge_group(self.merge.as_mut(), found)
+    }
+
+    fn lookup_changelog(&mut self, merged: &[KeyValue]) -> Result<Vec<KeyValue>> {
+        let mut out = Vec::new();
+        let dedup = self.info.options.changelog_row_deduplicate;
+        for m in merged {
+            let before = self.lookup(&m.key)?;
+            let after = match &before {
+                None => {
+                    let mut group = vec![m.clone()];
+                    group.sort_by(|a, b| compare(&self.info, a, b));
+                    crate::merge::merge_group(self.merge.as_mut(), group)?
+                }
+                Some(b) => {
+                    let mut group = vec![b.clone(), m.clone()];
+                    group.sort_by(|a, b| compare(&self.info, a, b));
+                    crate::merge::merge_group(self.merge.as_mut(), group)?
+                }
+            };
+            diff(before.as_ref(), after.as_ref(), dedup, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Starts a universal compaction in the background if one is picked and none runs.
+    pub fn start_compaction(&mut self) -> Result<()> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        let Some(unit) = compaction::pick(&self.levels, &self.info.options) else {
+            return Ok(());
+        };
+        let inputs = self.cached_inputs(&unit);
+        let (info, dir, now) = (self.info.clone(), self.dir.clone(), self.now());
+        let handle = std::thread::Builder::new()
+            .name(format!("compact-bucket-{}", self.bucket))
+            .spawn(move || compact_files(&info, &dir, unit, inputs, now))
+            .map_err(|e| crate::error::Error::io("spawning compaction thread", &self.dir, e))?;
+        self.running = Some(handle);
+        Ok(())
+    }
+
+    /// Applies the background compaction's result if it is done (or waits when `wait`).
+    pub fn finish_compaction(&mut self, wait: bool) -> Result<()> {
+        let done = self.running.as_ref().is_some_and(|h| wait || h.is_finished());
+        if !done {
+            return Ok(());
+        }
+        let Some(handle) = self.running.take() else {
+            return Ok(());
+        };
+        let out = handle
+            .join()
+            .map_err(|_| crate::error::Error::Unsupported("compaction thread panicked".into()))??;
+        self.apply_compaction(out)
+    }
+
+    fn cached_inputs(&self, unit: &CompactUnit) -> Vec<Option<Arc<Vec<KeyValue>>>> {
+        unit.files
+            .iter()
+            .map(|f| self.cache.peek(&f.meta.file_name))
+            .collect()
+    }
+
+    /// Runs one compaction in line if universal compaction picks one (or a full one if
+    /// `full`). Returns whether anything was compacted.
+    pub fn compact(&mut self, full: bool) -> Result<bool> {
+        self.finish_compaction(true)?;
+        let unit = if full {
+            compaction::full(&self.levels)
+        } else {
+            compaction::pick(&self.levels, &self.info.options)
+        };
+        let Some(unit) = unit else {
+            return Ok(false);
+        };
+        if full && unit.files.len() == 1 && unit.files[0].level() == unit.output_level {
+            let only = &unit.files[0];
+            if only.meta.delete_row_count.unwrap_or(0) == 0 {
+                return Ok(false);
+            }
+        }
+        let inputs = self.cached_inputs(&unit);
+        let out = compact_files(&self.info, &self.dir, unit, inputs, self.now())?;
+        self.apply_compaction(out)?;
+        Ok(true)
+    }
+
+    fn apply_compaction(&mut self, out: CompactOutput) -> Result<()> {
+        let CompactOutput {
+            unit,
+            outputs,
+            records,
+        } = out;
+        tracing::debug!(
+            bucket = self.bucket,
+            inputs = unit.files.len(),
+            outputs = outputs.len(),
+            level = unit.output_level,
+            "compacted"
+        );
+        for f in &unit.files {
+            self.levels.remove(&f.meta.file_name, f.level());
+            let pos = self
+                .pending
+                .compact_after
+                .iter()
+                .position(|m| m.file_name == f.meta.file_name);
+            match pos {
+                // Produced and consumed before any commit: nobody can reference it.
+                Some(i) => {
+                    self.pending.compact_after.remove(i);
+                    let _ = fs::delete(&self.dir.join(&f.meta.file_name));
+                }
+                None => self.pending.compact_before.push(f.meta.clone()),
+            }
+        }
+        self.install(outputs.clone(), records)?;
+        self.pending.compact_after.extend(outputs);
+        let live: std::collections::HashSet<&str> =
+            self.levels.all_files().map(|f| f.meta.file_name.as_str()).collect();
+        self.cache.retain(&live);
+        Ok(())
+    }
+
+    /// Flushes, compacts if triggered and hands over everything written since the last call.
+    /// With `wait_compaction` the running compaction is finished (and a triggered one
+    /// run) before returning, so the message holds every compaction result.
+    pub fn prepare_commit(&mut self, compact: bool, wait_compaction: bool) -> Result<CommitMessage> {
+        self.flush()?;
+        if compact {
+            if wait_compaction {
+                self.compact(false)?;
+            } else {
+                self.finish_compaction(false)?;
+                self.start_compaction()?;
+            }
+        }
+        Ok(std::mem::replace(
+            &mut self.pending,
+            CommitMessage {
+                partition: self.partition.clone(),
+                bucket: self.bucket,
+                ..Default::default()
+            },
+        ))
+    }
+
+    /// Full compaction of the bucket (for the `compact` command).
+    pub fn full_compact(&mut self) -> Result<CommitMessage> {
+        self.flush()?;
+        self.compact(true)?;
+        self.prepare_commit(false, true)
+    }
+}

@@ -1,0 +1,281 @@
+//! Routes rows to bucket writers and collects their commit messages.
+
+use crate::clock::SharedClock;
+use crate::commit::CommitMessage;
+use crate::error::{Error, Result};
+use crate::manifest_io::ManifestIo;
+use crate::merge::is_count_field;
+use crate::options::MergeEngine;
+use crate::paths::TablePaths;
+use crate::row::{Datum, Row, RowKind};
+use crate::snapshot_manager::SnapshotManager;
+use crate::spec::manifest::DataFileMeta;
+use crate::spec::types::TypeRoot;
+use crate::table_info::TableInfo;
+use crate::write::bucket_writer::BucketWriter;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+type BucketId = (Vec<u8>, i32);
+
+/// Writes rows of one table. One `TableWrite` per bucket set at a time: Paimon's
+/// single-writer-per-bucket rule (sequence numbers are per bucket).
+pub struct TableWrite {
+    info: Arc<TableInfo>,
+    paths: TablePaths,
+    clock: SharedClock,
+    writers: BTreeMap<BucketId, BucketWriter>,
+    /// Live files of the snapshot this writer started from, by bucket.
+    restored: HashMap<BucketId, (Vec<Datum>, Vec<DataFileMeta>)>,
+    count_fields: Vec<usize>,
+    /// Ids of the bucket writers of an unpartitioned table, by bucket.
+    unpartitioned: Vec<Option<BucketId>>,
+    buffered: usize,
+    compact_on_commit: bool,
+    wait_compaction: bool,
+}
+
+impl TableWrite {
+    /// A writer continuing from the latest snapshot.
+    pub fn new(info: Arc<TableInfo>, paths: TablePaths, clock: SharedClock) -> Result<Self> {
+        let snapshots = SnapshotManager::new(paths.clone());
+        let mut restored: HashMap<BucketId, (Vec<Datum>, Vec<DataFileMeta>)> = HashMap::new();
+        if let Some(latest) = snapshots.latest()? {
+            let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
+            for e in io.live_entries(&latest)? {
+                let partition = info.deserialize_partition(&e.partition)?;
+                restored
+                    .entry((e.partition.clone(), e.bucket))
+                    .or_insert_with(|| (partition, Vec::new()))
+                    .1
+                    .push(e.file);
+            }
+        }
+        let write_only = info
+            .options
+            .raw
+            .get("write-only")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let count_fields = info
+            .schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                info.options.merge_engine == MergeEngine::Aggregation
+                    && !info.schema.primary_keys.contains(&f.name)
+                    && is_count_field(&info, &f.name)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Ok(TableWrite {
+            info,
+            paths,
+            clock,
+            writers: BTreeMap::new(),
+            restored,
+            count_fields,
+            unpartitioned: Vec::new(),
+            buffered: 0,
+            compact_on_commit: !write_only,
+            wait_compaction: false,
+        })
+    }
+
+    /// Whether this writer compacts (default: true unless the table option
+    /// `write-only` is set). Off means no compaction at all, not even the write stall
+    /// at the stop trigger: a dedicated compactor ([`crate::Table::compact`]) takes over.
+    #[must_use]
+    pub fn with_compaction(mut self, enabled: bool) -> Self {
+        self.compact_on_commit = enabled;
+        self
+    }
+
+    /// Whether `prepare_commit` waits for compactions (default false: compactions run
+    /// in background threads and their results ride along with a later commit).
+    #[must_use]
+    pub fn with_wait_compaction(mut self, wait: bool) -> Self {
+        self.wait_compaction = wait;
+        self
+    }
+
+    pub fn info(&self) -> &TableInfo {
+        &self.info
+    }
+
+    fn check_kind(&self, kind: RowKind) -> Result<()> {
+        if kind.is_add() || self.info.options.ignore_delete {
+            return Ok(());
+        }
+        match self.info.options.merge_engine {
+            MergeEngine::PartialUpdate | MergeEngine::FirstRow => Err(Error::Unsupported(format!(
+                "{} records on a {:?} table; set `ignore-delete` = true to drop them",
+                kind.short_string(),
+                self.info.options.merge_engine
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes one row with its kind (`+I`/`+U` upsert, `-U`/`-D` retract or delete).
+    pub fn write(&mut self, row: Row, kind: RowKind) -> Result<()> {
+        self.write_row(&row, kind)
+    }
+
+    /// Like [`TableWrite::write`], borrowing the row: the values are copied into the
+    /// write buffer, so a caller can reuse one row for many writes.
+    pub fn write_row(&mut self, row: &[Datum], kind: RowKind) -> Result<()> {
+        self.info.check_row(row)?;
+        self.check_kind(kind)?;
+        if !kind.is_add() && self.info.options.ignore_delete {
+            return Ok(());
+        }
+        if !self.count_fields.is_empty() {
+            let mut owned = row.to_vec();
+            for &i in &self.count_fields {
+                let one = !owned[i].is_null();
+                owned[i] = match self.info.value_types[i].root {
+                    TypeRoot::BigInt => Datum::Long(i64::from(one)),
+                    _ => Datum::Int(i32::from(one)),
+                };
+            }
+            return self.route(&owned, kind);
+        }
+        self.route(row, kind)
+    }
+
+    fn route(&mut self, row: &[Datum], kind: RowKind) -> Result<()> {
+        let bucket = self.info.bucket_of(row);
+        let grown = if self.info.partition_indices.is_empty() {
+            self.unpartitioned_writer(bucket)?.write(kind, row)
+        } else {
+            let partition = self.info.partition_of(row);
+            let id = (self.info.serialize_partition(&partition), bucket);
+            self.writer(id, partition, bucket)?.write(kind, row)
+        };
+        self.buffered += grown;
+        if self.buffered as u64 >= self.info.options.write_buffer_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The writer of `bucket` of an unpartitioned table, without building its id.
+    fn unpartitioned_writer(&mut self, bucket: i32) -> Result<&mut BucketWriter> {
+        let slot = bucket as usize;
+        if self.unpartitioned.len() <= slot {
+            self.unpartitioned.resize(slot + 1, None);
+        }
+        if self.unpartitioned[slot].is_none() {
+            let id = (self.info.serialize_partition(&[]), bucket);
+            self.writer(id.clone(), Vec::new(), bucket)?;
+            self.unpartitioned[slot] = Some(id);
+        }
+        match &self.unpartitioned[slot] {
+            Some(id) => self
+                .writers
+                .get_mut(id)
+                .ok_or_else(|| Error::Unsupported("bucket writer vanished".into())),
+            None => Err(Error::Unsupported("bucket writer vanished".into())),
+        }
+    }
+
+    /// Writes a JSON object (`{"column": value, ...}`; missing columns are null).
+    pub fn write_json(&mut self, object: &serde_json::Value, kind: RowKind) -> Result<()> {
+        let row = self.row_from_json(object)?;
+        self.write(row, kind)
+    }
+
+    /// Converts a JSON object into a row of this table.
+    pub fn row_from_json(&self, object: &serde_json::Value) -> Result<Row> {
+        let map = object.as_object().ok_or_else(|| Error::InvalidValue {
+            column: "<row>".into(),
+            message: format!("expected a JSON object, got {object}"),
+        })?;
+        for k in map.keys() {
+            if self.info.schema.field_index(k).is_none() {
+                return Err(Error::value(k, "no such column"));
+            }
+        }
+        self.info
+            .schema
+            .fields
+            .iter()
+            .map(|f| Datum::from_json(&f.name, &f.data_type, map.get(&f.name).unwrap_or(&serde_json::Value::Null)))
+            .collect()
+    }
+
+    fn writer(&mut self, id: BucketId, partition: Vec<Datum>, bucket: i32) -> Result<&mut BucketWriter> {
+        if !self.writers.contains_key(&id) {
+            let files = self.restored.remove(&id).map(|(_, f)| f).unwrap_or_default();
+            let dir = self.paths.bucket_dir(&self.info.partition_spec(&partition), bucket);
+            let mut w = BucketWriter::new(self.info.clone(), dir, partition, bucket, files, self.clock.clone())?;
+            w.set_write_only(!self.compact_on_commit);
+            self.writers.insert(id.clone(), w);
+        }
+        self.writers
+            .get_mut(&id)
+            .ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))
+    }
+
+    /// Flushes every bucket's write buffer to level-0 files.
+    pub fn flush(&mut self) -> Result<()> {
+        for w in self.writers.values_mut() {
+            w.flush()?;
+        }
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Phase one of a commit: flush, compact if triggered, and return what to commit.
+    pub fn prepare_commit(&mut self) -> Result<Vec<CommitMessage>> {
+        let mut out = Vec::new();
+        for w in self.writers.values_mut() {
+            let m = w.prepare_commit(self.compact_on_commit, self.wait_compaction)?;
+            if !m.is_empty() {
+                out.push(m);
+            }
+        }
+        self.buffered = 0;
+        Ok(out)
+    }
+
+    fn open_all_buckets(&mut self) -> Result<()> {
+        let ids: Vec<(BucketId, Vec<Datum>)> = self
+            .restored
+            .iter()
+            .map(|(id, (p, _))| (id.clone(), p.clone()))
+            .collect();
+        for (id, partition) in ids {
+            let bucket = id.1;
+            self.writer(id, partition, bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Universal compaction (if triggered) of every bucket of the table.
+    pub fn full_compact_candidates(&mut self) -> Result<Vec<CommitMessage>> {
+        self.open_all_buckets()?;
+        let mut out = Vec::new();
+        for w in self.writers.values_mut() {
+            let m = w.prepare_commit(true, true)?;
+            if !m.is_empty() {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Full compaction of every bucket of the table (including ones not written to).
+    pub fn full_compact(&mut self) -> Result<Vec<CommitMessage>> {
+        self.open_all_buckets()?;
+        let mut out = Vec::new();
+        for w in self.writers.values_mut() {
+            let m = w.full_compact()?;
+            if !m.is_empty() {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,171 @@
+//! The write buffer of one bucket: rows appended straight into Arrow column builders
+//! (no per-value allocation), with their sequence numbers and kinds. A flush turns it
+//! into one record batch in the key/value file layout, in arrival order.
+
+use crate::data::arrow_conv::kv_columns_to_batch;
+use crate::error::Result;
+use crate::row::{Datum, RowKind};
+use crate::spec::types::{DataType, TypeRoot};
+use crate::table_info::TableInfo;
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, Int8Builder, StringBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use std::sync::Arc;
+
+/// A typed Arrow builder for one column.
+enum ColumnBuilder {
+    Bool(BooleanBuilder),
+    I8(Int8Builder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    Date(Date32Builder),
+    I64(Int64Builder),
+    TsMillis(TimestampMillisecondBuilder),
+    TsMicros(TimestampMicrosecondBuilder),
+    F32(Float32Builder),
+    F64(Float64Builder),
+    Str(StringBuilder),
+    Bin(BinaryBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(ty: &DataType) -> Self {
+        match ty.root {
+            TypeRoot::Boolean => ColumnBuilder::Bool(BooleanBuilder::new()),
+            TypeRoot::TinyInt => ColumnBuilder::I8(Int8Builder::new()),
+            TypeRoot::SmallInt => ColumnBuilder::I16(Int16Builder::new()),
+            TypeRoot::Int => ColumnBuilder::I32(Int32Builder::new()),
+            TypeRoot::Date => ColumnBuilder::Date(Date32Builder::new()),
+            TypeRoot::BigInt => ColumnBuilder::I64(Int64Builder::new()),
+            TypeRoot::Timestamp(p) if p <= 3 => ColumnBuilder::TsMillis(TimestampMillisecondBuilder::new()),
+            TypeRoot::Timestamp(_) => ColumnBuilder::TsMicros(TimestampMicrosecondBuilder::new()),
+            TypeRoot::Float => ColumnBuilder::F32(Float32Builder::new()),
+            TypeRoot::Double => ColumnBuilder::F64(Float64Builder::new()),
+            TypeRoot::Varchar(_) | TypeRoot::Char(_) => ColumnBuilder::Str(StringBuilder::new()),
+            TypeRoot::Varbinary(_) => ColumnBuilder::Bin(BinaryBuilder::new()),
+        }
+    }
+
+    /// Appends `d`; returns the bytes it adds to the buffer. Values were type-checked
+    /// by the caller, so a variant that does not fit the column is stored as null.
+    fn append(&mut self, d: &Datum) -> usize {
+        macro_rules! prim {
+            ($b:expr, $variant:ident, $conv:expr, $width:expr) => {{
+                match d {
+                    Datum::$variant(x) => $b.append_value($conv(*x)),
+                    _ => $b.append_null(),
+                }
+                $width
+            }};
+        }
+        match self {
+            ColumnBuilder::Bool(b) => prim!(b, Bool, |x: bool| x, 1),
+            ColumnBuilder::I8(b) => prim!(b, Int, |x: i32| x as i8, 1),
+            ColumnBuilder::I16(b) => prim!(b, Int, |x: i32| x as i16, 2),
+            ColumnBuilder::I32(b) => prim!(b, Int, |x: i32| x, 4),
+            ColumnBuilder::Date(b) => prim!(b, Int, |x: i32| x, 4),
+            ColumnBuilder::I64(b) => prim!(b, Long, |x: i64| x, 8),
+            ColumnBuilder::TsMillis(b) => prim!(b, Long, |x: i64| x, 8),
+            ColumnBuilder::TsMicros(b) => prim!(b, Long, |x: i64| x, 8),
+            ColumnBuilder::F32(b) => prim!(b, Float, |x: f32| x, 4),
+            ColumnBuilder::F64(b) => prim!(b, Double, |x: f64| x, 8),
+            ColumnBuilder::Str(b) => match d {
+                Datum::String(s) => {
+                    b.append_value(s);
+                    s.len() + 4
+                }
+                _ => {
+                    b.append_null();
+                    4
+                }
+            },
+            ColumnBuilder::Bin(b) => match d {
+                Datum::Bytes(s) => {
+                    b.append_value(s);
+                    s.len() + 4
+                }
+                _ => {
+                    b.append_null();
+                    4
+                }
+            },
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::I8(b) => Arc::new(b.finish()),
+            ColumnBuilder::I16(b) => Arc::new(b.finish()),
+            ColumnBuilder::I32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date(b) => Arc::new(b.finish()),
+            ColumnBuilder::I64(b) => Arc::new(b.finish()),
+            ColumnBuilder::TsMillis(b) => Arc::new(b.finish()),
+            ColumnBuilder::TsMicros(b) => Arc::new(b.finish()),
+            ColumnBuilder::F32(b) => Arc::new(b.finish()),
+            ColumnBuilder::F64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Str(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bin(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Buffered records of one bucket, columnar.
+pub struct WriteBuffer {
+    columns: Vec<ColumnBuilder>,
+    seqs: Vec<i64>,
+    kinds: Vec<i8>,
+    bytes: usize,
+}
+
+/// Fixed per-record overhead counted against `write-buffer-size` (sequence, kind,
+/// validity bits and the sort entry built at flush).
+const RECORD_OVERHEAD: usize = 32;
+
+impl WriteBuffer {
+    pub fn new(info: &TableInfo) -> Self {
+        WriteBuffer {
+            columns: info.value_types.iter().map(ColumnBuilder::new).collect(),
+            seqs: Vec::new(),
+            kinds: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    /// Approximate memory held, for the `write-buffer-size` bound.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends one record; returns the bytes it added.
+    pub fn push(&mut self, row: &[Datum], seq: i64, kind: RowKind) -> usize {
+        let mut added = RECORD_OVERHEAD;
+        for (b, d) in self.columns.iter_mut().zip(row) {
+            added += b.append(d);
+        }
+        self.seqs.push(seq);
+        self.kinds.push(kind.to_byte());
+        self.bytes += added;
+        added
+    }
+
+    /// Empties the buffer into one batch in the key/value layout, in arrival order.
+    pub fn take(&mut self, info: &TableInfo) -> Result<RecordBatch> {
+        let values: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        let seqs = std::mem::take(&mut self.seqs);
+        let kinds = std::mem::take(&mut self.kinds);
+        self.bytes = 0;
+        kv_columns_to_batch(info, values, seqs, kinds)
+    }
+}

@@ -1,0 +1,149 @@
+//! Interop with pypaimon 2.1.0 (an independent reader/writer). Runs when a Python with
+//! pypaimon is available: `$PYPAIMON_PYTHON`, else `<workspace>/.venv/bin/python`.
+
+mod common;
+
+use changelog_store::{Datum, ReadAt, RowKind, Table};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("PYPAIMON_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import pypaimon"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Some(p)
+    } else {
+        eprintln!("pypaimon not available at {}: interop test skipped", p.display());
+        None
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/pypaimon_check.py")
+}
+
+fn pypaimon_rows(py: &Path, warehouse: &Path, snapshot: Option<i64>) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new(py);
+    cmd.arg(script()).arg("read").arg(warehouse).arg("db.t");
+    if let Some(s) = snapshot {
+        cmd.arg("--snapshot").arg(s.to_string());
+    }
+    let out = cmd.output().expect("runs pypaimon");
+    assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn our_rows(table: &Table, at: ReadAt) -> Vec<serde_json::Value> {
+    let mut rows: Vec<serde_json::Value> = table
+        .scan(at)
+        .expect("scans")
+        .iter()
+        .map(|r| table.row_to_json(r))
+        .collect();
+    rows.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
+    rows
+}
+
+fn sorted(mut rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    rows.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
+    rows
+}
+
+#[test]
+fn pypaimon_reads_what_we_write_through_levels() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = spec(&[
+        ("bucket", "3"),
+        ("num-sorted-run.compaction-trigger", "3"),
+        ("target-file-size", "8 kb"),
+    ]);
+    let table = Table::create_in_warehouse(dir.path(), "db", "t", s).expect("creates");
+    let c = table.new_committer("interop");
+    for i in 0..8i64 {
+        let mut w = table.new_write().expect("writer");
+        for k in 0..300 {
+            if (k + i) % 7 == 0 {
+                w.write(row(k, None, None, i), RowKind::Delete).expect("writes");
+            } else {
+                let text = format!("value {k} at commit {i} with some padding");
+                w.write(row(k, Some(k * 100 + i), Some(&text), i), RowKind::Insert).expect("writes");
+            }
+        }
+        c.commit(i + 1, w.prepare_commit().expect("prepares"), None).expect("commits");
+        // pypaimon must agree at every snapshot, whatever mix of levels it holds.
+        assert_eq!(
+            sorted(pypaimon_rows(&py, dir.path(), None)),
+            our_rows(&table, ReadAt::Latest),
+            "after commit {i}"
+        );
+    }
+    table.compact("interop", 100, true).expect("full compaction");
+    assert_eq!(sorted(pypaimon_rows(&py, dir.path(), None)), our_rows(&table, ReadAt::Latest));
+    assert_eq!(sorted(pypaimon_rows(&py, dir.path(), Some(2))), our_rows(&table, ReadAt::Snapshot(2)));
+}
+
+#[test]
+fn we_read_what_pypaimon_writes() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(&py)
+        .arg(script())
+        .arg("write")
+        .arg(dir.path())
+        .arg("db.t")
+        .output()
+        .expect("runs pypaimon");
+    assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
+    let table = Table::open(dir.path().join("db.db").join("t")).expect("opens");
+    assert_eq!(our_rows(&table, ReadAt::Latest), sorted(pypaimon_rows(&py, dir.path(), None)));
+    let three = table.lookup(ReadAt::Latest, &[Datum::Long(3)]).expect("looks up").expect("exists");
+    assert_eq!(three[2], Datum::String("updated".into()));
+    // And we can keep writing to it: sequence numbers continue, pypaimon agrees.
+    let mut w = table.new_write().expect("writer");
+    w.write(row(3, Some(7), Some("ours"), 3), RowKind::Insert).expect("writes");
+    w.write(row(4, None, None, 3), RowKind::Delete).expect("writes");
+    table.new_committer("rust").commit(1, w.prepare_commit().expect("prepares"), None).expect("commits");
+    assert_eq!(our_rows(&table, ReadAt::Latest), sorted(pypaimon_rows(&py, dir.path(), None)));
+}
+
+#[test]
+fn partitioned_table_round_trips_and_pypaimon_agrees() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = changelog_store::TableSpec {
+        columns: vec![
+            ("dt".into(), "STRING".into()),
+            ("k".into(), "BIGINT".into()),
+            ("v".into(), "INT".into()),
+        ],
+        primary_keys: vec!["dt".into(), "k".into()],
+        partition_keys: vec!["dt".into()],
+        options: std::collections::BTreeMap::from([("bucket".to_string(), "2".to_string())]),
+    };
+    let table = Table::create_in_warehouse(dir.path(), "db", "t", spec).expect("creates");
+    let mut w = table.new_write().expect("writer");
+    for (dt, k, v) in [("2026-01-01", 1, 10), ("2026-01-02", 1, 20), ("2026-01-01", 2, 30), ("2026-01-01", 1, 11)] {
+        w.write_json(&serde_json::json!({"dt": dt, "k": k, "v": v}), RowKind::Insert).expect("writes");
+    }
+    table.new_committer("p").commit(1, w.prepare_commit().expect("prepares"), None).expect("commits");
+    assert!(table.path().join("dt=2026-01-01").join("bucket-0").exists() || table.path().join("dt=2026-01-01").join("bucket-1").exists());
+    let got = table
+        .lookup(ReadAt::Latest, &[Datum::String("2026-01-01".into()), Datum::Long(1)])
+        .expect("looks up")
+        .expect("exists");
+    assert_eq!(got[2], Datum::Int(11));
+    assert_eq!(table.scan(ReadAt::Latest).expect("scans").len(), 3);
+    table.verify(ReadAt::Latest).expect("metadata consistent");
+    if let Some(py) = python() {
+        assert_eq!(sorted(pypaimon_rows(&py, dir.path(), None)), our_rows(&table, ReadAt::Latest));
+    }
+}
