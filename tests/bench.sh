@@ -3,12 +3,17 @@
 # figures and one machine-readable BENCH line.
 #
 #   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers
+#   tests/bench.sh store [ROWS]        # changelog-store upserts, default 10M rows
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/common.sh"
 cd "$LAKEHOUSE_ROOT"
 
 what=${1:-}
-[ "$what" = "bronze" ] || { echo "usage: $0 bronze [EVENTS]" >&2; exit 2; }
+case "$what" in
+  bronze) ;;
+  store) shift; exec "$LAKEHOUSE_ROOT/tests/bench/store.sh" "$@" ;;
+  *) echo "usage: $0 bronze [EVENTS] | store [ROWS]" >&2; exit 2 ;;
+esac
 EVENTS=${2:-5000000}
 PEER_EVENTS=$(( EVENTS < 1000000 ? EVENTS : 1000000 ))
 
