@@ -188,6 +188,13 @@ async fn table_positions(
     Ok(out)
 }
 
+/// The partition the last message came from, and what we know about it.
+struct Current {
+    tp: Tp,
+    route: Arc<super::routes::Route>,
+    assigned: bool,
+}
+
 /// Rows of one table in the current batch.
 struct TableBatch {
     /// day (days since epoch) → builder and finished chunks
@@ -247,6 +254,10 @@ struct ConsumerLoop {
     // loop state
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
+    /// The partition of the current run of messages.
+    current: Option<Current>,
+    /// Records and bytes consumed per topic since the last publish.
+    consumed: HashMap<String, (u64, u64)>,
     /// Cached wall clock (µs) and how many messages used it.
     clock_us: i64,
     clock_uses: u32,
@@ -301,6 +312,8 @@ impl ConsumerLoop {
             summary: RunSummary::default(),
             epoch: 0,
             base: HashMap::new(),
+            current: None,
+            consumed: HashMap::new(),
             clock_us: 0,
             clock_uses: 0,
             topic_pattern: (!config.kafka.topic_pattern.is_empty())
@@ -391,6 +404,7 @@ impl ConsumerLoop {
             *batch = Batch::new();
             self.epoch = a.epoch;
             self.base = a.base.clone();
+            self.current = None;
         }
     }
 
@@ -398,12 +412,20 @@ impl ConsumerLoop {
         let topic = m.topic();
         let partition = m.partition();
         let offset = m.offset();
-        let route = self.router.route(topic);
-        let tp = (topic.to_string(), partition);
-        if !self.base.contains_key(&tp) {
+        // Messages come in runs per partition: look the partition up (and
+        // allocate its key) only when the run changes.
+        let same = self.current.as_ref().is_some_and(|c| c.tp.1 == partition && c.tp.0 == topic);
+        if !same {
+            let tp = (topic.to_string(), partition);
+            let assigned = self.base.contains_key(&tp);
+            self.current = Some(Current { route: self.router.route(topic), tp, assigned });
+        }
+        let current = self.current.as_ref().expect("set above");
+        if !current.assigned {
             // A message of a partition we do not own (stale fetch): never buffer it.
             return;
         }
+        let (route, tp) = (&current.route, &current.tp);
         // The wall clock is read once per 256 messages (≈ every few ms under
         // load): ingestion_timestamp is the consume time to that precision.
         if self.clock_uses == 0 {
@@ -419,52 +441,60 @@ impl ConsumerLoop {
             );
         }
         let tb = batch.tables.get_mut(&route.table).expect("inserted above");
-        if let Some(next) = tb.advanced.get(&tp) {
-            if offset < *next {
-                return; // re-delivery of something already buffered
+        match tb.advanced.get_mut(tp) {
+            Some(next) if offset < *next => return, // re-delivery of something already buffered
+            Some(next) => *next = offset + 1,
+            None => {
+                tb.advanced.insert(tp.clone(), offset + 1);
             }
         }
         let headers = m.headers().and_then(|h| headers_json(h.iter().map(|x| (x.key, x.value))));
         let timestamp_ms = m.timestamp().to_millis();
-        let msg = Message {
-            topic,
-            partition,
-            offset,
-            timestamp_ms,
-            key: m.key(),
-            value: m.payload(),
-            headers_json: headers,
-        };
-        let schema = self.arrow_schema.clone();
+        let msg = Message { topic, partition, offset, timestamp_ms, key: m.key(), value: m.payload(), headers_json: headers };
+        let schema = &self.arrow_schema;
         let (builder, chunks) = tb
             .days
             .entry(day)
-            .or_insert_with(|| (RowsBuilder::with_capacity(schema, CHUNK_ROWS, CHUNK_ROWS * 512), Vec::new()));
+            .or_insert_with(|| (RowsBuilder::with_capacity(schema.clone(), CHUNK_ROWS, CHUNK_ROWS * 512), Vec::new()));
         let before = builder.bytes();
         let appended = builder.append(&msg, route.format, &route.source_system, ingestion_us);
         let added_bytes = builder.bytes() - before;
         if builder.rows() >= CHUNK_ROWS {
             let value_bytes = builder.bytes();
             chunks.push(builder.finish());
-            *builder = RowsBuilder::with_capacity(self.arrow_schema.clone(), CHUNK_ROWS, value_bytes + value_bytes / 8);
+            *builder = RowsBuilder::with_capacity(schema.clone(), CHUNK_ROWS, value_bytes + value_bytes / 8);
         }
         if appended.decode_error {
             self.summary.decode_errors += 1;
             metrics::counter!(names::DECODE_ERRORS, "topic" => topic.to_string()).increment(1);
         }
-        tb.advanced.insert(tp, offset + 1);
         tb.rows += 1;
         if let Some(ts) = timestamp_ms {
             tb.newest_timestamp_ms = Some(tb.newest_timestamp_ms.map_or(ts, |t| t.max(ts)));
         }
         batch.rows += 1;
         batch.bytes += added_bytes;
+        let counts = match self.consumed.get_mut(topic) {
+            Some(c) => c,
+            None => self.consumed.entry(topic.to_string()).or_default(),
+        };
+        counts.0 += 1;
+        counts.1 += (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
         self.summary.records += 1;
         self.summary.first_record.get_or_insert_with(Instant::now);
     }
 
+    /// Publishes the per-topic consume counters (kept out of the per-message path).
+    fn publish_consumed(&mut self) {
+        for (topic, (records, bytes)) in self.consumed.drain() {
+            metrics::counter!(names::RECORDS_CONSUMED, "topic" => topic.clone()).increment(records);
+            metrics::counter!(names::BYTES_CONSUMED, "topic" => topic).increment(bytes);
+        }
+    }
+
     /// Writes and commits every table of the batch; the batch is empty afterwards.
     async fn flush(&mut self, batch: &mut Batch) -> Result<(), IngestError> {
+        self.publish_consumed();
         let tables = std::mem::take(&mut batch.tables);
         *batch = Batch::new();
         let group = self.config.kafka.group_id.clone();
@@ -576,6 +606,7 @@ impl ConsumerLoop {
         }
         self.consumer.assign(&tpl)?;
         self.base = positions;
+        self.current = None;
         Ok(())
     }
 

@@ -127,7 +127,14 @@ impl RowsBuilder {
         self.db.append_option(decoded.db.as_deref());
         self.source_schema.append_option(decoded.schema.as_deref());
         self.table.append_option(decoded.table.as_deref());
-        self.position.append_option(decoded.position.as_deref());
+        match &decoded.position {
+            Some(p) => {
+                use std::fmt::Write;
+                let _ = write!(self.position, "{p}");
+                self.position.append_value("");
+            }
+            None => self.position.append_null(),
+        }
         self.decode_error.append_option(decoded.error.as_deref());
 
         self.topic.append_value(m.topic);
@@ -195,7 +202,8 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `bytes` as text when it is UTF-8, else as binary; returns the text.
 fn push_text<'a>(text: &mut StringBuilder, binary: &mut BinaryBuilder, bytes: Option<&'a [u8]>) -> Option<&'a str> {
-    match bytes.map(std::str::from_utf8) {
+    // SIMD validation: this runs on every key and value.
+    match bytes.map(simdutf8::basic::from_utf8) {
         None => {
             text.append_null();
             binary.append_null();

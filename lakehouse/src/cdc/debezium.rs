@@ -64,7 +64,7 @@ pub struct Decoded<'a> {
     pub db: Option<Cow<'a, str>>,
     pub schema: Option<Cow<'a, str>>,
     pub table: Option<Cow<'a, str>>,
-    pub position: Option<String>,
+    pub position: Option<Position<'a>>,
     pub error: Option<String>,
 }
 
@@ -200,27 +200,48 @@ fn scalar(v: Option<&RawValue>) -> Option<&str> {
     Some(s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(s))
 }
 
+/// Where in the source database's log a change comes from; rendered as
+/// `lsn=…`, `change_lsn=…`, `file=…,pos=…[,row=…]` or `ord=…`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position<'a> {
+    Lsn(&'a str),
+    ChangeLsn(&'a str),
+    Binlog { file: Cow<'a, str>, pos: Option<&'a str>, row: Option<&'a str> },
+    Ord(&'a str),
+}
+
+impl std::fmt::Display for Position<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Lsn(v) => write!(f, "lsn={v}"),
+            Position::ChangeLsn(v) => write!(f, "change_lsn={v}"),
+            Position::Binlog { file, pos, row } => {
+                write!(f, "file={file}")?;
+                if let Some(p) = pos {
+                    write!(f, ",pos={p}")?;
+                }
+                if let Some(r) = row {
+                    write!(f, ",row={r}")?;
+                }
+                Ok(())
+            }
+            Position::Ord(v) => write!(f, "ord={v}"),
+        }
+    }
+}
+
 impl<'a> Source<'a> {
-    fn position(&self) -> Option<String> {
+    fn position(&mut self) -> Option<Position<'a>> {
         if let Some(lsn) = scalar(self.lsn) {
-            return Some(format!("lsn={lsn}"));
+            return Some(Position::Lsn(lsn));
         }
         if let Some(lsn) = scalar(self.change_lsn) {
-            return Some(format!("change_lsn={lsn}"));
+            return Some(Position::ChangeLsn(lsn));
         }
-        if let Some(file) = &self.file {
-            let mut s = format!("file={file}");
-            if let Some(pos) = scalar(self.pos) {
-                s.push_str(",pos=");
-                s.push_str(pos);
-            }
-            if let Some(row) = scalar(self.row) {
-                s.push_str(",row=");
-                s.push_str(row);
-            }
-            return Some(s);
+        if let Some(file) = self.file.take() {
+            return Some(Position::Binlog { file, pos: scalar(self.pos), row: scalar(self.row) });
         }
-        scalar(self.ord).map(|o| format!("ord={o}"))
+        scalar(self.ord).map(Position::Ord)
     }
 }
 
@@ -296,7 +317,7 @@ fn classify(p: Probe<'_>) -> Decoded<'_> {
 }
 
 fn fill_source<'a>(d: &mut Decoded<'a>, source: Option<Source<'a>>) {
-    let Some(s) = source else { return };
+    let Some(mut s) = source else { return };
     d.position = s.position();
     d.source_ts_ms = s.ts_ms;
     d.connector = s.connector;
@@ -325,7 +346,7 @@ mod tests {
         assert_eq!(d.connector.as_deref(), Some("postgresql"));
         assert_eq!(d.table.as_deref(), Some("customers"));
         assert_eq!(d.schema.as_deref(), Some("public"));
-        assert_eq!(d.position.as_deref(), Some("lsn=24023128"));
+        assert_eq!(d.position.map(|p| p.to_string()).as_deref(), Some("lsn=24023128"));
         assert_eq!(d.ts_ms, Some(1559033904863));
         assert_eq!(d.error, None);
     }
@@ -338,7 +359,7 @@ mod tests {
         assert_eq!(d.kind, EventKind::Change);
         assert_eq!(d.op.as_deref(), Some("u"));
         assert_eq!(d.db.as_deref(), Some("in\"v"));
-        assert_eq!(d.position.as_deref(), Some("file=mysql-bin.000003,pos=154,row=0"));
+        assert_eq!(d.position.as_ref().map(|p| p.to_string()).as_deref(), Some("file=mysql-bin.000003,pos=154,row=0"));
     }
 
     #[test]
