@@ -30,12 +30,7 @@ command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -
 ensure_tansu
 VENV="$LAKEHOUSE_ROOT/.venv-bench"
 REQ="$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
-  log "creating the Python peer's venv"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet -r "$REQ" >&2
-  cp "$REQ" "$VENV/.requirements"
-fi
+ensure_venv "$VENV" "$REQ"
 
 log "building (release)"
 cargo build --release --locked -p lakehouse -p bronze-ingestor -p lakehouse-tests --bins >&2

@@ -29,13 +29,7 @@ command -v cargo >/dev/null || die "cargo is required (rustup)"
 ensure_tansu
 VENV="$LAKEHOUSE_ROOT/.venv"
 REQ="$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
-  log "creating Python venv with pinned interop readers"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip >&2
-  "$VENV/bin/pip" install --quiet -r "$REQ" >&2
-  cp "$REQ" "$VENV/.requirements"
-fi
+ensure_venv "$VENV" "$REQ"
 export LAKEHOUSE_TEST_PYTHON="$VENV/bin/python"
 
 # 2. PostgreSQL catalog: use the machine's server, starting it if it is down.

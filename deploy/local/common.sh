@@ -28,6 +28,19 @@ ensure_tansu() {
   TANSU_BIN="$HOME/.cargo/bin/tansu"; export TANSU_BIN
 }
 
+# Creates (or refreshes) a Python venv at $1 with the pinned requirements file $2;
+# reuses it while the requirements are unchanged.
+ensure_venv() {
+  local venv=$1 req=$2
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/.requirements"; then
+    log "creating Python venv $venv from $req"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip >&2
+    "$venv/bin/pip" install --quiet -r "$req" >&2
+    cp "$req" "$venv/.requirements"
+  fi
+}
+
 # Waits until a TCP port on 127.0.0.1 accepts connections.
 wait_port() {
   local port=$1 secs=${2:-30}

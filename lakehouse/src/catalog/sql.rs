@@ -218,55 +218,44 @@ impl SqlCatalog {
     async fn exec(&self, doing: &str, sql: &str, args: &[&str]) -> Result<u64, CatalogError> {
         let sql = self.sql(sql);
         let err = |source| CatalogError::Query { doing: doing.to_string(), source };
-        match &self.pool {
-            Pool::Sqlite(pool) => {
+        // Same code for both pools; the macro only spares repeating it per driver type.
+        macro_rules! run {
+            ($pool:expr) => {{
                 let mut q = sqlx::query(&sql);
                 for a in args {
                     q = q.bind(*a);
                 }
-                Ok(q.execute(pool).await.map_err(err)?.rows_affected())
-            }
-            Pool::Postgres(pool) => {
-                let mut q = sqlx::query(&sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                Ok(q.execute(pool).await.map_err(err)?.rows_affected())
-            }
+                q.execute($pool).await.map_err(err)?.rows_affected()
+            }};
         }
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => run!(pool),
+            Pool::Postgres(pool) => run!(pool),
+        })
     }
 
     async fn fetch(&self, doing: &str, sql: &str, args: &[&str], cols: usize) -> Result<Rows, CatalogError> {
         let sql = self.sql(sql);
         let err = |source| CatalogError::Query { doing: doing.to_string(), source };
         let mut out = Vec::new();
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut q = sqlx::query(&sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                for row in q.fetch_all($pool).await.map_err(err)? {
+                    let mut r = Vec::with_capacity(cols);
+                    for i in 0..cols {
+                        r.push(row.try_get::<Option<String>, _>(i).map_err(err)?);
+                    }
+                    out.push(r);
+                }
+            }};
+        }
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut q = sqlx::query(&sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                for row in q.fetch_all(pool).await.map_err(err)? {
-                    let mut r = Vec::with_capacity(cols);
-                    for i in 0..cols {
-                        r.push(row.try_get::<Option<String>, _>(i).map_err(err)?);
-                    }
-                    out.push(r);
-                }
-            }
-            Pool::Postgres(pool) => {
-                let mut q = sqlx::query(&sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                for row in q.fetch_all(pool).await.map_err(err)? {
-                    let mut r = Vec::with_capacity(cols);
-                    for i in 0..cols {
-                        r.push(row.try_get::<Option<String>, _>(i).map_err(err)?);
-                    }
-                    out.push(r);
-                }
-            }
+            Pool::Sqlite(pool) => run!(pool),
+            Pool::Postgres(pool) => run!(pool),
         }
         Ok(out)
     }

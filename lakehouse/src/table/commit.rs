@@ -157,11 +157,7 @@ impl Committer {
                 Ok(p) => p,
                 Err(Fenced(reason)) if fresh => return Err(CommitError::Fenced { table, reason }),
                 Err(Fenced(_)) => {
-                    head = self
-                        .catalog
-                        .require_table(&head.name)
-                        .await
-                        .map_err(|source| CommitError::Catalog { table: table.clone(), source })?;
+                    head = self.reload(&head, &table).await?;
                     fresh = true;
                     continue;
                 }
@@ -247,15 +243,21 @@ impl Committer {
             let _ = file_io.delete(&list_path).await;
             metrics::counter!(crate::telemetry::names::COMMIT_CONFLICTS, "table" => table.clone()).increment(1);
             tracing::info!(table = %table, attempt, "commit lost the compare-and-swap; reloading head");
-            head = self
-                .catalog
-                .require_table(&head.name)
-                .await
-                .map_err(|source| CommitError::Catalog { table: table.clone(), source })?;
+            head = self.reload(&head, &table).await?;
             fresh = true;
             conflicts += 1;
         }
         Err(CommitError::TooManyConflicts { table, attempts: self.max_attempts })
+    }
+}
+
+impl Committer {
+    /// The table's current head, as the catalog points at it now.
+    async fn reload(&self, head: &LoadedTable, table: &str) -> Result<LoadedTable, CommitError> {
+        self.catalog
+            .require_table(&head.name)
+            .await
+            .map_err(|source| CommitError::Catalog { table: table.to_string(), source })
     }
 }
 
