@@ -132,6 +132,8 @@ fn pypaimon_reads_every_snapshot_we_write() {
             ("write-buffer-size", "48 kb"),
             ("target-file-size", "16 kb"),
             ("num-sorted-run.compaction-trigger", "3"),
+            // Level 0 in LZ4_RAW, level 1 uncompressed, the rest zstd: pypaimon reads all.
+            ("file.compression.per.level", "0:lz4,1:none"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
