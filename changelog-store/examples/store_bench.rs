@@ -3,6 +3,9 @@
 //! 100k rows, compaction running as it would in production (background, per bucket).
 //!
 //! Usage: `store_bench [rows] [dir]` (default 10,000,000 rows, a temp dir).
+//! `STORE_BENCH_OPTIONS` adds table options, `;`-separated `key=value` pairs
+//! (e.g. `file.compression.per.level=0:lz4`); without it all options but `bucket` are
+//! Paimon's defaults.
 //!
 //! Measured honestly, printed, never asserted:
 //! - upserts/s: rows / wall seconds of the load (last commit included, outstanding
@@ -87,10 +90,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         columns,
         primary_keys: vec!["id".into()],
         partition_keys: vec![],
-        options: BTreeMap::from([("bucket".to_string(), buckets.clone())]),
+        options: {
+            let mut o = BTreeMap::from([("bucket".to_string(), buckets.clone())]);
+            let extra = std::env::var("STORE_BENCH_OPTIONS").unwrap_or_default();
+            for pair in extra.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').ok_or(format!("STORE_BENCH_OPTIONS: `{pair}` is not key=value"))?;
+                o.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            o
+        },
     };
+    let shown: Vec<String> = spec.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let table = Table::create_in_warehouse(&root, "bench", "t", spec)?;
-    println!("table: {} (bucket = {buckets}, other options Paimon's defaults)", table.path().display());
+    println!("table: {} (options {}, all others Paimon's defaults)", table.path().display(), shown.join(", "));
 
     let committer = table.new_committer("bench");
     let mut write = table.new_write()?;

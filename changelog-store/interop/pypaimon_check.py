@@ -3,9 +3,18 @@
 
 read:   pypaimon_check.py read <warehouse> <db.table> [--snapshot N]
         prints every row pypaimon reads as one JSON object per line, sorted.
+read-snapshots: pypaimon_check.py read-snapshots <warehouse> <db.table> N [N ...]
+        one process for many snapshots: prints {"snapshot": N, "rows": [...]} per line,
+        rows sorted as by `read`.
 write:  pypaimon_check.py write <warehouse> <db.table>
         creates a small primary-key table with pypaimon (bucket 2, two commits,
         one update) so changelog-store can be checked against files it did not write.
+write-ops: pypaimon_check.py write-ops <warehouse> <db.table> <ops.json>
+        creates a table (k BIGINT NOT NULL, region STRING NOT NULL, v BIGINT, s STRING,
+        op STRING; primary key (region, k); options from the file, e.g. `rowkind.field`
+        = op and `changelog-producer` = input) and commits each list of rows of
+        {"options": {...}, "commits": [[{row}, ...], ...]} as one commit. The caller
+        keeps its own model of the expected table; this script only writes.
 
 Setup: python3 -m venv .venv && .venv/bin/pip install pypaimon==2.1.0
 """
@@ -27,6 +36,55 @@ def read(warehouse, identifier, snapshot):
     lines = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
     for line in lines:
         print(line)
+
+
+def read_rows(table, snapshot):
+    if snapshot is not None:
+        table = table.copy({"scan.snapshot-id": str(snapshot)})
+    rb = table.new_read_builder()
+    splits = rb.new_scan().plan().splits()
+    rows = rb.new_read().to_arrow(splits).to_pylist()
+    return sorted((json.loads(json.dumps(r, default=str)) for r in rows),
+                  key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def read_snapshots(warehouse, identifier, snapshots):
+    from pypaimon import CatalogFactory
+
+    catalog = CatalogFactory.create({"warehouse": warehouse})
+    table = catalog.get_table(identifier)
+    for s in snapshots:
+        print(json.dumps({"snapshot": s, "rows": read_rows(table, s)}, sort_keys=True))
+
+
+def write_ops(warehouse, identifier, ops_path):
+    import pyarrow as pa
+    from pypaimon import CatalogFactory, Schema
+
+    with open(ops_path) as f:
+        ops = json.load(f)
+    catalog = CatalogFactory.create({"warehouse": warehouse})
+    catalog.create_database(identifier.split(".")[0], True)
+    pa_schema = pa.schema([
+        pa.field("k", pa.int64(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        ("v", pa.int64()),
+        ("s", pa.string()),
+        ("op", pa.string()),
+    ])
+    options = {"file.format": "parquet"}
+    options.update(ops["options"])
+    schema = Schema.from_pyarrow_schema(pa_schema, primary_keys=["region", "k"], options=options)
+    catalog.create_table(identifier, schema, False)
+    table = catalog.get_table(identifier)
+    wb = table.new_batch_write_builder()
+    for rows in ops["commits"]:
+        w = wb.new_write()
+        c = wb.new_commit()
+        w.write_arrow(pa.Table.from_pylist(rows, schema=pa_schema))
+        c.commit(w.prepare_commit())
+        w.close()
+        c.close()
 
 
 def write(warehouse, identifier):
@@ -62,13 +120,18 @@ def write(warehouse, identifier):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["read", "write"])
+    p.add_argument("mode", choices=["read", "read-snapshots", "write", "write-ops"])
     p.add_argument("warehouse")
     p.add_argument("table", help="db.table")
+    p.add_argument("args", nargs="*", help="snapshot ids (read-snapshots) or ops.json (write-ops)")
     p.add_argument("--snapshot", type=int, default=None)
     a = p.parse_args()
     if a.mode == "read":
         read(a.warehouse, a.table, a.snapshot)
+    elif a.mode == "read-snapshots":
+        read_snapshots(a.warehouse, a.table, [int(x) for x in a.args])
+    elif a.mode == "write-ops":
+        write_ops(a.warehouse, a.table, a.args[0])
     else:
         write(a.warehouse, a.table)
 

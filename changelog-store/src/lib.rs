@@ -68,8 +68,12 @@
 //!   ([`lsm::columnar`]) with bounded memory. The other merge engines merge row-wise and
 //!   cache decoded files per bucket for lookups and compaction (memory grows with the
 //!   table; no eviction yet).
-//! - Point lookups ([`SnapshotReader::lookup`]) prune by file key range and row-group
-//!   key statistics, then decode whole row groups (milliseconds, not microseconds).
+//! - Point lookups ([`SnapshotReader::lookup`]) prune by file key range, row-group key
+//!   statistics and, for a single BIGINT key, the key column's page index, then decode
+//!   the candidate pages (4096 rows) of every overlapping file: milliseconds, not
+//!   microseconds. No bloom filter or key index per file yet.
+//! - `file.compression.per.level` (e.g. `0:lz4`) is honoured; `lz4` is written as
+//!   Parquet LZ4_RAW.
 //!
 //! ## Rules callers must follow
 //! - One writer per bucket at a time (sequence numbers are per bucket, as in Paimon).

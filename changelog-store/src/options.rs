@@ -44,6 +44,10 @@ pub struct CoreOptions {
     pub partial_update_remove_record_on_delete: bool,
     pub aggregation_remove_record_on_delete: bool,
     pub file_compression: String,
+    /// `file.compression.per.level` (`0:lz4,1:zstd`): overrides `file.compression` per level.
+    pub file_compression_per_level: BTreeMap<i32, String>,
+    /// `file.compression.zstd-level` (Paimon's default 1).
+    pub file_zstd_level: i32,
     pub manifest_compression: String,
     pub manifest_merge_min_count: usize,
     pub commit_max_retries: u32,
@@ -148,6 +152,20 @@ impl CoreOptions {
             partial_update_remove_record_on_delete: boolean("partial-update.remove-record-on-delete", false)?,
             aggregation_remove_record_on_delete: boolean("aggregation.remove-record-on-delete", false)?,
             file_compression: get("file.compression").unwrap_or_else(|| "zstd".into()),
+            file_compression_per_level: match get("file.compression.per.level") {
+                None => BTreeMap::new(),
+                Some(v) => parse_per_level(&v).ok_or_else(|| {
+                    bad("file.compression.per.level", &v, "expected `level:codec` pairs like `0:lz4,1:zstd`")
+                })?,
+            },
+            file_zstd_level: match get("file.compression.zstd-level") {
+                None => 1,
+                Some(v) => v
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|l| (1..=22).contains(l))
+                    .ok_or_else(|| bad("file.compression.zstd-level", &v, "expected 1..=22"))?,
+            },
             manifest_compression: get("manifest.compression").unwrap_or_else(|| "zstd".into()),
             manifest_merge_min_count: num("manifest.merge-min-count", 30)?.max(1) as usize,
             commit_max_retries: num("commit.max-retries", 10)? as u32,
@@ -169,10 +187,33 @@ impl CoreOptions {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
+    /// The codec of data files written to `level`: `file.compression.per.level`, else
+    /// `file.compression`.
+    pub fn compression_for_level(&self, level: i32) -> &str {
+        self.file_compression_per_level
+            .get(&level)
+            .map_or(self.file_compression.as_str(), String::as_str)
+    }
+
     /// Level that holds the oldest data (`num-levels - 1`).
     pub fn max_level(&self) -> i32 {
         self.num_levels as i32 - 1
     }
+}
+
+/// Parses `0:lz4,1:zstd` (Paimon's `file.compression.per.level`); codecs lower-cased.
+fn parse_per_level(text: &str) -> Option<BTreeMap<i32, String>> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (level, codec) = pair.split_once(':')?;
+        let level: i32 = level.trim().parse().ok().filter(|l: &i32| *l >= 0)?;
+        let codec = codec.trim().to_ascii_lowercase();
+        if codec.is_empty() {
+            return None;
+        }
+        out.insert(level, codec);
+    }
+    Some(out)
 }
 
 /// Parses Paimon memory sizes: `1024`, `64 kb`, `128mb`, `1 gb`.
@@ -212,6 +253,26 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_per_level_overrides_file_compression() {
+        let raw: BTreeMap<String, String> = [("bucket", "1"), ("file.compression.per.level", "0:LZ4, 5:none"), ("file.compression", "zstd")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let o = CoreOptions::parse(&raw).expect("parses");
+        assert_eq!(o.compression_for_level(0), "lz4");
+        assert_eq!(o.compression_for_level(3), "zstd");
+        assert_eq!(o.compression_for_level(5), "none");
+        for bad in ["0=lz4", "x:lz4", "-1:lz4", "0:"] {
+            let raw = BTreeMap::from([
+                ("bucket".to_string(), "1".to_string()),
+                ("file.compression.per.level".to_string(), bad.to_string()),
+            ]);
+            let err = CoreOptions::parse(&raw).expect_err("malformed per-level compression is rejected");
+            assert!(err.to_string().contains("file.compression.per.level"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn defaults_follow_paimon() {

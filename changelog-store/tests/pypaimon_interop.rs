@@ -1,5 +1,6 @@
-//! Interop with pypaimon 2.1.0 (an independent reader/writer). Runs when a Python with
-//! pypaimon is available: `$PYPAIMON_PYTHON`, else `<workspace>/.venv/bin/python`.
+//! Interop with pypaimon 2.1.0 (an independent reader/writer), run with the Python in
+//! `LAKEHOUSE_TEST_PYTHON` (tests/run.sh sets it to a venv with
+//! tests/interop/requirements.txt). Without it these tests fail; they never skip.
 
 mod common;
 
@@ -8,20 +9,16 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("PYPAIMON_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+fn python() -> PathBuf {
+    let p = std::env::var_os("LAKEHOUSE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("LAKEHOUSE_TEST_PYTHON is not set: run through tests/run.sh, or point it at a Python with tests/interop/requirements.txt installed")
+    });
     let ok = Command::new(&p)
         .args(["-c", "import pypaimon"])
         .status()
         .is_ok_and(|s| s.success());
-    if ok {
-        Some(p)
-    } else {
-        eprintln!("pypaimon not available at {}: interop test skipped", p.display());
-        None
-    }
+    assert!(ok, "LAKEHOUSE_TEST_PYTHON={} cannot import pypaimon", p.display());
+    p
 }
 
 fn script() -> PathBuf {
@@ -60,7 +57,7 @@ fn sorted(mut rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
 
 #[test]
 fn pypaimon_reads_what_we_write_through_levels() {
-    let Some(py) = python() else { return };
+    let py = python();
     let dir = tempfile::tempdir().expect("tempdir");
     let s = spec(&[
         ("bucket", "3"),
@@ -94,7 +91,7 @@ fn pypaimon_reads_what_we_write_through_levels() {
 
 #[test]
 fn we_read_what_pypaimon_writes() {
-    let Some(py) = python() else { return };
+    let py = python();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(&py)
         .arg(script())
@@ -143,7 +140,6 @@ fn partitioned_table_round_trips_and_pypaimon_agrees() {
     assert_eq!(got[2], Datum::Int(11));
     assert_eq!(table.scan(ReadAt::Latest).expect("scans").len(), 3);
     table.verify(ReadAt::Latest).expect("metadata consistent");
-    if let Some(py) = python() {
-        assert_eq!(sorted(pypaimon_rows(&py, dir.path(), None)), our_rows(&table, ReadAt::Latest));
-    }
+    let py = python();
+    assert_eq!(sorted(pypaimon_rows(&py, dir.path(), None)), our_rows(&table, ReadAt::Latest));
 }

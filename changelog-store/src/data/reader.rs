@@ -73,6 +73,37 @@ impl<'a> KvBatchReader<'a> {
         })
     }
 
+    /// Opens the file with already loaded metadata, reading `row_groups` and, within
+    /// them, only the rows of `selection` (pages outside it are skipped when the
+    /// metadata holds the offset index).
+    pub fn open_selected(
+        info: &'a TableInfo,
+        schema: arrow_schema::SchemaRef,
+        path: &Path,
+        metadata: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+        row_groups: Vec<usize>,
+        selection: Option<parquet::arrow::arrow_reader::RowSelection>,
+    ) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+            .with_batch_size(8192)
+            .with_row_groups(row_groups);
+        if let Some(s) = selection {
+            builder = builder.with_row_selection(s);
+        }
+        let inner = builder.build().map_err(|source| Error::Parquet {
+            op: "reading",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(KvBatchReader {
+            info,
+            schema,
+            path: path.to_path_buf(),
+            inner,
+        })
+    }
+
     /// The next batch, `None` at the end of the file.
     pub fn next_batch(&mut self) -> Result<Option<arrow_array::RecordBatch>> {
         match self.inner.next() {

@@ -35,17 +35,24 @@ pub struct FileSpec {
     pub target_size: u64,
 }
 
-fn compression(name: &str) -> Compression {
+/// Parquet codec for a Paimon compression name. `lz4` is written as Parquet's LZ4_RAW
+/// (what pyarrow writes for `lz4` and Java Parquet >= 1.13 reads); unknown names fall
+/// back to zstd.
+fn compression(name: &str, zstd_level: i32) -> Compression {
     match name {
         "none" | "uncompressed" => Compression::UNCOMPRESSED,
         "snappy" => Compression::SNAPPY,
-        _ => Compression::ZSTD(ZstdLevel::default()),
+        "lz4" | "lz4_raw" => Compression::LZ4_RAW,
+        _ => Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()),
     }
 }
 
 /// Rows per row group: small enough that a point lookup decodes little, big enough
 /// for good compression.
 const ROW_GROUP_ROWS: usize = 32 * 1024;
+
+/// Rows per data page (at most): the unit a point lookup decodes.
+const PAGE_ROWS: usize = 4096;
 
 static DATA_BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
@@ -55,23 +62,24 @@ pub fn data_bytes_written() -> u64 {
     DATA_BYTES_WRITTEN.load(AtomicOrdering::Relaxed)
 }
 
-/// Parquet settings: the table's compression, statistics only on the key columns
+/// Parquet settings: the compression of the file's level, statistics only on the key columns
 /// (point lookups skip row groups with them; value stats are not kept in the metadata
 /// either). Dictionaries are off unless `parquet.enable.dictionary` = true: on
 /// high-cardinality columns the writer builds one, overflows and falls back, which cost
 /// a quarter of the write CPU in the store benchmark, while zstd still catches repeats.
-fn writer_properties(info: &TableInfo, schema: &SchemaRef) -> WriterProperties {
+fn writer_properties(info: &TableInfo, schema: &SchemaRef, level: i32) -> WriterProperties {
     let dictionary = info
         .options
         .raw
         .get("parquet.enable.dictionary")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let mut b = WriterProperties::builder()
-        .set_compression(compression(&info.options.file_compression))
+        .set_compression(compression(info.options.compression_for_level(level), info.options.file_zstd_level))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::None)
         .set_dictionary_enabled(dictionary)
-        .set_write_batch_size(4096);
+        .set_write_batch_size(PAGE_ROWS)
+        .set_data_page_row_count_limit(PAGE_ROWS);
     let first_value = arrow_conv::first_value_column(info);
     for (i, f) in schema.fields().iter().enumerate() {
         let path = ColumnPath::from(f.name().as_str());
@@ -80,7 +88,9 @@ fn writer_properties(info: &TableInfo, schema: &SchemaRef) -> WriterProperties {
             b = b.set_column_dictionary_enabled(path.clone(), false);
         }
         if i < info.key_indices.len() {
-            b = b.set_column_statistics_enabled(path, EnabledStatistics::Chunk);
+            // Page statistics give the key column a column index: point lookups decode
+            // only the pages (PAGE_ROWS rows) whose key range holds the key.
+            b = b.set_column_statistics_enabled(path, EnabledStatistics::Page);
         }
     }
     b.build()
@@ -188,7 +198,7 @@ impl<'a> RollingWriter<'a> {
     pub fn new(info: &'a TableInfo, dir: &'a Path, spec: FileSpec, now_millis: i64) -> Result<Self> {
         fs::create_dir_all(dir)?;
         let schema = kv_schema(info);
-        let props = writer_properties(info, &schema);
+        let props = writer_properties(info, &schema, spec.level);
         Ok(RollingWriter {
             info,
             dir,

@@ -1,6 +1,8 @@
 //! [`SnapshotReader`]: reads of one pinned snapshot. The file plan is resolved once and
 //! Parquet footers are cached, so repeated point lookups cost only the row groups that
-//! may hold the key (pruned by the `_KEY_` column statistics).
+//! may hold the key: row groups pruned by the `_KEY_` column statistics, then, with the
+//! page index our writer adds for single-column integer keys, only the pages whose key
+//! range holds the key are decoded (a few thousand rows instead of a row group).
 
 use crate::data::arrow_conv::{self, from_batch, kv_schema};
 use crate::data::reader::KvBatchReader;
@@ -15,7 +17,8 @@ use crate::row::{Datum, Key, KeyValue, Row};
 use crate::spec::snapshot::Snapshot;
 use crate::table_info::TableInfo;
 use arrow_array::{Array, RecordBatch};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -128,13 +131,78 @@ impl SnapshotReader {
             return Ok(m.clone());
         }
         let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| Error::Parquet {
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)).map_err(|source| Error::Parquet {
             op: "reading the footer of",
             path: path.clone(),
             source,
         })?;
         cache.insert(path.clone(), meta.clone());
         Ok(meta)
+    }
+
+    /// Row groups whose `_KEY_` statistics may contain `key` (all if unknown), and the
+    /// row ranges inside them (relative to the selected row groups) whose pages may hold
+    /// it, when the file has a page index for the key column.
+    fn candidates(&self, meta: &ArrowReaderMetadata, key: &Key) -> (Vec<usize>, Option<RowSelection>) {
+        let md = meta.metadata();
+        let row_groups = self.candidate_row_groups(meta, key);
+        let (Some(col), [Datum::Long(k)]) = (self.int_key_column(meta), key.as_slice()) else {
+            return (row_groups, None);
+        };
+        let (Some(column_index), Some(offset_index)) = (md.column_index(), md.offset_index()) else {
+            return (row_groups, None);
+        };
+        let mut kept = Vec::new();
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut base = 0usize;
+        for rg in row_groups {
+            let rows = md.row_group(rg).num_rows() as usize;
+            let pages = match (
+                column_index.get(rg).and_then(|c| c.get(col)),
+                offset_index.get(rg).and_then(|c| c.get(col)),
+            ) {
+                (Some(ColumnIndexMetaData::INT64(index)), Some(offsets)) => {
+                    let locations = offsets.page_locations();
+                    let mut hits = Vec::new();
+                    for (p, loc) in locations.iter().enumerate() {
+                        let may_hold = match (index.min_value(p), index.max_value(p)) {
+                            (Some(lo), Some(hi)) => lo <= k && k <= hi,
+                            _ => true,
+                        };
+                        if may_hold {
+                            let start = loc.first_row_index as usize;
+                            let end = locations.get(p + 1).map_or(rows, |n| n.first_row_index as usize);
+                            hits.push(base + start..base + end);
+                        }
+                    }
+                    Some(hits)
+                }
+                _ => None,
+            };
+            match pages {
+                Some(hits) if hits.is_empty() => continue,
+                Some(hits) => ranges.extend(hits),
+                None => ranges.push(base..base + rows),
+            }
+            kept.push(rg);
+            base += rows;
+        }
+        let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), base);
+        (kept, Some(selection))
+    }
+
+    /// Index of the `_KEY_` column of a single BIGINT primary key, if that is the key.
+    fn int_key_column(&self, meta: &ArrowReaderMetadata) -> Option<usize> {
+        if self.info.key_names.len() != 1 || KeyForm::of(&self.info.key_types) != KeyForm::Int {
+            return None;
+        }
+        let name = format!("{}{}", arrow_conv::KEY_FIELD_PREFIX, self.info.key_names[0]);
+        meta.metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == name)
     }
 
     /// Row groups whose `_KEY_` statistics may contain `key` (all if unknown).
@@ -177,11 +245,11 @@ impl SnapshotReader {
     fn probe_file(&self, path: &PathBuf, key: &Key, out: &mut Vec<KeyValue>) -> Result<()> {
         let info = &self.info;
         let meta = self.footer(path)?;
-        let row_groups = self.candidate_row_groups(&meta, key);
+        let (row_groups, selection) = self.candidates(&meta, key);
         if row_groups.is_empty() {
             return Ok(());
         }
-        let mut reader = KvBatchReader::open_row_groups(info, kv_schema(info), path, Some(row_groups))?;
+        let mut reader = KvBatchReader::open_selected(info, kv_schema(info), path, meta, row_groups, selection)?;
         let form = KeyForm::of(&info.key_types);
         let probe_cols = arrow_conv::key_columns_of(info, key);
         let probe = SortKeys::new(form, &probe_cols)?;
