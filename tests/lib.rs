@@ -20,7 +20,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the integration tests through tests/run.sh, which starts the broker and catalogs")
+        panic!(
+            "{name} is not set: run the integration tests through tests/run.sh, which starts the broker and catalogs"
+        )
     })
 }
 

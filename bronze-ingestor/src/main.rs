@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use lakehouse::Config;
 use lakehouse::bronze::{self, RunOptions};
 use lakehouse::telemetry::{self, Health};
-use lakehouse::Config;
 
 #[derive(Parser)]
 #[command(version, about = "Kafka topics → Bronze Iceberg tables, exactly once")]
@@ -86,7 +86,13 @@ fn main() -> ExitCode {
         shutdown.cancel();
         match result {
             Ok(s) => {
-                tracing::info!(records = s.records, commits = s.commits, fenced = s.fenced, decode_errors = s.decode_errors, "stopped");
+                tracing::info!(
+                    records = s.records,
+                    commits = s.commits,
+                    fenced = s.fenced,
+                    decode_errors = s.decode_errors,
+                    "stopped"
+                );
                 if let Some(path) = summary_json {
                     let json = serde_json::to_vec_pretty(&s).expect("the summary serializes");
                     if let Err(e) = std::fs::write(&path, json) {

@@ -111,9 +111,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut inserted: u64 = 0;
     let mut ingested: u64 = 0;
     let (mut n_insert, mut n_update, mut n_delete) = (0u64, 0u64, 0u64);
-    let mut row: Vec<Datum> = std::iter::once(Datum::Long(0))
-        .chain((0..20).map(|_| Datum::String(String::with_capacity(10))))
-        .collect();
+    let mut row: Vec<Datum> =
+        std::iter::once(Datum::Long(0)).chain((0..20).map(|_| Datum::String(String::with_capacity(10)))).collect();
     let per_commit = 100_000;
     let cpu0 = cpu_seconds();
     let start = Instant::now();
@@ -160,9 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("load: {rows} rows ({n_insert} inserts, {n_update} updates, {n_delete} deletes), {snapshot} snapshots");
     println!("load: {load_secs:.2} s wall, {load_cpu:.2} s CPU (user+sys, all threads)");
     println!("load: {upserts_per_s:.0} upserts/s wall, {per_core:.0} upserts/s per CPU-second");
-    println!(
-        "write amplification: {written} bytes of data files written / {ingested} bytes ingested = {write_amp:.2}"
-    );
+    println!("write amplification: {written} bytes of data files written / {ingested} bytes ingested = {write_amp:.2}");
 
     // Full scan of the latest snapshot.
     let cpu1 = cpu_seconds();

@@ -65,11 +65,7 @@ pub enum Error {
     #[error("invalid schema: {0}")]
     InvalidSchema(String),
     #[error("invalid option `{key}` = `{value}`: {message}")]
-    InvalidOption {
-        key: String,
-        value: String,
-        message: String,
-    },
+    InvalidOption { key: String, value: String, message: String },
     #[error("invalid value for column `{column}`: {message}")]
     InvalidValue { column: String, message: String },
     #[error("unsupported: {0}")]
@@ -81,11 +77,7 @@ pub enum Error {
     #[error("snapshot {id} not found in `{table}`")]
     SnapshotNotFound { table: PathBuf, id: i64 },
     #[error("commit conflict on `{table}` (base snapshot {base:?}): {message}")]
-    Conflict {
-        table: PathBuf,
-        base: Option<i64>,
-        message: String,
-    },
+    Conflict { table: PathBuf, base: Option<i64>, message: String },
     #[error("commit of `{table}` gave up after {attempts} attempts: snapshot ids kept being taken")]
     CommitRetriesExhausted { table: PathBuf, attempts: u32 },
 }
@@ -112,24 +104,14 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Corrupt {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Corrupt { path: path.into(), message: message.into() }
     }
 
     pub(crate) fn value(column: &str, message: impl Into<String>) -> Self {
-        Error::InvalidValue {
-            column: column.to_string(),
-            message: message.into(),
-        }
+        Error::InvalidValue { column: column.to_string(), message: message.into() }
     }
 }

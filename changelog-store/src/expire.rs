@@ -65,9 +65,7 @@ pub fn register_consumer(paths: &TablePaths, id: &str, next_snapshot: i64) -> Re
 
 fn data_file_path(info: &TableInfo, paths: &TablePaths, e: &ManifestEntry) -> Result<PathBuf> {
     let partition = info.deserialize_partition(&e.partition)?;
-    Ok(paths
-        .bucket_dir(&info.partition_spec(&partition), e.bucket)
-        .join(&e.file.file_name))
+    Ok(paths.bucket_dir(&info.partition_spec(&partition), e.bucket).join(&e.file.file_name))
 }
 
 struct Referenced {
@@ -82,10 +80,7 @@ fn referenced(
     s: &Snapshot,
     all_entries: bool,
 ) -> Result<Referenced> {
-    let mut r = Referenced {
-        data: HashSet::new(),
-        manifests: HashSet::new(),
-    };
+    let mut r = Referenced { data: HashSet::new(), manifests: HashSet::new() };
     let mut lists = vec![s.base_manifest_list.clone(), s.delta_manifest_list.clone()];
     if let Some(c) = &s.changelog_manifest_list {
         lists.push(c.clone());
@@ -124,11 +119,7 @@ pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<E
     let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
     let all = snapshots.all()?;
     let opts = &info.options;
-    let consumer_floor = consumers(paths)?
-        .into_iter()
-        .map(|(_, c)| c.next_snapshot)
-        .min()
-        .unwrap_or(i64::MAX);
+    let consumer_floor = consumers(paths)?.into_iter().map(|(_, c)| c.next_snapshot).min().unwrap_or(i64::MAX);
     let n = all.len();
     let mut expire_count = 0;
     while expire_count < n {

@@ -6,10 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()))
 }
 
@@ -82,9 +79,7 @@ pub fn delete(path: &Path) -> Result<()> {
 }
 
 pub fn file_size(path: &Path) -> Result<u64> {
-    fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|e| Error::io("stat", path, e))
+    fs::metadata(path).map(|m| m.len()).map_err(|e| Error::io("stat", path, e))
 }
 
 /// Names of the entries of a directory (empty if it does not exist).

@@ -2,10 +2,10 @@
 
 use crate::error::Result;
 use crate::fs;
-use crate::paths::{new_file_name, TablePaths};
+use crate::paths::{TablePaths, new_file_name};
 use crate::spec::manifest::{
-    codec_for, decode_manifest, decode_manifest_list, encode_manifest, encode_manifest_list,
-    FileKind, ManifestEntry, ManifestFileMeta, SimpleStats,
+    FileKind, ManifestEntry, ManifestFileMeta, SimpleStats, codec_for, decode_manifest, decode_manifest_list,
+    encode_manifest, encode_manifest_list,
 };
 use crate::spec::snapshot::Snapshot;
 use std::collections::{HashMap, HashSet};
@@ -20,11 +20,7 @@ pub struct ManifestIo {
 
 impl ManifestIo {
     pub fn new(paths: TablePaths, compression: String, schema_id: i64) -> Self {
-        ManifestIo {
-            paths,
-            compression,
-            schema_id,
-        }
+        ManifestIo { paths, compression, schema_id }
     }
 
     /// Writes `entries` as one manifest file and returns its list record.
@@ -35,12 +31,7 @@ impl ManifestIo {
         let bytes = encode_manifest(entries, codec_for(&self.compression), &path)?;
         fs::write_new(&path, &bytes)?;
         let adds = entries.iter().filter(|e| e.kind == FileKind::Add).count() as i64;
-        let min_max = |f: fn(&ManifestEntry) -> i32| {
-            (
-                entries.iter().map(f).min(),
-                entries.iter().map(f).max(),
-            )
-        };
+        let min_max = |f: fn(&ManifestEntry) -> i32| (entries.iter().map(f).min(), entries.iter().map(f).max());
         let (min_bucket, max_bucket) = min_max(|e| e.bucket);
         let (min_level, max_level) = min_max(|e| e.file.level);
         Ok(ManifestFileMeta {
@@ -120,11 +111,8 @@ impl ManifestIo {
 /// Applies DELETE entries to ADD entries (by partition, bucket, level and file name),
 /// keeping the order of first appearance.
 pub fn merge_entries(entries: Vec<ManifestEntry>) -> Vec<ManifestEntry> {
-    let deleted: HashSet<_> = entries
-        .iter()
-        .filter(|e| e.kind == FileKind::Delete)
-        .map(ManifestEntry::identifier)
-        .collect();
+    let deleted: HashSet<_> =
+        entries.iter().filter(|e| e.kind == FileKind::Delete).map(ManifestEntry::identifier).collect();
     let mut seen = HashMap::new();
     let mut out = Vec::new();
     for e in entries {

@@ -84,9 +84,7 @@ impl CoreOptions {
             }
         };
         let bucket_text = get("bucket").unwrap_or_else(|| "-1".into());
-        let bucket: i32 = bucket_text
-            .parse()
-            .map_err(|_| bad("bucket", &bucket_text, "expected an integer"))?;
+        let bucket: i32 = bucket_text.parse().map_err(|_| bad("bucket", &bucket_text, "expected an integer"))?;
         if bucket <= 0 {
             return Err(bad(
                 "bucket",
@@ -108,12 +106,7 @@ impl CoreOptions {
             Some(v) => return Err(bad("changelog-producer", v, "supported: none, input, lookup")),
         };
         let sequence_fields = get("sequence.field")
-            .map(|s| {
-                s.split(',')
-                    .map(|f| f.trim().to_string())
-                    .filter(|f| !f.is_empty())
-                    .collect()
-            })
+            .map(|s| s.split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect())
             .unwrap_or_default();
         let compaction_trigger = num("num-sorted-run.compaction-trigger", 5)? as usize;
         if compaction_trigger < 2 {
@@ -182,17 +175,13 @@ impl CoreOptions {
 
     /// `fields.<name>.ignore-retract`.
     pub fn ignore_retract(&self, field: &str) -> bool {
-        self.raw
-            .get(&format!("fields.{field}.ignore-retract"))
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        self.raw.get(&format!("fields.{field}.ignore-retract")).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
     /// The codec of data files written to `level`: `file.compression.per.level`, else
     /// `file.compression`.
     pub fn compression_for_level(&self, level: i32) -> &str {
-        self.file_compression_per_level
-            .get(&level)
-            .map_or(self.file_compression.as_str(), String::as_str)
+        self.file_compression_per_level.get(&level).map_or(self.file_compression.as_str(), String::as_str)
     }
 
     /// Level that holds the oldest data (`num-levels - 1`).
@@ -256,10 +245,11 @@ mod tests {
 
     #[test]
     fn compression_per_level_overrides_file_compression() {
-        let raw: BTreeMap<String, String> = [("bucket", "1"), ("file.compression.per.level", "0:LZ4, 5:none"), ("file.compression", "zstd")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let raw: BTreeMap<String, String> =
+            [("bucket", "1"), ("file.compression.per.level", "0:LZ4, 5:none"), ("file.compression", "zstd")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let o = CoreOptions::parse(&raw).expect("parses");
         assert_eq!(o.compression_for_level(0), "lz4");
         assert_eq!(o.compression_for_level(3), "zstd");

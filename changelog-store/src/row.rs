@@ -109,9 +109,7 @@ impl Datum {
         let ok = match (self, ty.root) {
             (Datum::Null, _) => ty.nullable,
             (Datum::Bool(_), TypeRoot::Boolean) => true,
-            (Datum::Int(_), TypeRoot::TinyInt | TypeRoot::SmallInt | TypeRoot::Int | TypeRoot::Date) => {
-                true
-            }
+            (Datum::Int(_), TypeRoot::TinyInt | TypeRoot::SmallInt | TypeRoot::Int | TypeRoot::Date) => true,
             (Datum::Long(_), TypeRoot::BigInt | TypeRoot::Timestamp(_)) => true,
             (Datum::Float(_), TypeRoot::Float) => true,
             (Datum::Double(_), TypeRoot::Double) => true,
@@ -119,11 +117,7 @@ impl Datum {
             (Datum::Bytes(_), TypeRoot::Varbinary(_)) => true,
             _ => false,
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::value(column, format!("{self:?} does not fit {ty}")))
-        }
+        if ok { Ok(()) } else { Err(Error::value(column, format!("{self:?} does not fit {ty}"))) }
     }
 }
 
@@ -217,8 +211,7 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn mem_size(&self) -> usize {
-        48 + self.key.iter().map(Datum::mem_size).sum::<usize>()
-            + self.value.iter().map(Datum::mem_size).sum::<usize>()
+        48 + self.key.iter().map(Datum::mem_size).sum::<usize>() + self.value.iter().map(Datum::mem_size).sum::<usize>()
     }
 }
 
@@ -237,10 +230,7 @@ mod tests {
     #[test]
     fn json_conversion_is_strict() {
         let int = DataType::parse("INT").expect("type");
-        assert_eq!(
-            Datum::from_json("c", &int, &serde_json::json!(5)).expect("ok"),
-            Datum::Int(5)
-        );
+        assert_eq!(Datum::from_json("c", &int, &serde_json::json!(5)).expect("ok"), Datum::Int(5));
         assert!(Datum::from_json("c", &int, &serde_json::json!("5")).is_err());
         assert!(Datum::from_json("c", &int, &serde_json::json!(1u64 << 40)).is_err());
         let nn = DataType::parse("BIGINT NOT NULL").expect("type");

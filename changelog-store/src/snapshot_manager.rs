@@ -25,23 +25,18 @@ impl SnapshotManager {
     }
 
     pub fn snapshot(&self, id: i64) -> Result<Snapshot> {
-        self.try_snapshot(id)?.ok_or_else(|| Error::SnapshotNotFound {
-            table: self.paths.root().to_path_buf(),
-            id,
-        })
+        self.try_snapshot(id)?.ok_or_else(|| Error::SnapshotNotFound { table: self.paths.root().to_path_buf(), id })
     }
 
     pub fn try_snapshot(&self, id: i64) -> Result<Option<Snapshot>> {
         let path = self.paths.snapshot_file(id);
         match fs::read_opt(&path)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| Error::Json {
-                    op: "parsing snapshot",
-                    path,
-                    source,
-                }),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| Error::Json {
+                op: "parsing snapshot",
+                path,
+                source,
+            }),
         }
     }
 
@@ -55,9 +50,7 @@ impl SnapshotManager {
     }
 
     fn read_hint(&self, path: &std::path::Path) -> Result<Option<i64>> {
-        Ok(fs::read_opt(path)?
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.trim().parse().ok()))
+        Ok(fs::read_opt(path)?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.trim().parse().ok()))
     }
 
     /// Id of the newest snapshot: the `LATEST` hint, then probing forward (the hint may lag).

@@ -63,11 +63,8 @@ impl Table {
 
     pub fn create_with_clock(path: impl Into<PathBuf>, spec: TableSpec, clock: SharedClock) -> Result<Table> {
         let paths = TablePaths::new(path.into());
-        let columns = spec
-            .columns
-            .iter()
-            .map(|(n, t)| Ok((n.clone(), DataType::parse(t)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let columns =
+            spec.columns.iter().map(|(n, t)| Ok((n.clone(), DataType::parse(t)?))).collect::<Result<Vec<_>>>()?;
         let mut options = spec.options.clone();
         // `count` is not a Paimon aggregator: store it as `sum` of per-row ones so that
         // Paimon readers compute the same value, and remember it was a count.
@@ -104,11 +101,7 @@ impl Table {
         if !fs::create_if_absent(&paths.schema_file(0), info.schema.to_json()?.as_bytes())? {
             return Err(Error::TableExists(paths.root().to_path_buf()));
         }
-        Ok(Table {
-            info: Arc::new(info),
-            paths,
-            clock,
-        })
+        Ok(Table { info: Arc::new(info), paths, clock })
     }
 
     /// Opens the table at `path` with its newest schema.
@@ -129,11 +122,7 @@ impl Table {
             path: file,
             source,
         })?;
-        Ok(Table {
-            info: Arc::new(TableInfo::new(schema)?),
-            paths,
-            clock,
-        })
+        Ok(Table { info: Arc::new(TableInfo::new(schema)?), paths, clock })
     }
 
     pub fn path(&self) -> &Path {
@@ -153,11 +142,7 @@ impl Table {
     }
 
     fn manifests(&self) -> ManifestIo {
-        ManifestIo::new(
-            self.paths.clone(),
-            self.info.options.manifest_compression.clone(),
-            self.info.schema.id,
-        )
+        ManifestIo::new(self.paths.clone(), self.info.options.manifest_compression.clone(), self.info.schema.id)
     }
 
     /// A writer continuing from the latest snapshot (phase one of the commit).
@@ -266,14 +251,7 @@ impl Table {
 
     /// A row as a JSON object keyed by column name.
     pub fn row_to_json(&self, row: &Row) -> serde_json::Value {
-        let map = self
-            .info
-            .schema
-            .fields
-            .iter()
-            .zip(row.iter())
-            .map(|(f, d)| (f.name.clone(), d.to_json()))
-            .collect();
+        let map = self.info.schema.fields.iter().zip(row.iter()).map(|(f, d)| (f.name.clone(), d.to_json())).collect();
         serde_json::Value::Object(map)
     }
 }

@@ -28,29 +28,16 @@ impl TableInfo {
     pub fn new(schema: TableSchema) -> Result<Self> {
         let options = CoreOptions::parse(&schema.options)?;
         let idx = |name: &str| {
-            schema
-                .field_index(name)
-                .ok_or_else(|| Error::InvalidSchema(format!("unknown column `{name}`")))
+            schema.field_index(name).ok_or_else(|| Error::InvalidSchema(format!("unknown column `{name}`")))
         };
         let key_names = schema.trimmed_primary_keys();
         let key_indices = key_names.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;
-        let partition_indices = schema
-            .partition_keys
-            .iter()
-            .map(|k| idx(k))
-            .collect::<Result<Vec<_>>>()?;
+        let partition_indices = schema.partition_keys.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;
         let bucket_key_indices = match schema.options.get("bucket-key") {
-            Some(v) if !v.trim().is_empty() => v
-                .split(',')
-                .map(|k| idx(k.trim()))
-                .collect::<Result<Vec<_>>>()?,
+            Some(v) if !v.trim().is_empty() => v.split(',').map(|k| idx(k.trim())).collect::<Result<Vec<_>>>()?,
             _ => key_indices.clone(),
         };
-        let sequence_indices = options
-            .sequence_fields
-            .iter()
-            .map(|k| idx(k))
-            .collect::<Result<Vec<_>>>()?;
+        let sequence_indices = options.sequence_fields.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;
         let value_types: Vec<DataType> = schema.fields.iter().map(|f| f.data_type).collect();
         let pick = |ix: &[usize]| ix.iter().map(|i| value_types[*i]).collect::<Vec<_>>();
         Ok(TableInfo {
@@ -104,12 +91,7 @@ impl TableInfo {
 
     /// `(name, value)` pairs of a partition, for directory names.
     pub fn partition_spec(&self, partition: &[Datum]) -> Vec<(String, Datum)> {
-        self.schema
-            .partition_keys
-            .iter()
-            .cloned()
-            .zip(partition.iter().cloned())
-            .collect()
+        self.schema.partition_keys.iter().cloned().zip(partition.iter().cloned()).collect()
     }
 
     /// User sequence-field values of a row (empty if no `sequence.field`).

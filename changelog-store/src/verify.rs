@@ -46,9 +46,7 @@ pub fn verify_buckets(info: &TableInfo, paths: &TablePaths, buckets: &[BucketFil
             }
         }
         let levels = Levels::new(info.options.num_levels, b.files.clone())?;
-        levels
-            .check_non_overlapping()
-            .map_err(|m| Error::corrupt(&dir, format!("bucket {}: {m}", b.bucket)))?;
+        levels.check_non_overlapping().map_err(|m| Error::corrupt(&dir, format!("bucket {}: {m}", b.bucket)))?;
     }
     Ok(())
 }

@@ -72,10 +72,7 @@ fn snapshot_properties_carry_the_source_position() {
     let mut w = table.new_write().expect("writer");
     w.write(row(1, Some(1), None, 0), RowKind::Insert).expect("writes");
     let props = BTreeMap::from([("bronze.snapshot".to_string(), "991".to_string())]);
-    table
-        .new_committer("job")
-        .commit(1, w.prepare_commit().expect("prepares"), Some(props.clone()))
-        .expect("commits");
+    table.new_committer("job").commit(1, w.prepare_commit().expect("prepares"), Some(props.clone())).expect("commits");
     // An empty batch still records progress.
     let props2 = BTreeMap::from([("bronze.snapshot".to_string(), "992".to_string())]);
     let out = table.new_committer("job").commit(2, vec![], Some(props2.clone())).expect("commits");

@@ -74,10 +74,10 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let drops_deletes = matches!(cfg.engine, Engine::PartialUpdate | Engine::FirstRow);
 
     let commit = |write: &mut changelog_store::TableWrite,
-                      pending: &mut Vec<(RowKind, changelog_store::Row)>,
-                      model: &mut Model,
-                      expected: &mut Vec<(i64, i64, BTreeMap<i64, changelog_store::Row>)>,
-                      ident: &mut i64| {
+                  pending: &mut Vec<(RowKind, changelog_store::Row)>,
+                  model: &mut Model,
+                  expected: &mut Vec<(i64, i64, BTreeMap<i64, changelog_store::Row>)>,
+                  ident: &mut i64| {
         *ident += 1;
         let messages = write.prepare_commit().expect("prepares");
         clock.advance(1000);
@@ -166,11 +166,7 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 fn clock_now(table: &Table, id: i64) -> i64 {
-    table
-        .resolve(ReadAt::Snapshot(id))
-        .expect("snapshot")
-        .expect("exists")
-        .time_millis
+    table.resolve(ReadAt::Snapshot(id)).expect("snapshot").expect("exists").time_millis
 }
 
 proptest! {

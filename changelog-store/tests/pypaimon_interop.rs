@@ -13,10 +13,7 @@ fn python() -> PathBuf {
     let p = std::env::var_os("LAKEHOUSE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
         panic!("LAKEHOUSE_TEST_PYTHON is not set: run through tests/run.sh, or point it at a Python with tests/interop/requirements.txt installed")
     });
-    let ok = Command::new(&p)
-        .args(["-c", "import pypaimon"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = Command::new(&p).args(["-c", "import pypaimon"]).status().is_ok_and(|s| s.success());
     assert!(ok, "LAKEHOUSE_TEST_PYTHON={} cannot import pypaimon", p.display());
     p
 }
@@ -33,19 +30,12 @@ fn pypaimon_rows(py: &Path, warehouse: &Path, snapshot: Option<i64>) -> Vec<serd
     }
     let out = cmd.output().expect("runs pypaimon");
     assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
 }
 
 fn our_rows(table: &Table, at: ReadAt) -> Vec<serde_json::Value> {
-    let mut rows: Vec<serde_json::Value> = table
-        .scan(at)
-        .expect("scans")
-        .iter()
-        .map(|r| table.row_to_json(r))
-        .collect();
+    let mut rows: Vec<serde_json::Value> =
+        table.scan(at).expect("scans").iter().map(|r| table.row_to_json(r)).collect();
     rows.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
     rows
 }
@@ -59,11 +49,7 @@ fn sorted(mut rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
 fn pypaimon_reads_what_we_write_through_levels() {
     let py = python();
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = spec(&[
-        ("bucket", "3"),
-        ("num-sorted-run.compaction-trigger", "3"),
-        ("target-file-size", "8 kb"),
-    ]);
+    let s = spec(&[("bucket", "3"), ("num-sorted-run.compaction-trigger", "3"), ("target-file-size", "8 kb")]);
     let table = Table::create_in_warehouse(dir.path(), "db", "t", s).expect("creates");
     let c = table.new_committer("interop");
     for i in 0..8i64 {
@@ -78,11 +64,7 @@ fn pypaimon_reads_what_we_write_through_levels() {
         }
         c.commit(i + 1, w.prepare_commit().expect("prepares"), None).expect("commits");
         // pypaimon must agree at every snapshot, whatever mix of levels it holds.
-        assert_eq!(
-            sorted(pypaimon_rows(&py, dir.path(), None)),
-            our_rows(&table, ReadAt::Latest),
-            "after commit {i}"
-        );
+        assert_eq!(sorted(pypaimon_rows(&py, dir.path(), None)), our_rows(&table, ReadAt::Latest), "after commit {i}");
     }
     table.compact("interop", 100, true).expect("full compaction");
     assert_eq!(sorted(pypaimon_rows(&py, dir.path(), None)), our_rows(&table, ReadAt::Latest));
@@ -93,13 +75,7 @@ fn pypaimon_reads_what_we_write_through_levels() {
 fn we_read_what_pypaimon_writes() {
     let py = python();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(&py)
-        .arg(script())
-        .arg("write")
-        .arg(dir.path())
-        .arg("db.t")
-        .output()
-        .expect("runs pypaimon");
+    let out = Command::new(&py).arg(script()).arg("write").arg(dir.path()).arg("db.t").output().expect("runs pypaimon");
     assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
     let table = Table::open(dir.path().join("db.db").join("t")).expect("opens");
     assert_eq!(our_rows(&table, ReadAt::Latest), sorted(pypaimon_rows(&py, dir.path(), None)));
@@ -117,11 +93,7 @@ fn we_read_what_pypaimon_writes() {
 fn partitioned_table_round_trips_and_pypaimon_agrees() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = changelog_store::TableSpec {
-        columns: vec![
-            ("dt".into(), "STRING".into()),
-            ("k".into(), "BIGINT".into()),
-            ("v".into(), "INT".into()),
-        ],
+        columns: vec![("dt".into(), "STRING".into()), ("k".into(), "BIGINT".into()), ("v".into(), "INT".into())],
         primary_keys: vec!["dt".into(), "k".into()],
         partition_keys: vec!["dt".into()],
         options: std::collections::BTreeMap::from([("bucket".to_string(), "2".to_string())]),
@@ -132,7 +104,10 @@ fn partitioned_table_round_trips_and_pypaimon_agrees() {
         w.write_json(&serde_json::json!({"dt": dt, "k": k, "v": v}), RowKind::Insert).expect("writes");
     }
     table.new_committer("p").commit(1, w.prepare_commit().expect("prepares"), None).expect("commits");
-    assert!(table.path().join("dt=2026-01-01").join("bucket-0").exists() || table.path().join("dt=2026-01-01").join("bucket-1").exists());
+    assert!(
+        table.path().join("dt=2026-01-01").join("bucket-0").exists()
+            || table.path().join("dt=2026-01-01").join("bucket-1").exists()
+    );
     let got = table
         .lookup(ReadAt::Latest, &[Datum::String("2026-01-01".into()), Datum::Long(1)])
         .expect("looks up")

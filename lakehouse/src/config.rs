@@ -140,9 +140,8 @@ impl Config {
             }
             set_path(&mut merged, &path, env_value(value))?;
         }
-        let config: Config = merged
-            .try_into()
-            .map_err(|source| ConfigError::Toml { origin: "merged configuration".into(), source })?;
+        let config: Config =
+            merged.try_into().map_err(|source| ConfigError::Toml { origin: "merged configuration".into(), source })?;
         config.validate()?;
         Ok(config)
     }
@@ -184,8 +183,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>()
-        .map_err(|source| ConfigError::Toml { origin: origin.to_string(), source })
+    text.parse::<toml::Table>().map_err(|source| ConfigError::Toml { origin: origin.to_string(), source })
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -227,10 +225,8 @@ fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Resu
 /// lower-cased with anything outside `[a-z0-9_]` replaced by `_`.
 pub fn default_table_for_topic(topic: &str) -> String {
     let last = topic.rsplit('.').next().unwrap_or(topic);
-    let mut s: String = last
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-        .collect();
+    let mut s: String =
+        last.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     if s.is_empty() {
         s.push('_');
     }

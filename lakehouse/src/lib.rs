@@ -4,11 +4,11 @@
 
 pub mod bronze;
 pub mod catalog;
-pub mod cli;
-pub mod generate;
 pub mod cdc;
+pub mod cli;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod kafka;
 pub mod shutdown;
 pub mod table;

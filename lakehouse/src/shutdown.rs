@@ -9,7 +9,7 @@ pub fn on_signals() -> CancellationToken {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
+            use tokio::signal::unix::{SignalKind, signal};
             let mut term = match signal(SignalKind::terminate()) {
                 Ok(s) => s,
                 Err(e) => {

@@ -14,17 +14,17 @@ use lakehouse::bronze::rows::{Message, RowsBuilder};
 use lakehouse::bronze::schema;
 use lakehouse::config::ValueFormat;
 use lakehouse::table::create::load_or_create;
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
-use rdkafka::ClientConfig;
 
 /// User + system CPU seconds of this process so far (from /proc/self/stat).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -107,10 +107,14 @@ fn main() {
                 })
                 .await
                 .unwrap();
-                let table = load_or_create(&catalog, &"bronze.limit".parse().unwrap(), &schema::table_spec(90)).await.unwrap();
+                let table =
+                    load_or_create(&catalog, &"bronze.limit".parse().unwrap(), &schema::table_spec(90)).await.unwrap();
                 let writer = schema::data_file_writer(catalog.file_io().clone(), 128 << 20);
                 let arrow = std::sync::Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema::schema()).unwrap());
-                let bytes: usize = msgs.iter().map(|m| m.key.as_ref().map_or(0, Vec::len) + m.value.as_ref().map_or(0, Vec::len)).sum();
+                let bytes: usize = msgs
+                    .iter()
+                    .map(|m| m.key.as_ref().map_or(0, Vec::len) + m.value.as_ref().map_or(0, Vec::len))
+                    .sum();
                 let cpu0 = cpu_seconds();
                 let started = Instant::now();
                 // Same shape as the ingestor: 64k-row chunks, one write per ~100k-event batch.

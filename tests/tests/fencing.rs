@@ -13,7 +13,7 @@ use lakehouse::catalog::TableName;
 use lakehouse::config::ValueFormat;
 use lakehouse::table::commit::{CommitError, Committer, Operation};
 use lakehouse::table::create::load_or_create;
-use lakehouse::table::position::{committed_offsets, fence_offsets, Offsets};
+use lakehouse::table::position::{Offsets, committed_offsets, fence_offsets};
 use lakehouse::table::writer::DataFileWriter;
 use lakehouse_tests::*;
 
@@ -23,7 +23,15 @@ fn batch(topic: &str, partition: i32, from: i64, to: i64) -> RecordBatch {
     for offset in from..to {
         let value = format!("{{\"op\":\"c\",\"n\":{offset}}}");
         b.append(
-            &Message { topic, partition, offset, timestamp_ms: None, key: None, value: Some(value.as_bytes()), headers_json: None },
+            &Message {
+                topic,
+                partition,
+                offset,
+                timestamp_ms: None,
+                key: None,
+                value: Some(value.as_bytes()),
+                headers_json: None,
+            },
             ValueFormat::Debezium,
             "test",
             1_764_000_000_000_000,

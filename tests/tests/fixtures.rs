@@ -75,7 +75,10 @@ async fn every_fixture_message_lands_in_bronze_verbatim() {
         expected.push((topic, messages));
     }
     let total: usize = expected.iter().map(|(_, m)| m.len()).sum();
-    eprintln!("produced {total} fixture messages from {} files ({skipped_no_value} key-only lines have no message)", files.len());
+    eprintln!(
+        "produced {total} fixture messages from {} files ({skipped_no_value} key-only lines have no message)",
+        files.len()
+    );
 
     let config = lake.config("fixtures", &[], Some(&format!("^{run}\\..*")), "");
     ingest_until_idle(&config, "2s");

@@ -13,7 +13,7 @@
 
 use changelog_store::spec::snapshot::CommitKind;
 use changelog_store::{Datum, ReadAt, Row, RowKind, Table, TableSpec};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,11 +31,7 @@ fn script() -> &'static str {
 
 fn run_python(args: &[&str]) -> String {
     let out = Command::new(python()).arg(script()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "pypaimon_check.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pypaimon_check.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 

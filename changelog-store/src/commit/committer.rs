@@ -12,11 +12,11 @@ use crate::commit::message::CommitMessage;
 use crate::error::{Error, Result};
 use crate::fs;
 use crate::lsm::levels::{FileRef, Levels};
-use crate::manifest_io::{merge_entries, ManifestIo};
+use crate::manifest_io::{ManifestIo, merge_entries};
 use crate::paths::TablePaths;
 use crate::snapshot_manager::SnapshotManager;
 use crate::spec::manifest::{FileKind, ManifestEntry, ManifestFileMeta};
-use crate::spec::snapshot::{CommitKind, Snapshot, SNAPSHOT_VERSION};
+use crate::spec::snapshot::{CommitKind, SNAPSHOT_VERSION, Snapshot};
 use crate::table_info::TableInfo;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -61,11 +61,7 @@ struct Attempt<'a> {
 
 impl Committer {
     pub fn new(info: Arc<TableInfo>, paths: TablePaths, commit_user: String, clock: SharedClock) -> Self {
-        let manifests = ManifestIo::new(
-            paths.clone(),
-            info.options.manifest_compression.clone(),
-            info.schema.id,
-        );
+        let manifests = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
         Committer {
             snapshots: SnapshotManager::new(paths.clone()),
             manifests,
@@ -88,15 +84,12 @@ impl Committer {
 
     /// Whether `identifier` (or a later one) of this commit user is already committed.
     pub fn is_committed(&self, identifier: i64) -> Result<bool> {
-        Ok(self
-            .latest_identifier_of_user()?
-            .is_some_and(|latest| latest >= identifier))
+        Ok(self.latest_identifier_of_user()?.is_some_and(|latest| latest >= identifier))
     }
 
     /// The newest commit identifier this commit user has in the table.
     pub fn latest_identifier_of_user(&self) -> Result<Option<i64>> {
-        let (Some(latest), Some(earliest)) = (self.snapshots.latest_id()?, self.snapshots.earliest_id()?)
-        else {
+        let (Some(latest), Some(earliest)) = (self.snapshots.latest_id()?, self.snapshots.earliest_id()?) else {
             return Ok(None);
         };
         let mut id = latest;
@@ -221,10 +214,7 @@ impl Committer {
                 });
             }
         }
-        Err(Error::CommitRetriesExhausted {
-            table: self.paths.root().to_path_buf(),
-            attempts: max_attempts,
-        })
+        Err(Error::CommitRetriesExhausted { table: self.paths.root().to_path_buf(), attempts: max_attempts })
     }
 
     /// Files a commit deletes must be live in the base; levels >= 1 must not overlap after it.
@@ -262,14 +252,9 @@ impl Committer {
             }
         }
         for ((_, bucket), entries) in after {
-            let files = entries
-                .into_iter()
-                .map(|e| FileRef::new(&self.info, e.file))
-                .collect::<Result<Vec<_>>>()?;
+            let files = entries.into_iter().map(|e| FileRef::new(&self.info, e.file)).collect::<Result<Vec<_>>>()?;
             let levels = Levels::new(self.info.options.num_levels, files)?;
-            levels
-                .check_non_overlapping()
-                .map_err(|m| conflict(format!("bucket {bucket}: {m}")))?;
+            levels.check_non_overlapping().map_err(|m| conflict(format!("bucket {bucket}: {m}")))?;
         }
         Ok(())
     }

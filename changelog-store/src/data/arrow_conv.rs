@@ -9,14 +9,13 @@ use crate::row::{Datum, KeyValue, RowKind};
 use crate::spec::types::{DataType, TypeRoot};
 use crate::table_info::TableInfo;
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, Int8Builder, StringBuilder, TimestampMicrosecondBuilder,
-    TimestampMillisecondBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    TimestampMicrosecondType, TimestampMillisecondType,
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
@@ -48,10 +47,8 @@ fn arrow_type(ty: &DataType) -> ArrowType {
 }
 
 fn field(name: String, ty: &DataType, id: i32) -> Field {
-    Field::new(name, arrow_type(ty), ty.nullable).with_metadata(HashMap::from([(
-        "PARQUET:field_id".to_string(),
-        id.to_string(),
-    )]))
+    Field::new(name, arrow_type(ty), ty.nullable)
+        .with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
 }
 
 /// Arrow schema of a key/value (data or changelog) file of this table.
@@ -59,22 +56,10 @@ pub fn kv_schema(info: &TableInfo) -> SchemaRef {
     let mut fields = Vec::new();
     for &i in &info.key_indices {
         let f = &info.schema.fields[i];
-        fields.push(field(
-            format!("{KEY_FIELD_PREFIX}{}", f.name),
-            &f.data_type.not_null(),
-            KEY_FIELD_ID_START + f.id,
-        ));
+        fields.push(field(format!("{KEY_FIELD_PREFIX}{}", f.name), &f.data_type.not_null(), KEY_FIELD_ID_START + f.id));
     }
-    fields.push(field(
-        SEQUENCE_NUMBER.into(),
-        &DataType::new(TypeRoot::BigInt).not_null(),
-        SEQUENCE_NUMBER_ID,
-    ));
-    fields.push(field(
-        VALUE_KIND.into(),
-        &DataType::new(TypeRoot::TinyInt).not_null(),
-        VALUE_KIND_ID,
-    ));
+    fields.push(field(SEQUENCE_NUMBER.into(), &DataType::new(TypeRoot::BigInt).not_null(), SEQUENCE_NUMBER_ID));
+    fields.push(field(VALUE_KIND.into(), &DataType::new(TypeRoot::TinyInt).not_null(), VALUE_KIND_ID));
     for f in &info.schema.fields {
         fields.push(field(f.name.clone(), &f.data_type, f.id));
     }
@@ -130,11 +115,7 @@ fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: u
 
 /// One-row `_KEY_*` columns holding `key` (to compare it with the keys of batches).
 pub fn key_columns_of(info: &TableInfo, key: &crate::row::Key) -> Vec<ArrayRef> {
-    info.key_types
-        .iter()
-        .zip(key.iter())
-        .map(|(t, d)| build_column(t, std::iter::once(d), 1))
-        .collect()
+    info.key_types.iter().zip(key.iter()).map(|(t, d)| build_column(t, std::iter::once(d), 1)).collect()
 }
 
 /// Builds one record batch of `records` in the [`kv_schema`] layout.
@@ -144,19 +125,13 @@ pub fn to_batch(info: &TableInfo, schema: &SchemaRef, records: &[KeyValue]) -> R
     for (k, &i) in info.key_indices.iter().enumerate() {
         cols.push(build_column(&info.value_types[i], records.iter().map(|r| &r.key[k]), n));
     }
-    cols.push(Arc::new(arrow_array::Int64Array::from_iter_values(
-        records.iter().map(|r| r.seq),
-    )));
-    cols.push(Arc::new(arrow_array::Int8Array::from_iter_values(
-        records.iter().map(|r| r.kind.to_byte()),
-    )));
+    cols.push(Arc::new(arrow_array::Int64Array::from_iter_values(records.iter().map(|r| r.seq))));
+    cols.push(Arc::new(arrow_array::Int8Array::from_iter_values(records.iter().map(|r| r.kind.to_byte()))));
     for (i, ty) in info.value_types.iter().enumerate() {
         cols.push(build_column(ty, records.iter().map(|r| &r.value[i]), n));
     }
-    RecordBatch::try_new(schema.clone(), cols).map_err(|source| Error::Arrow {
-        op: "building a key/value batch",
-        source,
-    })
+    RecordBatch::try_new(schema.clone(), cols)
+        .map_err(|source| Error::Arrow { op: "building a key/value batch", source })
 }
 
 /// Builds a key/value batch from value columns (in schema order), sequence numbers and
@@ -175,10 +150,8 @@ pub fn kv_columns_to_batch(
     cols.push(Arc::new(arrow_array::Int64Array::from(seqs)));
     cols.push(Arc::new(arrow_array::Int8Array::from(kinds)));
     cols.extend(values);
-    RecordBatch::try_new(schema, cols).map_err(|source| Error::Arrow {
-        op: "building a key/value batch from the write buffer",
-        source,
-    })
+    RecordBatch::try_new(schema, cols)
+        .map_err(|source| Error::Arrow { op: "building a key/value batch from the write buffer", source })
 }
 
 /// Brings a batch read from a key/value file (ours or another writer's) into the
@@ -195,10 +168,8 @@ pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch
         cols.push(c.clone());
     }
     if same_types {
-        return RecordBatch::try_new(schema.clone(), cols).map_err(|source| Error::Arrow {
-            op: "reordering the columns of a data file",
-            source,
-        });
+        return RecordBatch::try_new(schema.clone(), cols)
+            .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source });
     }
     let mut records = Vec::with_capacity(batch.num_rows());
     from_batch(info, batch, &mut records)?;
@@ -214,10 +185,7 @@ pub fn first_value_column(info: &TableInfo) -> usize {
 pub fn value_batch(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch> {
     let first = first_value_column(info);
     let indices: Vec<usize> = (first..batch.num_columns()).collect();
-    batch.project(&indices).map_err(|source| Error::Arrow {
-        op: "projecting the value columns",
-        source,
-    })
+    batch.project(&indices).map_err(|source| Error::Arrow { op: "projecting the value columns", source })
 }
 
 /// Rows of a batch of table columns ([`value_batch`] layout).
@@ -238,11 +206,7 @@ pub fn rows_of(info: &TableInfo, values: &RecordBatch) -> Result<Vec<crate::row:
 
 /// The trimmed primary key of row `row` of a key/value batch.
 pub fn key_at(info: &TableInfo, batch: &RecordBatch, row: usize) -> Result<crate::row::Key> {
-    info.key_types
-        .iter()
-        .enumerate()
-        .map(|(k, t)| datum_at(batch.column(k), t, row))
-        .collect()
+    info.key_types.iter().enumerate().map(|(k, t)| datum_at(batch.column(k), t, row)).collect()
 }
 
 pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datum> {
@@ -293,11 +257,7 @@ pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>
             .cloned()
             .ok_or_else(|| Error::corrupt("<data file>", format!("missing column `{name}`")))
     };
-    let key_cols = info
-        .key_names
-        .iter()
-        .map(|k| col(&format!("{KEY_FIELD_PREFIX}{k}")))
-        .collect::<Result<Vec<_>>>()?;
+    let key_cols = info.key_names.iter().map(|k| col(&format!("{KEY_FIELD_PREFIX}{k}"))).collect::<Result<Vec<_>>>()?;
     let seq = col(SEQUENCE_NUMBER)?;
     let seq = seq
         .as_primitive_opt::<Int64Type>()
@@ -306,19 +266,11 @@ pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>
     let kind = kind
         .as_primitive_opt::<Int8Type>()
         .ok_or_else(|| Error::corrupt("<data file>", "_VALUE_KIND is not TINYINT"))?;
-    let value_cols = info
-        .schema
-        .fields
-        .iter()
-        .map(|f| col(&f.name))
-        .collect::<Result<Vec<_>>>()?;
+    let value_cols = info.schema.fields.iter().map(|f| col(&f.name)).collect::<Result<Vec<_>>>()?;
     out.reserve(batch.num_rows());
     for r in 0..batch.num_rows() {
-        let key = key_cols
-            .iter()
-            .zip(info.key_types.iter())
-            .map(|(c, t)| datum_at(c, t, r))
-            .collect::<Result<Vec<_>>>()?;
+        let key =
+            key_cols.iter().zip(info.key_types.iter()).map(|(c, t)| datum_at(c, t, r)).collect::<Result<Vec<_>>>()?;
         let value = value_cols
             .iter()
             .zip(info.value_types.iter())
@@ -326,12 +278,7 @@ pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>
             .collect::<Result<Vec<_>>>()?;
         let k = RowKind::from_byte(kind.value(r))
             .ok_or_else(|| Error::corrupt("<data file>", format!("bad _VALUE_KIND {}", kind.value(r))))?;
-        out.push(KeyValue {
-            key,
-            seq: seq.value(r),
-            kind: k,
-            value,
-        });
+        out.push(KeyValue { key, seq: seq.value(r), kind: k, value });
     }
     Ok(())
 }

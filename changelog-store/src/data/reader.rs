@@ -10,22 +10,12 @@ use std::path::Path;
 /// Reads every record of a data or changelog file, in file order.
 pub fn read_kv_file(info: &TableInfo, path: &Path) -> Result<Vec<KeyValue>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let pq = |source| Error::Parquet {
-        op: "reading",
-        path: path.to_path_buf(),
-        source,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(pq)?
-        .with_batch_size(8192)
-        .build()
-        .map_err(pq)?;
+    let pq = |source| Error::Parquet { op: "reading", path: path.to_path_buf(), source };
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.with_batch_size(8192).build().map_err(pq)?;
     let mut out = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|source| Error::Arrow {
-            op: "decoding a data file",
-            source,
-        })?;
+        let batch = batch.map_err(|source| Error::Arrow { op: "decoding a data file", source })?;
         from_batch(info, &batch, &mut out).map_err(|e| match e {
             Error::Corrupt { message, .. } => Error::corrupt(path, message),
             other => other,
@@ -56,21 +46,12 @@ impl<'a> KvBatchReader<'a> {
         row_groups: Option<Vec<usize>>,
     ) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let pq = |source| Error::Parquet {
-            op: "reading",
-            path: path.to_path_buf(),
-            source,
-        };
+        let pq = |source| Error::Parquet { op: "reading", path: path.to_path_buf(), source };
         let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.with_batch_size(8192);
         if let Some(rg) = row_groups {
             builder = builder.with_row_groups(rg);
         }
-        Ok(KvBatchReader {
-            info,
-            schema,
-            path: path.to_path_buf(),
-            inner: builder.build().map_err(pq)?,
-        })
+        Ok(KvBatchReader { info, schema, path: path.to_path_buf(), inner: builder.build().map_err(pq)? })
     }
 
     /// Opens the file with already loaded metadata, reading `row_groups` and, within
@@ -91,33 +72,22 @@ impl<'a> KvBatchReader<'a> {
         if let Some(s) = selection {
             builder = builder.with_row_selection(s);
         }
-        let inner = builder.build().map_err(|source| Error::Parquet {
-            op: "reading",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(KvBatchReader {
-            info,
-            schema,
-            path: path.to_path_buf(),
-            inner,
-        })
+        let inner =
+            builder.build().map_err(|source| Error::Parquet { op: "reading", path: path.to_path_buf(), source })?;
+        Ok(KvBatchReader { info, schema, path: path.to_path_buf(), inner })
     }
 
     /// The next batch, `None` at the end of the file.
     pub fn next_batch(&mut self) -> Result<Option<arrow_array::RecordBatch>> {
         match self.inner.next() {
             None => Ok(None),
-            Some(Err(source)) => Err(Error::Arrow {
-                op: "decoding a data file",
-                source,
-            }),
-            Some(Ok(b)) => crate::data::arrow_conv::normalize_batch(self.info, &self.schema, &b)
-                .map(Some)
-                .map_err(|e| match e {
+            Some(Err(source)) => Err(Error::Arrow { op: "decoding a data file", source }),
+            Some(Ok(b)) => {
+                crate::data::arrow_conv::normalize_batch(self.info, &self.schema, &b).map(Some).map_err(|e| match e {
                     Error::Corrupt { message, .. } => Error::corrupt(&self.path, message),
                     other => other,
-                }),
+                })
+            }
         }
     }
 }

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::spec::types::{DataType, TypeRoot};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    TimestampMicrosecondType, TimestampMillisecondType,
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType,
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::{DataType as ArrowType, TimeUnit};
@@ -130,12 +130,9 @@ impl SortKeys {
                 }
                 let values = match col.data_type() {
                     ArrowType::Int64 => col.as_primitive::<Int64Type>().values().to_vec(),
-                    _ => (0..n)
-                        .map(|r| int_value(col, r))
-                        .collect::<Option<Vec<i64>>>()
-                        .ok_or_else(|| {
-                            Error::corrupt("<data file>", format!("key column of type {}", col.data_type()))
-                        })?,
+                    _ => (0..n).map(|r| int_value(col, r)).collect::<Option<Vec<i64>>>().ok_or_else(|| {
+                        Error::corrupt("<data file>", format!("key column of type {}", col.data_type()))
+                    })?,
                 };
                 Ok(SortKeys::Int(values))
             }

@@ -9,9 +9,9 @@ use crate::row::{Datum, Key, KeyValue, RowKind};
 use crate::spec::binary_row;
 use crate::spec::manifest::{DataFileMeta, SimpleStats};
 use crate::table_info::TableInfo;
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, Int8Type};
 use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int8Type, Int64Type};
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -68,11 +68,8 @@ pub fn data_bytes_written() -> u64 {
 /// high-cardinality columns the writer builds one, overflows and falls back, which cost
 /// a quarter of the write CPU in the store benchmark, while zstd still catches repeats.
 fn writer_properties(info: &TableInfo, schema: &SchemaRef, level: i32) -> WriterProperties {
-    let dictionary = info
-        .options
-        .raw
-        .get("parquet.enable.dictionary")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let dictionary =
+        info.options.raw.get("parquet.enable.dictionary").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let mut b = WriterProperties::builder()
         .set_compression(compression(info.options.compression_for_level(level), info.options.file_zstd_level))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -137,11 +134,8 @@ impl FileStats {
             self.min_seq = self.min_seq.min(s);
             self.max_seq = self.max_seq.max(s);
         }
-        self.deletes += kinds
-            .values()
-            .iter()
-            .filter(|k| RowKind::from_byte(**k).is_some_and(|k| !k.is_add()))
-            .count() as i64;
+        self.deletes +=
+            kinds.values().iter().filter(|k| RowKind::from_byte(**k).is_some_and(|k| !k.is_add())).count() as i64;
         self.rows += n as i64;
         let key_cols: Vec<_> = batch.columns()[..arity].to_vec();
         let keys = SortKeys::new(KeyForm::of(&info.key_types), &key_cols)?;
@@ -199,16 +193,7 @@ impl<'a> RollingWriter<'a> {
         fs::create_dir_all(dir)?;
         let schema = kv_schema(info);
         let props = writer_properties(info, &schema, spec.level);
-        Ok(RollingWriter {
-            info,
-            dir,
-            spec,
-            now_millis,
-            schema,
-            props,
-            current: None,
-            metas: Vec::new(),
-        })
+        Ok(RollingWriter { info, dir, spec, now_millis, schema, props, current: None, metas: Vec::new() })
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -219,18 +204,13 @@ impl<'a> RollingWriter<'a> {
         let name = format!("{}-{}-0.parquet", self.spec.prefix, uuid::Uuid::new_v4());
         let path = self.dir.join(&name);
         let file = std::fs::File::create_new(&path).map_err(|e| Error::io("creating", &path, e))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), self.schema.clone(), Some(self.props.clone()))
-            .map_err(|source| Error::Parquet {
-                op: "opening a writer for",
-                path: path.clone(),
-                source,
-            })?;
-        Ok(OpenFile {
-            name,
-            path,
-            writer,
-            stats: FileStats::new(self.info.key_types.len()),
-        })
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            self.schema.clone(),
+            Some(self.props.clone()),
+        )
+        .map_err(|source| Error::Parquet { op: "opening a writer for", path: path.clone(), source })?;
+        Ok(OpenFile { name, path, writer, stats: FileStats::new(self.info.key_types.len()) })
     }
 
     /// Appends a batch in the [`kv_schema`] layout (rows in key order for data files).
@@ -243,11 +223,7 @@ impl<'a> RollingWriter<'a> {
             None => self.open()?,
         };
         f.stats.add(self.info, batch)?;
-        f.writer.write(batch).map_err(|source| Error::Parquet {
-            op: "writing",
-            path: f.path.clone(),
-            source,
-        })?;
+        f.writer.write(batch).map_err(|source| Error::Parquet { op: "writing", path: f.path.clone(), source })?;
         let size = f.writer.bytes_written() + f.writer.in_progress_size();
         if size as u64 >= self.spec.target_size {
             self.close_file(f)?;
@@ -269,11 +245,7 @@ impl<'a> RollingWriter<'a> {
     }
 
     fn close_file(&mut self, mut f: OpenFile) -> Result<()> {
-        let pq = |source| Error::Parquet {
-            op: "finishing",
-            path: f.path.clone(),
-            source,
-        };
+        let pq = |source| Error::Parquet { op: "finishing", path: f.path.clone(), source };
         f.writer.finish().map_err(pq)?;
         let buffered = f.writer.inner_mut();
         buffered.flush().map_err(|e| Error::io("flushing", &f.path, e))?;

@@ -15,7 +15,7 @@ use crate::options::MergeEngine;
 use crate::row::RowKind;
 use crate::table_info::TableInfo;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, Int8Type};
+use arrow_array::types::{Int8Type, Int64Type};
 use arrow_array::{RecordBatch, UInt32Array};
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::SchemaRef;
@@ -80,10 +80,7 @@ pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
         while j < idx.len() && keys.cmp_rows(idx[j] as usize, &keys, idx[i] as usize) == Ordering::Equal {
             j += 1;
         }
-        let winner = idx[i..j]
-            .iter()
-            .rev()
-            .find(|&&r| !info.options.ignore_delete || is_add(kinds[r as usize]));
+        let winner = idx[i..j].iter().rev().find(|&&r| !info.options.ignore_delete || is_add(kinds[r as usize]));
         if let Some(&w) = winner {
             out.push(w);
         }
@@ -92,7 +89,8 @@ pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
     if out.len() == batch.num_rows() && out.windows(2).all(|w| w[0] < w[1]) {
         return Ok(batch.clone());
     }
-    arrow_select::take::take_record_batch(batch, &UInt32Array::from(out)).map_err(arrow_err("gathering the sorted write buffer"))
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from(out))
+        .map_err(arrow_err("gathering the sorted write buffer"))
 }
 
 /// One sorted run to merge: its files in key order (one file for a level-0 run).
@@ -107,18 +105,14 @@ pub fn runs_of(dir: &Path, files: &[FileRef]) -> Vec<Run> {
     let mut upper: std::collections::BTreeMap<i32, Vec<&FileRef>> = std::collections::BTreeMap::new();
     for f in files {
         if f.level() == 0 {
-            runs.push(Run {
-                files: vec![dir.join(&f.meta.file_name)],
-            });
+            runs.push(Run { files: vec![dir.join(&f.meta.file_name)] });
         } else {
             upper.entry(f.level()).or_default().push(f);
         }
     }
     for (_, mut level) in upper {
         level.sort_by(|a, b| a.min_key.cmp(&b.min_key));
-        runs.push(Run {
-            files: level.iter().map(|f| dir.join(&f.meta.file_name)).collect(),
-        });
+        runs.push(Run { files: level.iter().map(|f| dir.join(&f.meta.file_name)).collect() });
     }
     runs
 }

@@ -40,12 +40,7 @@ pub fn pick(levels: &Levels, opts: &CoreOptions) -> Option<CompactUnit> {
     None
 }
 
-fn pick_for_size_ratio(
-    levels: &Levels,
-    runs: &[SortedRun],
-    opts: &CoreOptions,
-    max_level: i32,
-) -> Option<CompactUnit> {
+fn pick_for_size_ratio(levels: &Levels, runs: &[SortedRun], opts: &CoreOptions, max_level: i32) -> Option<CompactUnit> {
     let mut candidate_size = runs[0].total_size();
     let mut count = 1;
     for next in &runs[1..] {
@@ -55,19 +50,11 @@ fn pick_for_size_ratio(
         candidate_size += next.total_size();
         count += 1;
     }
-    if count > 1 {
-        Some(unit(levels, runs, count, max_level))
-    } else {
-        None
-    }
+    if count > 1 { Some(unit(levels, runs, count, max_level)) } else { None }
 }
 
 fn unit(levels: &Levels, runs: &[SortedRun], mut count: usize, max_level: i32) -> CompactUnit {
-    let mut output_level = if count == runs.len() {
-        max_level
-    } else {
-        (runs[count].level - 1).max(0)
-    };
+    let mut output_level = if count == runs.len() { max_level } else { (runs[count].level - 1).max(0) };
     if output_level == 0 {
         // Never output to level 0: take in runs until one that lives in a level >= 1.
         while count < runs.len() {
@@ -84,11 +71,7 @@ fn unit(levels: &Levels, runs: &[SortedRun], mut count: usize, max_level: i32) -
     }
     let files: Vec<FileRef> = runs[..count].iter().flat_map(|r| r.files.clone()).collect();
     let drop_delete = output_level != 0 && output_level >= levels.non_empty_highest_level();
-    CompactUnit {
-        output_level,
-        files,
-        drop_delete,
-    }
+    CompactUnit { output_level, files, drop_delete }
 }
 
 /// A full compaction of every file of the bucket into the highest level.
@@ -97,11 +80,7 @@ pub fn full(levels: &Levels) -> Option<CompactUnit> {
     if files.is_empty() {
         return None;
     }
-    Some(CompactUnit {
-        output_level: levels.max_level(),
-        files,
-        drop_delete: true,
-    })
+    Some(CompactUnit { output_level: levels.max_level(), files, drop_delete: true })
 }
 
 #[cfg(test)]
@@ -148,8 +127,7 @@ mod tests {
 
     #[test]
     fn no_pick_below_trigger() {
-        let levels = Levels::new(6, (0..4).map(|i| file(&format!("f{i}"), 0, 10, i)).collect())
-            .expect("levels");
+        let levels = Levels::new(6, (0..4).map(|i| file(&format!("f{i}"), 0, 10, i)).collect()).expect("levels");
         assert!(pick(&levels, &opts()).is_none());
     }
 

@@ -18,11 +18,7 @@ impl FileRef {
     pub fn new(info: &TableInfo, meta: DataFileMeta) -> Result<Self> {
         let min_key = info.deserialize_key(&meta.min_key)?;
         let max_key = info.deserialize_key(&meta.max_key)?;
-        Ok(FileRef {
-            meta,
-            min_key,
-            max_key,
-        })
+        Ok(FileRef { meta, min_key, max_key })
     }
 
     pub fn level(&self) -> i32 {
@@ -58,10 +54,7 @@ pub struct Levels {
 
 impl Levels {
     pub fn new(num_levels: usize, files: Vec<FileRef>) -> Result<Self> {
-        let mut levels = Levels {
-            level0: Vec::new(),
-            upper: vec![Vec::new(); num_levels.saturating_sub(1)],
-        };
+        let mut levels = Levels { level0: Vec::new(), upper: vec![Vec::new(); num_levels.saturating_sub(1)] };
         for f in files {
             levels.add(f)?;
         }
@@ -76,12 +69,12 @@ impl Levels {
         let level = f.level();
         if level == 0 {
             self.level0.push(f);
-            self.level0
-                .sort_by(|a, b| b.meta.max_sequence_number.cmp(&a.meta.max_sequence_number));
+            self.level0.sort_by(|a, b| b.meta.max_sequence_number.cmp(&a.meta.max_sequence_number));
         } else {
-            let run = self.upper.get_mut(level as usize - 1).ok_or_else(|| {
-                Error::corrupt(&f.meta.file_name, format!("level {level} beyond num-levels"))
-            })?;
+            let run = self
+                .upper
+                .get_mut(level as usize - 1)
+                .ok_or_else(|| Error::corrupt(&f.meta.file_name, format!("level {level} beyond num-levels")))?;
             run.push(f);
             run.sort_by(|a, b| a.min_key.cmp(&b.min_key));
         }
@@ -98,20 +91,11 @@ impl Levels {
 
     /// Sorted runs, newest first: level-0 files, then non-empty levels 1..max.
     pub fn sorted_runs(&self) -> Vec<SortedRun> {
-        let mut runs: Vec<SortedRun> = self
-            .level0
-            .iter()
-            .map(|f| SortedRun {
-                level: 0,
-                files: vec![f.clone()],
-            })
-            .collect();
+        let mut runs: Vec<SortedRun> =
+            self.level0.iter().map(|f| SortedRun { level: 0, files: vec![f.clone()] }).collect();
         for (i, files) in self.upper.iter().enumerate() {
             if !files.is_empty() {
-                runs.push(SortedRun {
-                    level: i as i32 + 1,
-                    files: files.clone(),
-                });
+                runs.push(SortedRun { level: i as i32 + 1, files: files.clone() });
             }
         }
         runs
@@ -128,11 +112,7 @@ impl Levels {
                 return i as i32 + 1;
             }
         }
-        if self.level0.is_empty() {
-            -1
-        } else {
-            0
-        }
+        if self.level0.is_empty() { -1 } else { 0 }
     }
 
     pub fn all_files(&self) -> impl Iterator<Item = &FileRef> {
@@ -140,10 +120,7 @@ impl Levels {
     }
 
     pub fn max_sequence_number(&self) -> i64 {
-        self.all_files()
-            .map(|f| f.meta.max_sequence_number)
-            .max()
-            .unwrap_or(-1)
+        self.all_files().map(|f| f.meta.max_sequence_number).max().unwrap_or(-1)
     }
 
     /// Checks that every level >= 1 has non-overlapping key ranges.

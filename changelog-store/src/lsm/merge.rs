@@ -22,11 +22,7 @@ pub fn compare(info: &TableInfo, a: &KeyValue, b: &KeyValue) -> Ordering {
 
 /// Sorts `records` and folds each key's records with `f`. Output is sorted by key and
 /// keeps retract results (they shadow older data); callers drop them when appropriate.
-pub fn merge_sorted(
-    info: &TableInfo,
-    mut records: Vec<KeyValue>,
-    f: &mut dyn MergeFunction,
-) -> Result<Vec<KeyValue>> {
+pub fn merge_sorted(info: &TableInfo, mut records: Vec<KeyValue>, f: &mut dyn MergeFunction) -> Result<Vec<KeyValue>> {
     records.sort_by(|a, b| compare(info, a, b));
     let mut out = Vec::new();
     let mut iter = records.into_iter().peekable();

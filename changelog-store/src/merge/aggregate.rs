@@ -2,8 +2,8 @@
 //! (default `last_non_null_value`). `-U`/`-D` records retract their values (Paimon
 //! semantics); aggregators that cannot retract fail unless `ignore-retract` is set.
 
-use super::aggregator::AggregatorKind;
 use super::MergeFunction;
+use super::aggregator::AggregatorKind;
 use crate::error::Result;
 use crate::row::{Datum, KeyValue, RowKind};
 use crate::table_info::TableInfo;
@@ -37,21 +37,13 @@ impl Aggregate {
             ignore_retract.push(info.options.ignore_retract(&f.name));
             names.push(f.name.clone());
         }
-        Ok(Aggregate {
-            kinds,
-            names,
-            ignore_retract,
-            acc: None,
-        })
+        Ok(Aggregate { kinds, names, ignore_retract, acc: None })
     }
 }
 
 /// Whether `field` was declared with the `count` aggregator (stored as `sum` of ones).
 pub fn is_count_field(info: &TableInfo, field: &str) -> bool {
-    info.options
-        .raw
-        .get(&format!("fields.{field}.changelog-store.count"))
-        .is_some_and(|v| v == "true")
+    info.options.raw.get(&format!("fields.{field}.changelog-store.count")).is_some_and(|v| v == "true")
         || info.options.aggregate_function(field).as_deref() == Some("count")
 }
 
@@ -75,12 +67,7 @@ impl MergeFunction for Aggregate {
                     };
                     value.push(v);
                 }
-                self.acc = Some(KeyValue {
-                    key: kv.key,
-                    seq: kv.seq,
-                    kind: RowKind::Insert,
-                    value,
-                });
+                self.acc = Some(KeyValue { key: kv.key, seq: kv.seq, kind: RowKind::Insert, value });
             }
             Some(acc) => {
                 for (i, d) in kv.value.into_iter().enumerate() {

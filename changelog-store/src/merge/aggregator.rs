@@ -42,7 +42,7 @@ impl AggregatorKind {
                     key: format!("fields.{field}.aggregate-function"),
                     value: other.to_string(),
                     message: "unsupported aggregate function".into(),
-                })
+                });
             }
         };
         let numeric_ok = ty.is_numeric();
@@ -102,7 +102,7 @@ impl AggregatorKind {
                 return Err(Error::Unsupported(format!(
                     "aggregate function {self:?} of `{field}` cannot retract; set \
                      `fields.{field}.ignore-retract` = true"
-                )))
+                )));
             }
         })
     }

@@ -11,10 +11,7 @@ pub(super) struct Deduplicate {
 
 impl Deduplicate {
     pub(super) fn new(ignore_delete: bool) -> Self {
-        Deduplicate {
-            latest: None,
-            ignore_delete,
-        }
+        Deduplicate { latest: None, ignore_delete }
     }
 }
 

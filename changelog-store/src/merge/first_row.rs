@@ -11,10 +11,7 @@ pub(super) struct FirstRow {
 
 impl FirstRow {
     pub(super) fn new(ignore_delete: bool) -> Self {
-        FirstRow {
-            first: None,
-            ignore_delete,
-        }
+        FirstRow { first: None, ignore_delete }
     }
 }
 

@@ -15,10 +15,7 @@ pub(super) struct PartialUpdate {
 
 impl PartialUpdate {
     pub(super) fn new(info: &TableInfo) -> Self {
-        PartialUpdate {
-            row: None,
-            seq_fields: info.sequence_indices.clone(),
-        }
+        PartialUpdate { row: None, seq_fields: info.sequence_indices.clone() }
     }
 }
 
@@ -32,12 +29,7 @@ impl MergeFunction for PartialUpdate {
             return Ok(());
         }
         match &mut self.row {
-            None => {
-                self.row = Some(KeyValue {
-                    kind: RowKind::Insert,
-                    ..kv
-                })
-            }
+            None => self.row = Some(KeyValue { kind: RowKind::Insert, ..kv }),
             Some(acc) => {
                 for (i, d) in kv.value.into_iter().enumerate() {
                     if !matches!(d, Datum::Null) || self.seq_fields.contains(&i) {

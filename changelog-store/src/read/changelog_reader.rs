@@ -34,22 +34,14 @@ pub struct SnapshotChanges {
     pub changes: Vec<Change>,
 }
 
-fn read_entries(
-    info: &TableInfo,
-    paths: &TablePaths,
-    entries: &[ManifestEntry],
-    out: &mut Vec<Change>,
-) -> Result<()> {
+fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry], out: &mut Vec<Change>) -> Result<()> {
     for e in entries.iter().filter(|e| e.kind == FileKind::Add) {
         let partition = info.deserialize_partition(&e.partition)?;
         let dir = paths.bucket_dir(&info.partition_spec(&partition), e.bucket);
         let mut records = read_kv_file(info, &dir.join(&e.file.file_name))?;
         // Changelog files are in production order already; data files are key-sorted.
         records.sort_by_key(|r| r.seq);
-        out.extend(records.into_iter().map(|r| Change {
-            kind: r.kind,
-            row: r.value,
-        }));
+        out.extend(records.into_iter().map(|r| Change { kind: r.kind, row: r.value }));
     }
     Ok(())
 }

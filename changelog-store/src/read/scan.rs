@@ -2,17 +2,17 @@
 
 use crate::data::arrow_conv;
 use crate::data::reader::read_kv_file;
-use crate::lsm::columnar::{self, Policy};
 use crate::error::Result;
+use crate::lsm::columnar::{self, Policy};
 use crate::lsm::levels::FileRef;
 use crate::lsm::merge::merge_sorted;
 use crate::manifest_io::ManifestIo;
 use crate::merge::merge_function;
 use crate::paths::TablePaths;
 use crate::row::{Datum, Key, KeyValue, Row, RowKind};
-use arrow_array::{BooleanArray, RecordBatch};
 use crate::spec::snapshot::Snapshot;
 use crate::table_info::TableInfo;
+use arrow_array::{BooleanArray, RecordBatch};
 use std::collections::BTreeMap;
 
 /// Key bounds of a read (inclusive; `None` is unbounded), on the trimmed primary key.
@@ -28,10 +28,7 @@ impl KeyRange {
     }
 
     pub fn point(key: Key) -> Self {
-        KeyRange {
-            lower: Some(key.clone()),
-            upper: Some(key),
-        }
+        KeyRange { lower: Some(key.clone()), upper: Some(key) }
     }
 
     pub fn contains(&self, key: &Key) -> bool {
@@ -55,11 +52,7 @@ pub fn plan(info: &TableInfo, io: &ManifestIo, snapshot: &Snapshot) -> Result<Ve
         let f = FileRef::new(info, e.file)?;
         groups
             .entry((e.partition, e.bucket))
-            .or_insert_with(|| BucketFiles {
-                partition,
-                bucket: e.bucket,
-                files: Vec::new(),
-            })
+            .or_insert_with(|| BucketFiles { partition, bucket: e.bucket, files: Vec::new() })
             .files
             .push(f);
     }
@@ -67,12 +60,7 @@ pub fn plan(info: &TableInfo, io: &ManifestIo, snapshot: &Snapshot) -> Result<Ve
 }
 
 /// Reads the merged, visible rows of one bucket within `range`, in key order.
-pub fn read_bucket(
-    info: &TableInfo,
-    paths: &TablePaths,
-    bucket: &BucketFiles,
-    range: &KeyRange,
-) -> Result<Vec<Row>> {
+pub fn read_bucket(info: &TableInfo, paths: &TablePaths, bucket: &BucketFiles, range: &KeyRange) -> Result<Vec<Row>> {
     if columnar::is_columnar(info) {
         let mut rows = Vec::new();
         for b in read_bucket_batches(info, paths, bucket, range)? {
@@ -113,27 +101,15 @@ pub fn read_bucket_batches(
         }
         let records: Vec<KeyValue> = rows
             .into_iter()
-            .map(|value| KeyValue {
-                key: info.key_of(&value),
-                seq: 0,
-                kind: RowKind::Insert,
-                value,
-            })
+            .map(|value| KeyValue { key: info.key_of(&value), seq: 0, kind: RowKind::Insert, value })
             .collect();
         let kv = arrow_conv::to_batch(info, &arrow_conv::kv_schema(info), &records)?;
         return Ok(vec![arrow_conv::value_batch(info, &kv)?]);
     }
     let dir = paths.bucket_dir(&info.partition_spec(&bucket.partition), bucket.bucket);
-    let files: Vec<FileRef> = bucket
-        .files
-        .iter()
-        .filter(|f| f.overlaps(range.lower.as_ref(), range.upper.as_ref()))
-        .cloned()
-        .collect();
-    let policy = Policy {
-        ignore_delete: info.options.ignore_delete,
-        drop_delete: true,
-    };
+    let files: Vec<FileRef> =
+        bucket.files.iter().filter(|f| f.overlaps(range.lower.as_ref(), range.upper.as_ref())).cloned().collect();
+    let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: true };
     let bounded = range.lower.is_some() || range.upper.is_some();
     let mut out = Vec::new();
     columnar::merge_runs(info, columnar::runs_of(&dir, &files), policy, |b| {
@@ -152,10 +128,6 @@ fn filter_range(info: &TableInfo, batch: &RecordBatch, range: &KeyRange) -> Resu
     for r in 0..batch.num_rows() {
         keep.push(range.contains(&arrow_conv::key_at(info, batch, r)?));
     }
-    arrow_select::filter::filter_record_batch(batch, &BooleanArray::from(keep)).map_err(|source| {
-        crate::error::Error::Arrow {
-            op: "filtering rows by key range",
-            source,
-        }
-    })
+    arrow_select::filter::filter_record_batch(batch, &BooleanArray::from(keep))
+        .map_err(|source| crate::error::Error::Arrow { op: "filtering rows by key range", source })
 }

@@ -39,13 +39,7 @@ impl SnapshotReader {
             Some(s) => scan::plan(&info, io, s)?,
             None => Vec::new(),
         };
-        Ok(SnapshotReader {
-            info,
-            paths,
-            snapshot,
-            buckets,
-            footers: Mutex::new(HashMap::new()),
-        })
+        Ok(SnapshotReader { info, paths, snapshot, buckets, footers: Mutex::new(HashMap::new()) })
     }
 
     /// The snapshot read (`None` for a table without snapshots).
@@ -117,25 +111,20 @@ impl SnapshotReader {
         }
         found.sort_by(|a, b| compare(info, a, b));
         let mut merge = merge_function(info)?;
-        Ok(merge_group(merge.as_mut(), found)?
-            .filter(|kv| kv.kind.is_add())
-            .map(|kv| kv.value))
+        Ok(merge_group(merge.as_mut(), found)?.filter(|kv| kv.kind.is_add()).map(|kv| kv.value))
     }
 
     fn footer(&self, path: &PathBuf) -> Result<ArrowReaderMetadata> {
-        let mut cache = self
-            .footers
-            .lock()
-            .map_err(|_| Error::Unsupported("footer cache lock poisoned".into()))?;
+        let mut cache = self.footers.lock().map_err(|_| Error::Unsupported("footer cache lock poisoned".into()))?;
         if let Some(m) = cache.get(path) {
             return Ok(m.clone());
         }
         let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)).map_err(|source| Error::Parquet {
-            op: "reading the footer of",
-            path: path.clone(),
-            source,
-        })?;
+        let meta = ArrowReaderMetadata::load(
+            &file,
+            ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
+        )
+        .map_err(|source| Error::Parquet { op: "reading the footer of", path: path.clone(), source })?;
         cache.insert(path.clone(), meta.clone());
         Ok(meta)
     }
@@ -157,28 +146,26 @@ impl SnapshotReader {
         let mut base = 0usize;
         for rg in row_groups {
             let rows = md.row_group(rg).num_rows() as usize;
-            let pages = match (
-                column_index.get(rg).and_then(|c| c.get(col)),
-                offset_index.get(rg).and_then(|c| c.get(col)),
-            ) {
-                (Some(ColumnIndexMetaData::INT64(index)), Some(offsets)) => {
-                    let locations = offsets.page_locations();
-                    let mut hits = Vec::new();
-                    for (p, loc) in locations.iter().enumerate() {
-                        let may_hold = match (index.min_value(p), index.max_value(p)) {
-                            (Some(lo), Some(hi)) => lo <= k && k <= hi,
-                            _ => true,
-                        };
-                        if may_hold {
-                            let start = loc.first_row_index as usize;
-                            let end = locations.get(p + 1).map_or(rows, |n| n.first_row_index as usize);
-                            hits.push(base + start..base + end);
+            let pages =
+                match (column_index.get(rg).and_then(|c| c.get(col)), offset_index.get(rg).and_then(|c| c.get(col))) {
+                    (Some(ColumnIndexMetaData::INT64(index)), Some(offsets)) => {
+                        let locations = offsets.page_locations();
+                        let mut hits = Vec::new();
+                        for (p, loc) in locations.iter().enumerate() {
+                            let may_hold = match (index.min_value(p), index.max_value(p)) {
+                                (Some(lo), Some(hi)) => lo <= k && k <= hi,
+                                _ => true,
+                            };
+                            if may_hold {
+                                let start = loc.first_row_index as usize;
+                                let end = locations.get(p + 1).map_or(rows, |n| n.first_row_index as usize);
+                                hits.push(base + start..base + end);
+                            }
                         }
+                        Some(hits)
                     }
-                    Some(hits)
-                }
-                _ => None,
-            };
+                    _ => None,
+                };
             match pages {
                 Some(hits) if hits.is_empty() => continue,
                 Some(hits) => ranges.extend(hits),
@@ -197,12 +184,7 @@ impl SnapshotReader {
             return None;
         }
         let name = format!("{}{}", arrow_conv::KEY_FIELD_PREFIX, self.info.key_names[0]);
-        meta.metadata()
-            .file_metadata()
-            .schema_descr()
-            .columns()
-            .iter()
-            .position(|c| c.name() == name)
+        meta.metadata().file_metadata().schema_descr().columns().iter().position(|c| c.name() == name)
     }
 
     /// Row groups whose `_KEY_` statistics may contain `key` (all if unknown).
@@ -262,10 +244,8 @@ impl SnapshotReader {
                 continue;
             }
             let mask = arrow_array::BooleanArray::from(hits);
-            let matched = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|source| Error::Arrow {
-                op: "filtering a point lookup",
-                source,
-            })?;
+            let matched = arrow_select::filter::filter_record_batch(&batch, &mask)
+                .map_err(|source| Error::Arrow { op: "filtering a point lookup", source })?;
             if matched.num_rows() > 0 && matched.column(0).len() > 0 {
                 from_batch(info, &matched, out)?;
             }

@@ -25,10 +25,7 @@ pub(crate) struct Fields<'p> {
 impl<'p> Fields<'p> {
     pub(crate) fn new(v: Value, path: &'p Path) -> Result<Self> {
         match unwrap_union(v) {
-            Value::Record(fields) => Ok(Fields {
-                map: fields.into_iter().collect(),
-                path,
-            }),
+            Value::Record(fields) => Ok(Fields { map: fields.into_iter().collect(), path }),
             other => Err(Error::corrupt(path, format!("expected an Avro record, got {other:?}"))),
         }
     }

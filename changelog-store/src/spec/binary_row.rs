@@ -142,17 +142,15 @@ pub fn decode(types: &[DataType], row: &[u8]) -> Result<Vec<Datum>> {
             TypeRoot::Timestamp(_) => {
                 let off = (word >> 32) as usize;
                 let nano = (word & 0xffff_ffff) as i64;
-                let m = row
-                    .get(off..off + 8)
-                    .ok_or_else(|| bad(format!("timestamp field {i} out of bounds")))?;
+                let m = row.get(off..off + 8).ok_or_else(|| bad(format!("timestamp field {i} out of bounds")))?;
                 let millis = i64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
                 Datum::Long(millis * 1000 + nano / 1000)
             }
             TypeRoot::Float => Datum::Float(f32::from_le_bytes([s[0], s[1], s[2], s[3]])),
             TypeRoot::Double => Datum::Double(f64::from_bits(word)),
-            TypeRoot::Varchar(_) | TypeRoot::Char(_) => Datum::String(
-                String::from_utf8(var(word)?).map_err(|_| bad(format!("field {i} not UTF-8")))?,
-            ),
+            TypeRoot::Varchar(_) | TypeRoot::Char(_) => {
+                Datum::String(String::from_utf8(var(word)?).map_err(|_| bad(format!("field {i} not UTF-8")))?)
+            }
             TypeRoot::Varbinary(_) => Datum::Bytes(var(word)?),
         };
         out.push(d);
@@ -202,10 +200,7 @@ mod tests {
     fn matches_bytes_written_by_pypaimon() {
         // `_MIN_KEY` of a BIGINT key 1 as written by pypaimon 2.1.0.
         let bytes = serialize(&[ty("BIGINT NOT NULL")], &[&Datum::Long(1)]);
-        assert_eq!(
-            bytes,
-            vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
-        );
+        assert_eq!(bytes, vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(serialize_empty(), vec![0u8; 12]);
     }
 

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::spec::avro_schemas::{manifest_entry_schema, manifest_file_meta_schema};
-use crate::spec::avro_value::{opt, strings, Fields};
+use crate::spec::avro_value::{Fields, opt, strings};
 use apache_avro::types::Value;
 use apache_avro::{Codec, Reader, Schema, Writer};
 use std::path::Path;
@@ -28,11 +28,7 @@ impl SimpleStats {
     /// Stats over no columns (arity-0 rows, empty null counts).
     pub fn empty() -> Self {
         let empty = crate::spec::binary_row::serialize_empty();
-        SimpleStats {
-            min_values: empty.clone(),
-            max_values: empty,
-            null_counts: Some(Vec::new()),
-        }
+        SimpleStats { min_values: empty.clone(), max_values: empty, null_counts: Some(Vec::new()) }
     }
 
     fn to_avro(&self) -> Value {
@@ -42,11 +38,7 @@ impl SimpleStats {
             (
                 "_NULL_COUNTS".into(),
                 opt(self.null_counts.as_ref(), |v| {
-                    Value::Array(
-                        v.iter()
-                            .map(|c| opt(c.as_ref(), |c| Value::Long(*c)))
-                            .collect(),
-                    )
+                    Value::Array(v.iter().map(|c| opt(c.as_ref(), |c| Value::Long(*c))).collect())
                 }),
             ),
         ])
@@ -113,9 +105,7 @@ impl DataFileMeta {
             ("_WRITE_COLS".into(), opt(self.write_cols.as_deref(), strings)),
             (
                 "_WRITE_COLS_SEQUENCES".into(),
-                opt(self.write_cols_sequences.as_ref(), |v| {
-                    Value::Array(v.iter().map(|x| Value::Long(*x)).collect())
-                }),
+                opt(self.write_cols_sequences.as_ref(), |v| Value::Array(v.iter().map(|x| Value::Long(*x)).collect())),
             ),
         ])
     }
@@ -170,12 +160,7 @@ pub struct ManifestEntry {
 impl ManifestEntry {
     /// Identity of the file this entry talks about (Paimon's `FileEntry.Identifier`, simplified).
     pub fn identifier(&self) -> (Vec<u8>, i32, i32, String) {
-        (
-            self.partition.clone(),
-            self.bucket,
-            self.file.level,
-            self.file.file_name.clone(),
-        )
+        (self.partition.clone(), self.bucket, self.file.level, self.file.file_name.clone())
     }
 
     fn to_avro(&self) -> Value {
@@ -292,11 +277,8 @@ pub fn codec_for(name: &str) -> Codec {
 }
 
 fn encode(schema: &Schema, codec: Codec, values: Vec<Value>, path: &Path) -> Result<Vec<u8>> {
-    let avro = |source: apache_avro::Error| Error::Avro {
-        op: "encoding",
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    };
+    let avro =
+        |source: apache_avro::Error| Error::Avro { op: "encoding", path: path.to_path_buf(), source: Box::new(source) };
     let mut writer = Writer::with_codec(schema, Vec::new(), codec);
     for v in values {
         writer.append(v).map_err(avro)?;
@@ -305,45 +287,26 @@ fn encode(schema: &Schema, codec: Codec, values: Vec<Value>, path: &Path) -> Res
 }
 
 fn decode(bytes: &[u8], path: &Path) -> Result<Vec<Value>> {
-    let avro = |source: apache_avro::Error| Error::Avro {
-        op: "decoding",
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    };
+    let avro =
+        |source: apache_avro::Error| Error::Avro { op: "decoding", path: path.to_path_buf(), source: Box::new(source) };
     let reader = Reader::new(bytes).map_err(avro)?;
     reader.map(|r| r.map_err(avro)).collect()
 }
 
 pub fn encode_manifest(entries: &[ManifestEntry], codec: Codec, path: &Path) -> Result<Vec<u8>> {
-    encode(
-        entry_schema()?,
-        codec,
-        entries.iter().map(ManifestEntry::to_avro).collect(),
-        path,
-    )
+    encode(entry_schema()?, codec, entries.iter().map(ManifestEntry::to_avro).collect(), path)
 }
 
 pub fn decode_manifest(bytes: &[u8], path: &Path) -> Result<Vec<ManifestEntry>> {
-    decode(bytes, path)?
-        .into_iter()
-        .map(|v| ManifestEntry::from_avro(v, path))
-        .collect()
+    decode(bytes, path)?.into_iter().map(|v| ManifestEntry::from_avro(v, path)).collect()
 }
 
 pub fn encode_manifest_list(metas: &[ManifestFileMeta], codec: Codec, path: &Path) -> Result<Vec<u8>> {
-    encode(
-        file_meta_schema()?,
-        codec,
-        metas.iter().map(ManifestFileMeta::to_avro).collect(),
-        path,
-    )
+    encode(file_meta_schema()?, codec, metas.iter().map(ManifestFileMeta::to_avro).collect(), path)
 }
 
 pub fn decode_manifest_list(bytes: &[u8], path: &Path) -> Result<Vec<ManifestFileMeta>> {
-    decode(bytes, path)?
-        .into_iter()
-        .map(|v| ManifestFileMeta::from_avro(v, path))
-        .collect()
+    decode(bytes, path)?.into_iter().map(|v| ManifestFileMeta::from_avro(v, path)).collect()
 }
 
 #[cfg(test)]

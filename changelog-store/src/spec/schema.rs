@@ -60,8 +60,7 @@ impl TableSchema {
             if !seen.insert(name.as_str()) {
                 return Err(Error::InvalidSchema(format!("duplicate column `{name}`")));
             }
-            if name.starts_with("_KEY_") || ["_SEQUENCE_NUMBER", "_VALUE_KIND"].contains(&name.as_str())
-            {
+            if name.starts_with("_KEY_") || ["_SEQUENCE_NUMBER", "_VALUE_KIND"].contains(&name.as_str()) {
                 return Err(Error::InvalidSchema(format!("column name `{name}` is reserved")));
             }
         }
@@ -72,9 +71,7 @@ impl TableSchema {
         }
         for p in &partition_keys {
             if !primary_keys.contains(p) {
-                return Err(Error::InvalidSchema(format!(
-                    "partition key `{p}` must be part of the primary key"
-                )));
+                return Err(Error::InvalidSchema(format!("partition key `{p}` must be part of the primary key")));
             }
         }
         if primary_keys.iter().all(|k| partition_keys.contains(k)) {
@@ -87,12 +84,7 @@ impl TableSchema {
             .enumerate()
             .map(|(i, (name, ty))| {
                 let ty = if primary_keys.contains(&name) { ty.not_null() } else { ty };
-                DataField {
-                    id: i as i32,
-                    name,
-                    data_type: ty,
-                    description: None,
-                }
+                DataField { id: i as i32, name, data_type: ty, description: None }
             })
             .collect();
         Ok(TableSchema {
@@ -122,11 +114,7 @@ impl TableSchema {
 
     /// Primary-key columns that are not partition columns: the LSM key (`_KEY_*`).
     pub fn trimmed_primary_keys(&self) -> Vec<String> {
-        self.primary_keys
-            .iter()
-            .filter(|k| !self.partition_keys.contains(k))
-            .cloned()
-            .collect()
+        self.primary_keys.iter().filter(|k| !self.partition_keys.contains(k)).cloned().collect()
     }
 }
 

@@ -34,10 +34,7 @@ const MAX_LEN: u32 = i32::MAX as u32;
 
 impl DataType {
     pub fn new(root: TypeRoot) -> Self {
-        DataType {
-            root,
-            nullable: true,
-        }
+        DataType { root, nullable: true }
     }
 
     #[must_use]
@@ -61,9 +58,7 @@ impl DataType {
         };
         let (name, arg) = match body.find('(') {
             Some(open) => {
-                let close = body
-                    .rfind(')')
-                    .ok_or_else(|| Error::InvalidSchema(format!("unbalanced type `{text}`")))?;
+                let close = body.rfind(')').ok_or_else(|| Error::InvalidSchema(format!("unbalanced type `{text}`")))?;
                 (body[..open].trim().to_string(), Some(body[open + 1..close].trim().to_string()))
             }
             None => (body.trim().to_string(), None),
@@ -71,9 +66,7 @@ impl DataType {
         let arg_num = |default: u32| -> Result<u32> {
             match &arg {
                 None => Ok(default),
-                Some(a) => a
-                    .parse::<u32>()
-                    .map_err(|_| Error::InvalidSchema(format!("bad type argument in `{text}`"))),
+                Some(a) => a.parse::<u32>().map_err(|_| Error::InvalidSchema(format!("bad type argument in `{text}`"))),
             }
         };
         let root = match name.as_str() {
@@ -93,9 +86,7 @@ impl DataType {
             "TIMESTAMP" => {
                 let p = arg_num(6)?;
                 if p > 6 {
-                    return Err(Error::Unsupported(format!(
-                        "TIMESTAMP precision {p} (at most 6 is supported)"
-                    )));
+                    return Err(Error::Unsupported(format!("TIMESTAMP precision {p} (at most 6 is supported)")));
                 }
                 TypeRoot::Timestamp(p as u8)
             }
@@ -106,10 +97,7 @@ impl DataType {
 
     /// True for types whose BinaryRow slot may point into the variable-length part.
     pub fn is_var_len(&self) -> bool {
-        matches!(
-            self.root,
-            TypeRoot::Varchar(_) | TypeRoot::Char(_) | TypeRoot::Varbinary(_)
-        )
+        matches!(self.root, TypeRoot::Varchar(_) | TypeRoot::Char(_) | TypeRoot::Varbinary(_))
     }
 
     pub fn is_string(&self) -> bool {

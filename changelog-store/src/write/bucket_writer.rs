@@ -5,14 +5,14 @@ use crate::clock::SharedClock;
 use crate::commit::CommitMessage;
 use crate::data::arrow_conv::from_batch;
 use crate::data::reader::read_kv_file;
-use crate::data::writer::{write_kv_batch, write_kv_files, FileSpec, RollingWriter};
+use crate::data::writer::{FileSpec, RollingWriter, write_kv_batch, write_kv_files};
 use crate::error::Result;
 use crate::fs;
 use crate::lsm::columnar::{self, Policy};
 use crate::lsm::compaction::{self, CompactUnit};
 use crate::lsm::levels::{FileRef, Levels};
 use crate::lsm::merge::{compare, merge_sorted};
-use crate::merge::{merge_function, MergeFunction};
+use crate::merge::{MergeFunction, merge_function};
 use crate::options::ChangelogProducer;
 use crate::row::{Datum, Key, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
@@ -65,17 +65,10 @@ fn compact_files(
         target_size: info.options.target_file_size,
     };
     if columnar::is_columnar(info) {
-        let policy = Policy {
-            ignore_delete: info.options.ignore_delete,
-            drop_delete: unit.drop_delete,
-        };
+        let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: unit.drop_delete };
         let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
         columnar::merge_runs(info, columnar::runs_of(dir, &unit.files), policy, |b| writer.write(&b))?;
-        return Ok(CompactOutput {
-            unit,
-            outputs: writer.finish()?,
-            records: None,
-        });
+        return Ok(CompactOutput { unit, outputs: writer.finish()?, records: None });
     }
     let mut records = Vec::new();
     for (f, cached) in unit.files.iter().zip(inputs) {
@@ -92,11 +85,7 @@ fn compact_files(
         merged.retain(|kv| kv.kind.is_add());
     }
     let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
-    Ok(CompactOutput {
-        unit,
-        outputs,
-        records: Some(merged),
-    })
+    Ok(CompactOutput { unit, outputs, records: Some(merged) })
 }
 
 impl BucketWriter {
@@ -109,20 +98,13 @@ impl BucketWriter {
         files: Vec<DataFileMeta>,
         clock: SharedClock,
     ) -> Result<Self> {
-        let refs = files
-            .into_iter()
-            .map(|m| FileRef::new(&info, m))
-            .collect::<Result<Vec<_>>>()?;
+        let refs = files.into_iter().map(|m| FileRef::new(&info, m)).collect::<Result<Vec<_>>>()?;
         let levels = Levels::new(info.options.num_levels, refs)?;
         let next_seq = levels.max_sequence_number() + 1;
         Ok(BucketWriter {
             buffer: WriteBuffer::new(&info),
             merge: merge_function(&info)?,
-            pending: CommitMessage {
-                partition: partition.clone(),
-                bucket,
-                ..Default::default()
-            },
+            pending: CommitMessage { partition: partition.clone(), bucket, ..Default::default() },
             info,
             partition,
             bucket,
@@ -162,12 +144,7 @@ impl BucketWriter {
     }
 
     fn spec(&self, prefix: &'static str, level: i32, source: i32) -> FileSpec {
-        FileSpec {
-            prefix,
-            level,
-            file_source: source,
-            target_size: self.info.options.target_file_size,
-        }
+        FileSpec { prefix, level, file_source: source, target_size: self.info.options.target_file_size }
     }
 
     /// Writes the buffer as a level-0 sorted run (plus changelog files), stalls into a
@@ -199,13 +176,8 @@ impl BucketWriter {
     /// Level-0 flush for `deduplicate` tables: sort and deduplicate column-wise.
     fn flush_columnar(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
         let merged = columnar::sort_dedupe(&self.info, &raw)?;
-        let files = write_kv_batch(
-            &self.info,
-            &self.dir,
-            &merged,
-            self.spec("data", 0, FILE_SOURCE_APPEND),
-            self.now(),
-        )?;
+        let files =
+            write_kv_batch(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
         match self.info.options.changelog_producer {
             ChangelogProducer::None => {}
             ChangelogProducer::Input => {
@@ -235,24 +207,15 @@ impl BucketWriter {
         let mut records = Vec::with_capacity(raw.num_rows());
         from_batch(&self.info, &raw, &mut records)?;
         let producer = self.info.options.changelog_producer;
-        let input_changelog = if producer == ChangelogProducer::Input {
-            records.clone()
-        } else {
-            Vec::new()
-        };
+        let input_changelog = if producer == ChangelogProducer::Input { records.clone() } else { Vec::new() };
         let merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
         let changelog = match producer {
             ChangelogProducer::None => Vec::new(),
             ChangelogProducer::Input => input_changelog,
             ChangelogProducer::Lookup => self.lookup_changelog(&merged)?,
         };
-        let files = write_kv_files(
-            &self.info,
-            &self.dir,
-            &merged,
-            self.spec("data", 0, FILE_SOURCE_APPEND),
-            self.now(),
-        )?;
+        let files =
+            write_kv_files(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
         self.install(files.clone(), Some(merged))?;
         self.pending.new_files.extend(files);
         self.write_changelog(&changelog)
@@ -372,28 +335,21 @@ impl BucketWriter {
         let Some(handle) = self.running.take() else {
             return Ok(());
         };
-        let out = handle
-            .join()
-            .map_err(|_| crate::error::Error::Unsupported("compaction thread panicked".into()))??;
+        let out =
+            handle.join().map_err(|_| crate::error::Error::Unsupported("compaction thread panicked".into()))??;
         self.apply_compaction(out)
     }
 
     fn cached_inputs(&self, unit: &CompactUnit) -> Vec<Option<Arc<Vec<KeyValue>>>> {
-        unit.files
-            .iter()
-            .map(|f| self.cache.peek(&f.meta.file_name))
-            .collect()
+        unit.files.iter().map(|f| self.cache.peek(&f.meta.file_name)).collect()
     }
 
     /// Runs one compaction in line if universal compaction picks one (or a full one if
     /// `full`). Returns whether anything was compacted.
     pub fn compact(&mut self, full: bool) -> Result<bool> {
         self.finish_compaction(true)?;
-        let unit = if full {
-            compaction::full(&self.levels)
-        } else {
-            compaction::pick(&self.levels, &self.info.options)
-        };
+        let unit =
+            if full { compaction::full(&self.levels) } else { compaction::pick(&self.levels, &self.info.options) };
         let Some(unit) = unit else {
             return Ok(false);
         };
@@ -410,11 +366,7 @@ impl BucketWriter {
     }
 
     fn apply_compaction(&mut self, out: CompactOutput) -> Result<()> {
-        let CompactOutput {
-            unit,
-            outputs,
-            records,
-        } = out;
+        let CompactOutput { unit, outputs, records } = out;
         tracing::debug!(
             bucket = self.bucket,
             inputs = unit.files.len(),
@@ -424,11 +376,7 @@ impl BucketWriter {
         );
         for f in &unit.files {
             self.levels.remove(&f.meta.file_name, f.level());
-            let pos = self
-                .pending
-                .compact_after
-                .iter()
-                .position(|m| m.file_name == f.meta.file_name);
+            let pos = self.pending.compact_after.iter().position(|m| m.file_name == f.meta.file_name);
             match pos {
                 // Produced and consumed before any commit: nobody can reference it.
                 Some(i) => {
@@ -461,11 +409,7 @@ impl BucketWriter {
         }
         Ok(std::mem::replace(
             &mut self.pending,
-            CommitMessage {
-                partition: self.partition.clone(),
-                bucket: self.bucket,
-                ..Default::default()
-            },
+            CommitMessage { partition: self.partition.clone(), bucket: self.bucket, ..Default::default() },
         ))
     }
 

@@ -51,11 +51,7 @@ impl TableWrite {
                     .push(e.file);
             }
         }
-        let write_only = info
-            .options
-            .raw
-            .get("write-only")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let write_only = info.options.raw.get("write-only").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let count_fields = info
             .schema
             .fields
@@ -172,10 +168,7 @@ impl TableWrite {
             self.unpartitioned[slot] = Some(id);
         }
         match &self.unpartitioned[slot] {
-            Some(id) => self
-                .writers
-                .get_mut(id)
-                .ok_or_else(|| Error::Unsupported("bucket writer vanished".into())),
+            Some(id) => self.writers.get_mut(id).ok_or_else(|| Error::Unsupported("bucket writer vanished".into())),
             None => Err(Error::Unsupported("bucket writer vanished".into())),
         }
     }
@@ -213,9 +206,7 @@ impl TableWrite {
             w.set_write_only(!self.compact_on_commit);
             self.writers.insert(id.clone(), w);
         }
-        self.writers
-            .get_mut(&id)
-            .ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))
+        self.writers.get_mut(&id).ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))
     }
 
     /// Flushes every bucket's write buffer to level-0 files.
@@ -241,11 +232,8 @@ impl TableWrite {
     }
 
     fn open_all_buckets(&mut self) -> Result<()> {
-        let ids: Vec<(BucketId, Vec<Datum>)> = self
-            .restored
-            .iter()
-            .map(|(id, (p, _))| (id.clone(), p.clone()))
-            .collect();
+        let ids: Vec<(BucketId, Vec<Datum>)> =
+            self.restored.iter().map(|(id, (p, _))| (id.clone(), p.clone())).collect();
         for (id, partition) in ids {
             let bucket = id.1;
             self.writer(id, partition, bucket)?;

@@ -5,10 +5,7 @@ use changelog_store::{Datum, Row, RowKind, Table, TableSpec};
 use std::collections::BTreeMap;
 
 pub fn spec(options: &[(&str, &str)]) -> TableSpec {
-    let mut opts: BTreeMap<String, String> = options
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut opts: BTreeMap<String, String> = options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     opts.entry("bucket".into()).or_insert_with(|| "2".into());
     TableSpec {
         columns: vec![
@@ -64,7 +61,7 @@ impl Model {
         for (k, hist) in &self.history {
             let mut ordered: Vec<(usize, &(RowKind, Row))> = hist.iter().enumerate().collect();
             if self.sequence_field {
-                ordered.sort_by(|a, b| (a.1 .1[3].clone(), a.0).cmp(&(b.1 .1[3].clone(), b.0)));
+                ordered.sort_by(|a, b| (a.1.1[3].clone(), a.0).cmp(&(b.1.1[3].clone(), b.0)));
             }
             let mut cur: Option<Row> = None;
             for (_, (kind, r)) in ordered {

@@ -30,16 +30,16 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::routes::Router;
-use super::rows::{headers_json, Message, RowsBuilder};
+use super::rows::{Message, RowsBuilder, headers_json};
 use super::schema;
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::table::commit::{CommitError, Committer, Operation};
 use crate::table::create::load_or_create;
-use crate::table::position::{committed_offsets, fence_offsets, Offsets};
+use crate::table::position::{Offsets, committed_offsets, fence_offsets};
 use crate::table::writer::DataFileWriter;
-use crate::telemetry::{names, Health};
+use crate::telemetry::{Health, names};
 
 const LAYER: &str = "bronze";
 /// Rows per Arrow batch inside one (table, day) buffer.
@@ -123,7 +123,13 @@ impl ConsumerContext for IngestContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let tps: Vec<Tp> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                match self.handle.block_on(table_positions(&self.catalog, &self.router, &self.group, self.retention_days, &tps)) {
+                match self.handle.block_on(table_positions(
+                    &self.catalog,
+                    &self.router,
+                    &self.group,
+                    self.retention_days,
+                    &tps,
+                )) {
                     Ok(base) => {
                         for ((topic, partition), next) in &base {
                             let offset = next.map_or(Offset::Beginning, Offset::Offset);
@@ -340,12 +346,15 @@ impl ConsumerLoop {
                 let deadline = self.config.shutdown.timeout;
                 if !batch.is_empty() {
                     tracing::info!(rows = batch.rows, "shutdown: committing the in-flight batch");
-                    let flushed = self.handle.clone().block_on(async {
-                        tokio::time::timeout(deadline, self.flush(&mut batch)).await
-                    });
+                    let flushed = self
+                        .handle
+                        .clone()
+                        .block_on(async { tokio::time::timeout(deadline, self.flush(&mut batch)).await });
                     match flushed {
                         Ok(r) => r?,
-                        Err(_) => tracing::warn!("shutdown: in-flight batch abandoned after {deadline:?}; nothing partial is visible"),
+                        Err(_) => tracing::warn!(
+                            "shutdown: in-flight batch abandoned after {deadline:?}; nothing partial is visible"
+                        ),
                     }
                 }
                 break;
@@ -364,8 +373,8 @@ impl ConsumerLoop {
                     self.append(&mut batch, &m);
                 }
             }
-            let full = batch.rows >= self.config.bronze.max_batch_records
-                || batch.bytes >= self.config.bronze.max_batch_bytes;
+            let full =
+                batch.rows >= self.config.bronze.max_batch_records || batch.bytes >= self.config.bronze.max_batch_bytes;
             let due = !batch.is_empty() && batch.opened.elapsed() >= self.config.bronze.commit_interval;
             if full || due {
                 let handle = self.handle.clone();
@@ -383,7 +392,9 @@ impl ConsumerLoop {
                 } {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= grace {
-                        tracing::info!("every subscribed partition is committed up to its end; exiting (exit-when-idle)");
+                        tracing::info!(
+                            "every subscribed partition is committed up to its end; exiting (exit-when-idle)"
+                        );
                         break;
                     }
                 } else if !got_nothing || !batch.is_empty() {
@@ -450,7 +461,8 @@ impl ConsumerLoop {
         }
         let headers = m.headers().and_then(|h| headers_json(h.iter().map(|x| (x.key, x.value))));
         let timestamp_ms = m.timestamp().to_millis();
-        let msg = Message { topic, partition, offset, timestamp_ms, key: m.key(), value: m.payload(), headers_json: headers };
+        let msg =
+            Message { topic, partition, offset, timestamp_ms, key: m.key(), value: m.payload(), headers_json: headers };
         let schema = &self.arrow_schema;
         let (builder, chunks) = tb
             .days
@@ -504,8 +516,12 @@ impl ConsumerLoop {
             let head = match self.tables.get(&name) {
                 Some(t) => t.clone(),
                 None => {
-                    load_or_create(self.committer.catalog(), &name, &schema::table_spec(self.config.bronze.retention_days))
-                        .await?
+                    load_or_create(
+                        self.committer.catalog(),
+                        &name,
+                        &schema::table_spec(self.config.bronze.retention_days),
+                    )
+                    .await?
                 }
             };
             let mut files = Vec::new();
@@ -522,7 +538,8 @@ impl ConsumerLoop {
                 files.extend(written);
             }
             let write_secs = started.elapsed().as_secs_f64();
-            metrics::histogram!(names::WRITE_DURATION, "layer" => LAYER, "operation" => "write_files").record(write_secs);
+            metrics::histogram!(names::WRITE_DURATION, "layer" => LAYER, "operation" => "write_files")
+                .record(write_secs);
 
             let mut expected: BTreeMap<Tp, Option<i64>> = BTreeMap::new();
             for tp in tb.advanced.keys() {
@@ -532,7 +549,8 @@ impl ConsumerLoop {
             let extra = &self.commit_properties;
             let advanced = &tb.advanced;
             let expected = &expected;
-            let check = move |head: &iceberg::spec::TableMetadata| fence_offsets(head, group_ref, expected, advanced, extra);
+            let check =
+                move |head: &iceberg::spec::TableMetadata| fence_offsets(head, group_ref, expected, advanced, extra);
             let commit_started = Instant::now();
             match self.committer.commit(&head, Operation::Append { files }, &check).await {
                 Ok(done) => {
@@ -622,7 +640,10 @@ impl ConsumerLoop {
                 || self.topic_pattern.as_ref().is_some_and(|re| re.is_match(name));
             if wanted {
                 let table = self.router.route(name).table.clone();
-                by_table.entry(table).or_default().extend(topic.partitions().iter().map(|p| (name.to_string(), p.id())));
+                by_table
+                    .entry(table)
+                    .or_default()
+                    .extend(topic.partitions().iter().map(|p| (name.to_string(), p.id())));
             }
         }
         if by_table.is_empty() {
@@ -661,7 +682,9 @@ impl ConsumerLoop {
 
 /// `<host>-<pid>-<random>`: which process made a commit.
 fn writer_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
     let (a, _) = uuid::Uuid::new_v4().as_u64_pair();
     format!("{host}-{}-{:08x}", std::process::id(), a as u32)
 }
@@ -673,7 +696,8 @@ pub fn record_table_gauges(table: &LoadedTable, layer: &'static str) {
     metrics::gauge!(names::SNAPSHOT_COUNT, "layer" => layer, "table" => label.clone()).set(m.snapshots().len() as f64);
     if let Some(s) = m.current_snapshot() {
         let get = |k: &str| s.summary().additional_properties.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        metrics::gauge!(names::TABLE_SIZE_BYTES, "layer" => layer, "table" => label.clone()).set(get("total-files-size"));
+        metrics::gauge!(names::TABLE_SIZE_BYTES, "layer" => layer, "table" => label.clone())
+            .set(get("total-files-size"));
         metrics::gauge!(names::TABLE_ROWS, "layer" => layer, "table" => label).set(get("total-records"));
     }
 }

@@ -5,4 +5,4 @@ pub mod routes;
 pub mod rows;
 pub mod schema;
 
-pub use ingestor::{run, RunOptions, RunSummary};
+pub use ingestor::{RunOptions, RunSummary, run};

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::catalog::TableName;
-use crate::config::{default_table_for_topic, BronzeConfig, ValueFormat};
+use crate::config::{BronzeConfig, ValueFormat, default_table_for_topic};
 
 /// Where one topic's messages go.
 #[derive(Debug, Clone)]

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{LargeBinaryBuilder as BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    Int32Builder, Int64Builder, LargeBinaryBuilder as BinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 use md5::{Digest, Md5};
@@ -257,13 +259,29 @@ mod tests {
         let mut b = RowsBuilder::new(arrow_schema());
         let value = br#"{"op":"c","source":{"connector":"mysql","db":"inv","table":"t"},"ts_ms":7}"#;
         b.append(
-            &Message { topic: "dbz.inv.t", partition: 2, offset: 41, timestamp_ms: Some(1000), key: Some(b"{\"id\":1}"), value: Some(value), headers_json: None },
+            &Message {
+                topic: "dbz.inv.t",
+                partition: 2,
+                offset: 41,
+                timestamp_ms: Some(1000),
+                key: Some(b"{\"id\":1}"),
+                value: Some(value),
+                headers_json: None,
+            },
             ValueFormat::Debezium,
             "dbz",
             5,
         );
         b.append(
-            &Message { topic: "dbz.inv.t", partition: 2, offset: 42, timestamp_ms: None, key: Some(&[0xff]), value: None, headers_json: None },
+            &Message {
+                topic: "dbz.inv.t",
+                partition: 2,
+                offset: 42,
+                timestamp_ms: None,
+                key: Some(&[0xff]),
+                value: None,
+                headers_json: None,
+            },
             ValueFormat::Debezium,
             "dbz",
             6,

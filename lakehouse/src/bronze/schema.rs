@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use iceberg::spec::{
-    NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionField, UnboundPartitionSpec,
-};
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionField, UnboundPartitionSpec};
 
 use crate::table::create::TableSpec;
 use crate::table::writer::Codec;
@@ -41,8 +39,16 @@ pub mod col {
 pub const CODEC: Codec = Codec::Snappy;
 
 /// Columns holding unique blobs: no dictionary, no min/max statistics.
-pub const OPAQUE_COLUMNS: &[&str] =
-    &[col::KEY, col::VALUE, col::KEY_BYTES, col::VALUE_BYTES, col::KAFKA_HEADERS, col::SOURCE_FILE, col::RECORD_HASH, col::DECODE_ERROR];
+pub const OPAQUE_COLUMNS: &[&str] = &[
+    col::KEY,
+    col::VALUE,
+    col::KEY_BYTES,
+    col::VALUE_BYTES,
+    col::KAFKA_HEADERS,
+    col::SOURCE_FILE,
+    col::RECORD_HASH,
+    col::DECODE_ERROR,
+];
 
 /// The writer Bronze uses.
 pub fn data_file_writer(file_io: iceberg::io::FileIO, target_file_size: usize) -> crate::table::writer::DataFileWriter {
@@ -55,10 +61,20 @@ pub fn schema() -> Schema {
     let s = |p: PrimitiveType| Type::Primitive(p);
     let fields = [
         (col::KEY, s(String), false, "message key as received (UTF-8); null if absent or not UTF-8"),
-        (col::VALUE, s(String), false, "message value as received, verbatim (UTF-8); null for a tombstone or if not UTF-8"),
+        (
+            col::VALUE,
+            s(String),
+            false,
+            "message value as received, verbatim (UTF-8); null for a tombstone or if not UTF-8",
+        ),
         (col::KEY_BYTES, s(Binary), false, "message key bytes, only when the key is not UTF-8"),
         (col::VALUE_BYTES, s(Binary), false, "message value bytes, only when the value is not UTF-8"),
-        (col::EVENT_KIND, s(String), true, "change | tombstone | schema_change | transaction | row | undecodable | raw"),
+        (
+            col::EVENT_KIND,
+            s(String),
+            true,
+            "change | tombstone | schema_change | transaction | row | undecodable | raw",
+        ),
         (col::OP, s(String), false, "Debezium op (c, u, d, r, t, m), or BEGIN/END for transaction events"),
         (col::TS_MS, s(Long), false, "Debezium envelope ts_ms (connector processing time)"),
         (col::SOURCE_TS_MS, s(Long), false, "source.ts_ms (time of the change in the source database)"),

@@ -6,9 +6,9 @@ use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableIdent};
+use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
 
 use crate::config::CatalogConfig;
 use crate::error::ErrorKind;
@@ -71,9 +71,7 @@ impl FromStr for TableName {
     type Err = CatalogError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once('.') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('.') => {
-                Ok(Self::new(ns, name))
-            }
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('.') => Ok(Self::new(ns, name)),
             _ => Err(CatalogError::BadName(s.to_string())),
         }
     }
@@ -150,13 +148,7 @@ impl SqlCatalog {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(30));
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(options)
-                    .await
-                    .map_err(connect_err)?,
-            )
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(connect_err)?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Postgres(
                 PgPoolOptions::new()
@@ -263,11 +255,15 @@ impl SqlCatalog {
     /// Creates the namespace if it does not exist (pyiceberg's `exists` marker property).
     pub async fn create_namespace_if_absent(&self, namespace: &str) -> Result<(), CatalogError> {
         let insert = match self.pool {
-            Pool::Sqlite(_) => "INSERT OR IGNORE INTO iceberg_namespace_properties \
-                 (catalog_name, namespace, property_key, property_value) VALUES (?, ?, 'exists', 'true')",
-            Pool::Postgres(_) => "INSERT INTO iceberg_namespace_properties \
+            Pool::Sqlite(_) => {
+                "INSERT OR IGNORE INTO iceberg_namespace_properties \
+                 (catalog_name, namespace, property_key, property_value) VALUES (?, ?, 'exists', 'true')"
+            }
+            Pool::Postgres(_) => {
+                "INSERT INTO iceberg_namespace_properties \
                  (catalog_name, namespace, property_key, property_value) VALUES (?, ?, 'exists', 'true') \
-                 ON CONFLICT DO NOTHING",
+                 ON CONFLICT DO NOTHING"
+            }
         };
         self.exec(&format!("creating namespace {namespace}"), insert, &[&self.name, namespace]).await?;
         Ok(())
@@ -315,10 +311,8 @@ impl SqlCatalog {
                 .await?
             }
         };
-        let mut out: Vec<TableName> = rows
-            .into_iter()
-            .filter_map(|r| Some(TableName::new(r[0].clone()?, r[1].clone()?)))
-            .collect();
+        let mut out: Vec<TableName> =
+            rows.into_iter().filter_map(|r| Some(TableName::new(r[0].clone()?, r[1].clone()?))).collect();
         out.sort();
         Ok(out)
     }
@@ -367,9 +361,7 @@ impl SqlCatalog {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(CatalogError::Query { source: sqlx::Error::Database(db), .. })
-                if db.is_unique_violation() =>
-            {
+            Err(CatalogError::Query { source: sqlx::Error::Database(db), .. }) if db.is_unique_violation() => {
                 Err(CatalogError::AlreadyExists(name.clone()))
             }
             Err(e) => Err(e),

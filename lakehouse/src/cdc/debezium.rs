@@ -365,7 +365,8 @@ mod tests {
     #[test]
     fn tombstone_schema_change_transaction_row() {
         assert_eq!(decode(None, ValueFormat::Debezium).kind, EventKind::Tombstone);
-        let s = dbz(r#"{"source":{"db":"inventory"},"databaseName":"inventory","ddl":"ALTER TABLE x","tableChanges":[]}"#);
+        let s =
+            dbz(r#"{"source":{"db":"inventory"},"databaseName":"inventory","ddl":"ALTER TABLE x","tableChanges":[]}"#);
         assert_eq!(s.kind, EventKind::SchemaChange);
         assert_eq!(s.db.as_deref(), Some("inventory"));
         let t = dbz(r#"{"status":"END","id":"x:10","ts_ms":1,"event_count":2}"#);
@@ -378,7 +379,9 @@ mod tests {
 
     #[test]
     fn duplicate_keys_keep_the_last_value() {
-        let d = dbz(r#"{"op":"c","source":{"connector":"mongodb","ts_ms":1,"ts_ms":2,"collection":"c"},"ts_ms":5,"ts_ms":6}"#);
+        let d = dbz(
+            r#"{"op":"c","source":{"connector":"mongodb","ts_ms":1,"ts_ms":2,"collection":"c"},"ts_ms":5,"ts_ms":6}"#,
+        );
         assert_eq!(d.kind, EventKind::Change);
         assert_eq!(d.source_ts_ms, Some(2));
         assert_eq!(d.ts_ms, Some(6));

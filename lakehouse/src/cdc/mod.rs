@@ -2,4 +2,4 @@
 
 pub mod debezium;
 
-pub use debezium::{decode, Decoded, EventKind, Position};
+pub use debezium::{Decoded, EventKind, Position, decode};

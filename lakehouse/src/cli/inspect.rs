@@ -102,7 +102,14 @@ pub async fn snapshots(catalog: &SqlCatalog, name: &TableName, as_json: bool) ->
     for s in snaps {
         let ts = chrono::DateTime::from_timestamp_millis(s.timestamp_ms()).map_or("?".into(), |d| d.to_rfc3339());
         let mark = if Some(s.snapshot_id()) == current { " (current)" } else { "" };
-        println!("snapshot {} seq {} {} {}{}", s.snapshot_id(), s.sequence_number(), ts, s.summary().operation.as_str(), mark);
+        println!(
+            "snapshot {} seq {} {} {}{}",
+            s.snapshot_id(),
+            s.sequence_number(),
+            ts,
+            s.summary().operation.as_str(),
+            mark
+        );
         let mut props: Vec<_> = s.summary().additional_properties.iter().collect();
         props.sort();
         for (k, v) in props {

@@ -50,7 +50,11 @@ pub fn to_text(batches: &[RecordBatch], width: usize) -> anyhow::Result<String> 
                 fmts.iter()
                     .map(|f| {
                         let s = f.value(i).to_string().replace(['\n', '\t'], " ");
-                        if s.chars().count() > width { format!("{}…", s.chars().take(width).collect::<String>()) } else { s }
+                        if s.chars().count() > width {
+                            format!("{}…", s.chars().take(width).collect::<String>())
+                        } else {
+                            s
+                        }
                     })
                     .collect(),
             );

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use changelog_store::{ReadAt, RowKind, Table, TableSpec};
 use clap::{Args, Subcommand};
 
@@ -135,9 +135,7 @@ fn build_spec(
         None => SpecFile::default(),
     };
     for c in columns {
-        let (name, ty) = c
-            .split_once(':')
-            .with_context(|| format!("column `{c}` is not `name:TYPE`"))?;
+        let (name, ty) = c.split_once(':').with_context(|| format!("column `{c}` is not `name:TYPE`"))?;
         spec.columns.push((name.trim().to_string(), ty.trim().to_string()));
     }
     spec.primary_keys.extend(primary_key.iter().map(|s| s.trim().to_string()));
@@ -214,25 +212,13 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.command {
-        StoreCommand::Create {
-            table,
-            columns,
-            primary_key,
-            partition_key,
-            options,
-            spec_file,
-        } => {
+        StoreCommand::Create { table, columns, primary_key, partition_key, options, spec_file } => {
             let path = table_path(wh, &table)?;
             let spec = build_spec(&columns, &primary_key, &partition_key, &options, spec_file.as_deref())?;
             let t = Table::create(&path, spec)?;
             writeln!(out, "created {}", t.path().display())?;
         }
-        StoreCommand::Write {
-            table,
-            kind_field,
-            commit_user,
-            identifier,
-        } => {
+        StoreCommand::Write { table, kind_field, commit_user, identifier } => {
             let t = Table::open(table_path(wh, &table)?)?;
             let (n, outcome) = write_lines(&t, std::io::stdin().lock(), &kind_field, &commit_user, identifier)?;
             writeln!(out, "wrote {n} rows: {outcome:?}")?;
@@ -275,7 +261,13 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     writeln!(
                         out,
                         "{}\t{:?}\t{}\t{}#{}\ttotal={}\tdelta={}",
-                        s.id, s.commit_kind, s.time_millis, s.commit_user, s.commit_identifier, s.total_record_count, s.delta_record_count
+                        s.id,
+                        s.commit_kind,
+                        s.time_millis,
+                        s.commit_user,
+                        s.commit_identifier,
+                        s.total_record_count,
+                        s.delta_record_count
                     )?;
                 }
             }
@@ -349,7 +341,8 @@ mod tests {
         let bad = write_lines(&t, "{\"id\":3,\"_row_kind\":\"??\"}\n".as_bytes(), "_row_kind", "test", None);
         assert!(bad.is_err());
         // The second commit of the same user gets the next identifier.
-        let (_, outcome) = write_lines(&t, "{\"id\":3,\"v\":\"x\"}\n".as_bytes(), "_row_kind", "test", None).expect("writes");
+        let (_, outcome) =
+            write_lines(&t, "{\"id\":3,\"v\":\"x\"}\n".as_bytes(), "_row_kind", "test", None).expect("writes");
         assert!(matches!(outcome, changelog_store::CommitOutcome::Committed(_)));
     }
 }

@@ -9,4 +9,4 @@ mod model;
 mod produce;
 
 pub use model::{Generator, Op, TABLES};
-pub use produce::{md5_sum64, run, GenerateArgs, Truth, TopicTruth};
+pub use produce::{GenerateArgs, TopicTruth, Truth, md5_sum64, run};

@@ -1,6 +1,6 @@
 //! The commerce model and its event stream (no I/O here).
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Table names, in topic order.
 pub const TABLES: [&str; 4] = ["customers", "products", "orders", "order_items"];
@@ -49,7 +49,8 @@ pub struct Event {
 
 const FIRST: &[&str] = &["Anne", "Sally", "George", "Edward", "Maria", "Wei", "Aisha", "Jonas", "Priya", "Lucas"];
 const LAST: &[&str] = &["Kretchmar", "Thomas", "Bailey", "Walker", "Garcia", "Chen", "Khan", "Berg", "Patel", "Silva"];
-const PRODUCTS: &[&str] = &["scooter", "car battery", "hammer", "rocks", "jacket", "spare tire", "drill bits", "gloves"];
+const PRODUCTS: &[&str] =
+    &["scooter", "car battery", "hammer", "rocks", "jacket", "spare tire", "drill bits", "gloves"];
 const STATUS: &[&str] = &["pending", "paid", "shipped", "delivered", "cancelled"];
 
 /// Generates the event stream; state is the live rows of every table.
@@ -182,8 +183,18 @@ fn field(name: &str, ty: &str, optional: bool) -> Value {
 /// Kafka Connect schema of a table's row struct.
 fn row_schema(table: usize, name: &str) -> Value {
     let fields = match table {
-        0 => vec![field("id", "int64", false), field("first_name", "string", false), field("last_name", "string", false), field("email", "string", false)],
-        1 => vec![field("id", "int64", false), field("name", "string", false), field("description", "string", true), field("price", "double", true)],
+        0 => vec![
+            field("id", "int64", false),
+            field("first_name", "string", false),
+            field("last_name", "string", false),
+            field("email", "string", false),
+        ],
+        1 => vec![
+            field("id", "int64", false),
+            field("name", "string", false),
+            field("description", "string", true),
+            field("price", "double", true),
+        ],
         2 => vec![
             field("id", "int64", false),
             field("customer_id", "int64", false),
@@ -191,7 +202,13 @@ fn row_schema(table: usize, name: &str) -> Value {
             json!({"type": "int32", "optional": false, "name": "io.debezium.time.Date", "version": 1, "field": "order_date"}),
             field("total", "double", false),
         ],
-        _ => vec![field("id", "int64", false), field("order_id", "int64", false), field("product_id", "int64", false), field("quantity", "int64", false), field("unit_price", "double", false)],
+        _ => vec![
+            field("id", "int64", false),
+            field("order_id", "int64", false),
+            field("product_id", "int64", false),
+            field("quantity", "int64", false),
+            field("unit_price", "double", false),
+        ],
     };
     json!({"type": "struct", "fields": fields, "optional": true, "name": format!("commerce.public.{}.Value", TABLES[table]), "field": name})
 }

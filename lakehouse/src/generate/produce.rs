@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
+use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
 use serde::Serialize;
 
-use super::model::{with_schema, Generator, Op, TABLES};
+use super::model::{Generator, Op, TABLES, with_schema};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GenerateArgs {
@@ -128,7 +128,8 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<()> {
 
 fn produce(args: &GenerateArgs, topics: &[String]) -> anyhow::Result<Truth> {
     let context = Delivery { failed: AtomicU64::new(0), delivered: AtomicU64::new(0) };
-    let producer: ThreadedProducer<Delivery> = crate::kafka::producer_config(&args.brokers).create_with_context(context)?;
+    let producer: ThreadedProducer<Delivery> =
+        crate::kafka::producer_config(&args.brokers).create_with_context(context)?;
     let mut generator = Generator::new(args.seed);
     let mut truth: BTreeMap<String, TopicTruth> = topics.iter().map(|t| (t.clone(), TopicTruth::default())).collect();
     let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(args.events) };

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
-    Operation as SnapshotOperation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector,
-    Summary, TableMetadata, TableMetadataBuilder,
+    Operation as SnapshotOperation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
+    TableMetadata, TableMetadataBuilder,
 };
 
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog};
@@ -208,7 +208,9 @@ impl Committer {
                 Some(head.metadata_location.clone()),
             )
             .add_snapshot(snapshot)
-            .and_then(|b| b.set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None))))
+            .and_then(|b| {
+                b.set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)))
+            })
             .and_then(|b| b.build())
             .map_err(ice("building table metadata"))?
             .metadata;
@@ -217,7 +219,11 @@ impl Committer {
                 .map_err(ice("parsing current metadata location"))?
                 .with_next_version()
                 .with_new_metadata(&new_metadata);
-            debug_assert_ne!(location.to_string(), head.metadata_location, "a commit never rewrites the current metadata file");
+            debug_assert_ne!(
+                location.to_string(),
+                head.metadata_location,
+                "a commit never rewrites the current metadata file"
+            );
             new_metadata.write_to(&file_io, &location).await.map_err(ice("writing metadata file"))?;
             let new_location = location.to_string();
 

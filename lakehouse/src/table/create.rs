@@ -39,10 +39,11 @@ pub async fn load_or_create(
     .metadata;
     let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
     let path = metadata_location.to_string();
-    metadata
-        .write_to(catalog.file_io(), &metadata_location)
-        .await
-        .map_err(|source| CatalogError::Metadata { doing: "write", path: path.clone(), source })?;
+    metadata.write_to(catalog.file_io(), &metadata_location).await.map_err(|source| CatalogError::Metadata {
+        doing: "write",
+        path: path.clone(),
+        source,
+    })?;
     match catalog.register_table(name, &path).await {
         Ok(()) => {
             tracing::info!(table = %name, location = %location, "created table");

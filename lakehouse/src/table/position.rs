@@ -50,7 +50,9 @@ pub fn committed_offsets(metadata: &TableMetadata, group: &str) -> Offsets {
         if let Some(v) = snapshot.summary().additional_properties.get(&key) {
             match decode_offsets(v) {
                 Some(o) => return o,
-                None => tracing::warn!(snapshot_id = snapshot.snapshot_id(), key = %key, "unreadable offsets in snapshot summary; walking on"),
+                None => {
+                    tracing::warn!(snapshot_id = snapshot.snapshot_id(), key = %key, "unreadable offsets in snapshot summary; walking on")
+                }
             }
         }
         cursor = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());

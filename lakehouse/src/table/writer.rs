@@ -3,8 +3,8 @@
 use arrow_array::RecordBatch;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, Struct, TableMetadata};
-use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use iceberg::writer::CurrentFileStatus;
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriterBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;

@@ -21,10 +21,8 @@ pub fn install_metrics() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&buckets)
-                .expect("buckets are non-empty")
-                .build_recorder();
+            let recorder =
+                PrometheusBuilder::new().set_buckets(&buckets).expect("buckets are non-empty").build_recorder();
             let handle = recorder.handle();
             // A second install (tests) keeps the first recorder; the handle still renders.
             let _ = metrics::set_global_recorder(recorder);

@@ -34,7 +34,7 @@ pub const CONSUME_ERRORS: &str = "lakehouse_consume_errors_total";
 
 /// Registers help texts with the recorder.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(TABLE_SIZE_BYTES, Unit::Bytes, "Total size of live data files");
     describe_gauge!(TABLE_ROWS, Unit::Count, "Live rows in the table");
     describe_histogram!(WRITE_DURATION, Unit::Seconds, "Duration of write phases");

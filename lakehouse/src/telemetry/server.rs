@@ -68,9 +68,17 @@ pub async fn serve(
                 let (status, ctype, body) = match path {
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", handle.render()),
                     "/health" => match health.age_ms() {
-                        Some(age) if age < 60_000 => ("200 OK", "application/json", format!("{{\"status\":\"ok\",\"loop_age_ms\":{age}}}")),
-                        Some(age) => ("503 Service Unavailable", "application/json", format!("{{\"status\":\"stalled\",\"loop_age_ms\":{age}}}")),
-                        None => ("503 Service Unavailable", "application/json", "{\"status\":\"starting\"}".to_string()),
+                        Some(age) if age < 60_000 => {
+                            ("200 OK", "application/json", format!("{{\"status\":\"ok\",\"loop_age_ms\":{age}}}"))
+                        }
+                        Some(age) => (
+                            "503 Service Unavailable",
+                            "application/json",
+                            format!("{{\"status\":\"stalled\",\"loop_age_ms\":{age}}}"),
+                        ),
+                        None => {
+                            ("503 Service Unavailable", "application/json", "{\"status\":\"starting\"}".to_string())
+                        }
                     },
                     _ => ("404 Not Found", "text/plain", "try /metrics or /health\n".to_string()),
                 };
