@@ -32,10 +32,12 @@ async fn two_ingestors_split_partitions_and_a_zombie_cannot_duplicate() {
     std::process::Command::new("kill").args(["-CONT", &pid_a]).status().unwrap();
     std::thread::sleep(Duration::from_secs(8));
 
-    for c in [&mut a, &mut b] {
+    for (c, log) in [(&mut a, &log_a), (&mut b, &log_b)] {
         std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
         let status = c.wait().unwrap();
-        assert!(status.success(), "SIGTERM exits 0, got {status}");
+        let text = std::fs::read_to_string(log).unwrap();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        assert!(status.success(), "SIGTERM exits 0, got {status}; log tail (newest first):\n{}", tail.join("\n"));
     }
     // Drain anything left with a fresh member.
     ingest_until_idle(&config, "3s");

@@ -608,6 +608,9 @@ impl ConsumerLoop {
     }
 
     /// Re-positions every assigned partition at its table's committed offset.
+    /// If that is impossible right now (the member was just kicked out of the
+    /// group, the catalog is unreachable), nothing is consumed until the next
+    /// assignment, which positions from the tables again.
     async fn reseek(&mut self) -> Result<(), IngestError> {
         let tps: Vec<Tp> = self.base.keys().cloned().collect();
         let positions = table_positions(
@@ -617,14 +620,23 @@ impl ConsumerLoop {
             self.config.bronze.retention_days,
             &tps,
         )
-        .await?;
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &positions {
-            tpl.add_partition_offset(topic, *partition, next.map_or(Offset::Beginning, Offset::Offset))?;
-        }
-        self.consumer.assign(&tpl)?;
-        self.base = positions;
+        .await;
+        let assigned = positions.map_err(IngestError::from).and_then(|positions| {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, partition), next) in &positions {
+                tpl.add_partition_offset(topic, *partition, next.map_or(Offset::Beginning, Offset::Offset))?;
+            }
+            self.consumer.assign(&tpl)?;
+            Ok(positions)
+        });
         self.current = None;
+        match assigned {
+            Ok(positions) => self.base = positions,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the next assignment");
+                self.base.clear();
+            }
+        }
         Ok(())
     }
 
