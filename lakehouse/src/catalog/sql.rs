@@ -136,7 +136,25 @@ type Rows = Vec<Vec<Option<String>>>;
 
 impl SqlCatalog {
     /// Opens (and creates if needed) the catalog described by `config`.
+    ///
+    /// Several workers starting at once on a new SQLite file race to switch it
+    /// to WAL and create the tables; SQLite answers "database is locked"
+    /// without waiting for its busy timeout there, so opening is retried for
+    /// up to 30 s on such transient errors.
     pub async fn connect(config: &CatalogConfig) -> Result<Self, CatalogError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match Self::connect_once(config).await {
+                Err(e) if e.kind() == ErrorKind::Transient && std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "catalog not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(config: &CatalogConfig) -> Result<Self, CatalogError> {
         let url = config.url.as_str();
         let connect_err = |source| CatalogError::Connect { url: url.to_string(), source };
         let pool = if let Some(path) = url.strip_prefix("sqlite://") {
