@@ -14,7 +14,6 @@ use lakehouse::config::ValueFormat;
 use lakehouse::table::commit::{CommitError, Committer, Operation};
 use lakehouse::table::create::load_or_create;
 use lakehouse::table::position::{Offsets, committed_offsets, fence_offsets};
-use lakehouse::table::writer::DataFileWriter;
 use lakehouse_tests::*;
 
 fn batch(topic: &str, partition: i32, from: i64, to: i64) -> RecordBatch {
@@ -46,7 +45,7 @@ async fn zombie_commit_is_refused_and_nothing_is_duplicated() {
         let catalog = lake.connect().await;
         let name = TableName::new("bronze", "fenced");
         let table = load_or_create(&catalog, &name, &schema::table_spec(90)).await.unwrap();
-        let writer = DataFileWriter::new(catalog.file_io().clone(), schema::CODEC, 1 << 27);
+        let writer = schema::data_file_writer(catalog.file_io().clone(), 1 << 27);
         let committer = Committer::new(catalog.clone());
         let tp = ("t".to_string(), 0);
         let day = Struct::from_iter([Some(Literal::date(20_419))]);
