@@ -1,9 +1,12 @@
 //! The bronze-ingestor loop.
 //!
-//! One consumer thread polls Kafka, decodes and appends into Arrow builders,
-//! and at each flush writes Parquet files and commits one snapshot per table
-//! carrying the next offset of every partition it covers. Rebalances run
-//! inside `poll` on the same thread, so they never interleave with a flush.
+//! librdkafka keeps this member in the consumer group; a fetch thread
+//! ([`crate::kafka::fetcher`]) reads the assigned partitions from the
+//! positions this loop gives it. One consumer thread decodes the fetched
+//! batches into Arrow builders, and at each flush writes Parquet files and
+//! commits one snapshot per table carrying the next offset of every partition
+//! it covers. Rebalances run inside librdkafka's poll on the same thread, so
+//! they never interleave with a flush.
 //!
 //! Exactly-once rests on three rules:
 //! 1. on every assignment the consumer is positioned at the offsets found in
@@ -23,7 +26,6 @@ use arrow_schema::SchemaRef;
 use iceberg::spec::{Literal, Struct};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
@@ -35,6 +37,7 @@ use super::schema;
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use crate::config::Config;
 use crate::error::ErrorKind;
+use crate::kafka::fetcher::{self, Chunk, Fetcher};
 use crate::table::commit::{CommitError, Committer, Operation};
 use crate::table::create::load_or_create;
 use crate::table::position::{Offsets, committed_offsets, fence_offsets};
@@ -59,6 +62,8 @@ pub enum IngestError {
     Thread(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("kafka data: {0}")]
+    Fetch(String),
 }
 
 impl IngestError {
@@ -69,6 +74,7 @@ impl IngestError {
             IngestError::Commit(e) => e.kind(),
             IngestError::Thread(_) => ErrorKind::Internal,
             IngestError::Config(_) => ErrorKind::Config,
+            IngestError::Fetch(_) => ErrorKind::Internal,
         }
     }
 }
@@ -131,14 +137,10 @@ impl ConsumerContext for IngestContext {
                     &tps,
                 )) {
                     Ok(base) => {
-                        for ((topic, partition), next) in &base {
-                            let offset = next.map_or(Offset::Beginning, Offset::Offset);
-                            if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
-                                tracing::error!(%topic, partition, error = %e, "cannot set assignment offset");
-                            }
-                        }
                         tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
-                        if let Err(e) = consumer.assign(tpl) {
+                        // The group membership is librdkafka's, the fetching ours
+                        // (from `base`): librdkafka itself is given nothing to fetch.
+                        if let Err(e) = consumer.assign(&TopicPartitionList::new()) {
                             tracing::error!(error = %e, "assign failed");
                         }
                         let mut a = self.assignment.lock().expect("assignment lock");
@@ -194,13 +196,6 @@ async fn table_positions(
     Ok(out)
 }
 
-/// The partition the last message came from, and what we know about it.
-struct Current {
-    tp: Tp,
-    route: Arc<super::routes::Route>,
-    assigned: bool,
-}
-
 /// Rows of one table in the current batch.
 struct TableBatch {
     /// day (days since epoch) → builder and finished chunks
@@ -246,8 +241,9 @@ struct ConsumerLoop {
     config: Config,
     handle: Handle,
     consumer: Arc<BaseConsumer<IngestContext>>,
-    /// When lag gauges were last refreshed (they cost a broker round trip per partition).
-    lag_updated: Option<Instant>,
+    fetcher: Fetcher,
+    /// Bumped at every re-positioning of the fetcher; older data is dropped.
+    fetch_epoch: u64,
     router: Arc<Router>,
     committer: Committer,
     writer: DataFileWriter,
@@ -260,8 +256,6 @@ struct ConsumerLoop {
     // loop state
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
-    /// The partition of the current run of messages.
-    current: Option<Current>,
     /// Records and bytes consumed per topic since the last publish.
     consumed: HashMap<String, (u64, u64)>,
     /// Cached wall clock (µs) and how many messages used it.
@@ -303,10 +297,15 @@ impl ConsumerLoop {
         let arrow_schema = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&schema::schema()).expect("the Bronze schema converts to Arrow"),
         );
+        let consumer = Arc::new(consumer);
+        let settings = crate::kafka::fetch_settings(&config.kafka).map_err(IngestError::Config)?;
+        let fetcher = Fetcher::spawn(settings, Arc::new(crate::kafka::RdCluster(consumer.clone())))
+            .map_err(|e| IngestError::Thread(e.to_string()))?;
         Ok(Self {
             handle,
-            consumer: Arc::new(consumer),
-            lag_updated: None,
+            consumer,
+            fetcher,
+            fetch_epoch: 0,
             router,
             committer: Committer::new(catalog),
             writer,
@@ -318,7 +317,6 @@ impl ConsumerLoop {
             summary: RunSummary::default(),
             epoch: 0,
             base: HashMap::new(),
-            current: None,
             consumed: HashMap::new(),
             clock_us: 0,
             clock_uses: 0,
@@ -359,18 +357,26 @@ impl ConsumerLoop {
                 }
                 break;
             }
-            let polled = consumer.poll(poll_timeout);
-            self.sync_epoch(&mut batch);
-            let mut got_nothing = false;
-            match polled {
-                None => got_nothing = true,
-                Some(Err(e)) => {
+            // Group events (rebalances run inside this poll); librdkafka is
+            // given no partitions to fetch, so no messages come from it.
+            while let Some(polled) = consumer.poll(Duration::ZERO) {
+                if let Err(e) = polled {
                     metrics::counter!(names::CONSUME_ERRORS, "kind" => "poll").increment(1);
-                    tracing::warn!(error = %e, "consume error");
+                    tracing::warn!(error = %e, "consumer group error");
                 }
-                Some(Ok(m)) => {
-                    idle_since = None;
-                    self.append(&mut batch, &m);
+            }
+            self.sync_epoch(&mut batch);
+            let mut got_nothing = true;
+            match self.fetcher.recv_timeout(poll_timeout) {
+                None => {}
+                Some(fetcher::Event::Fatal(m)) => return Err(IngestError::Fetch(m)),
+                Some(fetcher::Event::Data(chunks)) => {
+                    for chunk in &chunks {
+                        if chunk.epoch == self.fetch_epoch && self.append_chunk(&mut batch, chunk)? > 0 {
+                            got_nothing = false;
+                            idle_since = None;
+                        }
+                    }
                 }
             }
             let full =
@@ -415,85 +421,129 @@ impl ConsumerLoop {
             *batch = Batch::new();
             self.epoch = a.epoch;
             self.base = a.base.clone();
-            self.current = None;
+            drop(a);
+            self.position_fetcher();
         }
     }
 
-    fn append(&mut self, batch: &mut Batch, m: &rdkafka::message::BorrowedMessage<'_>) {
-        let topic = m.topic();
-        let partition = m.partition();
-        let offset = m.offset();
-        // Messages come in runs per partition: look the partition up (and
-        // allocate its key) only when the run changes.
-        let same = self.current.as_ref().is_some_and(|c| c.tp.1 == partition && c.tp.0 == topic);
-        if !same {
-            let tp = (topic.to_string(), partition);
-            let assigned = self.base.contains_key(&tp);
-            self.current = Some(Current { route: self.router.route(topic), tp, assigned });
-        }
-        let current = self.current.as_ref().expect("set above");
-        if !current.assigned {
-            // A message of a partition we do not own (stale fetch): never buffer it.
-            return;
-        }
-        let (route, tp) = (&current.route, &current.tp);
-        // The wall clock is read once per 256 messages (≈ every few ms under
-        // load): ingestion_timestamp is the consume time to that precision.
-        if self.clock_uses == 0 {
-            self.clock_us = chrono::Utc::now().timestamp_micros();
-        }
-        self.clock_uses = (self.clock_uses + 1) % 256;
-        let ingestion_us = self.clock_us;
-        let day = ingestion_us.div_euclid(86_400_000_000) as i32;
-        if !batch.tables.contains_key(&route.table) {
-            batch.tables.insert(
-                route.table.clone(),
-                TableBatch { days: BTreeMap::new(), advanced: Offsets::new(), newest_timestamp_ms: None, rows: 0 },
-            );
-        }
-        let tb = batch.tables.get_mut(&route.table).expect("inserted above");
-        match tb.advanced.get_mut(tp) {
-            Some(next) if offset < *next => return, // re-delivery of something already buffered
-            Some(next) => *next = offset + 1,
-            None => {
-                tb.advanced.insert(tp.clone(), offset + 1);
-            }
-        }
-        let headers = m.headers().and_then(|h| headers_json(h.iter().map(|x| (x.key, x.value))));
-        let timestamp_ms = m.timestamp().to_millis();
-        let msg =
-            Message { topic, partition, offset, timestamp_ms, key: m.key(), value: m.payload(), headers_json: headers };
-        let schema = &self.arrow_schema;
-        let (builder, chunks) = tb
-            .days
-            .entry(day)
-            .or_insert_with(|| (RowsBuilder::with_capacity(schema.clone(), CHUNK_ROWS, CHUNK_ROWS * 512), Vec::new()));
-        let before = builder.bytes();
-        let appended = builder.append(&msg, route.format, &route.source_system, ingestion_us);
-        let added_bytes = builder.bytes() - before;
-        if builder.rows() >= CHUNK_ROWS {
-            let value_bytes = builder.bytes();
-            chunks.push(builder.finish());
-            *builder = RowsBuilder::with_capacity(schema.clone(), CHUNK_ROWS, value_bytes + value_bytes / 8);
-        }
-        if appended.decode_error {
-            self.summary.decode_errors += 1;
-            metrics::counter!(names::DECODE_ERRORS, "topic" => topic.to_string()).increment(1);
-        }
-        tb.rows += 1;
-        if let Some(ts) = timestamp_ms {
-            tb.newest_timestamp_ms = Some(tb.newest_timestamp_ms.map_or(ts, |t| t.max(ts)));
-        }
-        batch.rows += 1;
-        batch.bytes += added_bytes;
-        let counts = match self.consumed.get_mut(topic) {
-            Some(c) => c,
-            None => self.consumed.entry(topic.to_string()).or_default(),
+    /// Points the fetcher at `base` under a new epoch.
+    fn position_fetcher(&mut self) {
+        self.fetch_epoch += 1;
+        let starts = self
+            .base
+            .iter()
+            .map(|((topic, partition), next)| fetcher::Start {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: *next,
+            })
+            .collect();
+        self.fetcher.assign(self.fetch_epoch, starts);
+    }
+
+    /// Appends the records of one partition's fetched batches; returns how many.
+    fn append_chunk(&mut self, batch: &mut Batch, chunk: &Chunk) -> Result<usize, IngestError> {
+        let topic: &str = &chunk.topic;
+        let tp: Tp = (topic.to_string(), chunk.partition);
+        let Some(&committed) = self.base.get(&tp) else {
+            return Ok(0); // not (any longer) ours
         };
-        counts.0 += 1;
-        counts.1 += (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
-        self.summary.records += 1;
+        if chunk.high_watermark >= 0 {
+            let lag = (chunk.high_watermark - committed.unwrap_or(0)).max(0) as f64;
+            metrics::gauge!(names::CONSUMER_LAG, "topic" => tp.0.clone(), "partition" => tp.1.to_string()).set(lag);
+        }
+        if chunk.batches.is_empty() {
+            return Ok(0);
+        }
+        let route = self.router.route(topic);
+        let tb = batch.tables.entry(route.table.clone()).or_insert_with(|| TableBatch {
+            days: BTreeMap::new(),
+            advanced: Offsets::new(),
+            newest_timestamp_ms: None,
+            rows: 0,
+        });
+        // Dedupe against what this batch already holds of the partition.
+        let mut next = tb.advanced.get(&tp).copied().unwrap_or(chunk.from_offset).max(chunk.from_offset);
+        let (mut rows, mut bytes, mut kv_bytes, mut decode_errors) = (0usize, 0usize, 0u64, 0u64);
+        let mut newest = tb.newest_timestamp_ms;
+        for record in chunk.records() {
+            let r = record.map_err(|e| {
+                IngestError::Fetch(format!(
+                    "corrupt record batch in {topic}/{} after offset {next}: {e}",
+                    chunk.partition
+                ))
+            })?;
+            if r.offset < next {
+                continue;
+            }
+            next = r.offset + 1;
+            // The wall clock is read once per 256 messages (≈ every few ms
+            // under load): ingestion_timestamp is the consume time to that precision.
+            if self.clock_uses == 0 {
+                self.clock_us = chrono::Utc::now().timestamp_micros();
+            }
+            self.clock_uses = (self.clock_uses + 1) % 256;
+            let ingestion_us = self.clock_us;
+            let day = ingestion_us.div_euclid(86_400_000_000) as i32;
+            let headers_json = if r.has_headers() {
+                let h = r.headers().map_err(|e| {
+                    IngestError::Fetch(format!(
+                        "corrupt headers in {topic}/{} at offset {}: {e}",
+                        chunk.partition, r.offset
+                    ))
+                })?;
+                headers_json(h.iter().map(|(k, v)| (k.as_ref(), *v)))
+            } else {
+                None
+            };
+            let msg = Message {
+                topic,
+                partition: chunk.partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key,
+                value: r.value,
+                headers_json,
+            };
+            let schema = &self.arrow_schema;
+            let (builder, chunks) = tb.days.entry(day).or_insert_with(|| {
+                (RowsBuilder::with_capacity(schema.clone(), CHUNK_ROWS, CHUNK_ROWS * 512), Vec::new())
+            });
+            let before = builder.bytes();
+            let appended = builder.append(&msg, route.format, &route.source_system, ingestion_us);
+            bytes += builder.bytes() - before;
+            if builder.rows() >= CHUNK_ROWS {
+                let value_bytes = builder.bytes();
+                chunks.push(builder.finish());
+                *builder = RowsBuilder::with_capacity(schema.clone(), CHUNK_ROWS, value_bytes + value_bytes / 8);
+            }
+            if appended.decode_error {
+                decode_errors += 1;
+            }
+            if let Some(ts) = r.timestamp_ms {
+                newest = Some(newest.map_or(ts, |t| t.max(ts)));
+            }
+            kv_bytes += (r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)) as u64;
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(0);
+        }
+        tb.advanced.insert(tp, next);
+        tb.rows += rows;
+        tb.newest_timestamp_ms = newest;
+        batch.rows += rows;
+        batch.bytes += bytes;
+        if decode_errors > 0 {
+            self.summary.decode_errors += decode_errors;
+            metrics::counter!(names::DECODE_ERRORS, "topic" => topic.to_string()).increment(decode_errors);
+        }
+        let counts = self.consumed.entry(topic.to_string()).or_default();
+        counts.0 += rows as u64;
+        counts.1 += kv_bytes;
+        self.summary.records += rows as u64;
         self.summary.first_record.get_or_insert_with(Instant::now);
+        Ok(rows)
     }
 
     /// Publishes the per-topic consume counters (kept out of the per-message path).
@@ -597,7 +647,6 @@ impl ConsumerLoop {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.update_lag();
         if committed_tpl.count() > 0 {
             // Group offsets are for lag monitoring only; the table is the truth.
             if let Err(e) = self.consumer.commit(&committed_tpl, CommitMode::Async) {
@@ -621,22 +670,14 @@ impl ConsumerLoop {
             &tps,
         )
         .await;
-        let assigned = positions.map_err(IngestError::from).and_then(|positions| {
-            let mut tpl = TopicPartitionList::new();
-            for ((topic, partition), next) in &positions {
-                tpl.add_partition_offset(topic, *partition, next.map_or(Offset::Beginning, Offset::Offset))?;
-            }
-            self.consumer.assign(&tpl)?;
-            Ok(positions)
-        });
-        self.current = None;
-        match assigned {
+        match positions {
             Ok(positions) => self.base = positions,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the next assignment");
                 self.base.clear();
             }
         }
+        self.position_fetcher();
         Ok(())
     }
 
@@ -675,20 +716,6 @@ impl ConsumerLoop {
             }
         }
         Ok(true)
-    }
-
-    /// Refreshes the lag gauges, at most every 10 s.
-    fn update_lag(&mut self) {
-        if self.lag_updated.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
-            return;
-        }
-        self.lag_updated = Some(Instant::now());
-        for (tp, next) in &self.base {
-            if let Ok((_, high)) = self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(2)) {
-                let lag = (high - next.unwrap_or(0)).max(0) as f64;
-                metrics::gauge!(names::CONSUMER_LAG, "topic" => tp.0.clone(), "partition" => tp.1.to_string()).set(lag);
-            }
-        }
     }
 }
 

@@ -1,8 +1,77 @@
-//! Kafka client settings shared by the workers and tools.
+//! Kafka client settings shared by the workers and tools, and the data path
+//! of the consumers ([`fetcher`] over [`wire`]).
+
+pub mod fetcher;
+pub mod wire;
+
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use crate::config::KafkaConfig;
+
+/// Fetch settings from the Kafka config; the librdkafka property names
+/// (`fetch.max.bytes`, `max.partition.fetch.bytes`, `isolation.level`,
+/// `client.id`) in `kafka.properties` apply to the fetcher too.
+pub fn fetch_settings(k: &KafkaConfig) -> Result<fetcher::FetchSettings, String> {
+    let mut s = fetcher::FetchSettings { max_wait_ms: k.fetch_wait_max_ms as i32, ..Default::default() };
+    let int = |key: &str, v: &str| {
+        v.parse::<i32>().map_err(|_| format!("kafka.properties.\"{key}\" = {v:?} is not an integer"))
+    };
+    for (key, v) in &k.properties {
+        match key.as_str() {
+            "fetch.max.bytes" => s.max_bytes = int(key, v)?,
+            "max.partition.fetch.bytes" => s.partition_max_bytes = int(key, v)?,
+            "client.id" => s.client_id = v.clone(),
+            "isolation.level" => {
+                s.read_committed = match v.as_str() {
+                    "read_committed" => true,
+                    "read_uncommitted" => false,
+                    _ => {
+                        return Err(format!(
+                            "kafka.properties.\"isolation.level\" = {v:?}: read_committed or read_uncommitted"
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// [`fetcher::Cluster`] answered by librdkafka's metadata and watermark queries.
+pub struct RdCluster<C: ConsumerContext + 'static>(pub std::sync::Arc<BaseConsumer<C>>);
+
+impl<C: ConsumerContext + 'static> fetcher::Cluster for RdCluster<C> {
+    fn leader(&self, topic: &str, partition: i32) -> Result<String, String> {
+        let md = self.0.fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let t =
+            md.topics().iter().find(|t| t.name() == topic).ok_or_else(|| format!("topic {topic} not in metadata"))?;
+        if let Some(e) = t.error() {
+            return Err(format!("topic {topic}: {e:?}"));
+        }
+        let p = t
+            .partitions()
+            .iter()
+            .find(|p| p.id() == partition)
+            .ok_or_else(|| format!("partition {topic}/{partition} not in metadata"))?;
+        if p.leader() < 0 {
+            return Err(format!("partition {topic}/{partition} has no leader"));
+        }
+        let b = md
+            .brokers()
+            .iter()
+            .find(|b| b.id() == p.leader())
+            .ok_or_else(|| format!("leader {} of {topic}/{partition} not among the brokers", p.leader()))?;
+        Ok(format!("{}:{}", b.host(), b.port()))
+    }
+
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), String> {
+        self.0.fetch_watermarks(topic, partition, Duration::from_secs(5)).map_err(|e| e.to_string())
+    }
+}
 
 /// Consumer settings for exactly-once ingestion: no auto commit, no auto
 /// offset store (positions live in the table commits), a bounded prefetch

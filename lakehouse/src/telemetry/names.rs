@@ -31,6 +31,8 @@ pub const DECODE_ERRORS: &str = "lakehouse_decode_errors_total";
 pub const FRESHNESS: &str = "lakehouse_freshness_seconds";
 /// Kafka consume errors. Labels: kind.
 pub const CONSUME_ERRORS: &str = "lakehouse_consume_errors_total";
+/// Positions moved to the log start because retention deleted unread data. Labels: topic.
+pub const OFFSET_RESETS: &str = "lakehouse_offset_resets_total";
 
 /// Registers help texts with the recorder.
 pub fn describe() {
@@ -50,6 +52,7 @@ pub fn describe() {
     describe_counter!(DECODE_ERRORS, Unit::Count, "Values kept raw with a decode error");
     describe_gauge!(FRESHNESS, Unit::Seconds, "Commit time minus newest committed event time");
     describe_counter!(CONSUME_ERRORS, Unit::Count, "Kafka consume errors");
+    describe_counter!(OFFSET_RESETS, Unit::Count, "Positions reset to the log start: unread data deleted by retention");
 }
 
 /// Every metric name defined here.
@@ -69,6 +72,7 @@ pub const ALL: &[&str] = &[
     DECODE_ERRORS,
     FRESHNESS,
     CONSUME_ERRORS,
+    OFFSET_RESETS,
 ];
 
 #[cfg(test)]

@@ -1,0 +1,547 @@
+//! The data path of a consumer: a thread that keeps one connection per
+//! partition leader, sends the next Fetch as soon as the previous response is
+//! parsed (so fetching overlaps the consumer's work), splits and decompresses
+//! record batches, drops aborted transactions and control batches, and hands
+//! complete batches to the consumer thread through a bounded channel.
+//!
+//! Positions are the caller's: [`Fetcher::assign`] says where every partition
+//! starts, under an epoch; data of an older epoch is tagged so the caller can
+//! drop it. Group membership, metadata and watermarks stay with librdkafka,
+//! behind [`Cluster`].
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::wire::{self, BatchHeader, Codec, FetchRequest, WireError, errors};
+use crate::telemetry::names;
+
+/// What the fetcher needs to know about the cluster.
+pub trait Cluster: Send + Sync + 'static {
+    /// `host:port` of the partition's current leader.
+    fn leader(&self, topic: &str, partition: i32) -> Result<String, String>;
+    /// `(log start offset, high watermark)`.
+    fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), String>;
+}
+
+/// Fetch settings (Kafka's consumer property names in the docs).
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub client_id: String,
+    /// `fetch.wait.max.ms`
+    pub max_wait_ms: i32,
+    /// `fetch.max.bytes`
+    pub max_bytes: i32,
+    /// `max.partition.fetch.bytes`
+    pub partition_max_bytes: i32,
+    /// `isolation.level=read_committed` (the default, as in librdkafka).
+    pub read_committed: bool,
+    /// Responses parsed ahead of the consumer (memory ≈ depth × max_bytes).
+    pub depth: usize,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            client_id: "lakehouse".into(),
+            max_wait_ms: 100,
+            max_bytes: 16 << 20,
+            partition_max_bytes: 4 << 20,
+            read_committed: true,
+            depth: 2,
+        }
+    }
+}
+
+/// Where a partition starts.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to read; `None` = the log start.
+    pub offset: Option<i64>,
+}
+
+/// One complete record batch (decompressed).
+pub struct Batch {
+    pub header: BatchHeader,
+    pub records: Bytes,
+}
+
+impl Batch {
+    pub fn records(&self) -> wire::Records<'_> {
+        wire::Records::new(&self.header, &self.records)
+    }
+}
+
+/// The data of one partition from one response.
+pub struct Chunk {
+    pub epoch: u64,
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub high_watermark: i64,
+    /// The offset fetched from: records below it (a batch fetched from its
+    /// middle) were delivered before and must be skipped.
+    pub from_offset: i64,
+    /// The next offset after these batches (past control batches and aborted data too).
+    pub next_offset: i64,
+    pub batches: Vec<Batch>,
+}
+
+impl Chunk {
+    /// The records at or after `from_offset`, in offset order. An error ends
+    /// the partition's data: a corrupt batch is never skipped silently.
+    pub fn records(&self) -> impl Iterator<Item = Result<wire::Record<'_>, WireError>> {
+        let from = self.from_offset;
+        self.batches
+            .iter()
+            .filter(move |b| b.header.last_offset() >= from)
+            .flat_map(Batch::records)
+            .filter(move |r| r.as_ref().map_or(true, |r| r.offset >= from))
+    }
+}
+
+/// What the fetcher reports.
+pub enum Event {
+    Data(Vec<Chunk>),
+    /// The broker cannot be read by this client (e.g. an unsupported message format).
+    Fatal(String),
+}
+
+enum Command {
+    Assign(u64, Vec<Start>),
+}
+
+/// Handle of the fetch thread; dropping it stops the thread.
+pub struct Fetcher {
+    commands: Option<Sender<Command>>,
+    events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Fetcher {
+    pub fn spawn(settings: FetchSettings, cluster: Arc<dyn Cluster>) -> std::io::Result<Self> {
+        let (ctx, crx) = mpsc::channel();
+        let (etx, erx) = mpsc::sync_channel(settings.depth.max(1));
+        let thread = std::thread::Builder::new().name("kafka-fetch".into()).spawn(move || {
+            let mut f = FetchLoop {
+                settings,
+                cluster,
+                commands: crx,
+                events: etx,
+                epoch: 0,
+                parts: Vec::new(),
+                conns: HashMap::new(),
+                correlation: 0,
+            };
+            f.run();
+        })?;
+        Ok(Self { commands: Some(ctx), events: erx, thread: Some(thread) })
+    }
+
+    /// Replaces the fetched partitions; later data carries `epoch`.
+    pub fn assign(&self, epoch: u64, starts: Vec<Start>) {
+        if let Some(c) = &self.commands {
+            let _ = c.send(Command::Assign(epoch, starts));
+        }
+    }
+
+    /// The next response's data, or `None` after `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        match self.events.recv_timeout(timeout) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Event::Fatal("the fetch thread ended".into())),
+        }
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.commands.take(); // the thread sees the disconnect
+        // Unblock a pending send, then wait for the thread.
+        while self.events.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            while !t.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = t.join();
+        }
+    }
+}
+
+struct Part {
+    topic: Arc<str>,
+    partition: i32,
+    /// `None` until resolved from the log start.
+    next: Option<i64>,
+    leader: Option<String>,
+    retry_at: Option<Instant>,
+    /// Grows while a batch larger than it blocks progress.
+    max_bytes: i32,
+}
+
+struct Conn {
+    stream: TcpStream,
+}
+
+struct FetchLoop {
+    settings: FetchSettings,
+    cluster: Arc<dyn Cluster>,
+    commands: Receiver<Command>,
+    events: SyncSender<Event>,
+    epoch: u64,
+    parts: Vec<Part>,
+    conns: HashMap<String, Conn>,
+    correlation: i32,
+}
+
+/// Outcome of a fetch round.
+enum Round {
+    Continue,
+    Stop,
+}
+
+impl FetchLoop {
+    fn run(&mut self) {
+        loop {
+            // Commands first: a new assignment makes in-flight positions moot.
+            let idle = self.parts.is_empty();
+            let cmd = if idle {
+                match self.commands.recv_timeout(Duration::from_millis(100)) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => return,
+                }
+            };
+            if let Some(Command::Assign(epoch, starts)) = cmd {
+                self.epoch = epoch;
+                self.parts = starts
+                    .into_iter()
+                    .map(|s| Part {
+                        topic: Arc::from(s.topic.as_str()),
+                        partition: s.partition,
+                        next: s.offset,
+                        leader: None,
+                        retry_at: None,
+                        max_bytes: self.settings.partition_max_bytes,
+                    })
+                    .collect();
+                continue;
+            }
+            if self.parts.is_empty() {
+                continue;
+            }
+            if let Round::Stop = self.round() {
+                return;
+            }
+        }
+    }
+
+    /// Resolves what it can, sends one Fetch per leader, reads the responses.
+    fn round(&mut self) -> Round {
+        let now = Instant::now();
+        let mut by_leader: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            if p.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            p.retry_at = None;
+            if p.next.is_none() {
+                match self.cluster.watermarks(&p.topic, p.partition) {
+                    Ok((low, _)) => p.next = Some(low.max(0)),
+                    Err(e) => {
+                        tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "cannot read the log start; retrying");
+                        p.retry_at = Some(now + Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            }
+            if p.leader.is_none() {
+                match self.cluster.leader(&p.topic, p.partition) {
+                    Ok(l) => p.leader = Some(l),
+                    Err(e) => {
+                        tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "no leader known; retrying");
+                        p.retry_at = Some(now + Duration::from_millis(500));
+                        continue;
+                    }
+                }
+            }
+            by_leader.entry(p.leader.clone().expect("set above")).or_default().push(i);
+        }
+        if by_leader.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+            return Round::Continue;
+        }
+        // Send to every leader, then read every response.
+        let mut sent = Vec::new();
+        for (leader, idx) in by_leader {
+            match self.send(&leader, &idx) {
+                Ok(correlation) => sent.push((leader, idx, correlation)),
+                Err(e) => self.connection_failed(&leader, &idx, &e),
+            }
+        }
+        let mut chunks = Vec::new();
+        for (leader, idx, correlation) in sent {
+            match self.receive(&leader, correlation) {
+                Ok(body) => match self.handle_response(&body, &idx, &mut chunks) {
+                    Ok(()) => {}
+                    Err(WireError::Unsupported(m)) => {
+                        let _ = self.events.send(Event::Fatal(m));
+                        return Round::Stop;
+                    }
+                    Err(e) => {
+                        metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
+                        tracing::error!(%leader, error = %e, "unreadable fetch response; retrying");
+                        self.connection_failed(&leader, &idx, &e.to_string());
+                    }
+                },
+                Err(e) => self.connection_failed(&leader, &idx, &e),
+            }
+        }
+        if !chunks.is_empty() {
+            // Blocks while the consumer is `depth` responses behind.
+            if self.events.send(Event::Data(chunks)).is_err() {
+                return Round::Stop;
+            }
+        }
+        Round::Continue
+    }
+
+    fn connection_failed(&mut self, leader: &str, idx: &[usize], error: &str) {
+        metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
+        tracing::warn!(%leader, %error, "fetch failed; reconnecting");
+        self.conns.remove(leader);
+        let retry = Instant::now() + Duration::from_millis(500);
+        for &i in idx {
+            self.parts[i].leader = None;
+            self.parts[i].retry_at = Some(retry);
+        }
+    }
+
+    fn connect(&mut self, leader: &str) -> Result<(), String> {
+        if self.conns.contains_key(leader) {
+            return Ok(());
+        }
+        let stream = TcpStream::connect(leader).map_err(|e| format!("connect {leader}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let timeout = Duration::from_millis(self.settings.max_wait_ms.max(0) as u64) + Duration::from_secs(30);
+        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        let mut conn = Conn { stream };
+        // ApiVersions v0: fail clearly on a broker without Fetch v4.
+        self.correlation = self.correlation.wrapping_add(1);
+        let req = wire::Encoder::request(wire::API_VERSIONS, 0, self.correlation, &self.settings.client_id).finish();
+        conn.stream.write_all(&req).map_err(|e| format!("send to {leader}: {e}"))?;
+        let body = read_response(&mut conn.stream, self.correlation)?;
+        let (code, keys) = wire::decode_api_versions(&body).map_err(|e| e.to_string())?;
+        if code != 0 {
+            return Err(format!("ApiVersions error {code} from {leader}"));
+        }
+        let fetch = keys.iter().find(|k| k.0 == wire::API_FETCH);
+        if !fetch.is_some_and(|&(_, min, max)| min <= wire::FETCH_VERSION && wire::FETCH_VERSION <= max) {
+            return Err(format!("broker {leader} does not serve Fetch v{} (it offers {fetch:?})", wire::FETCH_VERSION));
+        }
+        self.conns.insert(leader.to_string(), conn);
+        Ok(())
+    }
+
+    fn send(&mut self, leader: &str, idx: &[usize]) -> Result<i32, String> {
+        self.connect(leader)?;
+        self.correlation = self.correlation.wrapping_add(1);
+        let correlation = self.correlation;
+        // Partitions that need room for a big batch go first (the broker
+        // always returns the first partition's first batch whole).
+        let mut order: Vec<usize> = idx.to_vec();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.parts[i].max_bytes));
+        let mut topics: Vec<(&str, Vec<(i32, i64, i32)>)> = Vec::new();
+        for &i in &order {
+            let p = &self.parts[i];
+            let entry = (p.partition, p.next.expect("resolved before sending"), p.max_bytes);
+            match topics.iter_mut().find(|(t, _)| *t == &*p.topic) {
+                Some((_, v)) => v.push(entry),
+                None => topics.push((&p.topic, vec![entry])),
+            }
+        }
+        let req = FetchRequest {
+            max_wait_ms: self.settings.max_wait_ms,
+            min_bytes: 1,
+            max_bytes: self.settings.max_bytes,
+            isolation_level: i8::from(self.settings.read_committed),
+            topics,
+        };
+        let bytes = req.encode(correlation, &self.settings.client_id);
+        let conn = self.conns.get_mut(leader).expect("connected above");
+        conn.stream.write_all(&bytes).map_err(|e| format!("send to {leader}: {e}"))?;
+        Ok(correlation)
+    }
+
+    fn receive(&mut self, leader: &str, correlation: i32) -> Result<Bytes, String> {
+        let conn = self.conns.get_mut(leader).ok_or_else(|| format!("no connection to {leader}"))?;
+        read_response(&mut conn.stream, correlation).map_err(|e| format!("{leader}: {e}"))
+    }
+
+    fn handle_response(&mut self, body: &Bytes, idx: &[usize], chunks: &mut Vec<Chunk>) -> Result<(), WireError> {
+        let partitions = wire::decode_fetch(body)?;
+        for fp in partitions {
+            let Some(&i) =
+                idx.iter().find(|&&i| self.parts[i].partition == fp.partition && *self.parts[i].topic == fp.topic)
+            else {
+                continue; // not asked for
+            };
+            match fp.error_code {
+                errors::NONE => {}
+                errors::OFFSET_OUT_OF_RANGE => {
+                    self.out_of_range(i);
+                    continue;
+                }
+                errors::NOT_LEADER_OR_FOLLOWER | errors::LEADER_NOT_AVAILABLE | errors::UNKNOWN_TOPIC_OR_PARTITION => {
+                    let p = &mut self.parts[i];
+                    tracing::debug!(topic = %p.topic, partition = p.partition, code = fp.error_code, "leader moved; refreshing");
+                    p.leader = None;
+                    p.retry_at = Some(Instant::now() + Duration::from_millis(200));
+                    continue;
+                }
+                code => {
+                    let p = &mut self.parts[i];
+                    metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
+                    tracing::warn!(topic = %p.topic, partition = p.partition, code, "fetch error; retrying");
+                    p.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    continue;
+                }
+            }
+            let p = &mut self.parts[i];
+            let from = p.next.expect("resolved before sending");
+            let split = wire::split_batches(&fp.records)?;
+            if split.is_empty() {
+                if !fp.records.is_empty() {
+                    // A batch bigger than we asked for: ask for more next time.
+                    p.max_bytes = p.max_bytes.saturating_mul(2).min(self.settings.max_bytes.max(p.max_bytes));
+                }
+                if fp.high_watermark >= 0 {
+                    chunks.push(Chunk {
+                        epoch: self.epoch,
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        high_watermark: fp.high_watermark,
+                        from_offset: from,
+                        next_offset: from,
+                        batches: Vec::new(),
+                    });
+                }
+                continue;
+            }
+            p.max_bytes = self.settings.partition_max_bytes;
+            let mut aborted = fp.aborted.clone();
+            aborted.sort_by_key(|a| a.1);
+            let mut aborted = aborted.into_iter().peekable();
+            let mut aborting: HashSet<i64> = HashSet::new();
+            let mut batches = Vec::with_capacity(split.len());
+            let mut next = from;
+            for (header, range) in split {
+                if header.last_offset() < from {
+                    continue;
+                }
+                next = header.last_offset() + 1;
+                let region = fp.records.slice(range);
+                if header.is_control() {
+                    if wire::control_is_abort(&header, &region)? {
+                        aborting.remove(&header.producer_id);
+                    }
+                    continue;
+                }
+                if self.settings.read_committed && header.is_transactional() {
+                    while let Some(&(pid, first)) = aborted.peek() {
+                        if first > header.last_offset() {
+                            break;
+                        }
+                        aborting.insert(pid);
+                        aborted.next();
+                    }
+                    if aborting.contains(&header.producer_id) {
+                        continue;
+                    }
+                }
+                let records = match header.codec()? {
+                    Codec::None => region,
+                    codec => Bytes::from(wire::decompress(codec, &region)?),
+                };
+                batches.push(Batch { header, records });
+            }
+            p.next = Some(next);
+            chunks.push(Chunk {
+                epoch: self.epoch,
+                topic: p.topic.clone(),
+                partition: p.partition,
+                high_watermark: fp.high_watermark,
+                from_offset: from,
+                next_offset: next,
+                batches,
+            });
+        }
+        Ok(())
+    }
+
+    /// The position is outside the log. Below the log start the data is gone
+    /// (retention ran before we read it): move to the start, loudly. Above
+    /// the end the log is behind our committed position (a re-created topic,
+    /// an unclean leader election): never guess, keep reporting it.
+    fn out_of_range(&mut self, i: usize) {
+        let p = &mut self.parts[i];
+        let next = p.next.unwrap_or(0);
+        match self.cluster.watermarks(&p.topic, p.partition) {
+            Ok((low, _)) if next < low => {
+                metrics::counter!(names::OFFSET_RESETS, "topic" => p.topic.to_string()).increment(1);
+                tracing::error!(
+                    topic = %p.topic, partition = p.partition, position = next, log_start = low,
+                    "committed position is below the log start: {} messages were deleted by retention before they \
+                     were ingested; continuing from the log start", low - next
+                );
+                p.next = Some(low);
+            }
+            Ok((low, high)) => {
+                metrics::counter!(names::CONSUME_ERRORS, "kind" => "offset_out_of_range").increment(1);
+                tracing::error!(
+                    topic = %p.topic, partition = p.partition, position = next, log_start = low, log_end = high,
+                    "committed position is past the end of the log (topic re-created or data lost on the broker); \
+                     not consuming this partition until an operator resolves it"
+                );
+                p.retry_at = Some(Instant::now() + Duration::from_secs(30));
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "offset out of range; retrying");
+                p.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Reads one response frame and checks its correlation id; returns the body.
+fn read_response(stream: &mut TcpStream, correlation: i32) -> Result<Bytes, String> {
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
+    let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if !(4..=1 << 30).contains(&size) {
+        return Err(format!("response size {size}"));
+    }
+    if got != correlation {
+        return Err(format!("correlation id {got}, expected {correlation}"));
+    }
+    let mut body = vec![0u8; size as usize - 4];
+    stream.read_exact(&mut body).map_err(|e| format!("read: {e}"))?;
+    Ok(Bytes::from(body))
+}

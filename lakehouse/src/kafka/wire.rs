@@ -1,0 +1,696 @@
+//! Just enough of the Kafka wire protocol for the Bronze data path:
+//! ApiVersions v0, Fetch v4, and record batches (magic 2) with every
+//! compression codec Kafka defines.
+//!
+//! librdkafka keeps group membership, metadata and watermarks; fetching and
+//! decoding records is done here because it is the per-message hot path:
+//! records are read in place from the fetch response (one copy from the
+//! socket), where librdkafka allocates, queues and locks per message.
+
+use bytes::Bytes;
+
+/// Fetch v4 is the oldest version that returns record batches (magic 2) with
+/// `last_stable_offset` and aborted transactions; every broker since Kafka
+/// 0.11 speaks it, Kafka 4 included, and it is not a "flexible" version.
+pub const FETCH_VERSION: i16 = 4;
+pub const API_FETCH: i16 = 1;
+pub const API_VERSIONS: i16 = 18;
+
+/// Errors of the wire format; each names what was malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("truncated Kafka response while reading {0}")]
+    Truncated(&'static str),
+    #[error("malformed Kafka data: {0}")]
+    Invalid(String),
+    #[error("unsupported by this client: {0}")]
+    Unsupported(String),
+}
+
+/// Big-endian request encoder.
+#[derive(Default)]
+pub struct Encoder {
+    buf: Vec<u8>,
+}
+
+impl Encoder {
+    /// Starts a request: size placeholder and the v1 request header.
+    pub fn request(api_key: i16, api_version: i16, correlation_id: i32, client_id: &str) -> Self {
+        let mut e = Self { buf: Vec::with_capacity(256) };
+        e.i32(0);
+        e.i16(api_key);
+        e.i16(api_version);
+        e.i32(correlation_id);
+        e.string(client_id);
+        e
+    }
+    pub fn i8(&mut self, v: i8) {
+        self.buf.push(v as u8);
+    }
+    pub fn i16(&mut self, v: i16) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn i32(&mut self, v: i32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn string(&mut self, s: &str) {
+        self.i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
+        self.buf.extend_from_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+    }
+    /// The framed request, size prefix filled in.
+    pub fn finish(mut self) -> Vec<u8> {
+        let size = (self.buf.len() - 4) as i32;
+        self.buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.buf
+    }
+}
+
+/// Big-endian reader over a response or a record batch.
+pub struct Decoder<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        if self.remaining() < n {
+            return Err(WireError::Truncated(what));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    pub fn i8(&mut self, what: &'static str) -> Result<i8, WireError> {
+        Ok(self.array::<1>(what)?[0] as i8)
+    }
+    pub fn i16(&mut self, what: &'static str) -> Result<i16, WireError> {
+        Ok(i16::from_be_bytes(self.array(what)?))
+    }
+    pub fn i32(&mut self, what: &'static str) -> Result<i32, WireError> {
+        Ok(i32::from_be_bytes(self.array(what)?))
+    }
+    pub fn i64(&mut self, what: &'static str) -> Result<i64, WireError> {
+        Ok(i64::from_be_bytes(self.array(what)?))
+    }
+    pub fn string(&mut self, what: &'static str) -> Result<&'a str, WireError> {
+        let n = self.i16(what)?;
+        if n < 0 {
+            return Ok("");
+        }
+        let b = self.take(n as usize, what)?;
+        std::str::from_utf8(b).map_err(|_| WireError::Invalid(format!("{what} is not UTF-8")))
+    }
+    /// An array length; a null array (-1) reads as empty.
+    pub fn len(&mut self, what: &'static str) -> Result<usize, WireError> {
+        let n = self.i32(what)?;
+        if n < -1 {
+            return Err(WireError::Invalid(format!("negative length {n} of {what}")));
+        }
+        Ok(n.max(0) as usize)
+    }
+    /// `int32`-length bytes; `None` for null.
+    pub fn nullable_bytes(&mut self, what: &'static str) -> Result<Option<(usize, usize)>, WireError> {
+        let n = self.i32(what)?;
+        if n < 0 {
+            return Ok(None);
+        }
+        let start = self.pos;
+        self.take(n as usize, what)?;
+        Ok(Some((start, n as usize)))
+    }
+    /// Zig-zag varint (Kafka's record fields), at most 64 bits.
+    pub fn varlong(&mut self, what: &'static str) -> Result<i64, WireError> {
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let Some(&b) = self.buf.get(self.pos) else { return Err(WireError::Truncated(what)) };
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(WireError::Invalid(format!("varint of {what} is longer than 10 bytes")));
+            }
+        }
+        Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
+    }
+    pub fn varint(&mut self, what: &'static str) -> Result<i32, WireError> {
+        let v = self.varlong(what)?;
+        i32::try_from(v).map_err(|_| WireError::Invalid(format!("{what} {v} does not fit 32 bits")))
+    }
+    /// Varint-length bytes; `None` for length -1.
+    fn var_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, WireError> {
+        let n = self.varint(what)?;
+        if n < 0 {
+            return Ok(None);
+        }
+        self.take(n as usize, what).map(Some)
+    }
+}
+
+/// Compression codec of a record batch (attributes bits 0–2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Codec {
+    fn from_attributes(attributes: i16) -> Result<Self, WireError> {
+        Ok(match attributes & 0x7 {
+            0 => Codec::None,
+            1 => Codec::Gzip,
+            2 => Codec::Snappy,
+            3 => Codec::Lz4,
+            4 => Codec::Zstd,
+            c => return Err(WireError::Invalid(format!("unknown compression codec {c} in record batch attributes"))),
+        })
+    }
+}
+
+/// Size of the record batch header (magic 2) up to the first record.
+pub const BATCH_HEADER_LEN: usize = 61;
+
+/// The header of one record batch, and where its records are.
+#[derive(Debug, Clone)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub attributes: i16,
+    pub producer_id: i64,
+    pub record_count: i32,
+}
+
+impl BatchHeader {
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+    pub fn codec(&self) -> Result<Codec, WireError> {
+        Codec::from_attributes(self.attributes)
+    }
+    /// Timestamps are the broker's append time (`message.timestamp.type=LogAppendTime`).
+    pub fn log_append_time(&self) -> bool {
+        self.attributes & 0x8 != 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & 0x10 != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & 0x20 != 0
+    }
+}
+
+/// Splits a partition's `records` bytes into complete record batches:
+/// `(header, records region)`. A trailing partial batch (the broker cut the
+/// response at `max_bytes`) is not returned; the caller re-fetches from the
+/// offset after the last complete batch.
+pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, WireError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while records.len() - pos >= 12 {
+        let mut d = Decoder::new(&records[pos..]);
+        let base_offset = d.i64("batch base offset")?;
+        let batch_len = d.i32("batch length")?;
+        if batch_len < 0 {
+            return Err(WireError::Invalid(format!("record batch at offset {base_offset} has length {batch_len}")));
+        }
+        let end = pos + 12 + batch_len as usize;
+        if end > records.len() {
+            break; // partial trailing batch
+        }
+        if batch_len < (BATCH_HEADER_LEN - 12) as i32 {
+            // Too short for a v2 header: look at the magic byte to say why.
+            let magic = records.get(pos + 16).copied().unwrap_or(0);
+            return Err(WireError::Unsupported(format!(
+                "message format v{magic} at offset {base_offset}; only record batches (v2, Kafka ≥ 0.11) are read"
+            )));
+        }
+        let _leader_epoch = d.i32("partition leader epoch")?;
+        let magic = d.i8("magic")?;
+        if magic != 2 {
+            return Err(WireError::Unsupported(format!(
+                "message format v{magic} at offset {base_offset}; only record batches (v2, Kafka ≥ 0.11) are read"
+            )));
+        }
+        let _crc = d.i32("batch crc")?;
+        let header = BatchHeader {
+            attributes: d.i16("batch attributes")?,
+            last_offset_delta: d.i32("last offset delta")?,
+            base_timestamp: d.i64("base timestamp")?,
+            max_timestamp: d.i64("max timestamp")?,
+            producer_id: d.i64("producer id")?,
+            base_offset,
+            record_count: {
+                let _epoch = d.i16("producer epoch")?;
+                let _seq = d.i32("base sequence")?;
+                d.i32("record count")?
+            },
+        };
+        debug_assert_eq!(d.position(), BATCH_HEADER_LEN);
+        out.push((header, pos + BATCH_HEADER_LEN..end));
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Decompresses a batch's records region with the batch's codec.
+pub fn decompress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, WireError> {
+    use std::io::Read;
+    let err = |what: &str, e: &dyn std::fmt::Display| WireError::Invalid(format!("{what} decompression failed: {e}"));
+    let mut out = Vec::with_capacity(data.len() * 4);
+    match codec {
+        Codec::None => out.extend_from_slice(data),
+        Codec::Gzip => {
+            flate2::read::GzDecoder::new(data).read_to_end(&mut out).map_err(|e| err("gzip", &e))?;
+        }
+        Codec::Snappy => snappy(data, &mut out)?,
+        Codec::Lz4 => {
+            lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out).map_err(|e| err("lz4", &e))?;
+        }
+        Codec::Zstd => {
+            zstd::stream::read::Decoder::new(data)
+                .and_then(|mut d| d.read_to_end(&mut out))
+                .map_err(|e| err("zstd", &e))?;
+        }
+    }
+    Ok(out)
+}
+
+/// Kafka's snappy: the Java client writes xerial-framed blocks, librdkafka
+/// and others plain snappy; both are read.
+fn snappy(data: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    let raw = |block: &[u8], out: &mut Vec<u8>| -> Result<(), WireError> {
+        let n = snap::raw::decompress_len(block).map_err(|e| WireError::Invalid(format!("snappy: {e}")))?;
+        let start = out.len();
+        out.resize(start + n, 0);
+        snap::raw::Decoder::new()
+            .decompress(block, &mut out[start..])
+            .map_err(|e| WireError::Invalid(format!("snappy: {e}")))?;
+        Ok(())
+    };
+    if !data.starts_with(XERIAL) {
+        return raw(data, out);
+    }
+    // magic (8), version (4), compatible version (4), then [len u32 BE][block]*
+    let mut pos = 16;
+    while pos < data.len() {
+        let len_bytes = data.get(pos..pos + 4).ok_or(WireError::Truncated("xerial snappy block length"))?;
+        let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        pos += 4;
+        let block = data.get(pos..pos + len).ok_or(WireError::Truncated("xerial snappy block"))?;
+        raw(block, out)?;
+        pos += len;
+    }
+    Ok(())
+}
+
+/// One record, borrowed from its batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub offset: i64,
+    /// Milliseconds since the epoch; `None` when the producer set none (-1).
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    header_count: usize,
+    headers: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    pub fn has_headers(&self) -> bool {
+        self.header_count > 0
+    }
+    /// `(name, value)` pairs; names that are not UTF-8 are rendered lossily.
+    pub fn headers(&self) -> Result<Vec<(std::borrow::Cow<'a, str>, Option<&'a [u8]>)>, WireError> {
+        let mut d = Decoder::new(self.headers);
+        let mut out = Vec::with_capacity(self.header_count);
+        for _ in 0..self.header_count {
+            let name = d.var_bytes("header name")?.unwrap_or_default();
+            let value = d.var_bytes("header value")?;
+            out.push((String::from_utf8_lossy(name), value));
+        }
+        Ok(out)
+    }
+}
+
+/// Iterates the records of one (decompressed) batch.
+pub struct Records<'a> {
+    d: Decoder<'a>,
+    header: &'a BatchHeader,
+    left: i32,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(header: &'a BatchHeader, records: &'a [u8]) -> Self {
+        Self { d: Decoder::new(records), header, left: header.record_count.max(0) }
+    }
+
+    fn next_record(&mut self) -> Result<Record<'a>, WireError> {
+        let len = self.d.varint("record length")?;
+        if len < 0 {
+            return Err(WireError::Invalid(format!("record length {len}")));
+        }
+        let start = self.d.position();
+        let end = start + len as usize;
+        if end > start + self.d.remaining() {
+            return Err(WireError::Truncated("record"));
+        }
+        let _attributes = self.d.i8("record attributes")?;
+        let ts_delta = self.d.varlong("timestamp delta")?;
+        let offset_delta = self.d.varint("offset delta")?;
+        let key = self.d.var_bytes("record key")?;
+        let value = self.d.var_bytes("record value")?;
+        let header_count = self.d.varint("header count")?;
+        if header_count < 0 {
+            return Err(WireError::Invalid(format!("header count {header_count}")));
+        }
+        let here = self.d.position();
+        if here > end {
+            return Err(WireError::Invalid("record fields overrun the record length".into()));
+        }
+        let headers = &self.d.buf[here..end];
+        self.d.pos = end;
+        let ts = if self.header.log_append_time() {
+            self.header.max_timestamp
+        } else {
+            self.header.base_timestamp.wrapping_add(ts_delta)
+        };
+        Ok(Record {
+            offset: self.header.base_offset + i64::from(offset_delta),
+            timestamp_ms: (ts >= 0).then_some(ts),
+            key,
+            value,
+            header_count: header_count as usize,
+            headers,
+        })
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<Record<'a>, WireError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let r = self.next_record();
+        if r.is_err() {
+            self.left = 0;
+        }
+        Some(r)
+    }
+}
+
+/// Whether a control batch's record is an ABORT marker (key: version, type 0).
+pub fn control_is_abort(header: &BatchHeader, records: &[u8]) -> Result<bool, WireError> {
+    let mut it = Records::new(header, records);
+    match it.next() {
+        Some(Ok(r)) => {
+            let key = r.key.ok_or_else(|| WireError::Invalid("control record without a key".into()))?;
+            let mut d = Decoder::new(key);
+            let _version = d.i16("control record version")?;
+            Ok(d.i16("control record type")? == 0)
+        }
+        Some(Err(e)) => Err(e),
+        None => Err(WireError::Invalid("empty control batch".into())),
+    }
+}
+
+/// A partition of a Fetch v4 response.
+#[derive(Debug)]
+pub struct FetchPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    /// `(producer_id, first_offset)`
+    pub aborted: Vec<(i64, i64)>,
+    /// Slice of the response body holding the record batches.
+    pub records: Bytes,
+}
+
+/// Fetch v4 request body.
+pub struct FetchRequest<'a> {
+    pub max_wait_ms: i32,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    /// 0 read_uncommitted, 1 read_committed
+    pub isolation_level: i8,
+    /// `(topic, [(partition, fetch_offset, partition_max_bytes)])`
+    pub topics: Vec<(&'a str, Vec<(i32, i64, i32)>)>,
+}
+
+impl FetchRequest<'_> {
+    pub fn encode(&self, correlation_id: i32, client_id: &str) -> Vec<u8> {
+        let mut e = Encoder::request(API_FETCH, FETCH_VERSION, correlation_id, client_id);
+        e.i32(-1); // replica id: a consumer
+        e.i32(self.max_wait_ms);
+        e.i32(self.min_bytes);
+        e.i32(self.max_bytes);
+        e.i8(self.isolation_level);
+        e.i32(self.topics.len() as i32);
+        for (topic, partitions) in &self.topics {
+            e.string(topic);
+            e.i32(partitions.len() as i32);
+            for &(partition, offset, max) in partitions {
+                e.i32(partition);
+                e.i64(offset);
+                e.i32(max);
+            }
+        }
+        e.finish()
+    }
+}
+
+/// Parses a Fetch v4 response body (after the correlation id).
+pub fn decode_fetch(body: &Bytes) -> Result<Vec<FetchPartition>, WireError> {
+    let mut d = Decoder::new(body);
+    let _throttle = d.i32("throttle time")?;
+    let mut out = Vec::new();
+    for _ in 0..d.len("fetch topics")? {
+        let topic = d.string("topic name")?.to_string();
+        for _ in 0..d.len("fetch partitions")? {
+            let partition = d.i32("partition")?;
+            let error_code = d.i16("error code")?;
+            let high_watermark = d.i64("high watermark")?;
+            let last_stable_offset = d.i64("last stable offset")?;
+            let mut aborted = Vec::new();
+            for _ in 0..d.len("aborted transactions")? {
+                aborted.push((d.i64("producer id")?, d.i64("first offset")?));
+            }
+            let records = match d.nullable_bytes("records")? {
+                Some((start, n)) => body.slice(start..start + n),
+                None => Bytes::new(),
+            };
+            out.push(FetchPartition {
+                topic: topic.clone(),
+                partition,
+                error_code,
+                high_watermark,
+                last_stable_offset,
+                aborted,
+                records,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// ApiVersions v0 response: `api_key → (min, max)`; the error code first.
+pub fn decode_api_versions(body: &[u8]) -> Result<(i16, Vec<(i16, i16, i16)>), WireError> {
+    let mut d = Decoder::new(body);
+    let error = d.i16("api versions error")?;
+    let mut keys = Vec::new();
+    for _ in 0..d.len("api keys")? {
+        keys.push((d.i16("api key")?, d.i16("min version")?, d.i16("max version")?));
+    }
+    Ok((error, keys))
+}
+
+/// Kafka error codes the fetcher acts on.
+pub mod errors {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_varlong(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            let b = (z & 0x7f) as u8;
+            z >>= 7;
+            if z == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    /// Encodes a record the way the protocol guide lays it out (test only;
+    /// the integration tests check real producers' batches).
+    fn record(
+        offset_delta: i64,
+        ts_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Vec<u8> {
+        let mut body = vec![0u8];
+        put_varlong(&mut body, ts_delta);
+        put_varlong(&mut body, offset_delta);
+        for f in [key, value] {
+            match f {
+                Some(b) => {
+                    put_varlong(&mut body, b.len() as i64);
+                    body.extend_from_slice(b);
+                }
+                None => put_varlong(&mut body, -1),
+            }
+        }
+        put_varlong(&mut body, headers.len() as i64);
+        for (k, v) in headers {
+            put_varlong(&mut body, k.len() as i64);
+            body.extend_from_slice(k.as_bytes());
+            put_varlong(&mut body, v.len() as i64);
+            body.extend_from_slice(v);
+        }
+        let mut out = Vec::new();
+        put_varlong(&mut out, body.len() as i64);
+        out.extend(body);
+        out
+    }
+
+    fn batch(base_offset: i64, attributes: i16, records: &[Vec<u8>]) -> Vec<u8> {
+        let payload: Vec<u8> = records.concat();
+        let mut b = Vec::new();
+        b.extend_from_slice(&base_offset.to_be_bytes());
+        b.extend_from_slice(&((BATCH_HEADER_LEN - 12 + payload.len()) as i32).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        b.push(2); // magic
+        b.extend_from_slice(&0i32.to_be_bytes()); // crc (not checked)
+        b.extend_from_slice(&attributes.to_be_bytes());
+        b.extend_from_slice(&((records.len() as i32) - 1).to_be_bytes());
+        b.extend_from_slice(&1_000i64.to_be_bytes());
+        b.extend_from_slice(&2_000i64.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+        b.extend(payload);
+        b
+    }
+
+    #[test]
+    fn batches_split_and_records_decode() {
+        let recs = vec![
+            record(0, 5, Some(b"k1"), Some(b"v1"), &[("h", b"x")]),
+            record(1, 7, None, None, &[]),
+            record(2, -1, Some(b""), Some(&[0xff, 0x00]), &[]),
+        ];
+        let mut data = batch(100, 0, &recs);
+        let second = batch(103, 0x8, &[record(0, 0, Some(b"k"), Some(b"v"), &[])]);
+        data.extend_from_slice(&second);
+        data.extend_from_slice(&second[..20]); // partial trailing batch
+        let batches = split_batches(&data).expect("splits");
+        assert_eq!(batches.len(), 2, "the partial batch is left for the next fetch");
+        let (h, range) = &batches[0];
+        assert_eq!((h.base_offset, h.last_offset(), h.record_count), (100, 102, 3));
+        let rs: Vec<_> = Records::new(h, &data[range.clone()]).collect::<Result<_, _>>().expect("decodes");
+        assert_eq!(rs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![100, 101, 102]);
+        assert_eq!(rs[0].timestamp_ms, Some(1005));
+        assert_eq!((rs[0].key, rs[0].value), (Some(&b"k1"[..]), Some(&b"v1"[..])));
+        let headers = rs[0].headers().expect("headers");
+        assert_eq!(headers.len(), 1);
+        assert_eq!((headers[0].0.as_ref(), headers[0].1), ("h", Some(&b"x"[..])));
+        assert_eq!((rs[1].key, rs[1].value, rs[1].has_headers()), (None, None, false));
+        assert_eq!((rs[2].key, rs[2].value), (Some(&b""[..]), Some(&[0xff, 0x00][..])));
+        let (h2, r2) = &batches[1];
+        let r: Vec<_> = Records::new(h2, &data[r2.clone()]).collect::<Result<_, _>>().expect("decodes");
+        assert_eq!(r[0].timestamp_ms, Some(2000), "log-append time is the batch's max timestamp");
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_not_panics() {
+        let recs = vec![record(0, 0, Some(b"key"), Some(b"value"), &[])];
+        let data = batch(0, 0, &recs);
+        let (h, range) = split_batches(&data).expect("splits").remove(0);
+        for cut in 0..range.len() {
+            let region = &data[range.start..range.start + cut];
+            let r: Result<Vec<_>, _> = Records::new(&h, region).collect();
+            assert!(r.is_err(), "a record cut at {cut} bytes must be an error");
+        }
+        let mut old = data.clone();
+        old[16] = 1;
+        assert!(matches!(split_batches(&old), Err(WireError::Unsupported(_))));
+    }
+
+    #[test]
+    fn xerial_and_raw_snappy_both_decode() {
+        let text = b"hello hello hello hello kafka".repeat(50);
+        let raw = snap::raw::Encoder::new().compress_vec(&text).expect("compresses");
+        assert_eq!(decompress(Codec::Snappy, &raw).expect("raw"), text);
+        let mut xerial = b"\x82SNAPPY\x00".to_vec();
+        xerial.extend_from_slice(&1i32.to_be_bytes());
+        xerial.extend_from_slice(&1i32.to_be_bytes());
+        for chunk in text.chunks(500) {
+            let block = snap::raw::Encoder::new().compress_vec(chunk).expect("compresses");
+            xerial.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            xerial.extend_from_slice(&block);
+        }
+        assert_eq!(decompress(Codec::Snappy, &xerial).expect("xerial"), text);
+        assert!(decompress(Codec::Snappy, &xerial[..xerial.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn fetch_request_encodes_header_and_body() {
+        let req = FetchRequest {
+            max_wait_ms: 100,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation_level: 1,
+            topics: vec![("t", vec![(3, 42, 4096)])],
+        };
+        let bytes = req.encode(7, "c");
+        let mut d = Decoder::new(&bytes);
+        assert_eq!(d.i32("size").expect("size") as usize, bytes.len() - 4);
+        assert_eq!(d.i16("key").expect("key"), API_FETCH);
+        assert_eq!(d.i16("version").expect("version"), FETCH_VERSION);
+        assert_eq!(d.i32("correlation").expect("correlation"), 7);
+        assert_eq!(d.string("client").expect("client"), "c");
+        assert_eq!(d.i32("replica").expect("replica"), -1);
+    }
+}
