@@ -33,7 +33,8 @@ REQ="$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 ensure_venv "$VENV" "$REQ"
 
 log "building (release)"
-cargo build --release --locked -p lakehouse -p bronze-ingestor -p lakehouse-tests --bins >&2
+# Same feature set as tests/run.sh: one set of release artifacts serves both.
+cargo build --release --locked --workspace --all-targets >&2
 BIN="$CARGO_TARGET_DIR/release"
 
 # Memory engine: fast, read once from the start (its seeks are inexact, which

@@ -56,8 +56,10 @@ LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" start sqlit
 export LAKEHOUSE_TEST_BROKER="$BROKER"
 
 # 4. Build once (release: the same artifacts serve tests, demo and benchmarks).
+# --all-targets: the same feature set `cargo test` resolves (dev-dependencies
+# included), so the test step below compiles nothing twice.
 log "building"
-cargo build --release --locked --workspace --bins >&2
+cargo build --release --locked --workspace --all-targets >&2
 export LAKEHOUSE_BIN_DIR="$CARGO_TARGET_DIR/release"
 if [ -d "$LAKEHOUSE_ROOT/../shared/fixtures/debezium" ]; then
   export LAKEHOUSE_FIXTURES="$(cd "$LAKEHOUSE_ROOT/../shared/fixtures/debezium" && pwd)"

@@ -108,8 +108,13 @@ fn fetch_all(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_codec_reads_back_record_for_record() {
+    // The fetcher reports broker and decoding problems in its log.
+    lakehouse::telemetry::init_logging("text");
     let msgs = messages(3000);
-    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+    // Not snappy: tansu 0.6.0 cannot serve snappy batches at all (its fetch
+    // fails with `UnexpectedType("Snappy")` for every client). Snappy — raw and
+    // the Java client's xerial framing — is covered by kafka::wire's unit tests.
+    for codec in ["none", "gzip", "lz4", "zstd"] {
         let topic = unique(&format!("fetch-{codec}-"));
         create_topic(&topic, 1).await;
         produce_with(&topic, codec, &msgs).await;
