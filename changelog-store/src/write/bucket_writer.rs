@@ -17,9 +17,11 @@ use crate::options::ChangelogProducer;
 use crate::row::{Datum, Key, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
 use crate::table_info::TableInfo;
+use crate::write::batch_cache::{BatchBudget, BatchCache};
 use crate::write::changelog::diff;
 use crate::write::file_cache::FileCache;
 use crate::write::write_buffer::WriteBuffer;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ pub struct BucketWriter {
     buffer: WriteBuffer,
     pending: CommitMessage,
     cache: FileCache,
+    /// Level-0 files of columnar tables still in memory, for the compaction that takes them.
+    batches: BatchCache,
     merge: Box<dyn MergeFunction>,
     clock: SharedClock,
     /// Write-only mode: never compact (a dedicated compactor does it).
@@ -56,6 +60,7 @@ fn compact_files(
     dir: &std::path::Path,
     unit: CompactUnit,
     inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
+    batches: HashMap<String, arrow_array::RecordBatch>,
     now_millis: i64,
 ) -> Result<CompactOutput> {
     let spec = FileSpec {
@@ -67,7 +72,8 @@ fn compact_files(
     if columnar::is_columnar(info) {
         let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: unit.drop_delete };
         let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
-        columnar::merge_runs(info, columnar::runs_of(dir, &unit.files), policy, |b| writer.write(&b))?;
+        let runs = columnar::runs_of(dir, &unit.files, |f| batches.get(&f.meta.file_name).cloned());
+        columnar::merge_runs(info, runs, policy, |b| writer.write(&b))?;
         return Ok(CompactOutput { unit, outputs: writer.finish()?, records: None });
     }
     let mut records = Vec::new();
@@ -97,6 +103,7 @@ impl BucketWriter {
         bucket: i32,
         files: Vec<DataFileMeta>,
         clock: SharedClock,
+        budget: Arc<BatchBudget>,
     ) -> Result<Self> {
         let refs = files.into_iter().map(|m| FileRef::new(&info, m)).collect::<Result<Vec<_>>>()?;
         let levels = Levels::new(info.options.num_levels, refs)?;
@@ -112,6 +119,7 @@ impl BucketWriter {
             levels,
             next_seq,
             cache: FileCache::default(),
+            batches: BatchCache::new(budget),
             clock,
             write_only: false,
             running: None,
@@ -196,6 +204,9 @@ impl BucketWriter {
                 let changelog = self.lookup_changelog(&records)?;
                 self.write_changelog(&changelog)?;
             }
+        }
+        if let [only] = files.as_slice() {
+            self.batches.insert(&only.file_name, merged);
         }
         self.install(files.clone(), None)?;
         self.pending.new_files.extend(files);
@@ -317,10 +328,11 @@ impl BucketWriter {
             return Ok(());
         };
         let inputs = self.cached_inputs(&unit);
+        let batches = self.cached_batches(&unit);
         let (info, dir, now) = (self.info.clone(), self.dir.clone(), self.now());
         let handle = std::thread::Builder::new()
             .name(format!("compact-bucket-{}", self.bucket))
-            .spawn(move || compact_files(&info, &dir, unit, inputs, now))
+            .spawn(move || compact_files(&info, &dir, unit, inputs, batches, now))
             .map_err(|e| crate::error::Error::io("spawning compaction thread", &self.dir, e))?;
         self.running = Some(handle);
         Ok(())
@@ -344,6 +356,13 @@ impl BucketWriter {
         unit.files.iter().map(|f| self.cache.peek(&f.meta.file_name)).collect()
     }
 
+    fn cached_batches(&self, unit: &CompactUnit) -> HashMap<String, arrow_array::RecordBatch> {
+        unit.files
+            .iter()
+            .filter_map(|f| self.batches.get(&f.meta.file_name).map(|b| (f.meta.file_name.clone(), b)))
+            .collect()
+    }
+
     /// Runs one compaction in line if universal compaction picks one (or a full one if
     /// `full`). Returns whether anything was compacted.
     pub fn compact(&mut self, full: bool) -> Result<bool> {
@@ -360,7 +379,8 @@ impl BucketWriter {
             }
         }
         let inputs = self.cached_inputs(&unit);
-        let out = compact_files(&self.info, &self.dir, unit, inputs, self.now())?;
+        let batches = self.cached_batches(&unit);
+        let out = compact_files(&self.info, &self.dir, unit, inputs, batches, self.now())?;
         self.apply_compaction(out)?;
         Ok(true)
     }
@@ -391,6 +411,7 @@ impl BucketWriter {
         let live: std::collections::HashSet<&str> =
             self.levels.all_files().map(|f| f.meta.file_name.as_str()).collect();
         self.cache.retain(&live);
+        self.batches.retain(&live);
         Ok(())
     }
 
