@@ -205,7 +205,8 @@ impl BucketWriter {
                 self.write_changelog(&changelog)?;
             }
         }
-        if let [only] = files.as_slice() {
+        // Write-only writers never compact: nothing would take the batch.
+        if let ([only], false) = (files.as_slice(), self.write_only) {
             self.batches.insert(&only.file_name, merged);
         }
         self.install(files.clone(), None)?;
