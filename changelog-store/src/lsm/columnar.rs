@@ -102,13 +102,13 @@ pub struct Run {
 /// (a level-0 flush, see [`crate::write::batch_cache`]), taken from memory.
 pub enum RunPart {
     File(PathBuf),
-    Batch(RecordBatch),
+    Batches(Vec<RecordBatch>),
 }
 
 /// Groups files into sorted runs: every level-0 file alone, each level >= 1 as one run
 /// ordered by min key. `cached` gives the in-memory content of a file, if any.
-pub fn runs_of(dir: &Path, files: &[FileRef], cached: impl Fn(&FileRef) -> Option<RecordBatch>) -> Vec<Run> {
-    let part = |f: &FileRef| cached(f).map_or_else(|| RunPart::File(dir.join(&f.meta.file_name)), RunPart::Batch);
+pub fn runs_of(dir: &Path, files: &[FileRef], cached: impl Fn(&FileRef) -> Option<Vec<RecordBatch>>) -> Vec<Run> {
+    let part = |f: &FileRef| cached(f).map_or_else(|| RunPart::File(dir.join(&f.meta.file_name)), RunPart::Batches);
     let mut runs: Vec<Run> = Vec::new();
     let mut upper: std::collections::BTreeMap<i32, Vec<&FileRef>> = std::collections::BTreeMap::new();
     for f in files {
@@ -129,8 +129,9 @@ pub fn runs_of(dir: &Path, files: &[FileRef], cached: impl Fn(&FileRef) -> Optio
 struct Cursor<'a> {
     parts: std::vec::IntoIter<RunPart>,
     reader: Option<KvBatchReader<'a>>,
-    /// An in-memory part and the offset of its next slice.
-    memory: Option<(RecordBatch, usize)>,
+    /// The rest of an in-memory part: its batches, and the offset of the next slice
+    /// of the first one.
+    memory: Option<(std::collections::VecDeque<RecordBatch>, usize)>,
     batch: RecordBatch,
     keys: SortKeys,
     seqs: ScalarBuffer<i64>,
@@ -148,14 +149,20 @@ impl<'a> Cursor<'a> {
                 match self.parts.next() {
                     None => return Ok(false),
                     Some(RunPart::File(path)) => self.reader = Some(KvBatchReader::open(info, schema.clone(), &path)?),
-                    Some(RunPart::Batch(b)) => self.memory = Some((b, 0)),
+                    Some(RunPart::Batches(b)) => self.memory = Some((b.into(), 0)),
                 }
             }
-            let next = if let Some((b, offset)) = self.memory.as_mut() {
-                let len = OUT_ROWS.min(b.num_rows() - *offset);
-                let slice = (len > 0).then(|| b.slice(*offset, len));
-                *offset += len;
-                slice
+            let next = if let Some((batches, offset)) = self.memory.as_mut() {
+                while batches.front().is_some_and(|b| *offset >= b.num_rows()) {
+                    batches.pop_front();
+                    *offset = 0;
+                }
+                batches.front().map(|b| {
+                    let len = OUT_ROWS.min(b.num_rows() - *offset);
+                    let slice = b.slice(*offset, len);
+                    *offset += len;
+                    slice
+                })
             } else {
                 match self.reader.as_mut() {
                     Some(r) => r.next_batch()?,

@@ -1,8 +1,9 @@
-//! Level-0 files still held in memory as the Arrow batches they were written from.
+//! Data files still held in memory as the Arrow batches they were written from.
 //!
-//! Universal compaction consumes a level-0 file within a few flushes of writing it;
-//! keeping the sorted batch lets that compaction merge from memory instead of reading,
-//! decompressing and decoding the file it just wrote. Files are immutable, so a file
+//! Universal compaction consumes a level-0 file within a few flushes of writing it, and
+//! the small runs it writes to the lower levels soon after too; keeping the batches lets
+//! that compaction merge from memory instead of reading, decompressing and decoding a
+//! file this writer just wrote. Files are immutable, so a file
 //! name identifies the content for as long as the file is live. The memory is bounded
 //! by a byte budget shared by all bucket writers of one table write; a file that does
 //! not fit is simply read from disk later.
@@ -24,11 +25,12 @@ impl BatchBudget {
         Arc::new(BatchBudget { used: AtomicUsize::new(0), limit })
     }
 
-    /// Reserves `bytes` if they fit under the limit.
-    fn reserve(&self, bytes: usize) -> bool {
+    /// Reserves `bytes` if the total stays within `limit_percent` of the limit.
+    fn reserve(&self, bytes: usize, limit_percent: usize) -> bool {
+        let limit = usize::try_from(self.limit as u128 * limit_percent as u128 / 100).unwrap_or(usize::MAX);
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= self.limit)
+                used.checked_add(bytes).filter(|total| *total <= limit)
             })
             .is_ok()
     }
@@ -45,7 +47,7 @@ impl BatchBudget {
 /// In-memory content of some live level-0 files of one bucket.
 #[derive(Debug)]
 pub struct BatchCache {
-    files: HashMap<String, (RecordBatch, usize)>,
+    files: HashMap<String, (Vec<RecordBatch>, usize)>,
     budget: Arc<BatchBudget>,
 }
 
@@ -54,17 +56,19 @@ impl BatchCache {
         BatchCache { files: HashMap::new(), budget }
     }
 
-    /// Keeps `batch` as the content of file `name` if the budget allows.
-    pub fn insert(&mut self, name: &str, batch: RecordBatch) {
-        let bytes = batch.get_array_memory_size();
-        if self.budget.reserve(bytes) {
-            if let Some((_, old)) = self.files.insert(name.to_string(), (batch, bytes)) {
+    /// Keeps `batches` (in order) as the content of file `name` if the budget stays within
+    /// `limit_percent` of its limit (files that live long get a smaller share, so they
+    /// cannot crowd out the level-0 files every compaction takes).
+    pub fn insert(&mut self, name: &str, batches: Vec<RecordBatch>, limit_percent: usize) {
+        let bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        if self.budget.reserve(bytes, limit_percent) {
+            if let Some((_, old)) = self.files.insert(name.to_string(), (batches, bytes)) {
                 self.budget.release(old);
             }
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<RecordBatch> {
+    pub fn get(&self, name: &str) -> Option<Vec<RecordBatch>> {
         self.files.get(name).map(|(b, _)| b.clone())
     }
 
@@ -104,13 +108,15 @@ mod tests {
         let budget = BatchBudget::new(one * 2);
         let mut a = BatchCache::new(budget.clone());
         let mut b = BatchCache::new(budget.clone());
-        a.insert("f1", batch(1000));
-        b.insert("f2", batch(1000));
-        b.insert("f3", batch(1000));
+        a.insert("f1", vec![batch(1000)], 100);
+        b.insert("f2", vec![batch(1000)], 100);
+        b.insert("f3", vec![batch(1000)], 100);
         assert!(a.get("f1").is_some() && b.get("f2").is_some());
         assert!(b.get("f3").is_none(), "over the budget: not kept");
         assert_eq!(budget.used(), one * 2);
         b.retain(&HashSet::new());
+        b.insert("f4", vec![batch(1000)], 50);
+        assert!(b.get("f4").is_none(), "over its share of the budget: not kept");
         assert!(b.get("f2").is_none());
         assert_eq!(budget.used(), one);
         drop(a);

@@ -52,6 +52,15 @@ pub struct CompactOutput {
     outputs: Vec<DataFileMeta>,
     /// The merged records, for the lookup cache (row-wise engines only).
     records: Option<Vec<KeyValue>>,
+    /// The merged batches of a small single-file output (columnar engines only), for the
+    /// compaction that takes the file next.
+    batches: Option<Vec<arrow_array::RecordBatch>>,
+}
+
+/// Most bytes of merged batches a compaction keeps for the batch cache: an eighth of
+/// `write-buffer-size` (the small lower-level runs that are merged again soon).
+fn keep_limit(info: &TableInfo) -> usize {
+    usize::try_from(info.options.write_buffer_size / 8).unwrap_or(usize::MAX)
 }
 
 /// Merges the unit's files and writes the result; runs on a background thread.
@@ -60,7 +69,7 @@ fn compact_files(
     dir: &std::path::Path,
     unit: CompactUnit,
     inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
-    batches: HashMap<String, arrow_array::RecordBatch>,
+    batches: HashMap<String, Vec<arrow_array::RecordBatch>>,
     now_millis: i64,
 ) -> Result<CompactOutput> {
     let spec = FileSpec {
@@ -73,8 +82,20 @@ fn compact_files(
         let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: unit.drop_delete };
         let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
         let runs = columnar::runs_of(dir, &unit.files, |f| batches.get(&f.meta.file_name).cloned());
-        columnar::merge_runs(info, runs, policy, |b| writer.write(&b))?;
-        return Ok(CompactOutput { unit, outputs: writer.finish()?, records: None });
+        let (limit, mut kept_bytes) = (keep_limit(info), 0);
+        let mut kept = Some(Vec::new());
+        columnar::merge_runs(info, runs, policy, |b| {
+            writer.write(&b)?;
+            kept_bytes += b.get_array_memory_size();
+            match kept.as_mut() {
+                Some(k) if kept_bytes <= limit => k.push(b),
+                _ => kept = None,
+            }
+            Ok(())
+        })?;
+        let outputs = writer.finish()?;
+        let batches = if outputs.len() == 1 { kept } else { None };
+        return Ok(CompactOutput { unit, outputs, records: None, batches });
     }
     let mut records = Vec::new();
     for (f, cached) in unit.files.iter().zip(inputs) {
@@ -91,7 +112,7 @@ fn compact_files(
         merged.retain(|kv| kv.kind.is_add());
     }
     let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
-    Ok(CompactOutput { unit, outputs, records: Some(merged) })
+    Ok(CompactOutput { unit, outputs, records: Some(merged), batches: None })
 }
 
 impl BucketWriter {
@@ -207,7 +228,7 @@ impl BucketWriter {
         }
         // Write-only writers never compact: nothing would take the batch.
         if let ([only], false) = (files.as_slice(), self.write_only) {
-            self.batches.insert(&only.file_name, merged);
+            self.batches.insert(&only.file_name, vec![merged], 100);
         }
         self.install(files.clone(), None)?;
         self.pending.new_files.extend(files);
@@ -357,7 +378,7 @@ impl BucketWriter {
         unit.files.iter().map(|f| self.cache.peek(&f.meta.file_name)).collect()
     }
 
-    fn cached_batches(&self, unit: &CompactUnit) -> HashMap<String, arrow_array::RecordBatch> {
+    fn cached_batches(&self, unit: &CompactUnit) -> HashMap<String, Vec<arrow_array::RecordBatch>> {
         unit.files
             .iter()
             .filter_map(|f| self.batches.get(&f.meta.file_name).map(|b| (f.meta.file_name.clone(), b)))
@@ -387,7 +408,7 @@ impl BucketWriter {
     }
 
     fn apply_compaction(&mut self, out: CompactOutput) -> Result<()> {
-        let CompactOutput { unit, outputs, records } = out;
+        let CompactOutput { unit, outputs, records, batches } = out;
         tracing::debug!(
             bucket = self.bucket,
             inputs = unit.files.len(),
@@ -406,6 +427,9 @@ impl BucketWriter {
                 }
                 None => self.pending.compact_before.push(f.meta.clone()),
             }
+        }
+        if let (Some(batches), [only]) = (batches, outputs.as_slice()) {
+            self.batches.insert(&only.file_name, batches, 50);
         }
         self.install(outputs.clone(), records)?;
         self.pending.compact_after.extend(outputs);
