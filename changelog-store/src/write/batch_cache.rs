@@ -61,10 +61,11 @@ impl BatchCache {
     /// cannot crowd out the level-0 files every compaction takes).
     pub fn insert(&mut self, name: &str, batches: Vec<RecordBatch>, limit_percent: usize) {
         let bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        if self.budget.reserve(bytes, limit_percent) {
-            if let Some((_, old)) = self.files.insert(name.to_string(), (batches, bytes)) {
-                self.budget.release(old);
-            }
+        if !self.budget.reserve(bytes, limit_percent) {
+            return;
+        }
+        if let Some((_, old)) = self.files.insert(name.to_string(), (batches, bytes)) {
+            self.budget.release(old);
         }
     }
 
