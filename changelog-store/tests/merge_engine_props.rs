@@ -36,6 +36,10 @@ struct Run {
     engine: Engine,
     producer: &'static str,
     sequence_field: bool,
+    /// `write-buffer-size`: small to flush on its own; large (with flushes only at
+    /// `Flush`/`Commit`) so that level-0 files and small compaction outputs stay in
+    /// the writer's batch cache and compactions merge from memory.
+    write_buffer: &'static str,
 }
 
 fn replay(state: &mut BTreeMap<i64, changelog_store::Row>, kind: RowKind, row: changelog_store::Row) {
@@ -56,7 +60,7 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(1_700_000_000_000);
     let mut opts = engine_options(cfg.engine);
     opts.push(("changelog-producer", cfg.producer));
-    opts.push(("write-buffer-size", "2 kb"));
+    opts.push(("write-buffer-size", cfg.write_buffer));
     opts.push(("target-file-size", "4 kb"));
     opts.push(("num-sorted-run.compaction-trigger", "3"));
     opts.push(("num-sorted-run.stop-trigger", "5"));
@@ -174,42 +178,47 @@ proptest! {
 
     #[test]
     fn deduplicate_lookup(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
     }
 
     #[test]
     fn deduplicate_input(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "input", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "input", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+    }
+
+    #[test]
+    fn deduplicate_compacting_from_kept_batches(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::Deduplicate, producer: "none", sequence_field: false, write_buffer: "64 mb" }, ops)?;
     }
 
     #[test]
     fn deduplicate_sequence_field(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: true }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: true, write_buffer: "2 kb" }, ops)?;
     }
 
     #[test]
     fn partial_update(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
     }
 
     #[test]
     fn partial_update_no_changelog(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false, write_buffer: "2 kb" }, ops)?;
     }
 
     #[test]
     fn aggregation_input_changelog(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false, write_buffer: "2 kb" }, ops)?;
     }
 
     #[test]
     fn aggregation(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
     }
 
     #[test]
     fn first_row(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false }, ops)?;
+        run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
     }
 }
 

@@ -12,9 +12,10 @@ use crate::table_info::TableInfo;
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int8Type, Int64Type};
+use arrow_schema::DataType;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::io::{BufWriter, Write};
@@ -83,6 +84,13 @@ fn writer_properties(info: &TableInfo, schema: &SchemaRef, level: i32) -> Writer
         if i < first_value {
             // Keys and sequence numbers are (nearly) unique: a dictionary only costs.
             b = b.set_column_dictionary_enabled(path.clone(), false);
+        }
+        if i >= first_value && matches!(f.data_type(), DataType::Utf8 | DataType::Binary) {
+            // Lengths delta-packed apart from the bytes: zstd then sees only the values
+            // (no 4-byte length before each one), which makes it about three times
+            // faster on short strings and the file smaller. Readers: parquet-mr and
+            // Paimon's vectorized reader, Arrow (pyarrow, pypaimon), DuckDB all decode it.
+            b = b.set_column_encoding(path.clone(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
         }
         if i < info.key_indices.len() {
             // Page statistics give the key column a column index: point lookups decode

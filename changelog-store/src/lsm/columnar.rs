@@ -93,34 +93,45 @@ pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
         .map_err(arrow_err("gathering the sorted write buffer"))
 }
 
-/// One sorted run to merge: its files in key order (one file for a level-0 run).
+/// One sorted run to merge: its parts in key order (one part for a level-0 run).
 pub struct Run {
-    pub files: Vec<PathBuf>,
+    pub parts: Vec<RunPart>,
+}
+
+/// A file of a run, read from disk or, when the writer still holds what it wrote there
+/// (a level-0 flush, see [`crate::write::batch_cache`]), taken from memory.
+pub enum RunPart {
+    File(PathBuf),
+    Batches(Vec<RecordBatch>),
 }
 
 /// Groups files into sorted runs: every level-0 file alone, each level >= 1 as one run
-/// ordered by min key.
-pub fn runs_of(dir: &Path, files: &[FileRef]) -> Vec<Run> {
+/// ordered by min key. `cached` gives the in-memory content of a file, if any.
+pub fn runs_of(dir: &Path, files: &[FileRef], cached: impl Fn(&FileRef) -> Option<Vec<RecordBatch>>) -> Vec<Run> {
+    let part = |f: &FileRef| cached(f).map_or_else(|| RunPart::File(dir.join(&f.meta.file_name)), RunPart::Batches);
     let mut runs: Vec<Run> = Vec::new();
     let mut upper: std::collections::BTreeMap<i32, Vec<&FileRef>> = std::collections::BTreeMap::new();
     for f in files {
         if f.level() == 0 {
-            runs.push(Run { files: vec![dir.join(&f.meta.file_name)] });
+            runs.push(Run { parts: vec![part(f)] });
         } else {
             upper.entry(f.level()).or_default().push(f);
         }
     }
     for (_, mut level) in upper {
         level.sort_by(|a, b| a.min_key.cmp(&b.min_key));
-        runs.push(Run { files: level.iter().map(|f| dir.join(&f.meta.file_name)).collect() });
+        runs.push(Run { parts: level.into_iter().map(part).collect() });
     }
     runs
 }
 
 /// Read position in one run.
 struct Cursor<'a> {
-    files: std::vec::IntoIter<PathBuf>,
+    parts: std::vec::IntoIter<RunPart>,
     reader: Option<KvBatchReader<'a>>,
+    /// The rest of an in-memory part: its batches, and the offset of the next slice
+    /// of the first one.
+    memory: Option<(std::collections::VecDeque<RecordBatch>, usize)>,
     batch: RecordBatch,
     keys: SortKeys,
     seqs: ScalarBuffer<i64>,
@@ -134,18 +145,35 @@ impl<'a> Cursor<'a> {
     /// Moves to the next non-empty batch; `false` when the run is exhausted.
     fn load_next(&mut self, info: &'a TableInfo, schema: &SchemaRef, pinned: &mut Vec<RecordBatch>) -> Result<bool> {
         loop {
-            if self.reader.is_none() {
-                let Some(path) = self.files.next() else {
-                    return Ok(false);
-                };
-                self.reader = Some(KvBatchReader::open(info, schema.clone(), &path)?);
+            if self.reader.is_none() && self.memory.is_none() {
+                match self.parts.next() {
+                    None => return Ok(false),
+                    Some(RunPart::File(path)) => self.reader = Some(KvBatchReader::open(info, schema.clone(), &path)?),
+                    Some(RunPart::Batches(b)) => self.memory = Some((b.into(), 0)),
+                }
             }
-            let next = match self.reader.as_mut() {
-                Some(r) => r.next_batch()?,
-                None => None,
+            let next = if let Some((batches, offset)) = self.memory.as_mut() {
+                while batches.front().is_some_and(|b| *offset >= b.num_rows()) {
+                    batches.pop_front();
+                    *offset = 0;
+                }
+                batches.front().map(|b| {
+                    let len = OUT_ROWS.min(b.num_rows() - *offset);
+                    let slice = b.slice(*offset, len);
+                    *offset += len;
+                    slice
+                })
+            } else {
+                match self.reader.as_mut() {
+                    Some(r) => r.next_batch()?,
+                    None => None,
+                }
             };
             match next {
-                None => self.reader = None,
+                None => {
+                    self.reader = None;
+                    self.memory = None;
+                }
                 Some(b) if b.num_rows() == 0 => {}
                 Some(b) => {
                     self.keys = SortKeys::new(KeyForm::of(&info.key_types), &key_columns(info, &b))?;
@@ -180,8 +208,9 @@ pub fn merge_runs(
     let mut cursors: Vec<Cursor<'_>> = Vec::with_capacity(runs.len());
     for run in runs {
         let mut c = Cursor {
-            files: run.files.into_iter(),
+            parts: run.parts.into_iter(),
             reader: None,
+            memory: None,
             batch: RecordBatch::new_empty(schema.clone()),
             keys: SortKeys::Int(Vec::new()),
             seqs: ScalarBuffer::from(Vec::<i64>::new()),

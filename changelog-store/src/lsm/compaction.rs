@@ -32,25 +32,35 @@ pub fn pick(levels: &Levels, opts: &CoreOptions) -> Option<CompactUnit> {
     if let Some(u) = pick_for_size_ratio(levels, &runs, opts, max_level) {
         return Some(u);
     }
-    // 3. Run count: merge the newest runs down to the trigger.
+    // 3. Run count: take the newest runs down to the trigger, then keep growing that
+    //    prefix by size ratio like step 2 (Paimon's `pickForSizeRatio(.., candidateCount)`).
+    //    Without the growth the prefix stops at the first level >= 1 run, which then
+    //    absorbs one level-0 file per flush and is rewritten over and over.
     if runs.len() > trigger {
         let count = runs.len() - trigger + 1;
+        let count = grow_by_size_ratio(&runs, opts, count);
         return Some(unit(levels, &runs, count, max_level));
     }
     None
 }
 
 fn pick_for_size_ratio(levels: &Levels, runs: &[SortedRun], opts: &CoreOptions, max_level: i32) -> Option<CompactUnit> {
-    let mut candidate_size = runs[0].total_size();
-    let mut count = 1;
-    for next in &runs[1..] {
+    let count = grow_by_size_ratio(runs, opts, 1);
+    if count > 1 { Some(unit(levels, runs, count, max_level)) } else { None }
+}
+
+/// How many of the newest runs to take: `count`, extended by every following run that
+/// is not bigger than the runs taken so far (by `compaction.size-ratio` percent).
+fn grow_by_size_ratio(runs: &[SortedRun], opts: &CoreOptions, mut count: usize) -> usize {
+    let mut candidate_size: i64 = runs[..count].iter().map(SortedRun::total_size).sum();
+    for next in &runs[count..] {
         if (candidate_size as u128) * (100 + opts.size_ratio as u128) < next.total_size() as u128 * 100 {
             break;
         }
         candidate_size += next.total_size();
         count += 1;
     }
-    if count > 1 { Some(unit(levels, runs, count, max_level)) } else { None }
+    count
 }
 
 fn unit(levels: &Levels, runs: &[SortedRun], mut count: usize, max_level: i32) -> CompactUnit {
@@ -149,6 +159,26 @@ mod tests {
         let levels = Levels::new(6, files).expect("levels");
         let u = pick(&levels, &opts()).expect("picks");
         assert_eq!(u.files.len(), 4);
+        assert_eq!(u.output_level, 4);
+        assert!(!u.drop_delete);
+    }
+
+    #[test]
+    fn run_count_pick_grows_by_size_ratio() {
+        // Six runs: size amplification and size ratio do not fire; the run count takes
+        // the two newest runs and then every following run not bigger than the prefix.
+        let files = vec![
+            file("l0", 0, 10, 50),
+            file("l1", 1, 100, 40),
+            file("l2", 2, 50, 30),
+            file("l3", 3, 60, 20),
+            file("l4", 4, 70, 10),
+            file("l5", 5, 1000, 1),
+        ];
+        let levels = Levels::new(6, files).expect("levels");
+        let u = pick(&levels, &opts()).expect("picks");
+        let names: Vec<&str> = u.files.iter().map(|f| f.meta.file_name.as_str()).collect();
+        assert_eq!(names, ["l0", "l1", "l2", "l3", "l4"]);
         assert_eq!(u.output_level, 4);
         assert!(!u.drop_delete);
     }

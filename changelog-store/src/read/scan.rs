@@ -112,7 +112,7 @@ pub fn read_bucket_batches(
     let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: true };
     let bounded = range.lower.is_some() || range.upper.is_some();
     let mut out = Vec::new();
-    columnar::merge_runs(info, columnar::runs_of(&dir, &files), policy, |b| {
+    columnar::merge_runs(info, columnar::runs_of(&dir, &files, |_| None), policy, |b| {
         let b = if bounded { filter_range(info, &b, range)? } else { b };
         if b.num_rows() > 0 {
             out.push(arrow_conv::value_batch(info, &b)?);

@@ -17,9 +17,11 @@ use crate::options::ChangelogProducer;
 use crate::row::{Datum, Key, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
 use crate::table_info::TableInfo;
+use crate::write::batch_cache::{BatchBudget, BatchCache};
 use crate::write::changelog::diff;
 use crate::write::file_cache::FileCache;
 use crate::write::write_buffer::WriteBuffer;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ pub struct BucketWriter {
     buffer: WriteBuffer,
     pending: CommitMessage,
     cache: FileCache,
+    /// Level-0 files of columnar tables still in memory, for the compaction that takes them.
+    batches: BatchCache,
     merge: Box<dyn MergeFunction>,
     clock: SharedClock,
     /// Write-only mode: never compact (a dedicated compactor does it).
@@ -48,6 +52,15 @@ pub struct CompactOutput {
     outputs: Vec<DataFileMeta>,
     /// The merged records, for the lookup cache (row-wise engines only).
     records: Option<Vec<KeyValue>>,
+    /// The merged batches of a small single-file output (columnar engines only), for the
+    /// compaction that takes the file next.
+    batches: Option<Vec<arrow_array::RecordBatch>>,
+}
+
+/// Most bytes of merged batches a compaction keeps for the batch cache: an eighth of
+/// `write-buffer-size` (the small lower-level runs that are merged again soon).
+fn keep_limit(info: &TableInfo) -> usize {
+    usize::try_from(info.options.write_buffer_size / 8).unwrap_or(usize::MAX)
 }
 
 /// Merges the unit's files and writes the result; runs on a background thread.
@@ -56,6 +69,7 @@ fn compact_files(
     dir: &std::path::Path,
     unit: CompactUnit,
     inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
+    batches: HashMap<String, Vec<arrow_array::RecordBatch>>,
     now_millis: i64,
 ) -> Result<CompactOutput> {
     let spec = FileSpec {
@@ -67,8 +81,21 @@ fn compact_files(
     if columnar::is_columnar(info) {
         let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: unit.drop_delete };
         let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
-        columnar::merge_runs(info, columnar::runs_of(dir, &unit.files), policy, |b| writer.write(&b))?;
-        return Ok(CompactOutput { unit, outputs: writer.finish()?, records: None });
+        let runs = columnar::runs_of(dir, &unit.files, |f| batches.get(&f.meta.file_name).cloned());
+        let (limit, mut kept_bytes) = (keep_limit(info), 0);
+        let mut kept = Some(Vec::new());
+        columnar::merge_runs(info, runs, policy, |b| {
+            writer.write(&b)?;
+            kept_bytes += b.get_array_memory_size();
+            match kept.as_mut() {
+                Some(k) if kept_bytes <= limit => k.push(b),
+                _ => kept = None,
+            }
+            Ok(())
+        })?;
+        let outputs = writer.finish()?;
+        let batches = if outputs.len() == 1 { kept } else { None };
+        return Ok(CompactOutput { unit, outputs, records: None, batches });
     }
     let mut records = Vec::new();
     for (f, cached) in unit.files.iter().zip(inputs) {
@@ -85,7 +112,7 @@ fn compact_files(
         merged.retain(|kv| kv.kind.is_add());
     }
     let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
-    Ok(CompactOutput { unit, outputs, records: Some(merged) })
+    Ok(CompactOutput { unit, outputs, records: Some(merged), batches: None })
 }
 
 impl BucketWriter {
@@ -97,6 +124,7 @@ impl BucketWriter {
         bucket: i32,
         files: Vec<DataFileMeta>,
         clock: SharedClock,
+        budget: Arc<BatchBudget>,
     ) -> Result<Self> {
         let refs = files.into_iter().map(|m| FileRef::new(&info, m)).collect::<Result<Vec<_>>>()?;
         let levels = Levels::new(info.options.num_levels, refs)?;
@@ -112,6 +140,7 @@ impl BucketWriter {
             levels,
             next_seq,
             cache: FileCache::default(),
+            batches: BatchCache::new(budget),
             clock,
             write_only: false,
             running: None,
@@ -196,6 +225,10 @@ impl BucketWriter {
                 let changelog = self.lookup_changelog(&records)?;
                 self.write_changelog(&changelog)?;
             }
+        }
+        // Write-only writers never compact: nothing would take the batch.
+        if let ([only], false) = (files.as_slice(), self.write_only) {
+            self.batches.insert(&only.file_name, vec![merged], 100);
         }
         self.install(files.clone(), None)?;
         self.pending.new_files.extend(files);
@@ -317,10 +350,11 @@ impl BucketWriter {
             return Ok(());
         };
         let inputs = self.cached_inputs(&unit);
+        let batches = self.cached_batches(&unit);
         let (info, dir, now) = (self.info.clone(), self.dir.clone(), self.now());
         let handle = std::thread::Builder::new()
             .name(format!("compact-bucket-{}", self.bucket))
-            .spawn(move || compact_files(&info, &dir, unit, inputs, now))
+            .spawn(move || compact_files(&info, &dir, unit, inputs, batches, now))
             .map_err(|e| crate::error::Error::io("spawning compaction thread", &self.dir, e))?;
         self.running = Some(handle);
         Ok(())
@@ -344,6 +378,13 @@ impl BucketWriter {
         unit.files.iter().map(|f| self.cache.peek(&f.meta.file_name)).collect()
     }
 
+    fn cached_batches(&self, unit: &CompactUnit) -> HashMap<String, Vec<arrow_array::RecordBatch>> {
+        unit.files
+            .iter()
+            .filter_map(|f| self.batches.get(&f.meta.file_name).map(|b| (f.meta.file_name.clone(), b)))
+            .collect()
+    }
+
     /// Runs one compaction in line if universal compaction picks one (or a full one if
     /// `full`). Returns whether anything was compacted.
     pub fn compact(&mut self, full: bool) -> Result<bool> {
@@ -360,13 +401,14 @@ impl BucketWriter {
             }
         }
         let inputs = self.cached_inputs(&unit);
-        let out = compact_files(&self.info, &self.dir, unit, inputs, self.now())?;
+        let batches = self.cached_batches(&unit);
+        let out = compact_files(&self.info, &self.dir, unit, inputs, batches, self.now())?;
         self.apply_compaction(out)?;
         Ok(true)
     }
 
     fn apply_compaction(&mut self, out: CompactOutput) -> Result<()> {
-        let CompactOutput { unit, outputs, records } = out;
+        let CompactOutput { unit, outputs, records, batches } = out;
         tracing::debug!(
             bucket = self.bucket,
             inputs = unit.files.len(),
@@ -386,11 +428,15 @@ impl BucketWriter {
                 None => self.pending.compact_before.push(f.meta.clone()),
             }
         }
+        if let (Some(batches), [only]) = (batches, outputs.as_slice()) {
+            self.batches.insert(&only.file_name, batches, 50);
+        }
         self.install(outputs.clone(), records)?;
         self.pending.compact_after.extend(outputs);
         let live: std::collections::HashSet<&str> =
             self.levels.all_files().map(|f| f.meta.file_name.as_str()).collect();
         self.cache.retain(&live);
+        self.batches.retain(&live);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The write path: buffers, level-0 flushes, changelog production, compaction.
 
+pub mod batch_cache;
 pub mod bucket_writer;
 pub mod changelog;
 pub mod file_cache;

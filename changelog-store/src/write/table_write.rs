@@ -12,6 +12,7 @@ use crate::snapshot_manager::SnapshotManager;
 use crate::spec::manifest::DataFileMeta;
 use crate::spec::types::TypeRoot;
 use crate::table_info::TableInfo;
+use crate::write::batch_cache::BatchBudget;
 use crate::write::bucket_writer::BucketWriter;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct TableWrite {
     /// Ids of the bucket writers of an unpartitioned table, by bucket.
     unpartitioned: Vec<Option<BucketId>>,
     buffered: usize,
+    /// Memory for level-0 batches kept for compaction: half of `write-buffer-size`.
+    batch_budget: Arc<BatchBudget>,
     compact_on_commit: bool,
     wait_compaction: bool,
 }
@@ -64,7 +67,9 @@ impl TableWrite {
             })
             .map(|(i, _)| i)
             .collect();
+        let batch_budget = BatchBudget::new(usize::try_from(info.options.write_buffer_size / 2).unwrap_or(usize::MAX));
         Ok(TableWrite {
+            batch_budget,
             info,
             paths,
             clock,
@@ -202,7 +207,15 @@ impl TableWrite {
         if !self.writers.contains_key(&id) {
             let files = self.restored.remove(&id).map(|(_, f)| f).unwrap_or_default();
             let dir = self.paths.bucket_dir(&self.info.partition_spec(&partition), bucket);
-            let mut w = BucketWriter::new(self.info.clone(), dir, partition, bucket, files, self.clock.clone())?;
+            let mut w = BucketWriter::new(
+                self.info.clone(),
+                dir,
+                partition,
+                bucket,
+                files,
+                self.clock.clone(),
+                self.batch_budget.clone(),
+            )?;
             w.set_write_only(!self.compact_on_commit);
             self.writers.insert(id.clone(), w);
         }

@@ -31,20 +31,32 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(ty: &DataType) -> Self {
+    /// A builder with room for `rows` values of `bytes` bytes in all (variable-width types).
+    fn with_capacity(ty: &DataType, rows: usize, bytes: usize) -> Self {
         match ty.root {
-            TypeRoot::Boolean => ColumnBuilder::Bool(BooleanBuilder::new()),
-            TypeRoot::TinyInt => ColumnBuilder::I8(Int8Builder::new()),
-            TypeRoot::SmallInt => ColumnBuilder::I16(Int16Builder::new()),
-            TypeRoot::Int => ColumnBuilder::I32(Int32Builder::new()),
-            TypeRoot::Date => ColumnBuilder::Date(Date32Builder::new()),
-            TypeRoot::BigInt => ColumnBuilder::I64(Int64Builder::new()),
-            TypeRoot::Timestamp(p) if p <= 3 => ColumnBuilder::TsMillis(TimestampMillisecondBuilder::new()),
-            TypeRoot::Timestamp(_) => ColumnBuilder::TsMicros(TimestampMicrosecondBuilder::new()),
-            TypeRoot::Float => ColumnBuilder::F32(Float32Builder::new()),
-            TypeRoot::Double => ColumnBuilder::F64(Float64Builder::new()),
-            TypeRoot::Varchar(_) | TypeRoot::Char(_) => ColumnBuilder::Str(StringBuilder::new()),
-            TypeRoot::Varbinary(_) => ColumnBuilder::Bin(BinaryBuilder::new()),
+            TypeRoot::Boolean => ColumnBuilder::Bool(BooleanBuilder::with_capacity(rows)),
+            TypeRoot::TinyInt => ColumnBuilder::I8(Int8Builder::with_capacity(rows)),
+            TypeRoot::SmallInt => ColumnBuilder::I16(Int16Builder::with_capacity(rows)),
+            TypeRoot::Int => ColumnBuilder::I32(Int32Builder::with_capacity(rows)),
+            TypeRoot::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
+            TypeRoot::BigInt => ColumnBuilder::I64(Int64Builder::with_capacity(rows)),
+            TypeRoot::Timestamp(p) if p <= 3 => {
+                ColumnBuilder::TsMillis(TimestampMillisecondBuilder::with_capacity(rows))
+            }
+            TypeRoot::Timestamp(_) => ColumnBuilder::TsMicros(TimestampMicrosecondBuilder::with_capacity(rows)),
+            TypeRoot::Float => ColumnBuilder::F32(Float32Builder::with_capacity(rows)),
+            TypeRoot::Double => ColumnBuilder::F64(Float64Builder::with_capacity(rows)),
+            TypeRoot::Varchar(_) | TypeRoot::Char(_) => ColumnBuilder::Str(StringBuilder::with_capacity(rows, bytes)),
+            TypeRoot::Varbinary(_) => ColumnBuilder::Bin(BinaryBuilder::with_capacity(rows, bytes)),
+        }
+    }
+
+    /// Bytes of variable-width values appended so far (0 for fixed-width types).
+    fn value_bytes(&self) -> usize {
+        match self {
+            ColumnBuilder::Str(b) => b.values_slice().len(),
+            ColumnBuilder::Bin(b) => b.values_slice().len(),
+            _ => 0,
         }
     }
 
@@ -114,6 +126,7 @@ impl ColumnBuilder {
 
 /// Buffered records of one bucket, columnar.
 pub struct WriteBuffer {
+    types: Vec<DataType>,
     columns: Vec<ColumnBuilder>,
     seqs: Vec<i64>,
     kinds: Vec<i8>,
@@ -127,7 +140,8 @@ const RECORD_OVERHEAD: usize = 32;
 impl WriteBuffer {
     pub fn new(info: &TableInfo) -> Self {
         WriteBuffer {
-            columns: info.value_types.iter().map(ColumnBuilder::new).collect(),
+            types: info.value_types.clone(),
+            columns: info.value_types.iter().map(|t| ColumnBuilder::with_capacity(t, 1024, 1024)).collect(),
             seqs: Vec::new(),
             kinds: Vec::new(),
             bytes: 0,
@@ -161,9 +175,16 @@ impl WriteBuffer {
 
     /// Empties the buffer into one batch in the key/value layout, in arrival order.
     pub fn take(&mut self, info: &TableInfo) -> Result<RecordBatch> {
+        let sizes: Vec<usize> = self.columns.iter().map(ColumnBuilder::value_bytes).collect();
         let values: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
-        let seqs = std::mem::take(&mut self.seqs);
-        let kinds = std::mem::take(&mut self.kinds);
+        // The next flush is likely about as big as this one: size the builders (and the
+        // sequence/kind vectors) for it up front instead of growing them by doubling.
+        let rows = self.seqs.len();
+        for ((b, t), bytes) in self.columns.iter_mut().zip(&self.types).zip(sizes) {
+            *b = ColumnBuilder::with_capacity(t, rows + rows / 8, bytes + bytes / 8);
+        }
+        let seqs = std::mem::replace(&mut self.seqs, Vec::with_capacity(rows + rows / 8));
+        let kinds = std::mem::replace(&mut self.kinds, Vec::with_capacity(rows + rows / 8));
         self.bytes = 0;
         kv_columns_to_batch(info, values, seqs, kinds)
     }
