@@ -9,6 +9,12 @@ use crate::spec::manifest::{
 };
 use crate::spec::snapshot::Snapshot;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Decoded manifests by file name. Manifest files are immutable and their names unique,
+/// so an entry never goes stale; [`ManifestIo::live_entries`] keeps only the manifests
+/// of the snapshot it last resolved, which bounds the cache by one snapshot's manifests.
+type ManifestCache = Arc<Mutex<HashMap<String, Arc<Vec<ManifestEntry>>>>>;
 
 /// Manifest reader/writer of one table.
 #[derive(Debug, Clone)]
@@ -16,11 +22,20 @@ pub struct ManifestIo {
     paths: TablePaths,
     compression: String,
     schema_id: i64,
+    cache: Option<ManifestCache>,
 }
 
 impl ManifestIo {
     pub fn new(paths: TablePaths, compression: String, schema_id: i64) -> Self {
-        ManifestIo { paths, compression, schema_id }
+        ManifestIo { paths, compression, schema_id, cache: None }
+    }
+
+    /// Keeps the decoded manifests that [`ManifestIo::live_entries`] reads, for a caller
+    /// that resolves the latest snapshot again and again (the committer: each commit's
+    /// base is the previous commit's base plus one delta manifest).
+    pub fn with_manifest_cache(mut self) -> Self {
+        self.cache = Some(Arc::default());
+        self
     }
 
     /// Writes `entries` as one manifest file and returns its list record.
@@ -79,10 +94,25 @@ impl ManifestIo {
 
     /// Live data files of a snapshot: ADD entries not cancelled by a DELETE.
     pub fn live_entries(&self, snapshot: &Snapshot) -> Result<Vec<ManifestEntry>> {
+        let metas = self.data_manifests(snapshot)?;
         let mut entries = Vec::new();
-        for m in self.data_manifests(snapshot)? {
-            entries.extend(self.read_manifest(&m.file_name)?);
+        let Some(cache) = &self.cache else {
+            for m in metas {
+                entries.extend(self.read_manifest(&m.file_name)?);
+            }
+            return Ok(merge_entries(entries));
+        };
+        let mut fresh = HashMap::with_capacity(metas.len());
+        for m in &metas {
+            let cached = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&m.file_name).cloned();
+            let decoded = match cached {
+                Some(d) => d,
+                None => Arc::new(self.read_manifest(&m.file_name)?),
+            };
+            entries.extend(decoded.iter().cloned());
+            fresh.insert(m.file_name.clone(), decoded);
         }
+        *cache.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(merge_entries(entries))
     }
 

@@ -61,7 +61,8 @@ struct Attempt<'a> {
 
 impl Committer {
     pub fn new(info: Arc<TableInfo>, paths: TablePaths, commit_user: String, clock: SharedClock) -> Self {
-        let manifests = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
+        let manifests = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id)
+            .with_manifest_cache();
         Committer {
             snapshots: SnapshotManager::new(paths.clone()),
             manifests,
