@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod kafka;
+pub mod md5x;
 pub mod shutdown;
 pub mod table;
 pub mod telemetry;

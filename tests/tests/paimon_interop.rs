@@ -142,7 +142,7 @@ fn pypaimon_reads_every_snapshot_we_write() {
     let mut at_snapshot: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
     let mut next_k = 0i64;
     let (mut deletes, mut updates) = (0, 0);
-    let mut record = |table: &Table, model: &Model, at: &mut BTreeMap<i64, Vec<Value>>| {
+    let record = |table: &Table, model: &Model, at: &mut BTreeMap<i64, Vec<Value>>| {
         for s in table.snapshots().unwrap() {
             at.entry(s.id).or_insert_with(|| model_rows(model));
         }

@@ -45,8 +45,10 @@ use crate::table::writer::DataFileWriter;
 use crate::telemetry::{Health, names};
 
 const LAYER: &str = "bronze";
-/// Rows per Arrow batch inside one (table, day) buffer.
-const CHUNK_ROWS: usize = 65_536;
+/// Rows per Arrow batch inside one (table, day) buffer. Small enough that
+/// a chunk's buffers (~8 MiB of values) come from the heap, not from fresh,
+/// page-faulted mmap regions (glibc maps allocations above 32 MiB).
+const CHUNK_ROWS: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

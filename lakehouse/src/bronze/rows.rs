@@ -5,9 +5,8 @@ use std::sync::Arc;
 use arrow_array::builder::{
     Int32Builder, Int64Builder, LargeBinaryBuilder as BinaryBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, LargeBinaryArray, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
-use md5::{Digest, Md5};
 
 use crate::cdc::{self, Decoded};
 use crate::config::ValueFormat;
@@ -52,7 +51,6 @@ pub struct RowsBuilder {
     ingestion_ts: TimestampMicrosecondBuilder,
     source_system: StringBuilder,
     source_file: StringBuilder,
-    record_hash: StringBuilder,
 }
 
 /// Outcome of appending one message, for metrics.
@@ -94,7 +92,6 @@ impl RowsBuilder {
             ingestion_ts: TimestampMicrosecondBuilder::new().with_timezone("+00:00"),
             source_system: StringBuilder::new(),
             source_file: StringBuilder::with_capacity(rows, rows * 48),
-            record_hash: StringBuilder::with_capacity(rows, rows * 32),
         }
     }
 
@@ -152,28 +149,20 @@ impl RowsBuilder {
             let _ = write!(self.source_file, "{}/{}/{}", m.topic, m.partition, m.offset);
             self.source_file.append_value("");
         }
-        match m.value {
-            Some(v) => {
-                let digest = Md5::digest(v);
-                let mut hex = [0u8; 32];
-                for (i, b) in digest.iter().enumerate() {
-                    hex[2 * i] = HEX[(b >> 4) as usize];
-                    hex[2 * i + 1] = HEX[(b & 0xf) as usize];
-                }
-                self.record_hash.append_value(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
-            }
-            None => self.record_hash.append_null(),
-        }
+        // record_hash is computed for all rows at once in `finish` (multi-lane MD5).
         Appended { decode_error }
     }
 
     /// The buffered rows as one record batch; the builder is empty afterwards.
     pub fn finish(&mut self) -> RecordBatch {
+        let value = self.value.finish();
+        let value_bytes = self.value_bytes.finish();
+        let record_hash = record_hashes(&value, &value_bytes);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.key.finish()),
-            Arc::new(self.value.finish()),
+            Arc::new(value),
             Arc::new(self.key_bytes.finish()),
-            Arc::new(self.value_bytes.finish()),
+            Arc::new(value_bytes),
             Arc::new(self.event_kind.finish()),
             Arc::new(self.op.finish()),
             Arc::new(self.ts_ms.finish()),
@@ -192,7 +181,7 @@ impl RowsBuilder {
             Arc::new(self.ingestion_ts.finish()),
             Arc::new(self.source_system.finish()),
             Arc::new(self.source_file.finish()),
-            Arc::new(self.record_hash.finish()),
+            Arc::new(record_hash),
         ];
         self.rows = 0;
         self.bytes = 0;
@@ -200,7 +189,34 @@ impl RowsBuilder {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Hex MD5 of every raw value (text or binary); null for a tombstone.
+fn record_hashes(value: &StringArray, value_bytes: &LargeBinaryArray) -> StringArray {
+    let n = value.len();
+    let raw: Vec<Option<&[u8]>> = (0..n)
+        .map(|i| {
+            if value.is_valid(i) {
+                Some(value.value(i).as_bytes())
+            } else if value_bytes.is_valid(i) {
+                Some(value_bytes.value(i))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let present: Vec<&[u8]> = raw.iter().flatten().copied().collect();
+    let mut digests = crate::md5x::md5_many(&present).into_iter();
+    let mut out = StringBuilder::with_capacity(n, present.len() * 32);
+    for r in &raw {
+        match r {
+            Some(_) => {
+                let d = digests.next().expect("one digest per present value");
+                out.append_value(std::str::from_utf8(&crate::md5x::hex(&d)).expect("hex digits are ASCII"));
+            }
+            None => out.append_null(),
+        }
+    }
+    out.finish()
+}
 
 /// Appends `bytes` as text when it is UTF-8, else as binary; returns the text.
 fn push_text<'a>(text: &mut StringBuilder, binary: &mut BinaryBuilder, bytes: Option<&'a [u8]>) -> Option<&'a str> {
@@ -246,6 +262,8 @@ pub fn headers_json<'a>(headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>
 
 #[cfg(test)]
 mod tests {
+    use md5::{Digest, Md5};
+
     use super::*;
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
@@ -286,8 +304,22 @@ mod tests {
             "dbz",
             6,
         );
+        b.append(
+            &Message {
+                topic: "dbz.inv.t",
+                partition: 2,
+                offset: 43,
+                timestamp_ms: None,
+                key: None,
+                value: Some(&[0xff, 0x01]),
+                headers_json: None,
+            },
+            ValueFormat::Debezium,
+            "dbz",
+            7,
+        );
         let batch = b.finish();
-        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.num_rows(), 3);
         let col = |n: &str| batch.column_by_name(n).expect("column").clone();
         assert_eq!(col("value").as_string::<i32>().value(0).as_bytes(), value);
         assert!(col("value").is_null(1));
@@ -299,6 +331,9 @@ mod tests {
         let expected = format!("{:x}", Md5::digest(value));
         assert_eq!(col("record_hash").as_string::<i32>().value(0), expected);
         assert!(col("record_hash").is_null(1));
+        // A value that is not UTF-8 is hashed as the raw bytes it is kept as.
+        assert_eq!(col("value_bytes").as_binary::<i64>().value(2), &[0xff, 0x01]);
+        assert_eq!(col("record_hash").as_string::<i32>().value(2), format!("{:x}", Md5::digest([0xff, 0x01])));
         assert_eq!(b.rows(), 0);
     }
 
