@@ -129,15 +129,28 @@ pub async fn produce(topic: &str, partition: i32, messages: &[(Option<Vec<u8>>, 
 
 /// Runs `bronze-ingestor --config <config> run --exit-when-idle <idle>` to completion.
 pub fn ingest_until_idle(config: &Path, idle: &str) -> std::process::Output {
-    let out = Command::new(bin("bronze-ingestor"))
-        .arg("--config")
-        .arg(config)
-        .args(["run", "--exit-when-idle", idle])
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "bronze-ingestor failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
+    // Never hang the suite: a run that does not finish in 3 minutes is killed
+    // and reported with its log.
+    let log = config.with_extension(format!("{}.log", unique("run-")));
+    let mut child = spawn_ingestor(config, &log, Some(idle));
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "bronze-ingestor did not reach idle in 180 s; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read(&log).unwrap_or_default();
+    assert!(status.success(), "bronze-ingestor failed: {}", String::from_utf8_lossy(&stderr));
+    std::process::Output { status, stdout: Vec::new(), stderr }
 }
 
 /// Starts the ingestor in the background (stderr to `log`).

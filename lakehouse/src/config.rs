@@ -174,6 +174,15 @@ impl Config {
         if !is_identifier(&self.bronze.namespace) {
             return bad(format!("bronze.namespace {:?} is not [a-z0-9_]+", self.bronze.namespace));
         }
+        if let Some(p) = self.kafka.properties.get("security.protocol")
+            && !p.eq_ignore_ascii_case("plaintext")
+        {
+            return bad(format!(
+                "kafka.properties.\"security.protocol\" = {p:?}: the record fetcher speaks PLAINTEXT only \
+                 (TLS/SASL listeners are not supported yet)"
+            ));
+        }
+        crate::kafka::fetch_settings(&self.kafka).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
@@ -275,6 +284,25 @@ mod tests {
         std::fs::write(&path, "[kafka]\ntopics = [\"t\"]\nbrokerz = \"x\"\n").expect("write");
         let err = Config::load_with_env(Some(&path), &[]).expect_err("typo must fail");
         assert!(err.to_string().contains("brokerz"), "{err}");
+    }
+
+    #[test]
+    fn fetcher_properties_are_checked_up_front() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        let with = |props: &str| {
+            std::fs::write(&path, format!("[kafka]\ntopics = [\"t\"]\n[kafka.properties]\n{props}\n")).expect("write");
+            Config::load_with_env(Some(&path), &[])
+        };
+        let err = with("\"security.protocol\" = \"SASL_SSL\"").expect_err("TLS/SASL is refused");
+        assert!(err.to_string().contains("PLAINTEXT only"), "{err}");
+        let err = with("\"fetch.max.bytes\" = \"lots\"").expect_err("not an integer");
+        assert!(err.to_string().contains("fetch.max.bytes"), "{err}");
+        let err = with("\"isolation.level\" = \"dirty\"").expect_err("unknown isolation");
+        assert!(err.to_string().contains("isolation.level"), "{err}");
+        let ok =
+            with("\"security.protocol\" = \"plaintext\"\n\"isolation.level\" = \"read_uncommitted\"").expect("valid");
+        assert!(!crate::kafka::fetch_settings(&ok.kafka).expect("valid").read_committed);
     }
 
     #[test]

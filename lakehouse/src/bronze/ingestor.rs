@@ -111,66 +111,41 @@ type Tp = (String, i32);
 struct Assignment {
     /// Bumped on every rebalance; the loop discards its batch when it changes.
     epoch: u64,
-    /// Assigned partitions → the table's committed next offset at assignment.
-    base: HashMap<Tp, Option<i64>>,
+    /// The partitions the group gave this member.
+    partitions: Vec<Tp>,
 }
 
 struct IngestContext {
-    handle: Handle,
-    catalog: SqlCatalog,
-    router: Arc<Router>,
-    group: String,
-    retention_days: u32,
     assignment: Arc<Mutex<Assignment>>,
 }
 
 impl ClientContext for IngestContext {}
 
 impl ConsumerContext for IngestContext {
+    /// Only records the assignment: positions are read from the tables by the
+    /// loop (retrying until the catalog answers), never inside librdkafka's
+    /// callback. librdkafka itself is given nothing to fetch: the group
+    /// membership is its, the fetching ours.
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        match err {
+        let partitions: Vec<Tp> = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let tps: Vec<Tp> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                match self.handle.block_on(table_positions(
-                    &self.catalog,
-                    &self.router,
-                    &self.group,
-                    self.retention_days,
-                    &tps,
-                )) {
-                    Ok(base) => {
-                        tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
-                        // The group membership is librdkafka's, the fetching ours
-                        // (from `base`): librdkafka itself is given nothing to fetch.
-                        if let Err(e) = consumer.assign(&TopicPartitionList::new()) {
-                            tracing::error!(error = %e, "assign failed");
-                        }
-                        let mut a = self.assignment.lock().expect("assignment lock");
-                        a.epoch += 1;
-                        a.base = base;
-                    }
-                    Err(e) => {
-                        // Without table positions we must not consume: assign nothing and
-                        // let the group rebalance again after the session times out.
-                        tracing::error!(error = %e, "cannot read committed offsets from tables; not consuming");
-                        let _ = consumer.unassign();
-                        let mut a = self.assignment.lock().expect("assignment lock");
-                        a.epoch += 1;
-                        a.base.clear();
-                    }
+                if let Err(e) = consumer.assign(&TopicPartitionList::new()) {
+                    tracing::error!(error = %e, "assign failed");
                 }
+                tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
             }
             _ => {
                 if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
                     tracing::warn!(?err, "rebalance error; unassigning");
                 }
                 let _ = consumer.unassign();
-                let mut a = self.assignment.lock().expect("assignment lock");
-                a.epoch += 1;
-                a.base.clear();
                 tracing::info!("partitions revoked");
+                Vec::new()
             }
-        }
+        };
+        let mut a = self.assignment.lock().expect("assignment lock");
+        a.epoch += 1;
+        a.partitions = partitions;
     }
 }
 
@@ -258,6 +233,9 @@ struct ConsumerLoop {
     // loop state
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
+    /// Assigned partitions whose table positions are not read yet, and when to try.
+    pending: Vec<Tp>,
+    pending_retry: Option<Instant>,
     /// Records and bytes consumed per topic since the last publish.
     consumed: HashMap<String, (u64, u64)>,
     /// Cached wall clock (µs) and how many messages used it.
@@ -279,14 +257,7 @@ impl ConsumerLoop {
     ) -> Result<Self, IngestError> {
         let router = Arc::new(Router::new(&config.bronze));
         let assignment = Arc::new(Mutex::new(Assignment::default()));
-        let context = IngestContext {
-            handle: handle.clone(),
-            catalog: catalog.clone(),
-            router: router.clone(),
-            group: config.kafka.group_id.clone(),
-            retention_days: config.bronze.retention_days,
-            assignment: assignment.clone(),
-        };
+        let context = IngestContext { assignment: assignment.clone() };
         let consumer: BaseConsumer<IngestContext> =
             crate::kafka::consumer_config(&config.kafka).create_with_context(context)?;
         let mut subscriptions: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
@@ -319,6 +290,8 @@ impl ConsumerLoop {
             summary: RunSummary::default(),
             epoch: 0,
             base: HashMap::new(),
+            pending: Vec::new(),
+            pending_retry: None,
             consumed: HashMap::new(),
             clock_us: 0,
             clock_uses: 0,
@@ -368,6 +341,7 @@ impl ConsumerLoop {
                 }
             }
             self.sync_epoch(&mut batch);
+            self.resolve_pending();
             let mut got_nothing = true;
             match self.fetcher.recv_timeout(poll_timeout) {
                 None => {}
@@ -422,9 +396,40 @@ impl ConsumerLoop {
             }
             *batch = Batch::new();
             self.epoch = a.epoch;
-            self.base = a.base.clone();
+            self.pending = a.partitions.clone();
             drop(a);
+            // Stop fetching the old assignment now; positions come next.
+            self.base.clear();
             self.position_fetcher();
+            self.pending_retry = None;
+        }
+    }
+
+    /// Reads the table positions of newly assigned partitions and starts
+    /// fetching them. Without positions nothing is consumed: retried every
+    /// second until the catalog answers (never positioned from Kafka).
+    fn resolve_pending(&mut self) {
+        if self.pending.is_empty() || self.pending_retry.is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        let positions = self.handle.block_on(table_positions(
+            self.committer.catalog(),
+            &self.router,
+            &self.config.kafka.group_id,
+            self.config.bronze.retention_days,
+            &self.pending,
+        ));
+        match positions {
+            Ok(base) => {
+                tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
+                self.base = base;
+                self.pending.clear();
+                self.position_fetcher();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read committed offsets from tables; not consuming; retrying in 1 s");
+                self.pending_retry = Some(Instant::now() + Duration::from_secs(1));
+            }
         }
     }
 
@@ -675,8 +680,10 @@ impl ConsumerLoop {
         match positions {
             Ok(positions) => self.base = positions,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the next assignment");
+                tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the tables answer");
                 self.base.clear();
+                self.pending = tps;
+                self.pending_retry = Some(Instant::now() + Duration::from_secs(1));
             }
         }
         self.position_fetcher();
