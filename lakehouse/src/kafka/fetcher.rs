@@ -24,8 +24,8 @@ use crate::telemetry::names;
 
 /// What the fetcher needs to know about the cluster.
 pub trait Cluster: Send + Sync + 'static {
-    /// `host:port` of the partition's current leader.
-    fn leader(&self, topic: &str, partition: i32) -> Result<String, String>;
+    /// `partition → host:port` of every partition's current leader (one metadata request per topic).
+    fn leaders(&self, topic: &str) -> Result<HashMap<i32, String>, String>;
     /// `(log start offset, high watermark)`.
     fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), String>;
 }
@@ -255,6 +255,8 @@ impl FetchLoop {
     fn round(&mut self) -> Round {
         let now = Instant::now();
         let mut by_leader: HashMap<String, Vec<usize>> = HashMap::new();
+        // Leaders looked up in this round, per topic: one metadata request each.
+        let mut leaders: HashMap<Arc<str>, Result<HashMap<i32, String>, String>> = HashMap::new();
         for (i, p) in self.parts.iter_mut().enumerate() {
             if p.retry_at.is_some_and(|t| t > now) {
                 continue;
@@ -271,7 +273,11 @@ impl FetchLoop {
                 }
             }
             if p.leader.is_none() {
-                match self.cluster.leader(&p.topic, p.partition) {
+                let known = leaders.entry(p.topic.clone()).or_insert_with(|| self.cluster.leaders(&p.topic));
+                let leader = known.as_ref().map_err(String::clone).and_then(|m| {
+                    m.get(&p.partition).cloned().ok_or_else(|| format!("no leader for {}/{}", p.topic, p.partition))
+                });
+                match leader {
                     Ok(l) => p.leader = Some(l),
                     Err(e) => {
                         tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "no leader known; retrying");
@@ -396,7 +402,7 @@ impl FetchLoop {
 
     fn handle_response(&mut self, body: &Bytes, idx: &[usize], chunks: &mut Vec<Chunk>) -> Result<(), WireError> {
         let partitions = wire::decode_fetch(body)?;
-        for fp in partitions {
+        for mut fp in partitions {
             let Some(&i) =
                 idx.iter().find(|&&i| self.parts[i].partition == fp.partition && *self.parts[i].topic == fp.topic)
             else {
@@ -426,61 +432,17 @@ impl FetchLoop {
             let p = &mut self.parts[i];
             let from = p.next.expect("resolved before sending");
             let split = wire::split_batches(&fp.records)?;
-            if split.is_empty() {
-                if !fp.records.is_empty() {
-                    // A batch bigger than we asked for: ask for more next time.
-                    p.max_bytes = p.max_bytes.saturating_mul(2).min(self.settings.max_bytes.max(p.max_bytes));
-                }
-                if fp.high_watermark >= 0 {
-                    chunks.push(Chunk {
-                        epoch: self.epoch,
-                        topic: p.topic.clone(),
-                        partition: p.partition,
-                        high_watermark: fp.high_watermark,
-                        from_offset: from,
-                        next_offset: from,
-                        batches: Vec::new(),
-                    });
-                }
+            if split.is_empty() && !fp.records.is_empty() {
+                // A batch bigger than we asked for: ask for more next time.
+                p.max_bytes = p.max_bytes.saturating_mul(2).min(self.settings.max_bytes.max(p.max_bytes));
+            } else if !split.is_empty() {
+                p.max_bytes = self.settings.partition_max_bytes;
+            }
+            if split.is_empty() && fp.high_watermark < 0 {
                 continue;
             }
-            p.max_bytes = self.settings.partition_max_bytes;
-            let mut aborted = fp.aborted.clone();
-            aborted.sort_by_key(|a| a.1);
-            let mut aborted = aborted.into_iter().peekable();
-            let mut aborting: HashSet<i64> = HashSet::new();
-            let mut batches = Vec::with_capacity(split.len());
-            let mut next = from;
-            for (header, range) in split {
-                if header.last_offset() < from {
-                    continue;
-                }
-                next = header.last_offset() + 1;
-                let region = fp.records.slice(range);
-                if header.is_control() {
-                    if wire::control_is_abort(&header, &region)? {
-                        aborting.remove(&header.producer_id);
-                    }
-                    continue;
-                }
-                if self.settings.read_committed && header.is_transactional() {
-                    while let Some(&(pid, first)) = aborted.peek() {
-                        if first > header.last_offset() {
-                            break;
-                        }
-                        aborting.insert(pid);
-                        aborted.next();
-                    }
-                    if aborting.contains(&header.producer_id) {
-                        continue;
-                    }
-                }
-                let records = match header.codec()? {
-                    Codec::None => region,
-                    codec => Bytes::from(wire::decompress(codec, &region)?),
-                };
-                batches.push(Batch { header, records });
-            }
+            let aborted = std::mem::take(&mut fp.aborted);
+            let (batches, next) = committed_batches(split, &fp.records, from, aborted, self.settings.read_committed)?;
             p.next = Some(next);
             chunks.push(Chunk {
                 epoch: self.epoch,
@@ -527,6 +489,54 @@ impl FetchLoop {
             }
         }
     }
+}
+
+/// The complete batches of one partition at or after `from`, decompressed,
+/// without control batches and (read_committed) aborted transactions; and the
+/// offset to fetch next. `aborted` is the response's `(producer_id, first_offset)` list.
+fn committed_batches(
+    split: Vec<(BatchHeader, std::ops::Range<usize>)>,
+    records: &Bytes,
+    from: i64,
+    mut aborted: Vec<(i64, i64)>,
+    read_committed: bool,
+) -> Result<(Vec<Batch>, i64), WireError> {
+    aborted.sort_unstable_by_key(|a| a.1);
+    let mut aborted = aborted.into_iter().peekable();
+    let mut aborting: HashSet<i64> = HashSet::new();
+    let mut batches = Vec::with_capacity(split.len());
+    let mut next = from;
+    for (header, range) in split {
+        if header.last_offset() < from {
+            continue;
+        }
+        next = header.last_offset() + 1;
+        let region = records.slice(range);
+        if header.is_control() {
+            if wire::control_is_abort(&header, &region)? {
+                aborting.remove(&header.producer_id);
+            }
+            continue;
+        }
+        if read_committed && header.is_transactional() {
+            while let Some(&(pid, first)) = aborted.peek() {
+                if first > header.last_offset() {
+                    break;
+                }
+                aborting.insert(pid);
+                aborted.next();
+            }
+            if aborting.contains(&header.producer_id) {
+                continue;
+            }
+        }
+        let records = match header.codec()? {
+            Codec::None => region,
+            codec => Bytes::from(wire::decompress(codec, &region)?),
+        };
+        batches.push(Batch { header, records });
+    }
+    Ok((batches, next))
 }
 
 /// Reads one response frame and checks its correlation id; returns the body.

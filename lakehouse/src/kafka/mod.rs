@@ -45,27 +45,17 @@ pub fn fetch_settings(k: &KafkaConfig) -> Result<fetcher::FetchSettings, String>
 pub struct RdCluster<C: ConsumerContext + 'static>(pub std::sync::Arc<BaseConsumer<C>>);
 
 impl<C: ConsumerContext + 'static> fetcher::Cluster for RdCluster<C> {
-    fn leader(&self, topic: &str, partition: i32) -> Result<String, String> {
+    fn leaders(&self, topic: &str) -> Result<std::collections::HashMap<i32, String>, String> {
         let md = self.0.fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(|e| e.to_string())?;
         let t =
             md.topics().iter().find(|t| t.name() == topic).ok_or_else(|| format!("topic {topic} not in metadata"))?;
         if let Some(e) = t.error() {
             return Err(format!("topic {topic}: {e:?}"));
         }
-        let p = t
-            .partitions()
-            .iter()
-            .find(|p| p.id() == partition)
-            .ok_or_else(|| format!("partition {topic}/{partition} not in metadata"))?;
-        if p.leader() < 0 {
-            return Err(format!("partition {topic}/{partition} has no leader"));
-        }
-        let b = md
-            .brokers()
-            .iter()
-            .find(|b| b.id() == p.leader())
-            .ok_or_else(|| format!("leader {} of {topic}/{partition} not among the brokers", p.leader()))?;
-        Ok(format!("{}:{}", b.host(), b.port()))
+        let brokers: std::collections::HashMap<i32, String> =
+            md.brokers().iter().map(|b| (b.id(), format!("{}:{}", b.host(), b.port()))).collect();
+        // Partitions without a leader (or one not among the brokers) are left out.
+        Ok(t.partitions().iter().filter_map(|p| Some((p.id(), brokers.get(&p.leader())?.clone()))).collect())
     }
 
     fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), String> {

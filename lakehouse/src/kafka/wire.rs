@@ -449,7 +449,6 @@ pub struct FetchPartition {
     pub partition: i32,
     pub error_code: i16,
     pub high_watermark: i64,
-    pub last_stable_offset: i64,
     /// `(producer_id, first_offset)`
     pub aborted: Vec<(i64, i64)>,
     /// Slice of the response body holding the record batches.
@@ -500,7 +499,7 @@ pub fn decode_fetch(body: &Bytes) -> Result<Vec<FetchPartition>, WireError> {
             let partition = d.i32("partition")?;
             let error_code = d.i16("error code")?;
             let high_watermark = d.i64("high watermark")?;
-            let last_stable_offset = d.i64("last stable offset")?;
+            let _last_stable_offset = d.i64("last stable offset")?;
             let mut aborted = Vec::new();
             for _ in 0..d.len("aborted transactions")? {
                 aborted.push((d.i64("producer id")?, d.i64("first offset")?));
@@ -509,15 +508,7 @@ pub fn decode_fetch(body: &Bytes) -> Result<Vec<FetchPartition>, WireError> {
                 Some((start, n)) => body.slice(start..start + n),
                 None => Bytes::new(),
             };
-            out.push(FetchPartition {
-                topic: topic.clone(),
-                partition,
-                error_code,
-                high_watermark,
-                last_stable_offset,
-                aborted,
-                records,
-            });
+            out.push(FetchPartition { topic: topic.clone(), partition, error_code, high_watermark, aborted, records });
         }
     }
     Ok(out)
