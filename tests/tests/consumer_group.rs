@@ -57,7 +57,7 @@ async fn two_ingestors_split_partitions_and_a_zombie_cannot_duplicate() {
             }
         }
     }
-    assert!(writers.len() >= 2, "commits from both members expected, got {writers:?}");
     let logs = std::fs::read_to_string(&log_a).unwrap() + &std::fs::read_to_string(&log_b).unwrap();
+    assert!(writers.len() >= 2, "commits from both members expected, got {writers:?}; logs of A then B:\n{logs}");
     assert!(logs.contains("assigned"), "members logged their assignments");
 }

@@ -112,7 +112,10 @@ impl RowsBuilder {
         push_text(&mut self.key, &mut self.key_bytes, m.key);
         let value_text = push_text(&mut self.value, &mut self.value_bytes, m.value);
 
-        let mut decoded: Decoded<'_> = cdc::decode(m.value, format);
+        let mut decoded: Decoded<'_> = match value_text {
+            Some(text) => cdc::decode_str(text, format),
+            None => cdc::decode(m.value, format),
+        };
         if m.value.is_some() && value_text.is_none() && decoded.error.is_none() {
             // Not UTF-8 but the format did not look (raw): still say so.
             decoded.error = Some("value is not valid UTF-8; kept in value_bytes".to_string());

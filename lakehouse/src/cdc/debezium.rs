@@ -20,8 +20,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::value::RawValue;
 
+use super::scan::{Raw, Scan, Scanner};
 use crate::config::ValueFormat;
 
 /// What kind of message a value is.
@@ -96,7 +96,7 @@ impl<'a> Decoded<'a> {
 /// Debezium examples contain — keeps the last value instead of failing.
 #[derive(Default)]
 struct Probe<'a> {
-    payload: Option<&'a RawValue>,
+    payload: Option<Raw<'a>>,
     schema: Option<IgnoredAny>,
     op: Option<Cow<'a, str>>,
     ts_ms: Option<i64>,
@@ -106,7 +106,7 @@ struct Probe<'a> {
     database_name: Option<Cow<'a, str>>,
     status: Option<Cow<'a, str>>,
     __op: Option<Cow<'a, str>>,
-    __deleted: Option<&'a RawValue>,
+    __deleted: Option<Raw<'a>>,
     __table: Option<Cow<'a, str>>,
     __db: Option<Cow<'a, str>>,
     __source_ts_ms: Option<i64>,
@@ -120,16 +120,17 @@ struct Source<'a> {
     table: Option<Cow<'a, str>>,
     collection: Option<Cow<'a, str>>,
     ts_ms: Option<i64>,
-    lsn: Option<&'a RawValue>,
-    change_lsn: Option<&'a RawValue>,
+    lsn: Option<Raw<'a>>,
+    change_lsn: Option<Raw<'a>>,
     file: Option<Cow<'a, str>>,
-    pos: Option<&'a RawValue>,
-    row: Option<&'a RawValue>,
-    ord: Option<&'a RawValue>,
+    pos: Option<Raw<'a>>,
+    row: Option<Raw<'a>>,
+    ord: Option<Raw<'a>>,
 }
 
-/// A `Deserialize` for a struct of `Option` fields that ignores unknown keys
-/// and lets a repeated key overwrite the earlier value.
+/// A `Deserialize` (the slow path) and a [`Scan`] (the fast path) for a
+/// struct of `Option` fields; both ignore unknown keys and let a repeated key
+/// overwrite the earlier value.
 macro_rules! impl_lenient_map {
     ($ty:ident { $($key:literal => $field:ident),* $(,)? }) => {
         impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
@@ -154,6 +155,20 @@ macro_rules! impl_lenient_map {
                     }
                 }
                 d.deserialize_map(V(std::marker::PhantomData))
+            }
+        }
+
+        impl<'a> Scan<'a> for $ty<'a> {
+            fn scan(s: &mut Scanner<'a>) -> Option<Self> {
+                let mut out = $ty::default();
+                s.object(|s, key| {
+                    match key {
+                        $($key => out.$field = Scan::scan(s)?,)*
+                        _ => s.skip()?,
+                    }
+                    Some(())
+                })?;
+                Some(out)
             }
         }
     };
@@ -192,8 +207,8 @@ impl_lenient_map!(Source {
 });
 
 /// A raw JSON scalar as text, without quotes; `None` for JSON null.
-fn scalar(v: Option<&RawValue>) -> Option<&str> {
-    let s = v?.get();
+fn scalar(v: Option<Raw<'_>>) -> Option<&str> {
+    let s = v?.0;
     if s == "null" {
         return None;
     }
@@ -250,6 +265,24 @@ pub fn decode(value: Option<&[u8]>, format: ValueFormat) -> Decoded<'_> {
     let Some(value) = value else {
         return Decoded::kind(EventKind::Tombstone);
     };
+    match simdutf8::basic::from_utf8(value) {
+        Ok(text) => decode_str(text, format),
+        Err(_) => decode_slow(value, format),
+    }
+}
+
+/// [`decode`] for a value the caller already holds as UTF-8: the fast
+/// scanner reads it, and serde_json only sees what the scanner will not decide.
+pub fn decode_str(text: &str, format: ValueFormat) -> Decoded<'_> {
+    let fast = match format {
+        ValueFormat::Raw => return Decoded::kind(EventKind::Raw),
+        ValueFormat::Json => super::scan::is_json(text).map(|()| Decoded::kind(EventKind::Row)),
+        ValueFormat::Debezium => decode_debezium_fast(text),
+    };
+    fast.unwrap_or_else(|| decode_slow(text.as_bytes(), format))
+}
+
+fn decode_slow(value: &[u8], format: ValueFormat) -> Decoded<'_> {
     match format {
         ValueFormat::Raw => Decoded::kind(EventKind::Raw),
         ValueFormat::Json => match serde_json::from_slice::<IgnoredAny>(value) {
@@ -260,21 +293,37 @@ pub fn decode(value: Option<&[u8]>, format: ValueFormat) -> Decoded<'_> {
     }
 }
 
+/// JsonConverter with schemas: `{"schema": ..., "payload": ...}`.
+fn is_wrapped(outer: &Probe<'_>) -> bool {
+    outer.schema.is_some() && outer.op.is_none() && outer.ddl.is_none() && outer.status.is_none()
+}
+
+/// The scanner's reading of a Debezium value; `None` hands it to serde_json.
+fn decode_debezium_fast(text: &str) -> Option<Decoded<'_>> {
+    let mut s = Scanner::new(text);
+    let outer = Probe::scan(&mut s)?;
+    if !s.at_end() {
+        return None;
+    }
+    if !is_wrapped(&outer) {
+        return Some(classify(outer));
+    }
+    let mut s = Scanner::new(outer.payload?.0);
+    let inner = Probe::scan(&mut s)?;
+    s.at_end().then(|| classify(inner))
+}
+
 fn decode_debezium(value: &[u8]) -> Decoded<'_> {
     let outer: Probe<'_> = match serde_json::from_slice(value) {
         Ok(p) => p,
         Err(e) if e.is_data() => return Decoded::error(format!("value is not a Debezium JSON object: {e}")),
         Err(e) => return Decoded::error(format!("value is not JSON: {e}")),
     };
-    // JsonConverter with schemas: {"schema": ..., "payload": ...}
-    if outer.schema.is_some() && outer.op.is_none() && outer.ddl.is_none() && outer.status.is_none() {
+    if is_wrapped(&outer) {
         let Some(payload) = outer.payload else {
             return Decoded::error("value has a schema but no payload".to_string());
         };
-        if payload.get() == "null" {
-            return Decoded::error("value has a schema but a null payload".to_string());
-        }
-        return match serde_json::from_str::<Probe<'_>>(payload.get()) {
+        return match serde_json::from_str::<Probe<'_>>(payload.0) {
             Ok(inner) => classify(inner),
             Err(e) => Decoded::error(format!("payload is not a Debezium JSON object: {e}")),
         };
@@ -400,5 +449,126 @@ mod tests {
         assert_eq!(decode(Some(b"x"), ValueFormat::Raw).kind, EventKind::Raw);
         assert_eq!(decode(Some(b"x"), ValueFormat::Json).kind, EventKind::Undecodable);
         assert_eq!(decode(Some(b"[1]"), ValueFormat::Json).kind, EventKind::Row);
+    }
+
+    /// Values to compare the two paths on: the generator's events with and
+    /// without schemas, and every fixture value when ../shared is present.
+    fn samples() -> (Vec<String>, usize) {
+        let mut out = Vec::new();
+        for with_schema in [false, true] {
+            let mut g = crate::generate::Generator::new(7);
+            for _ in 0..400 {
+                let e = g.next_event();
+                if let Some(v) = e.value {
+                    let v = if with_schema { crate::generate::with_schema(e.table, v, false) } else { v };
+                    out.push(v.to_string());
+                }
+            }
+        }
+        let generated = out.len();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/debezium");
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                #[derive(serde::Deserialize)]
+                struct Line {
+                    value: Option<Box<serde_json::value::RawValue>>,
+                }
+                for e in entries {
+                    let path = e.unwrap().path();
+                    if path.extension().is_some_and(|x| x == "jsonl") {
+                        for line in std::fs::read_to_string(&path).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+                            let l: Line = serde_json::from_str(line).unwrap();
+                            out.extend(l.value.map(|v| v.get().to_string()).filter(|v| v != "null"));
+                        }
+                    }
+                }
+            }
+            Err(_) => eprintln!("\n!!! ../shared/fixtures/debezium is absent: fixture values are not compared !!!\n"),
+        }
+        (out, generated)
+    }
+
+    /// Small edits that break (or keep) a value in the ways real corruption does.
+    fn mutations(s: &str, seed: u64) -> Vec<String> {
+        let mut x = seed | 1;
+        let mut next = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let pieces =
+            ["\"", "\\", "{", "}", "[", "]", ",", ":", "0", "-", " ", "\u{1}", "e", ".", "n", "\\u", "1e400", "null"];
+        let mut out = Vec::new();
+        for _ in 0..24 {
+            let mut at = next(s.len() + 1);
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            let piece = pieces[next(pieces.len())];
+            out.push(s[..at].to_string());
+            out.push(format!("{}{}{}", &s[..at], piece, &s[at..]));
+            let mut end = (at + 1).min(s.len());
+            while !s.is_char_boundary(end) {
+                end += 1;
+            }
+            out.push(format!("{}{}", &s[..at], &s[end..]));
+            out.push(format!("{}{}{}", &s[..at], piece, &s[end..]));
+        }
+        out
+    }
+
+    #[test]
+    fn agrees_with_serde() {
+        let (samples, generated) = samples();
+        let mut fast_hits = 0;
+        for (i, s) in samples.iter().enumerate() {
+            let slow = decode_slow(s.as_bytes(), ValueFormat::Debezium);
+            let fast = decode_debezium_fast(s);
+            if let Some(fast) = &fast {
+                assert_eq!(fast, &slow, "{s}");
+            }
+            if i < generated {
+                assert!(fast.is_some(), "the generator's events take the fast path: {s}");
+            }
+            fast_hits += usize::from(fast.is_some());
+            for m in mutations(s, i as u64 + 1) {
+                let slow = decode_slow(m.as_bytes(), ValueFormat::Debezium);
+                if let Some(fast) = decode_debezium_fast(&m) {
+                    assert_eq!(fast, slow, "mutated: {m}");
+                }
+                let json_slow = decode_slow(m.as_bytes(), ValueFormat::Json);
+                assert_eq!(decode_str(&m, ValueFormat::Json), json_slow, "json: {m}");
+            }
+        }
+        eprintln!("{fast_hits} of {} values decoded by the scanner", samples.len());
+        assert!(fast_hits * 10 >= samples.len() * 9, "{fast_hits} of {} on the fast path", samples.len());
+    }
+
+    /// `cargo test --release -p lakehouse envelope_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn envelope_speed() {
+        let (samples, generated) = samples();
+        let groups = [("plain", &samples[..generated / 2]), ("with schema", &samples[generated / 2..generated])];
+        for (group, values) in groups {
+            let bytes: usize = values.iter().map(String::len).sum();
+            for (name, fast) in [("serde_json", false), ("scanner", true)] {
+                let t = std::time::Instant::now();
+                let mut n = 0usize;
+                for _ in 0..500 {
+                    for s in values {
+                        let d = if fast {
+                            decode_str(s, ValueFormat::Debezium)
+                        } else {
+                            decode_slow(s.as_bytes(), ValueFormat::Debezium)
+                        };
+                        n += usize::from(d.op.is_some());
+                    }
+                }
+                let per = t.elapsed().as_nanos() as f64 / (500 * values.len()) as f64;
+                eprintln!("{group} ({} B average) {name}: {per:.0} ns per value, {n} ops", bytes / values.len());
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Decoding of change-data-capture payloads.
 
 pub mod debezium;
+mod scan;
 
-pub use debezium::{Decoded, EventKind, Position, decode};
+pub use debezium::{Decoded, EventKind, Position, decode, decode_str};

@@ -8,5 +8,5 @@
 mod model;
 mod produce;
 
-pub use model::{Generator, Op, TABLES};
+pub use model::{Generator, Op, TABLES, with_schema};
 pub use produce::{GenerateArgs, TopicTruth, Truth, md5_sum64, run};
