@@ -21,14 +21,32 @@ async fn two_ingestors_split_partitions_and_a_zombie_cannot_duplicate() {
     let first = generate(&prefix, 20_000, 11, &lake.dir.path().join("t1.json"), &[]);
     let mut a = spawn_ingestor(&config, &log_a, None);
     let mut b = spawn_ingestor(&config, &log_b, None);
-    std::thread::sleep(Duration::from_secs(8));
+    let catalog = lake.connect().await;
+    let logs = || {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!("--- A ---\n{}\n--- B ---\n{}", read(&log_a), read(&log_b))
+    };
 
-    // Pause A (a zombie: alive, holding a batch, missing heartbeats) while
-    // more events arrive; the group moves its partitions to B.
+    // Conditions, not fixed sleeps: a slow machine takes longer, never fails
+    // for it. First both members hold partitions and the first batch is in.
+    wait_for("both members positioned on an assignment", Duration::from_secs(90), &logs, || {
+        [&log_a, &log_b].iter().all(|l| {
+            std::fs::read_to_string(l)
+                .unwrap_or_default()
+                .lines()
+                .any(|x| x.contains("assigned; positioned") && !x.contains("partitions={}"))
+        })
+    });
+    wait_for_records(&catalog, first.events, Duration::from_secs(90), &logs).await;
+
+    // Pause A (a zombie: alive, maybe holding a batch, missing heartbeats)
+    // while more events arrive: the group must move its partitions to B,
+    // which then commits everything.
     let pid_a = a.id().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid_a]).status().unwrap();
     let second = generate(&prefix, 20_000, 12, &lake.dir.path().join("t2.json"), &[]);
-    std::thread::sleep(Duration::from_secs(12));
+    wait_for_records(&catalog, first.events + second.events, Duration::from_secs(120), &logs).await;
+    // Wake A: whatever it still holds must be refused or discarded.
     std::process::Command::new("kill").args(["-CONT", &pid_a]).status().unwrap();
     std::thread::sleep(Duration::from_secs(8));
 
@@ -42,7 +60,6 @@ async fn two_ingestors_split_partitions_and_a_zombie_cannot_duplicate() {
     // Drain anything left with a fresh member.
     ingest_until_idle(&config, "3s");
 
-    let catalog = lake.connect().await;
     let rows: Vec<BronzeRow> = all_bronze_rows(&catalog).await.into_values().flatten().collect();
     assert_exactly_once(&rows);
     assert_eq!(rows.len() as u64, first.events + second.events);
@@ -57,7 +74,44 @@ async fn two_ingestors_split_partitions_and_a_zombie_cannot_duplicate() {
             }
         }
     }
-    let logs = std::fs::read_to_string(&log_a).unwrap() + &std::fs::read_to_string(&log_b).unwrap();
-    assert!(writers.len() >= 2, "commits from both members expected, got {writers:?}; logs of A then B:\n{logs}");
-    assert!(logs.contains("assigned"), "members logged their assignments");
+    assert!(writers.len() >= 2, "commits from both members expected, got {writers:?}\n{}", logs());
+}
+
+/// Polls `done` every half second until it holds; fails with the member logs
+/// after `limit`.
+fn wait_for(what: &str, limit: Duration, logs: &dyn Fn() -> String, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}\n{}", logs());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until the Bronze tables' current snapshots hold `n` rows in all.
+async fn wait_for_records(
+    catalog: &lakehouse::catalog::SqlCatalog,
+    n: u64,
+    limit: Duration,
+    logs: &dyn Fn() -> String,
+) {
+    let start = std::time::Instant::now();
+    loop {
+        let mut total = 0u64;
+        for t in catalog.list_tables(Some("bronze")).await.unwrap() {
+            let m = catalog.require_table(&t).await.unwrap().metadata;
+            if let Some(s) = m.current_snapshot() {
+                total += s
+                    .summary()
+                    .additional_properties
+                    .get("total-records")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        if total >= n {
+            return;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} with {total} of {n} records committed\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
