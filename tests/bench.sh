@@ -75,13 +75,16 @@ limit=$("$BIN/bench-bronze" limit --brokers "$BROKER" --pattern "$PATTERN" --eve
 log "(c) Python peer: confluent-kafka + pyarrow + pyiceberg ($PEER_EVENTS events)"
 mkdir -p "$WORK/peer"
 peer=$("$VENV/bin/python" tests/bench/python_peer.py --brokers "$BROKER" --pattern "$PATTERN" --events "$PEER_EVENTS" --out "$WORK/peer")
+log "(c') Python peer, minimal shape: 7 columns, no envelope decoding ($PEER_EVENTS events)"
+mkdir -p "$WORK/peer-min"
+peer_min=$("$VENV/bin/python" tests/bench/python_peer.py --minimal --brokers "$BROKER" --pattern "$PATTERN" --events "$PEER_EVENTS" --out "$WORK/peer-min")
 
-python3 - "$EVENTS" "$MB" "$drain" "$limit" "$peer" "$WORK/ingestor.json" "$WORK/ingestor.time" <<'PY'
+python3 - "$EVENTS" "$MB" "$drain" "$limit" "$peer" "$peer_min" "$WORK/ingestor.json" "$WORK/ingestor.time" <<'PY'
 import json, sys
 events, mb = int(sys.argv[1]), float(sys.argv[2])
-drain, limit, peer = (json.loads(a) for a in sys.argv[3:6])
-ing = json.load(open(sys.argv[6]))
-wall, user, sys_, rss_kb = open(sys.argv[7]).read().split()
+drain, limit, peer, peer_min = (json.loads(a) for a in sys.argv[3:7])
+ing = json.load(open(sys.argv[7]))
+wall, user, sys_, rss_kb = open(sys.argv[8]).read().split()
 cpu = float(user) + float(sys_)
 assert ing["records"] == events, f"ingestor committed {ing['records']} of {events}"
 busy = ing["busy_seconds"]
@@ -97,8 +100,11 @@ print(f"(broker) bare drain      {broker:,.0f} events/s ({drain['bytes']/drain['
 print(f"(a) bronze-ingestor      {eps:,.0f} events/s, {mb/busy:.0f} MB/s; {per_core:,.0f} events/s per core "
       f"({cpu:.1f} CPU s over {busy:.1f} s busy, {ing['commits']} commits)")
 print(f"(b) in-process limit     {limit_per_core:,.0f} events/s per core (decode+Arrow+Parquet, {limit['files']} files)")
-print(f"(c) Python peer          {peer['events']/peer['seconds']:,.0f} events/s, {peer_per_core:,.0f} events/s per core, "
+print(f"(c) Python peer, Bronze  {peer['events']/peer['seconds']:,.0f} events/s, {peer_per_core:,.0f} events/s per core, "
       f"{peer['max_rss_mib']:.0f} MiB RSS")
+peer_min_per_core = peer_min["events"] / peer_min["cpu_seconds"]
+print(f"(c') Python peer, minimal {peer_min_per_core:,.0f} events/s per core (7 columns, no envelope decoding: "
+      f"less work than Bronze does; the ingestor is {per_core/peer_min_per_core:.2f}x that)")
 print(f"(d) ingestor peak RSS    {rss:.0f} MiB over the {events}-event backlog")
 print(f"BENCH bronze events_per_s={eps:.0f} per_core={per_core:.0f} broker_per_s={broker:.0f} "
       f"limit_ratio={per_core/limit_per_core:.2f} vs_python={per_core/peer_per_core:.2f} rss_mib={rss:.0f}")
