@@ -8,10 +8,15 @@ pub use server::{Health, serve};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Starts `tracing` output (text or JSON) honouring `RUST_LOG` (default `info`).
+/// Colours only on a terminal: log files and collectors get plain text.
 pub fn init_logging(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }
 
