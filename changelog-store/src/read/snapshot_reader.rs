@@ -16,8 +16,13 @@ use crate::read::scan::{self, BucketFiles, KeyRange};
 use crate::row::{Datum, Key, KeyValue, Row};
 use crate::spec::snapshot::Snapshot;
 use crate::table_info::TableInfo;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 use std::collections::HashMap;
@@ -224,12 +229,80 @@ impl SnapshotReader {
             .collect()
     }
 
+    /// For a single BIGINT key: the rows (relative to the kept row groups) holding `k`,
+    /// found by decoding the key column alone over the candidate pages. `None` when the
+    /// key is not a single BIGINT.
+    fn key_rows(
+        &self,
+        path: &PathBuf,
+        meta: &ArrowReaderMetadata,
+        row_groups: &[usize],
+        selection: Option<&RowSelection>,
+        key: &Key,
+    ) -> Result<Option<Vec<usize>>> {
+        let (Some(col), [Datum::Long(k)]) = (self.int_key_column(meta), key.as_slice()) else {
+            return Ok(None);
+        };
+        let md = meta.metadata();
+        let total: usize = row_groups.iter().map(|&rg| md.row_group(rg).num_rows() as usize).sum();
+        // The selected rows, as ranges of positions, in reading order.
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        match selection {
+            None => ranges.push(0..total),
+            Some(sel) => {
+                let mut at = 0usize;
+                for s in sel.iter() {
+                    if !s.skip {
+                        ranges.push(at..at + s.row_count);
+                    }
+                    at += s.row_count;
+                }
+            }
+        }
+        let mask = ProjectionMask::leaves(md.file_metadata().schema_descr(), [col]);
+        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+            .with_batch_size(8192)
+            .with_row_groups(row_groups.to_vec())
+            .with_projection(mask);
+        if let Some(sel) = selection {
+            builder = builder.with_row_selection(sel.clone());
+        }
+        let reader =
+            builder.build().map_err(|source| Error::Parquet { op: "reading keys of", path: path.clone(), source })?;
+        let mut positions = ranges.into_iter().flatten();
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|source| Error::Arrow { op: "decoding keys of a data file", source })?;
+            let keys = batch.column(0).as_primitive_opt::<Int64Type>().ok_or_else(|| {
+                Error::corrupt(path, format!("key column is {}, not BIGINT", batch.column(0).data_type()))
+            })?;
+            for v in keys.iter() {
+                let at = positions.next().ok_or_else(|| Error::corrupt(path, "more keys than selected rows"))?;
+                if v == Some(*k) {
+                    rows.push(at);
+                }
+            }
+        }
+        Ok(Some(rows))
+    }
+
     fn probe_file(&self, path: &PathBuf, key: &Key, out: &mut Vec<KeyValue>) -> Result<()> {
         let info = &self.info;
         let meta = self.footer(path)?;
-        let (row_groups, selection) = self.candidates(&meta, key);
+        let (row_groups, mut selection) = self.candidates(&meta, key);
         if row_groups.is_empty() {
             return Ok(());
+        }
+        // Two phases for a BIGINT key: the key column alone finds the rows, then every
+        // column is decoded for those rows only. Files that do not hold the key (most
+        // of those a lookup opens) cost one column instead of all of them.
+        if let Some(rows) = self.key_rows(path, &meta, &row_groups, selection.as_ref(), key)? {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let total: usize = row_groups.iter().map(|&rg| meta.metadata().row_group(rg).num_rows() as usize).sum();
+            selection = Some(RowSelection::from_consecutive_ranges(rows.into_iter().map(|r| r..r + 1), total));
         }
         let mut reader = KvBatchReader::open_selected(info, kv_schema(info), path, meta, row_groups, selection)?;
         let form = KeyForm::of(&info.key_types);
