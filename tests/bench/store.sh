@@ -9,7 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 rows="${1:-10000000}"
 target="${CARGO_TARGET_DIR:-$here/target}"
-CARGO_TARGET_DIR="$target" cargo build --release --quiet -p changelog-store --example store_bench \
+# --workspace: the feature set of tests/run.sh, so its release build is reused.
+CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked --workspace --example store_bench \
     --manifest-path "$here/Cargo.toml" >&2
 dir="${STORE_BENCH_DIR:-$(mktemp -d)}"
 cleanup() { [ -n "${STORE_BENCH_DIR:-}" ] || rm -rf "$dir"; }
