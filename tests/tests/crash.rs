@@ -44,6 +44,7 @@ async fn kill_9_during_ingestion_loses_and_duplicates_nothing() {
     eprintln!("killed the ingestor {kills} times while producing {events} events");
 
     // A last run drains whatever is left.
+    wait_out_dead_members();
     ingest_until_idle(&config, "3s");
 
     let catalog = lake.connect().await;

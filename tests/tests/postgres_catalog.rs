@@ -20,6 +20,7 @@ async fn ingestion_through_the_postgres_catalog_is_exactly_once() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     child.kill().unwrap();
     child.wait().unwrap();
+    wait_out_dead_members();
     ingest_until_idle(&config, "3s");
 
     let catalog = lake.connect().await;
