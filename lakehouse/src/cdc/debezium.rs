@@ -346,13 +346,13 @@ fn classify(p: Probe<'_>) -> Decoded<'_> {
         fill_source(&mut d, p.source);
         return d;
     }
-    if let Some(status) = p.status {
-        if status == "BEGIN" || status == "END" {
-            let mut d = Decoded::kind(EventKind::Transaction);
-            d.op = Some(status);
-            d.ts_ms = p.ts_ms;
-            return d;
-        }
+    if let Some(status) = p.status
+        && (status == "BEGIN" || status == "END")
+    {
+        let mut d = Decoded::kind(EventKind::Transaction);
+        d.op = Some(status);
+        d.ts_ms = p.ts_ms;
+        return d;
     }
     // A flattened row: ExtractNewRecordState output or a plain object.
     let mut d = Decoded::kind(EventKind::Row);
@@ -474,10 +474,14 @@ mod tests {
                     value: Option<Box<serde_json::value::RawValue>>,
                 }
                 for e in entries {
-                    let path = e.unwrap().path();
+                    let path = e.expect("fixture directory entry").path();
                     if path.extension().is_some_and(|x| x == "jsonl") {
-                        for line in std::fs::read_to_string(&path).unwrap().lines().filter(|l| !l.trim().is_empty()) {
-                            let l: Line = serde_json::from_str(line).unwrap();
+                        for line in std::fs::read_to_string(&path)
+                            .expect("fixture file")
+                            .lines()
+                            .filter(|l| !l.trim().is_empty())
+                        {
+                            let l: Line = serde_json::from_str(line).expect("fixture line is JSON");
                             out.extend(l.value.map(|v| v.get().to_string()).filter(|v| v != "null"));
                         }
                     }
