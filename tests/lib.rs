@@ -178,14 +178,39 @@ pub fn wait_out_dead_members() {
     std::thread::sleep(Duration::from_secs(8));
 }
 
-pub fn spawn_ingestor(config: &Path, log: &Path, idle: Option<&str>) -> Child {
+/// A running ingestor; killed (SIGKILL) when dropped, so a failing test leaves
+/// no process behind.
+pub struct Ingestor(Child);
+
+impl std::ops::Deref for Ingestor {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Ingestor {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Ingestor {
+    fn drop(&mut self) {
+        // Ok without a signal once the child has been waited for.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn_ingestor(config: &Path, log: &Path, idle: Option<&str>) -> Ingestor {
     let mut c = Command::new(bin("bronze-ingestor"));
     c.arg("--config").arg(config).arg("run");
     if let Some(idle) = idle {
         c.args(["--exit-when-idle", idle]);
     }
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    Ingestor(c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
 /// Every row of a table at its current snapshot.
