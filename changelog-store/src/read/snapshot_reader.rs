@@ -18,7 +18,7 @@ use crate::spec::snapshot::Snapshot;
 use crate::table_info::TableInfo;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
@@ -229,9 +229,9 @@ impl SnapshotReader {
             .collect()
     }
 
-    /// For a single BIGINT key: the rows (relative to the kept row groups) holding `k`,
-    /// found by decoding the key column alone over the candidate pages. `None` when the
-    /// key is not a single BIGINT.
+    /// For a single BIGINT key: the rows holding it, as a selection over the kept row
+    /// groups, found by decoding the key column alone over the candidate pages
+    /// (`selection`). `None` when the key is not a single BIGINT.
     fn key_rows(
         &self,
         path: &PathBuf,
@@ -239,27 +239,11 @@ impl SnapshotReader {
         row_groups: &[usize],
         selection: Option<&RowSelection>,
         key: &Key,
-    ) -> Result<Option<Vec<usize>>> {
+    ) -> Result<Option<RowSelection>> {
         let (Some(col), [Datum::Long(k)]) = (self.int_key_column(meta), key.as_slice()) else {
             return Ok(None);
         };
-        let md = meta.metadata();
-        let total: usize = row_groups.iter().map(|&rg| md.row_group(rg).num_rows() as usize).sum();
-        // The selected rows, as ranges of positions, in reading order.
-        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-        match selection {
-            None => ranges.push(0..total),
-            Some(sel) => {
-                let mut at = 0usize;
-                for s in sel.iter() {
-                    if !s.skip {
-                        ranges.push(at..at + s.row_count);
-                    }
-                    at += s.row_count;
-                }
-            }
-        }
-        let mask = ProjectionMask::leaves(md.file_metadata().schema_descr(), [col]);
+        let mask = ProjectionMask::leaves(meta.metadata().file_metadata().schema_descr(), [col]);
         let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
             .with_batch_size(8192)
@@ -270,21 +254,23 @@ impl SnapshotReader {
         }
         let reader =
             builder.build().map_err(|source| Error::Parquet { op: "reading keys of", path: path.clone(), source })?;
-        let mut positions = ranges.into_iter().flatten();
-        let mut rows = Vec::new();
+        // One filter per batch of the rows read, true where the key matches.
+        let mut filters = Vec::new();
         for batch in reader {
             let batch = batch.map_err(|source| Error::Arrow { op: "decoding keys of a data file", source })?;
             let keys = batch.column(0).as_primitive_opt::<Int64Type>().ok_or_else(|| {
                 Error::corrupt(path, format!("key column is {}, not BIGINT", batch.column(0).data_type()))
             })?;
-            for v in keys.iter() {
-                let at = positions.next().ok_or_else(|| Error::corrupt(path, "more keys than selected rows"))?;
-                if v == Some(*k) {
-                    rows.push(at);
-                }
-            }
+            filters.push(keys.iter().map(|v| Some(v == Some(*k))).collect::<BooleanArray>());
         }
-        Ok(Some(rows))
+        let read: usize = filters.iter().map(|f| f.len()).sum();
+        let hits = RowSelection::from_filters(&filters);
+        match selection {
+            None => Ok(Some(hits)),
+            // `hits` is relative to the rows `sel` selected; compose into file positions.
+            Some(sel) if sel.row_count() == read => Ok(Some(sel.and_then(&hits))),
+            Some(_) => Err(Error::corrupt(path, "the key column returned another number of rows than selected")),
+        }
     }
 
     fn probe_file(&self, path: &PathBuf, key: &Key, out: &mut Vec<KeyValue>) -> Result<()> {
@@ -298,11 +284,10 @@ impl SnapshotReader {
         // column is decoded for those rows only. Files that do not hold the key (most
         // of those a lookup opens) cost one column instead of all of them.
         if let Some(rows) = self.key_rows(path, &meta, &row_groups, selection.as_ref(), key)? {
-            if rows.is_empty() {
+            if !rows.selects_any() {
                 return Ok(());
             }
-            let total: usize = row_groups.iter().map(|&rg| meta.metadata().row_group(rg).num_rows() as usize).sum();
-            selection = Some(RowSelection::from_consecutive_ranges(rows.into_iter().map(|r| r..r + 1), total));
+            selection = Some(rows);
         }
         let mut reader = KvBatchReader::open_selected(info, kv_schema(info), path, meta, row_groups, selection)?;
         let form = KeyForm::of(&info.key_types);

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::scan::{Raw, Scan, Scanner};
+use super::scan::{self, Raw, Scan, Scanner};
 use crate::config::ValueFormat;
 
 /// What kind of message a value is.
@@ -276,7 +276,7 @@ pub fn decode(value: Option<&[u8]>, format: ValueFormat) -> Decoded<'_> {
 pub fn decode_str(text: &str, format: ValueFormat) -> Decoded<'_> {
     let fast = match format {
         ValueFormat::Raw => return Decoded::kind(EventKind::Raw),
-        ValueFormat::Json => super::scan::is_json(text).map(|()| Decoded::kind(EventKind::Row)),
+        ValueFormat::Json => scan::is_json(text).map(|()| Decoded::kind(EventKind::Row)),
         ValueFormat::Debezium => decode_debezium_fast(text),
     };
     fast.unwrap_or_else(|| decode_slow(text.as_bytes(), format))
@@ -300,17 +300,11 @@ fn is_wrapped(outer: &Probe<'_>) -> bool {
 
 /// The scanner's reading of a Debezium value; `None` hands it to serde_json.
 fn decode_debezium_fast(text: &str) -> Option<Decoded<'_>> {
-    let mut s = Scanner::new(text);
-    let outer = Probe::scan(&mut s)?;
-    if !s.at_end() {
-        return None;
-    }
+    let outer: Probe<'_> = scan::parse(text)?;
     if !is_wrapped(&outer) {
         return Some(classify(outer));
     }
-    let mut s = Scanner::new(outer.payload?.0);
-    let inner = Probe::scan(&mut s)?;
-    s.at_end().then(|| classify(inner))
+    scan::parse(outer.payload?.0).map(classify)
 }
 
 fn decode_debezium(value: &[u8]) -> Decoded<'_> {

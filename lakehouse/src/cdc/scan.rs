@@ -52,7 +52,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// True once only whitespace is left.
-    pub(super) fn at_end(&mut self) -> bool {
+    fn at_end(&mut self) -> bool {
         self.ws();
         self.i == self.b.len()
     }
@@ -157,8 +157,8 @@ impl<'a> Scanner<'a> {
         self.i - start
     }
 
-    /// A number by the JSON grammar.
-    fn number(&mut self) -> Option<()> {
+    /// The sign and integer part of a number (`-?(0|[1-9][0-9]*)`).
+    fn integer(&mut self) -> Option<()> {
         if self.peek()? == b'-' {
             self.i += 1;
         }
@@ -169,6 +169,12 @@ impl<'a> Scanner<'a> {
             }
             _ => return None,
         }
+        Some(())
+    }
+
+    /// A number by the JSON grammar.
+    fn number(&mut self) -> Option<()> {
+        self.integer()?;
         if self.peek() == Some(b'.') {
             self.i += 1;
             if self.digits() == 0 {
@@ -316,16 +322,7 @@ impl<'a> Scan<'a> for i64 {
     fn scan(s: &mut Scanner<'a>) -> Option<Self> {
         s.ws();
         let start = s.i;
-        if s.peek()? == b'-' {
-            s.i += 1;
-        }
-        match s.peek()? {
-            b'0' => s.i += 1,
-            b'1'..=b'9' => {
-                s.digits();
-            }
-            _ => return None,
-        }
+        s.integer()?;
         if matches!(s.peek(), Some(b'.' | b'e' | b'E')) {
             return None;
         }
@@ -355,12 +352,18 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Raw<'a> {
     }
 }
 
+/// `text` read whole as one `T` (nothing but whitespace after it), as
+/// `serde_json::from_str` would; `None` means "ask serde_json".
+pub(super) fn parse<'a, T: Scan<'a>>(text: &'a str) -> Option<T> {
+    let mut s = Scanner::new(text);
+    let v = T::scan(&mut s)?;
+    s.at_end().then_some(v)
+}
+
 /// Whether `text` is one valid JSON value (fast path of the JSON format);
 /// `None` means "ask serde_json".
 pub(super) fn is_json(text: &str) -> Option<()> {
-    let mut s = Scanner::new(text);
-    s.skip()?;
-    s.at_end().then_some(())
+    parse::<serde::de::IgnoredAny>(text).map(|_| ())
 }
 
 #[cfg(test)]
