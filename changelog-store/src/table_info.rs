@@ -71,6 +71,15 @@ impl TableInfo {
         binary_row::bucket(&self.bucket_key_types, &vals, self.options.bucket)
     }
 
+    /// The bucket of a row whose bucket key columns hold `key` (in bucket key order).
+    pub fn bucket_of_key(&self, key: &[Datum]) -> i32 {
+        if let [k] = key {
+            return binary_row::bucket(&self.bucket_key_types, &[k], self.options.bucket);
+        }
+        let vals: Vec<&Datum> = key.iter().collect();
+        binary_row::bucket(&self.bucket_key_types, &vals, self.options.bucket)
+    }
+
     pub fn serialize_key(&self, key: &Key) -> Vec<u8> {
         let refs: Vec<&Datum> = key.iter().collect();
         binary_row::serialize(&self.key_types, &refs)

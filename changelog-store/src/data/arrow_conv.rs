@@ -66,6 +66,17 @@ pub fn kv_schema(info: &TableInfo) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Arrow schema of the table's rows (its columns in schema order, with Paimon's field
+/// ids): what [`crate::TableWrite::write_batch`] takes and value batches are read as.
+pub fn row_schema(info: &TableInfo) -> SchemaRef {
+    Arc::new(Schema::new(info.schema.fields.iter().map(|f| field(f.name.clone(), &f.data_type, f.id)).collect::<Vec<_>>()))
+}
+
+/// The Arrow type values of `ty` are held in.
+pub fn arrow_type_of(ty: &DataType) -> ArrowType {
+    arrow_type(ty)
+}
+
 fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: usize) -> ArrayRef {
     macro_rules! prim {
         ($builder:ty, $variant:ident, $conv:expr) => {{

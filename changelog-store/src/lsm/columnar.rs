@@ -72,12 +72,23 @@ fn seqs_and_kinds(info: &TableInfo, batch: &RecordBatch) -> Result<(ScalarBuffer
 pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch> {
     let keys = SortKeys::new(KeyForm::of(&info.key_types), &key_columns(info, batch))?;
     let (_, kinds) = seqs_and_kinds(info, batch)?;
+    let out = dedupe_order(info, &keys, &kinds);
+    if out.len() == batch.num_rows() && out.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(batch.clone());
+    }
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from(out))
+        .map_err(arrow_err("gathering the sorted write buffer"))
+}
+
+/// The rows of a write buffer (keys and kinds in arrival order) that [`sort_dedupe`]
+/// keeps, in key order.
+pub fn dedupe_order(info: &TableInfo, keys: &SortKeys, kinds: &[i8]) -> Vec<u32> {
     let idx = keys.sorted_indices();
     let mut out: Vec<u32> = Vec::with_capacity(idx.len());
     let mut i = 0;
     while i < idx.len() {
         let mut j = i + 1;
-        while j < idx.len() && keys.cmp_rows(idx[j] as usize, &keys, idx[i] as usize) == Ordering::Equal {
+        while j < idx.len() && keys.cmp_rows(idx[j] as usize, keys, idx[i] as usize) == Ordering::Equal {
             j += 1;
         }
         let winner = idx[i..j].iter().rev().find(|&&r| !info.options.ignore_delete || is_add(kinds[r as usize]));
@@ -86,11 +97,7 @@ pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
         }
         i = j;
     }
-    if out.len() == batch.num_rows() && out.windows(2).all(|w| w[0] < w[1]) {
-        return Ok(batch.clone());
-    }
-    arrow_select::take::take_record_batch(batch, &UInt32Array::from(out))
-        .map_err(arrow_err("gathering the sorted write buffer"))
+    out
 }
 
 /// One sorted run to merge: its parts in key order (one part for a level-0 run).

@@ -6,7 +6,7 @@ use crate::commit::CommitMessage;
 use crate::data::arrow_conv::from_batch;
 use crate::data::reader::read_kv_file;
 use crate::data::writer::{FileSpec, RollingWriter, write_kv_batch, write_kv_files};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fs;
 use crate::lsm::columnar::{self, Policy};
 use crate::lsm::compaction::{self, CompactUnit};
@@ -168,6 +168,20 @@ impl BucketWriter {
         self.buffer.push(value, seq, kind)
     }
 
+    /// Buffers rows `rows` of `columns` (type-checked value columns) by reference, in
+    /// that order, with kind `kind(row)`; returns the bytes charged to the buffer.
+    pub fn write_batch(
+        &mut self,
+        columns: &[arrow_array::ArrayRef],
+        rows: &[u32],
+        kind: impl Fn(u32) -> RowKind,
+        row_bytes: usize,
+    ) -> usize {
+        let seq = self.next_seq;
+        self.next_seq += rows.len() as i64;
+        self.buffer.push_batch(columns, rows, seq, rows.iter().map(|&r| kind(r)), row_bytes)
+    }
+
     fn now(&self) -> i64 {
         self.clock.now_millis()
     }
@@ -182,10 +196,12 @@ impl BucketWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let raw = self.buffer.take(&self.info)?;
         if columnar::is_columnar(&self.info) {
-            self.flush_columnar(raw)?;
+            let input = self.info.options.changelog_producer == ChangelogProducer::Input;
+            let (merged, raw) = self.buffer.take_sorted(&self.info, input)?;
+            self.flush_columnar(merged, raw)?;
         } else {
+            let raw = self.buffer.take(&self.info)?;
             self.flush_rows(raw)?;
         }
         if !self.write_only {
@@ -202,14 +218,15 @@ impl BucketWriter {
         Ok(())
     }
 
-    /// Level-0 flush for `deduplicate` tables: sort and deduplicate column-wise.
-    fn flush_columnar(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
-        let merged = columnar::sort_dedupe(&self.info, &raw)?;
+    /// Level-0 flush for `deduplicate` tables: `merged` is the buffer sorted and
+    /// deduplicated column-wise, `raw` the buffer in arrival order (`input` changelog).
+    fn flush_columnar(&mut self, merged: arrow_array::RecordBatch, raw: Option<arrow_array::RecordBatch>) -> Result<()> {
         let files =
             write_kv_batch(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
         match self.info.options.changelog_producer {
             ChangelogProducer::None => {}
             ChangelogProducer::Input => {
+                let raw = raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?;
                 let files = write_kv_batch(
                     &self.info,
                     &self.dir,

@@ -1,6 +1,7 @@
 //! Routes rows to bucket writers and collects their commit messages.
 
 use crate::clock::SharedClock;
+use crate::data::arrow_conv;
 use crate::commit::CommitMessage;
 use crate::error::{Error, Result};
 use crate::manifest_io::ManifestIo;
@@ -10,7 +11,8 @@ use crate::paths::TablePaths;
 use crate::row::{Datum, Row, RowKind};
 use crate::snapshot_manager::SnapshotManager;
 use crate::spec::manifest::DataFileMeta;
-use crate::spec::types::TypeRoot;
+use crate::spec::types::{DataType, TypeRoot};
+use arrow_array::{Array, ArrayRef};
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::BatchBudget;
 use crate::write::bucket_writer::BucketWriter;
@@ -176,6 +178,149 @@ impl TableWrite {
             Some(id) => self.writers.get_mut(id).ok_or_else(|| Error::Unsupported("bucket writer vanished".into())),
             None => Err(Error::Unsupported("bucket writer vanished".into())),
         }
+    }
+
+    /// Arrow schema of the rows [`TableWrite::write_batch`] takes.
+    pub fn row_schema(&self) -> arrow_schema::SchemaRef {
+        arrow_conv::row_schema(&self.info)
+    }
+
+    /// Writes every row of `batch` with its kind: `kinds` holds one kind per row, or a
+    /// single kind for all of them. `batch` has the table's columns, by name, with the
+    /// Arrow types of [`TableWrite::row_schema`] (field metadata and nullability flags
+    /// are not compared; NOT NULL columns must hold no null).
+    ///
+    /// The rows are not copied into the write buffer: it keeps `batch`'s arrays (their
+    /// size is charged to `write-buffer-size`) until the next flush gathers them, once,
+    /// in key order. The buffer bound is checked after the batch, so one batch may go
+    /// over it. A batch that fails a check writes nothing.
+    pub fn write_batch(&mut self, batch: &arrow_array::RecordBatch, kinds: &[RowKind]) -> Result<()> {
+        let n = batch.num_rows();
+        if kinds.len() != n && kinds.len() != 1 {
+            return Err(Error::value("<row kind>", format!("{} row kinds for a batch of {n} rows", kinds.len())));
+        }
+        let columns = self.batch_columns(batch)?;
+        let mut checked: Option<RowKind> = None;
+        for &k in kinds {
+            if checked != Some(k) {
+                self.check_kind(k)?;
+                checked = Some(k);
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let kind_of = |r: u32| if kinds.len() == 1 { kinds[0] } else { kinds[r as usize] };
+        if !self.count_fields.is_empty() {
+            // Aggregation `count` fields are rewritten per row.
+            for r in 0..n {
+                let row = columns
+                    .iter()
+                    .zip(&self.info.value_types)
+                    .map(|(c, t)| arrow_conv::datum_at(c, t, r))
+                    .collect::<Result<Vec<_>>>()?;
+                self.write_row(&row, kind_of(r as u32))?;
+            }
+            return Ok(());
+        }
+        let skip_retractions = self.info.options.ignore_delete;
+        let bucket_cols: Vec<(&ArrayRef, &DataType)> =
+            self.info.bucket_key_indices.iter().map(|&i| (&columns[i], &self.info.value_types[i])).collect();
+        let partition_cols: Vec<(&ArrayRef, &DataType)> =
+            self.info.partition_indices.iter().map(|&i| (&columns[i], &self.info.value_types[i])).collect();
+        // Rows by destination, in arrival order; destinations in order of first row.
+        let mut groups: Vec<(BucketId, Vec<Datum>, Vec<u32>)> = Vec::new();
+        let mut group_of: HashMap<BucketId, usize> = HashMap::new();
+        let mut by_bucket: Vec<Option<usize>> = Vec::new();
+        let mut key: Vec<Datum> = Vec::with_capacity(bucket_cols.len());
+        for r in 0..n {
+            if skip_retractions && !kind_of(r as u32).is_add() {
+                continue;
+            }
+            key.clear();
+            for (c, t) in &bucket_cols {
+                key.push(arrow_conv::datum_at(c, t, r)?);
+            }
+            let bucket = self.info.bucket_of_key(&key);
+            let g = if partition_cols.is_empty() {
+                let slot = usize::try_from(bucket).unwrap_or(0);
+                if by_bucket.len() <= slot {
+                    by_bucket.resize(slot + 1, None);
+                }
+                match by_bucket[slot] {
+                    Some(g) => g,
+                    None => {
+                        groups.push(((Vec::new(), bucket), Vec::new(), Vec::new()));
+                        by_bucket[slot] = Some(groups.len() - 1);
+                        groups.len() - 1
+                    }
+                }
+            } else {
+                let partition =
+                    partition_cols.iter().map(|(c, t)| arrow_conv::datum_at(c, t, r)).collect::<Result<Vec<_>>>()?;
+                let id = (self.info.serialize_partition(&partition), bucket);
+                match group_of.get(&id) {
+                    Some(&g) => g,
+                    None => {
+                        group_of.insert(id.clone(), groups.len());
+                        groups.push((id, partition, Vec::new()));
+                        groups.len() - 1
+                    }
+                }
+            };
+            groups[g].2.push(r as u32);
+        }
+        // Open every destination first, so that a failure buffers nothing.
+        let mut dests: Vec<(BucketId, Vec<u32>)> = Vec::with_capacity(groups.len());
+        for ((partition_bytes, bucket), partition, rows) in groups {
+            let id = if self.info.partition_indices.is_empty() {
+                self.unpartitioned_writer(bucket)?;
+                self.unpartitioned[bucket as usize].clone()
+            } else {
+                self.writer((partition_bytes.clone(), bucket), partition, bucket)?;
+                Some((partition_bytes, bucket))
+            };
+            dests.push((id.ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))?, rows));
+        }
+        let row_bytes = columns.iter().map(|c| c.get_array_memory_size()).sum::<usize>() / n;
+        for (id, rows) in dests {
+            if let Some(writer) = self.writers.get_mut(&id) {
+                self.buffered += writer.write_batch(&columns, &rows, kind_of, row_bytes);
+            }
+        }
+        if self.buffered as u64 >= self.info.options.write_buffer_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The value columns of `batch` in schema order, checked against the table.
+    fn batch_columns(&self, batch: &arrow_array::RecordBatch) -> Result<Vec<ArrayRef>> {
+        for f in batch.schema().fields() {
+            if self.info.schema.field_index(f.name()).is_none() {
+                return Err(Error::value(f.name(), "no such column"));
+            }
+        }
+        self.info
+            .schema
+            .fields
+            .iter()
+            .map(|f| {
+                let col = batch.column_by_name(&f.name).ok_or_else(|| Error::value(&f.name, "missing from the batch"))?;
+                let want = arrow_conv::arrow_type_of(&f.data_type);
+                if col.data_type() != &want {
+                    return Err(Error::value(
+                        &f.name,
+                        format!("Arrow type {} does not fit {} (expected {want})", col.data_type(), f.data_type),
+                    ));
+                }
+                if !f.data_type.nullable && col.null_count() > 0 {
+                    let row = (0..col.len()).find(|&r| col.is_null(r)).unwrap_or(0);
+                    return Err(Error::value(&f.name, format!("null in a NOT NULL column (row {row} of the batch)")));
+                }
+                Ok(col.clone())
+            })
+            .collect()
     }
 
     /// Writes a JSON object (`{"column": value, ...}`; missing columns are null).

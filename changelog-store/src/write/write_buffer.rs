@@ -1,9 +1,16 @@
 //! The write buffer of one bucket: rows appended straight into Arrow column builders
 //! (no per-value allocation), with their sequence numbers and kinds. A flush turns it
-//! into one record batch in the key/value file layout, in arrival order.
+//! into one record batch in the key/value file layout, in arrival order, or sorted by
+//! key with one record per key.
+//!
+//! Rows written as Arrow batches ([`WriteBuffer::push_batch`]) are not copied: the
+//! buffer keeps the batch's arrays and the positions of its rows, and the flush gathers
+//! every buffered row once, straight into the order it is written in.
 
 use crate::data::arrow_conv::kv_columns_to_batch;
-use crate::error::Result;
+use crate::data::sort_key::{KeyForm, SortKeys};
+use crate::error::{Error, Result};
+use crate::lsm::columnar;
 use crate::row::{Datum, RowKind};
 use crate::spec::types::{DataType, TypeRoot};
 use crate::table_info::TableInfo;
@@ -131,7 +138,17 @@ pub struct WriteBuffer {
     seqs: Vec<i64>,
     kinds: Vec<i8>,
     bytes: usize,
+    /// Value columns of the batches rows were pushed from, kept by reference.
+    sources: Vec<Vec<ArrayRef>>,
+    /// Where each buffered record is, in arrival order, as (source, row); records
+    /// appended to the builders have source [`BUILDERS`]. Empty while `sources` is.
+    refs: Vec<(usize, usize)>,
+    /// Records appended to the builders.
+    builder_rows: usize,
 }
+
+/// The source index of records held in the column builders.
+const BUILDERS: usize = usize::MAX;
 
 /// Fixed per-record overhead counted against `write-buffer-size` (sequence, kind,
 /// validity bits and the sort entry built at flush).
@@ -145,6 +162,9 @@ impl WriteBuffer {
             seqs: Vec::new(),
             kinds: Vec::new(),
             bytes: 0,
+            sources: Vec::new(),
+            refs: Vec::new(),
+            builder_rows: 0,
         }
     }
 
@@ -167,25 +187,136 @@ impl WriteBuffer {
         for (b, d) in self.columns.iter_mut().zip(row) {
             added += b.append(d);
         }
+        if !self.sources.is_empty() {
+            self.refs.push((BUILDERS, self.builder_rows));
+        }
+        self.builder_rows += 1;
         self.seqs.push(seq);
         self.kinds.push(kind.to_byte());
         self.bytes += added;
         added
     }
 
+    /// Buffers rows `rows` of `columns` (the table's value columns, type-checked by
+    /// the caller) by reference, with sequence numbers from `first_seq` on and their
+    /// kinds; `row_bytes` is the memory charged per row. Returns the bytes charged.
+    pub fn push_batch(
+        &mut self,
+        columns: &[ArrayRef],
+        rows: &[u32],
+        first_seq: i64,
+        kinds: impl Iterator<Item = RowKind>,
+        row_bytes: usize,
+    ) -> usize {
+        if rows.is_empty() {
+            return 0;
+        }
+        if self.sources.is_empty() {
+            // Records already in the builders come first.
+            self.refs = (0..self.seqs.len()).map(|r| (BUILDERS, r)).collect();
+        }
+        let source = self.sources.len();
+        self.sources.push(columns.to_vec());
+        self.refs.extend(rows.iter().map(|&r| (source, r as usize)));
+        self.seqs.extend(first_seq..first_seq + rows.len() as i64);
+        self.kinds.extend(kinds.map(RowKind::to_byte));
+        let added = rows.len() * (row_bytes + RECORD_OVERHEAD);
+        self.bytes += added;
+        added
+    }
+
     /// Empties the buffer into one batch in the key/value layout, in arrival order.
     pub fn take(&mut self, info: &TableInfo) -> Result<RecordBatch> {
-        let sizes: Vec<usize> = self.columns.iter().map(ColumnBuilder::value_bytes).collect();
-        let values: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
-        // The next flush is likely about as big as this one: size the builders (and the
-        // sequence/kind vectors) for it up front instead of growing them by doubling.
-        let rows = self.seqs.len();
-        for ((b, t), bytes) in self.columns.iter_mut().zip(&self.types).zip(sizes) {
-            *b = ColumnBuilder::with_capacity(t, rows + rows / 8, bytes + bytes / 8);
+        if self.sources.is_empty() {
+            return self.take_builders(info);
         }
+        let (sources, refs, seqs, kinds) = self.take_sources()?;
+        let values = gather_columns(&sources, &refs, 0..info.value_types.len())?;
+        kv_columns_to_batch(info, values, seqs, kinds)
+    }
+
+    /// Empties the buffer into one batch in the key/value layout sorted by key with one
+    /// record per key (see [`columnar::sort_dedupe`]), plus the arrival-order batch when
+    /// `arrival` is set (the `input` changelog). Batches pushed by reference are
+    /// gathered once, straight into key order.
+    pub fn take_sorted(&mut self, info: &TableInfo, arrival: bool) -> Result<(RecordBatch, Option<RecordBatch>)> {
+        if self.sources.is_empty() || arrival {
+            let raw = self.take(info)?;
+            let sorted = columnar::sort_dedupe(info, &raw)?;
+            return Ok((sorted, arrival.then_some(raw)));
+        }
+        let (sources, refs, seqs, kinds) = self.take_sources()?;
+        let keys = gather_columns(&sources, &refs, info.key_indices.iter().copied())?;
+        let order = columnar::dedupe_order(info, &SortKeys::new(KeyForm::of(&info.key_types), &keys)?, &kinds);
+        let refs: Vec<(usize, usize)> = order.iter().map(|&i| refs[i as usize]).collect();
+        let values = gather_columns(&sources, &refs, 0..info.value_types.len())?;
+        let seqs = order.iter().map(|&i| seqs[i as usize]).collect();
+        let kinds = order.iter().map(|&i| kinds[i as usize]).collect();
+        Ok((kv_columns_to_batch(info, values, seqs, kinds)?, None))
+    }
+
+    /// Empties a buffer holding pushed batches: the builders become one more source.
+    #[allow(clippy::type_complexity)]
+    fn take_sources(&mut self) -> Result<(Vec<Vec<ArrayRef>>, Vec<(usize, usize)>, Vec<i64>, Vec<i8>)> {
+        let mut sources = std::mem::take(&mut self.sources);
+        let mut refs = std::mem::take(&mut self.refs);
+        let n = self.seqs.len();
+        let seqs = std::mem::replace(&mut self.seqs, Vec::with_capacity(n + n / 8));
+        let kinds = std::mem::replace(&mut self.kinds, Vec::with_capacity(n + n / 8));
+        if self.builder_rows > 0 {
+            let sealed = sources.len();
+            sources.push(self.finish_builders());
+            for r in refs.iter_mut().filter(|r| r.0 == BUILDERS) {
+                r.0 = sealed;
+            }
+        }
+        self.bytes = 0;
+        if refs.len() != seqs.len() {
+            return Err(Error::Unsupported(format!(
+                "write buffer out of step: {} positions for {} records",
+                refs.len(),
+                seqs.len()
+            )));
+        }
+        Ok((sources, refs, seqs, kinds))
+    }
+
+    /// Empties the builders into one batch in the key/value layout.
+    fn take_builders(&mut self, info: &TableInfo) -> Result<RecordBatch> {
+        let rows = self.seqs.len();
+        let values = self.finish_builders();
         let seqs = std::mem::replace(&mut self.seqs, Vec::with_capacity(rows + rows / 8));
         let kinds = std::mem::replace(&mut self.kinds, Vec::with_capacity(rows + rows / 8));
         self.bytes = 0;
         kv_columns_to_batch(info, values, seqs, kinds)
     }
+
+    /// The builders' value columns; the builders are renewed.
+    fn finish_builders(&mut self) -> Vec<ArrayRef> {
+        let sizes: Vec<usize> = self.columns.iter().map(ColumnBuilder::value_bytes).collect();
+        let values: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        // The next flush is likely about as big as this one: size the builders for it
+        // up front instead of growing them by doubling.
+        let rows = self.builder_rows;
+        for ((b, t), bytes) in self.columns.iter_mut().zip(&self.types).zip(sizes) {
+            *b = ColumnBuilder::with_capacity(t, rows + rows / 8, bytes + bytes / 8);
+        }
+        self.builder_rows = 0;
+        values
+    }
+}
+
+/// Gathers columns `columns` of the records at `refs` from `sources`.
+fn gather_columns(
+    sources: &[Vec<ArrayRef>],
+    refs: &[(usize, usize)],
+    columns: impl Iterator<Item = usize>,
+) -> Result<Vec<ArrayRef>> {
+    columns
+        .map(|c| {
+            let arrays: Vec<&dyn arrow_array::Array> = sources.iter().map(|s| s[c].as_ref()).collect();
+            arrow_select::interleave::interleave(&arrays, refs)
+                .map_err(|source| Error::Arrow { op: "gathering the write buffer", source })
+        })
+        .collect()
 }
