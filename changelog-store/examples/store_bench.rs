@@ -3,6 +3,11 @@
 //! 100k rows, compaction running as it would in production (background, per bucket).
 //!
 //! Usage: `store_bench [rows] [dir]` (default 10,000,000 rows, a temp dir).
+//! Rows are generated straight into Arrow batches of 5,000 and written with
+//! `TableWrite::write_batch`, the way a pipeline stage hands over what it read;
+//! `STORE_BENCH_API=rows` writes the same rows one by one with `write_row` instead.
+//! `STORE_BENCH_WAIT_COMPACTION=1` makes every commit wait for its compactions: the
+//! work done no longer depends on thread timing, which makes two builds comparable.
 //! `STORE_BENCH_OPTIONS` adds table options, `;`-separated `key=value` pairs
 //! (e.g. `file.compression.per.level=0:lz4`); without it all options but `bucket` are
 //! Paimon's defaults.
@@ -18,7 +23,10 @@
 //! The scan and the lookups are checked against the generator's own record of which
 //! keys are live: a wrong answer aborts the run.
 
+use arrow_array::builder::{Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
 use changelog_store::{Datum, ReadAt, RowKind, Table, TableSpec};
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -31,6 +39,9 @@ fn cpu_seconds() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// Rows per generated Arrow batch (a divisor of the 100k rows per commit).
+const BATCH_ROWS: usize = 5_000;
 
 /// xorshift64: deterministic and cheap.
 struct Rng(u64);
@@ -86,19 +97,28 @@ impl Decimal {
     /// Writes the decimal form of `v` into `s` (reusing its buffer).
     fn set(&self, s: &mut String, v: u32) {
         s.clear();
+        self.write(s, v);
+    }
+
+    /// Appends the decimal form of `v` to `s`.
+    fn write(&self, s: &mut impl std::fmt::Write, v: u32) {
+        // Writing into a String or a StringBuilder cannot fail.
+        let mut push = |piece: &str| {
+            let _ = s.write_str(piece);
+        };
         let (rest, lo) = (v / 10_000, v % 10_000);
         if rest == 0 {
-            s.push_str(self.unpadded(lo));
+            push(self.unpadded(lo));
             return;
         }
         let (hi, mid) = (rest / 10_000, rest % 10_000);
         if hi == 0 {
-            s.push_str(self.unpadded(mid));
+            push(self.unpadded(mid));
         } else {
-            s.push_str(self.unpadded(hi));
-            s.push_str(self.padded(mid));
+            push(self.unpadded(hi));
+            push(self.padded(mid));
         }
-        s.push_str(self.padded(lo));
+        push(self.padded(lo));
     }
 }
 
@@ -142,7 +162,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("table: {} (options {}, all others Paimon's defaults)", table.path().display(), shown.join(", "));
 
     let committer = table.new_committer("bench");
-    let mut write = table.new_write()?;
+    let wait = std::env::var("STORE_BENCH_WAIT_COMPACTION").is_ok_and(|v| v == "1");
+    let mut write = table.new_write()?.with_wait_compaction(wait);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut live = vec![false; 0];
     let mut inserted: u64 = 0;
@@ -164,6 +185,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    let by_rows = std::env::var("STORE_BENCH_API").is_ok_and(|v| v == "rows");
+    println!("writing through {}", if by_rows { "write_row" } else { "write_batch" });
+    let schema = write.row_schema();
+    let mut keys = Int64Builder::with_capacity(BATCH_ROWS);
+    let mut strings: Vec<StringBuilder> = (0..20).map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 10)).collect();
+    let mut kinds: Vec<RowKind> = Vec::with_capacity(BATCH_ROWS);
     let cpu0 = cpu_seconds();
     let start = Instant::now();
     for i in 0..rows {
@@ -181,15 +208,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (inserted - 1, RowKind::Insert)
         };
         live[n as usize] = kind == RowKind::Insert;
-        row[0] = Datum::Long(key_of(n));
         ingested += 8;
-        for d in row.iter_mut().skip(1) {
-            if let Datum::String(s) = d {
-                decimal.set(s, rng.next() as u32);
-                ingested += s.len() as u64;
+        if by_rows {
+            row[0] = Datum::Long(key_of(n));
+            for d in row.iter_mut().skip(1) {
+                if let Datum::String(s) = d {
+                    decimal.set(s, rng.next() as u32);
+                    ingested += s.len() as u64;
+                }
+            }
+            write.write_row(&row, kind)?;
+        } else {
+            keys.append_value(key_of(n));
+            for b in &mut strings {
+                let before = b.values_slice().len();
+                decimal.write(b, rng.next() as u32);
+                ingested += (b.values_slice().len() - before) as u64;
+                b.append_value("");
+            }
+            kinds.push(kind);
+            if kinds.len() == BATCH_ROWS || i + 1 == rows {
+                let mut columns: Vec<ArrayRef> = vec![Arc::new(keys.finish())];
+                columns.extend(strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+                write.write_batch(&RecordBatch::try_new(schema.clone(), columns)?, &kinds)?;
+                kinds.clear();
             }
         }
-        write.write_row(&row, kind)?;
         if (i + 1) % per_commit == 0 {
             committer.commit((i / per_commit) as i64 + 1, write.prepare_commit()?, None)?;
         }

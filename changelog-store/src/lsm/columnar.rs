@@ -7,6 +7,7 @@
 //! Other merge engines go through [`super::merge::merge_sorted`] on [`KeyValue`](crate::row::KeyValue)s.
 
 use crate::data::arrow_conv::kv_schema;
+use crate::data::gather::gather_batch;
 use crate::data::reader::KvBatchReader;
 use crate::data::sort_key::{KeyForm, OwnedKey, SortKeys};
 use crate::error::{Error, Result};
@@ -16,7 +17,7 @@ use crate::row::RowKind;
 use crate::table_info::TableInfo;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int8Type, Int64Type};
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::RecordBatch;
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::SchemaRef;
 use std::cmp::Ordering;
@@ -76,8 +77,8 @@ pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
     if out.len() == batch.num_rows() && out.windows(2).all(|w| w[0] < w[1]) {
         return Ok(batch.clone());
     }
-    arrow_select::take::take_record_batch(batch, &UInt32Array::from(out))
-        .map_err(arrow_err("gathering the sorted write buffer"))
+    let refs: Vec<(usize, usize)> = out.iter().map(|&r| (0, r as usize)).collect();
+    gather_batch(&[batch], &refs).map_err(arrow_err("gathering the sorted write buffer"))
 }
 
 /// The rows of a write buffer (keys and kinds in arrival order) that [`sort_dedupe`]
@@ -243,7 +244,7 @@ pub fn merge_runs(
     };
     let gather = |pinned: &[RecordBatch], pending: &[(usize, usize)]| -> Result<RecordBatch> {
         let refs: Vec<&RecordBatch> = pinned.iter().collect();
-        arrow_select::interleave::interleave_record_batch(&refs, pending).map_err(arrow_err("gathering merged rows"))
+        gather_batch(&refs, pending).map_err(arrow_err("gathering merged rows"))
     };
 
     loop {

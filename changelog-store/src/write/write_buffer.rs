@@ -8,6 +8,7 @@
 //! every buffered row once, straight into the order it is written in.
 
 use crate::data::arrow_conv::kv_columns_to_batch;
+use crate::data::gather::gather;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::{Error, Result};
 use crate::lsm::columnar;
@@ -315,7 +316,7 @@ fn gather_columns(
     columns
         .map(|c| {
             let arrays: Vec<&dyn arrow_array::Array> = sources.iter().map(|s| s[c].as_ref()).collect();
-            arrow_select::interleave::interleave(&arrays, refs)
+            gather(&arrays, refs)
                 .map_err(|source| Error::Arrow { op: "gathering the write buffer", source })
         })
         .collect()
