@@ -3,9 +3,13 @@
 //! 100k rows, compaction running as it would in production (background, per bucket).
 //!
 //! Usage: `store_bench [rows] [dir]` (default 10,000,000 rows, a temp dir).
-//! Rows are generated straight into Arrow batches of 5,000 and written with
-//! `TableWrite::write_batch`, the way a pipeline stage hands over what it read;
-//! `STORE_BENCH_API=rows` writes the same rows one by one with `write_row` instead.
+//! Rows are written one by one with `TableWrite::write_row` (one reused row);
+//! `STORE_BENCH_API=batch` generates the same rows straight into Arrow batches of 5,000
+//! and writes them with `TableWrite::write_batch`, the way a pipeline stage hands over
+//! what it read. (Measured on 2 shared cores, neither is consistently faster.)
+//! `STORE_BENCH_COMMIT_ROWS` sets the rows per commit (default 100,000, the cadence of a
+//! streaming stage; `0` commits once at the end, as Paimon's TableWriterBenchmark does,
+//! so that only a full write buffer flushes).
 //! `STORE_BENCH_WAIT_COMPACTION=1` makes every commit wait for its compactions: the
 //! work done no longer depends on thread timing, which makes two builds comparable.
 //! `STORE_BENCH_OPTIONS` adds table options, `;`-separated `key=value` pairs
@@ -40,7 +44,7 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Rows per generated Arrow batch (a divisor of the 100k rows per commit).
+/// Rows per generated Arrow batch (a batch also ends at each commit).
 const BATCH_ROWS: usize = 5_000;
 
 /// xorshift64: deterministic and cheap.
@@ -171,7 +175,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut n_insert, mut n_update, mut n_delete) = (0u64, 0u64, 0u64);
     let mut row: Vec<Datum> =
         std::iter::once(Datum::Long(0)).chain((0..20).map(|_| Datum::String(String::with_capacity(10)))).collect();
-    let per_commit = 100_000;
+    let per_commit: u64 = match std::env::var("STORE_BENCH_COMMIT_ROWS") {
+        Ok(v) => v.replace('_', "").parse()?,
+        Err(_) => 100_000,
+    };
+    let per_commit = if per_commit == 0 { u64::MAX } else { per_commit };
     let decimal = Decimal::new();
     {
         let (mut s, mut check) = (String::new(), Rng(7));
@@ -185,7 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let by_rows = std::env::var("STORE_BENCH_API").is_ok_and(|v| v == "rows");
+    let by_rows = std::env::var("STORE_BENCH_API").map_or(true, |v| v != "batch");
     println!("writing through {}", if by_rows { "write_row" } else { "write_batch" });
     let schema = write.row_schema();
     let mut keys = Int64Builder::with_capacity(BATCH_ROWS);
@@ -227,7 +235,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 b.append_value("");
             }
             kinds.push(kind);
-            if kinds.len() == BATCH_ROWS || i + 1 == rows {
+            if kinds.len() == BATCH_ROWS || i + 1 == rows || (i + 1) % per_commit == 0 {
                 let mut columns: Vec<ArrayRef> = vec![Arc::new(keys.finish())];
                 columns.extend(strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
                 write.write_batch(&RecordBatch::try_new(schema.clone(), columns)?, &kinds)?;

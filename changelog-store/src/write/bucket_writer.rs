@@ -168,18 +168,17 @@ impl BucketWriter {
         self.buffer.push(value, seq, kind)
     }
 
-    /// Buffers rows `rows` of `columns` (type-checked value columns) by reference, in
-    /// that order, with kind `kind(row)`; returns the bytes charged to the buffer.
+    /// Buffers rows `rows` of `columns` (type-checked value columns), in that order,
+    /// with kind `kind(row)`; returns the bytes charged to the buffer.
     pub fn write_batch(
         &mut self,
         columns: &[arrow_array::ArrayRef],
         rows: &[u32],
         kind: impl Fn(u32) -> RowKind,
-        row_bytes: usize,
-    ) -> usize {
-        let seq = self.next_seq;
+    ) -> Result<usize> {
+        let added = self.buffer.push_batch(columns, rows, self.next_seq, rows.iter().map(|&r| kind(r)))?;
         self.next_seq += rows.len() as i64;
-        self.buffer.push_batch(columns, rows, seq, rows.iter().map(|&r| kind(r)), row_bytes)
+        Ok(added)
     }
 
     fn now(&self) -> i64 {

@@ -190,10 +190,10 @@ impl TableWrite {
     /// Arrow types of [`TableWrite::row_schema`] (field metadata and nullability flags
     /// are not compared; NOT NULL columns must hold no null).
     ///
-    /// The rows are not copied into the write buffer: it keeps `batch`'s arrays (their
-    /// size is charged to `write-buffer-size`) until the next flush gathers them, once,
-    /// in key order. The buffer bound is checked after the batch, so one batch may go
-    /// over it. A batch that fails a check writes nothing.
+    /// Each bucket's write buffer keeps its rows as Arrow arrays (the batch itself when
+    /// all rows go to one bucket) until the next flush gathers them, once, in key order.
+    /// The buffer bound is checked after the batch, so one batch may go over it. A batch
+    /// that fails a check writes nothing.
     pub fn write_batch(&mut self, batch: &arrow_array::RecordBatch, kinds: &[RowKind]) -> Result<()> {
         let n = batch.num_rows();
         if kinds.len() != n && kinds.len() != 1 {
@@ -282,10 +282,9 @@ impl TableWrite {
             };
             dests.push((id.ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))?, rows));
         }
-        let row_bytes = columns.iter().map(|c| c.get_array_memory_size()).sum::<usize>() / n;
         for (id, rows) in dests {
             if let Some(writer) = self.writers.get_mut(&id) {
-                self.buffered += writer.write_batch(&columns, &rows, kind_of, row_bytes);
+                self.buffered += writer.write_batch(&columns, &rows, kind_of)?;
             }
         }
         if self.buffered as u64 >= self.info.options.write_buffer_size {

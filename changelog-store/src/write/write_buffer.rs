@@ -3,9 +3,9 @@
 //! into one record batch in the key/value file layout, in arrival order, or sorted by
 //! key with one record per key.
 //!
-//! Rows written as Arrow batches ([`WriteBuffer::push_batch`]) are not copied: the
-//! buffer keeps the batch's arrays and the positions of its rows, and the flush gathers
-//! every buffered row once, straight into the order it is written in.
+//! Rows written as Arrow batches ([`WriteBuffer::push_batch`]) stay Arrow arrays: the
+//! buffer keeps the batch (or the bucket's rows of it, gathered sequentially) and the
+//! flush gathers every buffered row once, straight into the order it is written in.
 
 use crate::data::arrow_conv::kv_columns_to_batch;
 use crate::data::gather::gather;
@@ -139,7 +139,7 @@ pub struct WriteBuffer {
     seqs: Vec<i64>,
     kinds: Vec<i8>,
     bytes: usize,
-    /// Value columns of the batches rows were pushed from, kept by reference.
+    /// Value columns of the batches rows were pushed from.
     sources: Vec<Vec<ArrayRef>>,
     /// Where each buffered record is, in arrival order, as (source, row); records
     /// appended to the builders have source [`BUILDERS`]. Empty while `sources` is.
@@ -199,31 +199,44 @@ impl WriteBuffer {
     }
 
     /// Buffers rows `rows` of `columns` (the table's value columns, type-checked by
-    /// the caller) by reference, with sequence numbers from `first_seq` on and their
-    /// kinds; `row_bytes` is the memory charged per row. Returns the bytes charged.
+    /// the caller) with sequence numbers from `first_seq` on and their kinds. All
+    /// rows of the batch, in order, are kept by reference; a subset is first gathered
+    /// into a batch of its own (a sequential copy), so that the flush's sort reads only
+    /// this bucket's values. Returns the bytes charged to the buffer.
     pub fn push_batch(
         &mut self,
         columns: &[ArrayRef],
         rows: &[u32],
         first_seq: i64,
         kinds: impl Iterator<Item = RowKind>,
-        row_bytes: usize,
-    ) -> usize {
+    ) -> Result<usize> {
         if rows.is_empty() {
-            return 0;
+            return Ok(0);
         }
+        let whole = columns.first().is_some_and(|c| c.len() == rows.len())
+            && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+        let kept: Vec<ArrayRef> = if whole {
+            columns.to_vec()
+        } else {
+            let refs: Vec<(usize, usize)> = rows.iter().map(|&r| (0, r as usize)).collect();
+            columns
+                .iter()
+                .map(|c| gather(&[c.as_ref()], &refs))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|source| Error::Arrow { op: "gathering a bucket's rows of a batch", source })?
+        };
         if self.sources.is_empty() {
             // Records already in the builders come first.
             self.refs = (0..self.seqs.len()).map(|r| (BUILDERS, r)).collect();
         }
         let source = self.sources.len();
-        self.sources.push(columns.to_vec());
-        self.refs.extend(rows.iter().map(|&r| (source, r as usize)));
+        let added = kept.iter().map(|c| c.get_array_memory_size()).sum::<usize>() + rows.len() * RECORD_OVERHEAD;
+        self.sources.push(kept);
+        self.refs.extend((0..rows.len()).map(|r| (source, r)));
         self.seqs.extend(first_seq..first_seq + rows.len() as i64);
         self.kinds.extend(kinds.map(RowKind::to_byte));
-        let added = rows.len() * (row_bytes + RECORD_OVERHEAD);
         self.bytes += added;
-        added
+        Ok(added)
     }
 
     /// Empties the buffer into one batch in the key/value layout, in arrival order.
@@ -238,8 +251,8 @@ impl WriteBuffer {
 
     /// Empties the buffer into one batch in the key/value layout sorted by key with one
     /// record per key (see [`columnar::sort_dedupe`]), plus the arrival-order batch when
-    /// `arrival` is set (the `input` changelog). Batches pushed by reference are
-    /// gathered once, straight into key order.
+    /// `arrival` is set (the `input` changelog). Pushed batches are gathered once,
+    /// straight into key order.
     pub fn take_sorted(&mut self, info: &TableInfo, arrival: bool) -> Result<(RecordBatch, Option<RecordBatch>)> {
         if self.sources.is_empty() || arrival {
             let raw = self.take(info)?;
