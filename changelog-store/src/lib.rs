@@ -24,7 +24,8 @@
 //! ## Entry points for the `lakehouse` CLI
 //! - create: [`Table::create`] / [`Table::create_in_warehouse`] with a [`TableSpec`]
 //! - open: [`Table::open`]
-//! - write: [`Table::new_write`] → [`TableWrite::write_json`] / [`TableWrite::write`],
+//! - write: [`Table::new_write`] → [`TableWrite::write_json`] / [`TableWrite::write`] /
+//!   [`TableWrite::write_batch`] (Arrow batches, columns checked against the table),
 //!   then [`TableWrite::prepare_commit`] and
 //!   [`Table::new_committer`]`(user).commit(identifier, messages, properties)`
 //! - read: [`Table::scan`] / [`Table::lookup`] / [`Table::scan_range`] with [`ReadAt`]
