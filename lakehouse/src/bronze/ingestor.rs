@@ -173,6 +173,30 @@ async fn table_positions(
     Ok(out)
 }
 
+/// How far this member fetched a partition since it was positioned.
+#[derive(Debug, Clone, Copy)]
+struct Fetched {
+    /// The offset after everything fetched, transaction markers and aborted data included.
+    end: i64,
+    /// The offset after the last data record fetched.
+    data_end: i64,
+}
+
+impl Default for Fetched {
+    fn default() -> Self {
+        Self { end: i64::MIN, data_end: i64::MIN }
+    }
+}
+
+/// Whether a partition is consumed to its end: committed up to the high watermark,
+/// or fetched up to it by this member with every data record committed. The second
+/// case is a transactional topic: its last offsets are transaction markers (or aborted
+/// data), which never become rows, so the committed position stays below the high
+/// watermark until the next transaction's data is committed.
+fn partition_caught_up(committed: i64, high: i64, fetched: Option<Fetched>) -> bool {
+    committed >= high || fetched.is_some_and(|f| f.end >= high && f.data_end <= committed)
+}
+
 /// Rows of one table in the current batch.
 struct TableBatch {
     /// day (days since epoch) → builder and finished chunks
@@ -233,6 +257,8 @@ struct ConsumerLoop {
     // loop state
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
+    /// How far this member fetched each assigned partition (for the idle check).
+    fetched: HashMap<Tp, Fetched>,
     /// Assigned partitions whose table positions are not read yet, and when to try.
     pending: Vec<Tp>,
     pending_retry: Option<Instant>,
@@ -290,6 +316,7 @@ impl ConsumerLoop {
             summary: RunSummary::default(),
             epoch: 0,
             base: HashMap::new(),
+            fetched: HashMap::new(),
             pending: Vec::new(),
             pending_retry: None,
             consumed: HashMap::new(),
@@ -423,6 +450,7 @@ impl ConsumerLoop {
             Ok(base) => {
                 tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
                 self.base = base;
+                self.fetched.clear();
                 self.pending.clear();
                 self.position_fetcher();
             }
@@ -459,9 +487,15 @@ impl ConsumerLoop {
             let lag = (chunk.high_watermark - committed.unwrap_or(0)).max(0) as f64;
             metrics::gauge!(names::CONSUMER_LAG, "topic" => tp.0.clone(), "partition" => tp.1.to_string()).set(lag);
         }
+        let seen = self.fetched.entry(tp.clone()).or_default();
+        seen.end = seen.end.max(chunk.next_offset);
         if chunk.batches.is_empty() {
             return Ok(0);
         }
+        // Data up to the chunk's last record (markers and aborted data after it
+        // move `next_offset` only).
+        let last_data = chunk.batches.last().map_or(chunk.from_offset, |b| b.header.last_offset() + 1);
+        seen.data_end = seen.data_end.max(last_data);
         let route = self.router.route(topic);
         let tb = batch.tables.entry(route.table.clone()).or_insert_with(|| TableBatch {
             days: BTreeMap::new(),
@@ -678,7 +712,10 @@ impl ConsumerLoop {
         )
         .await;
         match positions {
-            Ok(positions) => self.base = positions,
+            Ok(positions) => {
+                self.base = positions;
+                self.fetched.clear();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the tables answer");
                 self.base.clear();
@@ -718,8 +755,9 @@ impl ConsumerLoop {
             let committed = committed_offsets(&t.metadata, &group);
             for (topic, partition) in tps {
                 let (low, high) = self.consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
-                let at = committed.get(&(topic, partition)).copied().unwrap_or(low.max(0));
-                if at < high {
+                let tp = (topic, partition);
+                let at = committed.get(&tp).copied().unwrap_or(low.max(0));
+                if !partition_caught_up(at, high, self.fetched.get(&tp).copied()) {
                     return Ok(false);
                 }
             }
@@ -747,5 +785,27 @@ pub fn record_table_gauges(table: &LoadedTable, layer: &'static str) {
         metrics::gauge!(names::TABLE_SIZE_BYTES, "layer" => layer, "table" => label.clone())
             .set(get("total-files-size"));
         metrics::gauge!(names::TABLE_ROWS, "layer" => layer, "table" => label).set(get("total-records"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Fetched, partition_caught_up};
+
+    #[test]
+    fn idle_check_passes_trailing_markers_only() {
+        // Committed to the end, whatever was fetched.
+        assert!(partition_caught_up(10, 10, None));
+        assert!(partition_caught_up(10, 10, Some(Fetched { end: 3, data_end: 3 })));
+        // Below the end and nothing fetched (another member's partition): not idle.
+        assert!(!partition_caught_up(9, 10, None));
+        // Data up to 9 committed, offset 9 is a commit marker fetched past: idle.
+        assert!(partition_caught_up(9, 10, Some(Fetched { end: 10, data_end: 9 })));
+        // Only markers fetched since positioning (no data at all): idle.
+        assert!(partition_caught_up(9, 10, Some(Fetched { end: 10, data_end: i64::MIN })));
+        // Fetched data not committed yet: not idle.
+        assert!(!partition_caught_up(9, 10, Some(Fetched { end: 10, data_end: 10 })));
+        // Not fetched up to the end yet: not idle.
+        assert!(!partition_caught_up(8, 10, Some(Fetched { end: 9, data_end: 8 })));
     }
 }

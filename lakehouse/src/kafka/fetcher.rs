@@ -555,3 +555,44 @@ fn read_response(stream: &mut TcpStream, correlation: i32) -> Result<Bytes, Stri
     stream.read_exact(&mut body).map_err(|e| format!("read: {e}"))?;
     Ok(Bytes::from(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::wire::tests::{batch_of, record};
+
+    const TRANSACTIONAL: i16 = 0x10;
+    const CONTROL: i16 = 0x20;
+
+    /// A transaction marker: control record key (version 0, type 0 = abort, 1 = commit).
+    fn marker(offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+        let key = [0u8, 0, 0, u8::from(commit)];
+        batch_of(offset, TRANSACTIONAL | CONTROL, producer_id, &[record(0, 0, Some(&key), Some(&[0, 0, 0, 0, 0, 0]), &[])])
+    }
+
+    fn data(offset: i64, producer_id: i64, n: i64) -> Vec<u8> {
+        let recs: Vec<Vec<u8>> = (0..n).map(|i| record(i, 0, Some(b"k"), Some(b"v"), &[])).collect();
+        batch_of(offset, TRANSACTIONAL, producer_id, &recs)
+    }
+
+    fn run(log: Vec<u8>, from: i64, aborted: Vec<(i64, i64)>) -> (Vec<(i64, i64)>, i64) {
+        let records = Bytes::from(log);
+        let split = wire::split_batches(&records).expect("splits");
+        let (batches, next) = committed_batches(split, &records, from, aborted, true).expect("reads");
+        (batches.iter().map(|b| (b.header.base_offset, b.header.last_offset())).collect(), next)
+    }
+
+    /// A log ending in a transaction marker: the data is handed over, the marker is
+    /// not, and the next offset is past the marker (the high watermark), which is what
+    /// lets an idle check see the partition as consumed to its end.
+    #[test]
+    fn markers_are_skipped_and_passed() {
+        let log = [data(0, 7, 3), marker(3, 7, true)].concat();
+        assert_eq!(run(log.clone(), 0, vec![]), (vec![(0, 2)], 4));
+        // Fetching from the marker alone: nothing to hand over, the position moves on.
+        assert_eq!(run(log, 3, vec![]), (vec![], 4));
+        // An aborted transaction: neither its data nor its marker, position past both.
+        let log = [data(0, 7, 3), marker(3, 7, false), data(4, 8, 2), marker(6, 8, true)].concat();
+        assert_eq!(run(log, 0, vec![(7, 0)]), (vec![(4, 5)], 7));
+    }
+}

@@ -535,7 +535,7 @@ pub mod errors {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn put_varlong(out: &mut Vec<u8>, v: i64) {
@@ -553,7 +553,7 @@ mod tests {
 
     /// Encodes a record the way the protocol guide lays it out (test only;
     /// the integration tests check real producers' batches).
-    fn record(
+    pub(crate) fn record(
         offset_delta: i64,
         ts_delta: i64,
         key: Option<&[u8]>,
@@ -586,6 +586,11 @@ mod tests {
     }
 
     fn batch(base_offset: i64, attributes: i16, records: &[Vec<u8>]) -> Vec<u8> {
+        batch_of(base_offset, attributes, -1, records)
+    }
+
+    /// A record batch of `records` from producer `producer_id` (-1: none).
+    pub(crate) fn batch_of(base_offset: i64, attributes: i16, producer_id: i64, records: &[Vec<u8>]) -> Vec<u8> {
         let payload: Vec<u8> = records.concat();
         let mut b = Vec::new();
         b.extend_from_slice(&base_offset.to_be_bytes());
@@ -597,7 +602,7 @@ mod tests {
         b.extend_from_slice(&((records.len() as i32) - 1).to_be_bytes());
         b.extend_from_slice(&1_000i64.to_be_bytes());
         b.extend_from_slice(&2_000i64.to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&producer_id.to_be_bytes());
         b.extend_from_slice(&(-1i16).to_be_bytes());
         b.extend_from_slice(&(-1i32).to_be_bytes());
         b.extend_from_slice(&(records.len() as i32).to_be_bytes());
