@@ -5,6 +5,12 @@
 //! in between. Snapshots at or after a registered consumer's `nextSnapshot` are kept.
 //! Files are deleted only if no retained snapshot references them (data files via its
 //! live entries, changelog files via its changelog manifests, manifests and lists).
+//!
+//! [`remove_orphan_files`] is Paimon's `remove_orphan_files` procedure: files in the
+//! manifest directory and the bucket directories that no snapshot references (left by a
+//! writer that crashed before its commit, or by an expiration cut short) are deleted
+//! once they are older than a safety margin, so that the files of a commit in flight
+//! are never taken.
 
 use crate::error::{Error, Result};
 use crate::fs;
@@ -176,6 +182,92 @@ pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<E
         data_files = report.deleted_data_files,
         manifests = report.deleted_manifest_files,
         "expired snapshots"
+    );
+    Ok(report)
+}
+
+/// What an orphan-file removal found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanReport {
+    /// Unreferenced files older than the margin, deleted (or, in a dry run, to delete).
+    pub orphans: Vec<PathBuf>,
+    /// Unreferenced files newer than the margin, left alone (possibly a commit in flight).
+    pub recent_unreferenced: usize,
+    /// Files referenced by some snapshot.
+    pub referenced: usize,
+}
+
+/// Data and changelog files under the bucket directories (`bucket-N`, inside partition
+/// directories `k=v/...` for partitioned tables).
+fn bucket_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for name in fs::list(dir)? {
+        let path = dir.join(&name);
+        if fs::is_dir(&path) {
+            if name.starts_with("bucket-") || name.contains('=') {
+                bucket_files(&path, out)?;
+            }
+        } else if dir.file_name().is_some_and(|d| d.to_string_lossy().starts_with("bucket-")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes data, changelog and manifest files that no snapshot references and that
+/// were last modified before `older_than_millis` (epoch millis); `dry_run` only reports.
+/// Snapshots are listed before the files, so a commit published meanwhile has files
+/// newer than the margin; a writer must not hold uncommitted files longer than it.
+pub fn remove_orphan_files(
+    info: &TableInfo,
+    paths: &TablePaths,
+    older_than_millis: i64,
+    dry_run: bool,
+) -> Result<OrphanReport> {
+    let snapshots = SnapshotManager::new(paths.clone());
+    let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
+    let mut keep_data = HashSet::new();
+    let mut keep_manifests = HashSet::new();
+    for s in snapshots.all()? {
+        // Every entry of every manifest (adds and deletes) plus live and changelog
+        // entries: a superset of what any reader of any snapshot opens.
+        for all_entries in [true, false] {
+            let r = referenced(info, paths, &io, &s, all_entries)?;
+            keep_data.extend(r.data);
+            keep_manifests.extend(r.manifests);
+        }
+    }
+    let mut candidates = Vec::new();
+    bucket_files(paths.root(), &mut candidates)?;
+    let manifest_dir = paths.manifest_dir();
+    let manifests: Vec<PathBuf> = fs::list(&manifest_dir)?.into_iter().map(|n| manifest_dir.join(n)).collect();
+    let mut report = OrphanReport::default();
+    for path in candidates.into_iter().chain(manifests) {
+        let is_manifest = path.parent() == Some(manifest_dir.as_path());
+        let referenced = if is_manifest {
+            path.file_name().is_some_and(|n| keep_manifests.contains(n.to_string_lossy().as_ref()))
+        } else {
+            keep_data.contains(&path)
+        };
+        if referenced {
+            report.referenced += 1;
+        } else if fs::modified_millis(&path)? < older_than_millis {
+            report.orphans.push(path);
+        } else {
+            report.recent_unreferenced += 1;
+        }
+    }
+    report.orphans.sort();
+    if !dry_run {
+        for p in &report.orphans {
+            fs::delete(p)?;
+        }
+    }
+    tracing::info!(
+        table = %paths.root().display(),
+        orphans = report.orphans.len(),
+        recent_unreferenced = report.recent_unreferenced,
+        dry_run,
+        "orphan files"
     );
     Ok(report)
 }

@@ -82,6 +82,20 @@ pub fn file_size(path: &Path) -> Result<u64> {
     fs::metadata(path).map(|m| m.len()).map_err(|e| Error::io("stat", path, e))
 }
 
+/// Last modification time of a file, in epoch millis.
+pub fn modified_millis(path: &Path) -> Result<i64> {
+    let t = fs::metadata(path).and_then(|m| m.modified()).map_err(|e| Error::io("stat", path, e))?;
+    Ok(match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    })
+}
+
+/// Whether `path` is a directory (false if it does not exist).
+pub fn is_dir(path: &Path) -> bool {
+    path.is_dir()
+}
+
 /// Names of the entries of a directory (empty if it does not exist).
 pub fn list(dir: &Path) -> Result<Vec<String>> {
     match fs::read_dir(dir) {

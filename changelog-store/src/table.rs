@@ -244,6 +244,13 @@ impl Table {
         expire::expire(&self.info, &self.paths, self.clock.now_millis())
     }
 
+    /// Deletes files no snapshot references that are older than `older_than` (Paimon's
+    /// `remove_orphan_files`; Paimon's default margin is one day); `dry_run` only reports.
+    pub fn remove_orphan_files(&self, older_than: std::time::Duration, dry_run: bool) -> Result<expire::OrphanReport> {
+        let cutoff = self.clock.now_millis() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        expire::remove_orphan_files(&self.info, &self.paths, cutoff, dry_run)
+    }
+
     /// Registers a consumer: snapshots from `next_snapshot` on are not expired.
     pub fn register_consumer(&self, id: &str, next_snapshot: i64) -> Result<()> {
         expire::register_consumer(&self.paths, id, next_snapshot)

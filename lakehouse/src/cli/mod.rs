@@ -67,7 +67,7 @@ enum Command {
     /// Produce Debezium change events for a small commerce schema.
     Generate(crate::generate::GenerateArgs),
     /// Changelog-store tables (Paimon layout under a warehouse directory): create,
-    /// write, scan, changelog, snapshots, compact, expire.
+    /// write, scan, changelog, snapshots, compact, expire, remove-orphan-files.
     Store(store::StoreArgs),
 }
 

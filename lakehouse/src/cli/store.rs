@@ -85,6 +85,17 @@ pub enum StoreCommand {
     },
     /// Expire snapshots per the table's retention options and delete unreferenced files.
     Expire { table: String },
+    /// Delete data, changelog and manifest files no snapshot references (left by a
+    /// writer that died before committing), if older than `--older-than`.
+    RemoveOrphanFiles {
+        table: String,
+        /// Safety margin: files newer than this may belong to a commit in flight.
+        #[arg(long, default_value = "1 d")]
+        older_than: String,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn table_path(warehouse: Option<&Path>, table: &str) -> anyhow::Result<PathBuf> {
@@ -278,6 +289,23 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             let id = committer.latest_identifier_of_user()?.map_or(1, |id| id + 1);
             let outcome = t.compact(&commit_user, id, full)?;
             writeln!(out, "compact: {outcome:?}")?;
+        }
+        StoreCommand::RemoveOrphanFiles { table, older_than, dry_run } => {
+            let margin = changelog_store::options::parse_duration(&older_than)
+                .with_context(|| format!("--older-than `{older_than}` is not a duration like `1 d`, `12 h`, `30 min`"))?;
+            let t = Table::open(table_path(wh, &table)?)?;
+            let r = t.remove_orphan_files(margin, dry_run)?;
+            for p in &r.orphans {
+                writeln!(out, "{} {}", if dry_run { "would delete" } else { "deleted" }, p.display())?;
+            }
+            writeln!(
+                out,
+                "orphan files: {} {}, {} newer than {older_than} kept, {} referenced",
+                r.orphans.len(),
+                if dry_run { "to delete" } else { "deleted" },
+                r.recent_unreferenced,
+                r.referenced
+            )?;
         }
         StoreCommand::Expire { table } => {
             let t = Table::open(table_path(wh, &table)?)?;
