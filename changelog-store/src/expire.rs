@@ -119,8 +119,22 @@ fn referenced(
     Ok(r)
 }
 
+/// Tags and branches (Paimon's `tag/`, `branch/`) keep snapshots and their files
+/// alive; this store does not read them, so it refuses to delete anything beside them.
+fn refuse_with_tags_or_branches(paths: &TablePaths, what: &str) -> Result<()> {
+    for dir in ["tag", "branch"] {
+        if !fs::list(&paths.root().join(dir))?.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{what}: the table has {dir}s (`{dir}/`), whose snapshots and files this store does not track"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Expires snapshots per the table's retention options as of `now_millis`.
 pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<ExpireReport> {
+    refuse_with_tags_or_branches(paths, "expire")?;
     let snapshots = SnapshotManager::new(paths.clone());
     let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
     let all = snapshots.all()?;
@@ -223,6 +237,7 @@ pub fn remove_orphan_files(
     older_than_millis: i64,
     dry_run: bool,
 ) -> Result<OrphanReport> {
+    refuse_with_tags_or_branches(paths, "remove orphan files")?;
     let snapshots = SnapshotManager::new(paths.clone());
     let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
     let mut keep_data = HashSet::new();

@@ -138,4 +138,11 @@ fn orphan_files_older_than_the_margin_are_removed() {
     assert!(table.scan(ReadAt::Latest).expect("scans").iter().any(|r| r[0] == changelog_store::Datum::Long(200)));
     let again = table.remove_orphan_files(day, false).expect("removes");
     assert!(again.orphans.is_empty(), "{again:?}");
+
+    // A tag (written by Paimon itself) keeps files this store does not track: refused.
+    std::fs::create_dir_all(root.join("tag")).expect("mkdir");
+    std::fs::write(root.join("tag").join("tag-t1"), b"{}").expect("writes");
+    let e = table.remove_orphan_files(day, true).expect_err("refused").to_string();
+    assert!(e.contains("tag"), "{e}");
+    assert!(table.expire().expect_err("refused").to_string().contains("tag"));
 }
