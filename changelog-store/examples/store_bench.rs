@@ -30,8 +30,8 @@
 use arrow_array::builder::{Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use changelog_store::{Datum, ReadAt, RowKind, Table, TableSpec};
-use std::sync::Arc;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Process CPU seconds (user + sys) of all threads. USER_HZ is 100 on Linux.
@@ -197,7 +197,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("writing through {}", if by_rows { "write_row" } else { "write_batch" });
     let schema = write.row_schema();
     let mut keys = Int64Builder::with_capacity(BATCH_ROWS);
-    let mut strings: Vec<StringBuilder> = (0..20).map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 10)).collect();
+    let mut strings: Vec<StringBuilder> =
+        (0..20).map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 10)).collect();
     let mut kinds: Vec<RowKind> = Vec::with_capacity(BATCH_ROWS);
     let cpu0 = cpu_seconds();
     let start = Instant::now();

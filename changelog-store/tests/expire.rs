@@ -66,8 +66,8 @@ fn expire_keeps_what_retained_snapshots_need() {
 #[test]
 fn orphan_files_older_than_the_margin_are_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let table = Table::create_in_warehouse(dir.path(), "db", "t", spec(&[("changelog-producer", "input")]))
-        .expect("creates");
+    let table =
+        Table::create_in_warehouse(dir.path(), "db", "t", spec(&[("changelog-producer", "input")])).expect("creates");
     let c = table.new_committer("u");
     for i in 0..4i64 {
         let mut w = table.new_write().expect("writer");
@@ -116,7 +116,8 @@ fn orphan_files_older_than_the_margin_are_removed() {
     let day = std::time::Duration::from_secs(86_400);
     let dry = table.remove_orphan_files(day, true).expect("dry run");
     // The crashed writer's data and changelog files and the stray manifest.
-    let names: Vec<String> = dry.orphans.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        dry.orphans.iter().map(|p| p.file_name().expect("a file").to_string_lossy().into_owned()).collect();
     assert!(names.iter().any(|n| n == "manifest-stray-0"), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("data-")), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("changelog-")), "{names:?}");

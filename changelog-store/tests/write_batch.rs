@@ -95,7 +95,8 @@ fn to_batch(schema: &arrow_schema::SchemaRef, rows: &[Row]) -> RecordBatch {
 fn history(table: &Table) -> (Vec<String>, Vec<String>) {
     let mut states = Vec::new();
     for s in table.snapshots().unwrap() {
-        let mut rows: Vec<String> = table.scan(ReadAt::Snapshot(s.id)).unwrap().iter().map(|r| format!("{r:?}")).collect();
+        let mut rows: Vec<String> =
+            table.scan(ReadAt::Snapshot(s.id)).unwrap().iter().map(|r| format!("{r:?}")).collect();
         rows.sort();
         // Files as a writer describes them: level, rows, key and sequence ranges.
         let mut files: Vec<String> = Vec::new();
@@ -104,20 +105,34 @@ fn history(table: &Table) -> (Vec<String>, Vec<String>) {
                 let m = &f.meta;
                 files.push(format!(
                     "{:?}/{} L{} rows {} deletes {:?} keys {:?}..{:?} seq {}..{}",
-                    b.partition, b.bucket, m.level, m.row_count, m.delete_row_count, m.min_key, m.max_key,
-                    m.min_sequence_number, m.max_sequence_number
+                    b.partition,
+                    b.bucket,
+                    m.level,
+                    m.row_count,
+                    m.delete_row_count,
+                    m.min_key,
+                    m.max_key,
+                    m.min_sequence_number,
+                    m.max_sequence_number
                 ));
             }
         }
         files.sort();
-        states.push(format!("snapshot {} ({:?}): {} | files {}", s.id, s.commit_kind, rows.join(" "), files.join(", ")));
+        states.push(format!(
+            "snapshot {} ({:?}): {} | files {}",
+            s.id,
+            s.commit_kind,
+            rows.join(" "),
+            files.join(", ")
+        ));
     }
     let changes = table
         .changes_since(1)
         .unwrap()
         .iter()
         .map(|c| {
-            let mut rows: Vec<String> = c.changes.iter().map(|ch| format!("{} {:?}", ch.kind.short_string(), ch.row)).collect();
+            let mut rows: Vec<String> =
+                c.changes.iter().map(|ch| format!("{} {:?}", ch.kind.short_string(), ch.row)).collect();
             rows.sort();
             format!("snapshot {}: {}", c.snapshot_id, rows.join(" "))
         })
@@ -145,7 +160,8 @@ fn same_as_rows(options: &[(&str, &str)], partitioned: bool, retractions: bool, 
             let kind = |rng: &mut Rng| {
                 if retractions && rng.below(5) == 0 { RowKind::Delete } else { RowKind::Insert }
             };
-            let kinds: Vec<RowKind> = if one_kind { vec![kind(&mut rng)] } else { (0..n).map(|_| kind(&mut rng)).collect() };
+            let kinds: Vec<RowKind> =
+                if one_kind { vec![kind(&mut rng)] } else { (0..n).map(|_| kind(&mut rng)).collect() };
             for (i, r) in rows.iter().enumerate() {
                 w_row.write_row(r, kinds[if one_kind { 0 } else { i }]).unwrap();
             }
@@ -184,12 +200,7 @@ fn batches_write_what_rows_write() {
             let retractions = engine == Engine::Aggregation;
             same_as_rows(&engine_options(engine), false, retractions, seed);
         }
-        same_as_rows(
-            &[("merge-engine", "aggregation"), ("fields.v.aggregate-function", "count")],
-            false,
-            false,
-            seed,
-        );
+        same_as_rows(&[("merge-engine", "aggregation"), ("fields.v.aggregate-function", "count")], false, false, seed);
     }
 }
 
@@ -241,7 +252,8 @@ fn bad_batches_are_refused_whole() {
     assert!(e.contains("`ts`") && e.contains("missing"), "{e}");
 
     // Retractions on a table that refuses them.
-    let pu = Table::create_in_warehouse(dir.path(), "db", "pu", spec(&[("merge-engine", "partial-update")], false)).unwrap();
+    let pu =
+        Table::create_in_warehouse(dir.path(), "db", "pu", spec(&[("merge-engine", "partial-update")], false)).unwrap();
     let mut pw = pu.new_write().unwrap();
     let e = err(&mut pw, &good, &[RowKind::Insert, RowKind::Delete]);
     assert!(e.contains("-D"), "{e}");

@@ -69,7 +69,9 @@ pub fn kv_schema(info: &TableInfo) -> SchemaRef {
 /// Arrow schema of the table's rows (its columns in schema order, with Paimon's field
 /// ids): what [`crate::TableWrite::write_batch`] takes and value batches are read as.
 pub fn row_schema(info: &TableInfo) -> SchemaRef {
-    Arc::new(Schema::new(info.schema.fields.iter().map(|f| field(f.name.clone(), &f.data_type, f.id)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        info.schema.fields.iter().map(|f| field(f.name.clone(), &f.data_type, f.id)).collect::<Vec<_>>(),
+    ))
 }
 
 /// The Arrow type values of `ty` are held in.

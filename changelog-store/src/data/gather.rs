@@ -52,13 +52,15 @@ fn gather_bytes<T: ByteArrayType<Offset = i32>>(
         .collect::<Result<_, _>>()?;
     let parts: Vec<(&[i32], &[u8])> = typed.iter().map(|a| (a.value_offsets(), a.value_data())).collect();
     let part = |a: usize| {
-        parts.get(a).copied().ok_or_else(|| ArrowError::InvalidArgumentError(format!("gather from array {a} of {}", parts.len())))
+        parts
+            .get(a)
+            .copied()
+            .ok_or_else(|| ArrowError::InvalidArgumentError(format!("gather from array {a} of {}", parts.len())))
     };
     // One pass: offsets and values together. The buffer starts at the inputs' mean
     // value length and grows by doubling; it always keeps room for one fixed move.
-    let (bytes, rows) = parts.iter().fold((0usize, 0usize), |(b, r), (o, _)| {
-        (b + (o[o.len() - 1] - o[0]) as usize, r + o.len() - 1)
-    });
+    let (bytes, rows) =
+        parts.iter().fold((0usize, 0usize), |(b, r), (o, _)| (b + (o[o.len() - 1] - o[0]) as usize, r + o.len() - 1));
     let mut values: Vec<u8> = Vec::with_capacity(bytes / rows.max(1) * refs.len() + CHUNK);
     let mut offsets: Vec<i32> = Vec::with_capacity(refs.len() + 1);
     offsets.push(0);
@@ -99,6 +101,7 @@ fn gather_bytes<T: ByteArrayType<Offset = i32>>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use arrow_array::{BinaryArray, Int64Array, StringArray};
@@ -116,20 +119,22 @@ mod tests {
     #[test]
     fn agrees_with_interleave() {
         let mut seed = 0x1234_5678_9abc_def0u64;
-        for round in 0..200 {
+        for round in 0..200u32 {
             let arrays: Vec<StringArray> = (0..3)
                 .map(|_| {
                     let n = (xorshift(&mut seed) % 40) as usize + 1;
                     (0..n)
                         .map(|_| {
                             let len = (xorshift(&mut seed) % 40) as usize;
-                            (xorshift(&mut seed) % 7 != 0).then(|| "é".repeat(len / 2) + &"x".repeat(len % 2))
+                            (!xorshift(&mut seed).is_multiple_of(7)).then(|| "é".repeat(len / 2) + &"x".repeat(len % 2))
                         })
                         .collect()
                 })
                 .collect();
-            let sliced: Vec<StringArray> =
-                arrays.iter().map(|a| if round % 2 == 0 { a.clone() } else { a.slice(a.len() / 3, a.len() - a.len() / 3) }).collect();
+            let sliced: Vec<StringArray> = arrays
+                .iter()
+                .map(|a| if round.is_multiple_of(2) { a.clone() } else { a.slice(a.len() / 3, a.len() - a.len() / 3) })
+                .collect();
             let refs: Vec<(usize, usize)> = (0..(xorshift(&mut seed) % 100) as usize)
                 .map(|_| {
                     let a = (xorshift(&mut seed) % 3) as usize;
@@ -141,10 +146,8 @@ mod tests {
             let got = gather(&dyns, &refs).unwrap();
             assert_eq!(got.as_ref(), want.as_ref(), "strings, round {round}");
 
-            let bins: Vec<BinaryArray> = sliced
-                .iter()
-                .map(|a| a.iter().map(|v| v.map(str::as_bytes)).collect::<BinaryArray>())
-                .collect();
+            let bins: Vec<BinaryArray> =
+                sliced.iter().map(|a| a.iter().map(|v| v.map(str::as_bytes)).collect::<BinaryArray>()).collect();
             let dyns: Vec<&dyn Array> = bins.iter().map(|a| a as &dyn Array).collect();
             let want = arrow_select::interleave::interleave(&dyns, &refs).unwrap();
             assert_eq!(gather(&dyns, &refs).unwrap().as_ref(), want.as_ref(), "binary, round {round}");
@@ -152,7 +155,10 @@ mod tests {
         let ints = [Int64Array::from(vec![1, 2, 3]), Int64Array::from(vec![Some(4), None])];
         let dyns: Vec<&dyn Array> = ints.iter().map(|a| a as &dyn Array).collect();
         let refs = [(1, 1), (0, 2), (1, 0)];
-        assert_eq!(gather(&dyns, &refs).unwrap().as_ref(), &Int64Array::from(vec![None, Some(3), Some(4)]) as &dyn Array);
+        assert_eq!(
+            gather(&dyns, &refs).unwrap().as_ref(),
+            &Int64Array::from(vec![None, Some(3), Some(4)]) as &dyn Array
+        );
     }
 
     #[test]
@@ -166,6 +172,7 @@ mod tests {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod speed {
     use super::*;
     use arrow_array::StringArray;
@@ -195,7 +202,8 @@ mod speed {
                 (a, pos[a] - 1)
             })
             .collect();
-        let random: Vec<(usize, usize)> = (0..200_000).map(|_| ((next() % 5) as usize, (next() % 50_000) as usize)).collect();
+        let random: Vec<(usize, usize)> =
+            (0..200_000).map(|_| ((next() % 5) as usize, (next() % 50_000) as usize)).collect();
         for (name, refs) in [("merge", &merged), ("random", &random)] {
             for round in 0..3 {
                 let t = Instant::now();

@@ -219,13 +219,18 @@ impl BucketWriter {
 
     /// Level-0 flush for `deduplicate` tables: `merged` is the buffer sorted and
     /// deduplicated column-wise, `raw` the buffer in arrival order (`input` changelog).
-    fn flush_columnar(&mut self, merged: arrow_array::RecordBatch, raw: Option<arrow_array::RecordBatch>) -> Result<()> {
+    fn flush_columnar(
+        &mut self,
+        merged: arrow_array::RecordBatch,
+        raw: Option<arrow_array::RecordBatch>,
+    ) -> Result<()> {
         let files =
             write_kv_batch(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
         match self.info.options.changelog_producer {
             ChangelogProducer::None => {}
             ChangelogProducer::Input => {
-                let raw = raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?;
+                let raw =
+                    raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?;
                 let files = write_kv_batch(
                     &self.info,
                     &self.dir,

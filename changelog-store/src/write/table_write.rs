@@ -1,8 +1,8 @@
 //! Routes rows to bucket writers and collects their commit messages.
 
 use crate::clock::SharedClock;
-use crate::data::arrow_conv;
 use crate::commit::CommitMessage;
+use crate::data::arrow_conv;
 use crate::error::{Error, Result};
 use crate::manifest_io::ManifestIo;
 use crate::merge::is_count_field;
@@ -12,10 +12,10 @@ use crate::row::{Datum, Row, RowKind};
 use crate::snapshot_manager::SnapshotManager;
 use crate::spec::manifest::DataFileMeta;
 use crate::spec::types::{DataType, TypeRoot};
-use arrow_array::{Array, ArrayRef};
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::BatchBudget;
 use crate::write::bucket_writer::BucketWriter;
+use arrow_array::{Array, ArrayRef};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -305,7 +305,8 @@ impl TableWrite {
             .fields
             .iter()
             .map(|f| {
-                let col = batch.column_by_name(&f.name).ok_or_else(|| Error::value(&f.name, "missing from the batch"))?;
+                let col =
+                    batch.column_by_name(&f.name).ok_or_else(|| Error::value(&f.name, "missing from the batch"))?;
                 let want = arrow_conv::arrow_type_of(&f.data_type);
                 if col.data_type() != &want {
                     return Err(Error::value(

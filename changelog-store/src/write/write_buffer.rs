@@ -329,8 +329,7 @@ fn gather_columns(
     columns
         .map(|c| {
             let arrays: Vec<&dyn arrow_array::Array> = sources.iter().map(|s| s[c].as_ref()).collect();
-            gather(&arrays, refs)
-                .map_err(|source| Error::Arrow { op: "gathering the write buffer", source })
+            gather(&arrays, refs).map_err(|source| Error::Arrow { op: "gathering the write buffer", source })
         })
         .collect()
 }

@@ -291,8 +291,9 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             writeln!(out, "compact: {outcome:?}")?;
         }
         StoreCommand::RemoveOrphanFiles { table, older_than, dry_run } => {
-            let margin = changelog_store::options::parse_duration(&older_than)
-                .with_context(|| format!("--older-than `{older_than}` is not a duration like `1 d`, `12 h`, `30 min`"))?;
+            let margin = changelog_store::options::parse_duration(&older_than).with_context(|| {
+                format!("--older-than `{older_than}` is not a duration like `1 d`, `12 h`, `30 min`")
+            })?;
             let t = Table::open(table_path(wh, &table)?)?;
             let r = t.remove_orphan_files(margin, dry_run)?;
             for p in &r.orphans {

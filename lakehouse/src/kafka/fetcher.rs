@@ -567,7 +567,12 @@ mod tests {
     /// A transaction marker: control record key (version 0, type 0 = abort, 1 = commit).
     fn marker(offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
         let key = [0u8, 0, 0, u8::from(commit)];
-        batch_of(offset, TRANSACTIONAL | CONTROL, producer_id, &[record(0, 0, Some(&key), Some(&[0, 0, 0, 0, 0, 0]), &[])])
+        batch_of(
+            offset,
+            TRANSACTIONAL | CONTROL,
+            producer_id,
+            &[record(0, 0, Some(&key), Some(&[0, 0, 0, 0, 0, 0]), &[])],
+        )
     }
 
     fn data(offset: i64, producer_id: i64, n: i64) -> Vec<u8> {
