@@ -240,15 +240,29 @@ pub fn remove_orphan_files(
     refuse_with_tags_or_branches(paths, "remove orphan files")?;
     let snapshots = SnapshotManager::new(paths.clone());
     let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
-    let mut keep_data = HashSet::new();
-    let mut keep_manifests = HashSet::new();
+    // Every manifest list and index manifest of every snapshot, every manifest they
+    // list and every entry (adds and deletes) of those: a superset of what any reader
+    // of any snapshot opens. Each file is read once; one that cannot be read stops the
+    // removal, since what it references is unknown.
+    let mut keep_manifests: HashSet<String> = HashSet::new();
+    let mut lists = Vec::new();
     for s in snapshots.all()? {
-        // Every entry of every manifest (adds and deletes) plus live and changelog
-        // entries: a superset of what any reader of any snapshot opens.
-        for all_entries in [true, false] {
-            let r = referenced(info, paths, &io, &s, all_entries)?;
-            keep_data.extend(r.data);
-            keep_manifests.extend(r.manifests);
+        lists.extend(
+            [Some(s.base_manifest_list), Some(s.delta_manifest_list), s.changelog_manifest_list].into_iter().flatten(),
+        );
+        keep_manifests.extend(s.index_manifest);
+    }
+    let mut keep_data = HashSet::new();
+    for list in lists {
+        if !keep_manifests.insert(list.clone()) {
+            continue;
+        }
+        for m in io.read_manifest_list(&list)? {
+            if keep_manifests.insert(m.file_name.clone()) {
+                for e in io.read_manifest(&m.file_name)? {
+                    keep_data.insert(data_file_path(info, paths, &e)?);
+                }
+            }
         }
     }
     let mut candidates = Vec::new();

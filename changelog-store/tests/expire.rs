@@ -95,6 +95,13 @@ fn orphan_files_older_than_the_margin_are_removed() {
     drop(crashed);
     let root = table.path().to_path_buf();
     std::fs::write(root.join("manifest").join("manifest-stray-0"), b"junk").expect("writes");
+    // An index manifest (Paimon writes one for deletion vectors or bucket indexes),
+    // referenced only from the first snapshot's `indexManifest`.
+    std::fs::write(root.join("manifest").join("index-manifest-kept-0"), b"index").expect("writes");
+    let first = root.join("snapshot").join("snapshot-1");
+    let mut snap: serde_json::Value = serde_json::from_slice(&std::fs::read(&first).expect("reads")).expect("json");
+    snap["indexManifest"] = serde_json::Value::from("index-manifest-kept-0");
+    std::fs::write(&first, serde_json::to_vec(&snap).expect("json")).expect("writes");
 
     // Everything now on disk is two days old, then one more crashed writer's files are new.
     let mut files = Vec::new();
@@ -127,6 +134,7 @@ fn orphan_files_older_than_the_margin_are_removed() {
     let report = table.remove_orphan_files(day, false).expect("removes");
     assert_eq!(report.orphans, dry.orphans);
     assert!(report.orphans.iter().all(|p| !p.exists()));
+    assert!(root.join("manifest").join("index-manifest-kept-0").exists(), "a referenced index manifest was taken");
     assert_eq!(report.recent_unreferenced, dry.recent_unreferenced);
     for (id, rows) in &states {
         assert_eq!(&table.scan(ReadAt::Snapshot(*id)).expect("scans"), rows, "snapshot {id}");
