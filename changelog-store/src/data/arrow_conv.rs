@@ -29,7 +29,8 @@ pub const SEQUENCE_NUMBER_ID: i32 = i32::MAX - 1;
 pub const VALUE_KIND: &str = "_VALUE_KIND";
 pub const VALUE_KIND_ID: i32 = i32::MAX - 2;
 
-fn arrow_type(ty: &DataType) -> ArrowType {
+/// The Arrow type values of `ty` are held in.
+pub fn arrow_type(ty: &DataType) -> ArrowType {
     match ty.root {
         TypeRoot::Boolean => ArrowType::Boolean,
         TypeRoot::TinyInt => ArrowType::Int8,
@@ -72,11 +73,6 @@ pub fn row_schema(info: &TableInfo) -> SchemaRef {
     Arc::new(Schema::new(
         info.schema.fields.iter().map(|f| field(f.name.clone(), &f.data_type, f.id)).collect::<Vec<_>>(),
     ))
-}
-
-/// The Arrow type values of `ty` are held in.
-pub fn arrow_type_of(ty: &DataType) -> ArrowType {
-    arrow_type(ty)
 }
 
 fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: usize) -> ArrayRef {
@@ -203,18 +199,18 @@ pub fn value_batch(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
 
 /// Rows of a batch of table columns ([`value_batch`] layout).
 pub fn rows_of(info: &TableInfo, values: &RecordBatch) -> Result<Vec<crate::row::Row>> {
-    let mut out = Vec::with_capacity(values.num_rows());
-    for r in 0..values.num_rows() {
-        out.push(
-            values
-                .columns()
-                .iter()
-                .zip(info.value_types.iter())
-                .map(|(c, t)| datum_at(c, t, r))
-                .collect::<Result<Vec<_>>>()?,
-        );
-    }
-    Ok(out)
+    rows_of_columns(info, values.columns())
+}
+
+/// Rows of the table's columns, in schema order.
+pub fn rows_of_columns(info: &TableInfo, columns: &[ArrayRef]) -> Result<Vec<crate::row::Row>> {
+    let n = columns.first().map_or(0, |c| c.len());
+    (0..n).map(|r| columns.iter().zip(info.value_types.iter()).map(|(c, t)| datum_at(c, t, r)).collect()).collect()
+}
+
+/// The table's columns (schema order) holding `rows`: the inverse of [`rows_of_columns`].
+pub fn columns_of_rows(info: &TableInfo, rows: &[crate::row::Row]) -> Vec<ArrayRef> {
+    info.value_types.iter().enumerate().map(|(c, t)| build_column(t, rows.iter().map(|r| &r[c]), rows.len())).collect()
 }
 
 /// The trimmed primary key of row `row` of a key/value batch.

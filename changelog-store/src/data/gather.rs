@@ -2,8 +2,8 @@
 //! a faster path for string and binary columns: values of up to 16 bytes are copied as
 //! one fixed 16-byte move into a buffer with room to spare, instead of one `memcpy`
 //! call per value. The values of a Paimon table's string columns are mostly a few bytes
-//! long, where the call costs more than the copy (it was the largest single item of the
-//! write path's profile). Every other type goes through `interleave`.
+//! long, where the call costs more than the copy (`memmove` was the largest single
+//! symbol of the write path's profile). Every other type goes through `interleave`.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{BinaryType, ByteArrayType, Utf8Type};
@@ -58,7 +58,7 @@ fn gather_bytes<T: ByteArrayType<Offset = i32>>(
             .ok_or_else(|| ArrowError::InvalidArgumentError(format!("gather from array {a} of {}", parts.len())))
     };
     // One pass: offsets and values together. The buffer starts at the inputs' mean
-    // value length and grows by doubling; it always keeps room for one fixed move.
+    // value length per row and grows as `Vec` does.
     let (bytes, rows) =
         parts.iter().fold((0usize, 0usize), |(b, r), (o, _)| (b + (o[o.len() - 1] - o[0]) as usize, r + o.len() - 1));
     let mut values: Vec<u8> = Vec::with_capacity(bytes / rows.max(1) * refs.len() + CHUNK);
@@ -71,9 +71,6 @@ fn gather_bytes<T: ByteArrayType<Offset = i32>>(
         }
         let (start, end) = (o[r] as usize, o[r + 1] as usize);
         let pos = values.len();
-        if values.capacity() - pos < CHUNK.max(end - start) {
-            values.reserve(CHUNK.max(end - start));
-        }
         match data.get(start..start + CHUNK).and_then(|c| <&[u8; CHUNK]>::try_from(c).ok()) {
             Some(chunk) if end - start <= CHUNK => {
                 values.extend_from_slice(chunk);

@@ -213,13 +213,8 @@ impl TableWrite {
         let kind_of = |r: u32| if kinds.len() == 1 { kinds[0] } else { kinds[r as usize] };
         if !self.count_fields.is_empty() {
             // Aggregation `count` fields are rewritten per row.
-            for r in 0..n {
-                let row = columns
-                    .iter()
-                    .zip(&self.info.value_types)
-                    .map(|(c, t)| arrow_conv::datum_at(c, t, r))
-                    .collect::<Result<Vec<_>>>()?;
-                self.write_row(&row, kind_of(r as u32))?;
+            for (r, row) in arrow_conv::rows_of_columns(&self.info, &columns)?.iter().enumerate() {
+                self.write_row(row, kind_of(r as u32))?;
             }
             return Ok(());
         }
@@ -307,7 +302,7 @@ impl TableWrite {
             .map(|f| {
                 let col =
                     batch.column_by_name(&f.name).ok_or_else(|| Error::value(&f.name, "missing from the batch"))?;
-                let want = arrow_conv::arrow_type_of(&f.data_type);
+                let want = arrow_conv::arrow_type(&f.data_type);
                 if col.data_type() != &want {
                     return Err(Error::value(
                         &f.name,

@@ -450,7 +450,6 @@ impl ConsumerLoop {
             Ok(base) => {
                 tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
                 self.base = base;
-                self.fetched.clear();
                 self.pending.clear();
                 self.position_fetcher();
             }
@@ -461,9 +460,11 @@ impl ConsumerLoop {
         }
     }
 
-    /// Points the fetcher at `base` under a new epoch.
+    /// Points the fetcher at `base` under a new epoch; what was fetched before no
+    /// longer counts for the idle check.
     fn position_fetcher(&mut self) {
         self.fetch_epoch += 1;
+        self.fetched.clear();
         let starts = self
             .base
             .iter()
@@ -712,10 +713,7 @@ impl ConsumerLoop {
         )
         .await;
         match positions {
-            Ok(positions) => {
-                self.base = positions;
-                self.fetched.clear();
-            }
+            Ok(positions) => self.base = positions,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the tables answer");
                 self.base.clear();
