@@ -3,5 +3,6 @@
 pub mod arrow_conv;
 pub mod gather;
 pub mod reader;
+pub mod sink;
 pub mod sort_key;
 pub mod writer;

@@ -2,6 +2,7 @@
 //! [`DataFileMeta`] (min/max key, key stats, sequence range, delete count).
 
 use crate::data::arrow_conv::{self, kv_schema, to_batch};
+use crate::data::sink::DataFileSink;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::{Error, Result};
 use crate::fs;
@@ -18,7 +19,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
@@ -178,7 +178,7 @@ impl FileStats {
 struct OpenFile {
     name: String,
     path: PathBuf,
-    writer: ArrowWriter<BufWriter<std::fs::File>>,
+    writer: ArrowWriter<DataFileSink>,
     stats: FileStats,
 }
 
@@ -211,13 +211,9 @@ impl<'a> RollingWriter<'a> {
     fn open(&self) -> Result<OpenFile> {
         let name = format!("{}-{}-0.parquet", self.spec.prefix, uuid::Uuid::new_v4());
         let path = self.dir.join(&name);
-        let file = std::fs::File::create_new(&path).map_err(|e| Error::io("creating", &path, e))?;
-        let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
-            self.schema.clone(),
-            Some(self.props.clone()),
-        )
-        .map_err(|source| Error::Parquet { op: "opening a writer for", path: path.clone(), source })?;
+        let sink = DataFileSink::create_new(&path).map_err(|e| Error::io("creating", &path, e))?;
+        let writer = ArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone()))
+            .map_err(|source| Error::Parquet { op: "opening a writer for", path: path.clone(), source })?;
         Ok(OpenFile { name, path, writer, stats: FileStats::new(self.info.key_types.len()) })
     }
 
@@ -252,14 +248,10 @@ impl<'a> RollingWriter<'a> {
         Ok(())
     }
 
-    fn close_file(&mut self, mut f: OpenFile) -> Result<()> {
+    fn close_file(&mut self, f: OpenFile) -> Result<()> {
         let pq = |source| Error::Parquet { op: "finishing", path: f.path.clone(), source };
-        f.writer.finish().map_err(pq)?;
-        let buffered = f.writer.inner_mut();
-        buffered.flush().map_err(|e| Error::io("flushing", &f.path, e))?;
-        let file = buffered.get_ref();
-        file.sync_all().map_err(|e| Error::io("syncing", &f.path, e))?;
-        let size = file.metadata().map_err(|e| Error::io("stat", &f.path, e))?.len();
+        let sink = f.writer.into_inner().map_err(pq)?;
+        let size = sink.finish().map_err(|e| Error::io("writing", &f.path, e))?;
         DATA_BYTES_WRITTEN.fetch_add(size, AtomicOrdering::Relaxed);
         self.metas.push(describe(self.info, f.stats, f.name, size as i64, self.spec, self.now_millis));
         Ok(())
