@@ -32,6 +32,9 @@ pub struct CoreOptions {
     pub changelog_row_deduplicate: bool,
     pub target_file_size: u64,
     pub write_buffer_size: u64,
+    /// `lookup.cache-max-memory-size`: decoded files a writer keeps for lookups and
+    /// row-wise compactions (default 256 mb).
+    pub lookup_cache_max_memory_size: u64,
     pub compaction_trigger: usize,
     pub stop_trigger: usize,
     pub num_levels: usize,
@@ -131,6 +134,7 @@ impl CoreOptions {
             changelog_row_deduplicate: boolean("changelog-producer.row-deduplicate", false)?,
             target_file_size: mem("target-file-size", 128 << 20)?,
             write_buffer_size: mem("write-buffer-size", 256 << 20)?,
+            lookup_cache_max_memory_size: mem("lookup.cache-max-memory-size", 256 << 20)?,
             compaction_trigger,
             stop_trigger: stop_trigger.max(compaction_trigger),
             num_levels: num_levels.max(2),

@@ -40,6 +40,9 @@ struct Run {
     /// `Flush`/`Commit`) so that level-0 files and small compaction outputs stay in
     /// the writer's batch cache and compactions merge from memory.
     write_buffer: &'static str,
+    /// `lookup.cache-max-memory-size`: small enough to evict decoded files (or keep none),
+    /// so lookups and row-wise compactions read them from disk again.
+    lookup_cache: Option<&'static str>,
 }
 
 fn replay(state: &mut BTreeMap<i64, changelog_store::Row>, kind: RowKind, row: changelog_store::Row) {
@@ -64,6 +67,9 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
     opts.push(("target-file-size", "4 kb"));
     opts.push(("num-sorted-run.compaction-trigger", "3"));
     opts.push(("num-sorted-run.stop-trigger", "5"));
+    if let Some(size) = cfg.lookup_cache {
+        opts.push(("lookup.cache-max-memory-size", size));
+    }
     if cfg.sequence_field {
         opts.push(("sequence.field", "ts"));
     }
@@ -178,47 +184,62 @@ proptest! {
 
     #[test]
     fn deduplicate_lookup(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn deduplicate_input(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "input", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "input", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn deduplicate_compacting_from_kept_batches(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "none", sequence_field: false, write_buffer: "64 mb" }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "none", sequence_field: false, write_buffer: "64 mb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn deduplicate_sequence_field(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: true, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: true, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn partial_update(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn partial_update_no_changelog(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn aggregation_input_changelog(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 
     #[test]
     fn aggregation(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+    }
+
+    #[test]
+    fn deduplicate_lookup_evicting(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb") }, ops)?;
+    }
+
+    #[test]
+    fn partial_update_uncached(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("1 b") }, ops)?;
+    }
+
+    #[test]
+    fn aggregation_evicting(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb") }, ops)?;
     }
 
     #[test]
     fn first_row(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false, write_buffer: "2 kb" }, ops)?;
+        run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
     }
 }
 

@@ -35,7 +35,16 @@ impl BatchBudget {
             .is_ok()
     }
 
-    fn release(&self, bytes: usize) {
+    /// Charges `bytes` whatever the total (the caller evicts).
+    pub(crate) fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub(crate) fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 

@@ -3,7 +3,7 @@
 
 use crate::clock::SharedClock;
 use crate::commit::CommitMessage;
-use crate::data::arrow_conv::from_batch;
+use crate::data::arrow_conv::{from_batch, kv_schema, to_batch};
 use crate::data::reader::read_kv_file;
 use crate::data::writer::{FileSpec, RollingWriter, write_kv_batch, write_kv_files};
 use crate::error::{Error, Result};
@@ -14,12 +14,12 @@ use crate::lsm::levels::{FileRef, Levels};
 use crate::lsm::merge::{compare, merge_sorted};
 use crate::merge::{MergeFunction, merge_function};
 use crate::options::ChangelogProducer;
-use crate::row::{Datum, Key, KeyValue, RowKind};
+use crate::row::{Datum, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::{BatchBudget, BatchCache};
 use crate::write::changelog::diff;
-use crate::write::file_cache::FileCache;
+use crate::write::file_cache::{CachedFile, FileCache};
 use crate::write::write_buffer::WriteBuffer;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ fn compact_files(
     info: &TableInfo,
     dir: &std::path::Path,
     unit: CompactUnit,
-    inputs: Vec<Option<Arc<Vec<KeyValue>>>>,
+    inputs: Vec<Option<Arc<CachedFile>>>,
     batches: HashMap<String, Vec<arrow_array::RecordBatch>>,
     now_millis: i64,
 ) -> Result<CompactOutput> {
@@ -100,7 +100,7 @@ fn compact_files(
     let mut records = Vec::new();
     for (f, cached) in unit.files.iter().zip(inputs) {
         match cached {
-            Some(r) => records.extend(r.iter().cloned()),
+            Some(cached) => from_batch(info, &cached.batch, &mut records)?,
             None => records.extend(read_kv_file(info, &dir.join(&f.meta.file_name))?),
         }
     }
@@ -125,6 +125,7 @@ impl BucketWriter {
         files: Vec<DataFileMeta>,
         clock: SharedClock,
         budget: Arc<BatchBudget>,
+        lookup_budget: Arc<BatchBudget>,
     ) -> Result<Self> {
         let refs = files.into_iter().map(|m| FileRef::new(&info, m)).collect::<Result<Vec<_>>>()?;
         let levels = Levels::new(info.options.num_levels, refs)?;
@@ -139,7 +140,7 @@ impl BucketWriter {
             dir,
             levels,
             next_seq,
-            cache: FileCache::default(),
+            cache: FileCache::new(lookup_budget),
             batches: BatchCache::new(budget),
             clock,
             write_only: false,
@@ -294,69 +295,82 @@ impl BucketWriter {
     /// the lookup cache. Without records, lookups read the files when needed.
     fn install(&mut self, files: Vec<DataFileMeta>, records: Option<Vec<KeyValue>>) -> Result<()> {
         let mut rest = records;
+        let schema = kv_schema(&self.info);
         for meta in files {
             if let Some(all) = rest.as_mut() {
                 let n = meta.row_count as usize;
                 let tail = all.split_off(n.min(all.len()));
                 let chunk = std::mem::replace(all, tail);
-                self.cache.insert(&meta.file_name, Arc::new(chunk));
+                let batch = to_batch(&self.info, &schema, &chunk)?;
+                self.cache.insert(&meta.file_name, Arc::new(CachedFile::new(&self.info, batch)?));
             }
             self.levels.add(FileRef::new(&self.info, meta)?)?;
         }
         Ok(())
     }
 
-    /// The current merged record of `key` in this bucket's files (not the buffer).
-    fn lookup(&mut self, key: &Key) -> Result<Option<KeyValue>> {
+    /// The current merged record of the key of each of `merged` (sorted, distinct keys) in this bucket's
+    /// files (not the buffer). Each file whose key range overlaps is decoded (or taken
+    /// from the cache) once for all the keys, so the cost per flush is bounded by the
+    /// files, not files × keys, when the cache cannot hold the table.
+    fn lookup_all(&mut self, merged: &[KeyValue]) -> Result<Vec<Option<KeyValue>>> {
+        let mut found: Vec<Vec<KeyValue>> = vec![Vec::new(); merged.len()];
+        let (Some(first), Some(last)) = (merged.first(), merged.last()) else {
+            return Ok(Vec::new());
+        };
         let candidates: Vec<String> = self
             .levels
             .all_files()
-            .filter(|f| f.overlaps(Some(key), Some(key)))
+            .filter(|f| f.overlaps(Some(&first.key), Some(&last.key)))
             .map(|f| f.meta.file_name.clone())
             .collect();
-        let mut found = Vec::new();
+        if candidates.is_empty() {
+            return Ok(vec![None; merged.len()]);
+        }
+        let probe = CachedFile::new(&self.info, to_batch(&self.info, &kv_schema(&self.info), merged)?)?;
         for name in candidates {
-            let records = self.cache.get(&self.info, &self.dir, &name)?;
-            if let Ok(i) = records.binary_search_by(|r| r.key.cmp(key)) {
+            let file = self.cache.get(&self.info, &self.dir, &name)?;
+            let rows = file.keys.len();
+            for (k, found) in found.iter_mut().enumerate() {
+                // Binary search for the first row not below key k.
+                let (mut lo, mut hi) = (0, rows);
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    if file.keys.cmp_rows(mid, &probe.keys, k).is_lt() { lo = mid + 1 } else { hi = mid }
+                }
                 // Files written by others may hold several records per key: take them all.
-                let mut lo = i;
-                while lo > 0 && records[lo - 1].key == *key {
-                    lo -= 1;
+                let mut end = lo;
+                while end < rows && file.keys.cmp_rows(end, &probe.keys, k).is_eq() {
+                    end += 1;
                 }
-                let mut hi = i;
-                while hi < records.len() && records[hi].key == *key {
-                    found.push(records[hi].clone());
-                    hi += 1;
-                }
-                for r in &records[lo..i] {
-                    found.push(r.clone());
+                if end > lo {
+                    from_batch(&self.info, &file.batch.slice(lo, end - lo), found)?;
                 }
             }
         }
-        if found.is_empty() {
-            return Ok(None);
-        }
-        found.sort_by(|a, b| compare(&self.info, a, b));
-        crate::merge::merge_group(self.merge.as_mut(), found)
+        found
+            .into_iter()
+            .map(|mut group| {
+                if group.is_empty() {
+                    return Ok(None);
+                }
+                group.sort_by(|a, b| compare(&self.info, a, b));
+                crate::merge::merge_group(self.merge.as_mut(), group)
+            })
+            .collect()
     }
 
     fn lookup_changelog(&mut self, merged: &[KeyValue]) -> Result<Vec<KeyValue>> {
         let mut out = Vec::new();
         let dedup = self.info.options.changelog_row_deduplicate;
-        for m in merged {
-            let before = self.lookup(&m.key)?;
-            let after = match &before {
-                None => {
-                    let mut group = vec![m.clone()];
-                    group.sort_by(|a, b| compare(&self.info, a, b));
-                    crate::merge::merge_group(self.merge.as_mut(), group)?
-                }
-                Some(b) => {
-                    let mut group = vec![b.clone(), m.clone()];
-                    group.sort_by(|a, b| compare(&self.info, a, b));
-                    crate::merge::merge_group(self.merge.as_mut(), group)?
-                }
+        let befores = self.lookup_all(merged)?;
+        for (m, before) in merged.iter().zip(befores) {
+            let mut group = match &before {
+                None => vec![m.clone()],
+                Some(b) => vec![b.clone(), m.clone()],
             };
+            group.sort_by(|a, b| compare(&self.info, a, b));
+            let after = crate::merge::merge_group(self.merge.as_mut(), group)?;
             diff(before.as_ref(), after.as_ref(), dedup, &mut out);
         }
         Ok(out)
@@ -395,7 +409,7 @@ impl BucketWriter {
         self.apply_compaction(out)
     }
 
-    fn cached_inputs(&self, unit: &CompactUnit) -> Vec<Option<Arc<Vec<KeyValue>>>> {
+    fn cached_inputs(&self, unit: &CompactUnit) -> Vec<Option<Arc<CachedFile>>> {
         unit.files.iter().map(|f| self.cache.peek(&f.meta.file_name)).collect()
     }
 

@@ -36,6 +36,8 @@ pub struct TableWrite {
     buffered: usize,
     /// Memory for level-0 batches kept for compaction: half of `write-buffer-size`.
     batch_budget: Arc<BatchBudget>,
+    /// Bytes of decoded files kept for lookups and row-wise compactions, all buckets.
+    lookup_budget: Arc<BatchBudget>,
     compact_on_commit: bool,
     wait_compaction: bool,
 }
@@ -70,8 +72,11 @@ impl TableWrite {
             .map(|(i, _)| i)
             .collect();
         let batch_budget = BatchBudget::new(usize::try_from(info.options.write_buffer_size / 2).unwrap_or(usize::MAX));
+        let lookup_budget =
+            BatchBudget::new(usize::try_from(info.options.lookup_cache_max_memory_size).unwrap_or(usize::MAX));
         Ok(TableWrite {
             batch_budget,
+            lookup_budget,
             info,
             paths,
             clock,
@@ -355,6 +360,7 @@ impl TableWrite {
                 files,
                 self.clock.clone(),
                 self.batch_budget.clone(),
+                self.lookup_budget.clone(),
             )?;
             w.set_write_only(!self.compact_on_commit);
             self.writers.insert(id.clone(), w);
