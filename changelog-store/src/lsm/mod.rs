@@ -4,3 +4,4 @@ pub mod columnar;
 pub mod compaction;
 pub mod levels;
 pub mod merge;
+pub mod row_merge;

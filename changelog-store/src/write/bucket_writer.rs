@@ -4,14 +4,14 @@
 use crate::clock::SharedClock;
 use crate::commit::CommitMessage;
 use crate::data::arrow_conv::{from_batch, kv_schema, to_batch};
-use crate::data::reader::read_kv_file;
-use crate::data::writer::{FileSpec, RollingWriter, write_kv_batch, write_kv_files};
+use crate::data::writer::{BATCH_ROWS, FileSpec, RollingWriter, write_kv_batch, write_kv_files};
 use crate::error::{Error, Result};
 use crate::fs;
 use crate::lsm::columnar::{self, Policy};
 use crate::lsm::compaction::{self, CompactUnit};
 use crate::lsm::levels::{FileRef, Levels};
 use crate::lsm::merge::{compare, merge_sorted};
+use crate::lsm::row_merge;
 use crate::merge::{MergeFunction, merge_function};
 use crate::options::ChangelogProducer;
 use crate::row::{Datum, KeyValue, RowKind};
@@ -97,22 +97,46 @@ fn compact_files(
         let batches = if outputs.len() == 1 { kept } else { None };
         return Ok(CompactOutput { unit, outputs, records: None, batches });
     }
-    let mut records = Vec::new();
-    for (f, cached) in unit.files.iter().zip(inputs) {
-        match cached {
-            Some(cached) => from_batch(info, &cached.batch, &mut records)?,
-            None => records.extend(read_kv_file(info, &dir.join(&f.meta.file_name))?),
-        }
-    }
+    let cached: HashMap<&str, Arc<CachedFile>> =
+        unit.files.iter().zip(inputs).filter_map(|(f, c)| c.map(|c| (f.meta.file_name.as_str(), c))).collect();
+    let runs = row_merge::row_runs_of(dir, &unit.files, |f| cached.get(f.meta.file_name.as_str()).cloned());
     let mut merge = merge_function(info)?;
-    let mut merged = merge_sorted(info, records, merge.as_mut())?;
     // With `sequence.field`, a delete must outlive compaction: a record with a
     // smaller sequence value may still arrive and must stay shadowed by it.
-    if unit.drop_delete && info.sequence_indices.is_empty() {
-        merged.retain(|kv| kv.kind.is_add());
+    let drop_delete = unit.drop_delete && info.sequence_indices.is_empty();
+    let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
+    let schema = writer.schema().clone();
+    // The merged records are kept for the writer's cache while they are few.
+    let (limit, mut kept_bytes) = (keep_limit(info), 0);
+    let mut kept = Some(Vec::new());
+    let mut chunk: Vec<KeyValue> = Vec::with_capacity(BATCH_ROWS);
+    let mut write_chunk = |chunk: &mut Vec<KeyValue>, writer: &mut RollingWriter<'_>| -> Result<()> {
+        writer.write(&to_batch(info, &schema, chunk)?)?;
+        kept_bytes += chunk.iter().map(KeyValue::mem_size).sum::<usize>();
+        match kept.as_mut() {
+            Some(k) if kept_bytes <= limit => k.append(chunk),
+            _ => {
+                kept = None;
+                chunk.clear();
+            }
+        }
+        Ok(())
+    };
+    row_merge::merge_row_runs(info, runs, merge.as_mut(), |r| {
+        if drop_delete && !r.kind.is_add() {
+            return Ok(());
+        }
+        chunk.push(r);
+        if chunk.len() >= BATCH_ROWS {
+            write_chunk(&mut chunk, &mut writer)?;
+        }
+        Ok(())
+    })?;
+    if !chunk.is_empty() {
+        write_chunk(&mut chunk, &mut writer)?;
     }
-    let outputs = write_kv_files(info, dir, &merged, spec, now_millis)?;
-    Ok(CompactOutput { unit, outputs, records: Some(merged), batches: None })
+    let outputs = writer.finish()?;
+    Ok(CompactOutput { unit, outputs, records: kept, batches: None })
 }
 
 impl BucketWriter {
