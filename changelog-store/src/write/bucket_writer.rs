@@ -46,6 +46,16 @@ pub struct BucketWriter {
     running: Option<std::thread::JoinHandle<Result<CompactOutput>>>,
 }
 
+/// Memory budgets shared by the bucket writers of one table write.
+#[derive(Debug, Clone)]
+pub struct Budgets {
+    /// Batches kept for the compaction that takes a file ([`BatchCache`]).
+    pub batches: Arc<BatchBudget>,
+    /// Decoded files kept for lookups and row-wise compactions ([`FileCache`],
+    /// `lookup.cache-max-memory-size`).
+    pub files: Arc<BatchBudget>,
+}
+
 /// What a background compaction hands back.
 pub struct CompactOutput {
     unit: CompactUnit,
@@ -148,8 +158,7 @@ impl BucketWriter {
         bucket: i32,
         files: Vec<DataFileMeta>,
         clock: SharedClock,
-        budget: Arc<BatchBudget>,
-        lookup_budget: Arc<BatchBudget>,
+        budgets: Budgets,
     ) -> Result<Self> {
         let refs = files.into_iter().map(|m| FileRef::new(&info, m)).collect::<Result<Vec<_>>>()?;
         let levels = Levels::new(info.options.num_levels, refs)?;
@@ -164,8 +173,8 @@ impl BucketWriter {
             dir,
             levels,
             next_seq,
-            cache: FileCache::new(lookup_budget),
-            batches: BatchCache::new(budget),
+            cache: FileCache::new(budgets.files),
+            batches: BatchCache::new(budgets.batches),
             clock,
             write_only: false,
             running: None,

@@ -14,7 +14,7 @@ use crate::spec::manifest::DataFileMeta;
 use crate::spec::types::{DataType, TypeRoot};
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::BatchBudget;
-use crate::write::bucket_writer::BucketWriter;
+use crate::write::bucket_writer::{BucketWriter, Budgets};
 use arrow_array::{Array, ArrayRef};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -35,9 +35,7 @@ pub struct TableWrite {
     unpartitioned: Vec<Option<BucketId>>,
     buffered: usize,
     /// Memory for level-0 batches kept for compaction: half of `write-buffer-size`.
-    batch_budget: Arc<BatchBudget>,
-    /// Bytes of decoded files kept for lookups and row-wise compactions, all buckets.
-    lookup_budget: Arc<BatchBudget>,
+    budgets: Budgets,
     compact_on_commit: bool,
     wait_compaction: bool,
 }
@@ -72,11 +70,12 @@ impl TableWrite {
             .map(|(i, _)| i)
             .collect();
         let batch_budget = BatchBudget::new(usize::try_from(info.options.write_buffer_size / 2).unwrap_or(usize::MAX));
-        let lookup_budget =
-            BatchBudget::new(usize::try_from(info.options.lookup_cache_max_memory_size).unwrap_or(usize::MAX));
+        let budgets = Budgets {
+            batches: batch_budget,
+            files: BatchBudget::new(usize::try_from(info.options.lookup_cache_max_memory_size).unwrap_or(usize::MAX)),
+        };
         Ok(TableWrite {
-            batch_budget,
-            lookup_budget,
+            budgets,
             info,
             paths,
             clock,
@@ -359,8 +358,7 @@ impl TableWrite {
                 bucket,
                 files,
                 self.clock.clone(),
-                self.batch_budget.clone(),
-                self.lookup_budget.clone(),
+                self.budgets.clone(),
             )?;
             w.set_write_only(!self.compact_on_commit);
             self.writers.insert(id.clone(), w);
