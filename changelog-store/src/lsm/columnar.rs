@@ -114,23 +114,29 @@ pub enum RunPart {
 }
 
 /// Groups files into sorted runs: every level-0 file alone, each level >= 1 as one run
-/// ordered by min key. `cached` gives the in-memory content of a file, if any.
-pub fn runs_of(dir: &Path, files: &[FileRef], cached: impl Fn(&FileRef) -> Option<Vec<RecordBatch>>) -> Vec<Run> {
-    let part = |f: &FileRef| cached(f).map_or_else(|| RunPart::File(dir.join(&f.meta.file_name)), RunPart::Batches);
-    let mut runs: Vec<Run> = Vec::new();
+/// ordered by min key; `part` turns each file into what the merge reads.
+pub fn group_runs<P>(files: &[FileRef], part: impl Fn(&FileRef) -> P) -> Vec<Vec<P>> {
+    let mut runs: Vec<Vec<P>> = Vec::new();
     let mut upper: std::collections::BTreeMap<i32, Vec<&FileRef>> = std::collections::BTreeMap::new();
     for f in files {
         if f.level() == 0 {
-            runs.push(Run { parts: vec![part(f)] });
+            runs.push(vec![part(f)]);
         } else {
             upper.entry(f.level()).or_default().push(f);
         }
     }
     for (_, mut level) in upper {
         level.sort_by(|a, b| a.min_key.cmp(&b.min_key));
-        runs.push(Run { parts: level.into_iter().map(part).collect() });
+        runs.push(level.into_iter().map(&part).collect());
     }
     runs
+}
+
+/// [`group_runs`] for the columnar merge. `cached` gives the in-memory content of a
+/// file, if any.
+pub fn runs_of(dir: &Path, files: &[FileRef], cached: impl Fn(&FileRef) -> Option<Vec<RecordBatch>>) -> Vec<Run> {
+    let part = |f: &FileRef| cached(f).map_or_else(|| RunPart::File(dir.join(&f.meta.file_name)), RunPart::Batches);
+    group_runs(files, part).into_iter().map(|parts| Run { parts }).collect()
 }
 
 /// Read position in one run.

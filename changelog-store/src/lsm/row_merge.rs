@@ -8,6 +8,7 @@
 use crate::data::arrow_conv::{from_batch, kv_schema};
 use crate::data::reader::KvBatchReader;
 use crate::error::Result;
+use crate::lsm::columnar::group_runs;
 use crate::lsm::levels::FileRef;
 use crate::lsm::merge::compare;
 use crate::merge::MergeFunction;
@@ -28,28 +29,14 @@ pub enum RowPart {
     File(PathBuf),
 }
 
-/// Groups files into sorted runs (every level-0 file alone, each level >= 1 as one run
-/// ordered by min key); `cached` gives a file's decoded content, if the writer has it.
+/// The sorted runs of `files` ([`group_runs`]); `cached` gives a file's decoded
+/// content, if the writer has it.
 pub fn row_runs_of(
     dir: &Path,
     files: &[FileRef],
     cached: impl Fn(&FileRef) -> Option<Arc<CachedFile>>,
 ) -> Vec<Vec<RowPart>> {
-    let part = |f: &FileRef| cached(f).map_or_else(|| RowPart::File(dir.join(&f.meta.file_name)), RowPart::Cached);
-    let mut runs: Vec<Vec<RowPart>> = Vec::new();
-    let mut upper: std::collections::BTreeMap<i32, Vec<&FileRef>> = std::collections::BTreeMap::new();
-    for f in files {
-        if f.level() == 0 {
-            runs.push(vec![part(f)]);
-        } else {
-            upper.entry(f.level()).or_default().push(f);
-        }
-    }
-    for (_, mut level) in upper {
-        level.sort_by(|a, b| a.min_key.cmp(&b.min_key));
-        runs.push(level.into_iter().map(part).collect());
-    }
-    runs
+    group_runs(files, |f| cached(f).map_or_else(|| RowPart::File(dir.join(&f.meta.file_name)), RowPart::Cached))
 }
 
 /// Read position in one run.

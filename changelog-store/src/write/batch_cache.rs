@@ -25,27 +25,25 @@ impl BatchBudget {
         Arc::new(BatchBudget { used: AtomicUsize::new(0), limit })
     }
 
-    /// Reserves `bytes` if the total stays within `limit_percent` of the limit.
-    fn reserve(&self, bytes: usize, limit_percent: usize) -> bool {
+    /// Charges `bytes` if the total stays within `limit_percent` of the limit.
+    fn try_charge(self: &Arc<Self>, bytes: usize, limit_percent: usize) -> Option<Charge> {
         let limit = usize::try_from(self.limit as u128 * limit_percent as u128 / 100).unwrap_or(usize::MAX);
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|total| *total <= limit)
             })
-            .is_ok()
+            .ok()
+            .map(|_| Charge { budget: self.clone(), bytes })
     }
 
     /// Charges `bytes` whatever the total (the caller evicts).
-    pub(crate) fn add(&self, bytes: usize) {
+    pub(crate) fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
         self.used.fetch_add(bytes, Ordering::AcqRel);
+        Charge { budget: self.clone(), bytes }
     }
 
     pub fn limit(&self) -> usize {
         self.limit
-    }
-
-    pub(crate) fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     pub fn used(&self) -> usize {
@@ -53,10 +51,24 @@ impl BatchBudget {
     }
 }
 
+/// Bytes held against a [`BatchBudget`], given back when dropped: a cache entry holds
+/// its charge, so removing, replacing or dropping entries keeps the budget right.
+#[derive(Debug)]
+pub struct Charge {
+    budget: Arc<BatchBudget>,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// In-memory content of some live level-0 files of one bucket.
 #[derive(Debug)]
 pub struct BatchCache {
-    files: HashMap<String, (Vec<RecordBatch>, usize)>,
+    files: HashMap<String, (Vec<RecordBatch>, Charge)>,
     budget: Arc<BatchBudget>,
 }
 
@@ -70,11 +82,8 @@ impl BatchCache {
     /// cannot crowd out the level-0 files every compaction takes).
     pub fn insert(&mut self, name: &str, batches: Vec<RecordBatch>, limit_percent: usize) {
         let bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        if !self.budget.reserve(bytes, limit_percent) {
-            return;
-        }
-        if let Some((_, old)) = self.files.insert(name.to_string(), (batches, bytes)) {
-            self.budget.release(old);
+        if let Some(charge) = self.budget.try_charge(bytes, limit_percent) {
+            self.files.insert(name.to_string(), (batches, charge));
         }
     }
 
@@ -84,21 +93,7 @@ impl BatchCache {
 
     /// Drops files that are no longer part of the bucket.
     pub fn retain(&mut self, live: &HashSet<&str>) {
-        let budget = &self.budget;
-        self.files.retain(|name, (_, bytes)| {
-            let keep = live.contains(name.as_str());
-            if !keep {
-                budget.release(*bytes);
-            }
-            keep
-        });
-    }
-}
-
-impl Drop for BatchCache {
-    fn drop(&mut self) {
-        let held: usize = self.files.values().map(|(_, bytes)| *bytes).sum();
-        self.budget.release(held);
+        self.files.retain(|name, _| live.contains(name.as_str()));
     }
 }
 

@@ -21,6 +21,7 @@ use crate::write::batch_cache::{BatchBudget, BatchCache};
 use crate::write::changelog::diff;
 use crate::write::file_cache::{CachedFile, FileCache};
 use crate::write::write_buffer::WriteBuffer;
+use arrow_array::RecordBatch;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,8 +61,9 @@ pub struct Budgets {
 pub struct CompactOutput {
     unit: CompactUnit,
     outputs: Vec<DataFileMeta>,
-    /// The merged records, for the lookup cache (row-wise engines only).
-    records: Option<Vec<KeyValue>>,
+    /// The merged records as written, for the decoded-file cache (row-wise engines
+    /// only, while they are few).
+    records: Option<RecordBatch>,
     /// The merged batches of a small single-file output (columnar engines only), for the
     /// compaction that takes the file next.
     batches: Option<Vec<arrow_array::RecordBatch>>,
@@ -116,19 +118,18 @@ fn compact_files(
     let drop_delete = unit.drop_delete && info.sequence_indices.is_empty();
     let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
     let schema = writer.schema().clone();
-    // The merged records are kept for the writer's cache while they are few.
+    // The batches written are kept for the writer's cache while they are few.
     let (limit, mut kept_bytes) = (keep_limit(info), 0);
     let mut kept = Some(Vec::new());
     let mut chunk: Vec<KeyValue> = Vec::with_capacity(BATCH_ROWS);
     let mut write_chunk = |chunk: &mut Vec<KeyValue>, writer: &mut RollingWriter<'_>| -> Result<()> {
-        writer.write(&to_batch(info, &schema, chunk)?)?;
-        kept_bytes += chunk.iter().map(KeyValue::mem_size).sum::<usize>();
+        let batch = to_batch(info, &schema, chunk)?;
+        chunk.clear();
+        writer.write(&batch)?;
+        kept_bytes += batch.get_array_memory_size();
         match kept.as_mut() {
-            Some(k) if kept_bytes <= limit => k.append(chunk),
-            _ => {
-                kept = None;
-                chunk.clear();
-            }
+            Some(k) if kept_bytes <= limit => k.push(batch),
+            _ => kept = None,
         }
         Ok(())
     };
@@ -146,6 +147,10 @@ fn compact_files(
         write_chunk(&mut chunk, &mut writer)?;
     }
     let outputs = writer.finish()?;
+    let kept = kept
+        .map(|k| arrow_select::concat::concat_batches(&schema, &k))
+        .transpose()
+        .map_err(|source| Error::Arrow { op: "concatenating compacted batches", source })?;
     Ok(CompactOutput { unit, outputs, records: kept, batches: None })
 }
 
@@ -277,7 +282,7 @@ impl BucketWriter {
             ChangelogProducer::Lookup => {
                 let mut records = Vec::with_capacity(merged.num_rows());
                 from_batch(&self.info, &merged, &mut records)?;
-                let changelog = self.lookup_changelog(&records)?;
+                let changelog = self.lookup_changelog(&records, &merged)?;
                 self.write_changelog(&changelog)?;
             }
         }
@@ -297,14 +302,15 @@ impl BucketWriter {
         let producer = self.info.options.changelog_producer;
         let input_changelog = if producer == ChangelogProducer::Input { records.clone() } else { Vec::new() };
         let merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
+        let batch = to_batch(&self.info, &kv_schema(&self.info), &merged)?;
         let changelog = match producer {
             ChangelogProducer::None => Vec::new(),
             ChangelogProducer::Input => input_changelog,
-            ChangelogProducer::Lookup => self.lookup_changelog(&merged)?,
+            ChangelogProducer::Lookup => self.lookup_changelog(&merged, &batch)?,
         };
         let files =
-            write_kv_files(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
-        self.install(files.clone(), Some(merged))?;
+            write_kv_batch(&self.info, &self.dir, &batch, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
+        self.install(files.clone(), Some(batch))?;
         self.pending.new_files.extend(files);
         self.write_changelog(&changelog)
     }
@@ -324,29 +330,29 @@ impl BucketWriter {
         Ok(())
     }
 
-    /// Adds freshly written files to the levels, and their records (when given) to
-    /// the lookup cache. Without records, lookups read the files when needed.
-    fn install(&mut self, files: Vec<DataFileMeta>, records: Option<Vec<KeyValue>>) -> Result<()> {
-        let mut rest = records;
-        let schema = kv_schema(&self.info);
+    /// Adds freshly written files to the levels, and their records (the batch they were
+    /// written from, when given) to the decoded-file cache. Without records, lookups read
+    /// the files when needed.
+    fn install(&mut self, files: Vec<DataFileMeta>, records: Option<RecordBatch>) -> Result<()> {
+        let mut offset = 0;
         for meta in files {
-            if let Some(all) = rest.as_mut() {
-                let n = meta.row_count as usize;
-                let tail = all.split_off(n.min(all.len()));
-                let chunk = std::mem::replace(all, tail);
-                let batch = to_batch(&self.info, &schema, &chunk)?;
-                self.cache.insert(&meta.file_name, Arc::new(CachedFile::new(&self.info, batch)?));
+            if let Some(all) = records.as_ref() {
+                let n = (meta.row_count as usize).min(all.num_rows() - offset);
+                let file = CachedFile::new(&self.info, all.slice(offset, n))?;
+                self.cache.insert(&meta.file_name, Arc::new(file));
+                offset += n;
             }
             self.levels.add(FileRef::new(&self.info, meta)?)?;
         }
         Ok(())
     }
 
-    /// The current merged record of the key of each of `merged` (sorted, distinct keys) in this bucket's
-    /// files (not the buffer). Each file whose key range overlaps is decoded (or taken
-    /// from the cache) once for all the keys, so the cost per flush is bounded by the
-    /// files, not files × keys, when the cache cannot hold the table.
-    fn lookup_all(&mut self, merged: &[KeyValue]) -> Result<Vec<Option<KeyValue>>> {
+    /// The current merged record of the key of each of `merged` (sorted, distinct keys;
+    /// `batch` holds the same records) in this bucket's files (not the buffer). Each file
+    /// whose key range overlaps is decoded (or taken from the cache) once for all the
+    /// keys, so the cost per flush is bounded by the files, not files × keys, when the
+    /// cache cannot hold the table.
+    fn lookup_all(&mut self, merged: &[KeyValue], batch: &RecordBatch) -> Result<Vec<Option<KeyValue>>> {
         let mut found: Vec<Vec<KeyValue>> = vec![Vec::new(); merged.len()];
         let (Some(first), Some(last)) = (merged.first(), merged.last()) else {
             return Ok(Vec::new());
@@ -360,17 +366,20 @@ impl BucketWriter {
         if candidates.is_empty() {
             return Ok(vec![None; merged.len()]);
         }
-        let probe = CachedFile::new(&self.info, to_batch(&self.info, &kv_schema(&self.info), merged)?)?;
+        let probe = CachedFile::new(&self.info, batch.clone())?;
         for name in candidates {
             let file = self.cache.get(&self.info, &self.dir, &name)?;
             let rows = file.keys.len();
+            // The keys ascend: each search starts where the previous one ended.
+            let mut from = 0;
             for (k, found) in found.iter_mut().enumerate() {
                 // Binary search for the first row not below key k.
-                let (mut lo, mut hi) = (0, rows);
+                let (mut lo, mut hi) = (from, rows);
                 while lo < hi {
                     let mid = (lo + hi) / 2;
                     if file.keys.cmp_rows(mid, &probe.keys, k).is_lt() { lo = mid + 1 } else { hi = mid }
                 }
+                from = lo;
                 // Files written by others may hold several records per key: take them all.
                 let mut end = lo;
                 while end < rows && file.keys.cmp_rows(end, &probe.keys, k).is_eq() {
@@ -393,10 +402,11 @@ impl BucketWriter {
             .collect()
     }
 
-    fn lookup_changelog(&mut self, merged: &[KeyValue]) -> Result<Vec<KeyValue>> {
+    /// The changelog of a flush: `merged` are its records, `batch` the same as written.
+    fn lookup_changelog(&mut self, merged: &[KeyValue], batch: &RecordBatch) -> Result<Vec<KeyValue>> {
         let mut out = Vec::new();
         let dedup = self.info.options.changelog_row_deduplicate;
-        let befores = self.lookup_all(merged)?;
+        let befores = self.lookup_all(merged, batch)?;
         for (m, before) in merged.iter().zip(befores) {
             let mut group = match &before {
                 None => vec![m.clone()],

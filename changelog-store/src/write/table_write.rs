@@ -34,7 +34,8 @@ pub struct TableWrite {
     /// Ids of the bucket writers of an unpartitioned table, by bucket.
     unpartitioned: Vec<Option<BucketId>>,
     buffered: usize,
-    /// Memory for level-0 batches kept for compaction: half of `write-buffer-size`.
+    /// Memory for batches kept for compaction (half of `write-buffer-size`) and for
+    /// decoded files (`lookup.cache-max-memory-size`), shared by the bucket writers.
     budgets: Budgets,
     compact_on_commit: bool,
     wait_compaction: bool,
