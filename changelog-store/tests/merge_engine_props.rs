@@ -22,13 +22,27 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
+        14 => any_op(),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// Ops whose upserts often repeat a key's current value (few distinct values).
+fn repeating_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => (0i64..8, proptest::option::of(0i64..2)).prop_map(|(k, v)| Op::Upsert { k, v, s: None, ts: 0 }),
+        4 => any_op(),
+    ]
+}
+
+fn any_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
         10 => (0i64..24, proptest::option::of(-50i64..50), proptest::option::of(prop::sample::select(vec!["a", "bb", "a longer string value"])), 0i64..40)
             .prop_map(|(k, v, s, ts)| Op::Upsert { k, v, s, ts }),
         3 => (0i64..24, proptest::option::of(-50i64..50), 0i64..40).prop_map(|(k, v, ts)| Op::Delete { k, v, ts }),
         2 => Just(Op::Flush),
         3 => Just(Op::Commit),
         1 => Just(Op::FullCompact),
-        1 => Just(Op::Reopen),
     ]
 }
 
@@ -43,18 +57,49 @@ struct Run {
     /// `lookup.cache-max-memory-size`: small enough to evict decoded files (or keep none),
     /// so lookups and row-wise compactions read them from disk again.
     lookup_cache: Option<&'static str>,
+    /// Further table options.
+    extra: &'static [(&'static str, &'static str)],
 }
 
-fn replay(state: &mut BTreeMap<i64, changelog_store::Row>, kind: RowKind, row: changelog_store::Row) {
+/// Applies one change to `state`. With `strict` (a changelog the store derives, not the
+/// input kept verbatim) also checks it is consistent with the state: `+I` for an absent
+/// key, `-U`/`-D` carrying exactly the current value, `+U` right after its `-U` (and,
+/// with `changelog-producer.row-deduplicate`, with a different value).
+fn replay(
+    state: &mut BTreeMap<i64, changelog_store::Row>,
+    retracted: &mut Option<changelog_store::Row>,
+    strict: bool,
+    row_deduplicate: bool,
+    kind: RowKind,
+    row: changelog_store::Row,
+) -> Result<(), String> {
     let k = match row[0] {
         Datum::Long(k) => k,
-        _ => panic!("key"),
+        _ => return Err(format!("key of {row:?}")),
     };
+    match kind {
+        _ if !strict => {}
+        RowKind::Insert if state.contains_key(&k) => return Err(format!("+I of present key {k}")),
+        RowKind::UpdateAfter => match retracted.take() {
+            Some(before) if before[0] != row[0] => return Err(format!("+U of key {k} without its -U")),
+            Some(before) if row_deduplicate && before == row => return Err(format!("-U/+U of unchanged {row:?}")),
+            None => return Err(format!("+U of key {k} without its -U")),
+            Some(_) => {}
+        },
+        RowKind::UpdateBefore | RowKind::Delete if state.get(&k) != Some(&row) => {
+            return Err(format!("{kind:?} {row:?} does not retract the current {:?}", state.get(&k)));
+        }
+        _ => {}
+    }
+    if kind == RowKind::UpdateBefore {
+        *retracted = Some(row.clone());
+    }
     if kind.is_add() {
         state.insert(k, row);
     } else {
         state.remove(&k);
     }
+    Ok(())
 }
 
 fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -70,6 +115,7 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
     if let Some(size) = cfg.lookup_cache {
         opts.push(("lookup.cache-max-memory-size", size));
     }
+    opts.extend(cfg.extra.iter().copied());
     if cfg.sequence_field {
         opts.push(("sequence.field", "ts"));
     }
@@ -161,11 +207,13 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
     if replayable {
         let changes = reopened.changes_since(1).expect("changelog");
         let mut state = BTreeMap::new();
+        let mut retracted = None;
+        let row_deduplicate = cfg.extra.contains(&("changelog-producer.row-deduplicate", "true"));
         let by_id: BTreeMap<i64, &BTreeMap<i64, changelog_store::Row>> =
             expected.iter().map(|(id, _, st)| (*id, st)).collect();
         for sc in changes {
             for c in sc.changes {
-                replay(&mut state, c.kind, c.row);
+                replay(&mut state, &mut retracted, cfg.producer == "lookup", row_deduplicate, c.kind, c.row).map_err(TestCaseError::fail)?;
             }
             if let Some(st) = by_id.get(&sc.snapshot_id) {
                 prop_assert_eq!(&state, *st, "changelog replay at snapshot {}", sc.snapshot_id);
@@ -184,62 +232,67 @@ proptest! {
 
     #[test]
     fn deduplicate_lookup(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn deduplicate_input(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "input", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "input", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn deduplicate_compacting_from_kept_batches(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "none", sequence_field: false, write_buffer: "64 mb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "none", sequence_field: false, write_buffer: "64 mb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn deduplicate_sequence_field(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: true, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: true, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn partial_update(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn partial_update_no_changelog(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "none", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn aggregation_input_changelog(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "input", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn aggregation(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 
     #[test]
     fn deduplicate_lookup_evicting(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb") }, ops)?;
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb"), extra: &[] }, ops)?;
+    }
+
+    #[test]
+    fn deduplicate_lookup_row_deduplicate(ops in proptest::collection::vec(repeating_op(), 1..80)) {
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb"), extra: &[("changelog-producer.row-deduplicate", "true")] }, ops)?;
     }
 
     #[test]
     fn partial_update_uncached(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("1 b") }, ops)?;
+        run(Run { engine: Engine::PartialUpdate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("1 b"), extra: &[] }, ops)?;
     }
 
     #[test]
     fn aggregation_evicting(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb") }, ops)?;
+        run(Run { engine: Engine::Aggregation, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb"), extra: &[] }, ops)?;
     }
 
     #[test]
     fn first_row(ops in proptest::collection::vec(op(), 1..80)) {
-        run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None }, ops)?;
+        run(Run { engine: Engine::FirstRow, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: None, extra: &[] }, ops)?;
     }
 }
 

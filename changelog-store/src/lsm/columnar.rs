@@ -42,11 +42,11 @@ pub struct Policy {
     pub drop_delete: bool,
 }
 
-fn is_add(kind: i8) -> bool {
+pub(crate) fn is_add(kind: i8) -> bool {
     RowKind::from_byte(kind).is_some_and(RowKind::is_add)
 }
 
-fn arrow_err(op: &'static str) -> impl FnOnce(arrow_schema::ArrowError) -> Error {
+pub(crate) fn arrow_err(op: &'static str) -> impl FnOnce(arrow_schema::ArrowError) -> Error {
     move |source| Error::Arrow { op, source }
 }
 
@@ -54,7 +54,7 @@ fn key_columns(info: &TableInfo, batch: &RecordBatch) -> Vec<arrow_array::ArrayR
     batch.columns()[..info.key_types.len()].to_vec()
 }
 
-fn seqs_and_kinds(info: &TableInfo, batch: &RecordBatch) -> Result<(ScalarBuffer<i64>, ScalarBuffer<i8>)> {
+pub(crate) fn seqs_and_kinds(info: &TableInfo, batch: &RecordBatch) -> Result<(ScalarBuffer<i64>, ScalarBuffer<i8>)> {
     let arity = info.key_types.len();
     let seqs = batch
         .column(arity)

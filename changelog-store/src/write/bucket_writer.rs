@@ -18,7 +18,7 @@ use crate::row::{Datum, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::{BatchBudget, BatchCache};
-use crate::write::changelog::diff;
+use crate::write::changelog::{self, diff};
 use crate::write::file_cache::{CachedFile, FileCache};
 use crate::write::write_buffer::WriteBuffer;
 use arrow_array::RecordBatch;
@@ -280,10 +280,23 @@ impl BucketWriter {
                 self.pending.changelog_files.extend(files);
             }
             ChangelogProducer::Lookup => {
-                let mut records = Vec::with_capacity(merged.num_rows());
-                from_batch(&self.info, &merged, &mut records)?;
-                let changelog = self.lookup_changelog(&records, &merged)?;
-                self.write_changelog(&changelog)?;
+                let changelog = changelog::columnar_changelog(
+                    &self.info,
+                    &self.levels,
+                    &mut self.cache,
+                    &self.dir,
+                    &merged,
+                )?;
+                if let Some(changelog) = changelog {
+                    let files = write_kv_batch(
+                        &self.info,
+                        &self.dir,
+                        &changelog,
+                        self.spec("changelog", 0, FILE_SOURCE_APPEND),
+                        self.now(),
+                    )?;
+                    self.pending.changelog_files.extend(files);
+                }
             }
         }
         // Write-only writers never compact: nothing would take the batch.
@@ -357,38 +370,20 @@ impl BucketWriter {
         let (Some(first), Some(last)) = (merged.first(), merged.last()) else {
             return Ok(Vec::new());
         };
-        let candidates: Vec<String> = self
-            .levels
-            .all_files()
-            .filter(|f| f.overlaps(Some(&first.key), Some(&last.key)))
-            .map(|f| f.meta.file_name.clone())
-            .collect();
+        let candidates = changelog::overlapping(&self.levels, &first.key, &last.key);
         if candidates.is_empty() {
             return Ok(vec![None; merged.len()]);
         }
         let probe = CachedFile::new(&self.info, batch.clone())?;
         for name in candidates {
             let file = self.cache.get(&self.info, &self.dir, &name)?;
-            let rows = file.keys.len();
-            // The keys ascend: each search starts where the previous one ended.
-            let mut from = 0;
-            for (k, found) in found.iter_mut().enumerate() {
-                // Binary search for the first row not below key k.
-                let (mut lo, mut hi) = (from, rows);
-                while lo < hi {
-                    let mid = (lo + hi) / 2;
-                    if file.keys.cmp_rows(mid, &probe.keys, k).is_lt() { lo = mid + 1 } else { hi = mid }
+            let mut result = Ok(());
+            changelog::for_each_match(&file.keys, &probe.keys, |k, rows| {
+                if result.is_ok() {
+                    result = from_batch(&self.info, &file.batch.slice(rows.start, rows.len()), &mut found[k]);
                 }
-                from = lo;
-                // Files written by others may hold several records per key: take them all.
-                let mut end = lo;
-                while end < rows && file.keys.cmp_rows(end, &probe.keys, k).is_eq() {
-                    end += 1;
-                }
-                if end > lo {
-                    from_batch(&self.info, &file.batch.slice(lo, end - lo), found)?;
-                }
-            }
+            });
+            result?;
         }
         found
             .into_iter()

@@ -1,6 +1,26 @@
-//! Changelog production at flush time (`changelog-producer` = `lookup`).
+//! Changelog production at flush time (`changelog-producer` = `lookup`): the record each
+//! flushed key had before the flush is looked up in the bucket's files, and the
+//! difference is emitted as `-U/+U`, `+I` or `-D`.
+//!
+//! `deduplicate` tables do it column-wise ([`columnar_changelog`]): the newest earlier
+//! record of each key is found by searching files newest first (level 0 newest first,
+//! then levels 1, 2, …), as Paimon's `LookupLevels` does, and the changelog is gathered
+//! from the flushed batch and the rows found. The other merge engines fold every earlier
+//! record of a key with their merge function, row-wise ([`diff`]).
 
-use crate::row::{KeyValue, RowKind};
+use crate::data::arrow_conv::{datum_at, key_at};
+use crate::data::gather::gather_batch;
+use crate::data::sort_key::{KeyForm, SortKeys};
+use crate::error::Result;
+use crate::lsm::columnar::{arrow_err, is_add, seqs_and_kinds};
+use crate::lsm::levels::Levels;
+use crate::row::{Key, KeyValue, RowKind};
+use crate::table_info::TableInfo;
+use crate::write::file_cache::FileCache;
+use arrow_array::{ArrayRef, Int8Array, Int64Array, RecordBatch};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Emits `-U/+U`, `+I` or `-D` for one key from its visible value before and after.
 pub fn diff(before: Option<&KeyValue>, after: Option<&KeyValue>, row_deduplicate: bool, out: &mut Vec<KeyValue>) {
@@ -20,4 +40,136 @@ pub fn diff(before: Option<&KeyValue>, after: Option<&KeyValue>, row_deduplicate
             out.push(KeyValue { kind: RowKind::UpdateAfter, ..a });
         }
     }
+}
+
+/// Names of the files of `levels` whose key range overlaps `lo..=hi`, newest first:
+/// level 0 newest first, then levels 1, 2, …
+pub fn overlapping(levels: &Levels, lo: &Key, hi: &Key) -> Vec<String> {
+    levels.all_files().filter(|f| f.overlaps(Some(lo), Some(hi))).map(|f| f.meta.file_name.clone()).collect()
+}
+
+/// Calls `hit(k, rows)` for every key `k` of `probe` (ascending, distinct) that `file`
+/// (ascending) holds, with the range of the file's rows holding it. Files written by
+/// others may hold several records of one key.
+pub fn for_each_match(file: &SortKeys, probe: &SortKeys, mut hit: impl FnMut(usize, Range<usize>)) {
+    let rows = file.len();
+    // The keys ascend: each search starts where the previous one ended.
+    let mut from = 0;
+    for k in 0..probe.len() {
+        // Binary search for the first row not below key k.
+        let (mut lo, mut hi) = (from, rows);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if file.cmp_rows(mid, probe, k).is_lt() { lo = mid + 1 } else { hi = mid }
+        }
+        from = lo;
+        let mut end = lo;
+        while end < rows && file.cmp_rows(end, probe, k).is_eq() {
+            end += 1;
+        }
+        if end > lo {
+            hit(k, lo..end);
+        }
+    }
+}
+
+/// The changelog of a flush of a `deduplicate` table without `sequence.field`, or `None`
+/// when nothing visible changed. `flushed` is the flushed key/value batch: sorted, one
+/// record per key. Only the rows found are kept while the files are searched, so a
+/// flush holds at most one decoded file besides them, whatever the cache holds.
+pub fn columnar_changelog(
+    info: &TableInfo,
+    levels: &Levels,
+    cache: &mut FileCache,
+    dir: &Path,
+    flushed: &RecordBatch,
+) -> Result<Option<RecordBatch>> {
+    let n = flushed.num_rows();
+    if n == 0 {
+        return Ok(None);
+    }
+    let arity = info.key_types.len();
+    let ignore_delete = info.options.ignore_delete;
+    let probe = SortKeys::new(KeyForm::of(&info.key_types), &flushed.columns()[..arity])?;
+    let files = overlapping(levels, &key_at(info, flushed, 0)?, &key_at(info, flushed, n - 1)?);
+    // Per flushed key: not found yet (None), absent or deleted (Some(None)), or row `.1`
+    // of source `.0` (sources: the flushed batch, then the rows found in each file).
+    let mut before: Vec<Option<Option<(usize, usize)>>> = vec![None; n];
+    let mut unresolved = n;
+    let mut found: Vec<RecordBatch> = Vec::new();
+    for name in files {
+        if unresolved == 0 {
+            break;
+        }
+        let file = cache.get(info, dir, &name)?;
+        let (seqs, kinds) = seqs_and_kinds(info, &file.batch)?;
+        let source = found.len() + 1;
+        let mut rows: Vec<(usize, usize)> = Vec::new();
+        for_each_match(&file.keys, &probe, |k, range| {
+            if before[k].is_some() {
+                return;
+            }
+            // With `ignore-delete` a retraction is no record at all: look further down.
+            let newest = range.filter(|&r| !ignore_delete || is_add(kinds[r])).max_by_key(|&r| seqs[r]);
+            if let Some(r) = newest {
+                unresolved -= 1;
+                before[k] = Some(is_add(kinds[r]).then(|| {
+                    rows.push((0, r));
+                    (source, rows.len() - 1)
+                }));
+            }
+        });
+        if !rows.is_empty() {
+            found.push(gather_batch(&[&file.batch], &rows).map_err(arrow_err("gathering looked-up rows"))?);
+        }
+    }
+
+    let (seqs, kinds) = seqs_and_kinds(info, flushed)?;
+    let mut sources: Vec<&RecordBatch> = vec![flushed];
+    sources.extend(found.iter());
+    let mut refs = Vec::new();
+    let (mut out_seqs, mut out_kinds) = (Vec::new(), Vec::new());
+    let mut emit = |at: (usize, usize), kind: RowKind, seq: i64| {
+        refs.push(at);
+        out_kinds.push(kind.to_byte());
+        out_seqs.push(seq);
+    };
+    for (k, before) in before.into_iter().enumerate() {
+        let (after, seq) = (is_add(kinds[k]), seqs[k]);
+        if ignore_delete && !after {
+            // The retraction is ignored: the key keeps its value.
+            continue;
+        }
+        match (before.flatten(), after) {
+            (None, false) => {}
+            (None, true) => emit((0, k), RowKind::Insert, seq),
+            (Some(b), false) => emit(b, RowKind::Delete, seq),
+            (Some(b), true) => {
+                if info.options.changelog_row_deduplicate && same_values(info, sources[b.0], b.1, flushed, k)? {
+                    continue;
+                }
+                emit(b, RowKind::UpdateBefore, seq);
+                emit((0, k), RowKind::UpdateAfter, seq);
+            }
+        }
+    }
+    if refs.is_empty() {
+        return Ok(None);
+    }
+    let gathered = gather_batch(&sources, &refs).map_err(arrow_err("gathering the changelog"))?;
+    let mut columns = gathered.columns().to_vec();
+    columns[arity] = Arc::new(Int64Array::from(out_seqs)) as ArrayRef;
+    columns[arity + 1] = Arc::new(Int8Array::from(out_kinds)) as ArrayRef;
+    RecordBatch::try_new(gathered.schema(), columns).map(Some).map_err(arrow_err("building the changelog"))
+}
+
+/// Whether row `i` of `a` and row `j` of `b` (key/value batches) hold the same values.
+fn same_values(info: &TableInfo, a: &RecordBatch, i: usize, b: &RecordBatch, j: usize) -> Result<bool> {
+    let first = info.key_types.len() + 2;
+    for (c, ty) in info.value_types.iter().enumerate() {
+        if datum_at(a.column(first + c), ty, i)? != datum_at(b.column(first + c), ty, j)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
