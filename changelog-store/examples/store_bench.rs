@@ -25,7 +25,10 @@
 //! - full scan rows/s; point-lookup latency p50/p99 over random keys after the load.
 //!
 //! The scan and the lookups are checked against the generator's own record of which
-//! keys are live: a wrong answer aborts the run.
+//! keys are live: a wrong answer aborts the run. With a `changelog-producer`, the
+//! changelog of every snapshot is read too (changes/s) and replayed onto the keys; it
+//! must end at the same live keys (and a `lookup` changelog must be consistent with the
+//! state on the way), or the run aborts.
 
 use arrow_array::builder::{Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -62,6 +65,72 @@ impl Rng {
 /// The key of the n-th inserted row: a bijection of n, so keys arrive in random order.
 fn key_of(n: u64) -> i64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64
+}
+
+/// The inverse of [`key_of`]: `n` from the key.
+fn index_of(key: i64) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    // Newton's iteration for the inverse of an odd number modulo 2^64 (bits double each step).
+    let mut inv = K;
+    for _ in 0..6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(K.wrapping_mul(inv)));
+    }
+    (key as u64).wrapping_mul(inv)
+}
+
+/// The table's `changelog-producer` when it writes a changelog.
+fn spec_producer(table: &Table) -> Option<String> {
+    let producer = table.schema().options.get("changelog-producer")?;
+    (producer != "none").then(|| producer.clone())
+}
+
+/// Streams the changelog of every snapshot and replays it onto a set of live keys, which
+/// must end equal to the generator's. A derived (`lookup`) changelog must also be
+/// consistent on the way: `+I` only for absent keys, `-U`/`-D` only for live ones, `+U`
+/// right after the `-U` of its key.
+fn replay_changelog(
+    table: &Table,
+    producer: &str,
+    latest: i64,
+    live: &[bool],
+) -> Result<(), Box<dyn std::error::Error>> {
+    use arrow_array::cast::AsArray;
+    let strict = producer == "lookup";
+    let (cpu0, t) = (cpu_seconds(), Instant::now());
+    let mut state = vec![false; live.len()];
+    let (mut changes, mut retracted) = (0usize, None);
+    for id in 1..=latest {
+        for b in table.change_batches(id)?.batches {
+            let keys = b.rows.column(0).as_primitive::<arrow_array::types::Int64Type>();
+            for (&kind, &key) in b.kinds.values().iter().zip(keys.values().iter()) {
+                let n = index_of(key) as usize;
+                let kind = RowKind::from_byte(kind).ok_or("bad row kind")?;
+                let present = *state.get(n).ok_or_else(|| format!("changelog key {key} was never written"))?;
+                let consistent = match kind {
+                    RowKind::Insert => !present,
+                    RowKind::UpdateBefore | RowKind::Delete => present,
+                    RowKind::UpdateAfter => retracted.take() == Some(n),
+                };
+                if strict && !consistent {
+                    return Err(format!("snapshot {id}: {kind:?} of key #{n} (live before: {present})").into());
+                }
+                if kind == RowKind::UpdateBefore {
+                    retracted = Some(n);
+                }
+                state[n] = kind.is_add();
+                changes += 1;
+            }
+        }
+    }
+    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    if state != live {
+        let wrong = state.iter().zip(live).filter(|(a, b)| a != b).count();
+        return Err(format!("changelog replay disagrees with the generator on {wrong} keys").into());
+    }
+    let per_s = changes as f64 / secs;
+    println!("changelog ({producer}): {changes} changes of {latest} snapshots read in {secs:.2} s wall ({cpu:.2} s CPU) = {per_s:.0} changes/s; replay equals the live keys");
+    println!("BENCH store_changelog changes={changes} changes_per_s={per_s:.0}");
+    Ok(())
 }
 
 /// Decimal formatting of the generated values, four digits at a time: `table` holds
@@ -295,6 +364,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     println!("lookup: {lookups} random keys ({hits} live), p50 {p50:.0} us, p99 {p99:.0} us");
+
+    if let Some(producer) = spec_producer(&table) {
+        replay_changelog(&table, &producer, snapshot, &live)?;
+    }
 
     let files: usize = reader.buckets().iter().map(|b| b.files.len()).sum();
     println!("table after load: {files} live data files");

@@ -214,6 +214,13 @@ impl Table {
         changelog_reader::changes_since(&self.info, &self.paths, &self.manifests(), &self.snapshots_mgr(), from)
     }
 
+    /// Changes of snapshot `snapshot_id` as Arrow batches (see [`changelog_reader`]); a
+    /// consumer streams the changelog by calling it for each id from where it stopped.
+    pub fn change_batches(&self, snapshot_id: i64) -> Result<changelog_reader::SnapshotChangeBatches> {
+        let snapshot = self.snapshots_mgr().snapshot(snapshot_id)?;
+        changelog_reader::snapshot_change_batches(&self.info, &self.paths, &self.manifests(), &snapshot)
+    }
+
     /// Compacts the table and commits a COMPACT snapshot: `full` rewrites every bucket
     /// into the highest level; otherwise universal compaction picks per bucket.
     pub fn compact(&self, commit_user: &str, identifier: i64, full: bool) -> Result<CommitOutcome> {

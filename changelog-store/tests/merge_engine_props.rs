@@ -276,6 +276,11 @@ proptest! {
     }
 
     #[test]
+    fn deduplicate_lookup_uncached(ops in proptest::collection::vec(op(), 1..80)) {
+        run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("1 b"), extra: &[] }, ops)?;
+    }
+
+    #[test]
     fn deduplicate_lookup_row_deduplicate(ops in proptest::collection::vec(repeating_op(), 1..80)) {
         run(Run { engine: Engine::Deduplicate, producer: "lookup", sequence_field: false, write_buffer: "2 kb", lookup_cache: Some("6 kb"), extra: &[("changelog-producer.row-deduplicate", "true")] }, ops)?;
     }

@@ -1,10 +1,13 @@
 //! Reads key/value Parquet files (ours or other Paimon writers') back into [`KeyValue`]s.
 
-use crate::data::arrow_conv::from_batch;
+use crate::data::arrow_conv::{KEY_FIELD_PREFIX, from_batch};
 use crate::error::{Error, Result};
 use crate::row::KeyValue;
 use crate::table_info::TableInfo;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_array::BooleanArray;
+use arrow_schema::ArrowError;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use std::path::Path;
 
 /// Reads every record of a data or changelog file, in file order.
@@ -52,6 +55,44 @@ impl<'a> KvBatchReader<'a> {
             builder = builder.with_row_groups(rg);
         }
         Ok(KvBatchReader { info, schema, path: path.to_path_buf(), inner: builder.build().map_err(pq)? })
+    }
+
+    /// Opens the file reading only the rows whose key `keep` accepts. The key columns
+    /// (`_KEY_*`) are decoded first, for every row; the other columns only for the rows
+    /// kept. `keep` is called with the key columns of each batch, in key order, in file
+    /// order, and returns which of its rows to keep.
+    pub fn open_filtered<F>(
+        info: &'a TableInfo,
+        schema: arrow_schema::SchemaRef,
+        path: &Path,
+        mut keep: F,
+    ) -> Result<Self>
+    where
+        F: FnMut(&[arrow_array::ArrayRef]) -> std::result::Result<BooleanArray, ArrowError> + Send + 'static,
+    {
+        let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let pq = |source| Error::Parquet { op: "reading", path: path.to_path_buf(), source };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.with_batch_size(8192);
+        let names: Vec<String> = info.key_names.iter().map(|k| format!("{KEY_FIELD_PREFIX}{k}")).collect();
+        let leaves = {
+            let descr = builder.parquet_schema();
+            let find = |name: &str| (0..descr.num_columns()).find(|&i| descr.column(i).path().string() == name);
+            names
+                .iter()
+                .map(|n| find(n).ok_or_else(|| Error::corrupt(path, format!("missing column `{n}`"))))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+        let predicate = ArrowPredicateFn::new(mask, move |batch: arrow_array::RecordBatch| {
+            let keys = names
+                .iter()
+                .map(|n| batch.column_by_name(n).cloned())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ArrowError::SchemaError("key column missing from the filter's batch".into()))?;
+            keep(&keys)
+        });
+        let inner = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)])).build().map_err(pq)?;
+        Ok(KvBatchReader { info, schema, path: path.to_path_buf(), inner })
     }
 
     /// Opens the file with already loaded metadata, reading `row_groups` and, within

@@ -5,8 +5,11 @@
 //! snapshot added (as Paimon's streaming read does), which are already merged per
 //! commit and carry `+I`/`+U`/`-D` kinds but no `-U` before-images.
 
-use crate::data::reader::read_kv_file;
-use crate::error::Result;
+use crate::data::arrow_conv::{kv_schema, rows_of, value_batch};
+use crate::data::gather::gather_batch;
+use crate::data::reader::KvBatchReader;
+use crate::error::{Error, Result};
+use crate::lsm::columnar::{arrow_err, seqs_and_kinds};
 use crate::manifest_io::ManifestIo;
 use crate::options::ChangelogProducer;
 use crate::paths::TablePaths;
@@ -15,6 +18,7 @@ use crate::snapshot_manager::SnapshotManager;
 use crate::spec::manifest::{FileKind, ManifestEntry};
 use crate::spec::snapshot::{CommitKind, Snapshot};
 use crate::table_info::TableInfo;
+use arrow_array::{Int8Array, RecordBatch};
 use std::collections::BTreeMap;
 
 /// One change record.
@@ -34,43 +38,108 @@ pub struct SnapshotChanges {
     pub changes: Vec<Change>,
 }
 
-fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry], out: &mut Vec<Change>) -> Result<()> {
-    for e in entries.iter().filter(|e| e.kind == FileKind::Add) {
-        let partition = info.deserialize_partition(&e.partition)?;
-        let dir = paths.bucket_dir(&info.partition_spec(&partition), e.bucket);
-        let mut records = read_kv_file(info, &dir.join(&e.file.file_name))?;
-        // Changelog files are in production order already; data files are key-sorted.
-        records.sort_by_key(|r| r.seq);
-        out.extend(records.into_iter().map(|r| Change { kind: r.kind, row: r.value }));
-    }
-    Ok(())
+/// Changes as Arrow: `rows` in the table's columns
+/// ([`row_schema`](crate::data::arrow_conv::row_schema)), `kinds` the kind of each row
+/// as Paimon stores it in `_VALUE_KIND` (`RowKind::to_byte`: 0 `+I`, 1 `-U`, 2 `+U`, 3 `-D`).
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    pub kinds: Int8Array,
+    pub rows: RecordBatch,
 }
 
-/// Changes of one snapshot (empty for COMPACT snapshots).
+/// The changes of one snapshot as Arrow batches (one per file read), the form a
+/// column-wise consumer (Gold's aggregations) takes them in.
+#[derive(Debug, Clone)]
+pub struct SnapshotChangeBatches {
+    pub snapshot_id: i64,
+    pub commit_kind: CommitKind,
+    pub time_millis: i64,
+    pub properties: Option<BTreeMap<String, String>>,
+    pub batches: Vec<ChangeBatch>,
+}
+
+impl SnapshotChangeBatches {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.kinds.len()).sum()
+    }
+}
+
+/// Reads the files `entries` adds, each in production order: by sequence number, ties
+/// (a `-U` and its `+U`) in file order.
+fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry]) -> Result<Vec<ChangeBatch>> {
+    let schema = kv_schema(info);
+    let kind_column = info.key_types.len() + 1;
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| e.kind == FileKind::Add) {
+        let partition = info.deserialize_partition(&e.partition)?;
+        let path = paths.bucket_dir(&info.partition_spec(&partition), e.bucket).join(&e.file.file_name);
+        let mut reader = KvBatchReader::open(info, schema.clone(), &path)?;
+        let mut parts = Vec::new();
+        while let Some(b) = reader.next_batch()? {
+            parts.push(b);
+        }
+        let batch = arrow_select::concat::concat_batches(&schema, &parts).map_err(arrow_err("concatenating a file"))?;
+        let (seqs, kinds) = seqs_and_kinds(info, &batch)?;
+        if let Some(bad) = kinds.iter().find(|&&k| RowKind::from_byte(k).is_none()) {
+            return Err(Error::corrupt(&path, format!("bad _VALUE_KIND {bad}")));
+        }
+        // Changelog files are in production order already; data files are key-sorted.
+        let batch = if seqs.windows(2).all(|w| w[0] <= w[1]) {
+            batch
+        } else {
+            let mut order: Vec<usize> = (0..seqs.len()).collect();
+            order.sort_by_key(|&i| seqs[i]);
+            let refs: Vec<(usize, usize)> = order.into_iter().map(|i| (0, i)).collect();
+            gather_batch(&[&batch], &refs).map_err(arrow_err("ordering changes by sequence number"))?
+        };
+        let kinds = batch.column(kind_column).as_any().downcast_ref::<Int8Array>().cloned();
+        let kinds = kinds.ok_or_else(|| Error::corrupt(&path, "_VALUE_KIND is not TINYINT"))?;
+        out.push(ChangeBatch { kinds, rows: value_batch(info, &batch)? });
+    }
+    Ok(out)
+}
+
+/// Changes of one snapshot as Arrow batches (none for COMPACT snapshots).
+///
+/// With `changelog-producer` `input` or `lookup` the changes are the snapshot's
+/// changelog files; with `none`, the level-0 files an APPEND snapshot added.
+pub fn snapshot_change_batches(
+    info: &TableInfo,
+    paths: &TablePaths,
+    io: &ManifestIo,
+    snapshot: &Snapshot,
+) -> Result<SnapshotChangeBatches> {
+    let entries = match info.options.changelog_producer {
+        ChangelogProducer::None if snapshot.commit_kind == CommitKind::Append => io.delta_entries(snapshot)?,
+        ChangelogProducer::None => Vec::new(),
+        ChangelogProducer::Input | ChangelogProducer::Lookup => io.changelog_entries(snapshot)?,
+    };
+    Ok(SnapshotChangeBatches {
+        snapshot_id: snapshot.id,
+        commit_kind: snapshot.commit_kind,
+        time_millis: snapshot.time_millis,
+        properties: snapshot.properties.clone(),
+        batches: read_entries(info, paths, &entries)?,
+    })
+}
+
+/// Changes of one snapshot as rows (see [`snapshot_change_batches`]).
 pub fn snapshot_changes(
     info: &TableInfo,
     paths: &TablePaths,
     io: &ManifestIo,
     snapshot: &Snapshot,
 ) -> Result<SnapshotChanges> {
+    let SnapshotChangeBatches { snapshot_id, commit_kind, time_millis, properties, batches } =
+        snapshot_change_batches(info, paths, io, snapshot)?;
     let mut changes = Vec::new();
-    match info.options.changelog_producer {
-        ChangelogProducer::None => {
-            if snapshot.commit_kind == CommitKind::Append {
-                read_entries(info, paths, &io.delta_entries(snapshot)?, &mut changes)?;
-            }
-        }
-        ChangelogProducer::Input | ChangelogProducer::Lookup => {
-            read_entries(info, paths, &io.changelog_entries(snapshot)?, &mut changes)?;
+    for b in batches {
+        for (&k, row) in b.kinds.values().iter().zip(rows_of(info, &b.rows)?) {
+            let kind = RowKind::from_byte(k).ok_or_else(|| Error::corrupt("<changelog>", format!("bad kind {k}")))?;
+            changes.push(Change { kind, row });
         }
     }
-    Ok(SnapshotChanges {
-        snapshot_id: snapshot.id,
-        commit_kind: snapshot.commit_kind,
-        time_millis: snapshot.time_millis,
-        properties: snapshot.properties.clone(),
-        changes,
-    })
+    Ok(SnapshotChanges { snapshot_id, commit_kind, time_millis, properties, changes })
 }
 
 /// Changes of every snapshot with id >= `from` up to the latest, in order.

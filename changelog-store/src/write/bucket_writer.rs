@@ -301,9 +301,11 @@ impl BucketWriter {
         }
         // Write-only writers never compact: nothing would take the batch.
         if let ([only], false) = (files.as_slice(), self.write_only) {
-            self.batches.insert(&only.file_name, vec![merged], 100);
+            self.batches.insert(&only.file_name, vec![merged.clone()], 100);
         }
-        self.install(files.clone(), None)?;
+        // The next flushes look their keys up in this file first (it is the newest).
+        let lookup = self.info.options.changelog_producer == ChangelogProducer::Lookup;
+        self.install(files.clone(), lookup.then_some(merged))?;
         self.pending.new_files.extend(files);
         Ok(())
     }
@@ -370,7 +372,10 @@ impl BucketWriter {
         let (Some(first), Some(last)) = (merged.first(), merged.last()) else {
             return Ok(Vec::new());
         };
-        let candidates = changelog::overlapping(&self.levels, &first.key, &last.key);
+        let candidates: Vec<String> = changelog::overlapping(&self.levels, &first.key, &last.key)
+            .into_iter()
+            .map(|f| f.meta.file_name.clone())
+            .collect();
         if candidates.is_empty() {
             return Ok(vec![None; merged.len()]);
         }

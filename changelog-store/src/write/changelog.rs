@@ -13,11 +13,16 @@ use crate::data::gather::gather_batch;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::Result;
 use crate::lsm::columnar::{arrow_err, is_add, seqs_and_kinds};
-use crate::lsm::levels::Levels;
+use crate::data::arrow_conv::kv_schema;
+use crate::data::reader::KvBatchReader;
+use crate::lsm::levels::{FileRef, Levels};
+use crate::write::file_cache::CachedFile;
 use crate::row::{Key, KeyValue, RowKind};
 use crate::table_info::TableInfo;
 use crate::write::file_cache::FileCache;
-use arrow_array::{ArrayRef, Int8Array, Int64Array, RecordBatch};
+use arrow_array::{ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch};
+use arrow_buffer::BooleanBufferBuilder;
+use arrow_schema::ArrowError;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -42,10 +47,10 @@ pub fn diff(before: Option<&KeyValue>, after: Option<&KeyValue>, row_deduplicate
     }
 }
 
-/// Names of the files of `levels` whose key range overlaps `lo..=hi`, newest first:
-/// level 0 newest first, then levels 1, 2, …
-pub fn overlapping(levels: &Levels, lo: &Key, hi: &Key) -> Vec<String> {
-    levels.all_files().filter(|f| f.overlaps(Some(lo), Some(hi))).map(|f| f.meta.file_name.clone()).collect()
+/// The files of `levels` whose key range overlaps `lo..=hi`, newest first: level 0
+/// newest first, then levels 1, 2, …
+pub fn overlapping<'a>(levels: &'a Levels, lo: &Key, hi: &Key) -> Vec<&'a FileRef> {
+    levels.all_files().filter(|f| f.overlaps(Some(lo), Some(hi))).collect()
 }
 
 /// Calls `hit(k, rows)` for every key `k` of `probe` (ascending, distinct) that `file`
@@ -75,8 +80,13 @@ pub fn for_each_match(file: &SortKeys, probe: &SortKeys, mut hit: impl FnMut(usi
 
 /// The changelog of a flush of a `deduplicate` table without `sequence.field`, or `None`
 /// when nothing visible changed. `flushed` is the flushed key/value batch: sorted, one
-/// record per key. Only the rows found are kept while the files are searched, so a
-/// flush holds at most one decoded file besides them, whatever the cache holds.
+/// record per key.
+///
+/// A file in the decoded-file cache is searched there. Any other file is decoded whole
+/// (and cached) only while it fits in the room the cache has left; a file that does not
+/// is read with a filter on its key columns, so that only the rows of flushed keys are
+/// decoded beyond the keys. Only the rows found are kept while the files are searched:
+/// memory stays bounded by the cache and the flush, however large the table.
 pub fn columnar_changelog(
     info: &TableInfo,
     levels: &Levels,
@@ -90,18 +100,26 @@ pub fn columnar_changelog(
     }
     let arity = info.key_types.len();
     let ignore_delete = info.options.ignore_delete;
-    let probe = SortKeys::new(KeyForm::of(&info.key_types), &flushed.columns()[..arity])?;
+    let form = KeyForm::of(&info.key_types);
+    let probe = Arc::new(SortKeys::new(form, &flushed.columns()[..arity])?);
     let files = overlapping(levels, &key_at(info, flushed, 0)?, &key_at(info, flushed, n - 1)?);
+    let bytes_per_row = flushed.get_array_memory_size() / n;
     // Per flushed key: not found yet (None), absent or deleted (Some(None)), or row `.1`
     // of source `.0` (sources: the flushed batch, then the rows found in each file).
     let mut before: Vec<Option<Option<(usize, usize)>>> = vec![None; n];
     let mut unresolved = n;
     let mut found: Vec<RecordBatch> = Vec::new();
-    for name in files {
+    for f in files {
         if unresolved == 0 {
             break;
         }
-        let file = cache.get(info, dir, &name)?;
+        let name = &f.meta.file_name;
+        let whole = usize::try_from(f.meta.row_count).unwrap_or(usize::MAX).saturating_mul(bytes_per_row);
+        let file = match cache.hit(name) {
+            Some(file) => file,
+            None if whole <= cache.room() => cache.get(info, dir, name)?,
+            None => Arc::new(read_matching(info, &dir.join(name), form, probe.clone())?),
+        };
         let (seqs, kinds) = seqs_and_kinds(info, &file.batch)?;
         let source = found.len() + 1;
         let mut rows: Vec<(usize, usize)> = Vec::new();
@@ -161,6 +179,32 @@ pub fn columnar_changelog(
     columns[arity] = Arc::new(Int64Array::from(out_seqs)) as ArrayRef;
     columns[arity + 1] = Arc::new(Int8Array::from(out_kinds)) as ArrayRef;
     RecordBatch::try_new(gathered.schema(), columns).map(Some).map_err(arrow_err("building the changelog"))
+}
+
+/// The records of the file at `path` whose key is one of `probe` (ascending), decoding
+/// the other columns only for them.
+fn read_matching(info: &TableInfo, path: &Path, form: KeyForm, probe: Arc<SortKeys>) -> Result<CachedFile> {
+    let schema = kv_schema(info);
+    // The file ascends too: one cursor into the probe keys serves the whole file.
+    let mut at = 0;
+    let keep = move |keys: &[ArrayRef]| {
+        let keys = SortKeys::new(form, keys).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        let mut mask = BooleanBufferBuilder::new(keys.len());
+        for i in 0..keys.len() {
+            while at < probe.len() && probe.cmp_rows(at, &keys, i).is_lt() {
+                at += 1;
+            }
+            mask.append(at < probe.len() && probe.cmp_rows(at, &keys, i).is_eq());
+        }
+        Ok(BooleanArray::new(mask.finish(), None))
+    };
+    let mut reader = KvBatchReader::open_filtered(info, schema.clone(), path, keep)?;
+    let mut parts = Vec::new();
+    while let Some(b) = reader.next_batch()? {
+        parts.push(b);
+    }
+    let batch = arrow_select::concat::concat_batches(&schema, &parts).map_err(arrow_err("concatenating rows found"))?;
+    CachedFile::new(info, batch)
 }
 
 /// Whether row `i` of `a` and row `j` of `b` (key/value batches) hold the same values.

@@ -83,11 +83,16 @@ impl FileCache {
     }
 
     /// The decoded file if cached, now the most recently used.
-    fn hit(&mut self, name: &str) -> Option<Arc<CachedFile>> {
+    pub fn hit(&mut self, name: &str) -> Option<Arc<CachedFile>> {
         self.tick += 1;
         let e = self.files.get_mut(name)?;
         e.last_used = self.tick;
         Some(e.records.clone())
+    }
+
+    /// Bytes the shared budget has left.
+    pub fn room(&self) -> usize {
+        self.budget.limit().saturating_sub(self.budget.used())
     }
 
     /// The decoded file if cached (no I/O).
