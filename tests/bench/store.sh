@@ -4,7 +4,9 @@
 # compaction included, Paimon's default options with 4 buckets):
 #   1. batch: one commit at the end, the cadence of Paimon's TableWriterBenchmark (its
 #      published 65-94k rows/s are measured that way);
-#   2. streaming: a commit every 100k rows, the cadence of a pipeline stage like Silver.
+#   2. lookup: streaming cadence with `changelog-producer=lookup` (what Silver writes for
+#      Gold to consume); its changelog is read back and replayed onto the live keys;
+#   3. streaming: a commit every 100k rows, the cadence of a pipeline stage like Silver.
 #      This is the headline: the issue's target (>= 300k upserts per CPU-second) is
 #      tracked against it.
 # Usage: tests/bench/store.sh [rows]   (default 10000000)
@@ -12,6 +14,8 @@
 #      default a temp dir), STORE_BENCH_BUCKETS (default 4), STORE_BENCH_LOOKUPS (default 2000).
 # Prints the figures of both runs, then
 #   BENCH store_batch upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=…
+#   BENCH store_lookup upserts_per_s=… (same fields)
+#   BENCH store_changelog changes=… changes_per_s=…
 # and ends with the streaming run's line:
 #   BENCH store upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=…
 set -euo pipefail
@@ -26,14 +30,19 @@ cleanup() { [ -n "${STORE_BENCH_DIR:-}" ] || rm -rf "$dir"; }
 trap cleanup EXIT
 echo "store bench: $rows rows, tables under $dir, $(nproc) cores, $(uname -r)" >&2
 
-run() { # name commit_rows
-  echo "== $1: STORE_BENCH_COMMIT_ROWS=$2"
+run() { # name commit_rows [table options]
+  echo "== $1: STORE_BENCH_COMMIT_ROWS=$2 STORE_BENCH_OPTIONS=${3:-}"
   local out
-  out="$(STORE_BENCH_COMMIT_ROWS=$2 "$target/release/examples/store_bench" "$rows" "$dir/$1")"
+  out="$(STORE_BENCH_COMMIT_ROWS=$2 STORE_BENCH_OPTIONS="${3:-}" "$target/release/examples/store_bench" "$rows" "$dir/$1")"
   printf '%s\n' "$out" | grep -v '^BENCH '
   bench_line="$(printf '%s\n' "$out" | grep '^BENCH store ')"
+  changelog_line="$(printf '%s\n' "$out" | grep '^BENCH store_changelog ' || true)"
 }
 run batch 0
 batch="${bench_line/BENCH store /BENCH store_batch }"
+run lookup 100000 changelog-producer=lookup
+lookup="${bench_line/BENCH store /BENCH store_lookup }"
+changelog="$changelog_line"
+rm -rf "${dir:?}/lookup"
 run streaming 100000
-printf '%s\n' "$batch" "$bench_line"
+printf '%s\n' "$batch" "$lookup" "$changelog" "$bench_line"
