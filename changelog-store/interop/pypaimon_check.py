@@ -9,6 +9,9 @@ read-snapshots: pypaimon_check.py read-snapshots <warehouse> <db.table> N [N ...
 write:  pypaimon_check.py write <warehouse> <db.table>
         creates a small primary-key table with pypaimon (bucket 2, two commits,
         one update) so changelog-store can be checked against files it did not write.
+write-decimal: pypaimon_check.py write-decimal <warehouse> <db.table>
+        creates a table keyed by DECIMAL(20, 0) with DECIMAL(10, 2) and DECIMAL(38, 6)
+        values (bucket 3, two commits, one update), written by pypaimon and pyarrow.
 write-ops: pypaimon_check.py write-ops <warehouse> <db.table> <ops.json>
         creates a table (k BIGINT NOT NULL, region STRING NOT NULL, v BIGINT, s STRING,
         op STRING; primary key (region, k); options from the file, e.g. `rowkind.field`
@@ -87,6 +90,39 @@ def write_ops(warehouse, identifier, ops_path):
         c.close()
 
 
+def write_decimal(warehouse, identifier):
+    from decimal import Decimal
+
+    import pyarrow as pa
+    from pypaimon import CatalogFactory, Schema
+
+    catalog = CatalogFactory.create({"warehouse": warehouse})
+    catalog.create_database(identifier.split(".")[0], True)
+    pa_schema = pa.schema([
+        pa.field("id", pa.decimal128(20, 0), nullable=False),
+        ("price", pa.decimal128(10, 2)),
+        ("total", pa.decimal128(38, 6)),
+    ])
+    schema = Schema.from_pyarrow_schema(
+        pa_schema, primary_keys=["id"], options={"bucket": "3", "file.format": "parquet"})
+    catalog.create_table(identifier, schema, False)
+    table = catalog.get_table(identifier)
+    wb = table.new_batch_write_builder()
+    big = 10 ** 19
+    batches = [
+        [{"id": Decimal(big + i), "price": Decimal(i * 125) / 100, "total": Decimal(f"-{i}.000001")}
+         for i in range(12)],
+        [{"id": Decimal(big + 5), "price": Decimal("99999999.99"), "total": None}],
+    ]
+    for rows in batches:
+        w = wb.new_write()
+        c = wb.new_commit()
+        w.write_arrow(pa.Table.from_pylist(rows, schema=pa_schema))
+        c.commit(w.prepare_commit())
+        w.close()
+        c.close()
+
+
 def write(warehouse, identifier):
     import pyarrow as pa
     from pypaimon import CatalogFactory, Schema
@@ -120,7 +156,7 @@ def write(warehouse, identifier):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["read", "read-snapshots", "write", "write-ops"])
+    p.add_argument("mode", choices=["read", "read-snapshots", "write", "write-decimal", "write-ops"])
     p.add_argument("warehouse")
     p.add_argument("table", help="db.table")
     p.add_argument("args", nargs="*", help="snapshot ids (read-snapshots) or ops.json (write-ops)")
@@ -132,6 +168,8 @@ def main():
         read_snapshots(a.warehouse, a.table, [int(x) for x in a.args])
     elif a.mode == "write-ops":
         write_ops(a.warehouse, a.table, a.args[0])
+    elif a.mode == "write-decimal":
+        write_decimal(a.warehouse, a.table)
     else:
         write(a.warehouse, a.table)
 

@@ -84,6 +84,7 @@
 pub mod clock;
 pub mod commit;
 pub mod data;
+pub mod decimal;
 pub mod error;
 pub mod expire;
 pub mod fs;
@@ -102,6 +103,7 @@ pub mod verify;
 pub mod write;
 
 pub use commit::{CommitMessage, CommitOutcome, Committer};
+pub use decimal::Decimal;
 pub use error::{Error, ErrorKind, Result};
 pub use read::scan::KeyRange;
 pub use read::snapshot_reader::SnapshotReader;

@@ -86,6 +86,7 @@ pub fn partition_value_string(d: &Datum) -> String {
         Datum::String(s) if s.trim().is_empty() => "__DEFAULT_PARTITION__".to_string(),
         Datum::String(s) => s.clone(),
         Datum::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Datum::Decimal(d) => d.to_string(),
     }
 }
 

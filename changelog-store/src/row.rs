@@ -1,5 +1,6 @@
 //! In-memory values: [`Datum`], rows, [`RowKind`] and the key/value records of the LSM.
 
+use crate::decimal::Decimal;
 use crate::error::{Error, Result};
 use crate::spec::types::{DataType, TypeRoot};
 use std::cmp::Ordering;
@@ -17,6 +18,8 @@ pub enum Datum {
     Double(f64),
     String(String),
     Bytes(Vec<u8>),
+    /// DECIMAL: the unscaled value with the column's precision and scale.
+    Decimal(Decimal),
 }
 
 impl Datum {
@@ -34,6 +37,7 @@ impl Datum {
             Datum::Double(_) => 5,
             Datum::String(_) => 6,
             Datum::Bytes(_) => 7,
+            Datum::Decimal(_) => 8,
         }
     }
 
@@ -86,6 +90,15 @@ impl Datum {
                 ),
                 _ => return Err(bad()),
             },
+            // Text or a JSON number, taken exactly: digits the scale cannot hold are an error.
+            TypeRoot::Decimal(p, s) => {
+                let text = match v {
+                    J::String(t) => t.clone(),
+                    J::Number(n) => n.to_string(),
+                    _ => return Err(bad()),
+                };
+                Datum::Decimal(Decimal::parse(&text, p, s).map_err(|e| Error::value(column, e))?)
+            }
         })
     }
 
@@ -101,6 +114,8 @@ impl Datum {
             Datum::Double(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Datum::String(s) => J::String(s.clone()),
             Datum::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
+            // A string: a JSON number would go through a double and lose digits.
+            Datum::Decimal(d) => J::String(d.to_string()),
         }
     }
 
@@ -115,6 +130,7 @@ impl Datum {
             (Datum::Double(_), TypeRoot::Double) => true,
             (Datum::String(_), TypeRoot::Varchar(_) | TypeRoot::Char(_)) => true,
             (Datum::Bytes(_), TypeRoot::Varbinary(_)) => true,
+            (Datum::Decimal(d), TypeRoot::Decimal(p, s)) => d.scale == s && Decimal::new(d.unscaled, p, s).is_some(),
             _ => false,
         };
         if ok { Ok(()) } else { Err(Error::value(column, format!("{self:?} does not fit {ty}"))) }
@@ -141,6 +157,7 @@ impl Ord for Datum {
             (Datum::Double(a), Datum::Double(b)) => a.total_cmp(b),
             (Datum::String(a), Datum::String(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Datum::Bytes(a), Datum::Bytes(b)) => a.cmp(b),
+            (Datum::Decimal(a), Datum::Decimal(b)) => a.cmp(b),
             _ => self.rank().cmp(&other.rank()),
         }
     }

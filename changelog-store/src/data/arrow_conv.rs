@@ -9,7 +9,7 @@ use crate::row::{Datum, KeyValue, RowKind};
 use crate::spec::types::{DataType, TypeRoot};
 use crate::table_info::TableInfo;
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
     Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::cast::AsArray;
@@ -44,6 +44,7 @@ pub fn arrow_type(ty: &DataType) -> ArrowType {
         TypeRoot::Date => ArrowType::Date32,
         TypeRoot::Timestamp(p) if p <= 3 => ArrowType::Timestamp(TimeUnit::Millisecond, None),
         TypeRoot::Timestamp(_) => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        TypeRoot::Decimal(p, s) => ArrowType::Decimal128(p, s as i8),
     }
 }
 
@@ -104,6 +105,16 @@ fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: u
             for v in values {
                 match v {
                     Datum::String(s) => b.append_value(s),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        TypeRoot::Decimal(p, s) => {
+            let mut b = Decimal128Builder::with_capacity(n).with_data_type(ArrowType::Decimal128(p, s as i8));
+            for v in values {
+                match v {
+                    Datum::Decimal(d) => b.append_value(d.unscaled),
                     _ => b.append_null(),
                 }
             }
@@ -254,6 +265,10 @@ pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datu
         (_, ArrowType::LargeUtf8) => Datum::String(col.as_string::<i64>().value(row).to_string()),
         (_, ArrowType::Binary) => Datum::Bytes(col.as_binary::<i32>().value(row).to_vec()),
         (_, ArrowType::LargeBinary) => Datum::Bytes(col.as_binary::<i64>().value(row).to_vec()),
+        (TypeRoot::Decimal(p, s), ArrowType::Decimal128(_, scale)) if i16::from(*scale) == i16::from(s) => {
+            let v = col.as_primitive::<arrow_array::types::Decimal128Type>().value(row);
+            Datum::Decimal(crate::decimal::Decimal::new(v, p, s).ok_or_else(mismatch)?)
+        }
         _ => return Err(mismatch()),
     })
 }

@@ -109,6 +109,11 @@ fn encode_value(col: &ArrayRef, row: usize, out: &mut Vec<u8>) -> Result<()> {
         ArrowType::LargeUtf8 => encode_escaped(col.as_string::<i64>().value(row).as_bytes(), out),
         ArrowType::Binary => encode_escaped(col.as_binary::<i32>().value(row), out),
         ArrowType::LargeBinary => encode_escaped(col.as_binary::<i64>().value(row), out),
+        // One scale per column: the unscaled values order as the decimals do.
+        ArrowType::Decimal128(..) => {
+            let v = col.as_primitive::<arrow_array::types::Decimal128Type>().value(row);
+            out.extend_from_slice(&((v as u128) ^ (1 << 127)).to_be_bytes());
+        }
         other => {
             return Err(Error::Unsupported(format!("primary key column of Arrow type {other}")));
         }

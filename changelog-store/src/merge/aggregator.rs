@@ -147,6 +147,7 @@ fn add(acc: Datum, input: Datum, negate: bool) -> Datum {
                     Datum::Long(v) => Datum::Long(v.wrapping_neg()),
                     Datum::Float(v) => Datum::Float(-v),
                     Datum::Double(v) => Datum::Double(-v),
+                    Datum::Decimal(d) => Datum::Decimal(crate::decimal::Decimal { unscaled: -d.unscaled, ..d }),
                     other => other,
                 }
             } else {
@@ -157,6 +158,8 @@ fn add(acc: Datum, input: Datum, negate: bool) -> Datum {
         (Datum::Long(a), Datum::Long(b)) => Datum::Long(if negate { a.wrapping_sub(b) } else { a.wrapping_add(b) }),
         (Datum::Float(a), Datum::Float(b)) => Datum::Float(if negate { a - b } else { a + b }),
         (Datum::Double(a), Datum::Double(b)) => Datum::Double(if negate { a - b } else { a + b }),
+        // Beyond the column's precision the sum is null, as Paimon's decimal sum.
+        (Datum::Decimal(a), Datum::Decimal(b)) => a.checked_add(b, negate).map_or(Datum::Null, Datum::Decimal),
         (a, _) => a,
     }
 }

@@ -21,6 +21,8 @@ pub enum TypeRoot {
     Date,
     /// `TIMESTAMP(p)` without time zone; values are epoch millis for p <= 3, micros otherwise.
     Timestamp(u8),
+    /// `DECIMAL(precision, scale)`, precision 1..=38.
+    Decimal(u8, u8),
 }
 
 /// A Paimon data type: a root plus nullability.
@@ -83,6 +85,19 @@ impl DataType {
             "BYTES" => TypeRoot::Varbinary(MAX_LEN),
             "VARBINARY" => TypeRoot::Varbinary(arg_num(1)?),
             "DATE" => TypeRoot::Date,
+            "DECIMAL" | "DEC" | "NUMERIC" => {
+                let mut parts = arg.as_deref().unwrap_or("10, 0").split(',').map(|p| p.trim().parse::<u8>());
+                let bad = || Error::InvalidSchema(format!("bad DECIMAL arguments in `{text}`"));
+                let p = parts.next().and_then(|p| p.ok()).ok_or_else(bad)?;
+                let s = match parts.next() {
+                    None => 0,
+                    Some(s) => s.map_err(|_| bad())?,
+                };
+                if parts.next().is_some() || p == 0 || p > crate::decimal::MAX_PRECISION || s > p {
+                    return Err(bad());
+                }
+                TypeRoot::Decimal(p, s)
+            }
             "TIMESTAMP" => {
                 let p = arg_num(6)?;
                 if p > 6 {
@@ -113,6 +128,7 @@ impl DataType {
                 | TypeRoot::BigInt
                 | TypeRoot::Float
                 | TypeRoot::Double
+                | TypeRoot::Decimal(..)
         )
     }
 }
@@ -134,6 +150,7 @@ impl fmt::Display for DataType {
             TypeRoot::Varbinary(n) => write!(f, "VARBINARY({n})")?,
             TypeRoot::Date => write!(f, "DATE")?,
             TypeRoot::Timestamp(p) => write!(f, "TIMESTAMP({p})")?,
+            TypeRoot::Decimal(p, s) => write!(f, "DECIMAL({p}, {s})")?,
         }
         if !self.nullable {
             write!(f, " NOT NULL")?;
@@ -172,10 +189,17 @@ mod tests {
             "DOUBLE",
             "DATE",
             "BOOLEAN",
+            "DECIMAL(10, 2)",
+            "DECIMAL(38, 0) NOT NULL",
         ] {
             let parsed = DataType::parse(t).expect("parses");
             assert_eq!(parsed.to_string(), t);
         }
         assert!(DataType::parse("MAP<INT, INT>").is_err());
+        assert_eq!(DataType::parse("DECIMAL").expect("parses").root, TypeRoot::Decimal(10, 0));
+        assert_eq!(DataType::parse("NUMERIC(5)").expect("parses").root, TypeRoot::Decimal(5, 0));
+        for bad in ["DECIMAL(0, 0)", "DECIMAL(39, 2)", "DECIMAL(5, 6)", "DECIMAL(5, x)", "DECIMAL(5, 2, 1)"] {
+            assert!(DataType::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::row::{Datum, RowKind};
 use crate::spec::types::{DataType, TypeRoot};
 use crate::table_info::TableInfo;
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
     Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
@@ -36,6 +36,7 @@ enum ColumnBuilder {
     F64(Float64Builder),
     Str(StringBuilder),
     Bin(BinaryBuilder),
+    Dec(Decimal128Builder),
 }
 
 impl ColumnBuilder {
@@ -56,6 +57,9 @@ impl ColumnBuilder {
             TypeRoot::Double => ColumnBuilder::F64(Float64Builder::with_capacity(rows)),
             TypeRoot::Varchar(_) | TypeRoot::Char(_) => ColumnBuilder::Str(StringBuilder::with_capacity(rows, bytes)),
             TypeRoot::Varbinary(_) => ColumnBuilder::Bin(BinaryBuilder::with_capacity(rows, bytes)),
+            TypeRoot::Decimal(p, s) => ColumnBuilder::Dec(
+                Decimal128Builder::with_capacity(rows).with_data_type(arrow_schema::DataType::Decimal128(p, s as i8)),
+            ),
         }
     }
 
@@ -91,6 +95,7 @@ impl ColumnBuilder {
             ColumnBuilder::TsMicros(b) => prim!(b, Long, |x: i64| x, 8),
             ColumnBuilder::F32(b) => prim!(b, Float, |x: f32| x, 4),
             ColumnBuilder::F64(b) => prim!(b, Double, |x: f64| x, 8),
+            ColumnBuilder::Dec(b) => prim!(b, Decimal, |x: crate::decimal::Decimal| x.unscaled, 16),
             ColumnBuilder::Str(b) => match d {
                 Datum::String(s) => {
                     b.append_value(s);
@@ -128,6 +133,7 @@ impl ColumnBuilder {
             ColumnBuilder::F64(b) => Arc::new(b.finish()),
             ColumnBuilder::Str(b) => Arc::new(b.finish()),
             ColumnBuilder::Bin(b) => Arc::new(b.finish()),
+            ColumnBuilder::Dec(b) => Arc::new(b.finish()),
         }
     }
 }
