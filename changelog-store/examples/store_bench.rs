@@ -47,6 +47,13 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The process's peak resident set so far (VmHWM), in KiB.
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 /// Rows per generated Arrow batch (a batch also ends at each commit).
 const BATCH_ROWS: usize = 5_000;
 
@@ -331,6 +338,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("load: {rows} rows ({n_insert} inserts, {n_update} updates, {n_delete} deletes), {snapshot} snapshots");
     println!("load: {load_secs:.2} s wall, {load_cpu:.2} s CPU (user+sys, all threads)");
     println!("load: {upserts_per_s:.0} upserts/s wall, {per_core:.0} upserts/s per CPU-second");
+    // Before the scan, which holds the whole table in memory at once.
+    println!("load: peak RSS {} MB", peak_rss_kb() / 1024);
     println!("write amplification: {written} bytes of data files written / {ingested} bytes ingested = {write_amp:.2}");
 
     // Full scan of the latest snapshot.
