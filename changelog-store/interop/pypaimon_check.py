@@ -60,6 +60,20 @@ def read_snapshots(warehouse, identifier, snapshots):
         print(json.dumps({"snapshot": s, "rows": read_rows(table, s)}, sort_keys=True))
 
 
+def commit_each(table, pa_schema, batches):
+    """Writes each list of rows in `batches` with pypaimon and commits it on its own."""
+    import pyarrow as pa
+
+    wb = table.new_batch_write_builder()
+    for rows in batches:
+        w = wb.new_write()
+        c = wb.new_commit()
+        w.write_arrow(pa.Table.from_pylist(rows, schema=pa_schema))
+        c.commit(w.prepare_commit())
+        w.close()
+        c.close()
+
+
 def write_ops(warehouse, identifier, ops_path):
     import pyarrow as pa
     from pypaimon import CatalogFactory, Schema
@@ -80,14 +94,7 @@ def write_ops(warehouse, identifier, ops_path):
     schema = Schema.from_pyarrow_schema(pa_schema, primary_keys=["region", "k"], options=options)
     catalog.create_table(identifier, schema, False)
     table = catalog.get_table(identifier)
-    wb = table.new_batch_write_builder()
-    for rows in ops["commits"]:
-        w = wb.new_write()
-        c = wb.new_commit()
-        w.write_arrow(pa.Table.from_pylist(rows, schema=pa_schema))
-        c.commit(w.prepare_commit())
-        w.close()
-        c.close()
+    commit_each(table, pa_schema, ops["commits"])
 
 
 def write_decimal(warehouse, identifier):
@@ -107,20 +114,13 @@ def write_decimal(warehouse, identifier):
         pa_schema, primary_keys=["id"], options={"bucket": "3", "file.format": "parquet"})
     catalog.create_table(identifier, schema, False)
     table = catalog.get_table(identifier)
-    wb = table.new_batch_write_builder()
     big = 10 ** 19
     batches = [
         [{"id": Decimal(big + i), "price": Decimal(i * 125) / 100, "total": Decimal(f"-{i}.000001")}
          for i in range(12)],
         [{"id": Decimal(big + 5), "price": Decimal("99999999.99"), "total": None}],
     ]
-    for rows in batches:
-        w = wb.new_write()
-        c = wb.new_commit()
-        w.write_arrow(pa.Table.from_pylist(rows, schema=pa_schema))
-        c.commit(w.prepare_commit())
-        w.close()
-        c.close()
+    commit_each(table, pa_schema, batches)
 
 
 def write(warehouse, identifier):
@@ -140,18 +140,11 @@ def write(warehouse, identifier):
         pa_schema, primary_keys=["k"], options={"bucket": "2", "file.format": "parquet"})
     catalog.create_table(identifier, schema, False)
     table = catalog.get_table(identifier)
-    wb = table.new_batch_write_builder()
     batches = [
         [{"k": i, "v": i * 10, "s": f"row {i}", "ts": 1} for i in range(8)],
         [{"k": 3, "v": -1, "s": "updated", "ts": 2}],
     ]
-    for rows in batches:
-        w = wb.new_write()
-        c = wb.new_commit()
-        w.write_arrow(pa.Table.from_pylist(rows, schema=pa_schema))
-        c.commit(w.prepare_commit())
-        w.close()
-        c.close()
+    commit_each(table, pa_schema, batches)
 
 
 def main():

@@ -1,12 +1,12 @@
 //! Writes key/value records to rolling zstd Parquet files and describes them as
 //! [`DataFileMeta`] (min/max key, key stats, sequence range, delete count).
 
-use crate::data::arrow_conv::{self, kv_schema, to_batch};
+use crate::data::arrow_conv::{self, kv_schema};
 use crate::data::sink::DataFileSink;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::{Error, Result};
 use crate::fs;
-use crate::row::{Datum, Key, KeyValue, RowKind};
+use crate::row::{Datum, Key, RowKind};
 use crate::spec::binary_row;
 use crate::spec::manifest::{DataFileMeta, SimpleStats};
 use crate::table_info::TableInfo;
@@ -264,25 +264,6 @@ impl<'a> RollingWriter<'a> {
         }
         Ok(self.metas)
     }
-}
-
-/// Writes `records` (sorted by key for data files) into one or more files in `dir`.
-pub fn write_kv_files(
-    info: &TableInfo,
-    dir: &Path,
-    records: &[KeyValue],
-    spec: FileSpec,
-    now_millis: i64,
-) -> Result<Vec<DataFileMeta>> {
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut w = RollingWriter::new(info, dir, spec, now_millis)?;
-    let schema = w.schema().clone();
-    for chunk in records.chunks(BATCH_ROWS) {
-        w.write(&to_batch(info, &schema, chunk)?)?;
-    }
-    w.finish()
 }
 
 /// Writes a key/value batch (sorted by key for data files) into one or more files.

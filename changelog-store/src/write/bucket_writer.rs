@@ -4,7 +4,7 @@
 use crate::clock::SharedClock;
 use crate::commit::CommitMessage;
 use crate::data::arrow_conv::{from_batch, kv_schema, to_batch};
-use crate::data::writer::{BATCH_ROWS, FileSpec, RollingWriter, write_kv_batch, write_kv_files};
+use crate::data::writer::{BATCH_ROWS, FileSpec, RollingWriter, write_kv_batch};
 use crate::error::{Error, Result};
 use crate::fs;
 use crate::lsm::columnar::{self, Policy};
@@ -265,39 +265,17 @@ impl BucketWriter {
     ) -> Result<()> {
         let files =
             write_kv_batch(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
-        match self.info.options.changelog_producer {
-            ChangelogProducer::None => {}
-            ChangelogProducer::Input => {
-                let raw =
-                    raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?;
-                let files = write_kv_batch(
-                    &self.info,
-                    &self.dir,
-                    &raw,
-                    self.spec("changelog", 0, FILE_SOURCE_APPEND),
-                    self.now(),
-                )?;
-                self.pending.changelog_files.extend(files);
-            }
+        let changelog = match self.info.options.changelog_producer {
+            ChangelogProducer::None => None,
+            ChangelogProducer::Input => Some(
+                raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?,
+            ),
             ChangelogProducer::Lookup => {
-                let changelog = changelog::columnar_changelog(
-                    &self.info,
-                    &self.levels,
-                    &mut self.cache,
-                    &self.dir,
-                    &merged,
-                )?;
-                if let Some(changelog) = changelog {
-                    let files = write_kv_batch(
-                        &self.info,
-                        &self.dir,
-                        &changelog,
-                        self.spec("changelog", 0, FILE_SOURCE_APPEND),
-                        self.now(),
-                    )?;
-                    self.pending.changelog_files.extend(files);
-                }
+                changelog::columnar_changelog(&self.info, &self.levels, &mut self.cache, &self.dir, &merged)?
             }
+        };
+        if let Some(changelog) = changelog {
+            self.write_changelog(&changelog)?;
         }
         // Write-only writers never compact: nothing would take the batch.
         if let ([only], false) = (files.as_slice(), self.write_only) {
@@ -327,20 +305,16 @@ impl BucketWriter {
             write_kv_batch(&self.info, &self.dir, &batch, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
         self.install(files.clone(), Some(batch))?;
         self.pending.new_files.extend(files);
-        self.write_changelog(&changelog)
-    }
-
-    fn write_changelog(&mut self, changelog: &[KeyValue]) -> Result<()> {
         if changelog.is_empty() {
             return Ok(());
         }
-        let files = write_kv_files(
-            &self.info,
-            &self.dir,
-            changelog,
-            self.spec("changelog", 0, FILE_SOURCE_APPEND),
-            self.now(),
-        )?;
+        self.write_changelog(&to_batch(&self.info, &kv_schema(&self.info), &changelog)?)
+    }
+
+    /// Writes a flush's changelog (a key/value batch) as changelog files of this commit.
+    fn write_changelog(&mut self, changelog: &RecordBatch) -> Result<()> {
+        let spec = self.spec("changelog", 0, FILE_SOURCE_APPEND);
+        let files = write_kv_batch(&self.info, &self.dir, changelog, spec, self.now())?;
         self.pending.changelog_files.extend(files);
         Ok(())
     }
