@@ -4,6 +4,7 @@
 use crate::clock::SharedClock;
 use crate::commit::CommitMessage;
 use crate::data::arrow_conv::{from_batch, kv_schema, to_batch};
+use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::data::writer::{BATCH_ROWS, FileSpec, RollingWriter, write_kv_batch};
 use crate::error::{Error, Result};
 use crate::fs;
@@ -346,18 +347,16 @@ impl BucketWriter {
         let (Some(first), Some(last)) = (merged.first(), merged.last()) else {
             return Ok(Vec::new());
         };
-        let candidates: Vec<String> = changelog::overlapping(&self.levels, &first.key, &last.key)
-            .into_iter()
-            .map(|f| f.meta.file_name.clone())
-            .collect();
+        let candidates = changelog::overlapping(&self.levels, &first.key, &last.key);
         if candidates.is_empty() {
             return Ok(vec![None; merged.len()]);
         }
-        let probe = CachedFile::new(&self.info, batch.clone())?;
-        for name in candidates {
-            let file = self.cache.get(&self.info, &self.dir, &name)?;
+        let arity = self.info.key_types.len();
+        let probe = Arc::new(SortKeys::new(KeyForm::of(&self.info.key_types), &batch.columns()[..arity])?);
+        for f in candidates {
+            let file = changelog::lookup_file(&self.info, &mut self.cache, &self.dir, f, batch, &probe)?;
             let mut result = Ok(());
-            changelog::for_each_match(&file.keys, &probe.keys, |k, rows| {
+            changelog::for_each_match(&file.keys, &probe, |k, rows| {
                 if result.is_ok() {
                     result = from_batch(&self.info, &file.batch.slice(rows.start, rows.len()), &mut found[k]);
                 }

@@ -2,6 +2,9 @@
 //! flushed key had before the flush is looked up in the bucket's files, and the
 //! difference is emitted as `-U/+U`, `+I` or `-D`.
 //!
+//! Either way, files the decoded-file cache cannot hold are read with a filter on their
+//! key columns ([`lookup_file`]).
+//!
 //! `deduplicate` tables do it column-wise ([`columnar_changelog`]): the newest earlier
 //! record of each key is found by searching files newest first (level 0 newest first,
 //! then levels 1, 2, …), as Paimon's `LookupLevels` does, and the changelog is gathered
@@ -103,7 +106,6 @@ pub fn columnar_changelog(
     let form = KeyForm::of(&info.key_types);
     let probe = Arc::new(SortKeys::new(form, &flushed.columns()[..arity])?);
     let files = overlapping(levels, &key_at(info, flushed, 0)?, &key_at(info, flushed, n - 1)?);
-    let bytes_per_row = flushed.get_array_memory_size() / n;
     // Per flushed key: not found yet (None), absent or deleted (Some(None)), or row `.1`
     // of source `.0` (sources: the flushed batch, then the rows found in each file).
     let mut before: Vec<Option<Option<(usize, usize)>>> = vec![None; n];
@@ -113,13 +115,7 @@ pub fn columnar_changelog(
         if unresolved == 0 {
             break;
         }
-        let name = &f.meta.file_name;
-        let whole = usize::try_from(f.meta.row_count).unwrap_or(usize::MAX).saturating_mul(bytes_per_row);
-        let file = match cache.hit(name) {
-            Some(file) => file,
-            None if whole <= cache.room() => cache.get(info, dir, name)?,
-            None => Arc::new(read_matching(info, &dir.join(name), form, probe.clone())?),
-        };
+        let file = lookup_file(info, cache, dir, f, flushed, &probe)?;
         let (seqs, kinds) = seqs_and_kinds(info, &file.batch)?;
         let source = found.len() + 1;
         let mut rows: Vec<(usize, usize)> = Vec::new();
@@ -179,6 +175,30 @@ pub fn columnar_changelog(
     columns[arity] = Arc::new(Int64Array::from(out_seqs)) as ArrayRef;
     columns[arity + 1] = Arc::new(Int8Array::from(out_kinds)) as ArrayRef;
     RecordBatch::try_new(gathered.schema(), columns).map(Some).map_err(arrow_err("building the changelog"))
+}
+
+/// What a lookup of the keys `probe` of the batch `flushed` searches in the file `f`:
+/// the cached file; else the whole file, decoded and cached, while it fits in the room the
+/// cache has left (estimated at the flushed batch's bytes per row); else only its records
+/// whose key is one of `probe`, read with a filter on the key columns.
+pub fn lookup_file(
+    info: &TableInfo,
+    cache: &mut FileCache,
+    dir: &Path,
+    f: &FileRef,
+    flushed: &RecordBatch,
+    probe: &Arc<SortKeys>,
+) -> Result<Arc<CachedFile>> {
+    let name = &f.meta.file_name;
+    if let Some(file) = cache.hit(name) {
+        return Ok(file);
+    }
+    let bytes_per_row = flushed.get_array_memory_size() / flushed.num_rows().max(1);
+    let whole = usize::try_from(f.meta.row_count).unwrap_or(usize::MAX).saturating_mul(bytes_per_row);
+    if whole <= cache.room() {
+        return cache.get(info, dir, name);
+    }
+    Ok(Arc::new(read_matching(info, &dir.join(name), KeyForm::of(&info.key_types), probe.clone())?))
 }
 
 /// The records of the file at `path` whose key is one of `probe` (ascending), decoding
