@@ -214,6 +214,19 @@ impl Table {
         changelog_reader::changes_since(&self.info, &self.paths, &self.manifests(), &self.snapshots_mgr(), from)
     }
 
+    /// Ids of the snapshots whose changes [`Table::changes_since`] would return: from
+    /// `from` (or the earliest retained) to the latest. A consumer that wants one
+    /// snapshot in memory at a time walks them with [`Table::changes_of`].
+    pub fn snapshot_ids_since(&self, from: i64) -> Result<std::ops::RangeInclusive<i64>> {
+        changelog_reader::ids_since(&self.snapshots_mgr(), from)
+    }
+
+    /// Changes of snapshot `snapshot_id` as rows.
+    pub fn changes_of(&self, snapshot_id: i64) -> Result<SnapshotChanges> {
+        let snapshot = self.snapshots_mgr().snapshot(snapshot_id)?;
+        changelog_reader::snapshot_changes(&self.info, &self.paths, &self.manifests(), &snapshot)
+    }
+
     /// Changes of snapshot `snapshot_id` as Arrow batches (see [`changelog_reader`]); a
     /// consumer streams the changelog by calling it for each id from where it stopped.
     pub fn change_batches(&self, snapshot_id: i64) -> Result<changelog_reader::SnapshotChangeBatches> {

@@ -142,6 +142,16 @@ pub fn snapshot_changes(
     Ok(SnapshotChanges { snapshot_id, commit_kind, time_millis, properties, changes })
 }
 
+/// Ids of the snapshots from `from` (or the earliest retained, if later) to the latest.
+pub fn ids_since(snapshots: &SnapshotManager, from: i64) -> Result<std::ops::RangeInclusive<i64>> {
+    let Some(latest) = snapshots.latest_id()? else {
+        // No snapshot yet: an empty range.
+        return Ok(from.max(1)..=from.max(1) - 1);
+    };
+    let earliest = snapshots.earliest_id()?.unwrap_or(1);
+    Ok(from.max(earliest)..=latest)
+}
+
 /// Changes of every snapshot with id >= `from` up to the latest, in order.
 pub fn changes_since(
     info: &TableInfo,
@@ -150,12 +160,8 @@ pub fn changes_since(
     snapshots: &SnapshotManager,
     from: i64,
 ) -> Result<Vec<SnapshotChanges>> {
-    let Some(latest) = snapshots.latest_id()? else {
-        return Ok(Vec::new());
-    };
-    let earliest = snapshots.earliest_id()?.unwrap_or(1);
     let mut out = Vec::new();
-    for id in from.max(earliest)..=latest {
+    for id in ids_since(snapshots, from)? {
         let s = snapshots.snapshot(id)?;
         out.push(snapshot_changes(info, paths, io, &s)?);
     }

@@ -252,7 +252,9 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
         }
         StoreCommand::Changelog { table, from_snapshot } => {
             let t = Table::open(table_path(wh, &table)?)?;
-            for s in t.changes_since(from_snapshot)? {
+            // One snapshot in memory at a time, however long the changelog.
+            for id in t.snapshot_ids_since(from_snapshot)? {
+                let s = t.changes_of(id)?;
                 for c in &s.changes {
                     let line = serde_json::json!({
                         "snapshot_id": s.snapshot_id,
