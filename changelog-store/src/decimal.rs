@@ -11,8 +11,9 @@ pub const MAX_PRECISION: u8 = 38;
 /// and as Parquet INT32/INT64), the rest as the bytes of their unscaled value.
 pub const MAX_COMPACT_PRECISION: u8 = 18;
 
-/// A decimal value: `unscaled × 10^-scale`, with at most `precision` digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A decimal value: `unscaled × 10^-scale`, with at most `precision` digits. Equality
+/// and order are numeric: `1.50` as DECIMAL(10, 2) equals `1.5` as DECIMAL(38, 1).
+#[derive(Debug, Clone, Copy)]
 pub struct Decimal {
     pub unscaled: i128,
     pub precision: u8,
@@ -121,18 +122,31 @@ impl Decimal {
     }
 }
 
-/// Numeric order (values of one column share a scale; across scales, the finer one).
+/// Numeric order, also across scales (values of one column share one).
 impl Ord for Decimal {
     fn cmp(&self, other: &Self) -> Ordering {
-        let scale = self.scale.max(other.scale);
-        match (self.rescale(scale), other.rescale(scale)) {
-            (Some(a), Some(b)) => a.cmp(&b),
-            // Out of i128 at the common scale: the magnitudes differ by whole digits.
-            _ => (self.unscaled.signum(), self.unscaled.unsigned_abs())
-                .cmp(&(other.unscaled.signum(), other.unscaled.unsigned_abs())),
+        if self.scale == other.scale {
+            return self.unscaled.cmp(&other.unscaled);
         }
+        // Integer parts first (floored), then the fractions at the finer scale: each
+        // fraction is below 10^38 there, so nothing overflows.
+        let finer = self.scale.max(other.scale);
+        let split = |d: &Decimal| {
+            let unit = pow10(d.scale) as i128;
+            let frac = d.unscaled.rem_euclid(unit) * (pow10(finer - d.scale) as i128);
+            (d.unscaled.div_euclid(unit), frac)
+        };
+        split(self).cmp(&split(other))
     }
 }
+
+impl PartialEq for Decimal {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Decimal {}
 
 impl PartialOrd for Decimal {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
@@ -213,5 +227,11 @@ mod tests {
         assert_eq!(b.checked_add(a, true).map(|d| d.to_string()).as_deref(), Some("-999.97"));
         assert!(Decimal::parse("-1", 5, 2).expect("fits") < b);
         assert!(Decimal::parse("1.5", 5, 1).expect("fits") > Decimal::parse("1.49", 5, 2).expect("fits"));
+        assert_eq!(Decimal::parse("1.5", 38, 1).expect("fits"), Decimal::parse("1.50", 10, 2).expect("fits"));
+        // Across scales, where rescaling either to the other's scale would overflow.
+        let five = Decimal::parse("5", 38, 0).expect("fits");
+        let under_one = Decimal::parse(&format!("0.{}", "9".repeat(38)), 38, 38).expect("fits");
+        assert!(five > under_one && under_one < five);
+        assert!(Decimal::parse("-0.5", 38, 1).expect("fits") < Decimal::parse("-0.49", 38, 2).expect("fits"));
     }
 }
