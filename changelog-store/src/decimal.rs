@@ -231,7 +231,8 @@ mod tests {
         // Across scales, where rescaling either to the other's scale would overflow.
         let five = Decimal::parse("5", 38, 0).expect("fits");
         let under_one = Decimal::parse(&format!("0.{}", "9".repeat(38)), 38, 38).expect("fits");
-        assert!(five > under_one && under_one < five);
+        assert_eq!(five.cmp(&under_one), Ordering::Greater);
+        assert_eq!(under_one.cmp(&five), Ordering::Less);
         assert!(Decimal::parse("-0.5", 38, 1).expect("fits") < Decimal::parse("-0.49", 38, 2).expect("fits"));
     }
 }
