@@ -135,7 +135,9 @@ fn replay_changelog(
         return Err(format!("changelog replay disagrees with the generator on {wrong} keys").into());
     }
     let per_s = changes as f64 / secs;
-    println!("changelog ({producer}): {changes} changes of {latest} snapshots read in {secs:.2} s wall ({cpu:.2} s CPU) = {per_s:.0} changes/s; replay equals the live keys");
+    println!(
+        "changelog ({producer}): {changes} changes of {latest} snapshots read in {secs:.2} s wall ({cpu:.2} s CPU) = {per_s:.0} changes/s; replay equals the live keys"
+    );
     println!("BENCH store_changelog changes={changes} changes_per_s={per_s:.0}");
     Ok(())
 }

@@ -213,7 +213,8 @@ fn run(cfg: Run, ops: Vec<Op>) -> Result<(), TestCaseError> {
             expected.iter().map(|(id, _, st)| (*id, st)).collect();
         for sc in changes {
             for c in sc.changes {
-                replay(&mut state, &mut retracted, cfg.producer == "lookup", row_deduplicate, c.kind, c.row).map_err(TestCaseError::fail)?;
+                replay(&mut state, &mut retracted, cfg.producer == "lookup", row_deduplicate, c.kind, c.row)
+                    .map_err(TestCaseError::fail)?;
             }
             if let Some(st) = by_id.get(&sc.snapshot_id) {
                 prop_assert_eq!(&state, *st, "changelog replay at snapshot {}", sc.snapshot_id);

@@ -172,8 +172,13 @@ fn decimal_columns_pypaimon_reads_what_we_write() {
 fn decimal_columns_we_read_what_pypaimon_writes() {
     let py = python();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out =
-        Command::new(&py).arg(script()).arg("write-decimal").arg(dir.path()).arg("db.t").output().expect("runs pypaimon");
+    let out = Command::new(&py)
+        .arg(script())
+        .arg("write-decimal")
+        .arg(dir.path())
+        .arg("db.t")
+        .output()
+        .expect("runs pypaimon");
     assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
     let table = Table::open(dir.path().join("db.db").join("t")).expect("opens");
     assert_eq!(our_rows(&table, ReadAt::Latest), sorted(pypaimon_rows(&py, dir.path(), None)));
@@ -188,4 +193,3 @@ fn decimal_columns_we_read_what_pypaimon_writes() {
     assert_eq!(ours.len(), 12, "one row per key: {ours:?}");
     assert_eq!(ours, sorted(pypaimon_rows(&py, dir.path(), None)));
 }
-

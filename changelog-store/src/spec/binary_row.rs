@@ -180,7 +180,8 @@ pub fn decode(types: &[DataType], row: &[u8]) -> Result<Vec<Datum>> {
             }
             TypeRoot::Varbinary(_) => Datum::Bytes(var(word)?),
             TypeRoot::Decimal(p, sc) if p <= MAX_COMPACT_PRECISION => Datum::Decimal(
-                Decimal::new(i128::from(word as i64), p, sc).ok_or_else(|| bad(format!("decimal field {i} too wide")))?,
+                Decimal::new(i128::from(word as i64), p, sc)
+                    .ok_or_else(|| bad(format!("decimal field {i} too wide")))?,
             ),
             TypeRoot::Decimal(p, sc) => {
                 let off = (word >> 32) as usize;

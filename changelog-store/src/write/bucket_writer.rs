@@ -268,9 +268,9 @@ impl BucketWriter {
             write_kv_batch(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
         let changelog = match self.info.options.changelog_producer {
             ChangelogProducer::None => None,
-            ChangelogProducer::Input => Some(
-                raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?,
-            ),
+            ChangelogProducer::Input => {
+                Some(raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?)
+            }
             ChangelogProducer::Lookup => {
                 changelog::columnar_changelog(&self.info, &self.levels, &mut self.cache, &self.dir, &merged)?
             }

@@ -11,17 +11,17 @@
 //! from the flushed batch and the rows found. The other merge engines fold every earlier
 //! record of a key with their merge function, row-wise ([`diff`]).
 
+use crate::data::arrow_conv::kv_schema;
 use crate::data::arrow_conv::{datum_at, key_at};
 use crate::data::gather::gather_batch;
+use crate::data::reader::KvBatchReader;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::Result;
 use crate::lsm::columnar::{arrow_err, is_add, seqs_and_kinds};
-use crate::data::arrow_conv::kv_schema;
-use crate::data::reader::KvBatchReader;
 use crate::lsm::levels::{FileRef, Levels};
-use crate::write::file_cache::CachedFile;
 use crate::row::{Key, KeyValue, RowKind};
 use crate::table_info::TableInfo;
+use crate::write::file_cache::CachedFile;
 use crate::write::file_cache::FileCache;
 use arrow_array::{ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch};
 use arrow_buffer::BooleanBufferBuilder;
