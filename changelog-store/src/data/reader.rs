@@ -118,6 +118,16 @@ impl<'a> KvBatchReader<'a> {
         Ok(KvBatchReader { info, schema, path: path.to_path_buf(), inner })
     }
 
+    /// Every remaining row as one batch.
+    pub fn read_to_batch(mut self) -> Result<arrow_array::RecordBatch> {
+        let mut parts = Vec::new();
+        while let Some(b) = self.next_batch()? {
+            parts.push(b);
+        }
+        arrow_select::concat::concat_batches(&self.schema, &parts)
+            .map_err(|source| Error::Arrow { op: "concatenating a data file's batches", source })
+    }
+
     /// The next batch, `None` at the end of the file.
     pub fn next_batch(&mut self) -> Result<Option<arrow_array::RecordBatch>> {
         match self.inner.next() {

@@ -88,7 +88,8 @@ impl DataFileSink {
     }
 
     /// Whether the file is being written with direct I/O (false after a fallback).
-    pub fn is_direct(&self) -> bool {
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
         self.direct
     }
 

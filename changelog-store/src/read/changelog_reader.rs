@@ -58,12 +58,6 @@ pub struct SnapshotChangeBatches {
     pub batches: Vec<ChangeBatch>,
 }
 
-impl SnapshotChangeBatches {
-    pub fn num_rows(&self) -> usize {
-        self.batches.iter().map(|b| b.kinds.len()).sum()
-    }
-}
-
 /// Reads the files `entries` adds, each in production order: by sequence number, ties
 /// (a `-U` and its `+U`) in file order.
 fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry]) -> Result<Vec<ChangeBatch>> {
@@ -73,12 +67,7 @@ fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry])
     for e in entries.iter().filter(|e| e.kind == FileKind::Add) {
         let partition = info.deserialize_partition(&e.partition)?;
         let path = paths.bucket_dir(&info.partition_spec(&partition), e.bucket).join(&e.file.file_name);
-        let mut reader = KvBatchReader::open(info, schema.clone(), &path)?;
-        let mut parts = Vec::new();
-        while let Some(b) = reader.next_batch()? {
-            parts.push(b);
-        }
-        let batch = arrow_select::concat::concat_batches(&schema, &parts).map_err(arrow_err("concatenating a file"))?;
+        let batch = KvBatchReader::open(info, schema.clone(), &path)?.read_to_batch()?;
         let (seqs, kinds) = seqs_and_kinds(info, &batch)?;
         if let Some(bad) = kinds.iter().find(|&&k| RowKind::from_byte(k).is_none()) {
             return Err(Error::corrupt(&path, format!("bad _VALUE_KIND {bad}")));

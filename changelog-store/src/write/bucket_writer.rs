@@ -70,10 +70,28 @@ pub struct CompactOutput {
     batches: Option<Vec<arrow_array::RecordBatch>>,
 }
 
-/// Most bytes of merged batches a compaction keeps for the batch cache: an eighth of
-/// `write-buffer-size` (the small lower-level runs that are merged again soon).
-fn keep_limit(info: &TableInfo) -> usize {
-    usize::try_from(info.options.write_buffer_size / 8).unwrap_or(usize::MAX)
+/// The batches a compaction writes, kept for the writer's caches while they are few:
+/// at most an eighth of `write-buffer-size` (the small lower-level runs that are merged
+/// again soon). Past that, none are kept.
+struct Kept {
+    limit: usize,
+    bytes: usize,
+    batches: Option<Vec<RecordBatch>>,
+}
+
+impl Kept {
+    fn new(info: &TableInfo) -> Self {
+        let limit = usize::try_from(info.options.write_buffer_size / 8).unwrap_or(usize::MAX);
+        Kept { limit, bytes: 0, batches: Some(Vec::new()) }
+    }
+
+    fn push(&mut self, batch: RecordBatch) {
+        self.bytes += batch.get_array_memory_size();
+        match self.batches.as_mut() {
+            Some(k) if self.bytes <= self.limit => k.push(batch),
+            _ => self.batches = None,
+        }
+    }
 }
 
 /// Merges the unit's files and writes the result; runs on a background thread.
@@ -95,19 +113,14 @@ fn compact_files(
         let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: unit.drop_delete };
         let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
         let runs = columnar::runs_of(dir, &unit.files, |f| batches.get(&f.meta.file_name).cloned());
-        let (limit, mut kept_bytes) = (keep_limit(info), 0);
-        let mut kept = Some(Vec::new());
+        let mut kept = Kept::new(info);
         columnar::merge_runs(info, runs, policy, |b| {
             writer.write(&b)?;
-            kept_bytes += b.get_array_memory_size();
-            match kept.as_mut() {
-                Some(k) if kept_bytes <= limit => k.push(b),
-                _ => kept = None,
-            }
+            kept.push(b);
             Ok(())
         })?;
         let outputs = writer.finish()?;
-        let batches = if outputs.len() == 1 { kept } else { None };
+        let batches = if outputs.len() == 1 { kept.batches } else { None };
         return Ok(CompactOutput { unit, outputs, records: None, batches });
     }
     let cached: HashMap<&str, Arc<CachedFile>> =
@@ -119,19 +132,13 @@ fn compact_files(
     let drop_delete = unit.drop_delete && info.sequence_indices.is_empty();
     let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
     let schema = writer.schema().clone();
-    // The batches written are kept for the writer's cache while they are few.
-    let (limit, mut kept_bytes) = (keep_limit(info), 0);
-    let mut kept = Some(Vec::new());
+    let mut kept = Kept::new(info);
     let mut chunk: Vec<KeyValue> = Vec::with_capacity(BATCH_ROWS);
     let mut write_chunk = |chunk: &mut Vec<KeyValue>, writer: &mut RollingWriter<'_>| -> Result<()> {
         let batch = to_batch(info, &schema, chunk)?;
         chunk.clear();
         writer.write(&batch)?;
-        kept_bytes += batch.get_array_memory_size();
-        match kept.as_mut() {
-            Some(k) if kept_bytes <= limit => k.push(batch),
-            _ => kept = None,
-        }
+        kept.push(batch);
         Ok(())
     };
     row_merge::merge_row_runs(info, runs, merge.as_mut(), |r| {
@@ -149,6 +156,7 @@ fn compact_files(
     }
     let outputs = writer.finish()?;
     let kept = kept
+        .batches
         .map(|k| arrow_select::concat::concat_batches(&schema, &k))
         .transpose()
         .map_err(|source| Error::Arrow { op: "concatenating compacted batches", source })?;
@@ -339,9 +347,9 @@ impl BucketWriter {
 
     /// The current merged record of the key of each of `merged` (sorted, distinct keys;
     /// `batch` holds the same records) in this bucket's files (not the buffer). Each file
-    /// whose key range overlaps is decoded (or taken from the cache) once for all the
-    /// keys, so the cost per flush is bounded by the files, not files × keys, when the
-    /// cache cannot hold the table.
+    /// whose key range overlaps is searched once for all the keys
+    /// ([`changelog::lookup_file`]: from the cache, or read with a key filter), so a flush
+    /// costs in proportion to the files, not files × keys.
     fn lookup_all(&mut self, merged: &[KeyValue], batch: &RecordBatch) -> Result<Vec<Option<KeyValue>>> {
         let mut found: Vec<Vec<KeyValue>> = vec![Vec::new(); merged.len()];
         let (Some(first), Some(last)) = (merged.first(), merged.last()) else {

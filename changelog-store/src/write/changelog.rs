@@ -204,7 +204,6 @@ pub fn lookup_file(
 /// The records of the file at `path` whose key is one of `probe` (ascending), decoding
 /// the other columns only for them.
 fn read_matching(info: &TableInfo, path: &Path, form: KeyForm, probe: Arc<SortKeys>) -> Result<CachedFile> {
-    let schema = kv_schema(info);
     // The file ascends too: one cursor into the probe keys serves the whole file.
     let mut at = 0;
     let keep = move |keys: &[ArrayRef]| {
@@ -218,13 +217,7 @@ fn read_matching(info: &TableInfo, path: &Path, form: KeyForm, probe: Arc<SortKe
         }
         Ok(BooleanArray::new(mask.finish(), None))
     };
-    let mut reader = KvBatchReader::open_filtered(info, schema.clone(), path, keep)?;
-    let mut parts = Vec::new();
-    while let Some(b) = reader.next_batch()? {
-        parts.push(b);
-    }
-    let batch = arrow_select::concat::concat_batches(&schema, &parts).map_err(arrow_err("concatenating rows found"))?;
-    CachedFile::new(info, batch)
+    CachedFile::new(info, KvBatchReader::open_filtered(info, kv_schema(info), path, keep)?.read_to_batch()?)
 }
 
 /// Whether row `i` of `a` and row `j` of `b` (key/value batches) hold the same values.

@@ -12,7 +12,7 @@
 use crate::data::arrow_conv::kv_schema;
 use crate::data::reader::KvBatchReader;
 use crate::data::sort_key::{KeyForm, SortKeys};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::{BatchBudget, Charge};
 use arrow_array::RecordBatch;
@@ -34,15 +34,7 @@ impl CachedFile {
 
     /// Reads a whole data file.
     pub fn read(info: &TableInfo, path: &Path) -> Result<Self> {
-        let schema = kv_schema(info);
-        let mut reader = KvBatchReader::open(info, schema.clone(), path)?;
-        let mut batches = Vec::new();
-        while let Some(b) = reader.next_batch()? {
-            batches.push(b);
-        }
-        let batch = arrow_select::concat::concat_batches(&schema, &batches)
-            .map_err(|source| Error::Arrow { op: "concatenating a data file's batches", source })?;
-        Self::new(info, batch)
+        Self::new(info, KvBatchReader::open(info, kv_schema(info), path)?.read_to_batch()?)
     }
 
     fn mem_size(&self) -> usize {
