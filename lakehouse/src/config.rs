@@ -174,6 +174,18 @@ impl Config {
         if !is_identifier(&self.bronze.namespace) {
             return bad(format!("bronze.namespace {:?} is not [a-z0-9_]+", self.bronze.namespace));
         }
+        if let Some(s) = self.kafka.properties.get("partition.assignment.strategy")
+            && s.split(',').any(|s| s.trim().eq_ignore_ascii_case("cooperative-sticky"))
+        {
+            // The rebalance callback assigns eagerly (every rebalance revokes
+            // everything and re-reads positions from the tables); an incremental
+            // protocol would hand it partial revocations it does not handle.
+            return bad(format!(
+                "kafka.properties.\"partition.assignment.strategy\" = {s:?}: cooperative-sticky is not supported \
+                 (the ingestor re-reads every partition's position from the tables at each eager rebalance); \
+                 use roundrobin (the default) or range"
+            ));
+        }
         if let Some(p) = self.kafka.properties.get("security.protocol")
             && !p.eq_ignore_ascii_case("plaintext")
         {
@@ -300,6 +312,10 @@ mod tests {
         assert!(err.to_string().contains("fetch.max.bytes"), "{err}");
         let err = with("\"isolation.level\" = \"dirty\"").expect_err("unknown isolation");
         assert!(err.to_string().contains("isolation.level"), "{err}");
+        let err = with("\"partition.assignment.strategy\" = \"range,cooperative-sticky\"")
+            .expect_err("an incremental protocol is refused");
+        assert!(err.to_string().contains("cooperative-sticky is not supported"), "{err}");
+        with("\"partition.assignment.strategy\" = \"range\"").expect("an eager strategy is fine");
         let ok =
             with("\"security.protocol\" = \"plaintext\"\n\"isolation.level\" = \"read_uncommitted\"").expect("valid");
         assert!(!crate::kafka::fetch_settings(&ok.kafka).expect("valid").read_committed);

@@ -72,7 +72,7 @@ async fn zombie_commit_is_refused_and_nothing_is_duplicated() {
         // The head still has A's 100 rows, once, and A's offsets.
         let head = catalog.require_table(&name).await.unwrap();
         assert_eq!(head.metadata.current_snapshot_id(), Some(a.snapshot_id));
-        assert_eq!(committed_offsets(&head.metadata, "g")[&tp], 100);
+        assert_eq!(committed_offsets(&head.metadata, "g").unwrap()[&tp], 100);
         let rows = bronze_rows(&scan_all(&catalog, &name).await);
         assert_eq!(rows.len(), 100);
         assert_exactly_once(&rows);
@@ -93,7 +93,7 @@ async fn zombie_commit_is_refused_and_nothing_is_duplicated() {
         let check_c = |h: &iceberg::spec::TableMetadata| fence_offsets(h, "g", &expected_c, &adv_c, &no_extra);
         let c = committer.commit(&a.table, Operation::Append { files: files_c }, &check_c).await.unwrap();
         assert_eq!(c.conflicts, 1, "the stale base lost one compare-and-swap, then re-checked and won");
-        let offsets = committed_offsets(&c.table.metadata, "g");
+        let offsets = committed_offsets(&c.table.metadata, "g").unwrap();
         assert_eq!(offsets[&tp], 150);
         assert_eq!(offsets[&tp1], 7, "D's partition survives C's commit");
         let rows = bronze_rows(&scan_all(&catalog, &name).await);

@@ -40,7 +40,7 @@ use crate::error::ErrorKind;
 use crate::kafka::fetcher::{self, Chunk, Fetcher};
 use crate::table::commit::{CommitError, Committer, Operation};
 use crate::table::create::load_or_create;
-use crate::table::position::{Offsets, committed_offsets, fence_offsets};
+use crate::table::position::{Offsets, PositionError, committed_offsets, fence_offsets};
 use crate::table::writer::DataFileWriter;
 use crate::telemetry::{Health, names};
 
@@ -66,6 +66,8 @@ pub enum IngestError {
     Config(String),
     #[error("kafka data: {0}")]
     Fetch(String),
+    #[error(transparent)]
+    Position(#[from] PositionError),
 }
 
 impl IngestError {
@@ -77,6 +79,7 @@ impl IngestError {
             IngestError::Thread(_) => ErrorKind::Internal,
             IngestError::Config(_) => ErrorKind::Config,
             IngestError::Fetch(_) => ErrorKind::Internal,
+            IngestError::Position(_) => ErrorKind::Data,
         }
     }
 }
@@ -149,25 +152,53 @@ impl ConsumerContext for IngestContext {
     }
 }
 
-/// The committed next offset of each partition, from its table's ancestry.
+/// Positions read for a set of partitions.
+#[derive(Debug, Default)]
+struct Positions {
+    /// The committed next offset of each partition whose table answered.
+    found: HashMap<Tp, Option<i64>>,
+    /// Partitions of tables that have snapshots but no position for this
+    /// group: never consumed (that would start at the log start and duplicate
+    /// the table), re-checked until an operator acts.
+    refused: Vec<Tp>,
+}
+
+/// How long partitions of a table without a position wait before it is read again.
+const REFUSED_RECHECK: Duration = Duration::from_secs(30);
+
+/// The committed next offset of each partition, from its table's ancestry
+/// (or its properties). An unreadable position is an error: never guessed around.
 async fn table_positions(
     catalog: &SqlCatalog,
     router: &Router,
     group: &str,
     retention_days: u32,
     tps: &[Tp],
-) -> Result<HashMap<Tp, Option<i64>>, CatalogError> {
+) -> Result<Positions, IngestError> {
     let mut by_table: BTreeMap<TableName, Vec<Tp>> = BTreeMap::new();
     for tp in tps {
         by_table.entry(router.route(&tp.0).table.clone()).or_default().push(tp.clone());
     }
-    let mut out = HashMap::new();
+    let mut out = Positions::default();
     for (table, tps) in by_table {
         let t = load_or_create(catalog, &table, &schema::table_spec(retention_days)).await?;
-        let committed = committed_offsets(&t.metadata, group);
-        for tp in tps {
-            let next = committed.get(&tp).copied();
-            out.insert(tp, next);
+        match committed_offsets(&t.metadata, group) {
+            Ok(committed) => {
+                metrics::gauge!(names::POSITION_MISSING, "table" => table.to_string()).set(0.0);
+                for tp in tps {
+                    let next = committed.get(&tp).copied();
+                    out.found.insert(tp, next);
+                }
+            }
+            Err(e @ PositionError::Missing { .. }) => {
+                metrics::gauge!(names::POSITION_MISSING, "table" => table.to_string()).set(1.0);
+                tracing::error!(
+                    table = %table, partitions = ?tps, error = %e,
+                    "not consuming these partitions: the table has no committed position"
+                );
+                out.refused.extend(tps);
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
@@ -368,7 +399,7 @@ impl ConsumerLoop {
                 }
             }
             self.sync_epoch(&mut batch);
-            self.resolve_pending();
+            self.resolve_pending()?;
             let mut got_nothing = true;
             match self.fetcher.recv_timeout(poll_timeout) {
                 None => {}
@@ -434,10 +465,11 @@ impl ConsumerLoop {
 
     /// Reads the table positions of newly assigned partitions and starts
     /// fetching them. Without positions nothing is consumed: retried every
-    /// second until the catalog answers (never positioned from Kafka).
-    fn resolve_pending(&mut self) {
+    /// second until the catalog answers (never positioned from Kafka). An
+    /// unreadable position stops the worker.
+    fn resolve_pending(&mut self) -> Result<(), IngestError> {
         if self.pending.is_empty() || self.pending_retry.is_some_and(|t| t > Instant::now()) {
-            return;
+            return Ok(());
         }
         let positions = self.handle.block_on(table_positions(
             self.committer.catalog(),
@@ -447,16 +479,20 @@ impl ConsumerLoop {
             &self.pending,
         ));
         match positions {
-            Ok(base) => {
-                tracing::info!(partitions = ?base, "assigned; positioned at committed table offsets");
-                self.base = base;
-                self.pending.clear();
+            Ok(Positions { found, refused }) => {
+                tracing::info!(partitions = ?found, "assigned; positioned at committed table offsets");
+                self.base.extend(found);
+                self.pending = refused;
+                self.pending_retry = (!self.pending.is_empty()).then(|| Instant::now() + REFUSED_RECHECK);
                 self.position_fetcher();
+                Ok(())
             }
-            Err(e) => {
+            Err(IngestError::Catalog(e)) => {
                 tracing::error!(error = %e, "cannot read committed offsets from tables; not consuming; retrying in 1 s");
                 self.pending_retry = Some(Instant::now() + Duration::from_secs(1));
+                Ok(())
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -490,14 +526,15 @@ impl ConsumerLoop {
         }
         let seen = self.fetched.entry(tp.clone()).or_default();
         seen.end = seen.end.max(chunk.next_offset);
+        let route = self.router.route(topic);
         if chunk.batches.is_empty() {
+            // Only markers, aborted data or empty batches: a partition already in
+            // this batch moves past them with it (they never become rows).
+            if let Some(at) = batch.tables.get_mut(&route.table).and_then(|tb| tb.advanced.get_mut(&tp)) {
+                *at = (*at).max(chunk.next_offset);
+            }
             return Ok(0);
         }
-        // Data up to the chunk's last record (markers and aborted data after it
-        // move `next_offset` only).
-        let last_data = chunk.batches.last().map_or(chunk.from_offset, |b| b.header.last_offset() + 1);
-        seen.data_end = seen.data_end.max(last_data);
-        let route = self.router.route(topic);
         let tb = batch.tables.entry(route.table.clone()).or_insert_with(|| TableBatch {
             days: BTreeMap::new(),
             advanced: Offsets::new(),
@@ -569,9 +606,25 @@ impl ConsumerLoop {
             rows += 1;
         }
         if rows == 0 {
+            // Batches without a usable record (the empty batches a log cleaner
+            // keeps for idempotent producers, records delivered before): no
+            // table entry is made for them, so a flush never meets an empty one.
+            match tb.advanced.get_mut(&tp) {
+                Some(at) => *at = (*at).max(chunk.next_offset),
+                None if tb.rows == 0 => {
+                    batch.tables.remove(&route.table);
+                }
+                None => {}
+            }
             return Ok(0);
         }
-        tb.advanced.insert(tp, next);
+        // Data up to the last record (markers, aborted data and empty batches
+        // after it move `next_offset` only).
+        if let Some(seen) = self.fetched.get_mut(&tp) {
+            seen.data_end = seen.data_end.max(next);
+        }
+        // The position moves past everything fetched, not just the last record.
+        tb.advanced.insert(tp, next.max(chunk.next_offset));
         tb.rows += rows;
         tb.newest_timestamp_ms = newest;
         batch.rows += rows;
@@ -604,6 +657,12 @@ impl ConsumerLoop {
         let group = self.config.kafka.group_id.clone();
         let mut committed_tpl = TopicPartitionList::new();
         for (name, tb) in tables {
+            if tb.rows == 0 {
+                // Never reached (entries are made for rows only), and never a
+                // commit error that would fail every restart if it were.
+                debug_assert!(false, "empty table entry for {name}");
+                continue;
+            }
             let started = Instant::now();
             let head = match self.tables.get(&name) {
                 Some(t) => t.clone(),
@@ -713,13 +772,18 @@ impl ConsumerLoop {
         )
         .await;
         match positions {
-            Ok(positions) => self.base = positions,
-            Err(e) => {
+            Ok(Positions { found, refused }) => {
+                self.base = found;
+                self.pending = refused;
+                self.pending_retry = (!self.pending.is_empty()).then(|| Instant::now() + REFUSED_RECHECK);
+            }
+            Err(IngestError::Catalog(e)) => {
                 tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the tables answer");
                 self.base.clear();
                 self.pending = tps;
                 self.pending_retry = Some(Instant::now() + Duration::from_secs(1));
             }
+            Err(e) => return Err(e),
         }
         self.position_fetcher();
         Ok(())
@@ -750,7 +814,7 @@ impl ConsumerLoop {
         let group = self.config.kafka.group_id.clone();
         for (table, tps) in by_table {
             let Some(t) = self.handle.block_on(catalog.load_table(&table))? else { return Ok(false) };
-            let committed = committed_offsets(&t.metadata, &group);
+            let committed = committed_offsets(&t.metadata, &group)?;
             for (topic, partition) in tps {
                 let (low, high) = self.consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
                 let tp = (topic, partition);

@@ -46,6 +46,85 @@ pub struct FetchSettings {
     pub depth: usize,
 }
 
+impl FetchSettings {
+    /// The most one batch may decompress to: a batch's sizes are the sender's
+    /// word, memory is bounded by configuration (raise `fetch.max.bytes` to raise it).
+    pub fn max_decompressed_bytes(&self) -> usize {
+        (self.max_bytes.max(0) as usize).saturating_mul(4).max(64 << 20)
+    }
+    /// The largest response frame accepted. Brokers return a partition's first
+    /// batch whole even past `max_bytes`, so there is room above it.
+    fn max_response_bytes(&self) -> usize {
+        (self.max_bytes.max(0) as usize).saturating_mul(2).max(64 << 20)
+    }
+}
+
+/// First retry delay after a failure; doubles per consecutive failure.
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+/// Retry delays never exceed this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection attempt to a leader gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Consecutive unreadable answers for one partition before the worker stops:
+/// a batch that fails its CRC again and again is corrupt on the broker, and
+/// skipping it would lose data.
+const MAX_PARTITION_FAILURES: u32 = 8;
+
+/// The delay before retry number `failures + 1`: exponential, capped, with
+/// jitter in [½, 1] of the step so that partitions and workers spread out.
+fn backoff(failures: u32, seed: u64) -> Duration {
+    let step = BASE_BACKOFF.saturating_mul(1u32 << failures.min(20)).min(MAX_BACKOFF);
+    // splitmix64 of the seed: enough spread for jitter, no RNG dependency.
+    let mut z = seed.wrapping_add(u64::from(failures)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let fraction = (z % 1024) as u32;
+    step / 2 + (step / 2) * fraction / 1024
+}
+
+/// What a Fetch error code asks of the fetcher.
+#[derive(Debug, PartialEq, Eq)]
+enum CodeAction {
+    /// Leadership moved or metadata is stale: look the leader up again.
+    RefreshLeader,
+    /// Transient on the broker: retry this partition after a backoff.
+    Retry,
+    /// Retrying cannot help: stop with this message.
+    Fatal(String),
+}
+
+/// Classifies a partition-level Fetch error code (Kafka's retriable errors
+/// are retried; every other code stops the worker with its name).
+fn classify(code: i16, topic: &str, partition: i32) -> CodeAction {
+    match code {
+        errors::NOT_LEADER_OR_FOLLOWER
+        | errors::LEADER_NOT_AVAILABLE
+        | errors::UNKNOWN_TOPIC_OR_PARTITION
+        | errors::FENCED_LEADER_EPOCH
+        | errors::UNKNOWN_LEADER_EPOCH
+        | errors::REPLICA_NOT_AVAILABLE => CodeAction::RefreshLeader,
+        errors::UNKNOWN_SERVER_ERROR
+        | errors::CORRUPT_MESSAGE
+        | errors::REQUEST_TIMED_OUT
+        | errors::NETWORK_EXCEPTION
+        | errors::NOT_ENOUGH_REPLICAS
+        | errors::KAFKA_STORAGE_ERROR
+        | errors::OFFSET_NOT_AVAILABLE
+        | errors::THROTTLING_QUOTA_EXCEEDED => CodeAction::Retry,
+        errors::UNSUPPORTED_COMPRESSION_TYPE => CodeAction::Fatal(format!(
+            "{topic}/{partition}: the broker answers UNSUPPORTED_COMPRESSION_TYPE (76): the topic holds zstd batches, \
+             which brokers serve only to Fetch v10 and later, and this fetcher speaks Fetch v{}. Produce this topic \
+             with gzip, snappy or lz4, or have the broker recompress it (topic config compression.type)",
+            wire::FETCH_VERSION
+        )),
+        code => CodeAction::Fatal(format!(
+            "{topic}/{partition}: the broker answers the fetch with {} ({code}), which retrying cannot fix",
+            errors::name(code)
+        )),
+    }
+}
+
 impl Default for FetchSettings {
     fn default() -> Self {
         Self {
@@ -139,6 +218,7 @@ impl Fetcher {
                 parts: Vec::new(),
                 conns: HashMap::new(),
                 correlation: 0,
+                seed: u64::from(std::process::id()) ^ (std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos() as u64),
             };
             f.run();
         })?;
@@ -186,6 +266,8 @@ struct Part {
     retry_at: Option<Instant>,
     /// Grows while a batch larger than it blocks progress.
     max_bytes: i32,
+    /// Consecutive failures (connection, error code, unreadable data); sets the backoff.
+    failures: u32,
 }
 
 struct Conn {
@@ -201,6 +283,16 @@ struct FetchLoop {
     parts: Vec<Part>,
     conns: HashMap<String, Conn>,
     correlation: i32,
+    /// Varies the jitter of retries.
+    seed: u64,
+}
+
+/// Why a response was not taken whole.
+enum Handled {
+    /// The response itself could not be parsed: reconnect and retry.
+    Unreadable(WireError),
+    /// Retrying cannot help: the worker stops with this message.
+    Fatal(String),
 }
 
 /// Outcome of a fetch round.
@@ -238,6 +330,7 @@ impl FetchLoop {
                         leader: None,
                         retry_at: None,
                         max_bytes: self.settings.partition_max_bytes,
+                        failures: 0,
                     })
                     .collect();
                 continue;
@@ -305,13 +398,13 @@ impl FetchLoop {
             match self.receive(&leader, correlation) {
                 Ok(body) => match self.handle_response(&body, &idx, &mut chunks) {
                     Ok(()) => {}
-                    Err(WireError::Unsupported(m)) => {
+                    Err(Handled::Fatal(m)) => {
                         let _ = self.events.send(Event::Fatal(m));
                         return Round::Stop;
                     }
-                    Err(e) => {
+                    Err(Handled::Unreadable(e)) => {
                         metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
-                        tracing::error!(%leader, error = %e, "unreadable fetch response; retrying");
+                        tracing::error!(%leader, error = %e, "unreadable fetch response; reconnecting");
                         self.connection_failed(&leader, &idx, &e.to_string());
                     }
                 },
@@ -329,20 +422,39 @@ impl FetchLoop {
 
     fn connection_failed(&mut self, leader: &str, idx: &[usize], error: &str) {
         metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
-        tracing::warn!(%leader, %error, "fetch failed; reconnecting");
         self.conns.remove(leader);
-        let retry = Instant::now() + Duration::from_millis(500);
+        // One delay for the leader's partitions: they share the connection.
+        let failures = idx.iter().map(|&i| self.parts[i].failures).max().unwrap_or(0);
+        let delay = self.next_backoff(failures);
+        tracing::warn!(%leader, %error, retry_in_ms = delay.as_millis() as u64, "fetch failed; reconnecting");
+        let retry = Instant::now() + delay;
         for &i in idx {
-            self.parts[i].leader = None;
-            self.parts[i].retry_at = Some(retry);
+            let p = &mut self.parts[i];
+            p.leader = None;
+            p.retry_at = Some(retry);
+            p.failures = p.failures.saturating_add(1);
         }
+    }
+
+    fn next_backoff(&mut self, failures: u32) -> Duration {
+        self.seed = self.seed.wrapping_add(0x2545_f491_4f6c_dd1d);
+        backoff(failures, self.seed)
+    }
+
+    /// Schedules partition `i`'s next try after a backoff.
+    fn retry_later(&mut self, i: usize) -> Duration {
+        let delay = self.next_backoff(self.parts[i].failures);
+        let p = &mut self.parts[i];
+        p.failures = p.failures.saturating_add(1);
+        p.retry_at = Some(Instant::now() + delay);
+        delay
     }
 
     fn connect(&mut self, leader: &str) -> Result<(), String> {
         if self.conns.contains_key(leader) {
             return Ok(());
         }
-        let stream = TcpStream::connect(leader).map_err(|e| format!("connect {leader}: {e}"))?;
+        let stream = connect_timeout(leader, CONNECT_TIMEOUT)?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(self.settings.max_wait_ms.max(0) as u64) + Duration::from_secs(30);
         stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
@@ -352,7 +464,7 @@ impl FetchLoop {
         self.correlation = self.correlation.wrapping_add(1);
         let req = wire::Encoder::request(wire::API_VERSIONS, 0, self.correlation, &self.settings.client_id).finish();
         conn.stream.write_all(&req).map_err(|e| format!("send to {leader}: {e}"))?;
-        let body = read_response(&mut conn.stream, self.correlation)?;
+        let body = read_response(&mut conn.stream, self.correlation, self.settings.max_response_bytes())?;
         let (code, keys) = wire::decode_api_versions(&body).map_err(|e| e.to_string())?;
         if code != 0 {
             return Err(format!("ApiVersions error {code} from {leader}"));
@@ -396,53 +508,84 @@ impl FetchLoop {
     }
 
     fn receive(&mut self, leader: &str, correlation: i32) -> Result<Bytes, String> {
+        let limit = self.settings.max_response_bytes();
         let conn = self.conns.get_mut(leader).ok_or_else(|| format!("no connection to {leader}"))?;
-        read_response(&mut conn.stream, correlation).map_err(|e| format!("{leader}: {e}"))
+        read_response(&mut conn.stream, correlation, limit).map_err(|e| format!("{leader}: {e}"))
     }
 
-    fn handle_response(&mut self, body: &Bytes, idx: &[usize], chunks: &mut Vec<Chunk>) -> Result<(), WireError> {
-        let partitions = wire::decode_fetch(body)?;
+    /// Parses one Fetch response into chunks. Errors of one partition (an error
+    /// code, a corrupt batch) hold back that partition alone, with a backoff;
+    /// only an unreadable response as a whole fails the connection.
+    fn handle_response(&mut self, body: &Bytes, idx: &[usize], chunks: &mut Vec<Chunk>) -> Result<(), Handled> {
+        let partitions = wire::decode_fetch(body).map_err(Handled::Unreadable)?;
         for mut fp in partitions {
             let Some(&i) =
                 idx.iter().find(|&&i| self.parts[i].partition == fp.partition && *self.parts[i].topic == fp.topic)
             else {
                 continue; // not asked for
             };
-            match fp.error_code {
-                errors::NONE => {}
-                errors::OFFSET_OUT_OF_RANGE => {
-                    self.out_of_range(i);
-                    continue;
-                }
-                errors::NOT_LEADER_OR_FOLLOWER | errors::LEADER_NOT_AVAILABLE | errors::UNKNOWN_TOPIC_OR_PARTITION => {
-                    let p = &mut self.parts[i];
-                    tracing::debug!(topic = %p.topic, partition = p.partition, code = fp.error_code, "leader moved; refreshing");
-                    p.leader = None;
-                    p.retry_at = Some(Instant::now() + Duration::from_millis(200));
-                    continue;
-                }
-                code => {
-                    let p = &mut self.parts[i];
-                    metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
-                    tracing::warn!(topic = %p.topic, partition = p.partition, code, "fetch error; retrying");
-                    p.retry_at = Some(Instant::now() + Duration::from_secs(1));
-                    continue;
-                }
-            }
-            let p = &mut self.parts[i];
-            let from = p.next.expect("resolved before sending");
-            let split = wire::split_batches(&fp.records)?;
-            if split.is_empty() && !fp.records.is_empty() {
-                // A batch bigger than we asked for: ask for more next time.
-                p.max_bytes = p.max_bytes.saturating_mul(2).min(self.settings.max_bytes.max(p.max_bytes));
-            } else if !split.is_empty() {
-                p.max_bytes = self.settings.partition_max_bytes;
-            }
-            if split.is_empty() && fp.high_watermark < 0 {
+            if fp.error_code == errors::OFFSET_OUT_OF_RANGE {
+                self.out_of_range(i);
                 continue;
             }
+            if fp.error_code != errors::NONE {
+                let (topic, partition) = (self.parts[i].topic.clone(), self.parts[i].partition);
+                match classify(fp.error_code, &topic, partition) {
+                    CodeAction::RefreshLeader => {
+                        tracing::debug!(%topic, partition, code = fp.error_code, "leader moved; refreshing");
+                        self.parts[i].leader = None;
+                        self.retry_later(i);
+                    }
+                    CodeAction::Retry => {
+                        metrics::counter!(names::CONSUME_ERRORS, "kind" => "fetch").increment(1);
+                        let delay = self.retry_later(i);
+                        tracing::warn!(
+                            %topic, partition, code = fp.error_code, error = errors::name(fp.error_code),
+                            retry_in_ms = delay.as_millis() as u64, "fetch error; retrying"
+                        );
+                    }
+                    CodeAction::Fatal(m) => return Err(Handled::Fatal(m)),
+                }
+                continue;
+            }
+            let from = self.parts[i].next.expect("resolved before sending");
             let aborted = std::mem::take(&mut fp.aborted);
-            let (batches, next) = committed_batches(split, &fp.records, from, aborted, self.settings.read_committed)?;
+            let limit = self.settings.max_decompressed_bytes();
+            let read_committed = self.settings.read_committed;
+            let parsed = wire::split_batches(&fp.records).and_then(|split| {
+                let whole = !split.is_empty();
+                committed_batches(split, &fp.records, from, aborted, read_committed, limit).map(|r| (whole, r))
+            });
+            let (any_whole, (batches, next)) = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    let (topic, partition) = (self.parts[i].topic.clone(), self.parts[i].partition);
+                    let context = format!("{topic}/{partition} at offset {from}: {e}");
+                    if matches!(e, WireError::Unsupported(_) | WireError::TooLarge(_))
+                        || self.parts[i].failures + 1 >= MAX_PARTITION_FAILURES
+                    {
+                        return Err(Handled::Fatal(context));
+                    }
+                    metrics::counter!(names::CONSUME_ERRORS, "kind" => "corrupt").increment(1);
+                    let delay = self.retry_later(i);
+                    tracing::error!(
+                        error = %context, retry_in_ms = delay.as_millis() as u64,
+                        "unreadable data for one partition; re-fetching it (the other partitions go on)"
+                    );
+                    continue;
+                }
+            };
+            let p = &mut self.parts[i];
+            p.failures = 0;
+            if !any_whole && !fp.records.is_empty() {
+                // A batch bigger than we asked for: ask for more next time.
+                p.max_bytes = p.max_bytes.saturating_mul(2).min(self.settings.max_bytes.max(p.max_bytes));
+            } else if any_whole {
+                p.max_bytes = self.settings.partition_max_bytes;
+            }
+            if !any_whole && fp.high_watermark < 0 {
+                continue;
+            }
             p.next = Some(next);
             chunks.push(Chunk {
                 epoch: self.epoch,
@@ -491,15 +634,24 @@ impl FetchLoop {
     }
 }
 
-/// The complete batches of one partition at or after `from`, decompressed,
-/// without control batches and (read_committed) aborted transactions; and the
-/// offset to fetch next. `aborted` is the response's `(producer_id, first_offset)` list.
+/// The complete batches of one partition at or after `from`, checked against
+/// their CRC and decompressed (each within `limit` bytes), without control
+/// batches and (read_committed) aborted transactions; and the offset to fetch
+/// next. `aborted` is the response's `(producer_id, first_offset)` list.
+///
+/// Transaction state follows every batch that has a producer id, as in the
+/// Java consumer: the aborted list is drained up to each such batch's last
+/// offset *before* the batch is looked at, so an abort marker always finds the
+/// transaction it ends, even when the fetch started between that transaction's
+/// first record and its marker (a restart mid-transaction). Otherwise the
+/// producer's next, committed transaction would be taken for the aborted one.
 fn committed_batches(
     split: Vec<(BatchHeader, std::ops::Range<usize>)>,
     records: &Bytes,
     from: i64,
     mut aborted: Vec<(i64, i64)>,
     read_committed: bool,
+    limit: usize,
 ) -> Result<(Vec<Batch>, i64), WireError> {
     aborted.sort_unstable_by_key(|a| a.1);
     let mut aborted = aborted.into_iter().peekable();
@@ -507,18 +659,11 @@ fn committed_batches(
     let mut batches = Vec::with_capacity(split.len());
     let mut next = from;
     for (header, range) in split {
-        if header.last_offset() < from {
-            continue;
+        let wanted = header.last_offset() >= from;
+        if wanted {
+            wire::check_crc(&header, records, &range)?;
         }
-        next = header.last_offset() + 1;
-        let region = records.slice(range);
-        if header.is_control() {
-            if wire::control_is_abort(&header, &region)? {
-                aborting.remove(&header.producer_id);
-            }
-            continue;
-        }
-        if read_committed && header.is_transactional() {
+        if read_committed && header.producer_id >= 0 {
             while let Some(&(pid, first)) = aborted.peek() {
                 if first > header.last_offset() {
                     break;
@@ -526,27 +671,51 @@ fn committed_batches(
                 aborting.insert(pid);
                 aborted.next();
             }
-            if aborting.contains(&header.producer_id) {
-                continue;
-            }
         }
-        let records = match header.codec()? {
-            Codec::None => region,
-            codec => Bytes::from(wire::decompress(codec, &region)?),
-        };
-        batches.push(Batch { header, records });
+        let region = records.slice(range);
+        if header.is_control() {
+            if wire::control_is_abort(&header, &region)? {
+                aborting.remove(&header.producer_id);
+            }
+        } else if wanted && !(read_committed && header.is_transactional() && aborting.contains(&header.producer_id)) {
+            let records = match header.codec()? {
+                Codec::None => region,
+                codec => Bytes::from(wire::decompress(codec, &region, limit)?),
+            };
+            batches.push(Batch { header, records });
+            next = next.max(batches.last().map_or(next, |b| b.header.last_offset() + 1));
+            continue;
+        }
+        if wanted {
+            next = next.max(header.last_offset() + 1);
+        }
     }
     Ok((batches, next))
 }
 
+/// Connects to `host:port`, trying each resolved address within `timeout`.
+fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String> {
+    use std::net::ToSocketAddrs;
+    let addrs = leader.to_socket_addrs().map_err(|e| format!("resolve {leader}: {e}"))?;
+    let mut last = format!("resolve {leader}: no addresses");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("connect {leader} ({addr}): {e}"),
+        }
+    }
+    Err(last)
+}
+
 /// Reads one response frame and checks its correlation id; returns the body.
-fn read_response(stream: &mut TcpStream, correlation: i32) -> Result<Bytes, String> {
+/// A frame larger than `limit` is refused before anything is allocated for it.
+fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Result<Bytes, String> {
     let mut head = [0u8; 8];
     stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
     let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    if !(4..=1 << 30).contains(&size) {
-        return Err(format!("response size {size}"));
+    if size < 4 || size as usize > limit {
+        return Err(format!("response size {size} outside 4..={limit} (raise fetch.max.bytes if batches are this large)"));
     }
     if got != correlation {
         return Err(format!("correlation id {got}, expected {correlation}"));
@@ -583,7 +752,7 @@ mod tests {
     fn run(log: Vec<u8>, from: i64, aborted: Vec<(i64, i64)>) -> (Vec<(i64, i64)>, i64) {
         let records = Bytes::from(log);
         let split = wire::split_batches(&records).expect("splits");
-        let (batches, next) = committed_batches(split, &records, from, aborted, true).expect("reads");
+        let (batches, next) = committed_batches(split, &records, from, aborted, true, 1 << 20).expect("reads");
         (batches.iter().map(|b| (b.header.base_offset, b.header.last_offset())).collect(), next)
     }
 
@@ -599,5 +768,64 @@ mod tests {
         // An aborted transaction: neither its data nor its marker, position past both.
         let log = [data(0, 7, 3), marker(3, 7, false), data(4, 8, 2), marker(6, 8, true)].concat();
         assert_eq!(run(log, 0, vec![(7, 0)]), (vec![(4, 5)], 7));
+    }
+
+    /// A restart between an aborted transaction's first record and its abort
+    /// marker: the broker still lists the transaction, the fetch starts at the
+    /// marker, and the same producer's next transaction is committed. It must
+    /// be delivered (it was dropped while the marker skipped the aborted-list
+    /// drain), and the position must move past it.
+    #[test]
+    fn committed_transaction_after_an_abort_marker_is_delivered() {
+        let log = [data(0, 7, 3), marker(3, 7, false), data(4, 7, 2), marker(6, 7, true)].concat();
+        for from in [1, 2, 3] {
+            let (got, next) = run(log.clone(), from, vec![(7, 0)]);
+            assert_eq!((got, next), (vec![(4, 5)], 7), "fetched from {from}");
+        }
+        // Two producers interleaved: only the aborted one's data goes.
+        let log = [data(0, 7, 2), data(2, 8, 2), marker(4, 7, false), data(5, 7, 1), marker(6, 8, true), marker(7, 7, true)]
+            .concat();
+        assert_eq!(run(log.clone(), 0, vec![(7, 0)]), (vec![(2, 3), (5, 5)], 8));
+        assert_eq!(run(log, 4, vec![(7, 0)]), (vec![(5, 5)], 8));
+    }
+
+    #[test]
+    fn a_corrupt_batch_is_an_error_not_data() {
+        let mut log = [data(0, 7, 3), marker(3, 7, true)].concat();
+        let last = log.len() - 1;
+        log[last] ^= 0x40; // the marker's last byte: covered by its CRC
+        let records = Bytes::from(log);
+        let split = wire::split_batches(&records).expect("splits");
+        assert!(matches!(committed_batches(split, &records, 0, vec![], true, 1 << 20), Err(WireError::Corrupt(_))));
+    }
+
+    #[test]
+    fn error_codes_are_retried_or_fatal_by_kind() {
+        assert_eq!(classify(errors::NOT_LEADER_OR_FOLLOWER, "t", 0), CodeAction::RefreshLeader);
+        assert_eq!(classify(errors::REQUEST_TIMED_OUT, "t", 0), CodeAction::Retry);
+        let CodeAction::Fatal(m) = classify(errors::UNSUPPORTED_COMPRESSION_TYPE, "orders", 3) else {
+            panic!("zstd refused by the broker must be fatal")
+        };
+        assert!(m.contains("orders/3") && m.contains("zstd"), "{m}");
+        let CodeAction::Fatal(m) = classify(errors::TOPIC_AUTHORIZATION_FAILED, "orders", 1) else {
+            panic!("an authorization failure must be fatal")
+        };
+        assert!(m.contains("orders/1") && m.contains("TOPIC_AUTHORIZATION_FAILED"), "{m}");
+        assert!(matches!(classify(999, "t", 0), CodeAction::Fatal(_)), "unknown codes stop, never spin");
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let mut prev = Duration::ZERO;
+        for failures in 0..40 {
+            let d = backoff(failures, 12_345);
+            assert!(d <= MAX_BACKOFF, "{failures}: {d:?}");
+            assert!(d >= BASE_BACKOFF / 2, "{failures}: {d:?}");
+            if failures < 5 {
+                assert!(d * 2 > prev, "grows at first: {failures}: {d:?} after {prev:?}");
+            }
+            prev = d;
+        }
+        assert!(backoff(30, 1) >= MAX_BACKOFF / 2);
     }
 }

@@ -25,6 +25,10 @@ pub enum WireError {
     Invalid(String),
     #[error("unsupported by this client: {0}")]
     Unsupported(String),
+    #[error("corrupt Kafka data: {0}")]
+    Corrupt(String),
+    #[error("Kafka data over the memory bound: {0}")]
+    TooLarge(String),
 }
 
 /// Big-endian request encoder.
@@ -204,6 +208,8 @@ pub struct BatchHeader {
     pub attributes: i16,
     pub producer_id: i64,
     pub record_count: i32,
+    /// CRC-32C of the batch from its attributes to its end, as sent.
+    pub crc: u32,
 }
 
 impl BatchHeader {
@@ -257,8 +263,9 @@ pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range
                 "message format v{magic} at offset {base_offset}; only record batches (v2, Kafka ≥ 0.11) are read"
             )));
         }
-        let _crc = d.i32("batch crc")?;
+        let crc = d.i32("batch crc")? as u32;
         let header = BatchHeader {
+            crc,
             attributes: d.i16("batch attributes")?,
             last_offset_delta: d.i32("last offset delta")?,
             base_timestamp: d.i64("base timestamp")?,
@@ -278,35 +285,75 @@ pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range
     Ok(out)
 }
 
-/// Decompresses a batch's records region with the batch's codec.
-pub fn decompress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, WireError> {
+/// Offset of the attributes field in a batch: the CRC covers the batch from there.
+const CRC_START: usize = 21;
+
+static CRC32C: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+
+/// Checks a batch's CRC-32C. `records` is the buffer [`split_batches`] split and
+/// `range` the batch's records region in it (the header sits just before it).
+pub fn check_crc(header: &BatchHeader, records: &[u8], range: &std::ops::Range<usize>) -> Result<(), WireError> {
+    let start = range.start.checked_sub(BATCH_HEADER_LEN - CRC_START).ok_or(WireError::Truncated("batch header"))?;
+    let covered = records.get(start..range.end).ok_or(WireError::Truncated("record batch"))?;
+    let actual = CRC32C.checksum(covered);
+    if actual != header.crc {
+        return Err(WireError::Corrupt(format!(
+            "record batch at offset {} fails its CRC-32C check (stored {:08x}, computed {actual:08x})",
+            header.base_offset, header.crc
+        )));
+    }
+    Ok(())
+}
+
+/// Decompresses a batch's records region with the batch's codec. Output past
+/// `limit` bytes is refused: a batch's header or frame sizes are the sender's
+/// word, and memory stays bounded by configuration, not by them.
+pub fn decompress(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
     use std::io::Read;
     let err = |what: &str, e: &dyn std::fmt::Display| WireError::Invalid(format!("{what} decompression failed: {e}"));
-    let mut out = Vec::with_capacity(data.len() * 4);
+    let too_big = || {
+        WireError::TooLarge(format!(
+            "a {codec:?} batch of {} bytes decompresses to more than {limit} bytes",
+            data.len()
+        ))
+    };
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
+    // Reading one byte past the limit tells "exactly at" from "over".
+    let cap = limit as u64 + 1;
     match codec {
         Codec::None => out.extend_from_slice(data),
         Codec::Gzip => {
-            flate2::read::GzDecoder::new(data).read_to_end(&mut out).map_err(|e| err("gzip", &e))?;
+            flate2::read::GzDecoder::new(data).take(cap).read_to_end(&mut out).map_err(|e| err("gzip", &e))?;
         }
-        Codec::Snappy => snappy(data, &mut out)?,
+        Codec::Snappy => snappy(data, &mut out, limit)?,
         Codec::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out).map_err(|e| err("lz4", &e))?;
+            lz4_flex::frame::FrameDecoder::new(data).take(cap).read_to_end(&mut out).map_err(|e| err("lz4", &e))?;
         }
         Codec::Zstd => {
             zstd::stream::read::Decoder::new(data)
-                .and_then(|mut d| d.read_to_end(&mut out))
+                .and_then(|d| d.take(cap).read_to_end(&mut out))
                 .map_err(|e| err("zstd", &e))?;
         }
+    }
+    if out.len() > limit {
+        return Err(too_big());
     }
     Ok(out)
 }
 
 /// Kafka's snappy: the Java client writes xerial-framed blocks, librdkafka
 /// and others plain snappy; both are read.
-fn snappy(data: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+fn snappy(data: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), WireError> {
     const XERIAL: &[u8] = b"\x82SNAPPY\x00";
     let raw = |block: &[u8], out: &mut Vec<u8>| -> Result<(), WireError> {
         let n = snap::raw::decompress_len(block).map_err(|e| WireError::Invalid(format!("snappy: {e}")))?;
+        if n > limit.saturating_sub(out.len()) {
+            // The length is the block header's claim: checked before allocating for it.
+            return Err(WireError::TooLarge(format!(
+                "a snappy batch of {} bytes decompresses to more than {limit} bytes",
+                data.len()
+            )));
+        }
         let start = out.len();
         out.resize(start + n, 0);
         snap::raw::Decoder::new()
@@ -527,11 +574,55 @@ pub fn decode_api_versions(body: &[u8]) -> Result<(i16, Vec<(i16, i16, i16)>), W
 
 /// Kafka error codes the fetcher acts on.
 pub mod errors {
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const NONE: i16 = 0;
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const REPLICA_NOT_AVAILABLE: i16 = 9;
+    pub const NETWORK_EXCEPTION: i16 = 13;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+    pub const OFFSET_NOT_AVAILABLE: i16 = 78;
+    pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+
+    /// Kafka's name of an error code, for messages.
+    pub fn name(code: i16) -> &'static str {
+        match code {
+            UNKNOWN_SERVER_ERROR => "UNKNOWN_SERVER_ERROR",
+            NONE => "NONE",
+            OFFSET_OUT_OF_RANGE => "OFFSET_OUT_OF_RANGE",
+            CORRUPT_MESSAGE => "CORRUPT_MESSAGE",
+            UNKNOWN_TOPIC_OR_PARTITION => "UNKNOWN_TOPIC_OR_PARTITION",
+            LEADER_NOT_AVAILABLE => "LEADER_NOT_AVAILABLE",
+            NOT_LEADER_OR_FOLLOWER => "NOT_LEADER_OR_FOLLOWER",
+            REQUEST_TIMED_OUT => "REQUEST_TIMED_OUT",
+            REPLICA_NOT_AVAILABLE => "REPLICA_NOT_AVAILABLE",
+            NETWORK_EXCEPTION => "NETWORK_EXCEPTION",
+            NOT_ENOUGH_REPLICAS => "NOT_ENOUGH_REPLICAS",
+            TOPIC_AUTHORIZATION_FAILED => "TOPIC_AUTHORIZATION_FAILED",
+            CLUSTER_AUTHORIZATION_FAILED => "CLUSTER_AUTHORIZATION_FAILED",
+            UNSUPPORTED_VERSION => "UNSUPPORTED_VERSION",
+            INVALID_REQUEST => "INVALID_REQUEST",
+            KAFKA_STORAGE_ERROR => "KAFKA_STORAGE_ERROR",
+            FENCED_LEADER_EPOCH => "FENCED_LEADER_EPOCH",
+            UNKNOWN_LEADER_EPOCH => "UNKNOWN_LEADER_EPOCH",
+            UNSUPPORTED_COMPRESSION_TYPE => "UNSUPPORTED_COMPRESSION_TYPE",
+            OFFSET_NOT_AVAILABLE => "OFFSET_NOT_AVAILABLE",
+            THROTTLING_QUOTA_EXCEEDED => "THROTTLING_QUOTA_EXCEEDED",
+            _ => "an error code this client does not know",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -597,7 +688,8 @@ pub(crate) mod tests {
         b.extend_from_slice(&((BATCH_HEADER_LEN - 12 + payload.len()) as i32).to_be_bytes());
         b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
         b.push(2); // magic
-        b.extend_from_slice(&0i32.to_be_bytes()); // crc (not checked)
+        let crc_at = b.len();
+        b.extend_from_slice(&0i32.to_be_bytes()); // crc, set below
         b.extend_from_slice(&attributes.to_be_bytes());
         b.extend_from_slice(&((records.len() as i32) - 1).to_be_bytes());
         b.extend_from_slice(&1_000i64.to_be_bytes());
@@ -607,6 +699,8 @@ pub(crate) mod tests {
         b.extend_from_slice(&(-1i32).to_be_bytes());
         b.extend_from_slice(&(records.len() as i32).to_be_bytes());
         b.extend(payload);
+        let crc = CRC32C.checksum(&b[CRC_START..]);
+        b[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }
 
@@ -655,10 +749,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn crc_catches_any_flipped_byte_after_the_crc_field() {
+        let data = batch(7, 0, &[record(0, 0, Some(b"key"), Some(b"value"), &[])]);
+        let (h, range) = split_batches(&data).expect("splits").remove(0);
+        check_crc(&h, &data, &range).expect("a batch as built passes");
+        for i in CRC_START..data.len() {
+            let mut bad = data.clone();
+            bad[i] ^= 0x01;
+            let (h, range) = split_batches(&bad).expect("splits").remove(0);
+            assert!(
+                matches!(check_crc(&h, &bad, &range), Err(WireError::Corrupt(_))),
+                "a flipped bit at byte {i} must fail the check"
+            );
+        }
+    }
+
+    #[test]
+    fn decompression_is_bounded_for_every_codec() {
+        use std::io::Write;
+        let text = vec![b'x'; 100_000];
+        let gzip = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&text).expect("writes");
+            e.finish().expect("finishes")
+        };
+        let lz4 = {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(&text).expect("writes");
+            e.finish().expect("finishes")
+        };
+        let zstd = zstd::bulk::compress(&text, 3).expect("compresses");
+        let snappy = snap::raw::Encoder::new().compress_vec(&text).expect("compresses");
+        for (codec, data) in [(Codec::Gzip, &gzip), (Codec::Lz4, &lz4), (Codec::Zstd, &zstd), (Codec::Snappy, &snappy)] {
+            assert_eq!(decompress(codec, data, text.len()).expect("fits exactly"), text, "{codec:?}");
+            assert!(
+                matches!(decompress(codec, data, text.len() - 1), Err(WireError::TooLarge(_))),
+                "{codec:?} past the bound must be refused"
+            );
+        }
+        // A raw snappy block whose header claims 1 GiB is refused before allocating.
+        let mut claim = vec![0x80, 0x80, 0x80, 0x80, 0x04];
+        claim.extend_from_slice(&[0; 8]);
+        assert!(matches!(decompress(Codec::Snappy, &claim, 1 << 20), Err(WireError::TooLarge(_))));
+    }
+
+    #[test]
     fn xerial_and_raw_snappy_both_decode() {
         let text = b"hello hello hello hello kafka".repeat(50);
         let raw = snap::raw::Encoder::new().compress_vec(&text).expect("compresses");
-        assert_eq!(decompress(Codec::Snappy, &raw).expect("raw"), text);
+        assert_eq!(decompress(Codec::Snappy, &raw, 1 << 20).expect("raw"), text);
         let mut xerial = b"\x82SNAPPY\x00".to_vec();
         xerial.extend_from_slice(&1i32.to_be_bytes());
         xerial.extend_from_slice(&1i32.to_be_bytes());
@@ -667,8 +806,8 @@ pub(crate) mod tests {
             xerial.extend_from_slice(&(block.len() as u32).to_be_bytes());
             xerial.extend_from_slice(&block);
         }
-        assert_eq!(decompress(Codec::Snappy, &xerial).expect("xerial"), text);
-        assert!(decompress(Codec::Snappy, &xerial[..xerial.len() - 3]).is_err());
+        assert_eq!(decompress(Codec::Snappy, &xerial, 1 << 20).expect("xerial"), text);
+        assert!(decompress(Codec::Snappy, &xerial[..xerial.len() - 3], 1 << 20).is_err());
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub enum CommitError {
     Iceberg { table: String, doing: &'static str, source: iceberg::Error },
     #[error("commit to {table}: nothing to commit")]
     Empty { table: String },
+    #[error("commit to {table}: making the written files durable: {source}")]
+    Durability { table: String, source: std::io::Error },
 }
 
 impl CommitError {
@@ -66,6 +68,7 @@ impl CommitError {
             CommitError::Catalog { source, .. } => source.kind(),
             CommitError::Iceberg { .. } => ErrorKind::Transient,
             CommitError::Empty { .. } => ErrorKind::Internal,
+            CommitError::Durability { .. } => ErrorKind::Transient,
         }
     }
 }
@@ -193,6 +196,13 @@ impl Committer {
             list.add_manifests(manifests.into_iter()).map_err(ice("adding manifests to list"))?;
             list.close().await.map_err(ice("writing manifest list"))?;
 
+            // Positions are mirrored into the table properties, where they survive an
+            // outside rewrite followed by the expiry of our snapshots (table/position.rs).
+            let mirrored: HashMap<String, String> = properties
+                .iter()
+                .filter(|(k, _)| crate::table::position::is_position_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let summary = summarize(metadata, parent.map(|p| p.summary()), &files, properties);
             let snapshot = Snapshot::builder()
                 .with_snapshot_id(snapshot_id)
@@ -208,6 +218,7 @@ impl Committer {
                 Some(head.metadata_location.clone()),
             )
             .add_snapshot(snapshot)
+            .and_then(|b| if mirrored.is_empty() { Ok(b) } else { b.set_properties(mirrored) })
             .and_then(|b| {
                 b.set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)))
             })
@@ -226,6 +237,17 @@ impl Committer {
             );
             new_metadata.write_to(&file_io, &location).await.map_err(ice("writing metadata file"))?;
             let new_location = location.to_string();
+            // Everything the new pointer makes reachable is durable before it moves
+            // (data files and the added manifest once, on the first attempt).
+            let mut reachable = vec![new_location.clone(), list_path.clone()];
+            if attempt == 0 {
+                reachable.extend(files.iter().map(|f| f.file_path().to_string()));
+                reachable.extend(added_manifest.iter().map(|m| m.manifest_path.clone()));
+            }
+            crate::table::durable::sync_all(&reachable).await.map_err(|e| CommitError::Durability {
+                table: table.clone(),
+                source: e,
+            })?;
 
             let swapped = self
                 .catalog

@@ -16,6 +16,7 @@
 
 pub mod commit;
 pub mod create;
+pub mod durable;
 pub mod position;
 
 pub mod writer;

@@ -7,6 +7,16 @@
 //! advanced), so the newest snapshot that has the key is the whole truth;
 //! snapshots of other operations (compaction, maintenance) may lack it, which
 //! is why readers walk the ancestry.
+//!
+//! Every commit also mirrors its position keys into the table properties
+//! ([`is_position_key`]), where they survive what the ancestry may not: an
+//! outside engine's rewrite followed by the expiry of our snapshots. Readers
+//! use the ancestry first (it follows a rollback), the properties second.
+//!
+//! A table that has snapshots but no position anywhere is never treated as
+//! new: consuming from the log start would duplicate everything it holds.
+//! [`committed_offsets`] refuses with [`PositionError::Missing`]; an
+//! unparsable position is [`PositionError::Unreadable`]. Neither is guessed around.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,6 +39,32 @@ pub fn encode_offsets(offsets: &Offsets) -> String {
     serde_json::to_string(&nested).expect("a map of strings and integers serializes")
 }
 
+/// Prefix of every summary key that carries a worker's consumed position.
+pub const POSITION_KEY_PREFIX: &str = "lakehouse.kafka-offsets.";
+
+/// Whether a snapshot-summary key carries a position, which the commit layer
+/// mirrors into the table properties.
+pub fn is_position_key(key: &str) -> bool {
+    key.starts_with(POSITION_KEY_PREFIX)
+}
+
+/// Why a table's committed position cannot be given.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PositionError {
+    #[error(
+        "table at {location}: {place} carries an unreadable position under {key} ({value:?}); refusing to guess \
+         where to consume from: repair the value or roll the table back to a snapshot whose position reads"
+    )]
+    Unreadable { location: String, place: String, key: String, value: String },
+    #[error(
+        "table at {location} has {snapshots} snapshot(s) but none of them, nor the table properties, carries the \
+         position of consumer group {group:?} ({key}): consuming from the log start would duplicate what the table \
+         holds. If the table was written by another group, configure that group; if its history was rewritten and \
+         expired, set the table property {key} to the next offsets (same JSON as a snapshot summary's) and restart"
+    )]
+    Missing { location: String, snapshots: usize, group: String, key: String },
+}
+
 /// Decodes a summary value; `None` if it is not ours.
 pub fn decode_offsets(value: &str) -> Option<Offsets> {
     let nested: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_str(value).ok()?;
@@ -42,22 +78,31 @@ pub fn decode_offsets(value: &str) -> Option<Offsets> {
 }
 
 /// The committed offsets of `group` at the table's current snapshot, found
-/// by walking the snapshot ancestry from the head. Empty for a new table.
-pub fn committed_offsets(metadata: &TableMetadata, group: &str) -> Offsets {
+/// by walking the snapshot ancestry from the head, then in the table
+/// properties. Empty for a table without snapshots.
+pub fn committed_offsets(metadata: &TableMetadata, group: &str) -> Result<Offsets, PositionError> {
     let key = offsets_key(group);
+    let unreadable = |place: String, value: &str| PositionError::Unreadable {
+        location: metadata.location().to_string(),
+        place,
+        key: key.clone(),
+        value: value.chars().take(200).collect(),
+    };
     let mut cursor = metadata.current_snapshot().cloned();
     while let Some(snapshot) = cursor {
         if let Some(v) = snapshot.summary().additional_properties.get(&key) {
-            match decode_offsets(v) {
-                Some(o) => return o,
-                None => {
-                    tracing::warn!(snapshot_id = snapshot.snapshot_id(), key = %key, "unreadable offsets in snapshot summary; walking on")
-                }
-            }
+            return decode_offsets(v).ok_or_else(|| unreadable(format!("snapshot {}", snapshot.snapshot_id()), v));
         }
         cursor = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
     }
-    Offsets::new()
+    if let Some(v) = metadata.properties().get(&key) {
+        return decode_offsets(v).ok_or_else(|| unreadable("the table properties".into(), v));
+    }
+    let snapshots = metadata.snapshots().len();
+    if snapshots == 0 {
+        return Ok(Offsets::new());
+    }
+    Err(PositionError::Missing { location: metadata.location().to_string(), snapshots, group: group.to_string(), key })
 }
 
 /// Summary properties for a commit that advances `advanced` on top of `head`.
@@ -113,7 +158,7 @@ pub fn fence_offsets(
     advanced: &Offsets,
     extra: &HashMap<String, String>,
 ) -> Result<HashMap<String, String>, crate::table::commit::Fenced> {
-    let committed = committed_offsets(head, group);
+    let committed = committed_offsets(head, group).map_err(|e| crate::table::commit::Fenced(e.to_string()))?;
     for (tp, started_from) in expected {
         let now = committed.get(tp).copied();
         if now != *started_from {

@@ -33,6 +33,9 @@ pub const FRESHNESS: &str = "lakehouse_freshness_seconds";
 pub const CONSUME_ERRORS: &str = "lakehouse_consume_errors_total";
 /// Positions moved to the log start because retention deleted unread data. Labels: topic.
 pub const OFFSET_RESETS: &str = "lakehouse_offset_resets_total";
+/// 1 while a table has snapshots but no committed position for this worker's
+/// group, so its partitions are not consumed (see the log). Labels: table.
+pub const POSITION_MISSING: &str = "lakehouse_position_missing";
 
 /// Registers help texts with the recorder.
 pub fn describe() {
@@ -53,6 +56,7 @@ pub fn describe() {
     describe_gauge!(FRESHNESS, Unit::Seconds, "Commit time minus newest committed event time");
     describe_counter!(CONSUME_ERRORS, Unit::Count, "Kafka consume errors");
     describe_counter!(OFFSET_RESETS, Unit::Count, "Positions reset to the log start: unread data deleted by retention");
+    describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
 }
 
 /// Every metric name defined here.
@@ -73,6 +77,7 @@ pub const ALL: &[&str] = &[
     FRESHNESS,
     CONSUME_ERRORS,
     OFFSET_RESETS,
+    POSITION_MISSING,
 ];
 
 #[cfg(test)]
