@@ -113,7 +113,7 @@ impl Lake {
 }
 
 pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = lakehouse::kafka::producer_config(&broker()).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = lakehouse_generator::producer_config(&broker()).create().unwrap();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let r = admin.create_topics([&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &opts).await.unwrap();
     for x in r {
@@ -123,7 +123,7 @@ pub async fn create_topic(topic: &str, partitions: i32) {
 
 /// Produces `(key, value)` messages in order to one partition of `topic`.
 pub async fn produce(topic: &str, partition: i32, messages: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
-    let producer: FutureProducer = lakehouse::kafka::producer_config(&broker()).create().unwrap();
+    let producer: FutureProducer = lakehouse_generator::producer_config(&broker()).create().unwrap();
     for (k, v) in messages {
         let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition);
         if let Some(k) = k {
@@ -287,7 +287,7 @@ pub fn assert_exactly_once(rows: &[BronzeRow]) -> BTreeMap<String, u64> {
 }
 
 /// Runs `lakehouse generate` for `events` events under a unique topic prefix.
-pub fn generate(prefix: &str, events: u64, seed: u64, truth: &Path, extra: &[&str]) -> lakehouse::generate::Truth {
+pub fn generate(prefix: &str, events: u64, seed: u64, truth: &Path, extra: &[&str]) -> lakehouse_generator::Truth {
     let out = Command::new(bin("lakehouse"))
         .args(["generate", "--brokers", &broker(), "--topic-prefix", prefix, "--quiet"])
         .args(["--events", &events.to_string(), "--seed", &seed.to_string()])
@@ -302,7 +302,7 @@ pub fn generate(prefix: &str, events: u64, seed: u64, truth: &Path, extra: &[&st
 
 /// Checks Bronze against the generator's ground truth: per topic, message
 /// count and the MD5 checksum of the values.
-pub fn assert_matches_truth(rows: &[BronzeRow], truth: &lakehouse::generate::Truth) {
+pub fn assert_matches_truth(rows: &[BronzeRow], truth: &lakehouse_generator::Truth) {
     use md5::{Digest, Md5};
     let mut sums: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for r in rows {
@@ -311,7 +311,7 @@ pub fn assert_matches_truth(rows: &[BronzeRow], truth: &lakehouse::generate::Tru
         if let Some(v) = &r.value {
             let hash = r.record_hash.as_deref().unwrap();
             assert_eq!(hash, format!("{:x}", Md5::digest(v.as_bytes())), "record_hash of {}", r.source_file);
-            e.1 = lakehouse::generate::md5_sum64(e.1, v.as_bytes());
+            e.1 = lakehouse_generator::md5_sum64(e.1, v.as_bytes());
         }
     }
     for (topic, t) in &truth.topics {

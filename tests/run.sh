@@ -16,11 +16,9 @@ mkdir -p "$RUN_DIR"
 export BROKER_PORT="${TEST_BROKER_PORT:-19092}"
 BROKER="127.0.0.1:$BROKER_PORT"
 BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
-started_pg=""
 
 cleanup() {
   LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true
-  if [ -n "$started_pg" ]; then log "leaving PostgreSQL running (started by this script: $started_pg)"; fi
 }
 trap cleanup EXIT
 
@@ -32,22 +30,11 @@ REQ="$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
 ensure_venv "$VENV" "$REQ"
 export LAKEHOUSE_TEST_PYTHON="$VENV/bin/python"
 
-# 2. PostgreSQL catalog: use the machine's server, starting it if it is down.
-PG_URL=""
-if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql >/dev/null 2>&1; then
-  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-    log "starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start && started_pg="yes"
-  fi
-  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-    db="lakehouse_test_$$"
-    psql -h 127.0.0.1 -U postgres -q -c "CREATE DATABASE $db" >/dev/null
-    PG_URL="postgres://postgres@127.0.0.1:5432/$db"
-  fi
-fi
-if [ -z "$PG_URL" ]; then
-  die "PostgreSQL is not available on 127.0.0.1:5432; the PostgreSQL catalog test needs it"
-fi
+# 2. PostgreSQL catalog: installed from Debian's packages if missing, started if
+# down; a password role for TCP is made over the local socket as the postgres
+# OS user (Debian's pg_hba asks TCP clients for a password).
+ensure_postgres
+PG_URL="$(pg_test_database "lakehouse_test_$$")"
 export LAKEHOUSE_TEST_PG_URL="$PG_URL"
 
 # 3. Broker: durable SQLite engine (exact seeks, survives crashes), fresh per run.
@@ -71,7 +58,5 @@ if [ "${1:-}" = "--" ]; then shift; shift_args=("$@"); fi
 log "running tests"
 cargo test --release --locked --workspace --no-fail-fast -- --test-threads=2 "${shift_args[@]}"
 
-if [ -n "$PG_URL" ]; then
-  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS ${PG_URL##*/}" >/dev/null || true
-fi
+pg_drop_database "${PG_URL##*/}"
 log "all tests passed"

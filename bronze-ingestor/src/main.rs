@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bronze_ingestor::Config;
+use bronze_ingestor::{self as bronze, RunOptions};
 use clap::{Parser, Subcommand};
-use lakehouse::Config;
-use lakehouse::bronze::{self, RunOptions};
 use lakehouse::telemetry::{self, Health};
 
 #[derive(Parser)]

@@ -63,3 +63,49 @@ stop_pidfile() {
   fi
   rm -f "$pidfile"
 }
+
+# PostgreSQL on 127.0.0.1:5432: Debian's packages installed if missing, the
+# cluster started if down. Sets PG_STARTED=yes when this call started it.
+PG_ROLE="lakehouse"
+PG_PASSWORD="lakehouse"
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "installing PostgreSQL (Debian packages)"
+    if [ "$(id -u)" = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2 \
+        || die "apt-get install postgresql failed"
+    else
+      die "PostgreSQL is not installed and this script is not root: apt-get install postgresql"
+    fi
+  fi
+  local version; version="$(ls /etc/postgresql | sort -V | tail -1)"
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    log "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || die "cannot start PostgreSQL $version"
+    PG_STARTED=yes
+    for _ in $(seq 50); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 0.2; done
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL does not answer on 127.0.0.1:5432"
+  # The role the tests and the demo connect as over TCP, made over the local socket.
+  pg_admin -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_ROLE') THEN
+        CREATE ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+      END IF; END \$\$;" >/dev/null || die "cannot create the PostgreSQL role $PG_ROLE"
+}
+
+# psql as the database superuser over the local socket.
+pg_admin() {
+  if [ "$(id -un)" = postgres ]; then psql -q "$@"; else runuser -u postgres -- psql -q "$@"; fi
+}
+
+# Creates an empty database owned by the test role; prints its URL.
+pg_test_database() {
+  local db=$1
+  pg_admin -c "DROP DATABASE IF EXISTS $db" >/dev/null
+  pg_admin -c "CREATE DATABASE $db OWNER $PG_ROLE" >/dev/null || die "cannot create database $db"
+  echo "postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/$db"
+}
+
+pg_drop_database() {
+  pg_admin -c "DROP DATABASE IF EXISTS $1" >/dev/null 2>&1 || true
+}

@@ -1,16 +1,72 @@
-//! Configuration: embedded defaults (`default.toml`) → TOML file → `LAKEHOUSE_*`
-//! environment variables (`LAKEHOUSE_<SECTION>__<KEY>`, nested with `__`).
+//! The configuration core every worker shares: embedded defaults → TOML file
+//! → `LAKEHOUSE_*` environment variables (`LAKEHOUSE_<SECTION>__<KEY>`, nested
+//! with `__`), and the sections more than one worker reads (`catalog`,
+//! `kafka`, `telemetry`, `shutdown`).
+//!
+//! Each worker declares its own config type ([`WorkerConfig`]): the common
+//! sections it needs plus its own section (`[bronze]`, `[silver]`, `[gold]`),
+//! with its own defaults and its own validation. One file may hold every
+//! worker's sections: a worker ignores the sections of the others (listed in
+//! [`SECTIONS`]), while an unknown key anywhere is still an error.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::ErrorKind;
 
-/// The embedded defaults.
+/// Embedded defaults of the shared sections.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Every top-level section any worker reads. A worker drops the ones it does
+/// not declare before parsing, so a shared file works for all of them.
+pub const SECTIONS: &[&str] = &["catalog", "kafka", "telemetry", "shutdown", "bronze", "silver", "gold"];
+
+/// A worker's whole configuration.
+pub trait WorkerConfig: DeserializeOwned {
+    /// The top-level sections this worker reads.
+    const SECTIONS: &'static [&'static str];
+    /// Its embedded defaults beyond [`DEFAULT_TOML`]: `(origin, toml)`.
+    fn defaults() -> Vec<(&'static str, &'static str)>;
+    /// Checks what serde cannot.
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+/// Loads `T`: defaults, then `file` if given, then the process environment.
+pub fn load<T: WorkerConfig>(file: Option<&Path>) -> Result<T, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_with_env(file, &env)
+}
+
+/// Like [`load`] with an explicit environment (for tests).
+pub fn load_with_env<T: WorkerConfig>(file: Option<&Path>, env: &[(String, String)]) -> Result<T, ConfigError> {
+    let mut merged = parse(DEFAULT_TOML, "embedded defaults")?;
+    for (origin, text) in T::defaults() {
+        merge(&mut merged, parse(text, origin)?);
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        merge(&mut merged, parse(&text, &path.display().to_string())?);
+    }
+    for (key, value) in env {
+        let Some(rest) = key.strip_prefix("LAKEHOUSE_") else { continue };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if path.len() < 2 {
+            continue; // e.g. LAKEHOUSE_CONFIG, handled by clap
+        }
+        set_path(&mut merged, &path, env_value(value))?;
+    }
+    // Other workers' sections are theirs to check.
+    merged.retain(|k, _| T::SECTIONS.contains(&k) || !SECTIONS.contains(&k));
+    let config: T =
+        merged.try_into().map_err(|source| ConfigError::Toml { origin: "merged configuration".into(), source })?;
+    config.validate()?;
+    Ok(config)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,16 +82,6 @@ impl ConfigError {
     pub fn kind(&self) -> ErrorKind {
         ErrorKind::Config
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub catalog: CatalogConfig,
-    pub kafka: KafkaConfig,
-    pub bronze: BronzeConfig,
-    pub telemetry: TelemetryConfig,
-    pub shutdown: ShutdownConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,35 +122,6 @@ pub enum ValueFormat {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Route {
-    /// Exact topic name.
-    pub topic: String,
-    /// Table name inside the Bronze namespace.
-    pub table: String,
-    /// `source_system` audit column; defaults to the first dot-segment of the topic.
-    #[serde(default)]
-    pub source_system: Option<String>,
-    #[serde(default)]
-    pub format: Option<ValueFormat>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BronzeConfig {
-    pub namespace: String,
-    #[serde(with = "humantime_serde")]
-    pub commit_interval: Duration,
-    pub max_batch_records: usize,
-    pub max_batch_bytes: usize,
-    pub target_file_size_bytes: usize,
-    pub default_format: ValueFormat,
-    pub retention_days: u32,
-    #[serde(default)]
-    pub routes: Vec<Route>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     pub listen: String,
     pub log_format: String,
@@ -117,64 +134,23 @@ pub struct ShutdownConfig {
     pub timeout: Duration,
 }
 
-impl Config {
-    /// Defaults, then `file` if given, then the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::load_with_env(file, &env)
-    }
-
-    /// Like [`Config::load`] with an explicit environment (for tests).
-    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut merged = parse(DEFAULT_TOML, "embedded defaults")?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-            merge(&mut merged, parse(&text, &path.display().to_string())?);
-        }
-        for (key, value) in env {
-            let Some(rest) = key.strip_prefix("LAKEHOUSE_") else { continue };
-            let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
-            if path.len() < 2 {
-                continue; // e.g. LAKEHOUSE_CONFIG, handled by clap
-            }
-            set_path(&mut merged, &path, env_value(value))?;
-        }
-        let config: Config =
-            merged.try_into().map_err(|source| ConfigError::Toml { origin: "merged configuration".into(), source })?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks what serde cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl KafkaConfig {
+    /// Checks the settings of a consumer: something to subscribe to, and
+    /// client properties the record fetcher and the rebalance handling support.
+    pub fn validate_consumer(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if self.kafka.topics.is_empty() && self.kafka.topic_pattern.is_empty() {
+        if self.topics.is_empty() && self.topic_pattern.is_empty() {
             return bad("kafka.topics or kafka.topic_pattern must name what to consume".into());
         }
-        if !self.kafka.topic_pattern.is_empty() {
-            if !self.kafka.topic_pattern.starts_with('^') {
-                return bad(format!("kafka.topic_pattern {:?} must start with '^'", self.kafka.topic_pattern));
+        if !self.topic_pattern.is_empty() {
+            if !self.topic_pattern.starts_with('^') {
+                return bad(format!("kafka.topic_pattern {:?} must start with '^'", self.topic_pattern));
             }
-            if let Err(e) = regex::Regex::new(&self.kafka.topic_pattern) {
-                return bad(format!("kafka.topic_pattern {:?} is not a valid regex: {e}", self.kafka.topic_pattern));
-            }
-        }
-        if self.bronze.max_batch_records == 0 || self.bronze.max_batch_bytes == 0 {
-            return bad("bronze.max_batch_records and bronze.max_batch_bytes must be > 0".into());
-        }
-        if self.bronze.commit_interval.is_zero() {
-            return bad("bronze.commit_interval must be > 0".into());
-        }
-        for r in &self.bronze.routes {
-            if !is_identifier(&r.table) {
-                return bad(format!("route for topic {:?}: table {:?} is not [a-z0-9_]+", r.topic, r.table));
+            if let Err(e) = regex::Regex::new(&self.topic_pattern) {
+                return bad(format!("kafka.topic_pattern {:?} is not a valid regex: {e}", self.topic_pattern));
             }
         }
-        if !is_identifier(&self.bronze.namespace) {
-            return bad(format!("bronze.namespace {:?} is not [a-z0-9_]+", self.bronze.namespace));
-        }
-        if let Some(s) = self.kafka.properties.get("partition.assignment.strategy")
+        if let Some(s) = self.properties.get("partition.assignment.strategy")
             && s.split(',').any(|s| s.trim().eq_ignore_ascii_case("cooperative-sticky"))
         {
             // The rebalance callback assigns eagerly (every rebalance revokes
@@ -186,7 +162,7 @@ impl Config {
                  use roundrobin (the default) or range"
             ));
         }
-        if let Some(p) = self.kafka.properties.get("security.protocol")
+        if let Some(p) = self.properties.get("security.protocol")
             && !p.eq_ignore_ascii_case("plaintext")
         {
             return bad(format!(
@@ -194,12 +170,13 @@ impl Config {
                  (TLS/SASL listeners are not supported yet)"
             ));
         }
-        crate::kafka::fetch_settings(&self.kafka).map_err(ConfigError::Invalid)?;
+        crate::kafka::fetch_settings(self).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+/// Whether `s` is a valid namespace or table name: `[a-z0-9_]+`.
+pub fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
@@ -242,70 +219,73 @@ fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Resu
     Ok(())
 }
 
-/// Bronze table name for a topic: the route's, else the topic's last dot-segment,
-/// lower-cased with anything outside `[a-z0-9_]` replaced by `_`.
-pub fn default_table_for_topic(topic: &str) -> String {
-    let last = topic.rsplit('.').next().unwrap_or(topic);
-    let mut s: String =
-        last.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-    if s.is_empty() {
-        s.push('_');
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A worker that reads the catalog and Kafka sections only.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Consumer {
+        catalog: CatalogConfig,
+        kafka: KafkaConfig,
+    }
+
+    impl WorkerConfig for Consumer {
+        const SECTIONS: &'static [&'static str] = &["catalog", "kafka"];
+        fn defaults() -> Vec<(&'static str, &'static str)> {
+            Vec::new()
+        }
+        fn validate(&self) -> Result<(), ConfigError> {
+            self.kafka.validate_consumer()
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    fn with_file(text: &str, env_pairs: &[(&str, &str)]) -> Result<Consumer, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        load_with_env::<Consumer>(Some(&path), &env(env_pairs))
+    }
+
     #[test]
     fn defaults_need_topics() {
-        let err = Config::load_with_env(None, &[]).expect_err("no topics configured");
+        let err = load_with_env::<Consumer>(None, &[]).expect_err("no topics configured");
         assert!(err.to_string().contains("kafka.topics"), "{err}");
     }
 
     #[test]
     fn env_overrides_file_overrides_defaults() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "[kafka]\ntopics = [\"a.b.orders\"]\nbrokers = \"file:1\"\n[bronze]\ncommit_interval = \"250ms\"\n",
-        )
-        .expect("write");
-        let c = Config::load_with_env(
-            Some(&path),
-            &env(&[("LAKEHOUSE_KAFKA__BROKERS", "env:2"), ("LAKEHOUSE_BRONZE__MAX_BATCH_RECORDS", "7")]),
+        let c = with_file(
+            "[kafka]\ntopics = [\"a.b.orders\"]\nbrokers = \"file:1\"\nsession_timeout = \"250ms\"\n",
+            &[("LAKEHOUSE_KAFKA__BROKERS", "env:2"), ("LAKEHOUSE_KAFKA__FETCH_WAIT_MAX_MS", "7")],
         )
         .expect("valid");
         assert_eq!(c.kafka.brokers, "env:2");
         assert_eq!(c.kafka.topics, vec!["a.b.orders".to_string()]);
-        assert_eq!(c.bronze.commit_interval, Duration::from_millis(250));
-        assert_eq!(c.bronze.max_batch_records, 7);
+        assert_eq!(c.kafka.session_timeout, Duration::from_millis(250));
+        assert_eq!(c.kafka.fetch_wait_max_ms, 7);
         assert_eq!(c.catalog.name, "lakehouse");
     }
 
     #[test]
-    fn unknown_keys_are_rejected() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[kafka]\ntopics = [\"t\"]\nbrokerz = \"x\"\n").expect("write");
-        let err = Config::load_with_env(Some(&path), &[]).expect_err("typo must fail");
+    fn unknown_keys_are_rejected_other_workers_sections_are_not() {
+        let err = with_file("[kafka]\ntopics = [\"t\"]\nbrokerz = \"x\"\n", &[]).expect_err("typo must fail");
         assert!(err.to_string().contains("brokerz"), "{err}");
+        let err = with_file("[kafka]\ntopics = [\"t\"]\n[kafak]\nx = 1\n", &[]).expect_err("unknown section");
+        assert!(err.to_string().contains("kafak"), "{err}");
+        // A shared file: the sections of other workers are theirs to check.
+        with_file("[kafka]\ntopics = [\"t\"]\n[silver]\nwhatever = 1\n[telemetry]\nlisten = \"\"\n", &[])
+            .expect("other workers' sections are ignored");
     }
 
     #[test]
     fn fetcher_properties_are_checked_up_front() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.toml");
-        let with = |props: &str| {
-            std::fs::write(&path, format!("[kafka]\ntopics = [\"t\"]\n[kafka.properties]\n{props}\n")).expect("write");
-            Config::load_with_env(Some(&path), &[])
-        };
+        let with = |props: &str| with_file(&format!("[kafka]\ntopics = [\"t\"]\n[kafka.properties]\n{props}\n"), &[]);
         let err = with("\"security.protocol\" = \"SASL_SSL\"").expect_err("TLS/SASL is refused");
         assert!(err.to_string().contains("PLAINTEXT only"), "{err}");
         let err = with("\"fetch.max.bytes\" = \"lots\"").expect_err("not an integer");
@@ -319,11 +299,5 @@ mod tests {
         let ok =
             with("\"security.protocol\" = \"plaintext\"\n\"isolation.level\" = \"read_uncommitted\"").expect("valid");
         assert!(!crate::kafka::fetch_settings(&ok.kafka).expect("valid").read_committed);
-    }
-
-    #[test]
-    fn topic_to_table() {
-        assert_eq!(default_table_for_topic("dbserver1.inventory.customers"), "customers");
-        assert_eq!(default_table_for_topic("App-Events"), "app_events");
     }
 }

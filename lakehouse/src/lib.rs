@@ -1,19 +1,18 @@
-//! Shared library of the streaming lakehouse workers and the `lakehouse`
-//! admin CLI: configuration, Kafka consumption, CDC decoding, Iceberg table
-//! operations and the commit protocol, telemetry and shutdown.
+//! What the lakehouse workers share: the configuration core, Kafka
+//! consumption (group membership through librdkafka, the record fetcher), CDC
+//! decoding, the SQL catalog and the Iceberg commit layer, telemetry and
+//! shutdown. Each stage's own logic lives in its crate (`bronze-ingestor`,
+//! `silver-refiner`, `gold-aggregator`); the admin CLI and the event
+//! generator are outside the workers' dependency graph (`admin/`, `generator/`).
 
-pub mod bronze;
 pub mod catalog;
 pub mod cdc;
-pub mod cli;
 pub mod config;
 pub mod error;
-pub mod generate;
 pub mod kafka;
 pub mod md5x;
 pub mod shutdown;
 pub mod table;
 pub mod telemetry;
 
-pub use config::Config;
 pub use error::ErrorKind;

@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use bronze_ingestor::rows::{Message, RowsBuilder};
+use bronze_ingestor::schema;
 use iceberg::spec::{Literal, Struct};
-use lakehouse::bronze::rows::{Message, RowsBuilder};
-use lakehouse::bronze::schema;
 use lakehouse::config::ValueFormat;
 use lakehouse::table::create::load_or_create;
 use rdkafka::ClientConfig;

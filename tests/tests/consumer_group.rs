@@ -12,7 +12,7 @@ use lakehouse_tests::*;
 async fn two_ingestors_split_partitions_and_a_zombie_cannot_duplicate() {
     let lake = Lake::sqlite();
     let prefix = unique("grp");
-    for t in lakehouse::generate::TABLES {
+    for t in lakehouse_generator::TABLES {
         create_topic(&format!("{prefix}.public.{t}"), 4).await;
     }
     let config = lake.config("group", &[], Some(&format!("^{prefix}\\..*")), "");

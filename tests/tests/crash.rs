@@ -14,7 +14,7 @@ async fn kill_9_during_ingestion_loses_and_duplicates_nothing() {
     let events = 200_000u64;
 
     // Topics exist before the ingestor subscribes by pattern.
-    for t in lakehouse::generate::TABLES {
+    for t in lakehouse_generator::TABLES {
         create_topic(&format!("{prefix}.public.{t}"), 4).await;
     }
     let config = lake.config("crash", &[], Some(&format!("^{prefix}\\..*")), "");

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use bronze_ingestor::rows::{Message, RowsBuilder};
+use bronze_ingestor::schema;
 use iceberg::spec::{Literal, Struct};
-use lakehouse::bronze::rows::{Message, RowsBuilder};
-use lakehouse::bronze::schema;
 use lakehouse::catalog::TableName;
 use lakehouse::config::ValueFormat;
 use lakehouse::table::commit::{CommitError, Committer, Operation};

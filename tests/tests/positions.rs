@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use bronze_ingestor::rows::{Message, RowsBuilder};
+use bronze_ingestor::schema;
 use iceberg::MetadataLocation;
 use iceberg::spec::{Literal, Struct, TableMetadata, TableMetadataBuilder};
-use lakehouse::bronze::rows::{Message, RowsBuilder};
-use lakehouse::bronze::schema;
 use lakehouse::catalog::{LoadedTable, SqlCatalog, TableName};
 use lakehouse::config::ValueFormat;
 use lakehouse::table::commit::{Committer, Fenced, Operation};
@@ -40,10 +40,16 @@ fn rows(topic: &str, from: i64, to: i64) -> arrow_array::RecordBatch {
 
 /// Replaces the table's metadata as an outside engine or an operator would
 /// (expire snapshots, edit properties): a new metadata file, swapped in.
-async fn rewrite(catalog: &SqlCatalog, t: &LoadedTable, edit: impl FnOnce(TableMetadataBuilder) -> TableMetadataBuilder) {
-    let builder = TableMetadataBuilder::new_from_metadata(t.metadata.as_ref().clone(), Some(t.metadata_location.clone()));
+async fn rewrite(
+    catalog: &SqlCatalog,
+    t: &LoadedTable,
+    edit: impl FnOnce(TableMetadataBuilder) -> TableMetadataBuilder,
+) {
+    let builder =
+        TableMetadataBuilder::new_from_metadata(t.metadata.as_ref().clone(), Some(t.metadata_location.clone()));
     let metadata = edit(builder).build().unwrap().metadata;
-    let location = MetadataLocation::from_str(&t.metadata_location).unwrap().with_next_version().with_new_metadata(&metadata);
+    let location =
+        MetadataLocation::from_str(&t.metadata_location).unwrap().with_next_version().with_new_metadata(&metadata);
     metadata.write_to(catalog.file_io(), &location).await.unwrap();
     assert!(catalog.swap_metadata(&t.name, &t.metadata_location, &location.to_string()).await.unwrap());
 }

@@ -8,7 +8,7 @@ use lakehouse_tests::*;
 async fn ingestion_through_the_postgres_catalog_is_exactly_once() {
     let lake = Lake::postgres();
     let prefix = unique("pg");
-    for t in lakehouse::generate::TABLES {
+    for t in lakehouse_generator::TABLES {
         create_topic(&format!("{prefix}.public.{t}"), 3).await;
     }
     let truth = generate(&prefix, 30_000, 5, &lake.dir.path().join("truth.json"), &[]);
@@ -33,7 +33,7 @@ async fn ingestion_through_the_postgres_catalog_is_exactly_once() {
 
     let python = std::env::var("LAKEHOUSE_TEST_PYTHON").expect("tests/run.sh sets LAKEHOUSE_TEST_PYTHON");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/pyiceberg_read.py");
-    let table = format!("bronze.{}", lakehouse::generate::TABLES[2]);
+    let table = format!("bronze.{}", lakehouse_generator::TABLES[2]);
     let out = std::process::Command::new(python)
         .args([script, "--uri", &lake.sqlalchemy_url(), "--name", &lake.catalog.name, "--table", &table])
         .output()

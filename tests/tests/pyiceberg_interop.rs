@@ -8,7 +8,7 @@ use lakehouse_tests::*;
 async fn pyiceberg_and_duckdb_read_what_we_wrote() {
     let lake = Lake::sqlite();
     let prefix = unique("py");
-    for t in lakehouse::generate::TABLES {
+    for t in lakehouse_generator::TABLES {
         create_topic(&format!("{prefix}.public.{t}"), 2).await;
     }
     // With the JSON converter's schema envelope, and a second batch without,

@@ -15,8 +15,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lakehouse::kafka::RdCluster;
 use lakehouse::kafka::fetcher::{Event, FetchSettings, Fetcher, Start};
-use lakehouse::kafka::{RdCluster, producer_config};
+use lakehouse_generator::producer_config;
 use lakehouse_tests::*;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::BaseConsumer;

@@ -450,11 +450,11 @@ mod tests {
     fn samples() -> (Vec<String>, usize) {
         let mut out = Vec::new();
         for with_schema in [false, true] {
-            let mut g = crate::generate::Generator::new(7);
+            let mut g = lakehouse_generator::Generator::new(7);
             for _ in 0..400 {
                 let e = g.next_event();
                 if let Some(v) = e.value {
-                    let v = if with_schema { crate::generate::with_schema(e.table, v, false) } else { v };
+                    let v = if with_schema { lakehouse_generator::with_schema(e.table, v, false) } else { v };
                     out.push(v.to_string());
                 }
             }

@@ -218,7 +218,8 @@ impl Fetcher {
                 parts: Vec::new(),
                 conns: HashMap::new(),
                 correlation: 0,
-                seed: u64::from(std::process::id()) ^ (std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos() as u64),
+                seed: u64::from(std::process::id())
+                    ^ (std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos() as u64),
             };
             f.run();
         })?;
@@ -715,7 +716,9 @@ fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Resu
     let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if size < 4 || size as usize > limit {
-        return Err(format!("response size {size} outside 4..={limit} (raise fetch.max.bytes if batches are this large)"));
+        return Err(format!(
+            "response size {size} outside 4..={limit} (raise fetch.max.bytes if batches are this large)"
+        ));
     }
     if got != correlation {
         return Err(format!("correlation id {got}, expected {correlation}"));
@@ -783,8 +786,9 @@ mod tests {
             assert_eq!((got, next), (vec![(4, 5)], 7), "fetched from {from}");
         }
         // Two producers interleaved: only the aborted one's data goes.
-        let log = [data(0, 7, 2), data(2, 8, 2), marker(4, 7, false), data(5, 7, 1), marker(6, 8, true), marker(7, 7, true)]
-            .concat();
+        let log =
+            [data(0, 7, 2), data(2, 8, 2), marker(4, 7, false), data(5, 7, 1), marker(6, 8, true), marker(7, 7, true)]
+                .concat();
         assert_eq!(run(log.clone(), 0, vec![(7, 0)]), (vec![(2, 3), (5, 5)], 8));
         assert_eq!(run(log, 4, vec![(7, 0)]), (vec![(5, 5)], 8));
     }

@@ -85,15 +85,3 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
     }
     c
 }
-
-/// Producer settings for the load generator and tests.
-pub fn producer_config(brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.kbytes", "262144")
-        .set("compression.type", "none")
-        .set("acks", "all");
-    c
-}

@@ -780,7 +780,8 @@ pub(crate) mod tests {
         };
         let zstd = zstd::bulk::compress(&text, 3).expect("compresses");
         let snappy = snap::raw::Encoder::new().compress_vec(&text).expect("compresses");
-        for (codec, data) in [(Codec::Gzip, &gzip), (Codec::Lz4, &lz4), (Codec::Zstd, &zstd), (Codec::Snappy, &snappy)] {
+        for (codec, data) in [(Codec::Gzip, &gzip), (Codec::Lz4, &lz4), (Codec::Zstd, &zstd), (Codec::Snappy, &snappy)]
+        {
             assert_eq!(decompress(codec, data, text.len()).expect("fits exactly"), text, "{codec:?}");
             assert!(
                 matches!(decompress(codec, data, text.len() - 1), Err(WireError::TooLarge(_))),

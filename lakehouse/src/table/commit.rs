@@ -244,10 +244,9 @@ impl Committer {
                 reachable.extend(files.iter().map(|f| f.file_path().to_string()));
                 reachable.extend(added_manifest.iter().map(|m| m.manifest_path.clone()));
             }
-            crate::table::durable::sync_all(&reachable).await.map_err(|e| CommitError::Durability {
-                table: table.clone(),
-                source: e,
-            })?;
+            crate::table::durable::sync_all(&reachable)
+                .await
+                .map_err(|e| CommitError::Durability { table: table.clone(), source: e })?;
 
             let swapped = self
                 .catalog

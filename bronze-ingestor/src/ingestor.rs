@@ -1,7 +1,7 @@
 //! The bronze-ingestor loop.
 //!
 //! librdkafka keeps this member in the consumer group; a fetch thread
-//! ([`crate::kafka::fetcher`]) reads the assigned partitions from the
+//! ([`lakehouse::kafka::fetcher`]) reads the assigned partitions from the
 //! positions this loop gives it. One consumer thread decodes the fetched
 //! batches into Arrow builders, and at each flush writes Parquet files and
 //! commits one snapshot per table carrying the next offset of every partition
@@ -34,15 +34,15 @@ use tokio_util::sync::CancellationToken;
 use super::routes::Router;
 use super::rows::{Message, RowsBuilder, headers_json};
 use super::schema;
-use crate::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use crate::config::Config;
-use crate::error::ErrorKind;
-use crate::kafka::fetcher::{self, Chunk, Fetcher};
-use crate::table::commit::{CommitError, Committer, Operation};
-use crate::table::create::load_or_create;
-use crate::table::position::{Offsets, PositionError, committed_offsets, fence_offsets};
-use crate::table::writer::DataFileWriter;
-use crate::telemetry::{Health, names};
+use lakehouse::ErrorKind;
+use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
+use lakehouse::kafka::fetcher::{self, Chunk, Fetcher};
+use lakehouse::table::commit::{CommitError, Committer, Operation};
+use lakehouse::table::create::load_or_create;
+use lakehouse::table::position::{Offsets, PositionError, committed_offsets, fence_offsets};
+use lakehouse::table::writer::DataFileWriter;
+use lakehouse::telemetry::{Health, names};
 
 const LAYER: &str = "bronze";
 /// Rows per Arrow batch inside one (table, day) buffer. Small enough that
@@ -316,7 +316,7 @@ impl ConsumerLoop {
         let assignment = Arc::new(Mutex::new(Assignment::default()));
         let context = IngestContext { assignment: assignment.clone() };
         let consumer: BaseConsumer<IngestContext> =
-            crate::kafka::consumer_config(&config.kafka).create_with_context(context)?;
+            lakehouse::kafka::consumer_config(&config.kafka).create_with_context(context)?;
         let mut subscriptions: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
         if !config.kafka.topic_pattern.is_empty() {
             subscriptions.push(&config.kafka.topic_pattern);
@@ -328,8 +328,8 @@ impl ConsumerLoop {
             iceberg::arrow::schema_to_arrow_schema(&schema::schema()).expect("the Bronze schema converts to Arrow"),
         );
         let consumer = Arc::new(consumer);
-        let settings = crate::kafka::fetch_settings(&config.kafka).map_err(IngestError::Config)?;
-        let fetcher = Fetcher::spawn(settings, Arc::new(crate::kafka::RdCluster(consumer.clone())))
+        let settings = lakehouse::kafka::fetch_settings(&config.kafka).map_err(IngestError::Config)?;
+        let fetcher = Fetcher::spawn(settings, Arc::new(lakehouse::kafka::RdCluster(consumer.clone())))
             .map_err(|e| IngestError::Thread(e.to_string()))?;
         Ok(Self {
             handle,

@@ -4,7 +4,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 
 use super::render;
-use crate::catalog::{SqlCatalog, TableName};
+use lakehouse::catalog::{SqlCatalog, TableName};
 
 pub async fn tables(catalog: &SqlCatalog, namespace: Option<&str>, as_json: bool) -> anyhow::Result<()> {
     let tables = catalog.list_tables(namespace).await?;

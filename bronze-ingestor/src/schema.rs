@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionField, UnboundPartitionSpec};
 
-use crate::table::create::TableSpec;
-use crate::table::writer::Codec;
+use lakehouse::table::create::TableSpec;
+use lakehouse::table::writer::Codec;
 
 /// Column names, in field-id order (field id = index + 1).
 pub mod col {
@@ -51,8 +51,11 @@ pub const OPAQUE_COLUMNS: &[&str] = &[
 ];
 
 /// The writer Bronze uses.
-pub fn data_file_writer(file_io: iceberg::io::FileIO, target_file_size: usize) -> crate::table::writer::DataFileWriter {
-    crate::table::writer::DataFileWriter::with_opaque_columns(file_io, CODEC, target_file_size, OPAQUE_COLUMNS)
+pub fn data_file_writer(
+    file_io: iceberg::io::FileIO,
+    target_file_size: usize,
+) -> lakehouse::table::writer::DataFileWriter {
+    lakehouse::table::writer::DataFileWriter::with_opaque_columns(file_io, CODEC, target_file_size, OPAQUE_COLUMNS)
 }
 
 /// The Bronze schema.

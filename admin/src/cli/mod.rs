@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use lakehouse::config::{CatalogConfig, ConfigError, WorkerConfig};
 
 #[derive(Parser)]
 #[command(name = "lakehouse", version, about = "Admin CLI of the streaming lakehouse")]
@@ -65,7 +65,7 @@ enum Command {
         json: bool,
     },
     /// Produce Debezium change events for a small commerce schema.
-    Generate(crate::generate::GenerateArgs),
+    Generate(lakehouse_generator::GenerateArgs),
     /// Changelog-store tables (Paimon layout under a warehouse directory): create,
     /// write, scan, changelog, snapshots, compact, expire, remove-orphan-files.
     Store(store::StoreArgs),
@@ -74,7 +74,7 @@ enum Command {
 /// Entry point of the `lakehouse` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init_logging("text");
+    lakehouse::telemetry::init_logging("text");
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -91,13 +91,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Config for admin commands: topics are not required.
-fn admin_config(cli: &Cli) -> anyhow::Result<crate::config::CatalogConfig> {
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    if !env.iter().any(|(k, _)| k == "LAKEHOUSE_KAFKA__TOPICS" || k == "LAKEHOUSE_KAFKA__TOPIC_PATTERN") {
-        env.push(("LAKEHOUSE_KAFKA__TOPIC_PATTERN".into(), "^admin-cli-unused".into()));
+/// What admin commands read of a worker's config file: the catalog section
+/// (the workers' own sections in the same file are theirs to check).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminConfig {
+    catalog: CatalogConfig,
+}
+
+impl WorkerConfig for AdminConfig {
+    const SECTIONS: &'static [&'static str] = &["catalog"];
+    fn defaults() -> Vec<(&'static str, &'static str)> {
+        Vec::new()
     }
-    let mut catalog = Config::load_with_env(cli.config.as_deref(), &env)?.catalog;
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+fn admin_config(cli: &Cli) -> anyhow::Result<CatalogConfig> {
+    let mut catalog = lakehouse::config::load::<AdminConfig>(cli.config.as_deref())?.catalog;
     if let Some(u) = &cli.catalog_url {
         catalog.url = u.clone();
     }
@@ -109,12 +122,12 @@ fn admin_config(cli: &Cli) -> anyhow::Result<crate::config::CatalogConfig> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Generate(args) = &cli.command {
-        return crate::generate::run(args.clone()).await;
+        return lakehouse_generator::run(args.clone()).await;
     }
     if let Command::Store(args) = &cli.command {
         return store::run(args.clone());
     }
-    let catalog = crate::catalog::SqlCatalog::connect(&admin_config(&cli)?).await?;
+    let catalog = lakehouse::catalog::SqlCatalog::connect(&admin_config(&cli)?).await?;
     match cli.command {
         Command::Tables { namespace, json } => inspect::tables(&catalog, namespace.as_deref(), json).await,
         Command::Describe { table, json } => inspect::describe(&catalog, &table.parse()?, json).await,

@@ -98,7 +98,7 @@ impl ProducerContext for Delivery {
 }
 
 async fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = crate::kafka::producer_config(brokers).create()?;
+    let admin: AdminClient<DefaultClientContext> = crate::producer_config(brokers).create()?;
     let new: Vec<NewTopic<'_>> =
         topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -128,8 +128,7 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<()> {
 
 fn produce(args: &GenerateArgs, topics: &[String]) -> anyhow::Result<Truth> {
     let context = Delivery { failed: AtomicU64::new(0), delivered: AtomicU64::new(0) };
-    let producer: ThreadedProducer<Delivery> =
-        crate::kafka::producer_config(&args.brokers).create_with_context(context)?;
+    let producer: ThreadedProducer<Delivery> = crate::producer_config(&args.brokers).create_with_context(context)?;
     let mut generator = Generator::new(args.seed);
     let mut truth: BTreeMap<String, TopicTruth> = topics.iter().map(|t| (t.clone(), TopicTruth::default())).collect();
     let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(args.events) };

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::TableName;
-use crate::config::{BronzeConfig, ValueFormat, default_table_for_topic};
+use crate::config::{BronzeConfig, default_table_for_topic};
+use lakehouse::catalog::TableName;
+use lakehouse::config::ValueFormat;
 
 /// Where one topic's messages go.
 #[derive(Debug, Clone)]

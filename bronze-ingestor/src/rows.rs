@@ -8,8 +8,8 @@ use arrow_array::builder::{
 use arrow_array::{Array, ArrayRef, LargeBinaryArray, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
 
-use crate::cdc::{self, Decoded};
-use crate::config::ValueFormat;
+use lakehouse::cdc::{self, Decoded};
+use lakehouse::config::ValueFormat;
 
 /// One Kafka message, borrowed from the consumer.
 pub struct Message<'a> {
@@ -207,13 +207,13 @@ fn record_hashes(value: &StringArray, value_bytes: &LargeBinaryArray) -> StringA
         })
         .collect();
     let present: Vec<&[u8]> = raw.iter().flatten().copied().collect();
-    let mut digests = crate::md5x::md5_many(&present).into_iter();
+    let mut digests = lakehouse::md5x::md5_many(&present).into_iter();
     let mut out = StringBuilder::with_capacity(n, present.len() * 32);
     for r in &raw {
         match r {
             Some(_) => {
                 let d = digests.next().expect("one digest per present value");
-                out.append_value(std::str::from_utf8(&crate::md5x::hex(&d)).expect("hex digits are ASCII"));
+                out.append_value(std::str::from_utf8(&lakehouse::md5x::hex(&d)).expect("hex digits are ASCII"));
             }
             None => out.append_null(),
         }
@@ -272,7 +272,7 @@ mod tests {
     use arrow_array::cast::AsArray;
 
     fn arrow_schema() -> SchemaRef {
-        Arc::new(iceberg::arrow::schema_to_arrow_schema(&crate::bronze::schema::schema()).expect("converts"))
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(&crate::schema::schema()).expect("converts"))
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! `lakehouse`: the admin CLI of the streaming lakehouse.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
