@@ -21,7 +21,7 @@ cleanup() { "$LAKEHOUSE_ROOT/deploy/local/broker.sh" stop || true; }
 trap cleanup EXIT
 
 log "building (release)"
-cargo build --release --locked -p lakehouse -p bronze-ingestor >&2
+cargo build --release --locked -p lakehouse-admin -p bronze-ingestor >&2
 
 log "fresh start: removing .lakehouse/ and the broker's data from earlier demo runs"
 "$LAKEHOUSE_ROOT/deploy/local/broker.sh" stop
