@@ -43,6 +43,7 @@ use lakehouse::table::create::load_or_create;
 use lakehouse::table::position::{Offsets, PositionError, committed_offsets, fence_offsets};
 use lakehouse::table::writer::DataFileWriter;
 use lakehouse::telemetry::{Health, names};
+use lakehouse::worker::{self, BatchPolicy, Control, Pending, Stage, TableCommit};
 
 const LAYER: &str = "bronze";
 /// Rows per Arrow batch inside one (table, day) buffer. Small enough that
@@ -238,16 +239,18 @@ struct TableBatch {
     rows: usize,
 }
 
+#[derive(Default)]
 struct Batch {
     tables: BTreeMap<TableName, TableBatch>,
-    opened: Instant,
+    /// When the first row arrived.
+    since: Option<Instant>,
     rows: usize,
     bytes: usize,
 }
 
 impl Batch {
     fn new() -> Self {
-        Self { tables: BTreeMap::new(), opened: Instant::now(), rows: 0, bytes: 0 }
+        Self::default()
     }
     fn is_empty(&self) -> bool {
         self.rows == 0
@@ -255,6 +258,10 @@ impl Batch {
 }
 
 /// Runs bronze-ingestor until `shutdown` (or idle, with `exit_when_idle`).
+///
+/// The loop is the shared worker skeleton ([`lakehouse::worker::drive`]) on a
+/// thread of its own: librdkafka's poll and the fetcher's channel block, and
+/// rebalance callbacks run inside that poll, so never during a commit.
 pub async fn run(config: Config, options: RunOptions, shutdown: CancellationToken) -> Result<RunSummary, IngestError> {
     let catalog = SqlCatalog::connect(&config.catalog).await?;
     let handle = Handle::current();
@@ -262,7 +269,23 @@ pub async fn run(config: Config, options: RunOptions, shutdown: CancellationToke
     std::thread::Builder::new()
         .name("bronze-consumer".into())
         .spawn(move || {
-            let result = ConsumerLoop::start(config, catalog, handle, options, shutdown).and_then(|mut l| l.run());
+            let policy = BatchPolicy::new(
+                config.bronze.commit_interval,
+                config.bronze.max_batch_records,
+                config.bronze.max_batch_bytes,
+            );
+            let control = Control {
+                layer: LAYER,
+                shutdown,
+                shutdown_timeout: config.shutdown.timeout,
+                health: options.health,
+                exit_when_idle: options.exit_when_idle,
+            };
+            let result = handle.block_on(async move {
+                let mut stage = ConsumerLoop::start(config, catalog)?;
+                worker::drive(&mut stage, &policy, &control).await?;
+                Ok(stage.summary.clone())
+            });
             let _ = tx.send(result);
         })
         .map_err(|e| IngestError::Thread(e.to_string()))?;
@@ -271,7 +294,6 @@ pub async fn run(config: Config, options: RunOptions, shutdown: CancellationToke
 
 struct ConsumerLoop {
     config: Config,
-    handle: Handle,
     consumer: Arc<BaseConsumer<IngestContext>>,
     fetcher: Fetcher,
     /// Bumped at every re-positioning of the fetcher; older data is dropped.
@@ -282,10 +304,9 @@ struct ConsumerLoop {
     arrow_schema: SchemaRef,
     assignment: Arc<Mutex<Assignment>>,
     tables: HashMap<TableName, LoadedTable>,
-    options: RunOptions,
-    shutdown: CancellationToken,
     summary: RunSummary,
     // loop state
+    batch: Batch,
     epoch: u64,
     base: HashMap<Tp, Option<i64>>,
     /// How far this member fetched each assigned partition (for the idle check).
@@ -305,13 +326,7 @@ struct ConsumerLoop {
 }
 
 impl ConsumerLoop {
-    fn start(
-        config: Config,
-        catalog: SqlCatalog,
-        handle: Handle,
-        options: RunOptions,
-        shutdown: CancellationToken,
-    ) -> Result<Self, IngestError> {
+    fn start(config: Config, catalog: SqlCatalog) -> Result<Self, IngestError> {
         let router = Arc::new(Router::new(&config.bronze));
         let assignment = Arc::new(Mutex::new(Assignment::default()));
         let context = IngestContext { assignment: assignment.clone() };
@@ -332,7 +347,6 @@ impl ConsumerLoop {
         let fetcher = Fetcher::spawn(settings, Arc::new(lakehouse::kafka::RdCluster(consumer.clone())))
             .map_err(|e| IngestError::Thread(e.to_string()))?;
         Ok(Self {
-            handle,
             consumer,
             fetcher,
             fetch_epoch: 0,
@@ -342,9 +356,8 @@ impl ConsumerLoop {
             arrow_schema,
             assignment,
             tables: HashMap::new(),
-            options,
-            shutdown,
             summary: RunSummary::default(),
+            batch: Batch::new(),
             epoch: 0,
             base: HashMap::new(),
             fetched: HashMap::new(),
@@ -365,94 +378,53 @@ impl ConsumerLoop {
         })
     }
 
-    fn run(&mut self) -> Result<RunSummary, IngestError> {
-        let mut batch = Batch::new();
-        let mut idle_since: Option<Instant> = None;
-        let poll_timeout = Duration::from_millis(100);
-        let consumer = self.consumer.clone();
-        let mut end_checked: Option<Instant> = None;
-        loop {
-            self.options.health.beat();
-            if self.shutdown.is_cancelled() {
-                let deadline = self.config.shutdown.timeout;
-                if !batch.is_empty() {
-                    tracing::info!(rows = batch.rows, "shutdown: committing the in-flight batch");
-                    let flushed = self
-                        .handle
-                        .clone()
-                        .block_on(async { tokio::time::timeout(deadline, self.flush(&mut batch)).await });
-                    match flushed {
-                        Ok(r) => r?,
-                        Err(_) => tracing::warn!(
-                            "shutdown: in-flight batch abandoned after {deadline:?}; nothing partial is visible"
-                        ),
-                    }
-                }
-                break;
+    /// Group events, rebalances, positions, then one wait on the fetcher;
+    /// what it hands over goes into the in-flight batch.
+    async fn fill_batch(&mut self, wait: Duration) -> Result<usize, IngestError> {
+        // Group events (rebalances run inside this poll); librdkafka is
+        // given no partitions to fetch, so no messages come from it.
+        while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            if let Err(e) = polled {
+                metrics::counter!(names::CONSUME_ERRORS, "kind" => "poll").increment(1);
+                tracing::warn!(error = %e, "consumer group error");
             }
-            // Group events (rebalances run inside this poll); librdkafka is
-            // given no partitions to fetch, so no messages come from it.
-            while let Some(polled) = consumer.poll(Duration::ZERO) {
-                if let Err(e) = polled {
-                    metrics::counter!(names::CONSUME_ERRORS, "kind" => "poll").increment(1);
-                    tracing::warn!(error = %e, "consumer group error");
-                }
-            }
-            self.sync_epoch(&mut batch);
-            self.resolve_pending()?;
-            let mut got_nothing = true;
-            match self.fetcher.recv_timeout(poll_timeout) {
-                None => {}
-                Some(fetcher::Event::Fatal(m)) => return Err(IngestError::Fetch(m)),
-                Some(fetcher::Event::Data(chunks)) => {
-                    for chunk in &chunks {
-                        if chunk.epoch == self.fetch_epoch && self.append_chunk(&mut batch, chunk)? > 0 {
-                            got_nothing = false;
-                            idle_since = None;
+        }
+        self.sync_epoch();
+        self.resolve_pending().await?;
+        let mut added = 0;
+        match self.fetcher.recv_timeout(wait) {
+            None => {}
+            Some(fetcher::Event::Fatal(m)) => return Err(IngestError::Fetch(m)),
+            Some(fetcher::Event::Data(chunks)) => {
+                let mut batch = std::mem::take(&mut self.batch);
+                for chunk in &chunks {
+                    if chunk.epoch == self.fetch_epoch {
+                        match self.append_chunk(&mut batch, chunk) {
+                            Ok(n) => added += n,
+                            Err(e) => {
+                                self.batch = batch;
+                                return Err(e);
+                            }
                         }
                     }
                 }
-            }
-            let full =
-                batch.rows >= self.config.bronze.max_batch_records || batch.bytes >= self.config.bronze.max_batch_bytes;
-            let due = !batch.is_empty() && batch.opened.elapsed() >= self.config.bronze.commit_interval;
-            if full || due {
-                let handle = self.handle.clone();
-                handle.block_on(self.flush(&mut batch))?;
-            }
-            if let Some(grace) = self.options.exit_when_idle {
-                // Checking the end costs a broker round trip: at most once a second.
-                let check_now = end_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if got_nothing && batch.is_empty() && check_now && {
-                    end_checked = Some(Instant::now());
-                    self.caught_up().unwrap_or_else(|e| {
-                        tracing::debug!(error = %e, "idle check failed; retrying");
-                        false
-                    })
-                } {
-                    let since = *idle_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= grace {
-                        tracing::info!(
-                            "every subscribed partition is committed up to its end; exiting (exit-when-idle)"
-                        );
-                        break;
-                    }
-                } else if !got_nothing || !batch.is_empty() {
-                    idle_since = None;
-                }
+                self.batch = batch;
             }
         }
-        Ok(self.summary.clone())
+        if added > 0 {
+            self.batch.since.get_or_insert_with(Instant::now);
+        }
+        Ok(added)
     }
 
     /// Adopts a new assignment made by a rebalance: the batch belongs to the old one.
-    fn sync_epoch(&mut self, batch: &mut Batch) {
+    fn sync_epoch(&mut self) {
         let a = self.assignment.lock().expect("assignment lock");
         if a.epoch != self.epoch {
-            if !batch.is_empty() {
-                tracing::info!(rows = batch.rows, "rebalance: discarding uncommitted batch");
+            if !self.batch.is_empty() {
+                tracing::info!(rows = self.batch.rows, "rebalance: discarding uncommitted batch");
             }
-            *batch = Batch::new();
+            self.batch = Batch::new();
             self.epoch = a.epoch;
             self.pending = a.partitions.clone();
             drop(a);
@@ -467,17 +439,18 @@ impl ConsumerLoop {
     /// fetching them. Without positions nothing is consumed: retried every
     /// second until the catalog answers (never positioned from Kafka). An
     /// unreadable position stops the worker.
-    fn resolve_pending(&mut self) -> Result<(), IngestError> {
+    async fn resolve_pending(&mut self) -> Result<(), IngestError> {
         if self.pending.is_empty() || self.pending_retry.is_some_and(|t| t > Instant::now()) {
             return Ok(());
         }
-        let positions = self.handle.block_on(table_positions(
+        let positions = table_positions(
             self.committer.catalog(),
             &self.router,
             &self.config.kafka.group_id,
             self.config.bronze.retention_days,
             &self.pending,
-        ));
+        )
+        .await;
         match positions {
             Ok(Positions { found, refused }) => {
                 tracing::info!(partitions = ?found, "assigned; positioned at committed table offsets");
@@ -650,10 +623,10 @@ impl ConsumerLoop {
     }
 
     /// Writes and commits every table of the batch; the batch is empty afterwards.
-    async fn flush(&mut self, batch: &mut Batch) -> Result<(), IngestError> {
+    async fn commit_batch(&mut self) -> Result<Vec<TableCommit>, IngestError> {
         self.publish_consumed();
-        let tables = std::mem::take(&mut batch.tables);
-        *batch = Batch::new();
+        let tables = std::mem::take(&mut self.batch).tables;
+        let mut done_tables = Vec::with_capacity(tables.len());
         let group = self.config.kafka.group_id.clone();
         let mut committed_tpl = TopicPartitionList::new();
         for (name, tb) in tables {
@@ -705,27 +678,8 @@ impl ConsumerLoop {
             let commit_started = Instant::now();
             match self.committer.commit(&head, Operation::Append { files }, &check).await {
                 Ok(done) => {
-                    let table_label = name.to_string();
                     metrics::histogram!(names::WRITE_DURATION, "layer" => LAYER, "operation" => "commit")
                         .record(commit_started.elapsed().as_secs_f64());
-                    metrics::histogram!(names::COMMIT_LATENCY, "layer" => LAYER, "table" => table_label.clone())
-                        .record(started.elapsed().as_secs_f64());
-                    metrics::counter!(names::COMMITS, "layer" => LAYER, "table" => table_label.clone()).increment(1);
-                    metrics::counter!(names::ROWS_COMMITTED, "layer" => LAYER, "table" => table_label.clone())
-                        .increment(tb.rows as u64);
-                    record_table_gauges(&done.table, LAYER);
-                    if let Some(ts) = tb.newest_timestamp_ms {
-                        let fresh = (chrono::Utc::now().timestamp_millis() - ts).max(0) as f64 / 1000.0;
-                        metrics::gauge!(names::FRESHNESS, "layer" => LAYER, "table" => table_label.clone()).set(fresh);
-                    }
-                    tracing::info!(
-                        table = %name,
-                        snapshot_id = done.snapshot_id,
-                        rows = tb.rows,
-                        conflicts = done.conflicts,
-                        ms = started.elapsed().as_millis() as u64,
-                        "committed"
-                    );
                     for (tp, next) in &tb.advanced {
                         self.base.insert(tp.clone(), Some(*next));
                         let _ = committed_tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
@@ -734,7 +688,15 @@ impl ConsumerLoop {
                     if let Some(first) = self.summary.first_record {
                         self.summary.busy_seconds = first.elapsed().as_secs_f64();
                     }
-                    self.tables.insert(name.clone(), done.table);
+                    self.tables.insert(name.clone(), done.table.clone());
+                    done_tables.push(TableCommit {
+                        table: done.table,
+                        snapshot_id: done.snapshot_id,
+                        rows: tb.rows as u64,
+                        conflicts: done.conflicts,
+                        duration: started.elapsed(),
+                        newest_event_ms: tb.newest_timestamp_ms,
+                    });
                 }
                 Err(CommitError::Fenced { table, reason }) => {
                     self.summary.fenced += 1;
@@ -743,7 +705,7 @@ impl ConsumerLoop {
                     self.tables.remove(&name);
                     self.reseek().await?;
                     // The rest of this batch was read from the same stale positions.
-                    return Ok(());
+                    return Ok(done_tables);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -754,7 +716,7 @@ impl ConsumerLoop {
                 tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
             }
         }
-        Ok(())
+        Ok(done_tables)
     }
 
     /// Re-positions every assigned partition at its table's committed offset.
@@ -792,7 +754,7 @@ impl ConsumerLoop {
     /// Whether every partition of every subscribed topic is committed up to
     /// its high watermark, in the tables (not just this member's assignment:
     /// partitions held by a dead member count too).
-    fn caught_up(&self) -> Result<bool, IngestError> {
+    async fn is_caught_up(&self) -> Result<bool, IngestError> {
         let metadata = self.consumer.fetch_metadata(None, Duration::from_secs(5))?;
         let mut by_table: BTreeMap<TableName, Vec<(String, i32)>> = BTreeMap::new();
         for topic in metadata.topics() {
@@ -813,7 +775,7 @@ impl ConsumerLoop {
         let catalog = self.committer.catalog().clone();
         let group = self.config.kafka.group_id.clone();
         for (table, tps) in by_table {
-            let Some(t) = self.handle.block_on(catalog.load_table(&table))? else { return Ok(false) };
+            let Some(t) = catalog.load_table(&table).await? else { return Ok(false) };
             let committed = committed_offsets(&t.metadata, &group)?;
             for (topic, partition) in tps {
                 let (low, high) = self.consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
@@ -837,16 +799,23 @@ fn writer_id() -> String {
     format!("{host}-{}-{:08x}", std::process::id(), a as u32)
 }
 
-/// Table-level gauges from the head's snapshot summary.
-pub fn record_table_gauges(table: &LoadedTable, layer: &'static str) {
-    let label = table.name.to_string();
-    let m = &table.metadata;
-    metrics::gauge!(names::SNAPSHOT_COUNT, "layer" => layer, "table" => label.clone()).set(m.snapshots().len() as f64);
-    if let Some(s) = m.current_snapshot() {
-        let get = |k: &str| s.summary().additional_properties.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        metrics::gauge!(names::TABLE_SIZE_BYTES, "layer" => layer, "table" => label.clone())
-            .set(get("total-files-size"));
-        metrics::gauge!(names::TABLE_ROWS, "layer" => layer, "table" => label).set(get("total-records"));
+impl Stage for ConsumerLoop {
+    type Error = IngestError;
+
+    async fn fill(&mut self, wait: Duration) -> Result<usize, IngestError> {
+        self.fill_batch(wait).await
+    }
+
+    fn pending(&self) -> Pending {
+        Pending { records: self.batch.rows, bytes: self.batch.bytes, since: self.batch.since }
+    }
+
+    async fn commit(&mut self) -> Result<Vec<TableCommit>, IngestError> {
+        self.commit_batch().await
+    }
+
+    async fn caught_up(&mut self) -> Result<bool, IngestError> {
+        self.is_caught_up().await
     }
 }
 

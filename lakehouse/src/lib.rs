@@ -14,5 +14,6 @@ pub mod md5x;
 pub mod shutdown;
 pub mod table;
 pub mod telemetry;
+pub mod worker;
 
 pub use error::ErrorKind;
