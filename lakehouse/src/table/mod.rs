@@ -17,6 +17,7 @@
 pub mod commit;
 pub mod create;
 pub mod durable;
+pub mod incremental;
 pub mod position;
 
 pub mod writer;
