@@ -268,3 +268,183 @@ impl BatchBuilder {
             .map_err(|source| BatchError::Arrow { entity: self.entity.clone(), source })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, Time64MicrosecondType,
+        TimestampMicrosecondType,
+    };
+    use arrow_array::Array;
+
+    use super::*;
+
+    const ALL_TYPES: &str = r#"
+        name = "all"
+        version = 1
+        source = "bronze.all"
+        key = "id"
+        [[column]]
+        name = "id"
+        type = "long"
+        [[column]]
+        name = "b"
+        type = "boolean"
+        [[column]]
+        name = "i"
+        type = "int"
+        not_null = true
+        [[column]]
+        name = "f"
+        type = "float"
+        [[column]]
+        name = "d"
+        type = "double"
+        [[column]]
+        name = "amount"
+        type = "decimal(12,2)"
+        [[column]]
+        name = "day"
+        type = "date"
+        [[column]]
+        name = "t"
+        type = "time"
+        [[column]]
+        name = "ts"
+        type = "timestamp"
+        [[column]]
+        name = "tz"
+        type = "timestamptz"
+        [[column]]
+        name = "u"
+        type = "uuid"
+        [[column]]
+        name = "s"
+        type = "string"
+        [[column]]
+        name = "bin"
+        type = "binary"
+    "#;
+
+    fn contract() -> Contract {
+        Contract::from_toml_str(ALL_TYPES).expect("valid contract")
+    }
+
+    fn row(id: i64, extra: Option<&str>) -> RefinedRow {
+        RefinedRow {
+            values: vec![
+                Value::Long(id),
+                Value::Bool(true),
+                Value::Int(-3),
+                Value::Float(1.5),
+                Value::Double(2.25),
+                Value::Decimal { unscaled: 1_234_567, scale: 2 },
+                Value::Date(16816),
+                Value::Time(64_264_780_000),
+                Value::Timestamp(1_410_198_664_780_000),
+                Value::TimestampTz(1_410_220_264_780_000),
+                Value::Uuid([7; 16]),
+                Value::String("Anne".into()),
+                Value::Binary(vec![0xdb, 0x0e]),
+            ],
+            extra: extra.map(str::to_string),
+            extra_columns: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn schema_matches_the_contract() {
+        let schema = contract().arrow_schema();
+        let shape: Vec<(String, DataType, bool, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let id = f.metadata().get(FIELD_ID_KEY).cloned().unwrap_or_default();
+                (f.name().clone(), f.data_type().clone(), f.is_nullable(), id)
+            })
+            .collect();
+        let f = |n: &str, t: DataType, nullable: bool, id: i32| (n.to_string(), t, nullable, id.to_string());
+        assert_eq!(shape, [
+            f("id", DataType::Int64, false, 1),
+            f("b", DataType::Boolean, true, 2),
+            f("i", DataType::Int32, false, 3),
+            f("f", DataType::Float32, true, 4),
+            f("d", DataType::Float64, true, 5),
+            f("amount", DataType::Decimal128(12, 2), true, 6),
+            f("day", DataType::Date32, true, 7),
+            f("t", DataType::Time64(TimeUnit::Microsecond), true, 8),
+            f("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true, 9),
+            f("tz", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true, 10),
+            f("u", DataType::FixedSizeBinary(16), true, 11),
+            f("s", DataType::Utf8, true, 12),
+            f("bin", DataType::Binary, true, 13),
+            f("_extra", DataType::Utf8, true, 14),
+        ]);
+        assert_eq!(contract().extra_field_id(), 14);
+    }
+
+    #[test]
+    fn builds_batches_column_wise() {
+        let c = contract();
+        let mut b = BatchBuilder::new(&c, 4);
+        b.append(&row(1, None)).expect("row 1");
+        let mut nulls = row(2, Some(r#"{"x":1}"#));
+        for (i, v) in nulls.values.iter_mut().enumerate() {
+            if i != 0 && i != 2 {
+                *v = Value::Null;
+            }
+        }
+        b.append(&nulls).expect("row 2");
+        assert_eq!(b.len(), 2);
+        let batch = b.finish().expect("a batch");
+        assert!(b.is_empty());
+        assert_eq!(batch.schema(), c.arrow_schema());
+        assert_eq!(batch.num_rows(), 2);
+        let col = |i: usize| batch.column(i);
+        assert_eq!(col(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+        assert!(col(1).as_boolean().value(0));
+        assert_eq!(col(2).as_primitive::<Int32Type>().value(1), -3);
+        assert_eq!(col(3).as_primitive::<Float32Type>().value(0), 1.5);
+        assert_eq!(col(4).as_primitive::<Float64Type>().value(0), 2.25);
+        let dec = col(5).as_primitive::<Decimal128Type>();
+        assert_eq!((dec.value(0), dec.value_as_string(0)), (1_234_567, "12345.67".to_string()));
+        assert_eq!(col(6).as_primitive::<Date32Type>().value(0), 16816);
+        assert_eq!(col(7).as_primitive::<Time64MicrosecondType>().value(0), 64_264_780_000);
+        assert_eq!(col(8).as_primitive::<TimestampMicrosecondType>().value(0), 1_410_198_664_780_000);
+        assert_eq!(col(9).as_primitive::<TimestampMicrosecondType>().value(0), 1_410_220_264_780_000);
+        assert_eq!(col(10).as_fixed_size_binary().value(0), &[7; 16]);
+        assert_eq!(col(11).as_string::<i32>().value(0), "Anne");
+        assert_eq!(col(12).as_binary::<i32>().value(0), &[0xdb, 0x0e]);
+        let extra = col(13).as_string::<i32>();
+        assert!(extra.is_null(0));
+        assert_eq!(extra.value(1), r#"{"x":1}"#);
+        for i in [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] {
+            assert!(col(i).is_null(1), "column {i} of row 2 is null");
+        }
+    }
+
+    #[test]
+    fn refuses_rows_of_another_shape_whole() {
+        let c = contract();
+        let mut b = BatchBuilder::new(&c, 4);
+        let mut wrong = row(1, None);
+        wrong.values[5] = Value::Decimal { unscaled: 1, scale: 3 };
+        let e = b.append(&wrong).expect_err("scale 3 into decimal(12,2)");
+        assert!(e.to_string().contains("column `amount`"), "{e}");
+        let mut wrong = row(1, None);
+        wrong.values[9] = Value::Timestamp(0);
+        assert!(b.append(&wrong).is_err(), "a wall-clock timestamp into timestamptz");
+        let mut wrong = row(1, None);
+        wrong.values[2] = Value::Null;
+        assert!(matches!(b.append(&wrong), Err(BatchError::Mismatch { .. })), "null into a not_null column");
+        let mut short = row(1, None);
+        short.values.pop();
+        assert!(matches!(b.append(&short), Err(BatchError::Width { expected: 13, got: 12, .. })));
+        assert!(b.is_empty(), "nothing of a refused row was appended");
+        b.append(&row(9, None)).expect("a good row after refusals");
+        let batch = b.finish().expect("consistent columns");
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(b.finish().expect("an empty batch").num_rows(), 0);
+    }
+}

@@ -145,7 +145,6 @@ pub fn from_f64(x: f64) -> Result<(i128, i32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use proptest::prelude::*;
 
     #[test]

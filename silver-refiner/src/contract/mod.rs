@@ -59,3 +59,5 @@ pub use entity::{Contract, DEFAULT_UNAVAILABLE_PLACEHOLDER, Partition};
 pub use error::ContractError;
 pub use set::Contracts;
 pub use types::{Case, ColumnType, Encoding, Evolve, TimeUnit, Transform};
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,6 @@ mod temporal;
 mod tests;
 
 pub use read::ReadOptions;
-pub(crate) use read::read;
+pub(crate) use read::{read, read_decimal_parts};
 pub(crate) use temporal::check_format;
 pub(crate) use scalar::decimal_value;

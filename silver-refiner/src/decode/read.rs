@@ -59,9 +59,11 @@ pub struct ReadOptions {
 
 impl ReadOptions {
     /// The canonical reading used for values written in the contract itself
-    /// (defaults, bounds, allowed values): ISO text, decimal text, days.
+    /// (defaults, bounds, allowed values): ISO text, decimal text, days,
+    /// base64 for binary.
     pub fn canonical(ty: ColumnType) -> Self {
-        Self { ty, unit: None, formats: Vec::new(), assume_offset: None, encoding: Encoding::Text }
+        let encoding = if ty == ColumnType::Binary { Encoding::Base64 } else { Encoding::Text };
+        Self { ty, unit: None, formats: Vec::new(), assume_offset: None, encoding }
     }
 }
 
@@ -89,22 +91,7 @@ fn read_text(text: &str, opts: &ReadOptions) -> Result<Value, Failure> {
             .map(Value::Double)
             .map_err(|_| Failure::new(Rule::Parse, format!("{text:?} is not a number"))),
         ColumnType::Decimal { precision, scale } => {
-            let (u, s) = match opts.encoding {
-                Encoding::Base64 => (scalar::unscaled_from_base64(text)?, i32::from(scale)),
-                Encoding::Text | Encoding::Hex => scalar::decimal_from_text(text)?,
-                Encoding::Auto => match scalar::decimal_from_text(text) {
-                    Ok(d) => d,
-                    Err(_) => match scalar::unscaled_from_base64(text) {
-                        Ok(u) => (u, i32::from(scale)),
-                        Err(_) => {
-                            return Err(Failure::new(
-                                Rule::Parse,
-                                format!("{text:?} is neither decimal text nor base64 unscaled bytes"),
-                            ));
-                        }
-                    },
-                },
-            };
+            let (u, s) = decimal_text(text, opts.encoding, scale)?;
             scalar::decimal_value(u, s, precision, scale)
         }
         ColumnType::Date => temporal::parse_date(text, &opts.formats),
@@ -139,11 +126,7 @@ pub(crate) fn read_bare(raw: &Json, opts: &ReadOptions) -> Result<Value, Failure
         ColumnType::Float => scalar::float_value(scalar::json_f64(raw)?),
         ColumnType::Double => scalar::json_f64(raw).map(Value::Double),
         ColumnType::Decimal { precision, scale } => {
-            let (u, s) = match raw {
-                Json::Number(n) => scalar::decimal_from_number(n)?,
-                Json::Object(_) => scalar::variable_scale_decimal(raw)?,
-                other => return Err(wrong_kind(other, ty)),
-            };
+            let (u, s) = decimal_bare(raw, opts.encoding, scale)?;
             scalar::decimal_value(u, s, precision, scale)
         }
         ColumnType::Date => temporal::date_from_int(scalar::json_i64(raw)?, opts.unit.unwrap_or(TimeUnit::Days)),
@@ -251,21 +234,7 @@ pub(crate) fn read_with_schema(raw: &Json, src: &ConnectSchema, opts: &ReadOptio
             _ => Err(type_change()),
         },
         ColumnType::Decimal { precision, scale } => {
-            let (u, s) = match (src.logical(), src.kind()) {
-                (Logical::Decimal { scale: src_scale, .. }, _) => match raw {
-                    Json::String(b64) => (scalar::unscaled_from_base64(b64)?, *src_scale),
-                    // JsonConverter `decimal.format=NUMERIC`.
-                    Json::Number(n) => scalar::decimal_from_number(n)?,
-                    other => return Err(contradiction(other, src)),
-                },
-                (Logical::VariableScaleDecimal, _) => scalar::variable_scale_decimal(raw)?,
-                (_, K::Float32 | K::Float64) if is_plain(src) => match raw {
-                    Json::Number(n) => scalar::decimal_from_number(n)?,
-                    other => return Err(contradiction(other, src)),
-                },
-                _ if is_plain_int(src, K::Int64) => (i128::from(expect_i64(raw, src)?), 0),
-                _ => return Err(type_change()),
-            };
+            let (u, s) = decimal_with_schema(raw, src, ty)?;
             scalar::decimal_value(u, s, precision, scale)
         }
         ColumnType::Date => match src.logical() {
@@ -323,6 +292,78 @@ pub(crate) fn read_with_schema(raw: &Json, src: &ConnectSchema, opts: &ReadOptio
             _ => Err(type_change()),
         },
         ColumnType::Int | ColumnType::Long => Err(type_change()),
+    }
+}
+
+/// A decimal column's source value as exact `(unscaled, scale)` digits, before
+/// it is fitted to the column's `decimal(p,s)` — so that a `factor` applies to
+/// the source value, not to a rounded one. `None` for null.
+pub(crate) fn read_decimal_parts(
+    raw: &Json,
+    schema: Option<&ConnectSchema>,
+    opts: &ReadOptions,
+) -> Result<Option<(i128, i32)>, Failure> {
+    let ColumnType::Decimal { scale, .. } = opts.ty else {
+        return Err(Failure::new(Rule::Type, format!("a {} column is not a decimal", opts.ty)));
+    };
+    if raw.is_null() {
+        return Ok(None);
+    }
+    let parts = match schema {
+        Some(src) if src.kind() == ConnectType::String && is_plain(src) => {
+            decimal_text(expect_str(raw, src)?, Encoding::Text, scale)?
+        }
+        Some(src) => decimal_with_schema(raw, src, opts.ty)?,
+        None => decimal_bare(raw, opts.encoding, scale)?,
+    };
+    Ok(Some(parts))
+}
+
+/// Decimal text, or base64 unscaled bytes at the contract's scale (see the
+/// module docs for `encoding`).
+fn decimal_text(text: &str, encoding: Encoding, scale: u8) -> Result<(i128, i32), Failure> {
+    match encoding {
+        Encoding::Base64 => Ok((scalar::unscaled_from_base64(text)?, i32::from(scale))),
+        Encoding::Text | Encoding::Hex => scalar::decimal_from_text(text),
+        Encoding::Auto => match scalar::decimal_from_text(text) {
+            Ok(d) => Ok(d),
+            Err(_) => match scalar::unscaled_from_base64(text) {
+                Ok(u) => Ok((u, i32::from(scale))),
+                Err(_) => Err(Failure::new(
+                    Rule::Parse,
+                    format!("{text:?} is neither decimal text nor base64 unscaled bytes"),
+                )),
+            },
+        },
+    }
+}
+
+fn decimal_bare(raw: &Json, encoding: Encoding, scale: u8) -> Result<(i128, i32), Failure> {
+    match raw {
+        Json::String(text) => decimal_text(text, encoding, scale),
+        Json::Number(n) => scalar::decimal_from_number(n),
+        Json::Object(_) => scalar::variable_scale_decimal(raw),
+        other => Err(wrong_kind(other, "decimal")),
+    }
+}
+
+/// A decimal from a source field with a schema (not a plain string).
+fn decimal_with_schema(raw: &Json, src: &ConnectSchema, ty: ColumnType) -> Result<(i128, i32), Failure> {
+    use ConnectType as K;
+    match (src.logical(), src.kind()) {
+        (Logical::Decimal { scale, .. }, _) => match raw {
+            Json::String(b64) => Ok((scalar::unscaled_from_base64(b64)?, *scale)),
+            // JsonConverter `decimal.format=NUMERIC`.
+            Json::Number(n) => scalar::decimal_from_number(n),
+            other => Err(contradiction(other, src)),
+        },
+        (Logical::VariableScaleDecimal, _) => scalar::variable_scale_decimal(raw),
+        (_, K::Float32 | K::Float64) if is_plain(src) => match raw {
+            Json::Number(n) => scalar::decimal_from_number(n),
+            other => Err(contradiction(other, src)),
+        },
+        _ if is_plain_int(src, K::Int64) => Ok((i128::from(expect_i64(raw, src)?), 0)),
+        _ => Err(Failure::new(Rule::TypeChange, format!("the source column is {src}, which a {ty} column cannot hold"))),
     }
 }
 

@@ -183,14 +183,28 @@ impl Refiner {
             }
             other => other,
         };
-        let mut v = decode::read(raw, field, &col.read)?;
+        let mut v = match (&col.factor, col.ty()) {
+            // A decimal factor applies to the exact source digits, before they are
+            // fitted to decimal(p,s): 10000001 cents × 0.01 fits decimal(8,2).
+            (Some(Factor::Decimal { unscaled: fu, scale: fs }), ColumnType::Decimal { precision, scale }) => {
+                match decode::read_decimal_parts(raw, field, &col.read)? {
+                    None => Value::Null,
+                    Some((u, s)) => {
+                        let product = u.checked_mul(*fu).ok_or_else(|| {
+                            Failure::new(Rule::Precision, format!("{} times the factor has more than 38 digits", crate::decimal::render(u, s)))
+                        })?;
+                        decode::decimal_value(product, s + fs, precision, scale)?
+                    }
+                }
+            }
+            (Some(f), _) => match decode::read(raw, field, &col.read)? {
+                Value::Null => Value::Null,
+                v => apply_factor(v, f, col.ty())?,
+            },
+            (None, _) => decode::read(raw, field, &col.read)?,
+        };
         if let (Some(case), Value::String(s)) = (col.case, &mut v) {
             *s = fold(s, case);
-        }
-        if let Some(f) = &col.factor
-            && !v.is_null()
-        {
-            v = apply_factor(v, f, col.ty())?;
         }
         if v.is_null()
             && let Some(d) = &col.default
@@ -206,6 +220,7 @@ impl Refiner {
     }
 }
 
+/// Integer and floating-point factors (decimal factors apply to the exact source digits).
 fn apply_factor(v: Value, factor: &Factor, ty: ColumnType) -> Result<Value, Failure> {
     let overflow = |v: &Value| Failure::new(Rule::Range, format!("{v} times the factor does not fit a {ty}"));
     Ok(match (&v, factor) {
@@ -216,13 +231,6 @@ fn apply_factor(v: Value, factor: &Factor, ty: ColumnType) -> Result<Value, Fail
         (Value::Long(x), Factor::Int(m)) => Value::Long(x.checked_mul(*m).ok_or_else(|| overflow(&v))?),
         (Value::Float(x), Factor::Float(m)) => Value::Float((f64::from(*x) * m) as f32),
         (Value::Double(x), Factor::Float(m)) => Value::Double(x * m),
-        (Value::Decimal { unscaled, scale }, Factor::Decimal { unscaled: fu, scale: fs }) => {
-            let ColumnType::Decimal { precision, scale: target } = ty else { return Ok(v) };
-            let product = unscaled.checked_mul(*fu).ok_or_else(|| {
-                Failure::new(Rule::Precision, format!("{v} times the factor has more than 38 digits"))
-            })?;
-            decode::decimal_value(product, i32::from(*scale) + fs, precision, target)?
-        }
         _ => v,
     })
 }
