@@ -271,12 +271,12 @@ impl BatchBuilder {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{
         Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, Time64MicrosecondType,
         TimestampMicrosecondType,
     };
-    use arrow_array::Array;
 
     use super::*;
 
@@ -365,22 +365,25 @@ mod tests {
             })
             .collect();
         let f = |n: &str, t: DataType, nullable: bool, id: i32| (n.to_string(), t, nullable, id.to_string());
-        assert_eq!(shape, [
-            f("id", DataType::Int64, false, 1),
-            f("b", DataType::Boolean, true, 2),
-            f("i", DataType::Int32, false, 3),
-            f("f", DataType::Float32, true, 4),
-            f("d", DataType::Float64, true, 5),
-            f("amount", DataType::Decimal128(12, 2), true, 6),
-            f("day", DataType::Date32, true, 7),
-            f("t", DataType::Time64(TimeUnit::Microsecond), true, 8),
-            f("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true, 9),
-            f("tz", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true, 10),
-            f("u", DataType::FixedSizeBinary(16), true, 11),
-            f("s", DataType::Utf8, true, 12),
-            f("bin", DataType::Binary, true, 13),
-            f("_extra", DataType::Utf8, true, 14),
-        ]);
+        assert_eq!(
+            shape,
+            [
+                f("id", DataType::Int64, false, 1),
+                f("b", DataType::Boolean, true, 2),
+                f("i", DataType::Int32, false, 3),
+                f("f", DataType::Float32, true, 4),
+                f("d", DataType::Float64, true, 5),
+                f("amount", DataType::Decimal128(12, 2), true, 6),
+                f("day", DataType::Date32, true, 7),
+                f("t", DataType::Time64(TimeUnit::Microsecond), true, 8),
+                f("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true, 9),
+                f("tz", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), true, 10),
+                f("u", DataType::FixedSizeBinary(16), true, 11),
+                f("s", DataType::Utf8, true, 12),
+                f("bin", DataType::Binary, true, 13),
+                f("_extra", DataType::Utf8, true, 14),
+            ]
+        );
         assert_eq!(contract().extra_field_id(), 14);
     }
 

@@ -187,7 +187,10 @@ impl ConnectSchema {
     }
 
     fn parse(json: &Json, path: &str) -> Result<Self, SchemaError> {
-        let err = |problem: String| SchemaError { path: if path.is_empty() { "(root)".into() } else { path.into() }, problem };
+        let err = |problem: String| SchemaError {
+            path: if path.is_empty() { "(root)".into() } else { path.into() },
+            problem,
+        };
         let obj = json.as_object().ok_or_else(|| err(format!("expected an object, found {}", json_kind(json))))?;
         let type_name = obj.get("type").and_then(Json::as_str).ok_or_else(|| err("no string `type`".into()))?;
         let kind = ConnectType::parse(type_name).ok_or_else(|| err(format!("unknown Connect type `{type_name}`")))?;
@@ -206,7 +209,8 @@ impl ConnectSchema {
         let mut fields = Vec::new();
         let mut index = HashMap::new();
         if kind == ConnectType::Struct {
-            let list = obj.get("fields").and_then(Json::as_array).ok_or_else(|| err("struct without `fields`".into()))?;
+            let list =
+                obj.get("fields").and_then(Json::as_array).ok_or_else(|| err("struct without `fields`".into()))?;
             for f in list {
                 let field = f
                     .get("field")
@@ -314,7 +318,10 @@ mod tests {
             row.field("amount").map(|f| f.logical().clone()),
             Some(Logical::Decimal { scale: 2, precision: Some(10) })
         );
-        assert_eq!(row.field("amount").map(|f| f.to_string()).as_deref(), Some("bytes (org.apache.kafka.connect.data.Decimal)"));
+        assert_eq!(
+            row.field("amount").map(|f| f.to_string()).as_deref(),
+            Some("bytes (org.apache.kafka.connect.data.Decimal)")
+        );
         // A flattened row's schema is its own row.
         let flat = ConnectSchema::from_json(&json!({"type": "struct", "fields": [{"type": "int64", "field": "id"}]}))
             .expect("valid schema");

@@ -178,7 +178,8 @@ mod tests {
         assert!(fits_precision(99_999, 5));
         assert!(!fits_precision(100_000, 5));
         assert!(!fits_precision(-100_000, 5));
-        assert!(fits_precision(i128::MAX, 38) == (i128::MAX < 10i128.pow(38)));
+        assert!(!fits_precision(i128::MAX, 38), "i128::MAX has 39 digits");
+        assert!(fits_precision(10i128.pow(38) - 1, 38));
     }
 
     #[test]

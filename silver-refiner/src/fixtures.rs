@@ -32,8 +32,8 @@ pub(crate) fn dir() -> Option<PathBuf> {
 /// when the fixture directory is absent. A missing file in a present directory fails.
 pub(crate) fn lines(file: &str) -> Option<Vec<Json>> {
     let path = dir()?.join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {} is unreadable: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {} is unreadable: {e}", path.display()));
     Some(
         text.lines()
             .filter(|l| !l.trim().is_empty())

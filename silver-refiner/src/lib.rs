@@ -48,11 +48,11 @@ pub mod connect;
 pub mod contract;
 mod decimal;
 pub mod decode;
+#[cfg(test)]
+mod fixtures;
 pub mod refine;
 mod reject;
 mod value;
-#[cfg(test)]
-mod fixtures;
 
 pub use arrow::{BatchBuilder, BatchError};
 pub use connect::{ConnectSchema, ConnectType, Logical, SchemaError};

@@ -199,7 +199,8 @@ impl Column {
             Some(_) if is_key => return Err("a key column cannot have a `default`".into()),
             Some(d) => {
                 let v = literal("default", d)?;
-                checks::check(&v, required, &checks).map_err(|f| format!("`default` {v} breaks a rule: {}", f.reason))?;
+                checks::check(&v, required, &checks)
+                    .map_err(|f| format!("`default` {v} breaks a rule: {}", f.reason))?;
                 Some(v)
             }
         };

@@ -56,8 +56,8 @@ impl Contract {
     /// Reads a contract file holding exactly one entity.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Contract, ContractError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ContractError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ContractError::Read { path: path.to_path_buf(), source })?;
         let origin = path.display().to_string();
         Self::one(parse_entities(&text, &origin)?, &origin)
     }
@@ -83,7 +83,12 @@ impl Contract {
         }
         match spec.source.split_once('.') {
             Some((ns, table)) if !ns.is_empty() && !table.is_empty() => {}
-            _ => return Err(fail(format!("`source = {:?}` must name a Bronze table as `namespace.table`", spec.source))),
+            _ => {
+                return Err(fail(format!(
+                    "`source = {:?}` must name a Bronze table as `namespace.table`",
+                    spec.source
+                )));
+            }
         }
         if spec.columns.is_empty() {
             return Err(fail("no `[[column]]`".into()));
@@ -112,10 +117,14 @@ impl Contract {
                 problem,
             };
             if !is_identifier(&c.name) {
-                return Err(col_fail("a column name must be letters, digits and `_`, not starting with a digit".into()));
+                return Err(col_fail(
+                    "a column name must be letters, digits and `_`, not starting with a digit".into(),
+                ));
             }
             if c.name == EXTRA_COLUMN {
-                return Err(col_fail(format!("`{EXTRA_COLUMN}` is reserved for source columns the contract does not know")));
+                return Err(col_fail(format!(
+                    "`{EXTRA_COLUMN}` is reserved for source columns the contract does not know"
+                )));
             }
             if !names.insert(c.name.clone()) {
                 return Err(col_fail("declared twice".into()));
@@ -124,8 +133,7 @@ impl Contract {
             let field_id = i32::try_from(i + 1).map_err(|_| col_fail("too many columns".into()))?;
             columns.push(Column::compile(c, field_id, is_key).map_err(col_fail)?);
         }
-        let key_idx: Vec<usize> =
-            key.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
+        let key_idx: Vec<usize> = key.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
         let partition = match spec.partition {
             None => None,
             Some(p) => {

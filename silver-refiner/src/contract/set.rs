@@ -48,8 +48,8 @@ impl Contracts {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<(), ContractError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ContractError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ContractError::Read { path: path.to_path_buf(), source })?;
         let origin = path.display().to_string();
         self.add(parse_entities(&text, &origin)?, &origin)
     }

@@ -174,27 +174,36 @@ fn refuses_bad_columns_naming_entity_and_column() {
     }
 }
 
+/// An edit of a contract text.
+type Edit = fn(&str) -> String;
+
 #[test]
 fn refuses_bad_entities() {
-    let base = |edit: &dyn Fn(&str) -> String| Contract::from_toml_str(&edit(&with_column("type = \"date\"")));
-    let cases: [(&dyn Fn(&str) -> String, &str); 10] = [
-        (&|s| s.replace("key = \"id\"", "key = \"nope\""), "key column `nope` is not a declared column"),
-        (&|s| s.replace("key = \"id\"", "key = []"), "`key` is empty"),
-        (&|s| s.replace("key = \"id\"", "key = [\"id\", \"id\"]"), "listed twice"),
-        (&|s| s.replace("version = 1", "version = 0"), "`version` starts at 1"),
-        (&|s| s.replace("source = \"bronze.t\"", "source = \"t\""), "namespace.table"),
-        (&|s| s.replace("name = \"t\"", "name = \"t-1\""), "entity name"),
-        (&|s| format!("partition = {{ column = \"id\", transform = \"day\" }}\n{s}"), "must be a date, timestamp or timestamptz"),
-        (&|s| format!("partition = {{ column = \"zz\", transform = \"day\" }}\n{s}"), "partition column `zz` is not a declared column"),
-        (&|s| format!("ignore = [\"c\"]\n{s}"), "`ignore` lists `c`, which a column reads"),
-        (&|s| s.replace("name = \"c\"", "name = \"id\""), "declared twice"),
+    let base = |edit: Edit| Contract::from_toml_str(&edit(&with_column("type = \"date\"")));
+    let cases: [(Edit, &str); 10] = [
+        (|s| s.replace("key = \"id\"", "key = \"nope\""), "key column `nope` is not a declared column"),
+        (|s| s.replace("key = \"id\"", "key = []"), "`key` is empty"),
+        (|s| s.replace("key = \"id\"", "key = [\"id\", \"id\"]"), "listed twice"),
+        (|s| s.replace("version = 1", "version = 0"), "`version` starts at 1"),
+        (|s| s.replace("source = \"bronze.t\"", "source = \"t\""), "namespace.table"),
+        (|s| s.replace("name = \"t\"", "name = \"t-1\""), "entity name"),
+        (
+            |s| format!("partition = {{ column = \"id\", transform = \"day\" }}\n{s}"),
+            "must be a date, timestamp or timestamptz",
+        ),
+        (
+            |s| format!("partition = {{ column = \"zz\", transform = \"day\" }}\n{s}"),
+            "partition column `zz` is not a declared column",
+        ),
+        (|s| format!("ignore = [\"c\"]\n{s}"), "`ignore` lists `c`, which a column reads"),
+        (|s| s.replace("name = \"c\"", "name = \"id\""), "declared twice"),
     ];
     for (edit, expected) in cases {
         let e = base(edit).expect_err(expected).to_string();
         assert!(e.contains(expected), "{e:?} should contain {expected:?}");
         assert!(e.contains("entity `t`") || e.contains("entity `t-1`"), "{e}");
     }
-    let partitioned = base(&|s| format!("partition = {{ column = \"c\", transform = \"day\" }}\n{s}"));
+    let partitioned = base(|s| format!("partition = {{ column = \"c\", transform = \"day\" }}\n{s}"));
     assert!(partitioned.is_ok(), "a date column partitions: {partitioned:?}");
 
     let e = Contract::from_toml_str(&with_column("type = \"long\"").replace("name = \"c\"", "name = \"_extra\""))
@@ -203,8 +212,9 @@ fn refuses_bad_entities() {
     let e = Contract::from_toml_str(&with_column("type = \"double\"").replace("key = \"id\"", "key = \"c\""))
         .expect_err("float key");
     assert!(e.to_string().contains("a key column cannot be double"), "{e}");
-    let e = Contract::from_toml_str(&with_column("type = \"long\"\ndefault = 1").replace("key = \"id\"", "key = \"c\""))
-        .expect_err("key default");
+    let e =
+        Contract::from_toml_str(&with_column("type = \"long\"\ndefault = 1").replace("key = \"id\"", "key = \"c\""))
+            .expect_err("key default");
     assert!(e.to_string().contains("cannot have a `default`"), "{e}");
 }
 
@@ -231,7 +241,8 @@ fn literals_read_the_canonical_way() {
     assert_eq!(col.checks.max, Some(Value::TimestampTz(1_893_452_400_000_000)));
     let c = Contract::from_toml_str(&with_column("type = \"binary\"\ndefault = \"aGk=\"")).expect("valid");
     assert_eq!(c.column("c").and_then(Column::default), Some(&Value::Binary(b"hi".to_vec())));
-    let c = Contract::from_toml_str(&with_column("type = \"decimal(6,3)\"\nfactor = 0.001\nmin = -1.5")).expect("valid");
+    let c =
+        Contract::from_toml_str(&with_column("type = \"decimal(6,3)\"\nfactor = 0.001\nmin = -1.5")).expect("valid");
     let col = c.column("c").expect("c");
     assert_eq!(col.factor, Some(column::Factor::Decimal { unscaled: 1, scale: 3 }));
     assert_eq!(col.checks.min, Some(Value::Decimal { unscaled: -1500, scale: 3 }));

@@ -122,7 +122,8 @@ impl FromStr for ColumnType {
                              time, timestamp, timestamptz, uuid, string or binary)"
                         )
                     })?;
-                let (p, s) = inner.split_once(',').ok_or_else(|| format!("`{text}`: write decimal(precision,scale)"))?;
+                let (p, s) =
+                    inner.split_once(',').ok_or_else(|| format!("`{text}`: write decimal(precision,scale)"))?;
                 let precision: u8 = p.trim().parse().map_err(|_| format!("`{text}`: precision is not a number"))?;
                 let scale: u8 = s.trim().parse().map_err(|_| format!("`{text}`: scale is not a number"))?;
                 if precision == 0 || precision > MAX_PRECISION {
@@ -233,7 +234,7 @@ mod tests {
         for bad in ["decimal(39,2)", "decimal(2,3)", "decimal(0,0)", "decimal(10)", "decimal(a,b)", "int64", "text"] {
             assert!(bad.parse::<ColumnType>().is_err(), "{bad}");
         }
-        assert!("varchar".parse::<ColumnType>().unwrap_err().contains("unknown type `varchar`"));
+        assert!("varchar".parse::<ColumnType>().expect_err("unknown").contains("unknown type `varchar`"));
     }
 
     #[test]
@@ -243,7 +244,10 @@ mod tests {
         };
         assert_eq!(t(json!({"type": "int32", "name": "io.debezium.time.Date"})), Some(ColumnType::Date));
         assert_eq!(t(json!({"type": "int64", "name": "io.debezium.time.MicroTimestamp"})), Some(ColumnType::Timestamp));
-        assert_eq!(t(json!({"type": "string", "name": "io.debezium.time.ZonedTimestamp"})), Some(ColumnType::TimestampTz));
+        assert_eq!(
+            t(json!({"type": "string", "name": "io.debezium.time.ZonedTimestamp"})),
+            Some(ColumnType::TimestampTz)
+        );
         assert_eq!(
             t(json!({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
                      "parameters": {"scale": "2", "connect.decimal.precision": "10"}})),
@@ -251,7 +255,10 @@ mod tests {
         );
         assert_eq!(t(json!({"type": "int16"})), Some(ColumnType::Int));
         assert_eq!(t(json!({"type": "string", "name": "io.debezium.data.Json"})), Some(ColumnType::String));
-        assert_eq!(t(json!({"type": "struct", "name": "io.debezium.data.VariableScaleDecimal",
-                            "fields": [{"type": "int32", "field": "scale"}, {"type": "bytes", "field": "value"}]})), None);
+        assert_eq!(
+            t(json!({"type": "struct", "name": "io.debezium.data.VariableScaleDecimal",
+                            "fields": [{"type": "int32", "field": "scale"}, {"type": "bytes", "field": "value"}]})),
+            None
+        );
     }
 }

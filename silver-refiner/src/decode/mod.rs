@@ -11,5 +11,5 @@ mod tests;
 
 pub use read::ReadOptions;
 pub(crate) use read::{read, read_decimal_parts};
-pub(crate) use temporal::check_format;
 pub(crate) use scalar::decimal_value;
+pub(crate) use temporal::check_format;

@@ -212,9 +212,8 @@ pub(crate) fn read_with_schema(raw: &Json, src: &ConnectSchema, opts: &ReadOptio
     if plain_text && ty != ColumnType::String {
         return read_text(expect_str(raw, src)?, &ReadOptions { encoding: Encoding::Text, ..opts.clone() });
     }
-    let type_change = || {
-        Failure::new(Rule::TypeChange, format!("the source column is {src}, which a {ty} column cannot hold"))
-    };
+    let type_change =
+        || Failure::new(Rule::TypeChange, format!("the source column is {src}, which a {ty} column cannot hold"));
     match ty {
         ColumnType::Boolean => match src.kind() {
             K::Boolean => raw.as_bool().map(Value::Bool).ok_or_else(|| contradiction(raw, src)),
@@ -363,7 +362,9 @@ fn decimal_with_schema(raw: &Json, src: &ConnectSchema, ty: ColumnType) -> Resul
             other => Err(contradiction(other, src)),
         },
         _ if is_plain_int(src, K::Int64) => Ok((i128::from(expect_i64(raw, src)?), 0)),
-        _ => Err(Failure::new(Rule::TypeChange, format!("the source column is {src}, which a {ty} column cannot hold"))),
+        _ => {
+            Err(Failure::new(Rule::TypeChange, format!("the source column is {src}, which a {ty} column cannot hold")))
+        }
     }
 }
 

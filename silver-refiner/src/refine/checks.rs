@@ -12,7 +12,11 @@ use crate::value::Value;
 /// Checks one value; the first broken rule wins, in the order above.
 pub(crate) fn check(value: &Value, required: bool, checks: &Checks) -> Result<(), Failure> {
     if value.is_null() {
-        return if required { Err(Failure::new(Rule::NotNull, "null in a column that must have a value")) } else { Ok(()) };
+        return if required {
+            Err(Failure::new(Rule::NotNull, "null in a column that must have a value"))
+        } else {
+            Ok(())
+        };
     }
     if let Some(min) = &checks.min
         && value.compare(min) != Some(Ordering::Greater)
@@ -78,10 +82,11 @@ mod tests {
         assert_eq!(rule(Value::Long(11), false, &c), Some(Rule::Max));
         let d = Checks { min: Some(Value::Double(0.0)), ..Checks::default() };
         assert_eq!(rule(Value::Double(f64::NAN), false, &d), Some(Rule::Min), "NaN is not within bounds");
-        let e = check(&Value::Decimal { unscaled: -1, scale: 2 }, false, &Checks {
-            min: Some(Value::Decimal { unscaled: 0, scale: 2 }),
-            ..Checks::default()
-        })
+        let e = check(
+            &Value::Decimal { unscaled: -1, scale: 2 },
+            false,
+            &Checks { min: Some(Value::Decimal { unscaled: 0, scale: 2 }), ..Checks::default() },
+        )
         .expect_err("below the minimum");
         assert_eq!(e.reason, "-0.01 is less than the minimum 0.00");
     }

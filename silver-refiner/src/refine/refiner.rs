@@ -191,7 +191,10 @@ impl Refiner {
                     None => Value::Null,
                     Some((u, s)) => {
                         let product = u.checked_mul(*fu).ok_or_else(|| {
-                            Failure::new(Rule::Precision, format!("{} times the factor has more than 38 digits", crate::decimal::render(u, s)))
+                            Failure::new(
+                                Rule::Precision,
+                                format!("{} times the factor has more than 38 digits", crate::decimal::render(u, s)),
+                            )
                         })?;
                         decode::decimal_value(product, s + fs, precision, scale)?
                     }

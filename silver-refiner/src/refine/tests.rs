@@ -109,13 +109,13 @@ fn cleanses_every_column() {
         row.values,
         [
             Value::Long(42),
-            Value::String("eu-west".into()),                  // trimmed, lower-cased
-            Value::String("PAID".into()),                     // trimmed, upper-cased, allowed
-            Value::Decimal { unscaled: 1999, scale: 2 },      // 1999 cents × 0.01 = 19.99 exactly
-            Value::Long(3000),                                // kg × 1000
-            Value::Double(1.5),                               // × 0.5
+            Value::String("eu-west".into()),             // trimmed, lower-cased
+            Value::String("PAID".into()),                // trimmed, upper-cased, allowed
+            Value::Decimal { unscaled: 1999, scale: 2 }, // 1999 cents × 0.01 = 19.99 exactly
+            Value::Long(3000),                           // kg × 1000
+            Value::Double(1.5),                          // × 0.5
             Value::String("AB-12".into()),
-            Value::TimestampTz(1_410_191_460_000_000),        // 17:51 at +02:00 = 15:51 UTC
+            Value::TimestampTz(1_410_191_460_000_000), // 17:51 at +02:00 = 15:51 UTC
             Value::String("gift".into()),
         ]
     );
@@ -190,7 +190,8 @@ fn the_schema_decides_when_present() {
         {"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "0"}, "field": "amount_cents"}
     ]}))
     .expect("schema");
-    let row = obj(json!({"order_id": 1, "region": "eu", "placed_at": 1_410_198_664_780_000i64, "amount_cents": "B88="}));
+    let row =
+        obj(json!({"order_id": 1, "region": "eu", "placed_at": 1_410_198_664_780_000i64, "amount_cents": "B88="}));
     let out = refiner().refine(&row, Some(&schema)).expect("typed by the schema");
     assert_eq!(out.values[7], Value::TimestampTz(1_410_198_664_780_000 - 7_200_000_000), "wall time at +02:00");
     assert_eq!(out.values[3], Value::Decimal { unscaled: 1999, scale: 2 }, "0x07cf = 1999 cents");
