@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
+use serde::Deserialize;
 
 use super::column::Column;
 use super::error::ContractError;
@@ -244,12 +245,21 @@ impl Contract {
 
 /// Parses a contract text: one entity at the top level, or `[[entity]]` sections.
 pub(crate) fn parse_entities(text: &str, origin: &str) -> Result<Vec<Contract>, ContractError> {
-    let syntax = |source| ContractError::Syntax { origin: origin.into(), source };
-    let table: toml::Table = toml::from_str(text).map_err(syntax)?;
-    let specs = if table.contains_key("entity") {
-        toml::from_str::<FileSpec>(text).map_err(syntax)?.entity
+    let syntax = |entity, source| ContractError::Syntax { origin: origin.into(), entity, source: Box::new(source) };
+    let table: toml::Table = toml::from_str(text).map_err(|e| syntax(None, e))?;
+    let name_of = |t: &toml::Table| t.get("name").and_then(toml::Value::as_str).map(str::to_string);
+    let specs = if let Some(sections) = table.get("entity") {
+        toml::from_str::<FileSpec>(text)
+            .map_err(|e| {
+                // Name the first section that does not deserialize on its own.
+                let bad = sections
+                    .as_array()
+                    .and_then(|all| all.iter().find(|s| EntitySpec::deserialize(toml::Value::clone(s)).is_err()));
+                syntax(bad.and_then(toml::Value::as_table).and_then(name_of), e)
+            })?
+            .entity
     } else {
-        vec![toml::from_str::<EntitySpec>(text).map_err(syntax)?]
+        vec![toml::from_str::<EntitySpec>(text).map_err(|e| syntax(name_of(&table), e))?]
     };
     if specs.is_empty() {
         return Err(ContractError::File { origin: origin.into(), problem: "no entity".into() });

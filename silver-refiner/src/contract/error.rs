@@ -11,11 +11,13 @@ pub enum ContractError {
         #[source]
         source: std::io::Error,
     },
-    #[error("contract {origin} does not have the shape of a contract: {source}")]
+    #[error("contract {origin}{}: not the shape of a contract: {source}", entity.as_ref().map(|e| format!(", entity `{e}`")).unwrap_or_default())]
     Syntax {
         origin: String,
+        /// The entity whose section is wrong, when its `name` could be read.
+        entity: Option<String>,
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     #[error("contract {origin}: {problem}")]
     File { origin: String, problem: String },
@@ -30,6 +32,7 @@ impl ContractError {
     pub fn entity(&self) -> Option<&str> {
         match self {
             ContractError::Entity { entity, .. } | ContractError::Column { entity, .. } => Some(entity),
+            ContractError::Syntax { entity, .. } => entity.as_deref(),
             _ => None,
         }
     }

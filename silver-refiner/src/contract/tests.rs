@@ -222,8 +222,13 @@ fn refuses_bad_entities() {
 fn unknown_keys_are_refused_with_their_place() {
     let e = Contract::from_toml_str(&with_column("type = \"long\"\nnot_nul = true")).expect_err("typo");
     assert!(matches!(e, ContractError::Syntax { .. }), "{e:?}");
+    assert_eq!(e.entity(), Some("t"));
     let text = e.to_string();
-    assert!(text.contains("not_nul") && text.contains("line"), "{text}");
+    assert!(text.contains("entity `t`") && text.contains("not_nul") && text.contains("line"), "{text}");
+    let sections = "[[entity]]\nname = \"a\"\nversion = 1\nsource = \"bronze.a\"\nkey = \"id\"\n[[entity.column]]\nname = \"id\"\n\
+                    type = \"long\"\n[[entity]]\nname = \"b\"\nversion = \"two\"\n";
+    let e = Contracts::from_toml_str(sections).expect_err("a bad second section");
+    assert_eq!(e.entity(), Some("b"), "{e}");
     let e = Contract::from_toml_str(&format!("colour = 1\n{}", with_column("type = \"long\""))).expect_err("typo");
     assert!(e.to_string().contains("colour"), "{e}");
     let e = Contract::from_toml_str("name = ").expect_err("not TOML");
