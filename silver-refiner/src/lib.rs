@@ -1,0 +1,62 @@
+//! silver-refiner: Bronze → Silver.
+//!
+//! This part is the **entity contract** and the **row refiner**:
+//!
+//! - [`contract`]: per-entity contracts in TOML ([`Contract`], [`Contracts`]),
+//!   validated on load with errors naming the entity and the column;
+//! - [`connect`]: Kafka Connect schema blocks as Debezium's JsonConverter writes them;
+//! - [`decode`]: Debezium values (every `io.debezium.time.*`,
+//!   `org.apache.kafka.connect.data.*` and `io.debezium.data.*` logical type,
+//!   decimals as base64, text or doubles) → typed [`Value`]s, with or without
+//!   the schema block;
+//! - [`refine`]: [`Refiner::refine`] a row image into a [`RefinedRow`] or a
+//!   [`Reject`] (rule, column, reason); unknown source fields go to `_extra`;
+//!   [`Refiner::key_of`] for deletes;
+//! - [`arrow`]: [`BatchBuilder`] turns refined rows into Arrow record batches
+//!   with the contract's schema and Iceberg field ids.
+//!
+//! ```
+//! use silver_refiner::{Contract, Refiner, Value};
+//!
+//! let contract = Contract::from_toml_str(r#"
+//!     name = "customers"
+//!     version = 1
+//!     source = "bronze.customers"
+//!     key = "id"
+//!     [[column]]
+//!     name = "id"
+//!     type = "long"
+//!     [[column]]
+//!     name = "email"
+//!     type = "string"
+//!     trim = true
+//!     case = "lower"
+//! "#)?;
+//! let refiner = Refiner::new(contract);
+//! let after = serde_json::json!({"id": 1004, "email": " AnneK@noanswer.org ", "middle_name": "L"});
+//! let row = refiner.refine(after.as_object().expect("an object"), None)?;
+//! assert_eq!(row.values, [Value::Long(1004), Value::String("annek@noanswer.org".into())]);
+//! assert_eq!(row.extra.as_deref(), Some(r#"{"middle_name":"L"}"#));
+//! let mut batch = refiner.batch_builder(1);
+//! batch.append(&row)?;
+//! assert_eq!(batch.finish()?.num_rows(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod arrow;
+pub mod connect;
+pub mod contract;
+mod decimal;
+pub mod decode;
+#[cfg(test)]
+mod fixtures;
+pub mod refine;
+mod reject;
+mod value;
+
+pub use arrow::{BatchBuilder, BatchError};
+pub use connect::{ConnectSchema, ConnectType, Logical, SchemaError};
+pub use contract::{ColumnType, Contract, ContractError, Contracts};
+pub use refine::{RefinedRow, Refiner};
+pub use reject::{Reject, Rule};
+pub use value::Value;
