@@ -179,11 +179,16 @@ async fn pyiceberg_and_duckdb_apply_our_position_deletes() {
     let doc = check_pyiceberg(&lake, &name, None, &model);
     assert_eq!(doc["current_snapshot_id"].as_i64(), head.metadata.current_snapshot_id());
     assert_eq!(doc["last_sequence_number"].as_i64(), Some(3));
-    let ops: Vec<_> = doc["snapshots"].as_array().unwrap().iter().map(|s| s["operation"].as_str().unwrap()).collect();
+    // The metadata file lists snapshots in no particular order.
+    let mut snapshots = doc["snapshots"].as_array().unwrap().clone();
+    snapshots.sort_by_key(|s| s["sequence_number"].as_i64());
+    let ops: Vec<_> = snapshots.iter().map(|s| s["operation"].as_str().unwrap()).collect();
     assert_eq!(ops, ["append", "overwrite", "delete"]);
-    let seqs: Vec<_> = doc["snapshots"].as_array().unwrap().iter().map(|s| s["sequence_number"].as_i64()).collect();
+    let seqs: Vec<_> = snapshots.iter().map(|s| s["sequence_number"].as_i64()).collect();
     assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
-    let summary = &doc["snapshots"][2]["summary"];
+    assert_eq!(snapshots[2]["snapshot_id"].as_i64(), head.metadata.current_snapshot_id());
+    assert_eq!(snapshots[2]["parent_snapshot_id"].as_i64(), Some(upsert.snapshot_id));
+    let summary = &snapshots[2]["summary"];
     let deleted_rows = removed.len() + 3;
     assert_eq!(summary["total-position-deletes"], deleted_rows.to_string().as_str(), "{summary}");
     assert_eq!(summary["total-delete-files"], "3", "{summary}");
