@@ -343,3 +343,162 @@ fn finish(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use iceberg::spec::{
+        FormatVersion, NestedField, PrimitiveType, SortOrder, TableMetadataBuilder, Transform, Type,
+        UnboundPartitionField, UnboundPartitionSpec,
+    };
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
+
+    use super::*;
+
+    /// A table `(id long, region string)` partitioned by `identity(region)`, at a temp location.
+    fn table(dir: &tempfile::TempDir) -> TableMetadata {
+        let schema = Schema::builder()
+            .with_fields([
+                NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::required(2, "region", Type::Primitive(PrimitiveType::String)).into(),
+            ])
+            .build()
+            .expect("schema");
+        let spec = UnboundPartitionSpec::builder()
+            .add_partition_fields([UnboundPartitionField {
+                source_id: 2,
+                field_id: Some(1000),
+                name: "region".into(),
+                transform: Transform::Identity,
+            }])
+            .expect("partition field")
+            .build();
+        let location = format!("file://{}/t", dir.path().display());
+        TableMetadataBuilder::new(schema, spec, SortOrder::unsorted_order(), location, FormatVersion::V2, HashMap::new())
+            .and_then(|b| b.build())
+            .expect("metadata")
+            .metadata
+    }
+
+    fn region(r: &str) -> Struct {
+        Struct::from_iter([Some(Literal::string(r))])
+    }
+
+    /// `(file_path, pos)` rows of a written file, in file order, and its Parquet reader builder.
+    async fn read(file_io: &FileIO, f: &DataFile) -> (Vec<(String, i64)>, ParquetRecordBatchReaderBuilder<Bytes>) {
+        let bytes = file_io.new_input(f.file_path()).expect("input").read().await.expect("read");
+        assert_eq!(bytes.len() as u64, f.file_size_in_bytes());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).expect("parquet");
+        let mut rows = Vec::new();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet").build().expect("reader") {
+            let batch = batch.expect("batch");
+            let paths = batch.column(0).as_any().downcast_ref::<StringArray>().expect("file_path is a string");
+            let pos = batch.column(1).as_any().downcast_ref::<Int64Array>().expect("pos is a long");
+            rows.extend((0..batch.num_rows()).map(|i| (paths.value(i).to_string(), pos.value(i))));
+        }
+        (rows, builder)
+    }
+
+    #[tokio::test]
+    async fn sorted_deduplicated_rows_one_file_per_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metadata = table(&dir);
+        let file_io = FileIO::new_with_fs();
+        let loc = metadata.location();
+        let (a, b, c) =
+            (format!("{loc}/data/region=eu/a.parquet"), format!("{loc}/data/region=eu/b.parquet"), format!("{loc}/data/region=us/c.parquet"));
+        let targets = [
+            ReferencedFile::new(&a, region("eu")),
+            ReferencedFile::new(&b, region("eu")),
+            ReferencedFile::new(&c, region("us")),
+            ReferencedFile::new(&a, region("eu")), // the same file twice is fine
+        ];
+        let deletes = vec![(b.clone(), 4), (c.clone(), 9), (a.clone(), 12), (a.clone(), 2), (b.clone(), 0), (a.clone(), 2)];
+        let files = PositionDeleteWriter::new(file_io.clone()).write(&metadata, &targets, deletes).await.expect("writes");
+        assert_eq!(files.len(), 2);
+        let eu = files.iter().find(|f| *f.partition() == region("eu")).expect("an eu file");
+        let us = files.iter().find(|f| *f.partition() == region("us")).expect("a us file");
+
+        assert!(eu.file_path().starts_with(&format!("{loc}/data/region=eu/")), "{}", eu.file_path());
+        assert!(eu.file_path().ends_with("-deletes.parquet"), "{}", eu.file_path());
+        let (rows, parquet) = read(&file_io, eu).await;
+        assert_eq!(rows, vec![(a.clone(), 2), (a.clone(), 12), (b.clone(), 0), (b.clone(), 4)], "sorted, deduplicated");
+        assert_eq!(eu.content_type(), DataContentType::PositionDeletes);
+        assert_eq!(eu.record_count(), 4);
+        assert_eq!(eu.referenced_data_file(), None, "two data files");
+        assert_eq!(eu.lower_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&a)));
+        assert_eq!(eu.upper_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&b)));
+        assert_eq!(eu.lower_bounds().get(&POS_FIELD_ID), Some(&Datum::long(0)));
+        assert_eq!(eu.upper_bounds().get(&POS_FIELD_ID), Some(&Datum::long(12)));
+        assert_eq!(eu.sort_order_id(), None);
+        // The spec's layout: file_path then pos, reserved field ids, zstd.
+        let columns = parquet.parquet_schema().columns();
+        let ids: Vec<_> = columns.iter().map(|c| (c.name().to_string(), c.self_type().get_basic_info().id())).collect();
+        assert_eq!(ids, vec![("file_path".to_string(), FILE_PATH_FIELD_ID), ("pos".to_string(), POS_FIELD_ID)]);
+        let chunk = parquet.metadata().row_group(0).column(0);
+        assert!(matches!(chunk.compression(), Compression::ZSTD(_)), "{:?}", chunk.compression());
+
+        let (rows, _) = read(&file_io, us).await;
+        assert_eq!(rows, vec![(c.clone(), 9)]);
+        assert_eq!(us.referenced_data_file(), Some(c.clone()));
+        assert_eq!(us.lower_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&c)));
+        assert_eq!(us.upper_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&c)));
+    }
+
+    #[tokio::test]
+    async fn files_roll_with_their_own_bounds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metadata = table(&dir);
+        let file_io = FileIO::new_with_fs();
+        let (a, b) = (format!("{}/data/a.parquet", metadata.location()), format!("{}/data/b.parquet", metadata.location()));
+        let targets = [ReferencedFile::new(&a, region("eu")), ReferencedFile::new(&b, region("eu"))];
+        // One batch of a, the next of a then b: with a 1-byte target every batch closes a file.
+        let n = BATCH_ROWS as i64;
+        let mut deletes: Vec<_> = (0..n + 10).map(|p| (a.clone(), p)).collect();
+        deletes.extend((0..5).map(|p| (b.clone(), p)));
+        let writer = PositionDeleteWriter::new(file_io.clone()).with_target_file_size(1);
+        let mut files = writer.write(&metadata, &targets, deletes).await.expect("writes");
+        assert_eq!(files.len(), 2);
+        files.sort_by_key(|f| std::cmp::Reverse(f.record_count()));
+        let (first, second) = (&files[0], &files[1]);
+        assert_ne!(first.file_path(), second.file_path());
+        assert_eq!((first.record_count(), second.record_count()), (n as u64, 15));
+        assert_eq!(first.referenced_data_file(), Some(a.clone()));
+        assert_eq!(first.upper_bounds().get(&POS_FIELD_ID), Some(&Datum::long(n - 1)));
+        assert_eq!(second.referenced_data_file(), None);
+        assert_eq!(second.lower_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&a)));
+        assert_eq!(second.upper_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&b)));
+        assert_eq!(second.lower_bounds().get(&POS_FIELD_ID), Some(&Datum::long(0)));
+        assert_eq!(second.upper_bounds().get(&POS_FIELD_ID), Some(&Datum::long(n + 9)));
+        let (rows, _) = read(&file_io, second).await;
+        assert_eq!(rows.first(), Some(&(a.clone(), n)));
+        assert_eq!(rows.last(), Some(&(b.clone(), 4)));
+    }
+
+    #[tokio::test]
+    async fn refuses_what_it_cannot_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metadata = table(&dir);
+        let writer = PositionDeleteWriter::new(FileIO::new_with_fs());
+        let a = format!("{}/data/a.parquet", metadata.location());
+        let targets = [ReferencedFile::new(&a, region("eu"))];
+
+        let none = writer.write(&metadata, &targets, vec![]).await.expect("nothing to write");
+        assert!(none.is_empty());
+        let err = writer.write(&metadata, &targets, vec![(a.clone(), -1)]).await.expect_err("negative");
+        assert!(matches!(err, PositionDeleteError::NegativePosition { pos: -1, .. }), "{err}");
+        let err = writer.write(&metadata, &targets, vec![("elsewhere".into(), 0)]).await.expect_err("unknown");
+        assert!(matches!(&err, PositionDeleteError::UnknownDataFile { path, .. } if path == "elsewhere"), "{err}");
+        let twice = [ReferencedFile::new(&a, region("eu")), ReferencedFile::new(&a, region("us"))];
+        let err = writer.write(&metadata, &twice, vec![(a.clone(), 0)]).await.expect_err("two partitions");
+        assert!(matches!(err, PositionDeleteError::ConflictingPartitions { .. }), "{err}");
+        let wrong_type = [ReferencedFile::new(&a, Struct::from_iter([Some(Literal::long(1))]))];
+        let err = writer.write(&metadata, &wrong_type, vec![(a.clone(), 0)]).await.expect_err("long for a string");
+        assert!(matches!(err, PositionDeleteError::BadPartition { .. }), "{err}");
+        let unpartitioned = [ReferencedFile::new(&a, Struct::empty())];
+        let err = writer.write(&metadata, &unpartitioned, vec![(a.clone(), 0)]).await.expect_err("no partition");
+        assert!(matches!(err, PositionDeleteError::BadPartition { .. }), "{err}");
+        assert!(err.to_string().contains(&a), "errors name the data file: {err}");
+    }
+}
