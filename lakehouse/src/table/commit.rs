@@ -7,9 +7,23 @@
 //! A writer that finds someone else already past its position gets
 //! [`CommitError::Fenced`] and must discard its batch.
 //!
-//! Only [`Operation::Append`] exists today; row-delta (position deletes),
-//! overwrite, rewrite and rollback are further variants of [`Operation`]
-//! that produce a different manifest set for the same publish step.
+//! An [`Operation`] only decides which manifests the new snapshot adds on top
+//! of the head's (which are all carried forward) and what its summary says;
+//! the publish step is the same for all of them:
+//!
+//! - [`Operation::Append`]: one data manifest of new data files.
+//! - [`Operation::RowDelta`]: a data manifest of new data files and a delete
+//!   manifest of position-delete files (written by
+//!   [`position_delete`](crate::table::position_delete)), either may be
+//!   absent. Both manifests' entries inherit the new snapshot's sequence
+//!   number (`last-sequence-number + 1`), so the deletes apply to every data
+//!   file committed before or with them and to none committed later.
+//!
+//! Overwrite, rewrite and rollback would be further variants. Nothing here
+//! removes files yet, so a position delete can never lose its data file to a
+//! concurrent commit; once compaction lands, RowDelta must check that the
+//! data files its deletes reference are still live on the head it builds on
+//! (Java's `validateDataFilesExist`).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -18,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use iceberg::MetadataLocation;
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
-    Operation as SnapshotOperation, Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
-    TableMetadata, TableMetadataBuilder,
+    DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList,
+    ManifestListWriter, ManifestWriterBuilder, Operation as SnapshotOperation, Snapshot, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
 };
 
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog};
@@ -31,6 +45,34 @@ use crate::error::ErrorKind;
 pub enum Operation {
     /// Add data files; nothing is removed.
     Append { files: Vec<DataFile> },
+    /// Row-level changes in one snapshot (Iceberg's RowDelta): `data_files`
+    /// hold new and updated rows, `delete_files` are position-delete files
+    /// for the rows removed or replaced. Either list may be empty, not both.
+    /// Equality deletes are refused (pyiceberg 0.12 cannot read them).
+    RowDelta { data_files: Vec<DataFile>, delete_files: Vec<DataFile> },
+}
+
+impl Operation {
+    /// The snapshot's `operation`, as Java Iceberg's RowDelta chooses it:
+    /// data only is an `append`, deletes only a `delete`, both an `overwrite`.
+    pub fn snapshot_operation(&self) -> SnapshotOperation {
+        match self {
+            Operation::Append { .. } => SnapshotOperation::Append,
+            Operation::RowDelta { data_files, delete_files } => match (data_files.is_empty(), delete_files.is_empty()) {
+                (_, true) => SnapshotOperation::Append,
+                (true, false) => SnapshotOperation::Delete,
+                (false, false) => SnapshotOperation::Overwrite,
+            },
+        }
+    }
+
+    /// `(data files, delete files)`.
+    fn into_files(self) -> (Vec<DataFile>, Vec<DataFile>) {
+        match self {
+            Operation::Append { files } => (files, Vec::new()),
+            Operation::RowDelta { data_files, delete_files } => (data_files, delete_files),
+        }
+    }
 }
 
 /// The caller's view of why its position no longer matches the table.
@@ -58,6 +100,10 @@ pub enum CommitError {
     Empty { table: String },
     #[error("commit to {table}: making the written files durable: {source}")]
     Durability { table: String, source: std::io::Error },
+    #[error("commit to {table}: cannot commit {path}: {reason}")]
+    InvalidFile { table: String, path: String, reason: String },
+    #[error("commit to {table}: {reason}")]
+    Unsupported { table: String, reason: String },
 }
 
 impl CommitError {
@@ -67,8 +113,9 @@ impl CommitError {
             CommitError::TooManyConflicts { .. } => ErrorKind::Transient,
             CommitError::Catalog { source, .. } => source.kind(),
             CommitError::Iceberg { .. } => ErrorKind::Transient,
-            CommitError::Empty { .. } => ErrorKind::Internal,
+            CommitError::Empty { .. } | CommitError::InvalidFile { .. } => ErrorKind::Internal,
             CommitError::Durability { .. } => ErrorKind::Transient,
+            CommitError::Unsupported { .. } => ErrorKind::Data,
         }
     }
 }
@@ -120,36 +167,30 @@ impl Committer {
             let table = table.clone();
             move |source| CommitError::Iceberg { table: table.clone(), doing, source }
         };
-        let Operation::Append { files } = operation;
-        if files.is_empty() {
+        let kind = operation.snapshot_operation();
+        let (data_files, delete_files) = operation.into_files();
+        if data_files.is_empty() && delete_files.is_empty() {
             return Err(CommitError::Empty { table });
         }
+        check_files(&table, &base.metadata, &data_files, &delete_files)?;
         let file_io = self.catalog.file_io().clone();
         let mut head = base.clone();
         let snapshot_id = new_snapshot_id(&head.metadata);
         let commit_uuid = uuid::Uuid::new_v4();
         let metadata_dir = format!("{}/metadata", head.metadata.location());
 
-        // The manifest of added files is written once and reused by every
+        // The manifests of added files are written once and reused by every
         // attempt: entries inherit snapshot id and sequence number from the
         // manifest list, which each attempt writes anew.
-        let added_manifest = if files.is_empty() {
-            None
-        } else {
-            let path = format!("{metadata_dir}/{commit_uuid}-m0.avro");
-            let output = file_io.new_output(&path).map_err(ice("creating manifest"))?;
-            let mut writer = ManifestWriterBuilder::new(
-                output,
-                Some(snapshot_id),
-                head.metadata.current_schema().clone(),
-                head.metadata.default_partition_spec().as_ref().clone(),
-            )
-            .build_v2_data();
-            for f in &files {
-                writer.add_file(f.clone(), -1).map_err(ice("adding file to manifest"))?;
+        let mut added_manifests = Vec::new();
+        for (content, files) in [(ManifestContentType::Data, &data_files), (ManifestContentType::Deletes, &delete_files)] {
+            if files.is_empty() {
+                continue;
             }
-            Some(writer.write_manifest_file().await.map_err(ice("writing manifest"))?)
-        };
+            let path = format!("{metadata_dir}/{commit_uuid}-m{}.avro", added_manifests.len());
+            added_manifests
+                .push(write_manifest(&file_io, &head.metadata, &path, snapshot_id, content, files).await.map_err(ice("writing manifest"))?);
+        }
 
         // Whether `head` was just read from the catalog (a fence verdict is
         // only final against the latest head, not a cached one).
@@ -182,9 +223,7 @@ impl Committer {
                     .to_vec(),
                 None => Vec::new(),
             };
-            if let Some(m) = &added_manifest {
-                manifests.push(m.clone());
-            }
+            manifests.extend(added_manifests.iter().cloned());
             let list_path = format!("{metadata_dir}/snap-{snapshot_id}-{attempt}-{commit_uuid}.avro");
             let list_out = file_io.new_output(&list_path).map_err(ice("creating manifest list"))?;
             let mut list = ManifestListWriter::v2(
@@ -203,7 +242,8 @@ impl Committer {
                 .filter(|(k, _)| crate::table::position::is_position_key(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let summary = summarize(metadata, parent.map(|p| p.summary()), &files, properties);
+            let added = data_files.iter().chain(&delete_files);
+            let summary = summarize(metadata, parent.map(|p| p.summary()), kind.clone(), added, properties);
             let snapshot = Snapshot::builder()
                 .with_snapshot_id(snapshot_id)
                 .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))
@@ -241,8 +281,8 @@ impl Committer {
             // (data files and the added manifest once, on the first attempt).
             let mut reachable = vec![new_location.clone(), list_path.clone()];
             if attempt == 0 {
-                reachable.extend(files.iter().map(|f| f.file_path().to_string()));
-                reachable.extend(added_manifest.iter().map(|m| m.manifest_path.clone()));
+                reachable.extend(data_files.iter().chain(&delete_files).map(|f| f.file_path().to_string()));
+                reachable.extend(added_manifests.iter().map(|m| m.manifest_path.clone()));
             }
             crate::table::durable::sync_all(&reachable)
                 .await
@@ -288,6 +328,76 @@ impl Committer {
     }
 }
 
+/// Refuses what the manifests cannot carry correctly: a file of the wrong
+/// content for its list, equality deletes, and delete files on a table whose
+/// data files may be in another partition spec than the one the delete
+/// manifest is written with (a position delete applies only within its data
+/// file's spec, so it would silently not apply).
+fn check_files(
+    table: &str,
+    metadata: &TableMetadata,
+    data_files: &[DataFile],
+    delete_files: &[DataFile],
+) -> Result<(), CommitError> {
+    let invalid = |f: &DataFile, reason: &str| CommitError::InvalidFile {
+        table: table.to_string(),
+        path: f.file_path().to_string(),
+        reason: reason.to_string(),
+    };
+    if let Some(f) = data_files.iter().find(|f| f.content_type() != DataContentType::Data) {
+        return Err(invalid(f, "a delete file among the data files"));
+    }
+    for f in delete_files {
+        match f.content_type() {
+            DataContentType::PositionDeletes => {}
+            DataContentType::Data => return Err(invalid(f, "a data file among the delete files")),
+            DataContentType::EqualityDeletes => {
+                return Err(invalid(f, "equality deletes are not supported (pyiceberg 0.12 cannot read them)"));
+            }
+        }
+    }
+    if !delete_files.is_empty() {
+        let unsupported = |reason: String| CommitError::Unsupported { table: table.to_string(), reason };
+        if metadata.format_version() < FormatVersion::V2 {
+            return Err(unsupported(format!("delete files need format v2, the table is {}", metadata.format_version())));
+        }
+        let specs = metadata.partition_specs_iter().len();
+        if specs > 1 {
+            return Err(unsupported(format!(
+                "the table has {specs} partition specs; delete files are only written for tables with one"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes one manifest of `content` with the added `files`, in the table's
+/// default partition spec (the only one tables of this project have).
+/// Entries get no sequence number: they inherit the manifest list's.
+async fn write_manifest(
+    file_io: &iceberg::io::FileIO,
+    metadata: &TableMetadata,
+    path: &str,
+    snapshot_id: i64,
+    content: ManifestContentType,
+    files: &[DataFile],
+) -> iceberg::Result<ManifestFile> {
+    let builder = ManifestWriterBuilder::new(
+        file_io.new_output(path)?,
+        Some(snapshot_id),
+        metadata.current_schema().clone(),
+        metadata.default_partition_spec().as_ref().clone(),
+    );
+    let mut writer = match content {
+        ManifestContentType::Data => builder.build_v2_data(),
+        ManifestContentType::Deletes => builder.build_v2_deletes(),
+    };
+    for f in files {
+        writer.add_file(f.clone(), -1)?;
+    }
+    writer.write_manifest_file().await
+}
+
 pub(crate) async fn read_manifest_list(
     file_io: &iceberg::io::FileIO,
     path: &str,
@@ -319,10 +429,11 @@ fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
 /// Snapshot summary in the shape Java and pyiceberg write: `added-*` from the
 /// collector, `total-*` carried from the parent, caller properties first so
 /// they can never shadow the computed ones.
-fn summarize(
+fn summarize<'a>(
     metadata: &TableMetadata,
     parent: Option<&Summary>,
-    files: &[DataFile],
+    operation: SnapshotOperation,
+    files: impl Iterator<Item = &'a DataFile>,
     properties: HashMap<String, String>,
 ) -> Summary {
     let mut collector = SnapshotSummaryCollector::default();
@@ -345,5 +456,5 @@ fn summarize(
         props.insert(total.to_string(), (before + get(&added, add)).to_string());
     }
     props.extend(added);
-    Summary { operation: SnapshotOperation::Append, additional_properties: props }
+    Summary { operation, additional_properties: props }
 }

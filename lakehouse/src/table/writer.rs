@@ -17,7 +17,7 @@ pub enum Codec {
 }
 
 impl Codec {
-    fn parquet(self) -> Compression {
+    pub(crate) fn parquet(self) -> Compression {
         match self {
             Codec::Snappy => Compression::SNAPPY,
             Codec::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default()),
