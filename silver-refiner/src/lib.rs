@@ -50,6 +50,8 @@ mod decimal;
 pub mod decode;
 #[cfg(test)]
 mod fixtures;
+pub mod lineage;
+pub mod materialize;
 pub mod refine;
 mod reject;
 mod value;

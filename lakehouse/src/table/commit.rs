@@ -58,11 +58,13 @@ impl Operation {
     pub fn snapshot_operation(&self) -> SnapshotOperation {
         match self {
             Operation::Append { .. } => SnapshotOperation::Append,
-            Operation::RowDelta { data_files, delete_files } => match (data_files.is_empty(), delete_files.is_empty()) {
-                (_, true) => SnapshotOperation::Append,
-                (true, false) => SnapshotOperation::Delete,
-                (false, false) => SnapshotOperation::Overwrite,
-            },
+            Operation::RowDelta { data_files, delete_files } => {
+                match (data_files.is_empty(), delete_files.is_empty()) {
+                    (_, true) => SnapshotOperation::Append,
+                    (true, false) => SnapshotOperation::Delete,
+                    (false, false) => SnapshotOperation::Overwrite,
+                }
+            }
         }
     }
 
@@ -183,13 +185,18 @@ impl Committer {
         // attempt: entries inherit snapshot id and sequence number from the
         // manifest list, which each attempt writes anew.
         let mut added_manifests = Vec::new();
-        for (content, files) in [(ManifestContentType::Data, &data_files), (ManifestContentType::Deletes, &delete_files)] {
+        for (content, files) in
+            [(ManifestContentType::Data, &data_files), (ManifestContentType::Deletes, &delete_files)]
+        {
             if files.is_empty() {
                 continue;
             }
             let path = format!("{metadata_dir}/{commit_uuid}-m{}.avro", added_manifests.len());
-            added_manifests
-                .push(write_manifest(&file_io, &head.metadata, &path, snapshot_id, content, files).await.map_err(ice("writing manifest"))?);
+            added_manifests.push(
+                write_manifest(&file_io, &head.metadata, &path, snapshot_id, content, files)
+                    .await
+                    .map_err(ice("writing manifest"))?,
+            );
         }
 
         // Whether `head` was just read from the catalog (a fence verdict is
@@ -359,7 +366,10 @@ fn check_files(
     if !delete_files.is_empty() {
         let unsupported = |reason: String| CommitError::Unsupported { table: table.to_string(), reason };
         if metadata.format_version() < FormatVersion::V2 {
-            return Err(unsupported(format!("delete files need format v2, the table is {}", metadata.format_version())));
+            return Err(unsupported(format!(
+                "delete files need format v2, the table is {}",
+                metadata.format_version()
+            )));
         }
         let specs = metadata.partition_specs_iter().len();
         if specs > 1 {

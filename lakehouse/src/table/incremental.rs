@@ -102,7 +102,11 @@ pub async fn increments(
 
 /// Reads a whole Parquet data file through the storage layer, keeping only
 /// the named columns (all of them when `columns` is empty).
-pub async fn read_data_file(file_io: &FileIO, path: &str, columns: &[&str]) -> Result<Vec<RecordBatch>, IncrementalError> {
+pub async fn read_data_file(
+    file_io: &FileIO,
+    path: &str,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, IncrementalError> {
     let ice = |source| IncrementalError::Iceberg { what: path.to_string(), source };
     let bytes: Bytes = file_io.new_input(path).map_err(ice)?.read().await.map_err(ice)?;
     let perr = |source| IncrementalError::Parquet { path: path.to_string(), source };

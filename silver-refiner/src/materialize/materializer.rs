@@ -1,0 +1,344 @@
+//! [`Materializer`]: one entity's store table and Silver Iceberg table, kept equal.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::SchemaRef;
+use changelog_store::{RowKind, Table};
+use iceberg::spec::{
+    DataFile, Struct, TableMetadata, UnboundPartitionSpec, deserialize_data_file_from_json, serialize_data_file_to_json,
+};
+use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
+use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
+use lakehouse::table::create::{TableSpec, load_or_create};
+use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
+use lakehouse::table::writer::{Codec, DataFileWriter};
+use lakehouse::worker::TableCommit;
+
+use super::store_map::{SILVER_FILE, SILVER_POS, store_spec, to_store_batch};
+use crate::contract::ColumnType;
+
+/// Iceberg summary key: the store snapshot Silver is materialised up to.
+pub const STORE_SNAPSHOT_KEY: &str = "lakehouse.silver.store-snapshot";
+/// Store snapshot property: the Silver data files written for that snapshot (JSON).
+const FILES_KEY: &str = "lakehouse.silver.files";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error(transparent)]
+    PositionDelete(#[from] PositionDeleteError),
+    #[error("changelog store of {entity}: {source}")]
+    Store { entity: String, source: changelog_store::Error },
+    #[error("silver.{entity}: {what}: {source}")]
+    Iceberg { entity: String, what: &'static str, source: iceberg::Error },
+    #[error("silver.{entity}: {message}")]
+    Invalid { entity: String, message: String },
+}
+
+/// What one materialisation committed.
+#[derive(Debug, Clone)]
+pub struct Silvered {
+    pub store_snapshot: i64,
+    /// The Iceberg commit, when the snapshot changed Silver.
+    pub commit: Option<TableCommit>,
+    /// Rows deleted or replaced by position deletes.
+    pub deleted: u64,
+}
+
+/// One entity: its changelog-store table and its Silver Iceberg table.
+pub struct Materializer {
+    entity: String,
+    committer: Committer,
+    writer: DataFileWriter,
+    deletes: PositionDeleteWriter,
+    store: Table,
+    commit_user: String,
+    silver_schema: SchemaRef,
+    store_schema: SchemaRef,
+    head: LoadedTable,
+}
+
+impl Materializer {
+    /// Opens (creating where absent) the Silver table `silver` with `schema`
+    /// and the store table at `store_path`.
+    pub async fn open(
+        catalog: SqlCatalog,
+        silver: TableName,
+        schema: SchemaRef,
+        types: &BTreeMap<String, ColumnType>,
+        key: &[String],
+        store_path: PathBuf,
+        commit_user: String,
+    ) -> Result<Self, MaterializeError> {
+        let entity = silver.name.clone();
+        let invalid = |message: String| MaterializeError::Invalid { entity: entity.clone(), message };
+        let iceberg_schema = iceberg::arrow::arrow_schema_to_schema(&schema).map_err(|source| {
+            MaterializeError::Iceberg { entity: entity.clone(), what: "converting the schema", source }
+        })?;
+        let spec = TableSpec {
+            schema: iceberg_schema,
+            partition_spec: UnboundPartitionSpec::builder().build(),
+            properties: HashMap::from([
+                ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
+                ("history.expire.max-snapshot-age-ms".to_string(), (730u64 * 86_400_000).to_string()),
+                ("lakehouse.retention-days".to_string(), "730".to_string()),
+            ]),
+        };
+        let head = load_or_create(&catalog, &silver, &spec).await?;
+        let store_err = |source| MaterializeError::Store { entity: entity.clone(), source };
+        let store = if store_path.join("schema").exists() {
+            Table::open(&store_path).map_err(store_err)?
+        } else {
+            let spec = store_spec(&schema, types, key, 2).map_err(invalid)?;
+            Table::create(&store_path, spec).map_err(store_err)?
+        };
+        let store_schema = store.new_write().map_err(store_err)?.row_schema();
+        Ok(Self {
+            entity,
+            committer: Committer::new(catalog.clone()),
+            writer: DataFileWriter::new(catalog.file_io().clone(), Codec::Zstd(3), 128 << 20),
+            deletes: PositionDeleteWriter::new(catalog.file_io().clone()),
+            store,
+            commit_user,
+            silver_schema: schema,
+            store_schema,
+            head,
+        })
+    }
+
+    pub fn store(&self) -> &Table {
+        &self.store
+    }
+
+    pub fn head(&self) -> &LoadedTable {
+        &self.head
+    }
+
+    fn store_err(&self) -> impl Fn(changelog_store::Error) -> MaterializeError + '_ {
+        move |source| MaterializeError::Store { entity: self.entity.clone(), source }
+    }
+
+    /// The store snapshot the Silver head is materialised up to.
+    pub fn materialized(&self) -> Option<i64> {
+        recorded(&self.head.metadata)
+    }
+
+    /// The properties of the newest store snapshot (the upstream position it carries).
+    pub fn store_position(&self) -> Result<Option<BTreeMap<String, String>>, MaterializeError> {
+        let latest = self.store.latest_snapshot().map_err(self.store_err())?;
+        Ok(latest.and_then(|s| s.properties))
+    }
+
+    /// Materialises every store snapshot Silver has not seen (after a crash
+    /// between the store commit and the Iceberg commit).
+    pub async fn recover(&mut self) -> Result<Vec<Silvered>, MaterializeError> {
+        let Some(latest) = self.store.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
+        let from = self.materialized().unwrap_or(0) + 1;
+        let mut out = Vec::new();
+        for n in from..=latest.id {
+            tracing::info!(entity = %self.entity, store_snapshot = n, "materialising a store snapshot Silver lacks");
+            out.push(self.materialize(n).await?);
+        }
+        Ok(out)
+    }
+
+    /// Applies one batch: `upserts` and `deletes` are rows of the Silver schema
+    /// (a delete needs its key columns and `_seq` only), at most one per key
+    /// (the caller keeps the newest of each key). `properties` (the upstream
+    /// position) go into the store snapshot and the Iceberg commit.
+    pub async fn apply(
+        &mut self,
+        upserts: &RecordBatch,
+        deletes: &RecordBatch,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Silvered, MaterializeError> {
+        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        // 1. The upserts' new home in Silver, durable before the store points at it.
+        let files = if upserts.num_rows() > 0 {
+            self.writer.write(&self.head.metadata, Struct::empty(), std::slice::from_ref(upserts)).await.map_err(
+                |source| MaterializeError::Iceberg { entity: self.entity.clone(), what: "writing data files", source },
+            )?
+        } else {
+            Vec::new()
+        };
+        lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
+            .await
+            .map_err(|e| invalid(format!("syncing data files: {e}")))?;
+        let mut locations = Vec::with_capacity(upserts.num_rows());
+        for f in &files {
+            let path: Arc<str> = Arc::from(f.file_path());
+            locations.extend((0..f.record_count() as i64).map(|pos| Some((path.clone(), pos))));
+        }
+        if locations.len() != upserts.num_rows() {
+            return Err(invalid(format!("wrote {} rows for {} upserts", locations.len(), upserts.num_rows())));
+        }
+        // 2. The store: upserts with their locations, deletes; the files in the snapshot.
+        let mut write = self.store.new_write().map_err(self.store_err())?;
+        if upserts.num_rows() > 0 {
+            let batch = to_store_batch(upserts, &self.store_schema, &locations).map_err(invalid)?;
+            write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
+        }
+        if deletes.num_rows() > 0 {
+            let full = pad_to(deletes, &self.silver_schema).map_err(invalid)?;
+            let batch = to_store_batch(&full, &self.store_schema, &vec![None; full.num_rows()]).map_err(invalid)?;
+            write.write_batch(&batch, &[RowKind::Delete]).map_err(self.store_err())?;
+        }
+        let messages = write.prepare_commit().map_err(self.store_err())?;
+        let mut props = properties;
+        let partition_type = self.head.metadata.default_partition_type().clone();
+        let format = self.head.metadata.format_version();
+        let encoded: Result<Vec<String>, _> =
+            files.iter().map(|f| serialize_data_file_to_json(f.clone(), &partition_type, format)).collect();
+        let encoded = encoded.map_err(|source| MaterializeError::Iceberg {
+            entity: self.entity.clone(),
+            what: "serialising data files",
+            source,
+        })?;
+        props.insert(FILES_KEY.to_string(), format!("[{}]", encoded.join(",")));
+        let committer = self.store.new_committer(self.commit_user.clone());
+        let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
+        let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
+        let snapshot = match outcome {
+            changelog_store::CommitOutcome::Committed(ids) => ids.into_iter().next(),
+            _ => None,
+        };
+        let snapshot = snapshot.ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        // 3. Silver follows the store.
+        self.materialize(snapshot).await
+    }
+
+    /// Brings Silver to store snapshot `n` (which must follow what Silver has).
+    async fn materialize(&mut self, n: i64) -> Result<Silvered, MaterializeError> {
+        let started = Instant::now();
+        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        let changes = self.store.change_batches(n).map_err(self.store_err())?;
+        let props = changes.properties.clone().unwrap_or_default();
+        let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
+        let mut kept: HashSet<(String, i64)> = HashSet::new();
+        let mut old: Vec<(String, i64)> = Vec::new();
+        for b in &changes.batches {
+            let file = b.rows.column_by_name(SILVER_FILE).map(|c| c.as_string::<i32>().clone());
+            let pos = b.rows.column_by_name(SILVER_POS).map(|c| c.as_primitive::<Int64Type>().clone());
+            let (Some(file), Some(pos)) = (file, pos) else {
+                return Err(invalid(format!("store snapshot {n} has no location columns")));
+            };
+            for i in 0..b.rows.num_rows() {
+                if file.is_null(i) || pos.is_null(i) {
+                    continue; // a delete of a key Silver never had
+                }
+                let loc = (file.value(i).to_string(), pos.value(i));
+                match RowKind::from_byte(b.kinds.value(i)) {
+                    Some(RowKind::Insert | RowKind::UpdateAfter) => {
+                        kept.insert(loc);
+                    }
+                    Some(RowKind::UpdateBefore | RowKind::Delete) => old.push(loc),
+                    None => return Err(invalid(format!("store snapshot {n}: bad row kind {}", b.kinds.value(i)))),
+                }
+            }
+        }
+        // Replaced and deleted rows; new rows that lost to a newer version of their key.
+        let mut doomed: Vec<(String, i64)> = old.into_iter().filter(|l| !kept.contains(l)).collect();
+        let written: u64 = data_files.iter().map(|f| f.record_count()).sum();
+        let before = doomed.len() as u64;
+        for f in &data_files {
+            let path = f.file_path();
+            doomed.extend((0..f.record_count() as i64).map(|p| (path.to_string(), p)).filter(|l| !kept.contains(l)));
+        }
+        // New rows that lost to a newer version are added and deleted in the same commit.
+        let rows = written - (doomed.len() as u64 - before);
+        let deleted = doomed.len() as u64;
+        let targets: Vec<ReferencedFile> = {
+            let mut seen = HashSet::new();
+            doomed
+                .iter()
+                .filter(|(p, _)| seen.insert(p.clone()))
+                .map(|(p, _)| ReferencedFile::new(p.clone(), Struct::empty()))
+                .collect()
+        };
+        if data_files.is_empty() && doomed.is_empty() {
+            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+        }
+        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
+        let mut summary: HashMap<String, String> =
+            props.iter().filter(|(k, _)| k.as_str() != FILES_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
+        summary.insert(STORE_SNAPSHOT_KEY.to_string(), n.to_string());
+        let check = move |head: &TableMetadata| match recorded(head) {
+            Some(m) if m >= n => Err(Fenced(format!("Silver already has store snapshot {m}, this commit is {n}"))),
+            _ => Ok(summary.clone()),
+        };
+        let done = self.committer.commit(&self.head, Operation::RowDelta { data_files, delete_files }, &check).await?;
+        self.head = done.table.clone();
+        Ok(Silvered {
+            store_snapshot: n,
+            deleted,
+            commit: Some(TableCommit {
+                table: done.table,
+                snapshot_id: done.snapshot_id,
+                rows,
+                conflicts: done.conflicts,
+                duration: started.elapsed(),
+                newest_event_ms: None,
+            }),
+        })
+    }
+
+    fn decode_files(&self, json: &str) -> Result<Vec<DataFile>, MaterializeError> {
+        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        let list: Vec<Box<serde_json::value::RawValue>> =
+            serde_json::from_str(json).map_err(|e| invalid(format!("unreadable {FILES_KEY}: {e}")))?;
+        let m = &self.head.metadata;
+        list.iter()
+            .map(|raw| {
+                deserialize_data_file_from_json(
+                    raw.get(),
+                    m.default_partition_spec_id(),
+                    m.default_partition_type(),
+                    m.current_schema(),
+                )
+                .map_err(|source| MaterializeError::Iceberg {
+                    entity: self.entity.clone(),
+                    what: "reading the data files of a store snapshot",
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The store snapshot a Silver head records, walking its ancestry.
+fn recorded(metadata: &TableMetadata) -> Option<i64> {
+    let mut cursor = metadata.current_snapshot().cloned();
+    while let Some(s) = cursor {
+        if let Some(v) = s.summary().additional_properties.get(STORE_SNAPSHOT_KEY) {
+            return v.parse().ok();
+        }
+        cursor = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
+    }
+    None
+}
+
+/// `batch` with every column of `schema`, the missing ones null.
+fn pad_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    let n = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => arrow_array::new_null_array(f.data_type(), n),
+        })
+        .collect();
+    let relaxed = Arc::new(arrow_schema::Schema::new(
+        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+    ));
+    RecordBatch::try_new(relaxed, columns).map_err(|e| format!("padding deletes to the Silver schema: {e}"))
+}
