@@ -269,6 +269,35 @@ impl BatchBuilder {
     }
 }
 
+/// The key columns alone (as [`Contract::arrow_schema`] has them) of `keys`,
+/// each holding the key values in contract key order: the rows of deletes.
+pub fn key_batch(contract: &Contract, keys: &[Vec<Value>]) -> Result<RecordBatch, BatchError> {
+    let schema = contract.arrow_schema();
+    let entity = contract.name().to_string();
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (k, &i) in contract.key_indices().iter().enumerate() {
+        let column = &contract.columns()[i];
+        let mut b = Builder::new(column.ty(), keys.len());
+        for key in keys {
+            let v = key.get(k).unwrap_or(&Value::Null);
+            if v.is_null() || !b.accepts(v, column.ty()) {
+                return Err(BatchError::Mismatch {
+                    entity,
+                    column: column.name().to_string(),
+                    expected: column.ty(),
+                    got: v.kind(),
+                });
+            }
+            b.append(v).map_err(|source| BatchError::Arrow { entity: entity.clone(), source })?;
+        }
+        fields.push(schema.field(i).clone());
+        arrays.push(b.finish());
+    }
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), arrays)
+        .map_err(|source| BatchError::Arrow { entity, source })
+}
+
 #[cfg(test)]
 mod tests {
     use arrow_array::Array;

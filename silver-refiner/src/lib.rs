@@ -1,6 +1,8 @@
-//! silver-refiner: Bronze → Silver.
+//! silver-refiner: Bronze → Silver. [`run`] drives the [`Refinery`] stage on the
+//! shared worker skeleton: new Bronze snapshots → contract → changelog store →
+//! Silver RowDelta ([`materialize`]); rejects to `silver._rejects`.
 //!
-//! This part is the **entity contract** and the **row refiner**:
+//! The pieces:
 //!
 //! - [`contract`]: per-entity contracts in TOML ([`Contract`], [`Contracts`]),
 //!   validated on load with errors naming the entity and the column;
@@ -50,8 +52,12 @@ mod decimal;
 pub mod decode;
 #[cfg(test)]
 mod fixtures;
+pub mod config;
+pub mod envelope;
 pub mod lineage;
 pub mod materialize;
+pub mod rejects;
+pub mod stage;
 pub mod refine;
 mod reject;
 mod value;
@@ -62,3 +68,37 @@ pub use contract::{ColumnType, Contract, ContractError, Contracts};
 pub use refine::{RefinedRow, Refiner};
 pub use reject::{Reject, Rule};
 pub use value::Value;
+pub use config::Config;
+pub use stage::{RefineError, Refinery, RunSummary};
+
+/// Knobs of one run that are not configuration (tests, demo, benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Exit once every entity is refined up to its Bronze head, for this long.
+    pub exit_when_idle: Option<std::time::Duration>,
+    pub health: lakehouse::telemetry::Health,
+}
+
+/// Runs silver-refiner until `shutdown` (or idle, with `exit_when_idle`).
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<RunSummary, RefineError> {
+    let policy = lakehouse::worker::BatchPolicy::new(
+        config.silver.commit_interval,
+        config.silver.max_batch_records,
+        usize::MAX,
+    )
+    .with_poll_wait(config.silver.poll_interval.min(std::time::Duration::from_millis(200)));
+    let control = lakehouse::worker::Control {
+        layer: "silver",
+        shutdown,
+        shutdown_timeout: config.shutdown.timeout,
+        health: options.health,
+        exit_when_idle: options.exit_when_idle,
+    };
+    let mut refinery = Refinery::start(config).await?;
+    lakehouse::worker::drive(&mut refinery, &policy, &control).await?;
+    Ok(refinery.summary.clone())
+}

@@ -36,6 +36,10 @@ pub const OFFSET_RESETS: &str = "lakehouse_offset_resets_total";
 /// 1 while a table has snapshots but no committed position for this worker's
 /// group, so its partitions are not consumed (see the log). Labels: table.
 pub const POSITION_MISSING: &str = "lakehouse_position_missing";
+/// Records the refiner could not take (in `silver._rejects`). Labels: layer, entity, rule.
+pub const REJECTED_RECORDS: &str = "lakehouse_rejected_records_total";
+/// Silver rows by outcome (upserted, deleted). Labels: entity, outcome.
+pub const SILVER_ROWS: &str = "lakehouse_silver_rows_total";
 
 /// Registers help texts with the recorder.
 pub fn describe() {
@@ -56,6 +60,8 @@ pub fn describe() {
     describe_gauge!(FRESHNESS, Unit::Seconds, "Commit time minus newest committed event time");
     describe_counter!(CONSUME_ERRORS, Unit::Count, "Kafka consume errors");
     describe_counter!(OFFSET_RESETS, Unit::Count, "Positions reset to the log start: unread data deleted by retention");
+    describe_counter!(REJECTED_RECORDS, Unit::Count, "Records rejected with a rule and a reason");
+    describe_counter!(SILVER_ROWS, Unit::Count, "Silver rows upserted or deleted");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
 }
 
@@ -78,6 +84,8 @@ pub const ALL: &[&str] = &[
     CONSUME_ERRORS,
     OFFSET_RESETS,
     POSITION_MISSING,
+    REJECTED_RECORDS,
+    SILVER_ROWS,
 ];
 
 #[cfg(test)]

@@ -1,0 +1,126 @@
+//! A Bronze row → the change it describes for an entity.
+
+use serde_json::{Map, Value as Json};
+
+use crate::connect::ConnectSchema;
+use crate::refine::{RefinedRow, Refiner};
+use crate::reject::{Reject, Rule};
+use crate::value::Value;
+
+/// What one Debezium event does to the entity.
+#[derive(Debug)]
+pub enum Change {
+    /// `c` / `r` / `u`: the `after` image, refined.
+    Upsert(RefinedRow),
+    /// `d`: the key, from `before` or the message key.
+    Delete(Vec<Value>),
+    /// `t`: every row of the entity goes.
+    Truncate,
+    /// A tombstone (null value) or a heartbeat: nothing to do.
+    Nothing,
+}
+
+fn reject(rule: Rule, reason: impl Into<String>) -> Reject {
+    Reject { rule, column: None, reason: reason.into() }
+}
+
+/// Decodes a Debezium value (with or without the `schema` block) and refines it.
+pub fn change_of(refiner: &Refiner, key: Option<&str>, value: Option<&str>) -> Result<Change, Reject> {
+    let Some(value) = value else { return Ok(Change::Nothing) };
+    let json: Json = serde_json::from_str(value).map_err(|e| reject(Rule::Parse, format!("not JSON: {e}")))?;
+    if json.is_null() {
+        return Ok(Change::Nothing);
+    }
+    let (payload, schema) = match &json {
+        Json::Object(o) if o.contains_key("payload") && o.contains_key("schema") => (&o["payload"], Some(&o["schema"])),
+        other => (other, None),
+    };
+    let Json::Object(payload) = payload else {
+        return Err(reject(Rule::Parse, "the Debezium payload is not an object"));
+    };
+    let schema = match schema {
+        Some(s) if !s.is_null() => Some(
+            ConnectSchema::from_json(s).map_err(|e| reject(Rule::Parse, format!("unreadable schema block: {e}")))?,
+        ),
+        _ => None,
+    };
+    let row_schema = schema.as_ref().map(ConnectSchema::row);
+    let image = |name: &str| -> Option<&Map<String, Json>> { payload.get(name).and_then(Json::as_object) };
+    match payload.get("op").and_then(Json::as_str) {
+        Some("c" | "r" | "u") => {
+            let after = image("after").ok_or_else(|| reject(Rule::Parse, "a create/update without an `after` image"))?;
+            refiner.refine(after, row_schema).map(Change::Upsert)
+        }
+        Some("d") => {
+            if let Some(before) = image("before") {
+                return refiner.key_of(before, row_schema).map(Change::Delete);
+            }
+            let key = key.ok_or_else(|| reject(Rule::Parse, "a delete with neither `before` nor a message key"))?;
+            let key: Json = serde_json::from_str(key).map_err(|e| reject(Rule::Parse, format!("message key: {e}")))?;
+            refiner.key_of_message_key(&key).map(Change::Delete)
+        }
+        Some("t") => Ok(Change::Truncate),
+        Some(op) => Err(reject(Rule::Parse, format!("unknown Debezium op {op:?}"))),
+        // A flattened row (ExtractNewRecordState) is an upsert of itself.
+        None if !payload.contains_key("after") && !payload.contains_key("before") => {
+            refiner.refine(payload, row_schema).map(Change::Upsert)
+        }
+        None => Err(reject(Rule::Parse, "an envelope without `op`")),
+    }
+}
+
+/// Source order of an event: the Debezium position where it is a number
+/// (PostgreSQL `lsn=`, SQL Server `change_lsn=`), else the source timestamp in
+/// microseconds. Ties go to the later Kafka offset (the store keeps the
+/// later write of an equal sequence).
+pub fn source_seq(position: Option<&str>, source_ts_ms: Option<i64>, ts_ms: Option<i64>) -> i64 {
+    if let Some(p) = position
+        && let Some((kind, v)) = p.split_once('=')
+        && matches!(kind, "lsn" | "change_lsn")
+        && let Ok(n) = v.parse::<i64>()
+    {
+        return n;
+    }
+    source_ts_ms.or(ts_ms).map_or(0, |ms| ms.saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Contract;
+
+    fn refiner() -> Refiner {
+        Refiner::new(
+            Contract::from_toml_str(
+                "name = \"c\"\nversion = 1\nsource = \"bronze.c\"\nkey = \"id\"\n[[column]]\nname = \"id\"\ntype = \"long\"\n\
+                 [[column]]\nname = \"name\"\ntype = \"string\"\n",
+            )
+            .expect("contract"),
+        )
+    }
+
+    #[test]
+    fn debezium_ops_become_changes() {
+        let r = refiner();
+        let up = change_of(&r, None, Some(r#"{"op":"u","before":{"id":1,"name":"a"},"after":{"id":1,"name":"b"}}"#));
+        assert!(matches!(up, Ok(Change::Upsert(row)) if row.values[1] == Value::String("b".into())));
+        let del = change_of(&r, None, Some(r#"{"op":"d","before":{"id":7,"name":"a"},"after":null}"#));
+        assert!(matches!(del, Ok(Change::Delete(k)) if k == [Value::Long(7)]));
+        let del = change_of(&r, Some(r#"{"id":9}"#), Some(r#"{"op":"d","before":null,"after":null}"#));
+        assert!(matches!(del, Ok(Change::Delete(k)) if k == [Value::Long(9)]), "key from the message key");
+        assert!(matches!(change_of(&r, None, None), Ok(Change::Nothing)), "a tombstone is a no-op");
+        assert!(matches!(change_of(&r, None, Some(r#"{"op":"t"}"#)), Ok(Change::Truncate)));
+        let bad = change_of(&r, None, Some(r#"{"op":"x","after":{}}"#)).expect_err("unknown op");
+        assert_eq!(bad.rule, Rule::Parse);
+        assert!(bad.reason.contains("unknown Debezium op"), "{}", bad.reason);
+        let bad = change_of(&r, None, Some("{nope")).expect_err("not JSON");
+        assert_eq!(bad.rule, Rule::Parse);
+    }
+
+    #[test]
+    fn sequence_is_the_source_position_else_its_time() {
+        assert_eq!(source_seq(Some("lsn=24023128"), Some(5), None), 24_023_128);
+        assert_eq!(source_seq(Some("binlog=mysql-bin.000003:154:0"), Some(5), None), 5000);
+        assert_eq!(source_seq(None, None, Some(7)), 7000);
+    }
+}

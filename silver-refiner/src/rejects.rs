@@ -1,0 +1,188 @@
+//! `silver._rejects`: every record the refiner could not take, with the rule,
+//! the column, the reason, the raw Bronze value and where it came from.
+//! Nothing is dropped silently. Commits are exactly once per entity: each
+//! carries the Bronze snapshot the entity's batch read up to, and a batch
+//! whose rejects are already in (a replay after a crash) adds none again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use iceberg::spec::{Struct, TableMetadata, UnboundPartitionSpec};
+use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
+use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
+use lakehouse::table::create::{TableSpec, load_or_create};
+use lakehouse::table::writer::{Codec, DataFileWriter};
+use lakehouse::worker::TableCommit;
+
+/// Summary key prefix: the Bronze snapshot an entity's rejects are committed up to.
+const POSITION_PREFIX: &str = "lakehouse.rejects.bronze-snapshot.";
+
+/// One rejected record.
+#[derive(Debug, Clone)]
+pub struct RejectRow {
+    pub entity: String,
+    pub rule: String,
+    pub column: Option<String>,
+    pub reason: String,
+    pub raw_value: Option<String>,
+    pub bronze_table: String,
+    pub bronze_snapshot_id: i64,
+    pub kafka_topic: Option<String>,
+    pub kafka_partition: Option<i32>,
+    pub kafka_offset: Option<i64>,
+    pub contract_version: i32,
+    pub rejected_at_us: i64,
+}
+
+fn schema() -> SchemaRef {
+    let f = |id: i32, name: &str, ty: DataType, nullable: bool| {
+        Field::new(name, ty, nullable)
+            .with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
+    };
+    Arc::new(Schema::new(vec![
+        f(1, "entity", DataType::Utf8, false),
+        f(2, "rule", DataType::Utf8, false),
+        f(3, "column", DataType::Utf8, true),
+        f(4, "reason", DataType::Utf8, false),
+        f(5, "raw_value", DataType::Utf8, true),
+        f(6, "bronze_table", DataType::Utf8, false),
+        f(7, "bronze_snapshot_id", DataType::Int64, false),
+        f(8, "kafka_topic", DataType::Utf8, true),
+        f(9, "kafka_partition", DataType::Int32, true),
+        f(10, "kafka_offset", DataType::Int64, true),
+        f(11, "contract_version", DataType::Int32, false),
+        f(12, "rejected_at", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
+    ]))
+}
+
+fn to_batch(rows: &[RejectRow]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let s = |f: fn(&RejectRow) -> Option<&str>| -> ArrayRef { Arc::new(rows.iter().map(f).collect::<StringArray>()) };
+    let columns: Vec<ArrayRef> = vec![
+        s(|r| Some(&r.entity)),
+        s(|r| Some(&r.rule)),
+        s(|r| r.column.as_deref()),
+        s(|r| Some(&r.reason)),
+        s(|r| r.raw_value.as_deref()),
+        s(|r| Some(&r.bronze_table)),
+        Arc::new(rows.iter().map(|r| r.bronze_snapshot_id).collect::<Int64Array>()),
+        s(|r| r.kafka_topic.as_deref()),
+        Arc::new(rows.iter().map(|r| r.kafka_partition).collect::<Int32Array>()),
+        Arc::new(rows.iter().map(|r| r.kafka_offset).collect::<Int64Array>()),
+        Arc::new(rows.iter().map(|r| r.contract_version).collect::<Int32Array>()),
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(|r| r.rejected_at_us).collect::<Vec<i64>>())
+                .with_timezone("+00:00"),
+        ),
+    ];
+    RecordBatch::try_new(schema(), columns)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RejectsError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("silver._rejects: {what}: {message}")]
+    Write { what: &'static str, message: String },
+}
+
+/// The rejects table of a Silver namespace.
+pub struct Rejects {
+    committer: Committer,
+    writer: DataFileWriter,
+    head: LoadedTable,
+}
+
+impl Rejects {
+    pub async fn open(catalog: SqlCatalog, namespace: &str) -> Result<Self, RejectsError> {
+        let name = TableName::new(namespace, "_rejects");
+        let iceberg_schema = iceberg::arrow::arrow_schema_to_schema(&schema())
+            .map_err(|e| RejectsError::Write { what: "schema", message: e.to_string() })?;
+        let spec = TableSpec {
+            schema: iceberg_schema,
+            partition_spec: UnboundPartitionSpec::builder().build(),
+            properties: HashMap::from([("write.parquet.compression-codec".to_string(), "zstd".to_string())]),
+        };
+        let head = load_or_create(&catalog, &name, &spec).await?;
+        Ok(Self {
+            writer: DataFileWriter::new(catalog.file_io().clone(), Codec::Zstd(3), 64 << 20),
+            committer: Committer::new(catalog),
+            head,
+        })
+    }
+
+    /// The Bronze snapshot `entity`'s rejects are committed up to.
+    pub fn position(&self, entity: &str) -> Option<i64> {
+        recorded(&self.head.metadata, entity)
+    }
+
+    /// Commits `rows` of `entity` read up to Bronze snapshot `upto`, unless a
+    /// commit already covers it (a replay). Returns the commit, if one was made.
+    pub async fn commit(
+        &mut self,
+        entity: &str,
+        upto: i64,
+        rows: &[RejectRow],
+    ) -> Result<Option<TableCommit>, RejectsError> {
+        if rows.is_empty() || self.position(entity).is_some_and(|p| p >= upto) {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let batch = to_batch(rows).map_err(|e| RejectsError::Write { what: "batch", message: e.to_string() })?;
+        let files = self
+            .writer
+            .write(&self.head.metadata, Struct::empty(), &[batch])
+            .await
+            .map_err(|e| RejectsError::Write { what: "data files", message: e.to_string() })?;
+        let key = format!("{POSITION_PREFIX}{entity}");
+        let entity_name = entity.to_string();
+        let props: HashMap<String, String> = HashMap::from([(key, upto.to_string())]);
+        let check = move |head: &TableMetadata| match recorded(head, &entity_name) {
+            Some(p) if p >= upto => Err(Fenced(format!("rejects of {entity_name} are in up to Bronze snapshot {p}"))),
+            _ => Ok(props.clone()),
+        };
+        match self.committer.commit(&self.head, Operation::Append { files }, &check).await {
+            Ok(done) => {
+                self.head = done.table.clone();
+                Ok(Some(TableCommit {
+                    table: done.table,
+                    snapshot_id: done.snapshot_id,
+                    rows: rows.len() as u64,
+                    conflicts: done.conflicts,
+                    duration: started.elapsed(),
+                    newest_event_ms: None,
+                }))
+            }
+            Err(CommitError::Fenced { .. }) => {
+                self.head = self.committer.catalog().require_table(&self.head.name).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The newest position of `entity` in the head's ancestry.
+fn recorded(metadata: &TableMetadata, entity: &str) -> Option<i64> {
+    let key = format!("{POSITION_PREFIX}{entity}");
+    let mut cursor = metadata.current_snapshot().cloned();
+    while let Some(s) = cursor {
+        if let Some(v) = s.summary().additional_properties.get(&key) {
+            return v.parse().ok();
+        }
+        cursor = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
+    }
+    None
+}
+
+/// Rejects per rule, for logs and metrics.
+pub fn count_by_rule(rows: &[RejectRow]) -> BTreeMap<&str, u64> {
+    let mut out = BTreeMap::new();
+    for r in rows {
+        *out.entry(r.rule.as_str()).or_default() += 1;
+    }
+    out
+}

@@ -1,0 +1,490 @@
+//! The refiner's [`Stage`]: new Bronze snapshots of every entity → refined
+//! changes (newest per key) and rejects → rejects commit, store commit,
+//! Silver RowDelta ([`crate::materialize`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::SchemaRef;
+use lakehouse::catalog::{CatalogError, SqlCatalog, TableName};
+use lakehouse::table::incremental::{IncrementalError, increments, read_data_file};
+use lakehouse::telemetry::names;
+use lakehouse::worker::{Pending, Stage, TableCommit};
+
+use crate::arrow::key_batch;
+use crate::config::Config;
+use crate::contract::{ColumnType, Contract, ContractError, Contracts};
+use crate::envelope::{Change, change_of, source_seq};
+use crate::lineage;
+use crate::materialize::{MaterializeError, Materializer};
+use crate::refine::{RefinedRow, Refiner};
+use crate::rejects::{RejectRow, Rejects, RejectsError, count_by_rule};
+use crate::value::Value;
+
+/// Store snapshot property (and Silver summary key): the Bronze snapshot consumed.
+pub const BRONZE_POSITION_KEY: &str = "lakehouse.silver.bronze-snapshot";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefineError {
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Incremental(#[from] IncrementalError),
+    #[error(transparent)]
+    Materialize(#[from] MaterializeError),
+    #[error(transparent)]
+    Rejects(#[from] RejectsError),
+    #[error("entity {entity}: {message}")]
+    Entity { entity: String, message: String },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunSummary {
+    pub bronze_rows: u64,
+    pub upserted: u64,
+    pub deleted: u64,
+    pub rejected: u64,
+    pub commits: u64,
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone)]
+struct Lineage {
+    seq: i64,
+    bronze_snapshot: i64,
+    topic: Option<String>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    op: Option<String>,
+    record_hash: Option<String>,
+}
+
+impl Lineage {
+    /// Source order, the Kafka offset breaking ties.
+    fn order(&self) -> (i64, i64) {
+        (self.seq, self.offset.unwrap_or(i64::MIN))
+    }
+}
+
+enum Pend {
+    Upsert(RefinedRow, Lineage),
+    Delete(Vec<Value>, Lineage),
+}
+
+impl Pend {
+    fn lineage(&self) -> &Lineage {
+        match self {
+            Pend::Upsert(_, l) | Pend::Delete(_, l) => l,
+        }
+    }
+}
+
+struct Entity {
+    refiner: Refiner,
+    name: String,
+    version: i32,
+    bronze: TableName,
+    materializer: Materializer,
+    schema: SchemaRef,
+    /// The Bronze snapshot committed (to the store) as consumed.
+    position: Option<i64>,
+    /// The Bronze snapshot the in-flight batch reads up to.
+    upto: Option<i64>,
+    /// Newest change per key (the key's `Debug` form).
+    changes: HashMap<String, Pend>,
+    truncate: Option<Lineage>,
+    rejects: Vec<RejectRow>,
+    /// Bronze rows and snapshots in the batch (what the batch policy counts).
+    work: usize,
+    bronze_rows: u64,
+    last_poll: Option<Instant>,
+}
+
+/// Columns of Bronze the refiner reads.
+const BRONZE_COLUMNS: &[&str] = &[
+    "key",
+    "value",
+    "op",
+    "ts_ms",
+    "source_ts_ms",
+    "source_position",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "record_hash",
+];
+
+pub struct Refinery {
+    config: Config,
+    catalog: SqlCatalog,
+    entities: Vec<Entity>,
+    rejects: Rejects,
+    since: Option<Instant>,
+    pub summary: RunSummary,
+}
+
+impl Refinery {
+    /// Loads the contracts, opens (creating where absent) every entity's
+    /// store and Silver tables, and brings Silver up to the store.
+    pub async fn start(config: Config) -> Result<Self, RefineError> {
+        let contracts = if config.silver.contracts.is_dir() {
+            Contracts::from_dir(&config.silver.contracts)?
+        } else {
+            Contracts::from_file(&config.silver.contracts)?
+        };
+        let catalog = SqlCatalog::connect(&config.catalog).await?;
+        catalog.create_namespace_if_absent(&config.silver.namespace).await?;
+        let rejects = Rejects::open(catalog.clone(), &config.silver.namespace).await?;
+        let mut entities = Vec::new();
+        for contract in contracts.into_vec() {
+            entities.push(Self::open_entity(&config, &catalog, contract).await?);
+        }
+        tracing::info!(entities = entities.len(), "silver-refiner started");
+        Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default() })
+    }
+
+    async fn open_entity(config: &Config, catalog: &SqlCatalog, contract: Contract) -> Result<Entity, RefineError> {
+        let name = contract.name().to_string();
+        let invalid = |message: String| RefineError::Entity { entity: name.clone(), message };
+        let bronze: TableName = contract.source().parse().map_err(|e| invalid(format!("source: {e}")))?;
+        let schema = lineage::silver_schema(&contract);
+        let types: BTreeMap<String, ColumnType> =
+            contract.columns().iter().map(|c| (c.name().to_string(), c.ty())).collect();
+        let key: Vec<String> = contract.key_columns().map(|c| c.name().to_string()).collect();
+        let store_path = config.silver.store.join(format!("{}.db", config.silver.namespace)).join(&name);
+        let mut materializer = Materializer::open(
+            catalog.clone(),
+            TableName::new(config.silver.namespace.clone(), name.clone()),
+            schema.clone(),
+            &types,
+            &key,
+            store_path,
+            format!("silver-refiner-{name}"),
+        )
+        .await?;
+        let recovered = materializer.recover().await?;
+        if !recovered.is_empty() {
+            tracing::warn!(entity = %name, snapshots = recovered.len(), "Silver was behind the store; caught up");
+        }
+        let position = materializer
+            .store_position()?
+            .and_then(|p| p.get(BRONZE_POSITION_KEY).cloned())
+            .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {BRONZE_POSITION_KEY} {v:?}"))))
+            .transpose()?;
+        tracing::info!(entity = %name, bronze = %bronze, position = ?position, "positioned at the store's Bronze snapshot");
+        Ok(Entity {
+            version: contract.version() as i32,
+            refiner: Refiner::new(contract),
+            name,
+            bronze,
+            materializer,
+            schema,
+            position,
+            upto: None,
+            changes: HashMap::new(),
+            truncate: None,
+            rejects: Vec::new(),
+            work: 0,
+            bronze_rows: 0,
+            last_poll: None,
+        })
+    }
+
+    async fn poll(&mut self, wait: Duration) -> Result<usize, RefineError> {
+        let mut added = 0;
+        let poll_interval = self.config.silver.poll_interval;
+        let max_snapshots = self.config.silver.max_snapshots_per_poll;
+        let max_work = self.config.silver.max_batch_records;
+        for e in &mut self.entities {
+            if e.last_poll.is_some_and(|t| t.elapsed() < poll_interval) || e.work >= max_work {
+                continue;
+            }
+            e.last_poll = Some(Instant::now());
+            let Some(table) = self.catalog.load_table(&e.bronze).await? else { continue };
+            let after = e.upto.or(e.position);
+            let incs = increments(self.catalog.file_io(), &table.metadata, after, max_snapshots).await?;
+            for inc in incs {
+                let snapshot = inc.snapshot.snapshot_id();
+                for f in &inc.files {
+                    let batches = read_data_file(self.catalog.file_io(), f.file_path(), BRONZE_COLUMNS).await?;
+                    for b in &batches {
+                        added += e.take(b, snapshot);
+                    }
+                }
+                e.upto = Some(snapshot);
+                e.work += 1;
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.since.get_or_insert_with(Instant::now);
+        } else {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(added)
+    }
+
+    async fn commit_all(&mut self) -> Result<Vec<TableCommit>, RefineError> {
+        let mut done = Vec::new();
+        for e in &mut self.entities {
+            let Some(upto) = e.upto else { continue };
+            let rows = std::mem::take(&mut e.rejects);
+            if !rows.is_empty() {
+                for (rule, n) in count_by_rule(&rows) {
+                    metrics::counter!(names::REJECTED_RECORDS, "layer" => "silver", "entity" => e.name.clone(), "rule" => rule.to_string())
+                        .increment(n);
+                }
+                self.summary.rejected += rows.len() as u64;
+            }
+            if let Some(c) = self.rejects.commit(&e.name, upto, &rows).await? {
+                done.push(c);
+            }
+            let position = BTreeMap::from([(BRONZE_POSITION_KEY.to_string(), upto.to_string())]);
+            if let Some(t) = e.truncate.take() {
+                let keys = e.store_keys()?;
+                let deletes = e.deletes_batch(&keys, t.seq)?;
+                let mut before = BTreeMap::new();
+                if let Some(p) = e.position {
+                    before.insert(BRONZE_POSITION_KEY.to_string(), p.to_string());
+                }
+                let empty = RecordBatch::new_empty(e.schema.clone());
+                let s = e.materializer.apply(&empty, &deletes, before).await?;
+                tracing::info!(entity = %e.name, rows = keys.num_rows(), "truncate: every row of the entity deleted");
+                self.summary.deleted += s.deleted;
+                done.extend(s.commit);
+            }
+            let changes = std::mem::take(&mut e.changes);
+            let (upserts, deletes) = e.batches(changes)?;
+            let silvered = e.materializer.apply(&upserts, &deletes, position).await?;
+            self.summary.upserted += upserts.num_rows() as u64;
+            self.summary.deleted += silvered.deleted;
+            self.summary.bronze_rows += e.bronze_rows;
+            metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "upserted")
+                .increment(upserts.num_rows() as u64);
+            metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "deleted").increment(silvered.deleted);
+            if let Some(c) = silvered.commit {
+                self.summary.commits += 1;
+                done.push(c);
+            }
+            e.position = Some(upto);
+            e.upto = None;
+            e.work = 0;
+            e.bronze_rows = 0;
+        }
+        self.since = None;
+        Ok(done)
+    }
+
+    async fn is_caught_up(&mut self) -> Result<bool, RefineError> {
+        for e in &self.entities {
+            let head = self.catalog.load_table(&e.bronze).await?;
+            let current = head.and_then(|t| t.metadata.current_snapshot_id());
+            if current.is_some() && current != e.position {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Entity {
+    /// Takes one Bronze batch into the in-flight changes; returns the rows read.
+    fn take(&mut self, b: &RecordBatch, snapshot: i64) -> usize {
+        let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
+        let l = |name: &str| b.column_by_name(name).map(|c| c.as_primitive::<Int64Type>().clone());
+        let (key, value, op, position, topic, hash) =
+            (s("key"), s("value"), s("op"), s("source_position"), s("kafka_topic"), s("record_hash"));
+        let (ts, source_ts, offset) = (l("ts_ms"), l("source_ts_ms"), l("kafka_offset"));
+        let partition = b.column_by_name("kafka_partition").map(|c| c.as_primitive::<Int32Type>().clone());
+        fn str_at(c: &Option<StringArray>, i: usize) -> Option<&str> {
+            c.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
+        }
+        fn long_at(c: &Option<Int64Array>, i: usize) -> Option<i64> {
+            c.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
+        }
+        for i in 0..b.num_rows() {
+            let lineage = Lineage {
+                seq: source_seq(str_at(&position, i), long_at(&source_ts, i), long_at(&ts, i)),
+                bronze_snapshot: snapshot,
+                topic: str_at(&topic, i).map(str::to_string),
+                partition: partition.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i)),
+                offset: long_at(&offset, i),
+                op: str_at(&op, i).map(str::to_string),
+                record_hash: str_at(&hash, i).map(str::to_string),
+            };
+            match change_of(&self.refiner, str_at(&key, i), str_at(&value, i)) {
+                Ok(Change::Upsert(row)) => {
+                    let k = format!("{:?}", self.refiner.row_key(&row));
+                    self.offer(k, Pend::Upsert(row, lineage));
+                }
+                Ok(Change::Delete(key)) => {
+                    let k = format!("{:?}", key.iter().collect::<Vec<_>>());
+                    self.offer(k, Pend::Delete(key, lineage));
+                }
+                Ok(Change::Truncate) => {
+                    if self.truncate.as_ref().is_none_or(|t| t.order() <= lineage.order()) {
+                        let cut = lineage.order();
+                        self.changes.retain(|_, p| p.lineage().order() > cut);
+                        self.truncate = Some(lineage);
+                    }
+                }
+                Ok(Change::Nothing) => {}
+                Err(r) => self.rejects.push(RejectRow {
+                    entity: self.name.clone(),
+                    rule: r.rule.to_string(),
+                    column: r.column,
+                    reason: r.reason,
+                    raw_value: str_at(&value, i).map(str::to_string),
+                    bronze_table: self.bronze.to_string(),
+                    bronze_snapshot_id: snapshot,
+                    kafka_topic: lineage.topic,
+                    kafka_partition: lineage.partition,
+                    kafka_offset: lineage.offset,
+                    contract_version: self.version,
+                    rejected_at_us: chrono::Utc::now().timestamp_micros(),
+                }),
+            }
+        }
+        self.work += b.num_rows();
+        self.bronze_rows += b.num_rows() as u64;
+        b.num_rows()
+    }
+
+    /// Keeps the newest change of a key (source order, then Kafka offset).
+    fn offer(&mut self, key: String, change: Pend) {
+        if self.truncate.as_ref().is_some_and(|t| t.order() > change.lineage().order()) {
+            return; // older than a truncate in this batch
+        }
+        match self.changes.get(&key) {
+            Some(old) if old.lineage().order() > change.lineage().order() => {}
+            _ => {
+                self.changes.insert(key, change);
+            }
+        }
+    }
+
+    /// The batch's upserts (Silver schema) and deletes (key columns + `_seq`).
+    fn batches(&self, changes: HashMap<String, Pend>) -> Result<(RecordBatch, RecordBatch), RefineError> {
+        let invalid = |message: String| RefineError::Entity { entity: self.name.clone(), message };
+        let mut builder = self.refiner.batch_builder(changes.len());
+        let mut lineages = Vec::new();
+        let mut deletes = Vec::new();
+        let mut delete_seqs = Vec::new();
+        for change in changes.into_values() {
+            match change {
+                Pend::Upsert(row, l) => {
+                    builder.append(&row).map_err(|e| invalid(e.to_string()))?;
+                    lineages.push(l);
+                }
+                Pend::Delete(key, l) => {
+                    deletes.push(key);
+                    delete_seqs.push(l.seq);
+                }
+            }
+        }
+        let base = builder.finish().map_err(|e| invalid(e.to_string()))?;
+        let upserts = with_lineage(&base, &self.schema, &lineages).map_err(invalid)?;
+        let keys = key_batch(self.refiner.contract(), &deletes).map_err(|e| invalid(e.to_string()))?;
+        let deletes = with_seq(&keys, &self.schema, &delete_seqs).map_err(invalid)?;
+        Ok((upserts, deletes))
+    }
+
+    /// Every key in the store now, as a key batch (for a truncate).
+    fn store_keys(&self) -> Result<RecordBatch, RefineError> {
+        let invalid = |message: String| RefineError::Entity { entity: self.name.clone(), message };
+        let batches = self
+            .materializer
+            .store()
+            .scan_batches(changelog_store::ReadAt::Latest)
+            .map_err(|e| invalid(format!("scanning the store for a truncate: {e}")))?;
+        let key_fields: Vec<_> =
+            self.refiner.contract().key_columns().map(|c| self.schema.field_with_name(c.name()).cloned()).collect();
+        let key_fields = key_fields.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| invalid(e.to_string()))?;
+        let schema = Arc::new(arrow_schema::Schema::new(key_fields));
+        let mut parts = Vec::new();
+        for b in batches {
+            let cols: Result<Vec<ArrayRef>, String> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let c = b.column_by_name(f.name()).ok_or_else(|| format!("store has no column {}", f.name()))?;
+                    arrow_cast::cast(c, f.data_type()).map_err(|e| e.to_string())
+                })
+                .collect();
+            parts.push(RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?);
+        }
+        arrow_select_concat(&schema, &parts).map_err(invalid)
+    }
+
+    fn deletes_batch(&self, keys: &RecordBatch, seq: i64) -> Result<RecordBatch, RefineError> {
+        let seqs = vec![seq; keys.num_rows()];
+        with_seq(keys, &self.schema, &seqs).map_err(|message| RefineError::Entity { entity: self.name.clone(), message })
+    }
+}
+
+fn arrow_select_concat(schema: &SchemaRef, parts: &[RecordBatch]) -> Result<RecordBatch, String> {
+    if parts.is_empty() {
+        return Ok(RecordBatch::new_empty(schema.clone()));
+    }
+    arrow_select::concat::concat_batches(schema, parts).map_err(|e| e.to_string())
+}
+
+/// `keys` with a `_seq` column.
+fn with_seq(keys: &RecordBatch, silver: &SchemaRef, seqs: &[i64]) -> Result<RecordBatch, String> {
+    let mut fields: Vec<_> = keys.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(silver.field_with_name(lineage::SEQ).map_err(|e| e.to_string())?.clone());
+    let mut columns = keys.columns().to_vec();
+    columns.push(Arc::new(Int64Array::from(seqs.to_vec())));
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).map_err(|e| e.to_string())
+}
+
+/// The contract batch `base` with the lineage columns of `silver` appended.
+fn with_lineage(base: &RecordBatch, silver: &SchemaRef, l: &[Lineage]) -> Result<RecordBatch, String> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut columns = base.columns().to_vec();
+    for f in silver.fields().iter().skip(base.num_columns()) {
+        let col: ArrayRef = match f.name().as_str() {
+            lineage::SEQ => Arc::new(l.iter().map(|x| x.seq).collect::<Int64Array>()),
+            lineage::BRONZE_SNAPSHOT => Arc::new(l.iter().map(|x| Some(x.bronze_snapshot)).collect::<Int64Array>()),
+            lineage::KAFKA_TOPIC => Arc::new(l.iter().map(|x| x.topic.as_deref()).collect::<StringArray>()),
+            lineage::KAFKA_PARTITION => Arc::new(l.iter().map(|x| x.partition).collect::<Int32Array>()),
+            lineage::KAFKA_OFFSET => Arc::new(l.iter().map(|x| x.offset).collect::<Int64Array>()),
+            lineage::SOURCE_OP => Arc::new(l.iter().map(|x| x.op.as_deref()).collect::<StringArray>()),
+            lineage::RECORD_HASH => Arc::new(l.iter().map(|x| x.record_hash.as_deref()).collect::<StringArray>()),
+            lineage::REFINED_AT => {
+                Arc::new(TimestampMicrosecondArray::from(vec![now; l.len()]).with_timezone("+00:00"))
+            }
+            other => return Err(format!("unknown lineage column {other}")),
+        };
+        columns.push(col);
+    }
+    RecordBatch::try_new(silver.clone(), columns).map_err(|e| format!("building the Silver batch: {e}"))
+}
+
+impl Stage for Refinery {
+    type Error = RefineError;
+
+    async fn fill(&mut self, wait: Duration) -> Result<usize, RefineError> {
+        self.poll(wait).await
+    }
+
+    fn pending(&self) -> Pending {
+        let records = self.entities.iter().map(|e| e.work).sum();
+        Pending { records, bytes: 0, since: self.since }
+    }
+
+    async fn commit(&mut self) -> Result<Vec<TableCommit>, RefineError> {
+        self.commit_all().await
+    }
+
+    async fn caught_up(&mut self) -> Result<bool, RefineError> {
+        self.is_caught_up().await
+    }
+}
