@@ -326,6 +326,16 @@ fn check_files(
     if let Some(f) = data_files.iter().find(|f| f.content_type() != DataContentType::Data) {
         return Err(invalid(f, "a delete file among the data files"));
     }
+    // The manifest writer panics on a partition of another arity than its spec's.
+    let arity = metadata
+        .default_partition_spec()
+        .partition_type(metadata.current_schema())
+        .map(|t| t.fields().len())
+        .map_err(|e| CommitError::Unsupported { table: table.to_string(), reason: format!("partition spec: {e}") })?;
+    if let Some(f) = data_files.iter().chain(delete_files).find(|f| f.partition().fields().len() != arity) {
+        let reason = format!("its partition has {} values, the partition spec {arity}", f.partition().fields().len());
+        return Err(invalid(f, &reason));
+    }
     for f in delete_files {
         match f.content_type() {
             DataContentType::PositionDeletes => {}
