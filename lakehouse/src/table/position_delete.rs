@@ -83,11 +83,15 @@ impl From<&DataFile> for ReferencedFile {
 pub enum PositionDeleteError {
     #[error("position delete of row {pos} of {path} (table {table}): positions start at 0")]
     NegativePosition { table: String, path: String, pos: i64 },
-    #[error("position delete of a row of {path} (table {table}): that data file is not among the referenced files given")]
+    #[error(
+        "position delete of a row of {path} (table {table}): that data file is not among the referenced files given"
+    )]
     UnknownDataFile { table: String, path: String },
     #[error("referenced data file {path} (table {table}) is given twice, with partitions {first:?} and {second:?}")]
     ConflictingPartitions { table: String, path: String, first: Struct, second: Struct },
-    #[error("referenced data file {path} (table {table}): partition {partition:?} does not fit partition spec {spec_id}: {reason}")]
+    #[error(
+        "referenced data file {path} (table {table}): partition {partition:?} does not fit partition spec {spec_id}: {reason}"
+    )]
     BadPartition { table: String, path: String, partition: Struct, spec_id: i32, reason: String },
     #[error("position-delete file {path} of table {table}: {doing}: {source}")]
     Iceberg { table: String, path: String, doing: &'static str, source: iceberg::Error },
@@ -221,7 +225,8 @@ impl PositionDeleteWriter {
             move |source| PositionDeleteError::Iceberg { table, path, doing, source }
         };
         let arrow_schema = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(&schema).map_err(err("", "converting the delete schema to Arrow"))?,
+            iceberg::arrow::schema_to_arrow_schema(&schema)
+                .map_err(err("", "converting the delete schema to Arrow"))?,
         );
         let builder = ParquetWriterBuilder::new(self.properties(), schema);
         let prefix = uuid::Uuid::new_v4();
@@ -375,10 +380,17 @@ mod tests {
             .expect("partition field")
             .build();
         let location = format!("file://{}/t", dir.path().display());
-        TableMetadataBuilder::new(schema, spec, SortOrder::unsorted_order(), location, FormatVersion::V2, HashMap::new())
-            .and_then(|b| b.build())
-            .expect("metadata")
-            .metadata
+        TableMetadataBuilder::new(
+            schema,
+            spec,
+            SortOrder::unsorted_order(),
+            location,
+            FormatVersion::V2,
+            HashMap::new(),
+        )
+        .and_then(|b| b.build())
+        .expect("metadata")
+        .metadata
     }
 
     fn region(r: &str) -> Struct {
@@ -406,16 +418,21 @@ mod tests {
         let metadata = table(&dir);
         let file_io = FileIO::new_with_fs();
         let loc = metadata.location();
-        let (a, b, c) =
-            (format!("{loc}/data/region=eu/a.parquet"), format!("{loc}/data/region=eu/b.parquet"), format!("{loc}/data/region=us/c.parquet"));
+        let (a, b, c) = (
+            format!("{loc}/data/region=eu/a.parquet"),
+            format!("{loc}/data/region=eu/b.parquet"),
+            format!("{loc}/data/region=us/c.parquet"),
+        );
         let targets = [
             ReferencedFile::new(&a, region("eu")),
             ReferencedFile::new(&b, region("eu")),
             ReferencedFile::new(&c, region("us")),
             ReferencedFile::new(&a, region("eu")), // the same file twice is fine
         ];
-        let deletes = vec![(b.clone(), 4), (c.clone(), 9), (a.clone(), 12), (a.clone(), 2), (b.clone(), 0), (a.clone(), 2)];
-        let files = PositionDeleteWriter::new(file_io.clone()).write(&metadata, &targets, deletes).await.expect("writes");
+        let deletes =
+            vec![(b.clone(), 4), (c.clone(), 9), (a.clone(), 12), (a.clone(), 2), (b.clone(), 0), (a.clone(), 2)];
+        let files =
+            PositionDeleteWriter::new(file_io.clone()).write(&metadata, &targets, deletes).await.expect("writes");
         assert_eq!(files.len(), 2);
         let eu = files.iter().find(|f| *f.partition() == region("eu")).expect("an eu file");
         let us = files.iter().find(|f| *f.partition() == region("us")).expect("a us file");
@@ -451,7 +468,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let metadata = table(&dir);
         let file_io = FileIO::new_with_fs();
-        let (a, b) = (format!("{}/data/a.parquet", metadata.location()), format!("{}/data/b.parquet", metadata.location()));
+        let (a, b) =
+            (format!("{}/data/a.parquet", metadata.location()), format!("{}/data/b.parquet", metadata.location()));
         let targets = [ReferencedFile::new(&a, region("eu")), ReferencedFile::new(&b, region("eu"))];
         // One batch of a, the next of a then b: with a 1-byte target every batch closes a file.
         let n = BATCH_ROWS as i64;

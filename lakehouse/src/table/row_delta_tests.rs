@@ -12,8 +12,9 @@ use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use iceberg::spec::{
-    DataContentType, DataFile, Datum, Literal, ManifestContentType, ManifestStatus, NestedField, Operation as SnapshotOp,
-    PrimitiveType, Schema, Struct, TableMetadata, Transform, Type, UnboundPartitionField, UnboundPartitionSpec,
+    DataContentType, DataFile, Datum, Literal, ManifestContentType, ManifestStatus, NestedField,
+    Operation as SnapshotOp, PrimitiveType, Schema, Struct, TableMetadata, Transform, Type, UnboundPartitionField,
+    UnboundPartitionSpec,
 };
 
 use crate::catalog::{LoadedTable, SqlCatalog, TableName};
@@ -102,16 +103,8 @@ fn rows(ids: std::ops::Range<i64>, region: &str, prefix: &str) -> Vec<Row> {
 /// Every live row, sorted by id, as iceberg-rust's scan returns it.
 async fn scan(catalog: &SqlCatalog, table: &LoadedTable) -> Vec<Row> {
     let t = table.to_table(catalog.file_io()).expect("table");
-    let batches: Vec<RecordBatch> = t
-        .scan()
-        .build()
-        .expect("scan")
-        .to_arrow()
-        .await
-        .expect("arrow stream")
-        .try_collect()
-        .await
-        .expect("batches");
+    let batches: Vec<RecordBatch> =
+        t.scan().build().expect("scan").to_arrow().await.expect("arrow stream").try_collect().await.expect("batches");
     let mut out = Vec::new();
     for b in &batches {
         let id = b.column_by_name("id").expect("id").as_primitive::<Int64Type>();
@@ -227,11 +220,13 @@ async fn row_delta_upserts_and_deletes_rows_that_iceberg_rust_scans_away() {
     let manifests = manifests_of(file_io, meta, snapshot).await.expect("manifest list");
     assert_eq!(manifests.len(), 3, "{manifests:?}");
     let kinds: Vec<_> = manifests.iter().map(|m| (m.content, m.sequence_number, m.added_snapshot_id)).collect();
-    let appended_id = meta.snapshot_by_id(snapshot.parent_snapshot_id().expect("parent")).expect("parent").snapshot_id();
+    let appended_id =
+        meta.snapshot_by_id(snapshot.parent_snapshot_id().expect("parent")).expect("parent").snapshot_id();
     assert!(kinds.contains(&(ManifestContentType::Data, 1, appended_id)), "{kinds:?}");
     assert!(kinds.contains(&(ManifestContentType::Data, 2, upserted.snapshot_id)), "{kinds:?}");
     assert!(kinds.contains(&(ManifestContentType::Deletes, 2, upserted.snapshot_id)), "{kinds:?}");
-    let delete_manifest = manifests.iter().find(|m| m.content == ManifestContentType::Deletes).expect("delete manifest");
+    let delete_manifest =
+        manifests.iter().find(|m| m.content == ManifestContentType::Deletes).expect("delete manifest");
     assert_eq!((delete_manifest.added_files_count, delete_manifest.added_rows_count), (Some(2), Some(4)));
     let manifest = delete_manifest.load_manifest(file_io).await.expect("delete manifest loads");
     assert_eq!(manifest.metadata().content, ManifestContentType::Deletes);
