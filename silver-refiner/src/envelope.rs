@@ -48,7 +48,8 @@ pub fn change_of(refiner: &Refiner, key: Option<&str>, value: Option<&str>) -> R
     let image = |name: &str| -> Option<&Map<String, Json>> { payload.get(name).and_then(Json::as_object) };
     match payload.get("op").and_then(Json::as_str) {
         Some("c" | "r" | "u") => {
-            let after = image("after").ok_or_else(|| reject(Rule::Parse, "a create/update without an `after` image"))?;
+            let after =
+                image("after").ok_or_else(|| reject(Rule::Parse, "a create/update without an `after` image"))?;
             refiner.refine(after, row_schema).map(Change::Upsert)
         }
         Some("d") => {

@@ -46,30 +46,30 @@
 //! ```
 
 pub mod arrow;
+pub mod config;
 pub mod connect;
 pub mod contract;
 mod decimal;
 pub mod decode;
+pub mod envelope;
 #[cfg(test)]
 mod fixtures;
-pub mod config;
-pub mod envelope;
 pub mod lineage;
 pub mod materialize;
-pub mod rejects;
-pub mod stage;
 pub mod refine;
 mod reject;
+pub mod rejects;
+pub mod stage;
 mod value;
 
 pub use arrow::{BatchBuilder, BatchError};
+pub use config::Config;
 pub use connect::{ConnectSchema, ConnectType, Logical, SchemaError};
 pub use contract::{ColumnType, Contract, ContractError, Contracts};
 pub use refine::{RefinedRow, Refiner};
 pub use reject::{Reject, Rule};
-pub use value::Value;
-pub use config::Config;
 pub use stage::{RefineError, Refinery, RunSummary};
+pub use value::Value;
 
 /// Knobs of one run that are not configuration (tests, demo, benchmarks).
 #[derive(Debug, Clone, Default)]
@@ -85,12 +85,9 @@ pub async fn run(
     options: RunOptions,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<RunSummary, RefineError> {
-    let policy = lakehouse::worker::BatchPolicy::new(
-        config.silver.commit_interval,
-        config.silver.max_batch_records,
-        usize::MAX,
-    )
-    .with_poll_wait(config.silver.poll_interval.min(std::time::Duration::from_millis(200)));
+    let policy =
+        lakehouse::worker::BatchPolicy::new(config.silver.commit_interval, config.silver.max_batch_records, usize::MAX)
+            .with_poll_wait(config.silver.poll_interval.min(std::time::Duration::from_millis(200)));
     let control = lakehouse::worker::Control {
         layer: "silver",
         shutdown,

@@ -38,8 +38,7 @@ pub struct RejectRow {
 
 fn schema() -> SchemaRef {
     let f = |id: i32, name: &str, ty: DataType, nullable: bool| {
-        Field::new(name, ty, nullable)
-            .with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
+        Field::new(name, ty, nullable).with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
     };
     Arc::new(Schema::new(vec![
         f(1, "entity", DataType::Utf8, false),

@@ -268,7 +268,8 @@ impl Refinery {
             self.summary.bronze_rows += e.bronze_rows;
             metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "upserted")
                 .increment(upserts.num_rows() as u64);
-            metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "deleted").increment(silvered.deleted);
+            metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "deleted")
+                .increment(silvered.deleted);
             if let Some(c) = silvered.commit {
                 self.summary.commits += 1;
                 done.push(c);
@@ -418,14 +419,17 @@ impl Entity {
                     arrow_cast::cast(c, f.data_type()).map_err(|e| e.to_string())
                 })
                 .collect();
-            parts.push(RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?);
+            parts.push(
+                RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?,
+            );
         }
         arrow_select_concat(&schema, &parts).map_err(invalid)
     }
 
     fn deletes_batch(&self, keys: &RecordBatch, seq: i64) -> Result<RecordBatch, RefineError> {
         let seqs = vec![seq; keys.num_rows()];
-        with_seq(keys, &self.schema, &seqs).map_err(|message| RefineError::Entity { entity: self.name.clone(), message })
+        with_seq(keys, &self.schema, &seqs)
+            .map_err(|message| RefineError::Entity { entity: self.name.clone(), message })
     }
 }
 

@@ -174,7 +174,9 @@ impl Committer {
         if data_files.is_empty() && delete_files.is_empty() {
             return Err(CommitError::Empty { table });
         }
-        check_files(&table, &base.metadata, &data_files, &delete_files)?;
+        if let Some(refused) = refusal(&table, &base.metadata, &data_files, &delete_files) {
+            return Err(refused);
+        }
         let file_io = self.catalog.file_io().clone();
         let mut head = base.clone();
         let snapshot_id = new_snapshot_id(&head.metadata);
@@ -335,50 +337,59 @@ impl Committer {
     }
 }
 
-/// Refuses what the manifests cannot carry correctly: a file of the wrong
-/// content for its list, equality deletes, and delete files on a table whose
-/// data files may be in another partition spec than the one the delete
-/// manifest is written with (a position delete applies only within its data
-/// file's spec, so it would silently not apply).
-fn check_files(
+/// Why the manifests could not carry these files correctly, if they could
+/// not: a file of the wrong content for its list, equality deletes, a
+/// partition of the wrong arity (iceberg's manifest writer panics on it), and
+/// delete files on a table whose data files may be in another partition spec
+/// than the one the delete manifest is written with (a position delete
+/// applies only within its data file's spec, so it would silently not apply).
+fn refusal(
     table: &str,
     metadata: &TableMetadata,
     data_files: &[DataFile],
     delete_files: &[DataFile],
-) -> Result<(), CommitError> {
+) -> Option<CommitError> {
     let invalid = |f: &DataFile, reason: &str| CommitError::InvalidFile {
         table: table.to_string(),
         path: f.file_path().to_string(),
         reason: reason.to_string(),
     };
+    let unsupported = |reason: String| CommitError::Unsupported { table: table.to_string(), reason };
     if let Some(f) = data_files.iter().find(|f| f.content_type() != DataContentType::Data) {
-        return Err(invalid(f, "a delete file among the data files"));
+        return Some(invalid(f, "a delete file among the data files"));
     }
     for f in delete_files {
         match f.content_type() {
             DataContentType::PositionDeletes => {}
-            DataContentType::Data => return Err(invalid(f, "a data file among the delete files")),
+            DataContentType::Data => return Some(invalid(f, "a data file among the delete files")),
             DataContentType::EqualityDeletes => {
-                return Err(invalid(f, "equality deletes are not supported (pyiceberg 0.12 cannot read them)"));
+                return Some(invalid(f, "equality deletes are not supported (pyiceberg 0.12 cannot read them)"));
             }
         }
     }
+    let arity = match metadata.default_partition_spec().partition_type(metadata.current_schema()) {
+        Ok(t) => t.fields().len(),
+        Err(e) => return Some(unsupported(format!("default partition spec: {e}"))),
+    };
+    if let Some(f) = data_files.iter().chain(delete_files).find(|f| f.partition().fields().len() != arity) {
+        let reason = format!("its partition has {} values, the partition spec {arity}", f.partition().fields().len());
+        return Some(invalid(f, &reason));
+    }
     if !delete_files.is_empty() {
-        let unsupported = |reason: String| CommitError::Unsupported { table: table.to_string(), reason };
         if metadata.format_version() < FormatVersion::V2 {
-            return Err(unsupported(format!(
+            return Some(unsupported(format!(
                 "delete files need format v2, the table is {}",
                 metadata.format_version()
             )));
         }
         let specs = metadata.partition_specs_iter().len();
         if specs > 1 {
-            return Err(unsupported(format!(
+            return Some(unsupported(format!(
                 "the table has {specs} partition specs; delete files are only written for tables with one"
             )));
         }
     }
-    Ok(())
+    None
 }
 
 /// Writes one manifest of `content` with the added `files`, in the table's

@@ -224,9 +224,10 @@ impl PositionDeleteWriter {
             let (table, path) = (table.to_string(), path.to_string());
             move |source| PositionDeleteError::Iceberg { table, path, doing, source }
         };
+        let dir = format!("{}/data/{partition_dir}", metadata.location());
         let arrow_schema = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&schema)
-                .map_err(err("", "converting the delete schema to Arrow"))?,
+                .map_err(err(&dir, "converting the delete schema to Arrow"))?,
         );
         let builder = ParquetWriterBuilder::new(self.properties(), schema);
         let prefix = uuid::Uuid::new_v4();
@@ -235,7 +236,7 @@ impl PositionDeleteWriter {
         let mut n = 0;
         for chunk in rows.chunks(BATCH_ROWS) {
             if open.is_none() {
-                let path = format!("{}/data/{partition_dir}{prefix}-{n:05}-deletes.parquet", metadata.location());
+                let path = format!("{dir}{prefix}-{n:05}-deletes.parquet");
                 n += 1;
                 let output = self.file_io.new_output(&path).map_err(err(&path, "creating the file"))?;
                 let writer = builder.build(output).await.map_err(err(&path, "opening the Parquet writer"))?;

@@ -318,6 +318,18 @@ async fn row_delta_refuses_empty_and_misplaced_files() {
     let err = lake.committer.commit(&head, swapped, &no_position).await.expect_err("data as deletes");
     assert!(matches!(&err, CommitError::InvalidFile { path, .. } if path == a.file_path()), "{err}");
 
+    let mut unpartitioned = iceberg::spec::DataFileBuilder::default();
+    unpartitioned
+        .content(DataContentType::PositionDeletes)
+        .file_path(format!("{}/data/x-deletes.parquet", head.metadata.location()))
+        .file_format(iceberg::spec::DataFileFormat::Parquet)
+        .record_count(1)
+        .file_size_in_bytes(100);
+    let unpartitioned = unpartitioned.build().expect("entry");
+    let op = Operation::RowDelta { data_files: vec![], delete_files: vec![unpartitioned] };
+    let err = lake.committer.commit(&head, op, &no_position).await.expect_err("no partition on a partitioned table");
+    assert!(matches!(&err, CommitError::InvalidFile { path, .. } if path.ends_with("x-deletes.parquet")), "{err}");
+
     // Nothing was published.
     let now = lake.catalog.require_table(&head.name).await.expect("table");
     assert_eq!(now.metadata_location, head.metadata_location);
