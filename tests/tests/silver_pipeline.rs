@@ -1,0 +1,197 @@
+//! Kafka → Bronze → Silver on the real broker and catalog: Silver (read by
+//! iceberg-rust, position deletes applied) equals the final state of the
+//! generated change stream, key by key, after silver-refiner was killed with
+//! SIGKILL at random points and restarted; bad records land in
+//! `silver._rejects` with their rule; a stale (out-of-order) update loses.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use lakehouse::catalog::TableName;
+use lakehouse_generator::{Generator, Op, TABLES};
+use lakehouse_tests::*;
+use serde_json::{Value, json};
+
+/// The live rows of every table after `events` events of `seed`: `table → id → after`.
+fn final_state(seed: u64, events: u64) -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
+    let mut g = Generator::new(seed);
+    let mut state: BTreeMap<&'static str, BTreeMap<i64, Value>> =
+        TABLES.iter().map(|t| (*t, BTreeMap::new())).collect();
+    for _ in 0..events {
+        let e = g.next_event();
+        let id = e.key["id"].as_i64().unwrap();
+        let rows = state.get_mut(TABLES[e.table]).unwrap();
+        match e.op {
+            Op::Create | Op::Update => {
+                let after = e.value.as_ref().unwrap()["after"].clone();
+                rows.insert(id, after);
+            }
+            Op::Delete => {
+                rows.remove(&id);
+            }
+            Op::Tombstone => {}
+        }
+    }
+    state
+}
+
+fn silver_refiner(config: &std::path::Path, log: &std::path::Path, idle: Option<&str>) -> std::process::Child {
+    let mut c = Command::new(bin("silver-refiner"));
+    c.arg("--config").arg(config).arg("run");
+    if let Some(idle) = idle {
+        c.args(["--exit-when-idle", idle]);
+    }
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap()
+}
+
+fn cents(v: &Value) -> i128 {
+    (v.as_f64().unwrap() * 100.0).round() as i128
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silver_equals_the_change_stream_after_kills_and_restarts() {
+    let lake = Lake::sqlite();
+    let prefix = unique("sv");
+    let (seed, events) = (11, 6_000);
+    let truth_path = lake.dir.path().join("truth.json");
+    generate(&prefix, events, seed, &truth_path, &[]);
+    let contracts =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/contracts/commerce.toml"))
+            .unwrap();
+    let contracts_path = lake.dir.path().join("contracts.toml");
+    std::fs::write(&contracts_path, contracts).unwrap();
+    let silver = format!(
+        "[silver]\ncontracts = {:?}\nstore = {:?}\nmax_snapshots_per_poll = 1\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
+        contracts_path.display().to_string(),
+        lake.dir.path().join("store").display().to_string(),
+    );
+    let config = lake.config("sv", &[], Some(&format!("^{prefix}\\..*")), &silver);
+    ingest_until_idle(&config, "2s");
+
+    // Bad input, and a stale update of a live order (an LSN older than any) that must lose.
+    let mut expected = final_state(seed, events);
+    let (&stale_id, current) = expected["orders"].iter().next().unwrap();
+    let mut stale_after = current.clone();
+    stale_after["status"] = json!("cancelled");
+    if current["status"] == json!("cancelled") {
+        stale_after["status"] = json!("paid");
+    }
+    let env = |after: Value, lsn: i64| {
+        json!({"before": null, "after": after, "op": "u", "ts_ms": 1, "source": {"lsn": lsn, "ts_ms": 1, "table": "orders"}})
+            .to_string()
+            .into_bytes()
+    };
+    let bad_status =
+        json!({"id": 9_999_999, "customer_id": 1001, "status": "lost", "order_date": 20_454, "total": 1.0});
+    let orders = format!("{prefix}.public.orders");
+    produce(
+        &orders,
+        0,
+        &[
+            (None, Some(b"{not json".to_vec())),
+            (None, Some(br#"{"op":"x","after":{"id":1}}"#.to_vec())),
+            (None, Some(env(bad_status, 99_999_999_999))),
+            (None, Some(env(stale_after, 1))),
+        ],
+    )
+    .await;
+    ingest_until_idle(&config, "2s");
+
+    // silver-refiner killed with SIGKILL at random points, then run to the end.
+    let log = lake.dir.path().join("silver.log");
+    let mut x = (Instant::now().elapsed().as_nanos() as u64) | 1;
+    for _ in 0..4 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut child = silver_refiner(&config, &log, None);
+        std::thread::sleep(Duration::from_millis(300 + x % 1500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let killed = std::fs::read_to_string(&log).unwrap();
+    let commits = killed.matches("layer=silver").count();
+    assert!(commits > 0, "the killed runs committed nothing, so the kills tested nothing; log:\n{killed}");
+    eprintln!("killed runs made {commits} Silver commits before the final run");
+    let mut child = silver_refiner(&config, &log, Some("2s"));
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "silver-refiner did not finish; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "silver-refiner failed; log:\n{}", std::fs::read_to_string(&log).unwrap());
+
+    let catalog = lake.connect().await;
+    // Orders, value by value.
+    let batches: Vec<RecordBatch> = scan_all(&catalog, &TableName::new("silver", "orders")).await;
+    let mut got = BTreeMap::new();
+    for b in &batches {
+        let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+        let status = b.column_by_name("status").unwrap().as_string::<i32>();
+        let customer = b.column_by_name("customer_id").unwrap().as_primitive::<Int64Type>();
+        let date = b.column_by_name("order_date").unwrap().as_primitive::<Date32Type>();
+        let total = b.column_by_name("total").unwrap().as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            let row = (status.value(i).to_string(), customer.value(i), i64::from(date.value(i)), total.value(i));
+            assert!(got.insert(id.value(i), row).is_none(), "order {} is visible twice", id.value(i));
+        }
+    }
+    let want: BTreeMap<i64, (String, i64, i64, i128)> = expected
+        .remove("orders")
+        .unwrap()
+        .into_iter()
+        .map(|(id, a)| {
+            let row = (
+                a["status"].as_str().unwrap().to_string(),
+                a["customer_id"].as_i64().unwrap(),
+                a["order_date"].as_i64().unwrap(),
+                cents(&a["total"]),
+            );
+            (id, row)
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "live orders");
+    assert_eq!(got, want, "every live order with its newest values; the stale update of {stale_id} lost");
+
+    // The other entities: exactly the live keys.
+    for (table, rows) in &expected {
+        let batches = scan_all(&catalog, &TableName::new("silver", *table)).await;
+        let mut ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "silver.{table} shows a key twice");
+        assert_eq!(ids, rows.keys().copied().collect::<Vec<_>>(), "live keys of silver.{table}");
+    }
+
+    // Each bad record once in silver._rejects, with its rule.
+    let rejects = scan_all(&catalog, &TableName::new("silver", "_rejects")).await;
+    let mut rules: Vec<String> = Vec::new();
+    for b in &rejects {
+        let rule = b.column_by_name("rule").unwrap().as_string::<i32>();
+        let entity = b.column_by_name("entity").unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            assert_eq!(entity.value(i), "orders");
+            assert!(b.column_by_name("raw_value").unwrap().is_valid(i), "the raw value is kept");
+            rules.push(rule.value(i).to_string());
+        }
+    }
+    rules.sort();
+    assert_eq!(rules, ["allowed", "parse", "parse"], "three rejects, each once, across kills and restarts");
+}
