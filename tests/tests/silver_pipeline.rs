@@ -103,7 +103,8 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     )
     .await;
     // A truncate of order_items after everything else: the entity ends empty.
-    let truncate = json!({"op": "t", "ts_ms": 2, "source": {"lsn": 99_999_999_999i64, "ts_ms": 2, "table": "order_items"}});
+    let truncate =
+        json!({"op": "t", "ts_ms": 2, "source": {"lsn": 99_999_999_999i64, "ts_ms": 2, "table": "order_items"}});
     produce(&format!("{prefix}.public.order_items"), 0, &[(None, Some(truncate.to_string().into_bytes()))]).await;
     expected.get_mut("order_items").unwrap().clear();
     ingest_until_idle(&config, "2s");
@@ -169,6 +170,25 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
         })
         .collect();
     assert_eq!(got.len(), want.len(), "live orders");
+    // pypaimon, an independent Paimon reader, reads the store and agrees with Silver.
+    let store = lake.dir.path().join("store");
+    let latest =
+        changelog_store::Table::open(store.join("silver.db/orders")).unwrap().latest_snapshot().unwrap().unwrap();
+    let python = std::env::var("LAKEHOUSE_TEST_PYTHON").expect("LAKEHOUSE_TEST_PYTHON (set by tests/run.sh)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../changelog-store/interop/pypaimon_check.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["read-snapshots", &store.display().to_string(), "silver.orders", &latest.id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
+    let read: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    let mut paimon: BTreeMap<i64, String> = BTreeMap::new();
+    for r in read["rows"].as_array().unwrap() {
+        paimon.insert(r["id"].as_i64().unwrap(), r["status"].as_str().unwrap().to_string());
+    }
+    let silver_status: BTreeMap<i64, String> = got.iter().map(|(id, r)| (*id, r.0.clone())).collect();
+    assert_eq!(paimon, silver_status, "pypaimon's read of the store equals Silver");
     assert_eq!(got, want, "every live order with its newest values; the stale update of {stale_id} lost");
 
     // The other entities: exactly the live keys.
