@@ -320,3 +320,24 @@ pub fn assert_matches_truth(rows: &[BronzeRow], truth: &lakehouse_generator::Tru
         assert_eq!(sum, t.value_md5_sum64, "value checksum of {topic}");
     }
 }
+
+/// Bronze rows of `from..to` offsets of `topic` partition 0, each value `{"n": offset}`.
+pub fn json_rows(topic: &str, from: i64, to: i64) -> RecordBatch {
+    let arrow =
+        std::sync::Arc::new(iceberg::arrow::schema_to_arrow_schema(&bronze_ingestor::schema::schema()).unwrap());
+    let mut b = bronze_ingestor::rows::RowsBuilder::new(arrow);
+    for offset in from..to {
+        let value = format!("{{\"n\":{offset}}}");
+        let msg = bronze_ingestor::rows::Message {
+            topic,
+            partition: 0,
+            offset,
+            timestamp_ms: None,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers_json: None,
+        };
+        b.append(&msg, lakehouse::config::ValueFormat::Json, "test", 1_764_000_000_000_000);
+    }
+    b.finish()
+}

@@ -7,7 +7,6 @@ use std::time::Duration;
 use bronze_ingestor::Config;
 use bronze_ingestor::{self as bronze, RunOptions};
 use clap::{Parser, Subcommand};
-use lakehouse::telemetry::{self, Health};
 
 #[derive(Parser)]
 #[command(version, about = "Kafka topics → Bronze Iceberg tables, exactly once")]
@@ -61,51 +60,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(&config.telemetry.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("bronze-ingestor: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let shutdown = lakehouse::shutdown::on_signals();
-        let health = Health::default();
-        let handle = telemetry::install_metrics();
-        if !config.telemetry.listen.is_empty() {
-            match telemetry::serve(&config.telemetry.listen, handle, health.clone(), shutdown.clone()).await {
-                Ok(addr) => tracing::info!(%addr, "serving /metrics and /health"),
-                Err(e) => {
-                    tracing::error!(listen = %config.telemetry.listen, error = %e, "cannot bind metrics listener");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        let result = bronze::run(config, RunOptions { exit_when_idle, health }, shutdown.clone()).await;
-        shutdown.cancel();
-        match result {
-            Ok(s) => {
-                tracing::info!(
-                    records = s.records,
-                    commits = s.commits,
-                    fenced = s.fenced,
-                    decode_errors = s.decode_errors,
-                    "stopped"
-                );
-                if let Some(path) = summary_json {
-                    let json = serde_json::to_vec_pretty(&s).expect("the summary serializes");
-                    if let Err(e) = std::fs::write(&path, json) {
-                        tracing::error!(path = %path.display(), error = %e, "cannot write the run summary");
-                        return ExitCode::FAILURE;
-                    }
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                tracing::error!(error = %e, kind = ?e.kind(), "bronze-ingestor failed");
-                ExitCode::FAILURE
-            }
-        }
+    let telemetry = config.telemetry.clone();
+    lakehouse::worker::run_service("bronze-ingestor", &telemetry, summary_json, move |health, shutdown| {
+        bronze::run(config, RunOptions { exit_when_idle, health }, shutdown)
     })
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use lakehouse::telemetry::{self, Health};
 use silver_refiner::{Config, RunOptions};
 
 #[derive(Parser)]
@@ -73,52 +72,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(&config.telemetry.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("silver-refiner: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let shutdown = lakehouse::shutdown::on_signals();
-        let health = Health::default();
-        let handle = telemetry::install_metrics();
-        if !config.telemetry.listen.is_empty() {
-            match telemetry::serve(&config.telemetry.listen, handle, health.clone(), shutdown.clone()).await {
-                Ok(addr) => tracing::info!(%addr, "serving /metrics and /health"),
-                Err(e) => {
-                    tracing::error!(listen = %config.telemetry.listen, error = %e, "cannot bind metrics listener");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        let result = silver_refiner::run(config, RunOptions { exit_when_idle, health }, shutdown.clone()).await;
-        shutdown.cancel();
-        match result {
-            Ok(s) => {
-                tracing::info!(
-                    bronze_rows = s.bronze_rows,
-                    upserted = s.upserted,
-                    deleted = s.deleted,
-                    rejected = s.rejected,
-                    commits = s.commits,
-                    "stopped"
-                );
-                if let Some(path) = summary_json {
-                    let json = serde_json::to_vec_pretty(&s).expect("the summary serializes");
-                    if let Err(e) = std::fs::write(&path, json) {
-                        tracing::error!(path = %path.display(), error = %e, "cannot write the run summary");
-                        return ExitCode::FAILURE;
-                    }
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "silver-refiner failed");
-                ExitCode::FAILURE
-            }
-        }
+    let telemetry = config.telemetry.clone();
+    lakehouse::worker::run_service("silver-refiner", &telemetry, summary_json, move |health, shutdown| {
+        silver_refiner::run(config, RunOptions { exit_when_idle, health }, shutdown)
     })
 }

@@ -4,39 +4,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use bronze_ingestor::rows::{Message, RowsBuilder};
 use bronze_ingestor::schema;
 use iceberg::spec::{Literal, Struct, TableMetadata};
 use lakehouse::catalog::TableName;
-use lakehouse::config::ValueFormat;
 use lakehouse::table::commit::{Committer, Operation};
 use lakehouse::table::create::load_or_create;
 use lakehouse::table::incremental::{IncrementalError, increments, read_data_file};
 use lakehouse::table::position::{Offsets, fence_offsets};
 use lakehouse_tests::*;
-
-fn rows(from: i64, to: i64) -> arrow_array::RecordBatch {
-    let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema::schema()).unwrap());
-    let mut b = RowsBuilder::new(arrow);
-    for offset in from..to {
-        let value = format!("{{\"n\":{offset}}}");
-        let msg = Message {
-            topic: "t",
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            value: Some(value.as_bytes()),
-            headers_json: None,
-        };
-        b.append(&msg, ValueFormat::Json, "test", 1_764_000_000_000_000);
-    }
-    b.finish()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_snapshot_after_a_position_yields_the_files_it_added() {
@@ -54,7 +32,7 @@ async fn each_snapshot_after_a_position_yields_the_files_it_added() {
         let expected = BTreeMap::from([(tp.clone(), (from > 0).then_some(from))]);
         let advanced = Offsets::from([(tp.clone(), to)]);
         let check = |h: &TableMetadata| fence_offsets(h, "g", &expected, &advanced, &none);
-        let files = writer.write(&table.metadata, day.clone(), &[rows(from, to)]).await.unwrap();
+        let files = writer.write(&table.metadata, day.clone(), &[json_rows("t", from, to)]).await.unwrap();
         let done = committer.commit(&table, Operation::Append { files }, &check).await.unwrap();
         ids.push(done.snapshot_id);
         table = done.table;

@@ -6,37 +6,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::sync::Arc;
 
-use bronze_ingestor::rows::{Message, RowsBuilder};
 use bronze_ingestor::schema;
 use iceberg::MetadataLocation;
 use iceberg::spec::{Literal, Struct, TableMetadata, TableMetadataBuilder};
 use lakehouse::catalog::{LoadedTable, SqlCatalog, TableName};
-use lakehouse::config::ValueFormat;
 use lakehouse::table::commit::{Committer, Fenced, Operation};
 use lakehouse::table::create::load_or_create;
 use lakehouse::table::position::{Offsets, PositionError, committed_offsets, fence_offsets, offsets_key};
 use lakehouse_tests::*;
-
-fn rows(topic: &str, from: i64, to: i64) -> arrow_array::RecordBatch {
-    let arrow = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema::schema()).unwrap());
-    let mut b = RowsBuilder::new(arrow);
-    for offset in from..to {
-        let value = format!("{{\"n\":{offset}}}");
-        let msg = Message {
-            topic,
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            value: Some(value.as_bytes()),
-            headers_json: None,
-        };
-        b.append(&msg, ValueFormat::Json, "test", 1_764_000_000_000_000);
-    }
-    b.finish()
-}
 
 /// Replaces the table's metadata as an outside engine or an operator would
 /// (expire snapshots, edit properties): a new metadata file, swapped in.
@@ -71,13 +49,13 @@ async fn positions_survive_outside_rewrites_and_are_never_guessed() {
     let advanced = Offsets::from([(tp.clone(), 10)]);
     let none = HashMap::new();
     let check = |h: &TableMetadata| fence_offsets(h, "g", &expected, &advanced, &none);
-    let files = writer.write(&table.metadata, day.clone(), &[rows("t", 0, 10)]).await.unwrap();
+    let files = writer.write(&table.metadata, day.clone(), &[json_rows("t", 0, 10)]).await.unwrap();
     let ours = committer.commit(&table, Operation::Append { files }, &check).await.unwrap();
     assert!(ours.table.metadata.properties().contains_key(&offsets_key("g")), "the position is mirrored");
 
     // An outside engine appends (no position in its summary): the ancestry still has ours.
     let outside = |_: &TableMetadata| Ok::<_, Fenced>(HashMap::new());
-    let files = writer.write(&ours.table.metadata, day.clone(), &[rows("t", 100, 101)]).await.unwrap();
+    let files = writer.write(&ours.table.metadata, day.clone(), &[json_rows("t", 100, 101)]).await.unwrap();
     let theirs = committer.commit(&ours.table, Operation::Append { files }, &outside).await.unwrap();
     assert_eq!(committed_offsets(&theirs.table.metadata, "g").unwrap()[&tp], 10);
 
@@ -95,7 +73,7 @@ async fn positions_survive_outside_rewrites_and_are_never_guessed() {
     assert!(matches!(err, PositionError::Missing { .. }), "{err}");
     assert!(err.to_string().contains("\"g\""), "{err}");
     // A writer positioned from nothing cannot commit on such a head either.
-    let files = writer.write(&head.metadata, day.clone(), &[rows("t", 0, 10)]).await.unwrap();
+    let files = writer.write(&head.metadata, day.clone(), &[json_rows("t", 0, 10)]).await.unwrap();
     let refused = committer.commit(&head, Operation::Append { files }, &check).await;
     assert!(refused.is_err(), "a commit on a table without positions must be fenced");
 

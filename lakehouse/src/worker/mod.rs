@@ -24,6 +24,8 @@
 
 mod driver;
 mod policy;
+mod service;
 
 pub use driver::{Control, Stage, TableCommit, drive, record_table_gauges};
 pub use policy::{BatchPolicy, Pending};
+pub use service::run_service;
