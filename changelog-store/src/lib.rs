@@ -83,6 +83,7 @@
 
 pub mod clock;
 pub mod commit;
+pub mod consumer;
 pub mod data;
 pub mod decimal;
 pub mod error;
