@@ -58,8 +58,8 @@
 //! ## Known limits (as of this version)
 //! - Types: BOOLEAN, TINYINT..BIGINT, FLOAT, DOUBLE, CHAR/VARCHAR/STRING, BINARY/BYTES,
 //!   DATE, TIMESTAMP(0..6) without time zone. No DECIMAL, nested types or schema evolution.
-//! - Manifest-list partition stats and file value stats are written empty (as pypaimon
-//!   does); readers then read every manifest / do no value pruning.
+//! - Manifest-list partition stats are real min/max/null counts ([`spec::partition_stats`]);
+//!   file value stats are written empty (as pypaimon does): readers do no value pruning.
 //! - `count` is not a Paimon aggregator: it is stored as `sum` of per-row ones
 //!   (`fields.<f>.changelog-store.count` = true). pypaimon 2.1.0 refuses `-U`/`-D`
 //!   records on aggregation tables, so retractions are readable by it only once compacted.

@@ -297,7 +297,7 @@ impl Committer {
             base = if live.is_empty() {
                 Vec::new()
             } else {
-                let m = self.manifests.write_manifest(&live)?;
+                let m = self.manifests.write_manifest(&live, &self.info.partition_types)?;
                 own.push(m.file_name.clone());
                 vec![m]
             };
@@ -307,7 +307,7 @@ impl Committer {
         let delta_metas = if a.delta.is_empty() {
             Vec::new()
         } else {
-            let m = self.manifests.write_manifest(a.delta)?;
+            let m = self.manifests.write_manifest(a.delta, &self.info.partition_types)?;
             own.push(m.file_name.clone());
             vec![m]
         };
@@ -316,7 +316,7 @@ impl Committer {
         let (changelog_list, changelog_size) = if a.changelog.is_empty() {
             (None, None)
         } else {
-            let m = self.manifests.write_manifest(a.changelog)?;
+            let m = self.manifests.write_manifest(a.changelog, &self.info.partition_types)?;
             own.push(m.file_name.clone());
             let (name, size) = self.manifests.write_manifest_list(&[m])?;
             own.push(name.clone());
@@ -342,7 +342,10 @@ impl Committer {
             delta_manifest_list_size: Some(delta_size),
             changelog_manifest_list: changelog_list,
             changelog_manifest_list_size: changelog_size,
-            index_manifest: None,
+            // Index files (hash / deletion-vector indexes written by Paimon) and table
+            // statistics (ANALYZE) are not changed by this store: carried forward, as
+            // Paimon's commit does, so a commit never drops them.
+            index_manifest: latest.and_then(|s| s.index_manifest.clone()),
             commit_user: self.commit_user.clone(),
             commit_identifier: a.identifier,
             commit_kind: a.kind,
@@ -350,8 +353,8 @@ impl Committer {
             total_record_count: latest.map_or(0, |s| s.total_record_count) + delta_rows,
             delta_record_count: delta_rows,
             changelog_record_count: Some(rows(a.changelog)),
-            watermark: None,
-            statistics: None,
+            watermark: latest.and_then(|s| s.watermark),
+            statistics: latest.and_then(|s| s.statistics.clone()),
             properties: a.properties.clone(),
             next_row_id: None,
             uuid: Some(uuid::Uuid::new_v4().to_string()),
