@@ -81,14 +81,10 @@ pub fn min_next_snapshot(paths: &TablePaths) -> Result<Option<i64>> {
 /// expired (what the consumer has not read yet is gone).
 pub fn register(paths: &TablePaths, id: &str, next_snapshot: i64) -> Result<()> {
     check_id(paths, id)?;
-    if let Some(earliest) = SnapshotManager::new(paths.clone()).earliest_id()? {
-        if next_snapshot < earliest {
-            return Err(Error::SnapshotExpired {
-                table: paths.root().to_path_buf(),
-                requested: next_snapshot,
-                earliest,
-            });
-        }
+    if let Some(earliest) = SnapshotManager::new(paths.clone()).earliest_id()?
+        && next_snapshot < earliest
+    {
+        return Err(Error::SnapshotExpired { table: paths.root().to_path_buf(), requested: next_snapshot, earliest });
     }
     fs::create_dir_all(&paths.consumer_dir())?;
     let path = paths.consumer_file(id);

@@ -93,7 +93,7 @@ fn concurrent_appenders_all_land_in_contiguous_snapshots() {
                 let committer = table.new_committer(format!("writer-{t}"));
                 // One writer per bucket (Paimon's rule, checked at commit): thread t
                 // writes only keys of bucket t.
-                let keys = (0..).filter(|&k| table.info().bucket_of(&row(k, Some(1), None, 0)) == t as i32);
+                let keys = (0..).filter(|&k| table.info().bucket_of(&row(k, Some(1), None, 0)) == t);
                 for (i, k) in (0..10).zip(keys) {
                     let mut w = table.new_write().expect("writer").with_compaction(false);
                     w.write(row(k, Some(1), None, 0), RowKind::Insert).expect("writes");
