@@ -33,7 +33,7 @@
 //! - changelog: [`Table::changes_since`]
 //! - snapshots: [`Table::snapshots`]
 //! - compact: [`Table::compact`]; expire: [`Table::expire`]; consumers:
-//!   [`Table::register_consumer`]
+//!   [`Table::register_consumer`], [`Table::consumer`], [`Table::remove_consumer`]
 //!
 //! ```no_run
 //! use changelog_store::{ReadAt, RowKind, Table, TableSpec};
@@ -78,6 +78,11 @@
 //!
 //! ## Rules callers must follow
 //! - One writer per bucket at a time (sequence numbers are per bucket, as in Paimon).
+//!   A commit of new files for a bucket that another commit user wrote to after the
+//!   writer's base snapshot fails with a conflict: start a new `TableWrite` and redo.
+//! - A changelog consumer registers a consumer id ([`Table::register_consumer`]) and
+//!   advances it with its progress; reading from an expired snapshot fails with
+//!   [`Error::SnapshotExpired`] rather than skipping the lost changes.
 //! - After a failed commit, drop the `TableWrite` and start a new one from the table.
 //! - Commit identifiers of a commit user must increase.
 
