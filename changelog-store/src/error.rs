@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Conflict,
     /// The requested table, snapshot or file does not exist.
     NotFound,
+    /// The requested snapshot was expired: what it held is gone for good (Paimon's
+    /// `OutOfRangeException`). A consumer that gets this has lost changes.
+    OutOfRange,
 }
 
 /// Errors of the changelog store. Messages name the operation and the ids involved.
@@ -76,6 +79,14 @@ pub enum Error {
     TableNotFound(PathBuf),
     #[error("snapshot {id} not found in `{table}`")]
     SnapshotNotFound { table: PathBuf, id: i64 },
+    #[error(
+        "snapshot {requested} of `{table}` has expired (earliest retained snapshot: {earliest}); its changes are \
+         gone. Register a consumer id (`Table::register_consumer`) so that expiry keeps the snapshots a reader \
+         still needs, or retain snapshots longer (`snapshot.num-retained.min`, `snapshot.time-retained`)"
+    )]
+    SnapshotExpired { table: PathBuf, requested: i64, earliest: i64 },
+    #[error("invalid consumer id `{id}` for `{table}`: {message}")]
+    InvalidConsumerId { table: PathBuf, id: String, message: String },
     #[error("commit conflict on `{table}` (base snapshot {base:?}): {message}")]
     Conflict { table: PathBuf, base: Option<i64>, message: String },
     #[error("commit of `{table}` gave up after {attempts} attempts: snapshot ids kept being taken")]
@@ -92,9 +103,11 @@ impl Error {
             | Error::InvalidOption { .. }
             | Error::InvalidValue { .. }
             | Error::Unsupported(_)
+            | Error::InvalidConsumerId { .. }
             | Error::TableExists(_) => ErrorKind::Invalid,
             Error::Conflict { .. } | Error::CommitRetriesExhausted { .. } => ErrorKind::Conflict,
             Error::TableNotFound(_) | Error::SnapshotNotFound { .. } => ErrorKind::NotFound,
+            Error::SnapshotExpired { .. } => ErrorKind::OutOfRange,
         }
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Retention follows Paimon's options: keep at least `snapshot.num-retained.min`,
 //! at most `snapshot.num-retained.max`, and expire older than `snapshot.time-retained`
-//! in between. Snapshots at or after a registered consumer's `nextSnapshot` are kept.
+//! in between. Snapshots at or after a registered consumer's `nextSnapshot` are kept
+//! ([`crate::consumer`]); consumers not advanced within `consumer.expiration-time`
+//! are removed first.
 //! Files are deleted only if no retained snapshot references them (data files via its
 //! live entries, changelog files via its changelog manifests, manifests and lists).
 //!
@@ -12,6 +14,7 @@
 //! once they are older than a safety margin, so that the files of a commit in flight
 //! are never taken.
 
+use crate::consumer;
 use crate::error::{Error, Result};
 use crate::fs;
 use crate::manifest_io::ManifestIo;
@@ -20,16 +23,8 @@ use crate::snapshot_manager::SnapshotManager;
 use crate::spec::manifest::ManifestEntry;
 use crate::spec::snapshot::Snapshot;
 use crate::table_info::TableInfo;
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::PathBuf;
-
-/// Paimon's `consumer/consumer-<id>` file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Consumer {
-    pub next_snapshot: i64,
-}
 
 /// What an expiration removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,36 +32,8 @@ pub struct ExpireReport {
     pub expired_snapshots: Vec<i64>,
     pub deleted_data_files: usize,
     pub deleted_manifest_files: usize,
-}
-
-/// Reads every registered consumer's next snapshot.
-pub fn consumers(paths: &TablePaths) -> Result<Vec<(String, Consumer)>> {
-    let mut out = Vec::new();
-    for name in fs::list(&paths.consumer_dir())? {
-        let Some(id) = name.strip_prefix("consumer-") else {
-            continue;
-        };
-        let path = paths.consumer_file(id);
-        let c: Consumer = serde_json::from_slice(&fs::read(&path)?).map_err(|source| Error::Json {
-            op: "parsing consumer",
-            path: path.clone(),
-            source,
-        })?;
-        out.push((id.to_string(), c));
-    }
-    Ok(out)
-}
-
-/// Registers (or moves) a consumer: snapshots from `next_snapshot` on are kept for it.
-pub fn register_consumer(paths: &TablePaths, id: &str, next_snapshot: i64) -> Result<()> {
-    fs::create_dir_all(&paths.consumer_dir())?;
-    let path = paths.consumer_file(id);
-    let json = serde_json::to_vec(&Consumer { next_snapshot }).map_err(|source| Error::Json {
-        op: "serializing consumer",
-        path: path.clone(),
-        source,
-    })?;
-    fs::overwrite(&path, &json)
+    /// Consumers removed because they were not advanced within `consumer.expiration-time`.
+    pub expired_consumers: Vec<String>,
 }
 
 fn data_file_path(info: &TableInfo, paths: &TablePaths, e: &ManifestEntry) -> Result<PathBuf> {
@@ -139,7 +106,11 @@ pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<E
     let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
     let all = snapshots.all()?;
     let opts = &info.options;
-    let consumer_floor = consumers(paths)?.into_iter().map(|(_, c)| c.next_snapshot).min().unwrap_or(i64::MAX);
+    let expired_consumers = match opts.consumer_expiration_time {
+        Some(t) => consumer::expire(paths, t, now_millis)?,
+        None => Vec::new(),
+    };
+    let consumer_floor = consumer::min_next_snapshot(paths)?.unwrap_or(i64::MAX);
     let n = all.len();
     let mut expire_count = 0;
     while expire_count < n {
@@ -156,7 +127,7 @@ pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<E
         expire_count += 1;
     }
     if expire_count == 0 {
-        return Ok(ExpireReport::default());
+        return Ok(ExpireReport { expired_consumers, ..ExpireReport::default() });
     }
     let (expired, retained) = all.split_at(expire_count);
     let mut keep_data = HashSet::new();
@@ -189,6 +160,7 @@ pub fn expire(info: &TableInfo, paths: &TablePaths, now_millis: i64) -> Result<E
         expired_snapshots: expired.iter().map(|s| s.id).collect(),
         deleted_data_files: drop_data.len(),
         deleted_manifest_files: drop_manifests.len(),
+        expired_consumers,
     };
     tracing::info!(
         table = %paths.root().display(),

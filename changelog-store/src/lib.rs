@@ -33,7 +33,7 @@
 //! - changelog: [`Table::changes_since`]
 //! - snapshots: [`Table::snapshots`]
 //! - compact: [`Table::compact`]; expire: [`Table::expire`]; consumers:
-//!   [`Table::register_consumer`]
+//!   [`Table::register_consumer`], [`Table::consumer`], [`Table::remove_consumer`]
 //!
 //! ```no_run
 //! use changelog_store::{ReadAt, RowKind, Table, TableSpec};
@@ -58,8 +58,8 @@
 //! ## Known limits (as of this version)
 //! - Types: BOOLEAN, TINYINT..BIGINT, FLOAT, DOUBLE, CHAR/VARCHAR/STRING, BINARY/BYTES,
 //!   DATE, TIMESTAMP(0..6) without time zone. No DECIMAL, nested types or schema evolution.
-//! - Manifest-list partition stats and file value stats are written empty (as pypaimon
-//!   does); readers then read every manifest / do no value pruning.
+//! - Manifest-list partition stats are real min/max/null counts ([`spec::partition_stats`]);
+//!   file value stats are written empty (as pypaimon does): readers do no value pruning.
 //! - `count` is not a Paimon aggregator: it is stored as `sum` of per-row ones
 //!   (`fields.<f>.changelog-store.count` = true). pypaimon 2.1.0 refuses `-U`/`-D`
 //!   records on aggregation tables, so retractions are readable by it only once compacted.
@@ -78,11 +78,17 @@
 //!
 //! ## Rules callers must follow
 //! - One writer per bucket at a time (sequence numbers are per bucket, as in Paimon).
+//!   A commit of new files for a bucket that another commit user wrote to after the
+//!   writer's base snapshot fails with a conflict: start a new `TableWrite` and redo.
+//! - A changelog consumer registers a consumer id ([`Table::register_consumer`]) and
+//!   advances it with its progress; reading from an expired snapshot fails with
+//!   [`Error::SnapshotExpired`] rather than skipping the lost changes.
 //! - After a failed commit, drop the `TableWrite` and start a new one from the table.
 //! - Commit identifiers of a commit user must increase.
 
 pub mod clock;
 pub mod commit;
+pub mod consumer;
 pub mod data;
 pub mod decimal;
 pub mod error;

@@ -4,10 +4,12 @@ use crate::error::Result;
 use crate::fs;
 use crate::paths::{TablePaths, new_file_name};
 use crate::spec::manifest::{
-    FileKind, ManifestEntry, ManifestFileMeta, SimpleStats, codec_for, decode_manifest, decode_manifest_list,
-    encode_manifest, encode_manifest_list,
+    FileKind, ManifestEntry, ManifestFileMeta, codec_for, decode_manifest, decode_manifest_list, encode_manifest,
+    encode_manifest_list,
 };
+use crate::spec::partition_stats::partition_stats;
 use crate::spec::snapshot::Snapshot;
+use crate::spec::types::DataType;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -38,8 +40,9 @@ impl ManifestIo {
         self
     }
 
-    /// Writes `entries` as one manifest file and returns its list record.
-    pub fn write_manifest(&self, entries: &[ManifestEntry]) -> Result<ManifestFileMeta> {
+    /// Writes `entries` as one manifest file and returns its list record, with the
+    /// partition stats of the entries (partitions are rows of `partition_types`).
+    pub fn write_manifest(&self, entries: &[ManifestEntry], partition_types: &[DataType]) -> Result<ManifestFileMeta> {
         fs::create_dir_all(&self.paths.manifest_dir())?;
         let name = new_file_name("manifest", &uuid::Uuid::new_v4(), 0, "");
         let path = self.paths.manifest_file(&name);
@@ -54,9 +57,7 @@ impl ManifestIo {
             file_size: bytes.len() as i64,
             num_added_files: adds,
             num_deleted_files: entries.len() as i64 - adds,
-            // Partition stats are not maintained (no partition pruning in manifests yet):
-            // empty stats make readers fall back to reading the manifest.
-            partition_stats: SimpleStats::empty(),
+            partition_stats: partition_stats(partition_types, entries)?,
             schema_id: self.schema_id,
             min_bucket,
             max_bucket,

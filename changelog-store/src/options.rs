@@ -43,8 +43,12 @@ pub struct CoreOptions {
     pub snapshot_num_retained_min: usize,
     pub snapshot_num_retained_max: usize,
     pub snapshot_time_retained: Duration,
+    /// `consumer.expiration-time`: consumers not advanced for this long are removed on
+    /// expiration (none: consumers never expire, Paimon's default).
+    pub consumer_expiration_time: Option<Duration>,
     pub ignore_delete: bool,
-    pub partial_update_remove_record_on_delete: bool,
+    /// `aggregation.remove-record-on-delete`: a `-D` record removes the whole row of an
+    /// aggregation table instead of retracting its values.
     pub aggregation_remove_record_on_delete: bool,
     pub file_compression: String,
     /// `file.compression.per.level` (`0:lz4,1:zstd`): overrides `file.compression` per level.
@@ -86,6 +90,7 @@ impl CoreOptions {
                 Some(v) => parse_memory_size(&v).ok_or_else(|| bad(k, &v, "expected a size like `128 mb`")),
             }
         };
+        refuse_unsupported(raw)?;
         let bucket_text = get("bucket").unwrap_or_else(|| "-1".into());
         let bucket: i32 = bucket_text.parse().map_err(|_| bad("bucket", &bucket_text, "expected an integer"))?;
         if bucket <= 0 {
@@ -143,10 +148,15 @@ impl CoreOptions {
             snapshot_num_retained_min: num("snapshot.num-retained.min", 10)?.max(1) as usize,
             snapshot_num_retained_max: num("snapshot.num-retained.max", i32::MAX as u64)?.max(1) as usize,
             snapshot_time_retained: time_retained,
+            consumer_expiration_time: match get("consumer.expiration-time") {
+                None => None,
+                Some(v) => {
+                    Some(parse_duration(&v).ok_or_else(|| bad("consumer.expiration-time", &v, "expected e.g. `1 d`"))?)
+                }
+            },
             ignore_delete: boolean("ignore-delete", false)?
                 || boolean("first-row.ignore-delete", false)?
                 || boolean("partial-update.ignore-delete", false)?,
-            partial_update_remove_record_on_delete: boolean("partial-update.remove-record-on-delete", false)?,
             aggregation_remove_record_on_delete: boolean("aggregation.remove-record-on-delete", false)?,
             file_compression: get("file.compression").unwrap_or_else(|| "zstd".into()),
             file_compression_per_level: match get("file.compression.per.level") {
@@ -193,6 +203,47 @@ impl CoreOptions {
         self.num_levels as i32 - 1
     }
 }
+
+/// Paimon options this store does not implement, refused when set to anything but
+/// their default: accepting them silently would make the table behave, and read,
+/// differently from what Paimon does with the same options.
+fn refuse_unsupported(raw: &BTreeMap<String, String>) -> Result<()> {
+    let unsupported =
+        |k: &str, v: &str, why: &str| Err(Error::Unsupported(format!("table option `{k}` = `{v}`: {why}")));
+    for (k, v) in raw {
+        let v = v.trim();
+        let lower = v.to_ascii_lowercase();
+        match k.as_str() {
+            "deletion-vectors.enabled" if lower != "false" => {
+                return unsupported(k, v, "deletion vectors are not written or read by this store");
+            }
+            "sequence.field.sort-order" if lower != "ascending" => {
+                return unsupported(k, v, "only the default `ascending` order of `sequence.field` is implemented");
+            }
+            "bucket-function.type" if lower != "default" => {
+                return unsupported(k, v, "only Paimon's `default` bucket function is implemented");
+            }
+            "partition.default-name" if v != DEFAULT_PARTITION_NAME => {
+                return unsupported(
+                    k,
+                    v,
+                    "null and empty partition values are always written to `__DEFAULT_PARTITION__` directories",
+                );
+            }
+            "partial-update.remove-record-on-delete" if lower != "false" => {
+                return unsupported(k, v, "partial-update tables refuse deletes unless `ignore-delete` is set");
+            }
+            _ if k.starts_with("fields.") && k.ends_with(".sequence-group") => {
+                return unsupported(k, v, "partial-update sequence groups are not implemented");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Paimon's default `partition.default-name`.
+pub const DEFAULT_PARTITION_NAME: &str = "__DEFAULT_PARTITION__";
 
 /// Parses `0:lz4,1:zstd` (Paimon's `file.compression.per.level`); codecs lower-cased.
 fn parse_per_level(text: &str) -> Option<BTreeMap<i32, String>> {

@@ -1,5 +1,6 @@
 //! Table directory layout: `<warehouse>/<db>.db/<table>/{schema,snapshot,manifest,bucket-N}`.
 
+use crate::options::DEFAULT_PARTITION_NAME;
 use crate::row::Datum;
 use std::path::{Path, PathBuf};
 
@@ -77,13 +78,13 @@ impl TablePaths {
 /// How a partition value is written in a directory name (Paimon legacy partition names).
 pub fn partition_value_string(d: &Datum) -> String {
     match d {
-        Datum::Null => "__DEFAULT_PARTITION__".to_string(),
+        Datum::Null => DEFAULT_PARTITION_NAME.to_string(),
         Datum::Bool(b) => b.to_string(),
         Datum::Int(i) => i.to_string(),
         Datum::Long(l) => l.to_string(),
         Datum::Float(f) => f.to_string(),
         Datum::Double(f) => f.to_string(),
-        Datum::String(s) if s.trim().is_empty() => "__DEFAULT_PARTITION__".to_string(),
+        Datum::String(s) if s.trim().is_empty() => DEFAULT_PARTITION_NAME.to_string(),
         Datum::String(s) => s.clone(),
         Datum::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         Datum::Decimal(d) => d.to_string(),

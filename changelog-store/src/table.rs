@@ -3,6 +3,7 @@
 
 use crate::clock::{self, SharedClock};
 use crate::commit::{CommitOutcome, Committer};
+use crate::consumer;
 use crate::error::{Error, Result};
 use crate::expire::{self, ExpireReport};
 use crate::fs;
@@ -209,13 +210,14 @@ impl Table {
         self.reader(at)?.scan_batches()
     }
 
-    /// Changes of snapshots `from..=latest` (see [`changelog_reader`]).
+    /// Changes of snapshots `from..=latest` (see [`changelog_reader`]);
+    /// [`Error::SnapshotExpired`] if `from` was expired (the consumer fell behind).
     pub fn changes_since(&self, from: i64) -> Result<Vec<SnapshotChanges>> {
         changelog_reader::changes_since(&self.info, &self.paths, &self.manifests(), &self.snapshots_mgr(), from)
     }
 
     /// Ids of the snapshots whose changes [`Table::changes_since`] would return: from
-    /// `from` (or the earliest retained) to the latest. A consumer that wants one
+    /// `from` to the latest; [`Error::SnapshotExpired`] if `from` was expired. A consumer that wants one
     /// snapshot in memory at a time walks them with [`Table::changes_of`].
     pub fn snapshot_ids_since(&self, from: i64) -> Result<std::ops::RangeInclusive<i64>> {
         changelog_reader::ids_since(&self.snapshots_mgr(), from)
@@ -223,14 +225,14 @@ impl Table {
 
     /// Changes of snapshot `snapshot_id` as rows.
     pub fn changes_of(&self, snapshot_id: i64) -> Result<SnapshotChanges> {
-        let snapshot = self.snapshots_mgr().snapshot(snapshot_id)?;
+        let snapshot = changelog_reader::snapshot_to_read(&self.snapshots_mgr(), snapshot_id)?;
         changelog_reader::snapshot_changes(&self.info, &self.paths, &self.manifests(), &snapshot)
     }
 
     /// Changes of snapshot `snapshot_id` as Arrow batches (see [`changelog_reader`]); a
     /// consumer streams the changelog by calling it for each id from where it stopped.
     pub fn change_batches(&self, snapshot_id: i64) -> Result<changelog_reader::SnapshotChangeBatches> {
-        let snapshot = self.snapshots_mgr().snapshot(snapshot_id)?;
+        let snapshot = changelog_reader::snapshot_to_read(&self.snapshots_mgr(), snapshot_id)?;
         changelog_reader::snapshot_change_batches(&self.info, &self.paths, &self.manifests(), &snapshot)
     }
 
@@ -271,9 +273,22 @@ impl Table {
         expire::remove_orphan_files(&self.info, &self.paths, cutoff, dry_run)
     }
 
-    /// Registers a consumer: snapshots from `next_snapshot` on are not expired.
+    /// Registers consumer `id`, or advances it: snapshots from `next_snapshot` on are
+    /// not expired while it is registered (see [`crate::consumer`]). A changelog reader
+    /// calls it with the id after the last snapshot it has durably processed.
+    /// [`Error::SnapshotExpired`] if `next_snapshot` is already gone.
     pub fn register_consumer(&self, id: &str, next_snapshot: i64) -> Result<()> {
-        expire::register_consumer(&self.paths, id, next_snapshot)
+        consumer::register(&self.paths, id, next_snapshot)
+    }
+
+    /// The next snapshot consumer `id` will read, if it is registered.
+    pub fn consumer(&self, id: &str) -> Result<Option<i64>> {
+        Ok(consumer::get(&self.paths, id)?.map(|c| c.next_snapshot))
+    }
+
+    /// Unregisters consumer `id`: expiry no longer keeps snapshots for it.
+    pub fn remove_consumer(&self, id: &str) -> Result<()> {
+        consumer::remove(&self.paths, id)
     }
 
     /// A row as a JSON object keyed by column name.

@@ -24,6 +24,39 @@ pub struct TableInfo {
     pub sequence_indices: Vec<usize>,
 }
 
+/// Paimon's rule for a primary-key table: the bucket key is a subset of the primary key
+/// and shares no column with the partition key (a row's bucket must not depend on
+/// anything but its key, or an update could land in another bucket than the row it
+/// replaces).
+fn check_bucket_key(schema: &TableSchema, value: &str) -> Result<()> {
+    let bad = |message: String| Error::InvalidOption { key: "bucket-key".into(), value: value.to_string(), message };
+    let names: Vec<&str> = value.split(',').map(str::trim).collect();
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err(bad("empty column name".into()));
+        }
+        if names[..i].contains(name) {
+            return Err(bad(format!("column `{name}` listed twice")));
+        }
+        if schema.field_index(name).is_none() {
+            return Err(bad(format!("unknown column `{name}`")));
+        }
+        if schema.partition_keys.iter().any(|p| p == name) {
+            return Err(bad(format!(
+                "column `{name}` is a partition key {:?}; bucket keys must not contain partition keys",
+                schema.partition_keys
+            )));
+        }
+        if !schema.primary_keys.iter().any(|p| p == name) {
+            return Err(bad(format!(
+                "column `{name}` is not in the primary key {:?}; bucket keys must be a subset of it",
+                schema.primary_keys
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl TableInfo {
     pub fn new(schema: TableSchema) -> Result<Self> {
         let options = CoreOptions::parse(&schema.options)?;
@@ -34,7 +67,10 @@ impl TableInfo {
         let key_indices = key_names.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;
         let partition_indices = schema.partition_keys.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;
         let bucket_key_indices = match schema.options.get("bucket-key") {
-            Some(v) if !v.trim().is_empty() => v.split(',').map(|k| idx(k.trim())).collect::<Result<Vec<_>>>()?,
+            Some(v) if !v.trim().is_empty() => {
+                check_bucket_key(&schema, v)?;
+                v.split(',').map(|k| idx(k.trim())).collect::<Result<Vec<_>>>()?
+            }
             _ => key_indices.clone(),
         };
         let sequence_indices = options.sequence_fields.iter().map(|k| idx(k)).collect::<Result<Vec<_>>>()?;

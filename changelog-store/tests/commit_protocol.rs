@@ -91,9 +91,12 @@ fn concurrent_appenders_all_land_in_contiguous_snapshots() {
             let table = table.clone();
             std::thread::spawn(move || {
                 let committer = table.new_committer(format!("writer-{t}"));
-                for i in 0..10 {
+                // One writer per bucket (Paimon's rule, checked at commit): thread t
+                // writes only keys of bucket t.
+                let keys = (0..).filter(|&k| table.info().bucket_of(&row(k, Some(1), None, 0)) == t);
+                for (i, k) in (0..10).zip(keys) {
                     let mut w = table.new_write().expect("writer").with_compaction(false);
-                    w.write(row(t * 1000 + i, Some(1), None, 0), RowKind::Insert).expect("writes");
+                    w.write(row(k, Some(1), None, 0), RowKind::Insert).expect("writes");
                     committer
                         .commit(i + 1, w.prepare_commit().expect("prepares"), None)
                         .expect("commits despite races");
@@ -137,4 +140,35 @@ fn losing_compaction_fails_cleanly_with_a_conflict() {
     assert_eq!(total(&table), 80);
     let last = table.latest_snapshot().expect("reads").expect("exists");
     assert_eq!(last.commit_kind, changelog_store::spec::snapshot::CommitKind::Compact);
+}
+
+/// Paimon writes `indexManifest` (hash / deletion-vector indexes), `statistics`
+/// (ANALYZE) and `watermark` into snapshots; our commits must not drop them.
+#[test]
+fn commits_carry_index_manifest_statistics_and_watermark_forward() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = sum_table(dir.path());
+    let c = table.new_committer("job");
+    let mut w = table.new_write().expect("writer");
+    w.write(row(1, Some(1), None, 0), RowKind::Insert).expect("writes");
+    c.commit(1, w.prepare_commit().expect("prepares"), None).expect("commits");
+    // What a Paimon writer (or ANALYZE) left in the latest snapshot.
+    let file = table.path().join("snapshot").join("snapshot-1");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("reads")).expect("json");
+    json["indexManifest"] = "index-manifest-0f3a-0".into();
+    json["statistics"] = "stats-0f3a-0".into();
+    json["watermark"] = 1_700_000_000_000i64.into();
+    std::fs::write(&file, serde_json::to_vec(&json).expect("json")).expect("writes");
+
+    let mut w = table.new_write().expect("writer");
+    w.write(row(2, Some(1), None, 0), RowKind::Insert).expect("writes");
+    c.commit(2, w.prepare_commit().expect("prepares"), None).expect("commits");
+    table.compact("job", 3, true).expect("compacts");
+    let snaps = table.snapshots().expect("lists");
+    assert_eq!(snaps.len(), 3, "an APPEND and a COMPACT after the edited snapshot");
+    for s in &snaps[1..] {
+        assert_eq!(s.index_manifest.as_deref(), Some("index-manifest-0f3a-0"), "snapshot {}", s.id);
+        assert_eq!(s.statistics.as_deref(), Some("stats-0f3a-0"), "snapshot {}", s.id);
+        assert_eq!(s.watermark, Some(1_700_000_000_000), "snapshot {}", s.id);
+    }
 }

@@ -1,7 +1,9 @@
 //! Publishes commit messages as snapshots.
 //!
-//! Protocol per snapshot: read the latest snapshot, check conflicts (every file a
-//! compaction deletes must still be live; levels >= 1 must stay non-overlapping), write
+//! Protocol per snapshot: read the latest snapshot, check conflicts (no other commit
+//! user wrote to a bucket this commit adds files to since the writer's base snapshot,
+//! see [`super::writer_conflicts`]; every file a compaction deletes must still be live;
+//! levels >= 1 must stay non-overlapping), write
 //! the delta / changelog manifests and new manifest lists, then create
 //! `snapshot/snapshot-<latest+1>` only if absent. Losing that race means another
 //! committer got there first: clean up and retry on the new latest. A commit whose
@@ -9,6 +11,7 @@
 
 use crate::clock::SharedClock;
 use crate::commit::message::CommitMessage;
+use crate::commit::writer_conflicts::{Bases, check_no_other_writer};
 use crate::error::{Error, Result};
 use crate::fs;
 use crate::lsm::levels::{FileRef, Levels};
@@ -57,6 +60,8 @@ struct Attempt<'a> {
     delta: &'a [ManifestEntry],
     changelog: &'a [ManifestEntry],
     properties: &'a Option<BTreeMap<String, String>>,
+    /// Buckets this attempt adds new files to, with their writer's base snapshot.
+    bases: &'a Bases,
 }
 
 impl Committer {
@@ -129,7 +134,12 @@ impl Committer {
         let mut append = Vec::new();
         let mut changelog = Vec::new();
         let mut compact = Vec::new();
+        let mut bases = Bases::new();
         for m in &messages {
+            if let Some(base) = m.base_snapshot.filter(|_| !m.new_files.is_empty() || !m.changelog_files.is_empty()) {
+                let b = bases.entry((self.info.serialize_partition(&m.partition), m.bucket)).or_insert(base);
+                *b = (*b).min(base);
+            }
             append.extend(m.new_files.iter().map(|f| entry(FileKind::Add, m, f)));
             changelog.extend(m.changelog_files.iter().map(|f| entry(FileKind::Add, m, f)));
             compact.extend(m.compact_before.iter().map(|f| entry(FileKind::Delete, m, f)));
@@ -143,6 +153,7 @@ impl Committer {
                 delta: &append,
                 changelog: &changelog,
                 properties: &properties,
+                bases: &bases,
             })?);
         }
         if !compact.is_empty() {
@@ -152,6 +163,7 @@ impl Committer {
                 delta: &compact,
                 changelog: &[],
                 properties: &properties,
+                bases: &Bases::new(),
             })?);
         }
         if created.is_empty() {
@@ -168,6 +180,14 @@ impl Committer {
                 Some(s) => Some(self.manifests.live_entries(s)?),
                 None => None,
             };
+            check_no_other_writer(
+                &self.info,
+                &self.snapshots,
+                &self.manifests,
+                &self.commit_user,
+                latest.as_ref(),
+                a.bases,
+            )?;
             self.check_conflicts(latest.as_ref(), base_entries.as_deref().unwrap_or(&[]), a.delta)?;
             let written = self.write_manifests(latest.as_ref(), base_entries, &a)?;
             let (snapshot, own_files) = written;
@@ -277,7 +297,7 @@ impl Committer {
             base = if live.is_empty() {
                 Vec::new()
             } else {
-                let m = self.manifests.write_manifest(&live)?;
+                let m = self.manifests.write_manifest(&live, &self.info.partition_types)?;
                 own.push(m.file_name.clone());
                 vec![m]
             };
@@ -287,7 +307,7 @@ impl Committer {
         let delta_metas = if a.delta.is_empty() {
             Vec::new()
         } else {
-            let m = self.manifests.write_manifest(a.delta)?;
+            let m = self.manifests.write_manifest(a.delta, &self.info.partition_types)?;
             own.push(m.file_name.clone());
             vec![m]
         };
@@ -296,7 +316,7 @@ impl Committer {
         let (changelog_list, changelog_size) = if a.changelog.is_empty() {
             (None, None)
         } else {
-            let m = self.manifests.write_manifest(a.changelog)?;
+            let m = self.manifests.write_manifest(a.changelog, &self.info.partition_types)?;
             own.push(m.file_name.clone());
             let (name, size) = self.manifests.write_manifest_list(&[m])?;
             own.push(name.clone());
@@ -322,7 +342,10 @@ impl Committer {
             delta_manifest_list_size: Some(delta_size),
             changelog_manifest_list: changelog_list,
             changelog_manifest_list_size: changelog_size,
-            index_manifest: None,
+            // Index files (hash / deletion-vector indexes written by Paimon) and table
+            // statistics (ANALYZE) are not changed by this store: carried forward, as
+            // Paimon's commit does, so a commit never drops them.
+            index_manifest: latest.and_then(|s| s.index_manifest.clone()),
             commit_user: self.commit_user.clone(),
             commit_identifier: a.identifier,
             commit_kind: a.kind,
@@ -330,8 +353,8 @@ impl Committer {
             total_record_count: latest.map_or(0, |s| s.total_record_count) + delta_rows,
             delta_record_count: delta_rows,
             changelog_record_count: Some(rows(a.changelog)),
-            watermark: None,
-            statistics: None,
+            watermark: latest.and_then(|s| s.watermark),
+            statistics: latest.and_then(|s| s.statistics.clone()),
             properties: a.properties.clone(),
             next_row_id: None,
             uuid: Some(uuid::Uuid::new_v4().to_string()),

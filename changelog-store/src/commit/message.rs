@@ -16,6 +16,11 @@ pub struct CommitMessage {
     pub compact_before: Vec<DataFileMeta>,
     /// Files a compaction produced.
     pub compact_after: Vec<DataFileMeta>,
+    /// The snapshot the writer read this bucket's files (and so its sequence numbers)
+    /// from, `Some(0)` for an empty table. The committer refuses new files if another
+    /// commit user added files to the bucket after it. `None`: not checked (messages
+    /// not made by a [`crate::TableWrite`]).
+    pub base_snapshot: Option<i64>,
 }
 
 impl CommitMessage {

@@ -3,6 +3,7 @@
 
 mod committer;
 mod message;
+mod writer_conflicts;
 
 pub use committer::{CommitOutcome, Committer, FailPoint};
 pub use message::CommitMessage;

@@ -131,17 +131,46 @@ pub fn snapshot_changes(
     Ok(SnapshotChanges { snapshot_id, commit_kind, time_millis, properties, changes })
 }
 
-/// Ids of the snapshots from `from` (or the earliest retained, if later) to the latest.
+/// Ids of the snapshots from `from` to the latest (empty if `from` is past the latest).
+///
+/// A `from` older than the earliest retained snapshot is refused with
+/// [`Error::SnapshotExpired`], as Paimon's streaming read refuses it
+/// (`OutOfRangeException`): the changes of the expired snapshots are gone, and
+/// starting later would hand the consumer a changelog with a silent hole.
 pub fn ids_since(snapshots: &SnapshotManager, from: i64) -> Result<std::ops::RangeInclusive<i64>> {
     let Some(latest) = snapshots.latest_id()? else {
         // No snapshot yet: an empty range.
         return Ok(from.max(1)..=from.max(1) - 1);
     };
-    let earliest = snapshots.earliest_id()?.unwrap_or(1);
-    Ok(from.max(earliest)..=latest)
+    if let Some(earliest) = snapshots.earliest_id()? {
+        check_not_expired(snapshots, from, earliest)?;
+    }
+    Ok(from..=latest)
+}
+
+fn check_not_expired(snapshots: &SnapshotManager, requested: i64, earliest: i64) -> Result<()> {
+    if requested < earliest {
+        return Err(Error::SnapshotExpired { table: snapshots.paths().root().to_path_buf(), requested, earliest });
+    }
+    Ok(())
+}
+
+/// Snapshot `id` for a changelog reader: [`Error::SnapshotExpired`] if it was expired
+/// (also when expiry removed it after the caller listed the ids),
+/// [`Error::SnapshotNotFound`] if it was never committed.
+pub fn snapshot_to_read(snapshots: &SnapshotManager, id: i64) -> Result<Snapshot> {
+    if let Some(s) = snapshots.try_snapshot(id)? {
+        return Ok(s);
+    }
+    if let Some(earliest) = snapshots.earliest_id()? {
+        check_not_expired(snapshots, id, earliest)?;
+    }
+    Err(Error::SnapshotNotFound { table: snapshots.paths().root().to_path_buf(), id })
 }
 
 /// Changes of every snapshot with id >= `from` up to the latest, in order.
+/// [`Error::SnapshotExpired`] if `from` (or a snapshot after it, expired meanwhile)
+/// is no longer retained.
 pub fn changes_since(
     info: &TableInfo,
     paths: &TablePaths,
@@ -151,7 +180,7 @@ pub fn changes_since(
 ) -> Result<Vec<SnapshotChanges>> {
     let mut out = Vec::new();
     for id in ids_since(snapshots, from)? {
-        let s = snapshots.snapshot(id)?;
+        let s = snapshot_to_read(snapshots, id)?;
         out.push(snapshot_changes(info, paths, io, &s)?);
     }
     Ok(out)

@@ -39,6 +39,8 @@ pub struct TableWrite {
     budgets: Budgets,
     compact_on_commit: bool,
     wait_compaction: bool,
+    /// The snapshot `restored` was read from (0: none yet); stamped on every message.
+    base_snapshot: i64,
 }
 
 impl TableWrite {
@@ -46,7 +48,9 @@ impl TableWrite {
     pub fn new(info: Arc<TableInfo>, paths: TablePaths, clock: SharedClock) -> Result<Self> {
         let snapshots = SnapshotManager::new(paths.clone());
         let mut restored: HashMap<BucketId, (Vec<Datum>, Vec<DataFileMeta>)> = HashMap::new();
-        if let Some(latest) = snapshots.latest()? {
+        let latest = snapshots.latest()?;
+        let base_snapshot = latest.as_ref().map_or(0, |s| s.id);
+        if let Some(latest) = latest {
             let io = ManifestIo::new(paths.clone(), info.options.manifest_compression.clone(), info.schema.id);
             for e in io.live_entries(&latest)? {
                 let partition = info.deserialize_partition(&e.partition)?;
@@ -87,6 +91,7 @@ impl TableWrite {
             buffered: 0,
             compact_on_commit: !write_only,
             wait_compaction: false,
+            base_snapshot,
         })
     }
 
@@ -386,7 +391,7 @@ impl TableWrite {
             }
         }
         self.buffered = 0;
-        Ok(out)
+        Ok(self.stamped(out))
     }
 
     fn open_all_buckets(&mut self) -> Result<()> {
@@ -409,7 +414,7 @@ impl TableWrite {
                 out.push(m);
             }
         }
-        Ok(out)
+        Ok(self.stamped(out))
     }
 
     /// Full compaction of every bucket of the table (including ones not written to).
@@ -422,6 +427,18 @@ impl TableWrite {
                 out.push(m);
             }
         }
-        Ok(out)
+        Ok(self.stamped(out))
+    }
+
+    /// The snapshot this writer's view of the table was read from (0: empty table).
+    pub fn base_snapshot(&self) -> i64 {
+        self.base_snapshot
+    }
+
+    fn stamped(&self, mut messages: Vec<CommitMessage>) -> Vec<CommitMessage> {
+        for m in &mut messages {
+            m.base_snapshot = Some(self.base_snapshot);
+        }
+        messages
     }
 }
