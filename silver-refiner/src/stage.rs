@@ -104,6 +104,8 @@ struct Entity {
     /// Bronze rows and snapshots in the batch (what the batch policy counts).
     work: usize,
     bronze_rows: u64,
+    /// Newest source event time (ms) in the batch, for freshness.
+    newest_ms: Option<i64>,
     last_poll: Option<Instant>,
 }
 
@@ -193,6 +195,7 @@ impl Refinery {
             rejects: Vec::new(),
             work: 0,
             bronze_rows: 0,
+            newest_ms: None,
             last_poll: None,
         })
     }
@@ -270,10 +273,13 @@ impl Refinery {
                 .increment(upserts.num_rows() as u64);
             metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "deleted")
                 .increment(silvered.deleted);
-            if let Some(c) = silvered.commit {
+            if let Some(mut c) = silvered.commit {
+                // Freshness: source event time → visible in Silver.
+                c.newest_event_ms = e.newest_ms;
                 self.summary.commits += 1;
                 done.push(c);
             }
+            e.newest_ms = None;
             e.position = Some(upto);
             e.upto = None;
             e.work = 0;
@@ -311,6 +317,9 @@ impl Entity {
             c.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
         }
         for i in 0..b.num_rows() {
+            if let Some(t) = long_at(&source_ts, i).or(long_at(&ts, i)) {
+                self.newest_ms = Some(self.newest_ms.map_or(t, |n| n.max(t)));
+            }
             let lineage = Lineage {
                 seq: source_seq(str_at(&position, i), long_at(&source_ts, i), long_at(&ts, i)),
                 bronze_snapshot: snapshot,
