@@ -13,6 +13,7 @@ use iceberg::spec::{Struct, TableMetadata, UnboundPartitionSpec};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
+use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::writer::{Codec, DataFileWriter};
 use lakehouse::worker::TableCommit;
 
@@ -166,15 +167,7 @@ impl Rejects {
 
 /// The newest position of `entity` in the head's ancestry.
 fn recorded(metadata: &TableMetadata, entity: &str) -> Option<i64> {
-    let key = format!("{POSITION_PREFIX}{entity}");
-    let mut cursor = metadata.current_snapshot().cloned();
-    while let Some(s) = cursor {
-        if let Some(v) = s.summary().additional_properties.get(&key) {
-            return v.parse().ok();
-        }
-        cursor = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
-    }
-    None
+    newest_in_ancestry(metadata, &format!("{POSITION_PREFIX}{entity}")).and_then(|(_, v)| v.parse().ok())
 }
 
 /// Rejects per rule, for logs and metrics.

@@ -335,7 +335,8 @@ impl Entity {
                     self.offer(k, Pend::Upsert(row, lineage));
                 }
                 Ok(Change::Delete(key)) => {
-                    let k = format!("{:?}", key.iter().collect::<Vec<_>>());
+                    // The same `Debug` form as `row_key`'s `Vec<&Value>` gives.
+                    let k = format!("{key:?}");
                     self.offer(k, Pend::Delete(key, lineage));
                 }
                 Ok(Change::Truncate) => {

@@ -77,6 +77,20 @@ pub fn decode_offsets(value: &str) -> Option<Offsets> {
     Some(out)
 }
 
+/// The value of summary key `key` in the newest snapshot of the head's
+/// ancestry that has it, with that snapshot's id. Snapshots of other writers
+/// (compaction, maintenance) may lack a worker's keys, hence the walk.
+pub fn newest_in_ancestry<'m>(metadata: &'m TableMetadata, key: &str) -> Option<(i64, &'m str)> {
+    let mut cursor = metadata.current_snapshot();
+    while let Some(snapshot) = cursor {
+        if let Some(v) = snapshot.summary().additional_properties.get(key) {
+            return Some((snapshot.snapshot_id(), v.as_str()));
+        }
+        cursor = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id));
+    }
+    None
+}
+
 /// The committed offsets of `group` at the table's current snapshot, found
 /// by walking the snapshot ancestry from the head, then in the table
 /// properties. Empty for a table without snapshots.
@@ -88,12 +102,8 @@ pub fn committed_offsets(metadata: &TableMetadata, group: &str) -> Result<Offset
         key: key.clone(),
         value: value.chars().take(200).collect(),
     };
-    let mut cursor = metadata.current_snapshot().cloned();
-    while let Some(snapshot) = cursor {
-        if let Some(v) = snapshot.summary().additional_properties.get(&key) {
-            return decode_offsets(v).ok_or_else(|| unreadable(format!("snapshot {}", snapshot.snapshot_id()), v));
-        }
-        cursor = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
+    if let Some((snapshot_id, v)) = newest_in_ancestry(metadata, &key) {
+        return decode_offsets(v).ok_or_else(|| unreadable(format!("snapshot {snapshot_id}"), v));
     }
     if let Some(v) = metadata.properties().get(&key) {
         return decode_offsets(v).ok_or_else(|| unreadable("the table properties".into(), v));

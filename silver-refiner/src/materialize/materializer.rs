@@ -16,6 +16,7 @@ use iceberg::spec::{
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
+use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
 use lakehouse::table::writer::{Codec, DataFileWriter};
 use lakehouse::worker::TableCommit;
@@ -101,7 +102,7 @@ impl Materializer {
             let spec = store_spec(&schema, types, key, 2).map_err(invalid)?;
             Table::create(&store_path, spec).map_err(store_err)?
         };
-        let store_schema = store.new_write().map_err(store_err)?.row_schema();
+        let store_schema = changelog_store::data::arrow_conv::row_schema(store.info());
         Ok(Self {
             entity,
             committer: Committer::new(catalog.clone()),
@@ -314,16 +315,9 @@ impl Materializer {
     }
 }
 
-/// The store snapshot a Silver head records, walking its ancestry.
+/// The store snapshot a Silver head records.
 fn recorded(metadata: &TableMetadata) -> Option<i64> {
-    let mut cursor = metadata.current_snapshot().cloned();
-    while let Some(s) = cursor {
-        if let Some(v) = s.summary().additional_properties.get(STORE_SNAPSHOT_KEY) {
-            return v.parse().ok();
-        }
-        cursor = s.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id).cloned());
-    }
-    None
+    newest_in_ancestry(metadata, STORE_SNAPSHOT_KEY).and_then(|(_, v)| v.parse().ok())
 }
 
 /// `batch` with every column of `schema`, the missing ones null.

@@ -84,7 +84,7 @@ pub fn to_store_batch(
     locations: &[Option<(Arc<str>, i64)>],
 ) -> Result<RecordBatch, String> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(store_schema.fields().len());
-    for (i, f) in store_schema.fields().iter().enumerate() {
+    for f in store_schema.fields() {
         let col: ArrayRef = match f.name().as_str() {
             SILVER_FILE => {
                 Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>())
@@ -97,7 +97,6 @@ pub fn to_store_batch(
                     .map_err(|e| format!("column {name}: {} → {}: {e}", src.data_type(), f.data_type()))?
             }
         };
-        let _ = i;
         columns.push(col);
     }
     RecordBatch::try_new(store_schema.clone(), columns).map_err(|e| format!("building the store batch: {e}"))
