@@ -1,7 +1,69 @@
-//! gold-aggregator: placeholder. This worker is not built yet (see the open issues); it
-//! exists so the workspace layout is final and deployment files can name it.
+//! gold-aggregator: Silver changelog → incremental rollups in Gold, exactly once.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("gold-aggregator is not implemented yet: only bronze-ingestor runs today");
-    std::process::ExitCode::from(64)
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use gold_aggregator::{Config, RunOptions};
+
+#[derive(Parser)]
+#[command(version, about = "Silver changelog → Gold rollups, exact under retraction, exactly once")]
+struct Cli {
+    /// TOML config file (defaults are embedded; LAKEHOUSE_* env vars override).
+    #[arg(long, short, env = "LAKEHOUSE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Aggregate until SIGTERM / ctrl-c (the default).
+    Run {
+        /// Exit once every Gold table is up to its Silver changelog and nothing new
+        /// arrived for this long (e.g. "5s"). For demos and batch runs.
+        #[arg(long, env = "LAKEHOUSE_EXIT_WHEN_IDLE", value_parser = humantime::parse_duration)]
+        exit_when_idle: Option<Duration>,
+        /// Write a JSON summary of the run here on exit.
+        #[arg(long, env = "LAKEHOUSE_SUMMARY_JSON")]
+        summary_json: Option<PathBuf>,
+    },
+    /// Check a configuration and its Gold definitions, then exit (0 = valid).
+    Validate {
+        /// Config file to check (overrides --config).
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run { exit_when_idle: None, summary_json: None });
+    if let Command::Validate { file } = &command {
+        let checked = Config::load(file.as_deref().or(cli.config.as_deref()))
+            .map_err(|e| format!("invalid configuration: {e}"))
+            .and_then(|c| gold_aggregator::spec::load(&c.gold.tables).map_err(|e| format!("invalid Gold definition: {e}")));
+        return match checked {
+            Ok(tables) => {
+                println!("configuration is valid ({} Gold tables)", tables.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let Command::Run { exit_when_idle, summary_json } = command else { unreachable!("validate returned above") };
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gold-aggregator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = config.telemetry.clone();
+    lakehouse::worker::run_service("gold-aggregator", &telemetry, summary_json, move |health, shutdown| {
+        gold_aggregator::run(config, RunOptions { exit_when_idle, health }, shutdown)
+    })
 }

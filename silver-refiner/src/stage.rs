@@ -27,6 +27,9 @@ use crate::value::Value;
 
 /// Store snapshot property (and Silver summary key): the Bronze snapshot consumed.
 pub const BRONZE_POSITION_KEY: &str = "lakehouse.silver.bronze-snapshot";
+/// Store snapshot property: the newest source event time (ms since the epoch)
+/// of the batch, which downstream stages measure freshness from.
+pub const NEWEST_EVENT_KEY: &str = "lakehouse.silver.newest-event-ms";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefineError {
@@ -249,7 +252,11 @@ impl Refinery {
             if let Some(c) = self.rejects.commit(&e.name, upto, &rows).await? {
                 done.push(c);
             }
-            let position = BTreeMap::from([(BRONZE_POSITION_KEY.to_string(), upto.to_string())]);
+            let mut position = BTreeMap::from([(BRONZE_POSITION_KEY.to_string(), upto.to_string())]);
+            if let Some(ms) = e.newest_ms {
+                // Gold measures end-to-end freshness from it.
+                position.insert(NEWEST_EVENT_KEY.to_string(), ms.to_string());
+            }
             if let Some(t) = e.truncate.take() {
                 let keys = e.store_keys()?;
                 let deletes = e.deletes_batch(&keys, t.seq)?;

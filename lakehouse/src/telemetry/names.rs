@@ -41,6 +41,15 @@ pub const REJECTED_RECORDS: &str = "lakehouse_rejected_records_total";
 /// Silver rows by outcome (upserted, deleted). Labels: entity, outcome.
 pub const SILVER_ROWS: &str = "lakehouse_silver_rows_total";
 
+/// Silver changes a Gold table consumed. Labels: table.
+pub const GOLD_CHANGES: &str = "lakehouse_gold_changes_total";
+/// Of those, retractions (`-U`, `-D`). Labels: table.
+pub const GOLD_RETRACTIONS: &str = "lakehouse_gold_retractions_total";
+/// Changes to a day older than the newest day the Gold table has seen. Labels: table.
+pub const GOLD_LATE_EVENTS: &str = "lakehouse_gold_late_events_total";
+/// Gold rows by outcome (written, deleted). Labels: table, outcome.
+pub const GOLD_ROWS: &str = "lakehouse_gold_rows_total";
+
 /// Registers help texts with the recorder.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -62,6 +71,10 @@ pub fn describe() {
     describe_counter!(OFFSET_RESETS, Unit::Count, "Positions reset to the log start: unread data deleted by retention");
     describe_counter!(REJECTED_RECORDS, Unit::Count, "Records rejected with a rule and a reason");
     describe_counter!(SILVER_ROWS, Unit::Count, "Silver rows upserted or deleted");
+    describe_counter!(GOLD_CHANGES, Unit::Count, "Silver changes consumed by a Gold table");
+    describe_counter!(GOLD_RETRACTIONS, Unit::Count, "Silver retractions (-U, -D) consumed by a Gold table");
+    describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
+    describe_counter!(GOLD_ROWS, Unit::Count, "Gold rows written or deleted");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
 }
 
@@ -86,6 +99,10 @@ pub const ALL: &[&str] = &[
     POSITION_MISSING,
     REJECTED_RECORDS,
     SILVER_ROWS,
+    GOLD_CHANGES,
+    GOLD_RETRACTIONS,
+    GOLD_LATE_EVENTS,
+    GOLD_ROWS,
 ];
 
 #[cfg(test)]

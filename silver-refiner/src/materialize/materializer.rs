@@ -222,6 +222,11 @@ impl Materializer {
         let started = Instant::now();
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
         let changes = self.store.change_batches(n).map_err(self.store_err())?;
+        if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
+            // A compaction changes no row; its properties repeat the APPEND
+            // snapshot's (files included), which is materialised on its own.
+            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+        }
         let props = changes.properties.clone().unwrap_or_default();
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
         let mut kept: HashSet<(String, i64)> = HashSet::new();

@@ -1,0 +1,439 @@
+//! [`GoldTable`]: one Gold Iceberg table and its state table in the changelog
+//! store, kept equal the way Silver is kept equal to its store
+//! (see `silver_refiner::materialize`):
+//!
+//! 1. the changed groups' Gold rows are written as new data files (one or
+//!    more per partition), durable before anything points at them;
+//! 2. the state table commits each changed group's state with the location
+//!    of its new Gold row (`_gold_file`, `_gold_pos`), deletes the groups left
+//!    empty, and carries the Silver positions consumed and the new data files
+//!    in its snapshot properties;
+//! 3. that state snapshot is materialised: its lookup changelog's `-U`/`-D`
+//!    records carry the replaced rows' old locations, which become position
+//!    deletes; one Iceberg RowDelta commits data and delete files with the
+//!    state snapshot id, checked against the head (fencing).
+//!
+//! A crash after 2 leaves the state ahead of Gold: on start every state
+//! snapshot Gold lacks is materialised again from the store alone. A crash
+//! before 2 leaves unreferenced files only.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::SchemaRef;
+use changelog_store::{ReadAt, RowKind, Table};
+use iceberg::spec::{
+    DataFile, Literal, Struct, TableMetadata, Transform, UnboundPartitionSpec, deserialize_data_file_from_json,
+    serialize_data_file_to_json,
+};
+use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
+use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
+use lakehouse::table::create::{TableSpec, load_or_create};
+use lakehouse::table::position::newest_in_ancestry;
+use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
+use lakehouse::table::writer::{Codec, DataFileWriter};
+use lakehouse::worker::TableCommit;
+
+use crate::accum::GroupState;
+use crate::rollup::GroupKey;
+use crate::scalar::Scalar;
+use crate::spec::{PartitionBy, WINDOW, WINDOW_START};
+use crate::window::{Window, month_ordinal, year_ordinal};
+
+/// Iceberg summary key: the state snapshot Gold is materialised up to.
+pub const STATE_SNAPSHOT_KEY: &str = "lakehouse.gold.state-snapshot";
+/// State snapshot property: the Gold data files written for that snapshot (JSON).
+const FILES_KEY: &str = "lakehouse.gold.files";
+const GROUP: &str = "_group";
+const STATE: &str = "_state";
+const GOLD_FILE: &str = "_gold_file";
+const GOLD_POS: &str = "_gold_pos";
+/// Gold tables keep seven years (a table property; enforcement is the table-operations work).
+const RETENTION_DAYS: u64 = 2555;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error(transparent)]
+    PositionDelete(#[from] PositionDeleteError),
+    #[error("state of gold.{table}: {source}")]
+    Store { table: String, source: changelog_store::Error },
+    #[error("gold.{table}: {what}: {source}")]
+    Iceberg { table: String, what: &'static str, source: iceberg::Error },
+    #[error("gold.{table}: {message}")]
+    Invalid { table: String, message: String },
+}
+
+/// What one materialisation committed.
+#[derive(Debug, Clone)]
+pub struct Golded {
+    pub state_snapshot: i64,
+    pub commit: Option<TableCommit>,
+    /// Gold rows replaced or removed.
+    pub deleted: u64,
+}
+
+pub struct GoldTable {
+    name: String,
+    committer: Committer,
+    writer: DataFileWriter,
+    deletes: PositionDeleteWriter,
+    state: Table,
+    commit_user: String,
+    partition: PartitionBy,
+    head: LoadedTable,
+}
+
+impl GoldTable {
+    /// Opens (creating where absent) `gold` with `schema` and its state table.
+    pub async fn open(
+        catalog: SqlCatalog,
+        gold: TableName,
+        schema: &SchemaRef,
+        partition: PartitionBy,
+        state_path: PathBuf,
+        buckets: usize,
+        commit_user: String,
+    ) -> Result<Self, SinkError> {
+        let name = gold.name.clone();
+        let iceberg_err = |what, source| SinkError::Iceberg { table: name.clone(), what, source };
+        let iceberg_schema =
+            iceberg::arrow::arrow_schema_to_schema(schema).map_err(|e| iceberg_err("converting the schema", e))?;
+        let start_id = iceberg_schema
+            .field_by_name(WINDOW_START)
+            .map(|f| f.id)
+            .ok_or_else(|| SinkError::Invalid { table: name.clone(), message: "no window_start column".into() })?;
+        let (transform, field) = match partition {
+            PartitionBy::Month => (Transform::Month, "window_start_month"),
+            PartitionBy::Year => (Transform::Year, "window_start_year"),
+        };
+        let partition_spec = UnboundPartitionSpec::builder()
+            .add_partition_field(start_id, field, transform)
+            .map_err(|e| iceberg_err("building the partition spec", e))?
+            .build();
+        let spec = TableSpec {
+            schema: iceberg_schema,
+            partition_spec,
+            properties: HashMap::from([
+                ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
+                ("lakehouse.retention-days".to_string(), RETENTION_DAYS.to_string()),
+            ]),
+        };
+        let head = load_or_create(&catalog, &gold, &spec).await?;
+        let store_err = |source| SinkError::Store { table: name.clone(), source };
+        let state = if state_path.join("schema").exists() {
+            Table::open(&state_path).map_err(store_err)?
+        } else {
+            Table::create(&state_path, state_spec(buckets)).map_err(store_err)?
+        };
+        Ok(GoldTable {
+            name,
+            committer: Committer::new(catalog.clone()),
+            writer: DataFileWriter::new(catalog.file_io().clone(), Codec::Zstd(3), 128 << 20),
+            deletes: PositionDeleteWriter::new(catalog.file_io().clone()),
+            state,
+            commit_user,
+            partition,
+            head,
+        })
+    }
+
+    fn store_err(&self) -> impl Fn(changelog_store::Error) -> SinkError + use<> {
+        let table = self.name.clone();
+        move |source| SinkError::Store { table: table.clone(), source }
+    }
+
+    fn invalid(&self) -> impl Fn(String) -> SinkError + use<> {
+        let table = self.name.clone();
+        move |message| SinkError::Invalid { table: table.clone(), message }
+    }
+
+    /// Every group in the latest state snapshot, and that snapshot's properties.
+    pub fn load(&self) -> Result<(Vec<(GroupKey, GroupState)>, BTreeMap<String, String>), SinkError> {
+        let invalid = self.invalid();
+        let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else {
+            return Ok((Vec::new(), BTreeMap::new()));
+        };
+        let mut groups = Vec::new();
+        for b in self.state.scan_batches(ReadAt::Snapshot(latest.id)).map_err(self.store_err())? {
+            let col = |n: &str| b.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}")));
+            let (window, start, group, state) = (col(WINDOW)?, col(WINDOW_START)?, col(GROUP)?, col(STATE)?);
+            let (window, start) = (window.as_string::<i32>(), start.as_primitive::<Date32Type>());
+            let (group, state) = (group.as_string::<i32>(), state.as_string::<i32>());
+            for i in 0..b.num_rows() {
+                let w = Window::parse(window.value(i))
+                    .ok_or_else(|| invalid(format!("state row with window {:?}", window.value(i))))?;
+                let g: Vec<Scalar> = serde_json::from_str(group.value(i))
+                    .map_err(|e| invalid(format!("unreadable group {:?}: {e}", group.value(i))))?;
+                let s: GroupState =
+                    serde_json::from_str(state.value(i)).map_err(|e| invalid(format!("unreadable state: {e}")))?;
+                groups.push(((w, start.value(i), g), s));
+            }
+        }
+        Ok((groups, latest.properties.unwrap_or_default()))
+    }
+
+    /// Materialises every state snapshot Gold lacks (after a crash between
+    /// the state commit and the Iceberg commit).
+    pub async fn recover(&mut self) -> Result<Vec<Golded>, SinkError> {
+        let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
+        let from = self.materialized()?.unwrap_or(0) + 1;
+        let mut out = Vec::new();
+        for n in from..=latest.id {
+            tracing::info!(table = %self.name, state_snapshot = n, "materialising a state snapshot Gold lacks");
+            out.push(self.materialize(n).await?);
+        }
+        Ok(out)
+    }
+
+    /// The state snapshot the Gold head is materialised up to.
+    pub fn materialized(&self) -> Result<Option<i64>, SinkError> {
+        recorded(&self.head.metadata).map_err(self.invalid())
+    }
+
+    /// Commits the changed groups: `live` (with their Gold rows, same order) and
+    /// `gone` (groups left empty). `properties` (the Silver positions) go into
+    /// the state snapshot and the Iceberg commit.
+    pub async fn apply(
+        &mut self,
+        live: &[(GroupKey, GroupState)],
+        rows: &RecordBatch,
+        gone: &[GroupKey],
+        properties: BTreeMap<String, String>,
+    ) -> Result<Golded, SinkError> {
+        let invalid = self.invalid();
+        if rows.num_rows() != live.len() {
+            return Err(invalid(format!("{} Gold rows for {} groups", rows.num_rows(), live.len())));
+        }
+        // 1. New Gold rows, one write per partition (rows keep their order within it).
+        let mut by_partition: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+        for (i, ((_, start, _), _)) in live.iter().enumerate() {
+            by_partition.entry(self.partition_value(*start)).or_default().push(i as u32);
+        }
+        let mut files = Vec::new();
+        let mut locations: Vec<Option<(Arc<str>, i64)>> = vec![None; live.len()];
+        for (value, indices) in &by_partition {
+            let take = arrow_array::UInt32Array::from(indices.clone());
+            let part = arrow_select::take::take_record_batch(rows, &take)
+                .map_err(|e| invalid(format!("splitting rows by partition: {e}")))?;
+            let written = self
+                .writer
+                .write(&self.head.metadata, partition_struct(*value), std::slice::from_ref(&part))
+                .await
+                .map_err(|source| SinkError::Iceberg { table: self.name.clone(), what: "writing data files", source })?;
+            let mut next = indices.iter();
+            for f in &written {
+                let path: Arc<str> = Arc::from(f.file_path());
+                for pos in 0..f.record_count() as i64 {
+                    let i = next.next().ok_or_else(|| invalid("more rows written than given".into()))?;
+                    locations[*i as usize] = Some((path.clone(), pos));
+                }
+            }
+            if next.next().is_some() {
+                return Err(invalid("fewer rows written than given".into()));
+            }
+            files.extend(written);
+        }
+        lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
+            .await
+            .map_err(|e| invalid(format!("syncing data files: {e}")))?;
+        // 2. The state: changed groups with their new locations, empty groups deleted.
+        let schema = changelog_store::data::arrow_conv::row_schema(self.state.info());
+        let mut write = self.state.new_write().map_err(self.store_err())?;
+        if !live.is_empty() {
+            let batch = state_batch(&schema, live.iter().map(|(k, s)| (k, Some(s))), &locations).map_err(&invalid)?;
+            write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
+        }
+        if !gone.is_empty() {
+            let batch =
+                state_batch(&schema, gone.iter().map(|k| (k, None)), &vec![None; gone.len()]).map_err(&invalid)?;
+            write.write_batch(&batch, &[RowKind::Delete]).map_err(self.store_err())?;
+        }
+        let messages = write.prepare_commit().map_err(self.store_err())?;
+        let mut props = properties;
+        let partition_type = self.head.metadata.default_partition_type().clone();
+        let format = self.head.metadata.format_version();
+        let encoded: Result<Vec<String>, _> =
+            files.iter().map(|f| serialize_data_file_to_json(f.clone(), &partition_type, format)).collect();
+        let encoded = encoded.map_err(|source| SinkError::Iceberg {
+            table: self.name.clone(),
+            what: "serialising data files",
+            source,
+        })?;
+        props.insert(FILES_KEY.to_string(), format!("[{}]", encoded.join(",")));
+        let committer = self.state.new_committer(self.commit_user.clone());
+        let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
+        let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
+        let snapshot = match outcome {
+            changelog_store::CommitOutcome::Committed(ids) => ids.into_iter().next(),
+            _ => None,
+        };
+        let snapshot = snapshot.ok_or_else(|| invalid("the state commit created no snapshot".into()))?;
+        // 3. Gold follows the state.
+        self.materialize(snapshot).await
+    }
+
+    fn partition_value(&self, window_start: i32) -> i32 {
+        match self.partition {
+            PartitionBy::Month => month_ordinal(window_start),
+            PartitionBy::Year => year_ordinal(window_start),
+        }
+    }
+
+    /// Brings Gold to state snapshot `n` (which must follow what Gold has).
+    async fn materialize(&mut self, n: i64) -> Result<Golded, SinkError> {
+        let started = Instant::now();
+        let invalid = self.invalid();
+        let changes = self.state.change_batches(n).map_err(self.store_err())?;
+        if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
+            // A compaction changes no group; its properties repeat the APPEND
+            // snapshot's (files included), which is materialised on its own.
+            return Ok(Golded { state_snapshot: n, commit: None, deleted: 0 });
+        }
+        let props = changes.properties.clone().unwrap_or_default();
+        let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
+        let mut kept: HashSet<(String, i64)> = HashSet::new();
+        let mut old: Vec<(String, i64)> = Vec::new();
+        let mut partition_of: HashMap<String, i32> = HashMap::new();
+        for b in &changes.batches {
+            let col = |n: &str| b.rows.column_by_name(n).ok_or_else(|| invalid(format!("state has no column {n}")));
+            let (file, pos, start) = (col(GOLD_FILE)?, col(GOLD_POS)?, col(WINDOW_START)?);
+            let (file, pos) = (file.as_string::<i32>(), pos.as_primitive::<Int64Type>());
+            let start = start.as_primitive::<Date32Type>();
+            for i in 0..b.rows.num_rows() {
+                if file.is_null(i) || pos.is_null(i) {
+                    continue; // a delete's own record carries no location
+                }
+                let loc = (file.value(i).to_string(), pos.value(i));
+                match RowKind::from_byte(b.kinds.value(i)) {
+                    Some(RowKind::Insert | RowKind::UpdateAfter) => {
+                        kept.insert(loc);
+                    }
+                    Some(RowKind::UpdateBefore | RowKind::Delete) => {
+                        partition_of.insert(loc.0.clone(), self.partition_value(start.value(i)));
+                        old.push(loc);
+                    }
+                    None => return Err(invalid(format!("state snapshot {n}: bad row kind {}", b.kinds.value(i)))),
+                }
+            }
+        }
+        let doomed: Vec<(String, i64)> = old.into_iter().filter(|l| !kept.contains(l)).collect();
+        let rows: u64 = data_files.iter().map(|f| f.record_count()).sum();
+        let deleted = doomed.len() as u64;
+        if data_files.is_empty() && doomed.is_empty() {
+            return Ok(Golded { state_snapshot: n, commit: None, deleted: 0 });
+        }
+        let targets: Vec<ReferencedFile> =
+            partition_of.iter().map(|(p, v)| ReferencedFile::new(p.clone(), partition_struct(*v))).collect();
+        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
+        let mut summary: HashMap<String, String> =
+            props.iter().filter(|(k, _)| k.as_str() != FILES_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
+        summary.insert(STATE_SNAPSHOT_KEY.to_string(), n.to_string());
+        let check = move |head: &TableMetadata| match recorded(head) {
+            Ok(Some(m)) if m >= n => Err(Fenced(format!("Gold already has state snapshot {m}, this commit is {n}"))),
+            Ok(_) => Ok(summary.clone()),
+            Err(e) => Err(Fenced(e)),
+        };
+        let done = self.committer.commit(&self.head, Operation::RowDelta { data_files, delete_files }, &check).await?;
+        self.head = done.table.clone();
+        Ok(Golded {
+            state_snapshot: n,
+            deleted,
+            commit: Some(TableCommit {
+                table: done.table,
+                snapshot_id: done.snapshot_id,
+                rows,
+                conflicts: done.conflicts,
+                duration: started.elapsed(),
+                newest_event_ms: None,
+            }),
+        })
+    }
+
+    fn decode_files(&self, json: &str) -> Result<Vec<DataFile>, SinkError> {
+        let invalid = self.invalid();
+        let list: Vec<Box<serde_json::value::RawValue>> =
+            serde_json::from_str(json).map_err(|e| invalid(format!("unreadable {FILES_KEY}: {e}")))?;
+        let m = &self.head.metadata;
+        list.iter()
+            .map(|raw| {
+                deserialize_data_file_from_json(
+                    raw.get(),
+                    m.default_partition_spec_id(),
+                    m.default_partition_type(),
+                    m.current_schema(),
+                )
+                .map_err(|source| SinkError::Iceberg {
+                    table: self.name.clone(),
+                    what: "reading the data files of a state snapshot",
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The state snapshot a Gold head records; an unreadable value is an error.
+fn recorded(metadata: &TableMetadata) -> Result<Option<i64>, String> {
+    newest_in_ancestry(metadata, STATE_SNAPSHOT_KEY)
+        .map(|(_, v)| v.parse().map_err(|_| format!("unreadable {STATE_SNAPSHOT_KEY} {v:?}")))
+        .transpose()
+}
+
+fn partition_struct(value: i32) -> Struct {
+    Struct::from_iter([Some(Literal::int(value))])
+}
+
+/// The state table: one row per (window, window start, group) with the
+/// group's accumulators (JSON) and where its Gold row lives.
+fn state_spec(buckets: usize) -> changelog_store::TableSpec {
+    changelog_store::TableSpec {
+        columns: vec![
+            (WINDOW.into(), "STRING NOT NULL".into()),
+            (WINDOW_START.into(), "DATE NOT NULL".into()),
+            (GROUP.into(), "STRING NOT NULL".into()),
+            (STATE.into(), "STRING".into()),
+            (GOLD_FILE.into(), "STRING".into()),
+            (GOLD_POS.into(), "BIGINT".into()),
+        ],
+        primary_keys: vec![WINDOW.into(), WINDOW_START.into(), GROUP.into()],
+        partition_keys: Vec::new(),
+        options: BTreeMap::from([
+            ("bucket".to_string(), buckets.max(1).to_string()),
+            ("merge-engine".to_string(), "deduplicate".to_string()),
+            ("changelog-producer".to_string(), "lookup".to_string()),
+        ]),
+    }
+}
+
+/// State rows: `(group, state or none for a delete)` with their locations.
+fn state_batch<'a>(
+    schema: &SchemaRef,
+    rows: impl Iterator<Item = (&'a GroupKey, Option<&'a GroupState>)>,
+    locations: &[Option<(Arc<str>, i64)>],
+) -> Result<RecordBatch, String> {
+    let (mut windows, mut starts, mut groups, mut states) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((w, start, g), s) in rows {
+        windows.push(w.as_str());
+        starts.push(*start);
+        groups.push(serde_json::to_string(g).map_err(|e| e.to_string())?);
+        states.push(s.map(serde_json::to_string).transpose().map_err(|e| e.to_string())?);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(windows)),
+        Arc::new(Date32Array::from(starts)),
+        Arc::new(StringArray::from(groups)),
+        Arc::new(StringArray::from(states)),
+        Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>()),
+        Arc::new(locations.iter().map(|l| l.as_ref().map(|(_, pos)| *pos)).collect::<Int64Array>()),
+    ];
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("building state rows: {e}"))
+}
