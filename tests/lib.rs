@@ -180,7 +180,7 @@ pub fn wait_out_dead_members() {
 
 /// A running ingestor; killed (SIGKILL) when dropped, so a failing test leaves
 /// no process behind.
-pub struct Ingestor(Child);
+pub struct Ingestor(pub Child);
 
 impl std::ops::Deref for Ingestor {
     type Target = Child;

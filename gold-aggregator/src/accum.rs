@@ -27,7 +27,24 @@ pub enum Acc {
     /// `count`: non-null values of the column (or rows, without a column).
     Count(i64),
     /// `min`, `max`, `count_distinct`: count per value (zero counts removed).
-    Values(BTreeMap<Scalar, i64>),
+    Values(#[serde(with = "pairs")] BTreeMap<Scalar, i64>),
+}
+
+/// A value → count map as a list of pairs (JSON object keys must be strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::scalar::Scalar;
+
+    pub fn serialize<S: Serializer>(map: &BTreeMap<Scalar, i64>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Scalar, i64>, D::Error> {
+        Ok(Vec::<(Scalar, i64)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +77,10 @@ impl Acc {
             Acc::Total { total, n } => {
                 let add = match value {
                     Scalar::Int(v) => Total::Exact(*v as i128 * sign as i128),
-                    Scalar::Dec(v) => Total::Exact(v.checked_mul(sign as i128).ok_or_else(|| {
-                        AccError::Overflow(format!("decimal {v} cannot be negated"))
-                    })?),
+                    Scalar::Dec(v) => Total::Exact(
+                        v.checked_mul(sign as i128)
+                            .ok_or_else(|| AccError::Overflow(format!("decimal {v} cannot be negated")))?,
+                    ),
                     Scalar::Float(OrdF64(v)) => Total::Float(*v * sign as f64),
                     other => return Err(AccError::NotNumeric(other.clone())),
                 };
@@ -174,11 +192,27 @@ mod tests {
         let mut dec = Acc::new(Func::Sum);
         dec.apply(&Scalar::Dec(1999), 1).expect("adds");
         dec.apply(&Scalar::Dec(1), 1).expect("adds");
-        assert_eq!(dec.value(Func::Sum, &arrow_schema::DataType::Decimal128(12, 2)), Scalar::Dec(2000), "decimals stay unscaled and exact");
+        assert_eq!(
+            dec.value(Func::Sum, &arrow_schema::DataType::Decimal128(12, 2)),
+            Scalar::Dec(2000),
+            "decimals stay unscaled and exact"
+        );
         let mut f = Acc::new(Func::Sum);
         f.apply(&Scalar::Float(OrdF64(0.1)), 1).expect("adds");
         f.apply(&Scalar::Float(OrdF64(0.1)), -1).expect("retracts");
         assert_eq!(f.value(Func::Sum, &arrow_schema::DataType::Float64), Scalar::Null, "no float residue once empty");
+    }
+
+    #[test]
+    fn state_survives_its_json_form() {
+        let mut state = GroupState::new(&[Func::Min, Func::Sum, Func::Count]);
+        state.rows = 2;
+        state.accs[0].apply(&Scalar::Str("b".into()), 1).expect("adds");
+        state.accs[0].apply(&Scalar::Str("a".into()), 1).expect("adds");
+        state.accs[1].apply(&Scalar::Dec(i128::MAX / 2), 1).expect("adds");
+        state.accs[2].apply(&Scalar::Int(1), 1).expect("adds");
+        let json = serde_json::to_string(&state).expect("serialises");
+        assert_eq!(serde_json::from_str::<GroupState>(&json).expect("parses"), state);
     }
 
     #[test]

@@ -112,7 +112,8 @@ fn split_and(text: &str) -> Vec<&str> {
 }
 
 fn clause(text: &str) -> Result<Clause, String> {
-    let bad = || format!("cannot read {text:?}: expected `column op literal`, `column in (…)` or `column is [not] null`");
+    let bad =
+        || format!("cannot read {text:?}: expected `column op literal`, `column in (…)` or `column is [not] null`");
     let (col, rest) = text.split_once(char::is_whitespace).ok_or_else(bad)?;
     if col.is_empty() || !col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(bad());
@@ -169,7 +170,9 @@ fn literal(text: &str) -> Result<Lit, String> {
         "false" => return Ok(Lit::Bool(false)),
         _ => {}
     }
-    text.parse::<f64>().map(Lit::Number).map_err(|_| format!("{text:?} is not a literal ('text', a number, true, false)"))
+    text.parse::<f64>()
+        .map(Lit::Number)
+        .map_err(|_| format!("{text:?} is not a literal ('text', a number, true, false)"))
 }
 
 #[cfg(test)]

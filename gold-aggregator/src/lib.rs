@@ -42,8 +42,9 @@ pub async fn run(
     options: RunOptions,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<RunSummary, GoldError> {
-    let policy = lakehouse::worker::BatchPolicy::new(config.gold.commit_interval, config.gold.max_batch_changes, usize::MAX)
-        .with_poll_wait(config.gold.poll_interval.min(std::time::Duration::from_millis(200)));
+    let policy =
+        lakehouse::worker::BatchPolicy::new(config.gold.commit_interval, config.gold.max_batch_changes, usize::MAX)
+            .with_poll_wait(config.gold.poll_interval.min(std::time::Duration::from_millis(200)));
     let control = lakehouse::worker::Control {
         layer: "gold",
         shutdown,

@@ -42,7 +42,9 @@ fn main() -> ExitCode {
     if let Command::Validate { file } = &command {
         let checked = Config::load(file.as_deref().or(cli.config.as_deref()))
             .map_err(|e| format!("invalid configuration: {e}"))
-            .and_then(|c| gold_aggregator::spec::load(&c.gold.tables).map_err(|e| format!("invalid Gold definition: {e}")));
+            .and_then(|c| {
+                gold_aggregator::spec::load(&c.gold.tables).map_err(|e| format!("invalid Gold definition: {e}"))
+            });
         return match checked {
             Ok(tables) => {
                 println!("configuration is valid ({} Gold tables)", tables.len());

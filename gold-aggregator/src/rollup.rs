@@ -77,10 +77,8 @@ impl Aggregation {
         };
         let group_types = spec.group_by.iter().map(|g| field(g)).collect::<Result<Vec<_>, _>>()?;
         let mut measure_sources = Vec::new();
-        let mut fields = vec![
-            Field::new(WINDOW, DataType::Utf8, false),
-            Field::new(WINDOW_START, DataType::Date32, false),
-        ];
+        let mut fields =
+            vec![Field::new(WINDOW, DataType::Utf8, false), Field::new(WINDOW_START, DataType::Date32, false)];
         for (g, ty) in spec.group_by.iter().zip(&group_types) {
             fields.push(Field::new(g, scalar::output_type(ty), true));
         }
@@ -262,8 +260,8 @@ impl Aggregation {
             let src = &self.measure_sources[m];
             let values: Vec<Scalar> = groups.iter().map(|(_, s)| s.accs[m].value(*func, src)).collect();
             let ty = self.schema.field(first_measure + m).data_type();
-            let col = scalar::build(ty, &values)
-                .map_err(|e| bad(format!("measure {}: {e}", self.spec.measures[m].name)))?;
+            let col =
+                scalar::build(ty, &values).map_err(|e| bad(format!("measure {}: {e}", self.spec.measures[m].name)))?;
             columns.push(col);
         }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| bad(format!("building Gold rows: {e}")))

@@ -223,7 +223,10 @@ mod tests {
             (DataType::Utf8, vec![Scalar::Str("é".into()), Scalar::Null]),
             (DataType::Date32, vec![Scalar::Int(20_454)]),
             (DataType::Float64, vec![Scalar::Float(OrdF64(-0.5))]),
-            (DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), vec![Scalar::Int(1_767_225_600_000_000)]),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                vec![Scalar::Int(1_767_225_600_000_000)],
+            ),
         ];
         for (ty, values) in cases {
             let col = build(&ty, &values).expect("builds");

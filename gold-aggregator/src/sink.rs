@@ -228,7 +228,11 @@ impl GoldTable {
                 .writer
                 .write(&self.head.metadata, partition_struct(*value), std::slice::from_ref(&part))
                 .await
-                .map_err(|source| SinkError::Iceberg { table: self.name.clone(), what: "writing data files", source })?;
+                .map_err(|source| SinkError::Iceberg {
+                    table: self.name.clone(),
+                    what: "writing data files",
+                    source,
+                })?;
             let mut next = indices.iter();
             for f in &written {
                 let path: Arc<str> = Arc::from(f.file_path());

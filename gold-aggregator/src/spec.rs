@@ -130,7 +130,9 @@ impl Rollup {
         let mut seen = std::collections::HashSet::new();
         for n in &names {
             if !seen.insert(*n) {
-                return Err(invalid(format!("column {n} appears twice (group_by, measures and window, window_start share one namespace)")));
+                return Err(invalid(format!(
+                    "column {n} appears twice (group_by, measures and window, window_start share one namespace)"
+                )));
             }
         }
         let zone = Zone::parse(t.timezone.as_deref().unwrap_or("UTC")).map_err(&invalid)?;
@@ -182,8 +184,8 @@ pub fn load(path: &Path) -> Result<Vec<Rollup>, SpecError> {
     }
     let mut out: Vec<Rollup> = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|source| SpecError::Read { path: f.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(&f).map_err(|source| SpecError::Read { path: f.display().to_string(), source })?;
         for r in parse(&text, &f.display().to_string())? {
             if out.iter().any(|o| o.name == r.name) {
                 return Err(SpecError::Invalid { table: r.name, message: "defined twice".into() });

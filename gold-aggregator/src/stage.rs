@@ -65,7 +65,10 @@ struct Ready {
 
 enum Entry {
     /// The source entity has no store table yet (Silver has not started it).
-    Waiting { rollup: Rollup, logged: bool },
+    Waiting {
+        rollup: Rollup,
+        logged: bool,
+    },
     Ready(Box<Ready>),
 }
 

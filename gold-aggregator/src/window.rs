@@ -60,7 +60,11 @@ impl Zone {
         if s.eq_ignore_ascii_case("utc") || s == "Z" || s == "Etc/UTC" {
             return Ok(Zone::UTC);
         }
-        let bad = || format!("time zone {s:?}: use UTC or a fixed offset such as +05:30 (named zones with daylight saving are not supported yet)");
+        let bad = || {
+            format!(
+                "time zone {s:?}: use UTC or a fixed offset such as +05:30 (named zones with daylight saving are not supported yet)"
+            )
+        };
         let (sign, rest) = match s.as_bytes().first() {
             Some(b'+') => (1, &s[1..]),
             Some(b'-') => (-1, &s[1..]),

@@ -59,7 +59,7 @@ def main():
         gold = catalog.load_table(f"gold.{r['name']}").scan().to_arrow()
         con.register("silver_src", source)
         con.register("gold_tbl", gold)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE expected AS {expected_sql(r, 'silver_src')}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE expected AS {expected_sql(r, 'silver_src')}").fetchall()
         keys = ["window", "window_start"] + list(r.get("group_by", []))
         on = " AND ".join(f'g."{k}" IS NOT DISTINCT FROM e."{k}"' for k in keys)
         diffs = []
@@ -81,10 +81,10 @@ def main():
         dup = con.execute(
             f"SELECT count(*) FROM (SELECT {', '.join(chr(34) + k + chr(34) for k in keys)} FROM gold_tbl "
             f"GROUP BY ALL HAVING count(*) > 1)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         out[r["name"]] = {
             "gold_rows": gold.num_rows,
-            "expected_rows": con.execute("SELECT count(*) FROM expected").fetchone()[0],
+            "expected_rows": con.execute("SELECT count(*) FROM expected").fetchall()[0][0],
             "silver_rows": source.num_rows,
             "duplicate_keys": dup,
             "differing": len(bad),

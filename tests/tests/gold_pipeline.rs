@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lakehouse_tests::*;
@@ -15,14 +15,15 @@ use serde_json::Value;
 
 const GOLD_TABLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/gold/commerce.toml");
 
-fn worker(name: &str, config: &Path, log: &Path, idle: Option<&str>) -> Child {
+/// A worker process, killed when dropped (a failing test leaves nothing running).
+fn worker(name: &str, config: &Path, log: &Path, idle: Option<&str>) -> Ingestor {
     let mut c = Command::new(bin(name));
     c.arg("--config").arg(config).arg("run");
     if let Some(idle) = idle {
         c.args(["--exit-when-idle", idle]);
     }
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    Ingestor(c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
 fn run_to_idle(name: &str, config: &Path, log: &Path) {
@@ -56,8 +57,6 @@ impl XorShift {
 async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     let lake = Lake::sqlite();
     let prefix = unique("gd");
-    let truth_path = lake.dir.path().join("truth.json");
-    generate(&prefix, 8_000, 17, &truth_path, &[]);
     let contracts_path = lake.dir.path().join("contracts.toml");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/contracts/commerce.toml"), &contracts_path)
         .unwrap();
@@ -70,10 +69,20 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
         state = lake.dir.path().join("gold-state").display().to_string(),
     );
     let config = lake.config("gd", &[], Some(&format!("^{prefix}\\..*")), &extra);
-    // Small Bronze batches: many Bronze snapshots, so many Silver and Gold commits to kill.
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("[bronze]\n", "[bronze]\nmax_batch_records = 300\n")).unwrap();
-    ingest_until_idle(&config, "2s");
+    // Events arrive over ~12 s while Bronze commits every second, so Silver and
+    // Gold see a stream of snapshots (and many commits to be killed in).
+    let truth = lake.dir.path().join("truth.json");
+    let mut generator = Command::new(bin("lakehouse"))
+        .args(["generate", "--brokers", &broker(), "--topic-prefix", &prefix, "--quiet"])
+        .args(["--events", "12000", "--rate", "1000", "--seed", "17", "--truth"])
+        .arg(&truth)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let bronze_log = lake.dir.path().join("bronze.log");
+    let mut bronze = spawn_ingestor(&config, &bronze_log, Some("4s"));
 
     // Both workers side by side, each killed at its own random points.
     let (silver_log, gold_log) = (lake.dir.path().join("silver.log"), lake.dir.path().join("gold.log"));
@@ -81,8 +90,8 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     let mut silver = worker("silver-refiner", &config, &silver_log, None);
     let mut gold = worker("gold-aggregator", &config, &gold_log, None);
     let (mut silver_kills, mut gold_kills) = (0, 0);
-    let mut silver_due = Instant::now() + Duration::from_millis(300 + rng.next() % 900);
-    let mut gold_due = Instant::now() + Duration::from_millis(300 + rng.next() % 900);
+    let mut silver_due = Instant::now() + Duration::from_millis(400 + rng.next() % 1000);
+    let mut gold_due = Instant::now() + Duration::from_millis(400 + rng.next() % 1000);
     while silver_kills < 10 || gold_kills < 10 {
         let now = Instant::now();
         if silver_kills < 10 && now >= silver_due {
@@ -90,16 +99,18 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
             silver.wait().unwrap();
             silver_kills += 1;
             silver = worker("silver-refiner", &config, &silver_log, None);
-            silver_due = now + Duration::from_millis(300 + rng.next() % 900);
+            silver_due = now + Duration::from_millis(400 + rng.next() % 1000);
         }
         if gold_kills < 10 && now >= gold_due {
             gold.kill().unwrap();
             gold.wait().unwrap();
             gold_kills += 1;
             gold = worker("gold-aggregator", &config, &gold_log, None);
-            gold_due = now + Duration::from_millis(300 + rng.next() % 900);
+            gold_due = now + Duration::from_millis(400 + rng.next() % 1000);
         }
-        for (name, child, log) in [("silver-refiner", &mut silver, &silver_log), ("gold-aggregator", &mut gold, &gold_log)] {
+        for (name, child, log) in
+            [("silver-refiner", &mut silver, &silver_log), ("gold-aggregator", &mut gold, &gold_log)]
+        {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("{name} exited by itself ({status}); log:\n{}", std::fs::read_to_string(log).unwrap());
             }
@@ -110,9 +121,21 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     silver.wait().unwrap();
     gold.kill().unwrap();
     gold.wait().unwrap();
-    let gold_commits = std::fs::read_to_string(&gold_log).unwrap().matches("layer=gold").count();
-    assert!(gold_commits > 0, "the killed Gold runs committed nothing, so the kills tested nothing");
-    eprintln!("killed runs made {gold_commits} Gold commits");
+    assert!(generator.wait().unwrap().success(), "the generator failed");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while bronze.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "bronze-ingestor did not reach idle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = std::fs::read_to_string(&gold_log).unwrap();
+    let gold_commits = killed.matches("layer=gold").count();
+    let starts_with_work = killed.matches("positioned at the state's Silver snapshot").count();
+    eprintln!("killed runs made {gold_commits} Gold commits; {starts_with_work} table openings");
+    let silver_killed = std::fs::read_to_string(&silver_log).unwrap();
+    assert!(
+        gold_commits >= 5,
+        "the killed Gold runs made few commits, so the kills tested little; Gold log:\n{killed}\nSilver log:\n{silver_killed}"
+    );
     run_to_idle("silver-refiner", &config, &silver_log);
     run_to_idle("gold-aggregator", &config, &gold_log);
 
