@@ -1,0 +1,206 @@
+//! Retraction, against a real changelog-store source and Iceberg catalog: the
+//! current min and max deleted, a distinct value's last copy removed, the
+//! only row of a group deleted (its Gold row disappears in every window), a
+//! row moving to another window, a late event for a closed day — each read
+//! back from Gold (position deletes applied) after a restart of the worker.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use changelog_store::{RowKind, Table, TableSpec};
+use futures::TryStreamExt;
+use gold_aggregator::{Config, RunOptions};
+use lakehouse::catalog::{SqlCatalog, TableName};
+use serde_json::json;
+
+const DEFS: &str = r#"
+[[rollup]]
+name = "by_status"
+source = "orders"
+time = "order_date"
+windows = ["day", "month"]
+group_by = ["status"]
+[[rollup.measure]]
+name = "revenue"
+fn = "sum"
+column = "total"
+[[rollup.measure]]
+name = "orders"
+fn = "count"
+[[rollup.measure]]
+name = "smallest"
+fn = "min"
+column = "total"
+[[rollup.measure]]
+name = "largest"
+fn = "max"
+column = "total"
+[[rollup.measure]]
+name = "customers"
+fn = "count_distinct"
+column = "customer_id"
+"#;
+
+/// 2026-01-10 as days since the epoch.
+const D: i64 = 20_463;
+
+fn source(dir: &Path) -> Table {
+    let spec = TableSpec {
+        columns: vec![
+            ("id".into(), "BIGINT NOT NULL".into()),
+            ("customer_id".into(), "BIGINT".into()),
+            ("status".into(), "STRING".into()),
+            ("order_date".into(), "DATE".into()),
+            ("total".into(), "DECIMAL(12, 2)".into()),
+        ],
+        primary_keys: vec!["id".into()],
+        partition_keys: vec![],
+        options: BTreeMap::from([
+            ("bucket".to_string(), "1".to_string()),
+            ("merge-engine".to_string(), "deduplicate".to_string()),
+            ("changelog-producer".to_string(), "lookup".to_string()),
+        ]),
+    };
+    Table::create(dir.join("store/silver.db/orders"), spec).unwrap()
+}
+
+fn commit(table: &Table, id: i64, rows: &[(RowKind, serde_json::Value)]) {
+    let mut w = table.new_write().unwrap();
+    for (kind, row) in rows {
+        w.write_json(row, *kind).unwrap();
+    }
+    let messages = w.prepare_commit().unwrap();
+    table.new_committer("silver-refiner-orders").commit(id, messages, Some(BTreeMap::new())).unwrap();
+}
+
+fn order(id: i64, customer: i64, status: &str, day: i64, total: &str) -> serde_json::Value {
+    json!({"id": id, "customer_id": customer, "status": status, "order_date": day, "total": total})
+}
+
+async fn run_gold(config: &Config) {
+    let options = RunOptions { exit_when_idle: Some(Duration::from_millis(300)), ..Default::default() };
+    gold_aggregator::run(config.clone(), options, tokio_util::sync::CancellationToken::new()).await.unwrap();
+}
+
+type Row = (String, i32, Option<String>, Option<i128>, i64, Option<i128>, Option<i128>, i64);
+
+async fn gold_rows(catalog: &SqlCatalog) -> Vec<Row> {
+    let t = catalog.require_table(&TableName::new("gold", "by_status")).await.unwrap();
+    let table = t.to_table(catalog.file_io()).unwrap();
+    let batches: Vec<RecordBatch> =
+        table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let d = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Decimal128Type>().clone();
+        let l = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let (window, status) = (s("window"), s("status"));
+        let start = b.column_by_name("window_start").unwrap().as_primitive::<Date32Type>().clone();
+        let (revenue, smallest, largest) = (d("revenue"), d("smallest"), d("largest"));
+        let (orders, customers) = (l("orders"), l("customers"));
+        let opt = |c: &arrow_array::Decimal128Array, i: usize| c.is_valid(i).then(|| c.value(i));
+        for i in 0..b.num_rows() {
+            out.push((
+                window.value(i).to_string(),
+                start.value(i),
+                status.is_valid(i).then(|| status.value(i).to_string()),
+                opt(&revenue, i),
+                orders.value(i),
+                opt(&smallest, i),
+                opt(&largest, i),
+                customers.value(i),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn day_rows(rows: &[Row]) -> Vec<Row> {
+    rows.iter().filter(|r| r.0 == "day").cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retractions_are_exact_and_empty_groups_disappear() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s).display().to_string();
+    let defs = dir.path().join("gold.toml");
+    std::fs::write(&defs, DEFS).unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[catalog]\nurl = \"sqlite://{}\"\nwarehouse = {:?}\n[telemetry]\nlisten = \"\"\n[gold]\ntables = {:?}\nsilver_store = {:?}\nstate = {:?}\ncommit_interval = \"50ms\"\npoll_interval = \"50ms\"\n",
+            p("catalog.db"),
+            p("warehouse"),
+            defs.display().to_string(),
+            p("store"),
+            p("state"),
+        ),
+    )
+    .unwrap();
+    let config = Config::load_with_env(Some(&file), &[]).unwrap();
+    let orders = source(dir.path());
+    let catalog = SqlCatalog::connect(&config.catalog).await.unwrap();
+
+    // Paid on day D: 10.00 (customer 1), 30.00 (customer 2), 20.00 (customer 1); shipped: one order.
+    commit(
+        &orders,
+        1,
+        &[
+            (RowKind::Insert, order(1, 1, "paid", D, "10.00")),
+            (RowKind::Insert, order(2, 2, "paid", D, "30.00")),
+            (RowKind::Insert, order(3, 1, "paid", D, "20.00")),
+            (RowKind::Insert, order(4, 3, "shipped", D, "5.00")),
+        ],
+    );
+    run_gold(&config).await;
+    let d = D as i32;
+    let paid = |rev, n, min, max, cust| {
+        ("day".to_string(), d, Some("paid".to_string()), Some(rev), n, Some(min), Some(max), cust)
+    };
+    let shipped = ("day".to_string(), d, Some("shipped".to_string()), Some(500), 1, Some(500), Some(500), 1);
+    assert_eq!(day_rows(&gold_rows(&catalog).await), [paid(6000, 3, 1000, 3000, 2), shipped.clone()]);
+
+    // The current max (30.00, customer 2's only order) and min (10.00) deleted;
+    // the shipped group's only order deleted.
+    commit(
+        &orders,
+        2,
+        &[
+            (RowKind::Delete, json!({"id": 2})),
+            (RowKind::Delete, json!({"id": 1})),
+            (RowKind::Delete, json!({"id": 4})),
+        ],
+    );
+    run_gold(&config).await;
+    let rows = gold_rows(&catalog).await;
+    assert_eq!(day_rows(&rows), [paid(2000, 1, 2000, 2000, 1)], "min, max and distinct uncovered; shipped gone");
+    assert!(
+        rows.iter().all(|r| r.2.as_deref() != Some("shipped")),
+        "the shipped group is gone in every window: {rows:?}"
+    );
+
+    // Order 3 moves 40 days on (another month); a late order lands 100 days back.
+    commit(
+        &orders,
+        3,
+        &[
+            (RowKind::Insert, order(3, 1, "paid", D + 40, "25.00")),
+            (RowKind::Insert, order(5, 4, "paid", D - 100, "7.50")),
+        ],
+    );
+    run_gold(&config).await;
+    let rows = gold_rows(&catalog).await;
+    let at = |day: i64, rev, cust| {
+        ("day".to_string(), day as i32, Some("paid".to_string()), Some(rev), 1, Some(rev), Some(rev), cust)
+    };
+    assert_eq!(day_rows(&rows), [at(D - 100, 750, 1), at(D + 40, 2500, 1)], "the row left day D, which is gone");
+    let months: Vec<i32> = rows.iter().filter(|r| r.0 == "month").map(|r| r.1).collect();
+    assert_eq!(months.len(), 2, "one month row per live month: {rows:?}");
+}
