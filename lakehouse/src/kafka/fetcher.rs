@@ -715,7 +715,7 @@ fn committed_batches(
 }
 
 /// Connects to `host:port`, trying each resolved address within `timeout`.
-fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String> {
+pub(crate) fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String> {
     use std::net::ToSocketAddrs;
     let addrs = leader.to_socket_addrs().map_err(|e| format!("resolve {leader}: {e}"))?;
     let mut last = format!("resolve {leader}: no addresses");
@@ -730,7 +730,7 @@ fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String>
 
 /// Reads one response frame and checks its correlation id; returns the body.
 /// A frame larger than `limit` is refused before anything is allocated for it.
-fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Result<Bytes, String> {
+pub(crate) fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Result<Bytes, String> {
     let mut head = [0u8; 8];
     stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
     let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);

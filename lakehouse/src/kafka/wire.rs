@@ -77,6 +77,18 @@ impl Encoder {
         self.i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
         self.buf.extend_from_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
     }
+    /// Bytes as they are (UUIDs, pre-encoded fields).
+    pub fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+    /// Unsigned varint (the "flexible" versions' lengths and tag counts).
+    pub fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
     /// The framed request, size prefix filled in.
     pub fn finish(mut self) -> Vec<u8> {
         let size = (self.buf.len() - 4) as i32;
@@ -134,6 +146,27 @@ impl<'a> Decoder<'a> {
         }
         let b = self.take(n as usize, what)?;
         std::str::from_utf8(b).map_err(|_| WireError::Invalid(format!("{what} is not UTF-8")))
+    }
+    /// `n` bytes as they are.
+    pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        self.take(n, what)
+    }
+    /// Unsigned varint (the "flexible" versions' lengths and tag counts).
+    pub fn uvarint(&mut self, what: &'static str) -> Result<u64, WireError> {
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let Some(&b) = self.buf.get(self.pos) else { return Err(WireError::Truncated(what)) };
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(WireError::Invalid(format!("varint of {what} is longer than 10 bytes")));
+            }
+        }
     }
     /// An array length; a null array (-1) reads as empty.
     pub fn len(&mut self, what: &'static str) -> Result<usize, WireError> {
