@@ -92,7 +92,14 @@ impl Lake {
     }
 
     /// [`Lake::config`] for another broker (Apache Kafka, see `tests/tests/apache_kafka.rs`).
-    pub fn config_on(&self, broker: &str, group: &str, topics: &[String], pattern: Option<&str>, extra: &str) -> PathBuf {
+    pub fn config_on(
+        &self,
+        broker: &str,
+        group: &str,
+        topics: &[String],
+        pattern: Option<&str>,
+        extra: &str,
+    ) -> PathBuf {
         let path = self.dir.path().join(format!("{group}.toml"));
         let group = unique(&format!("{group}-"));
         let topics_toml: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();

@@ -38,9 +38,9 @@ use crate::config::Config;
 use lakehouse::ErrorKind;
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::kafka::fetcher::{self, Chunk, Fetcher};
+use lakehouse::kafka::topic_id::{self, TopicIds};
 use lakehouse::table::commit::{CommitError, Committer, Operation};
 use lakehouse::table::create::load_or_create;
-use lakehouse::kafka::topic_id::{self, TopicIds};
 use lakehouse::table::position::{
     Offsets, PositionError, committed_offsets, committed_topic_ids, fence_offsets, fence_topic_ids,
 };

@@ -205,10 +205,8 @@ mod tests {
                    00\
                    02000000000000000000010000000002000000010200000001010080000000\
                    0000";
-        let body: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect();
+        let body: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
         let ids = decode_response(&body).expect("decodes");
         let id = ids.get("probe1").expect("the topic is there");
         assert_eq!(id.0[..4], [0x7c, 0x82, 0x39, 0x73]);

@@ -67,7 +67,11 @@ pub fn describe() {
     describe_counter!(REJECTED_RECORDS, Unit::Count, "Records rejected with a rule and a reason");
     describe_counter!(SILVER_ROWS, Unit::Count, "Silver rows upserted or deleted");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
-    describe_gauge!(TOPIC_ID_MISMATCH, Unit::Count, "1 while a topic's id differs from the one its offsets were recorded for");
+    describe_gauge!(
+        TOPIC_ID_MISMATCH,
+        Unit::Count,
+        "1 while a topic's id differs from the one its offsets were recorded for"
+    );
 }
 
 /// Every metric name defined here.
