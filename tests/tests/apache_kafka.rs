@@ -79,7 +79,7 @@ fn values(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn table_of(topic: &str) -> TableName {
-    TableName::new("bronze", &bronze_ingestor::config::default_table_for_topic(topic))
+    TableName::new("bronze", bronze_ingestor::config::default_table_for_topic(topic))
 }
 
 async fn rows_of(catalog: &SqlCatalog, topic: &str) -> Vec<BronzeRow> {
