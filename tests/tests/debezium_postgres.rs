@@ -114,7 +114,8 @@ async fn debezium_changes_from_postgres_arrive_in_bronze_verbatim() {
     stack.sql("ALTER TABLE customers ADD COLUMN tier text");
     stack.sql("INSERT INTO customers VALUES (4, 'Di', 'd@x', 'gold')");
     stack.sql("UPDATE customers SET tier = 'new' WHERE id = 3");
-    let before_truncate = stack.sql("SELECT id, name, coalesce(email, '∅'), coalesce(tier, '∅') FROM customers ORDER BY id");
+    let before_truncate =
+        stack.sql("SELECT id, name, coalesce(email, '∅'), coalesce(tier, '∅') FROM customers ORDER BY id");
     stack.sql("TRUNCATE customers");
     // r r | c | u | d + tombstone | d + tombstone + c | c | u | t
     let expected_ops = ["r", "r", "c", "u", "d", "", "d", "", "c", "c", "u", "t"];
