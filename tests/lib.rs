@@ -88,6 +88,18 @@ impl Lake {
     /// consumer group is `<group>-<random>`: a test never meets members another test
     /// or an earlier run on the same broker left in a group of the same name.
     pub fn config(&self, group: &str, topics: &[String], pattern: Option<&str>, extra: &str) -> PathBuf {
+        self.config_on(&broker(), group, topics, pattern, extra)
+    }
+
+    /// [`Lake::config`] for another broker (Apache Kafka, see `tests/tests/apache_kafka.rs`).
+    pub fn config_on(
+        &self,
+        broker: &str,
+        group: &str,
+        topics: &[String],
+        pattern: Option<&str>,
+        extra: &str,
+    ) -> PathBuf {
         let path = self.dir.path().join(format!("{group}.toml"));
         let group = unique(&format!("{group}-"));
         let topics_toml: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();
@@ -96,7 +108,7 @@ impl Lake {
             self.catalog.name,
             self.catalog.url,
             self.catalog.warehouse,
-            broker(),
+            broker,
             &group,
             topics_toml.join(", "),
             pattern.unwrap_or(""),
@@ -113,7 +125,11 @@ impl Lake {
 }
 
 pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = lakehouse_generator::producer_config(&broker()).create().unwrap();
+    create_topic_on(&broker(), topic, partitions).await
+}
+
+pub async fn create_topic_on(broker: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = lakehouse_generator::producer_config(broker).create().unwrap();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let r = admin.create_topics([&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &opts).await.unwrap();
     for x in r {
@@ -288,8 +304,20 @@ pub fn assert_exactly_once(rows: &[BronzeRow]) -> BTreeMap<String, u64> {
 
 /// Runs `lakehouse generate` for `events` events under a unique topic prefix.
 pub fn generate(prefix: &str, events: u64, seed: u64, truth: &Path, extra: &[&str]) -> lakehouse_generator::Truth {
+    generate_on(&broker(), prefix, events, seed, truth, extra)
+}
+
+/// [`generate`] into another broker.
+pub fn generate_on(
+    broker: &str,
+    prefix: &str,
+    events: u64,
+    seed: u64,
+    truth: &Path,
+    extra: &[&str],
+) -> lakehouse_generator::Truth {
     let out = Command::new(bin("lakehouse"))
-        .args(["generate", "--brokers", &broker(), "--topic-prefix", prefix, "--quiet"])
+        .args(["generate", "--brokers", broker, "--topic-prefix", prefix, "--quiet"])
         .args(["--events", &events.to_string(), "--seed", &seed.to_string()])
         .arg("--truth")
         .arg(truth)

@@ -8,6 +8,7 @@
 #   tests/run.sh -- <filter>  # pass a filter to cargo test
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/apache_kafka.sh"
 cd "$LAKEHOUSE_ROOT"
 
 export LAKEHOUSE_RUN_DIR="$RUN_DIR/tests"
@@ -19,6 +20,7 @@ BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
 
 cleanup() {
   LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true
+  stop_apache_kafka || true
 }
 trap cleanup EXIT
 
@@ -41,6 +43,8 @@ export LAKEHOUSE_TEST_PG_URL="$PG_URL"
 rm -f "$RUN_DIR"/broker.db*
 LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" start sqlite
 export LAKEHOUSE_TEST_BROKER="$BROKER"
+# 3b. The reference broker, Apache Kafka 4.x (tests/apache_kafka.sh).
+start_apache_kafka
 
 # 4. Build once (release: the same artifacts serve tests, demo and benchmarks).
 # --all-targets: the same feature set `cargo test` resolves (dev-dependencies

@@ -47,9 +47,18 @@ pub struct BronzeConfig {
     pub retention_days: u32,
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// `"<topic>:<topic id>"`: re-created topics an operator allowed to be read
+    /// from their new log start.
+    #[serde(default)]
+    pub accept_recreated_topics: Vec<String>,
 }
 
 impl BronzeConfig {
+    /// Whether the operator allowed `topic`, re-created with id `id`, to be read from its log start.
+    pub fn accepts_recreated(&self, topic: &str, id: &str) -> bool {
+        self.accept_recreated_topics.iter().any(|a| a.split_once(':') == Some((topic, id)))
+    }
+
     /// Checks the `[bronze]` section on its own.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
@@ -62,6 +71,13 @@ impl BronzeConfig {
         for r in &self.routes {
             if !is_identifier(&r.table) {
                 return bad(format!("route for topic {:?}: table {:?} is not [a-z0-9_]+", r.topic, r.table));
+            }
+        }
+        for a in &self.accept_recreated_topics {
+            if !a.split_once(':').is_some_and(|(t, id)| !t.is_empty() && id.len() == 22) {
+                return bad(format!(
+                    "bronze.accept_recreated_topics entry {a:?} is not \"<topic>:<22-character topic id>\""
+                ));
             }
         }
         if !is_identifier(&self.namespace) {

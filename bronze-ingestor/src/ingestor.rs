@@ -38,9 +38,12 @@ use crate::config::Config;
 use lakehouse::ErrorKind;
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::kafka::fetcher::{self, Chunk, Fetcher};
+use lakehouse::kafka::topic_id::{self, TopicIds};
 use lakehouse::table::commit::{CommitError, Committer, Operation};
 use lakehouse::table::create::load_or_create;
-use lakehouse::table::position::{Offsets, PositionError, committed_offsets, fence_offsets};
+use lakehouse::table::position::{
+    Offsets, PositionError, committed_offsets, committed_topic_ids, fence_offsets, fence_topic_ids,
+};
 use lakehouse::table::writer::DataFileWriter;
 use lakehouse::telemetry::{Health, names};
 use lakehouse::worker::{self, BatchPolicy, Control, Pending, Stage, TableCommit};
@@ -69,6 +72,8 @@ pub enum IngestError {
     Fetch(String),
     #[error(transparent)]
     Position(#[from] PositionError),
+    #[error("asking the brokers for topic ids: {0}")]
+    TopicIds(String),
 }
 
 impl IngestError {
@@ -81,6 +86,7 @@ impl IngestError {
             IngestError::Config(_) => ErrorKind::Config,
             IngestError::Fetch(_) => ErrorKind::Internal,
             IngestError::Position(_) => ErrorKind::Data,
+            IngestError::TopicIds(_) => ErrorKind::Transient,
         }
     }
 }
@@ -162,6 +168,18 @@ struct Positions {
     /// group: never consumed (that would start at the log start and duplicate
     /// the table), re-checked until an operator acts.
     refused: Vec<Tp>,
+    /// The topic id recorded with the offsets, per topic of `found` (`None`: none recorded).
+    recorded_ids: HashMap<String, Option<String>>,
+}
+
+/// What this member knows of a topic's id.
+#[derive(Debug, Clone, Default)]
+struct TopicIdState {
+    /// Recorded with the table's offsets when this member positioned itself
+    /// (what its commits fence on).
+    recorded: Option<String>,
+    /// The broker's current id (what its commits record); `None` if the broker gives none.
+    current: Option<String>,
 }
 
 /// How long partitions of a table without a position wait before it is read again.
@@ -186,6 +204,10 @@ async fn table_positions(
         match committed_offsets(&t.metadata, group) {
             Ok(committed) => {
                 metrics::gauge!(names::POSITION_MISSING, "table" => table.to_string()).set(0.0);
+                let ids = committed_topic_ids(&t.metadata, group)?;
+                for (topic, _) in &tps {
+                    out.recorded_ids.insert(topic.clone(), ids.get(topic).cloned());
+                }
                 for tp in tps {
                     let next = committed.get(&tp).copied();
                     out.found.insert(tp, next);
@@ -323,6 +345,12 @@ struct ConsumerLoop {
     topic_pattern: Option<regex::Regex>,
     /// Lineage properties added to every commit (writer id).
     commit_properties: HashMap<String, String>,
+    /// Topic ids of the positioned topics.
+    topic_ids: HashMap<String, TopicIdState>,
+    /// Partitions of re-created topics an operator accepted: fetched from the
+    /// new log start while `base` (what commits fence on) keeps the old offsets
+    /// until the first commit replaces them.
+    start_override: HashMap<Tp, Option<i64>>,
 }
 
 impl ConsumerLoop {
@@ -374,6 +402,8 @@ impl ConsumerLoop {
                 ("lakehouse.writer".to_string(), writer_id()),
                 ("lakehouse.worker".to_string(), "bronze-ingestor".to_string()),
             ]),
+            topic_ids: HashMap::new(),
+            start_override: HashMap::new(),
             config,
         })
     }
@@ -430,6 +460,7 @@ impl ConsumerLoop {
             drop(a);
             // Stop fetching the old assignment now; positions come next.
             self.base.clear();
+            self.start_override.clear();
             self.position_fetcher();
             self.pending_retry = None;
         }
@@ -451,8 +482,12 @@ impl ConsumerLoop {
             &self.pending,
         )
         .await;
+        let positions = match positions {
+            Ok(p) => self.check_topic_ids(p),
+            Err(e) => Err(e),
+        };
         match positions {
-            Ok(Positions { found, refused }) => {
+            Ok(Positions { found, refused, .. }) => {
                 tracing::info!(partitions = ?found, "assigned; positioned at committed table offsets");
                 self.base.extend(found);
                 self.pending = refused;
@@ -465,8 +500,77 @@ impl ConsumerLoop {
                 self.pending_retry = Some(Instant::now() + Duration::from_secs(1));
                 Ok(())
             }
+            Err(IngestError::TopicIds(e)) => {
+                tracing::error!(error = %e, "cannot read topic ids from the brokers; not consuming; retrying in 1 s");
+                self.pending_retry = Some(Instant::now() + Duration::from_secs(1));
+                Ok(())
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Compares each positioned topic's current id with the one recorded with
+    /// its offsets. A topic deleted and created again has a new id, and its
+    /// recorded offsets belong to the old log: its partitions move from `found`
+    /// to `refused` (logged, `lakehouse_topic_id_mismatch` = 1) unless the
+    /// operator accepted that exact id (`bronze.accept_recreated_topics`), in
+    /// which case they are fetched from the new log start.
+    fn check_topic_ids(&mut self, mut p: Positions) -> Result<Positions, IngestError> {
+        let topics: std::collections::BTreeSet<String> = p.found.keys().map(|tp| tp.0.clone()).collect();
+        if topics.is_empty() {
+            return Ok(p);
+        }
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let answer = topic_id::topic_ids(&self.config.kafka.brokers, "lakehouse", &names, Duration::from_secs(5))
+            .map_err(IngestError::TopicIds)?;
+        let current = match answer {
+            TopicIds::Known(ids) => ids,
+            TopicIds::Unsupported => {
+                tracing::warn!(
+                    "the broker serves no Metadata v12: topic ids cannot be checked, so a topic deleted and \
+                     re-created under the same name would not be noticed"
+                );
+                HashMap::new()
+            }
+        };
+        for topic in topics {
+            let recorded = p.recorded_ids.get(&topic).cloned().flatten();
+            let now = current.get(&topic).map(ToString::to_string);
+            let tps: Vec<Tp> = p.found.keys().filter(|tp| tp.0 == topic).cloned().collect();
+            for tp in &tps {
+                self.start_override.remove(tp);
+            }
+            if let (Some(r), Some(c)) = (&recorded, &now)
+                && r != c
+            {
+                if self.config.bronze.accepts_recreated(&topic, c) {
+                    tracing::warn!(
+                        %topic, recorded_topic_id = %r, topic_id = %c,
+                        "topic was re-created and bronze.accept_recreated_topics accepts its new id: \
+                         consuming it from its log start"
+                    );
+                    for tp in &tps {
+                        self.start_override.insert(tp.clone(), None);
+                    }
+                } else {
+                    metrics::gauge!(names::TOPIC_ID_MISMATCH, "topic" => topic.clone()).set(1.0);
+                    tracing::error!(
+                        %topic, recorded_topic_id = %r, topic_id = %c, partitions = ?tps,
+                        "not consuming this topic: it was deleted and created again (its topic id changed), and \
+                         the table's offsets belong to the old topic. To read the new topic from its log start, \
+                         add \"{topic}:{c}\" to bronze.accept_recreated_topics and restart"
+                    );
+                    for tp in tps {
+                        p.found.remove(&tp);
+                        p.refused.push(tp);
+                    }
+                    continue;
+                }
+            }
+            metrics::gauge!(names::TOPIC_ID_MISMATCH, "topic" => topic.clone()).set(0.0);
+            self.topic_ids.insert(topic, TopicIdState { recorded, current: now });
+        }
+        Ok(p)
     }
 
     /// Points the fetcher at `base` under a new epoch; what was fetched before no
@@ -477,10 +581,10 @@ impl ConsumerLoop {
         let starts = self
             .base
             .iter()
-            .map(|((topic, partition), next)| fetcher::Start {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *next,
+            .map(|(tp, next)| fetcher::Start {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                offset: self.start_override.get(tp).copied().unwrap_or(*next),
             })
             .collect();
         self.fetcher.assign(self.fetch_epoch, starts);
@@ -669,18 +773,41 @@ impl ConsumerLoop {
             for tp in tb.advanced.keys() {
                 expected.insert(tp.clone(), self.base.get(tp).copied().flatten());
             }
+            let mut expected_ids: BTreeMap<String, Option<String>> = BTreeMap::new();
+            let mut current_ids = lakehouse::table::position::TopicIds::new();
+            for (topic, _) in tb.advanced.keys() {
+                if let Some(state) = self.topic_ids.get(topic) {
+                    expected_ids.insert(topic.clone(), state.recorded.clone());
+                    if let Some(id) = &state.current {
+                        current_ids.insert(topic.clone(), id.clone());
+                    }
+                }
+            }
             let group_ref = group.as_str();
             let extra = &self.commit_properties;
             let advanced = &tb.advanced;
             let expected = &expected;
-            let check =
-                move |head: &iceberg::spec::TableMetadata| fence_offsets(head, group_ref, expected, advanced, extra);
+            let (expected_ids, ids) = (&expected_ids, &current_ids);
+            let check = move |head: &iceberg::spec::TableMetadata| {
+                let mut props = fence_offsets(head, group_ref, expected, advanced, extra)?;
+                if !ids.is_empty() {
+                    let (key, value) = fence_topic_ids(head, group_ref, expected_ids, ids)?;
+                    props.insert(key, value);
+                }
+                Ok(props)
+            };
             let commit_started = Instant::now();
             match self.committer.commit(&head, Operation::Append { files }, &check).await {
                 Ok(done) => {
                     metrics::histogram!(names::WRITE_DURATION, "layer" => LAYER, "operation" => "commit")
                         .record(commit_started.elapsed().as_secs_f64());
+                    for (topic, id) in &current_ids {
+                        if let Some(state) = self.topic_ids.get_mut(topic) {
+                            state.recorded = Some(id.clone());
+                        }
+                    }
                     for (tp, next) in &tb.advanced {
+                        self.start_override.remove(tp);
                         self.base.insert(tp.clone(), Some(*next));
                         let _ = committed_tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
                     }
@@ -733,13 +860,18 @@ impl ConsumerLoop {
             &tps,
         )
         .await;
+        self.start_override.clear();
+        let positions = match positions {
+            Ok(p) => self.check_topic_ids(p),
+            Err(e) => Err(e),
+        };
         match positions {
-            Ok(Positions { found, refused }) => {
+            Ok(Positions { found, refused, .. }) => {
                 self.base = found;
                 self.pending = refused;
                 self.pending_retry = (!self.pending.is_empty()).then(|| Instant::now() + REFUSED_RECHECK);
             }
-            Err(IngestError::Catalog(e)) => {
+            Err(e @ (IngestError::Catalog(_) | IngestError::TopicIds(_))) => {
                 tracing::warn!(error = %e, "cannot re-seek after a fence; consuming nothing until the tables answer");
                 self.base.clear();
                 self.pending = tps;
@@ -755,6 +887,9 @@ impl ConsumerLoop {
     /// its high watermark, in the tables (not just this member's assignment:
     /// partitions held by a dead member count too).
     async fn is_caught_up(&self) -> Result<bool, IngestError> {
+        if !self.start_override.is_empty() {
+            return Ok(false); // a re-created topic's new log is not committed yet
+        }
         let metadata = self.consumer.fetch_metadata(None, Duration::from_secs(5))?;
         let mut by_table: BTreeMap<TableName, Vec<(String, i32)>> = BTreeMap::new();
         for topic in metadata.topics() {

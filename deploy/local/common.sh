@@ -109,3 +109,40 @@ pg_test_database() {
 pg_drop_database() {
   pg_admin -c "DROP DATABASE IF EXISTS $1" >/dev/null 2>&1 || true
 }
+
+# Jars of Maven artifacts with their runtime dependencies, fetched once from Maven
+# Central into $LAKEHOUSE_CACHE/<name>/libs (default ~/.cache/lakehouse) and reused
+# while the artifact list is unchanged; prints the classpath.
+#   ensure_maven_jars kafka-4.1.1 org.apache.kafka:kafka_2.13:4.1.1 ...
+ensure_maven_jars() {
+  local name=$1; shift
+  local dir="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}/$name"
+  local want; want="$(printf '%s\n' "$@")"
+  if [ ! -f "$dir/.complete" ] || [ "$(cat "$dir/.complete")" != "$want" ]; then
+    command -v mvn >/dev/null || die "mvn (Maven) is required to fetch $name from Maven Central"
+    log "fetching $name from Maven Central into $dir (once)"
+    rm -rf "$dir/libs" "$dir/.complete"; mkdir -p "$dir"
+    {
+      echo '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+      echo "<groupId>lakehouse.local</groupId><artifactId>$name</artifactId><version>1</version><packaging>pom</packaging><dependencies>"
+      local c g a v
+      for c in "$@"; do
+        IFS=: read -r g a v <<<"$c"
+        echo "<dependency><groupId>$g</groupId><artifactId>$a</artifactId><version>$v</version></dependency>"
+      done
+      echo '</dependencies></project>'
+    } >"$dir/pom.xml"
+    (cd "$dir" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=libs -DincludeScope=runtime >mvn.log 2>&1) \
+      || { tail -20 "$dir/mvn.log" >&2; die "Maven could not fetch $name"; }
+    echo "$want" >"$dir/.complete"
+  fi
+  ls "$dir"/libs/*.jar | tr '\n' ':' | sed 's/:$//'
+}
+
+# Apache Kafka's broker jars (KRaft), version $KAFKA_VERSION; prints the classpath.
+ensure_kafka_jars() {
+  local v="${KAFKA_VERSION:-4.1.1}"
+  ensure_maven_jars "kafka-$v" "org.apache.kafka:kafka_2.13:$v" "org.apache.kafka:kafka-server:$v" \
+    "org.apache.kafka:kafka-storage:$v" "org.apache.kafka:kafka-tools:$v" "org.apache.kafka:kafka-clients:$v" \
+    org.slf4j:slf4j-api:2.0.17 org.slf4j:slf4j-simple:2.0.17
+}

@@ -114,9 +114,11 @@ fn classify(code: i16, topic: &str, partition: i32) -> CodeAction {
         | errors::THROTTLING_QUOTA_EXCEEDED => CodeAction::Retry,
         errors::UNSUPPORTED_COMPRESSION_TYPE => CodeAction::Fatal(format!(
             "{topic}/{partition}: the broker answers UNSUPPORTED_COMPRESSION_TYPE (76): the topic holds zstd batches, \
-             which brokers serve only to Fetch v10 and later, and this fetcher speaks Fetch v{}. Produce this topic \
-             with gzip, snappy or lz4, or have the broker recompress it (topic config compression.type)",
-            wire::FETCH_VERSION
+             which brokers serve only to Fetch v{} and later, and this broker offers no such version to this fetcher \
+             (it speaks up to v{}). Upgrade the broker (Kafka 2.1+), produce this topic with gzip, snappy or lz4, or \
+             have the broker recompress it (topic config compression.type)",
+            wire::FETCH_ZSTD_VERSION,
+            wire::FETCH_MAX_VERSION
         )),
         code => CodeAction::Fatal(format!(
             "{topic}/{partition}: the broker answers the fetch with {} ({code}), which retrying cannot fix",
@@ -273,6 +275,8 @@ struct Part {
 
 struct Conn {
     stream: TcpStream,
+    /// The Fetch version negotiated with this broker.
+    fetch_version: i16,
 }
 
 struct FetchLoop {
@@ -397,7 +401,7 @@ impl FetchLoop {
         let mut chunks = Vec::new();
         for (leader, idx, correlation) in sent {
             match self.receive(&leader, correlation) {
-                Ok(body) => match self.handle_response(&body, &idx, &mut chunks) {
+                Ok((body, version)) => match self.handle_response(&body, version, &idx, &mut chunks) {
                     Ok(()) => {}
                     Err(Handled::Fatal(m)) => {
                         let _ = self.events.send(Event::Fatal(m));
@@ -460,8 +464,9 @@ impl FetchLoop {
         let timeout = Duration::from_millis(self.settings.max_wait_ms.max(0) as u64) + Duration::from_secs(30);
         stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
         stream.set_write_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-        let mut conn = Conn { stream };
-        // ApiVersions v0: fail clearly on a broker without Fetch v4.
+        let mut conn = Conn { stream, fetch_version: wire::FETCH_MIN_VERSION };
+        // ApiVersions v0: the newest Fetch version both sides speak (zstd
+        // needs v10+); fail clearly on a broker without Fetch v4.
         self.correlation = self.correlation.wrapping_add(1);
         let req = wire::Encoder::request(wire::API_VERSIONS, 0, self.correlation, &self.settings.client_id).finish();
         conn.stream.write_all(&req).map_err(|e| format!("send to {leader}: {e}"))?;
@@ -471,9 +476,15 @@ impl FetchLoop {
             return Err(format!("ApiVersions error {code} from {leader}"));
         }
         let fetch = keys.iter().find(|k| k.0 == wire::API_FETCH);
-        if !fetch.is_some_and(|&(_, min, max)| min <= wire::FETCH_VERSION && wire::FETCH_VERSION <= max) {
-            return Err(format!("broker {leader} does not serve Fetch v{} (it offers {fetch:?})", wire::FETCH_VERSION));
-        }
+        conn.fetch_version = fetch.and_then(|&(_, min, max)| wire::negotiate_fetch(min, max)).ok_or_else(|| {
+            format!(
+                "broker {leader} serves no Fetch version in v{}..=v{} (it offers {:?})",
+                wire::FETCH_MIN_VERSION,
+                wire::FETCH_MAX_VERSION,
+                fetch.map(|&(_, min, max)| min..=max)
+            )
+        })?;
+        tracing::debug!(%leader, fetch_version = conn.fetch_version, "connected");
         self.conns.insert(leader.to_string(), conn);
         Ok(())
     }
@@ -495,7 +506,9 @@ impl FetchLoop {
                 None => topics.push((&p.topic, vec![entry])),
             }
         }
+        let conn = self.conns.get_mut(leader).expect("connected above");
         let req = FetchRequest {
+            version: conn.fetch_version,
             max_wait_ms: self.settings.max_wait_ms,
             min_bytes: 1,
             max_bytes: self.settings.max_bytes,
@@ -503,22 +516,29 @@ impl FetchLoop {
             topics,
         };
         let bytes = req.encode(correlation, &self.settings.client_id);
-        let conn = self.conns.get_mut(leader).expect("connected above");
         conn.stream.write_all(&bytes).map_err(|e| format!("send to {leader}: {e}"))?;
         Ok(correlation)
     }
 
-    fn receive(&mut self, leader: &str, correlation: i32) -> Result<Bytes, String> {
+    /// The response body and the Fetch version it is in.
+    fn receive(&mut self, leader: &str, correlation: i32) -> Result<(Bytes, i16), String> {
         let limit = self.settings.max_response_bytes();
         let conn = self.conns.get_mut(leader).ok_or_else(|| format!("no connection to {leader}"))?;
-        read_response(&mut conn.stream, correlation, limit).map_err(|e| format!("{leader}: {e}"))
+        let body = read_response(&mut conn.stream, correlation, limit).map_err(|e| format!("{leader}: {e}"))?;
+        Ok((body, conn.fetch_version))
     }
 
     /// Parses one Fetch response into chunks. Errors of one partition (an error
     /// code, a corrupt batch) hold back that partition alone, with a backoff;
     /// only an unreadable response as a whole fails the connection.
-    fn handle_response(&mut self, body: &Bytes, idx: &[usize], chunks: &mut Vec<Chunk>) -> Result<(), Handled> {
-        let partitions = wire::decode_fetch(body).map_err(Handled::Unreadable)?;
+    fn handle_response(
+        &mut self,
+        body: &Bytes,
+        version: i16,
+        idx: &[usize],
+        chunks: &mut Vec<Chunk>,
+    ) -> Result<(), Handled> {
+        let partitions = wire::decode_fetch(body, version).map_err(Handled::Unreadable)?;
         for mut fp in partitions {
             let Some(&i) =
                 idx.iter().find(|&&i| self.parts[i].partition == fp.partition && *self.parts[i].topic == fp.topic)
@@ -695,7 +715,7 @@ fn committed_batches(
 }
 
 /// Connects to `host:port`, trying each resolved address within `timeout`.
-fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String> {
+pub(crate) fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String> {
     use std::net::ToSocketAddrs;
     let addrs = leader.to_socket_addrs().map_err(|e| format!("resolve {leader}: {e}"))?;
     let mut last = format!("resolve {leader}: no addresses");
@@ -710,7 +730,7 @@ fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStream, String>
 
 /// Reads one response frame and checks its correlation id; returns the body.
 /// A frame larger than `limit` is refused before anything is allocated for it.
-fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Result<Bytes, String> {
+pub(crate) fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Result<Bytes, String> {
     let mut head = [0u8; 8];
     stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
     let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);

@@ -2,6 +2,7 @@
 //! of the consumers ([`fetcher`] over [`wire`]).
 
 pub mod fetcher;
+pub mod topic_id;
 pub mod wire;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Just enough of the Kafka wire protocol for the Bronze data path:
-//! ApiVersions v0, Fetch v4, and record batches (magic 2) with every
-//! compression codec Kafka defines.
+//! ApiVersions v0, Fetch v4 to v11 (the newest non-flexible versions), and
+//! record batches (magic 2) with every compression codec Kafka defines.
 //!
 //! librdkafka keeps group membership, metadata and watermarks; fetching and
 //! decoding records is done here because it is the per-message hot path:
@@ -11,8 +11,21 @@ use bytes::Bytes;
 
 /// Fetch v4 is the oldest version that returns record batches (magic 2) with
 /// `last_stable_offset` and aborted transactions; every broker since Kafka
-/// 0.11 speaks it, Kafka 4 included, and it is not a "flexible" version.
-pub const FETCH_VERSION: i16 = 4;
+/// 0.11 speaks it, Kafka 4 included (whose oldest is v4).
+pub const FETCH_MIN_VERSION: i16 = 4;
+/// Fetch v10 is the first a broker serves zstd batches to (older versions get
+/// UNSUPPORTED_COMPRESSION_TYPE); v11 is the newest that is not "flexible"
+/// (v12 changes the framing to compact types and tagged fields, v13 names
+/// topics by id). The fetcher speaks the newest of v4..=v11 the broker offers.
+pub const FETCH_MAX_VERSION: i16 = 11;
+/// The oldest Fetch version that may return zstd batches.
+pub const FETCH_ZSTD_VERSION: i16 = 10;
+
+/// The Fetch version to speak to a broker that offers `min..=max`, if any.
+pub fn negotiate_fetch(min: i16, max: i16) -> Option<i16> {
+    let v = max.min(FETCH_MAX_VERSION);
+    (v >= FETCH_MIN_VERSION && v >= min).then_some(v)
+}
 pub const API_FETCH: i16 = 1;
 pub const API_VERSIONS: i16 = 18;
 
@@ -63,6 +76,18 @@ impl Encoder {
     pub fn string(&mut self, s: &str) {
         self.i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
         self.buf.extend_from_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+    }
+    /// Bytes as they are (UUIDs, pre-encoded fields).
+    pub fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+    /// Unsigned varint (the "flexible" versions' lengths and tag counts).
+    pub fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
     }
     /// The framed request, size prefix filled in.
     pub fn finish(mut self) -> Vec<u8> {
@@ -121,6 +146,27 @@ impl<'a> Decoder<'a> {
         }
         let b = self.take(n as usize, what)?;
         std::str::from_utf8(b).map_err(|_| WireError::Invalid(format!("{what} is not UTF-8")))
+    }
+    /// `n` bytes as they are.
+    pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        self.take(n, what)
+    }
+    /// Unsigned varint (the "flexible" versions' lengths and tag counts).
+    pub fn uvarint(&mut self, what: &'static str) -> Result<u64, WireError> {
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let Some(&b) = self.buf.get(self.pos) else { return Err(WireError::Truncated(what)) };
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(WireError::Invalid(format!("varint of {what} is longer than 10 bytes")));
+            }
+        }
     }
     /// An array length; a null array (-1) reads as empty.
     pub fn len(&mut self, what: &'static str) -> Result<usize, WireError> {
@@ -489,7 +535,7 @@ pub fn control_is_abort(header: &BatchHeader, records: &[u8]) -> Result<bool, Wi
     }
 }
 
-/// A partition of a Fetch v4 response.
+/// A partition of a Fetch response (v4..=v11).
 #[derive(Debug)]
 pub struct FetchPartition {
     pub topic: String,
@@ -502,8 +548,9 @@ pub struct FetchPartition {
     pub records: Bytes,
 }
 
-/// Fetch v4 request body.
+/// Fetch request body (v4..=v11): a full, sessionless fetch.
 pub struct FetchRequest<'a> {
+    pub version: i16,
     pub max_wait_ms: i32,
     pub min_bytes: i32,
     pub max_bytes: i32,
@@ -515,30 +562,59 @@ pub struct FetchRequest<'a> {
 
 impl FetchRequest<'_> {
     pub fn encode(&self, correlation_id: i32, client_id: &str) -> Vec<u8> {
-        let mut e = Encoder::request(API_FETCH, FETCH_VERSION, correlation_id, client_id);
+        let v = self.version;
+        debug_assert!((FETCH_MIN_VERSION..=FETCH_MAX_VERSION).contains(&v), "Fetch v{v} is not encoded here");
+        let mut e = Encoder::request(API_FETCH, v, correlation_id, client_id);
         e.i32(-1); // replica id: a consumer
         e.i32(self.max_wait_ms);
         e.i32(self.min_bytes);
         e.i32(self.max_bytes);
         e.i8(self.isolation_level);
+        if v >= 7 {
+            e.i32(0); // session id: none
+            e.i32(-1); // session epoch: a full fetch outside any fetch session (KIP-227)
+        }
         e.i32(self.topics.len() as i32);
         for (topic, partitions) in &self.topics {
             e.string(topic);
             e.i32(partitions.len() as i32);
             for &(partition, offset, max) in partitions {
                 e.i32(partition);
+                if v >= 9 {
+                    e.i32(-1); // current leader epoch: unknown, not checked
+                }
                 e.i64(offset);
+                if v >= 5 {
+                    e.i64(-1); // log start offset: only followers send it
+                }
                 e.i32(max);
             }
+        }
+        if v >= 7 {
+            e.i32(0); // forgotten topics: none
+        }
+        if v >= 11 {
+            e.string(""); // rack id
         }
         e.finish()
     }
 }
 
-/// Parses a Fetch v4 response body (after the correlation id).
-pub fn decode_fetch(body: &Bytes) -> Result<Vec<FetchPartition>, WireError> {
+/// Parses a Fetch response body of `version` (after the correlation id). A
+/// top-level error (v7+, fetch sessions) is an error of the whole response.
+pub fn decode_fetch(body: &Bytes, version: i16) -> Result<Vec<FetchPartition>, WireError> {
     let mut d = Decoder::new(body);
     let _throttle = d.i32("throttle time")?;
+    if version >= 7 {
+        let error = d.i16("fetch error code")?;
+        let _session = d.i32("fetch session id")?;
+        if error != errors::NONE {
+            return Err(WireError::Invalid(format!(
+                "the fetch response carries error {} ({error})",
+                errors::name(error)
+            )));
+        }
+    }
     let mut out = Vec::new();
     for _ in 0..d.len("fetch topics")? {
         let topic = d.string("topic name")?.to_string();
@@ -547,9 +623,15 @@ pub fn decode_fetch(body: &Bytes) -> Result<Vec<FetchPartition>, WireError> {
             let error_code = d.i16("error code")?;
             let high_watermark = d.i64("high watermark")?;
             let _last_stable_offset = d.i64("last stable offset")?;
+            if version >= 5 {
+                let _log_start_offset = d.i64("log start offset")?;
+            }
             let mut aborted = Vec::new();
             for _ in 0..d.len("aborted transactions")? {
                 aborted.push((d.i64("producer id")?, d.i64("first offset")?));
+            }
+            if version >= 11 {
+                let _preferred_read_replica = d.i32("preferred read replica")?;
             }
             let records = match d.nullable_bytes("records")? {
                 Some((start, n)) => body.slice(start..start + n),
@@ -814,6 +896,7 @@ pub(crate) mod tests {
     #[test]
     fn fetch_request_encodes_header_and_body() {
         let req = FetchRequest {
+            version: 4,
             max_wait_ms: 100,
             min_bytes: 1,
             max_bytes: 1 << 20,
@@ -824,9 +907,102 @@ pub(crate) mod tests {
         let mut d = Decoder::new(&bytes);
         assert_eq!(d.i32("size").expect("size") as usize, bytes.len() - 4);
         assert_eq!(d.i16("key").expect("key"), API_FETCH);
-        assert_eq!(d.i16("version").expect("version"), FETCH_VERSION);
+        assert_eq!(d.i16("version").expect("version"), 4);
         assert_eq!(d.i32("correlation").expect("correlation"), 7);
         assert_eq!(d.string("client").expect("client"), "c");
         assert_eq!(d.i32("replica").expect("replica"), -1);
+    }
+
+    #[test]
+    fn fetch_versions_are_negotiated_within_v4_to_v11() {
+        assert_eq!(negotiate_fetch(4, 18), Some(11), "Apache Kafka 4.x");
+        assert_eq!(negotiate_fetch(0, 11), Some(11), "Kafka 2.3 and later");
+        assert_eq!(negotiate_fetch(0, 6), Some(6), "an old broker: no zstd, still readable");
+        assert_eq!(negotiate_fetch(0, 3), None, "no record batches");
+        assert_eq!(negotiate_fetch(12, 18), None, "flexible versions only");
+    }
+
+    /// Fetch v11 as the protocol guide lays it out: session fields, leader
+    /// epoch, log start offset, forgotten topics and rack id in their places.
+    #[test]
+    fn fetch_v11_request_layout() {
+        let req = FetchRequest {
+            version: 11,
+            max_wait_ms: 100,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation_level: 1,
+            topics: vec![("t", vec![(3, 42, 4096)])],
+        };
+        let bytes = req.encode(9, "c");
+        let mut d = Decoder::new(&bytes);
+        d.i32("size").expect("size");
+        assert_eq!(d.i16("key").expect("key"), API_FETCH);
+        assert_eq!(d.i16("version").expect("version"), 11);
+        d.i32("correlation").expect("correlation");
+        d.string("client").expect("client");
+        let head: Vec<i64> = vec![
+            d.i32("replica").expect("replica").into(),
+            d.i32("max wait").expect("max wait").into(),
+            d.i32("min bytes").expect("min bytes").into(),
+            d.i32("max bytes").expect("max bytes").into(),
+            d.i8("isolation").expect("isolation").into(),
+            d.i32("session id").expect("session id").into(),
+            d.i32("session epoch").expect("session epoch").into(),
+            d.i32("topics").expect("topics").into(),
+        ];
+        assert_eq!(head, vec![-1, 100, 1, 1 << 20, 1, 0, -1, 1]);
+        assert_eq!(d.string("topic").expect("topic"), "t");
+        let part: Vec<i64> = vec![
+            d.i32("partitions").expect("n").into(),
+            d.i32("partition").expect("p").into(),
+            d.i32("leader epoch").expect("e").into(),
+            d.i64("offset").expect("o"),
+            d.i64("log start").expect("l"),
+            d.i32("partition max").expect("m").into(),
+            d.i32("forgotten").expect("f").into(),
+        ];
+        assert_eq!(part, vec![1, 3, -1, 42, -1, 4096, 0]);
+        assert_eq!(d.string("rack").expect("rack"), "");
+        assert_eq!(d.remaining(), 0);
+    }
+
+    /// A v11 response with a record batch and an aborted transaction parses to
+    /// the same partition data as v4's layout carries.
+    #[test]
+    fn fetch_v11_response_decodes() {
+        let records = batch(5, 0, &[record(0, 0, Some(b"k"), Some(b"v"), &[])]);
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i32.to_be_bytes()); // throttle
+        b.extend_from_slice(&0i16.to_be_bytes()); // error
+        b.extend_from_slice(&0i32.to_be_bytes()); // session
+        b.extend_from_slice(&1i32.to_be_bytes()); // topics
+        b.extend_from_slice(&1i16.to_be_bytes());
+        b.push(b't');
+        b.extend_from_slice(&1i32.to_be_bytes()); // partitions
+        b.extend_from_slice(&2i32.to_be_bytes()); // partition
+        b.extend_from_slice(&0i16.to_be_bytes()); // error
+        b.extend_from_slice(&6i64.to_be_bytes()); // high watermark
+        b.extend_from_slice(&6i64.to_be_bytes()); // last stable
+        b.extend_from_slice(&0i64.to_be_bytes()); // log start
+        b.extend_from_slice(&1i32.to_be_bytes()); // aborted
+        b.extend_from_slice(&77i64.to_be_bytes());
+        b.extend_from_slice(&1i64.to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // preferred read replica
+        b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+        b.extend_from_slice(&records);
+        let body = Bytes::from(b);
+        let parts = decode_fetch(&body, 11).expect("decodes");
+        assert_eq!(parts.len(), 1);
+        let p = &parts[0];
+        assert_eq!((p.topic.as_str(), p.partition, p.error_code, p.high_watermark), ("t", 2, 0, 6));
+        assert_eq!(p.aborted, vec![(77, 1)]);
+        assert_eq!(&p.records[..], &records[..]);
+        // The same bytes read as v4 are garbage, not silently wrong data.
+        assert!(decode_fetch(&body, 4).map_or(true, |ps| ps.iter().all(|p| p.records[..] != records[..])));
+        // A session-level error fails the whole response.
+        let mut bad = body.to_vec();
+        bad[4..6].copy_from_slice(&70i16.to_be_bytes());
+        assert!(decode_fetch(&Bytes::from(bad), 11).is_err());
     }
 }

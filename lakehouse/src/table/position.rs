@@ -13,6 +13,12 @@
 //! outside engine's rewrite followed by the expiry of our snapshots. Readers
 //! use the ancestry first (it follows a rollback), the properties second.
 //!
+//! Next to the offsets, each commit records the Kafka topic id (KIP-516) of
+//! every topic they refer to, under `lakehouse.kafka-topic-ids.<group>` as
+//! `{"<topic>": "<id>"}` (ids as Kafka's tools print them). A topic deleted and
+//! created again under its name gets a new id; offsets stored for the old one
+//! must not be applied to it ([`committed_topic_ids`], [`fence_topic_ids`]).
+//!
 //! A table that has snapshots but no position anywhere is never treated as
 //! new: consuming from the log start would duplicate everything it holds.
 //! [`committed_offsets`] refuses with [`PositionError::Missing`]; an
@@ -42,10 +48,66 @@ pub fn encode_offsets(offsets: &Offsets) -> String {
 /// Prefix of every summary key that carries a worker's consumed position.
 pub const POSITION_KEY_PREFIX: &str = "lakehouse.kafka-offsets.";
 
-/// Whether a snapshot-summary key carries a position, which the commit layer
-/// mirrors into the table properties.
+/// Prefix of the summary keys that record which topic (by id) the offsets are of.
+pub const TOPIC_IDS_KEY_PREFIX: &str = "lakehouse.kafka-topic-ids.";
+
+/// Summary key of the topic ids a consumer group's offsets refer to.
+pub fn topic_ids_key(group: &str) -> String {
+    format!("{TOPIC_IDS_KEY_PREFIX}{group}")
+}
+
+/// `topic → topic id` (Kafka's printed form).
+pub type TopicIds = BTreeMap<String, String>;
+
+/// Whether a snapshot-summary key carries a position (offsets, or the topic
+/// ids they refer to), which the commit layer mirrors into the table properties.
 pub fn is_position_key(key: &str) -> bool {
-    key.starts_with(POSITION_KEY_PREFIX)
+    key.starts_with(POSITION_KEY_PREFIX) || key.starts_with(TOPIC_IDS_KEY_PREFIX)
+}
+
+/// The topic ids recorded with `group`'s offsets: the newest in the ancestry,
+/// else the table properties. Empty when none was ever recorded (tables
+/// written before ids were, or by a broker without them).
+pub fn committed_topic_ids(metadata: &TableMetadata, group: &str) -> Result<TopicIds, PositionError> {
+    let key = topic_ids_key(group);
+    let unreadable = |place: String, value: &str| PositionError::Unreadable {
+        location: metadata.location().to_string(),
+        place,
+        key: key.clone(),
+        value: value.chars().take(200).collect(),
+    };
+    if let Some((snapshot_id, v)) = newest_in_ancestry(metadata, &key) {
+        return serde_json::from_str(v).map_err(|_| unreadable(format!("snapshot {snapshot_id}"), v));
+    }
+    if let Some(v) = metadata.properties().get(&key) {
+        return serde_json::from_str(v).map_err(|_| unreadable("the table properties".into(), v));
+    }
+    Ok(TopicIds::new())
+}
+
+/// The topic-id half of a Bronze commit's fencing, run on every head tried:
+/// each topic's recorded id must still be the one this writer positioned
+/// against (`expected`, `None` = none recorded); then the head's ids with
+/// `current` applied are the summary property to write.
+pub fn fence_topic_ids(
+    head: &TableMetadata,
+    group: &str,
+    expected: &BTreeMap<String, Option<String>>,
+    current: &TopicIds,
+) -> Result<(String, String), crate::table::commit::Fenced> {
+    let mut ids = committed_topic_ids(head, group).map_err(|e| crate::table::commit::Fenced(e.to_string()))?;
+    for (topic, want) in expected {
+        let now = ids.get(topic);
+        if now != want.as_ref() {
+            return Err(crate::table::commit::Fenced(format!(
+                "{topic}: the table records topic id {}, this batch was positioned against {}",
+                now.map_or("none", String::as_str),
+                want.as_deref().unwrap_or("none")
+            )));
+        }
+    }
+    ids.extend(current.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok((topic_ids_key(group), serde_json::to_string(&ids).expect("a map of strings serializes")))
 }
 
 /// Why a table's committed position cannot be given.

@@ -36,6 +36,10 @@ pub const OFFSET_RESETS: &str = "lakehouse_offset_resets_total";
 /// 1 while a table has snapshots but no committed position for this worker's
 /// group, so its partitions are not consumed (see the log). Labels: table.
 pub const POSITION_MISSING: &str = "lakehouse_position_missing";
+/// 1 while a topic's current Kafka topic id differs from the one recorded with
+/// the table's offsets (the topic was deleted and re-created), so its
+/// partitions are not consumed (see the log). Labels: topic.
+pub const TOPIC_ID_MISMATCH: &str = "lakehouse_topic_id_mismatch";
 /// Records the refiner could not take (in `silver._rejects`). Labels: layer, entity, rule.
 pub const REJECTED_RECORDS: &str = "lakehouse_rejected_records_total";
 /// Silver rows by outcome (upserted, deleted). Labels: entity, outcome.
@@ -76,6 +80,11 @@ pub fn describe() {
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
     describe_counter!(GOLD_ROWS, Unit::Count, "Gold rows written or deleted");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
+    describe_gauge!(
+        TOPIC_ID_MISMATCH,
+        Unit::Count,
+        "1 while a topic's id differs from the one its offsets were recorded for"
+    );
 }
 
 /// Every metric name defined here.
@@ -97,6 +106,7 @@ pub const ALL: &[&str] = &[
     CONSUME_ERRORS,
     OFFSET_RESETS,
     POSITION_MISSING,
+    TOPIC_ID_MISMATCH,
     REJECTED_RECORDS,
     SILVER_ROWS,
     GOLD_CHANGES,

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Starts / stops Apache Kafka (the reference broker) on 127.0.0.1: one KRaft
+# node that is broker and controller at once, jars from Maven Central.
+#
+#   deploy/local/kafka.sh start     # fresh data dir each start
+#   deploy/local/kafka.sh stop
+#   deploy/local/kafka.sh status
+#   deploy/local/kafka.sh classpath # fetch the jars (once) and print the classpath
+#
+# Environment: KAFKA_VERSION (default 4.1.1), KAFKA_PORT (29092), KAFKA_CONTROLLER_PORT
+# (29093), LAKEHOUSE_RUN_DIR (where data, log and pid file live), LAKEHOUSE_CACHE
+# (default ~/.cache/lakehouse; the jars are kept under kafka-<version>/ and reused).
+# Java 17 or newer runs it (JAVA_HOME, else `java` on PATH).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+KAFKA_PORT="${KAFKA_PORT:-29092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-29093}"
+KAFKA_DIR="$RUN_DIR/kafka"
+PIDFILE="$RUN_DIR/kafka.pid"
+
+start() {
+  mkdir -p "$RUN_DIR"
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    log "Apache Kafka already running (pid $(cat "$PIDFILE"))"; return 0
+  fi
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "port $port is taken by a process this script did not start"
+    fi
+  done
+  local cp java; cp="$(ensure_kafka_jars)"; java="$(java_bin)"
+  rm -rf "$KAFKA_DIR"; mkdir -p "$KAFKA_DIR/data"
+  cat >"$KAFKA_DIR/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+delete.topic.enable=true
+log.flush.interval.messages=1
+EOF
+  local jvm=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
+    -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true)
+  "$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format \
+    --config "$KAFKA_DIR/server.properties" --cluster-id "bGFrZWhvdXNlLWthZmthMQ" --ignore-formatted \
+    >"$KAFKA_DIR/format.log" 2>&1 || { cat "$KAFKA_DIR/format.log" >&2; die "kafka storage format failed"; }
+  log "starting Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
+  (cd "$KAFKA_DIR" && exec "$java" "${jvm[@]}" -cp "$cp" kafka.Kafka "$KAFKA_DIR/server.properties") \
+    >"$RUN_DIR/kafka.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  local pid; pid="$(cat "$PIDFILE")"
+  for _ in $(seq 600); do
+    grep -q "Kafka Server started" "$RUN_DIR/kafka.log" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { tail -30 "$RUN_DIR/kafka.log" >&2; rm -f "$PIDFILE"; die "Apache Kafka exited at start"; }
+    sleep 0.1
+  done
+  grep -q "Kafka Server started" "$RUN_DIR/kafka.log" || { tail -30 "$RUN_DIR/kafka.log" >&2; die "Apache Kafka did not start in 60 s"; }
+  wait_port "$KAFKA_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_PORT"
+  log "Apache Kafka up (pid $pid), log $RUN_DIR/kafka.log"
+}
+
+# Java 17+: JAVA_HOME, else `java` on PATH.
+java_bin() {
+  local j="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+  command -v "$j" >/dev/null 2>&1 || die "java not found (Apache Kafka $KAFKA_VERSION needs Java 17+)"
+  local major; major="$("$j" -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')"
+  [ "${major%%.*}" -ge 17 ] 2>/dev/null || die "$j is Java $major; Apache Kafka $KAFKA_VERSION needs Java 17+"
+  echo "$j"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop_pidfile "$PIDFILE" "Apache Kafka"; log "Apache Kafka stopped" ;;
+  status) if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then echo "running (pid $(cat "$PIDFILE"))"; else echo "stopped"; exit 1; fi ;;
+  classpath) ensure_kafka_jars ;;
+  *) echo "usage: $0 start | stop | status | classpath" >&2; exit 2 ;;
+esac
