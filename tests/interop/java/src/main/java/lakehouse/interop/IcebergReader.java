@@ -125,10 +125,13 @@ final class IcebergReader {
     if (snapshotId != null) {
       builder = builder.useSnapshot(snapshotId);
     }
+    // The records of files with deletes also carry the reader's `_pos` column: print the
+    // snapshot's own columns only.
+    Schema schema = snapshotId == null ? table.schema() : table.schemas().get(table.snapshot(snapshotId).schemaId());
     long rows = 0;
     try (CloseableIterable<Record> records = builder.build()) {
       for (Record r : records) {
-        row(r, out);
+        row(schema, r, out);
         rows++;
       }
     }
@@ -160,7 +163,7 @@ final class IcebergReader {
                 .createReaderFunc(fileSchema -> GenericParquetReaders.buildReader(schema, fileSchema))
                 .build()) {
           for (Record r : records) {
-            row(r, out);
+            row(schema, r, out);
             rows++;
           }
         }
@@ -170,10 +173,14 @@ final class IcebergReader {
     return rows;
   }
 
-  static void row(Record r, Json out) throws IOException {
+  static void row(Schema schema, Record r, Json out) throws IOException {
     out.g.writeStartObject();
-    out.g.writeFieldName("row");
-    struct(r, out);
+    out.g.writeObjectFieldStart("row");
+    for (Types.NestedField f : schema.columns()) {
+      out.g.writeFieldName(f.name());
+      value(f.type(), r.getField(f.name()), out);
+    }
+    out.g.writeEndObject();
     out.g.writeEndObject();
   }
 
