@@ -588,6 +588,12 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
             assert_eq!(read.summary["latest_snapshot"]["commit_kind"], "COMPACT");
         }
     }
+    // A partition-filtered scan (Java prunes manifests by the manifest list's partition stats).
+    let us = java(&launcher, &["paimon", "--table-path", &path, "--partition", "region=us"]);
+    let want: BTreeMap<i64, Value> = model.iter().filter(|(_, r)| r["region"] == "us").map(|(k, r)| (*k, r.clone())).collect();
+    assert!(!want.is_empty());
+    assert_same(&us.by("k"), &want, "Java Paimon, partition region=us");
+
     // The lookup changelog of the last three writes, kinds and values, as ours.
     let between = format!("{},{last}", last - 3);
     let changes = java(&launcher, &["paimon", "--table-path", &path, "--incremental", &between, "--incremental-mode", "changelog"]);
@@ -660,4 +666,110 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
     assert_eq!(got, want, "aggregation table read by Java Paimon");
     let theirs = py(&["paimon", "--table-path", &path]);
     assert_eq!(theirs.rows.len(), want.len(), "pypaimon's row count of the aggregation table");
+}
+
+// ---------------------------------------------------------------------------------------
+// The other way round: Java Iceberg writes, we read and commit on top.
+
+/// The row Java's `IcebergWriter.record` writes for `id`, in the readers' spelling.
+fn java_written(id: i64) -> Value {
+    let region = if id % 2 == 0 { "eu" } else { "us" };
+    let v = (id % 7 != 0).then(|| format!("j{id}"));
+    let cents = id * 125;
+    let at = iso_micros((1_764_000_000 + id) * 1_000_000 + id);
+    json!({"id": id, "region": region, "v": v, "amount": format!("{}.{:02}", cents / 100, cents % 100), "at": format!("{at}Z")})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn we_read_and_extend_a_table_java_iceberg_wrote() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use futures::TryStreamExt;
+    use lakehouse::table::position_delete::{PositionDeleteWriter, ReferencedFile};
+    use lakehouse::table::writer::{Codec, DataFileWriter};
+
+    let Some(launcher) = java_reader() else { return };
+    let lake = Lake::sqlite();
+    let catalog = lake.connect().await;
+    let mut args = iceberg_args(&lake, "javans.written", None);
+    args[0] = "iceberg-write".into();
+    args.extend(["--rows".into(), "100".into()]);
+    let written = java(&launcher, &strs(&args));
+    let deleted: Vec<i64> = written.summary["deleted"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
+    let mut model: BTreeMap<i64, Value> =
+        (0..100).filter(|i| !deleted.contains(i)).map(|i| (i, java_written(i))).collect();
+    assert!(deleted.contains(&6) && deleted.contains(&5) && model.len() == 73, "{deleted:?}");
+
+    // Our catalog and reader (iceberg-rust) see Java's table, its position deletes applied.
+    let name = TableName::new("javans", "written");
+    assert!(catalog.list_tables(Some("javans")).await.unwrap().contains(&name), "our catalog lists Java's table");
+    let ids = |batches: &[arrow_array::RecordBatch]| -> Vec<i64> {
+        let mut ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(ids(&scan_all(&catalog, &name).await), model.keys().copied().collect::<Vec<_>>(), "our scan");
+
+    // Our commit layer on top of Java's snapshots: an append, then a position delete of a row
+    // in Java's own `eu` data file.
+    let head = catalog.require_table(&name).await.unwrap();
+    let table = head.to_table(catalog.file_io()).unwrap();
+    let tasks: Vec<_> = table.scan().build().unwrap().plan_files().await.unwrap().try_collect().await.unwrap();
+    let eu_file = tasks.iter().map(|t| t.data_file_path.clone()).find(|p| p.contains("region=eu")).unwrap();
+    let arrow = std::sync::Arc::new(iceberg::arrow::schema_to_arrow_schema(head.metadata.current_schema()).unwrap());
+    let tz = match arrow.field(4).data_type() {
+        arrow_schema::DataType::Timestamp(_, tz) => tz.clone(),
+        other => panic!("`at` maps to {other}"),
+    };
+    let new_ids: Vec<i64> = (100..110).map(|i| i * 2).collect();
+    let batch = arrow_array::RecordBatch::try_new(
+        arrow.clone(),
+        vec![
+            std::sync::Arc::new(arrow_array::Int64Array::from(new_ids.clone())),
+            std::sync::Arc::new(arrow_array::StringArray::from_iter_values(new_ids.iter().map(|_| "eu"))),
+            std::sync::Arc::new(arrow_array::StringArray::from_iter(new_ids.iter().map(|i| (i % 7 != 0).then(|| format!("j{i}"))))),
+            std::sync::Arc::new(
+                arrow_array::Decimal128Array::from_iter_values(new_ids.iter().map(|i| i128::from(*i) * 125))
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+            std::sync::Arc::new(
+                arrow_array::TimestampMicrosecondArray::from_iter_values(new_ids.iter().map(|i| (1_764_000_000 + i) * 1_000_000 + i))
+                    .with_timezone_opt(tz),
+            ),
+        ],
+    )
+    .unwrap();
+    let eu = Struct::from_iter([Some(Literal::string("eu"))]);
+    let data = DataFileWriter::new(catalog.file_io().clone(), Codec::Zstd(3), 1 << 27);
+    let files = data.write(&head.metadata, eu.clone(), &[batch]).await.unwrap();
+    let no_position = |_: &TableMetadata| Ok(HashMap::new());
+    let committer = Committer::new(catalog.clone());
+    let appended = committer.commit(&head, Operation::Append { files }, &no_position).await.unwrap();
+    for i in &new_ids {
+        model.insert(*i, java_written(*i));
+    }
+    // Position 1 of the eu file is id 2 (even ids in order).
+    let deletes = PositionDeleteWriter::new(catalog.file_io().clone())
+        .write(&appended.table.metadata, &[ReferencedFile::new(eu_file.clone(), eu)], vec![(eu_file, 1)])
+        .await
+        .unwrap();
+    let op = Operation::RowDelta { data_files: vec![], delete_files: deletes };
+    let last = committer.commit(&appended.table, op, &no_position).await.unwrap();
+    model.remove(&2);
+
+    // Java, pyiceberg and we all see the result.
+    let read = java(&launcher, &strs(&iceberg_args(&lake, "javans.written", None)));
+    assert_same(&read.by("id"), &model, "Java reads the table after our commits");
+    assert_same(&py(&strs(&iceberg_args(&lake, "javans.written", None))).by("id"), &model, "pyiceberg, likewise");
+    assert_eq!(ids(&scan_all(&catalog, &name).await), model.keys().copied().collect::<Vec<_>>(), "our scan after");
+    let s = &read.summary;
+    assert_eq!(s["current_snapshot_id"], last.snapshot_id);
+    assert_eq!(s["last_sequence_number"], 4, "Java's two commits, then ours: {s}");
+    assert_eq!(s["delete_files"], 3, "{s}");
+    let ops: Vec<&str> = s["snapshots"].as_array().unwrap().iter().map(|x| x["operation"].as_str().unwrap()).collect();
+    assert_eq!(ops.len(), 4, "{ops:?}");
 }

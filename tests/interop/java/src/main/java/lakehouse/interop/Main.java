@@ -9,7 +9,8 @@ import java.util.Arrays;
  * java-readers iceberg --catalog-url sqlite:///abs/catalog.db --warehouse /abs/warehouse --table bronze.orders
  *                      [--catalog-name lakehouse] [--snapshot-id N] [--append-from A --append-to B]
  * java-readers paimon  --table-path /abs/store/silver.db/orders
- *                      [--snapshot-id N] [--incremental A,B [--incremental-mode changelog|delta|diff|auto]]
+ *                      [--snapshot-id N] [--partition col=value[,col=value]] [--incremental A,B [--incremental-mode changelog|delta|diff|auto]]
+ * java-readers iceberg-write --catalog-url URL --warehouse DIR --table NS.NAME --rows N
  * </pre>
  *
  * Output: one JSON object per line on stdout, {"row": {...}} for each row (with "kind" for
@@ -30,6 +31,7 @@ public final class Main {
       switch (args[0]) {
         case "iceberg" -> IcebergReader.run(parsed, out);
         case "paimon" -> PaimonReader.run(parsed, out);
+        case "iceberg-write" -> IcebergWriter.run(parsed, out);
         default -> usage();
       }
     }
@@ -39,7 +41,7 @@ public final class Main {
     System.err.println(
         "usage: java-readers iceberg --catalog-url URL --warehouse DIR --table NS.NAME [--catalog-name N]"
             + " [--snapshot-id N] [--append-from A --append-to B]\n"
-            + "       java-readers paimon --table-path DIR [--snapshot-id N]"
+            + "       java-readers paimon --table-path DIR [--snapshot-id N] [--partition col=value,...]"
             + " [--incremental A,B [--incremental-mode changelog|delta|diff|auto]]");
     System.exit(2);
   }

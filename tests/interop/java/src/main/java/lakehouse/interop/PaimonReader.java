@@ -51,6 +51,16 @@ final class PaimonReader {
     }
     FileStoreTable read = dynamic.isEmpty() ? table : table.copy(dynamic);
     ReadBuilder builder = read.newReadBuilder();
+    String partition = args.get("partition");
+    if (partition != null) {
+      // col=value[,col=value]: a partition-filtered scan prunes manifests by their partition stats.
+      Map<String, String> spec = new HashMap<>();
+      for (String kv : partition.split(",")) {
+        String[] p = kv.split("=", 2);
+        spec.put(p[0], p[1]);
+      }
+      builder = builder.withPartitionFilter(spec);
+    }
     List<Split> splits = builder.newScan().plan().splits();
     RowType rowType = read.rowType();
     List<InternalRow.FieldGetter> getters = new ArrayList<>();
