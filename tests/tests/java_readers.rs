@@ -143,7 +143,9 @@ fn assert_same(got: &BTreeMap<i64, Value>, want: &BTreeMap<i64, Value>, what: &s
 
 /// Only `columns` of each row.
 fn project(rows: &BTreeMap<i64, Value>, columns: &[&str]) -> BTreeMap<i64, Value> {
-    rows.iter().map(|(k, r)| (*k, Value::Object(columns.iter().map(|c| (c.to_string(), r[*c].clone())).collect()))).collect()
+    rows.iter()
+        .map(|(k, r)| (*k, Value::Object(columns.iter().map(|c| (c.to_string(), r[*c].clone())).collect())))
+        .collect()
 }
 
 /// `YYYY-MM-DD` of days since 1970-01-01 (proleptic Gregorian).
@@ -249,8 +251,11 @@ async fn bronze_commit(
         let (id, envelope) = match c {
             Change::Upsert(id, v) => {
                 let op = if *v == 1 { "c" } else { "u" };
-                (*id, json!({"before": null, "after": person(*id, *v).0, "op": op, "ts_ms": 1_764_000_000_000i64,
-                    "source": {"lsn": *lsn, "ts_ms": 1_764_000_000_000i64, "db": "app", "schema": "public", "table": "people"}}))
+                (
+                    *id,
+                    json!({"before": null, "after": person(*id, *v).0, "op": op, "ts_ms": 1_764_000_000_000i64,
+                    "source": {"lsn": *lsn, "ts_ms": 1_764_000_000_000i64, "db": "app", "schema": "public", "table": "people"}}),
+                )
             }
             Change::Delete(id) => (
                 *id,
@@ -273,7 +278,8 @@ async fn bronze_commit(
         next += 1;
     }
     let writer = bronze_ingestor::schema::data_file_writer(catalog.file_io().clone(), 1 << 27);
-    let files = writer.write(&table.metadata, Struct::from_iter([Some(Literal::date(day))]), &[b.finish()]).await.unwrap();
+    let files =
+        writer.write(&table.metadata, Struct::from_iter([Some(Literal::date(day))]), &[b.finish()]).await.unwrap();
     let tp = ("app.public.people".to_string(), 0);
     let expected = BTreeMap::from([(tp.clone(), (offset > 0).then_some(offset))]);
     let advanced = Offsets::from([(tp, next)]);
@@ -410,7 +416,11 @@ async fn java_reads_bronze_silver_and_the_store_as_written() {
     args.extend(["--append-to".into(), bronze_snapshots[2].to_string()]);
     let appended = java(&launcher, &strs(&args));
     let offsets: Vec<i64> = appended.by("kafka_offset").into_keys().collect();
-    assert_eq!(offsets, (bronze_offsets[1].start..bronze_offsets[2].end).collect::<Vec<_>>(), "appends after snapshot 1");
+    assert_eq!(
+        offsets,
+        (bronze_offsets[1].start..bronze_offsets[2].end).collect::<Vec<_>>(),
+        "appends after snapshot 1"
+    );
     assert_eq!(appended.summary["data_files"], 2);
 
     // Silver: the head against the model (contract columns) and pyiceberg (every column).
@@ -420,7 +430,10 @@ async fn java_reads_bronze_silver_and_the_store_as_written() {
     assert_same(&rows, &py(&strs(&iceberg_args(&lake, "silver.people", None))).by("id"), "Silver: Java vs pyiceberg");
     for (id, r) in &rows {
         assert_eq!(r["_kafka_topic"], "app.public.people");
-        assert!(r["_bronze_snapshot_id"].as_i64().is_some_and(|s| bronze_snapshots.contains(&s)), "lineage of {id}: {r}");
+        assert!(
+            r["_bronze_snapshot_id"].as_i64().is_some_and(|s| bronze_snapshots.contains(&s)),
+            "lineage of {id}: {r}"
+        );
     }
     let s = &head.summary;
     assert_eq!(s["format_version"], 2);
@@ -432,9 +445,16 @@ async fn java_reads_bronze_silver_and_the_store_as_written() {
         .iter()
         .map(|f| (f["name"].as_str().unwrap(), f["type"].as_str().unwrap()))
         .collect();
-    for (c, t) in [("id", "long"), ("name", "string"), ("score", "double"), ("balance", "decimal(12, 2)"),
-        ("born", "date"), ("seen", "timestamptz"), ("active", "boolean"), ("level", "int")]
-    {
+    for (c, t) in [
+        ("id", "long"),
+        ("name", "string"),
+        ("score", "double"),
+        ("balance", "decimal(12, 2)"),
+        ("born", "date"),
+        ("seen", "timestamptz"),
+        ("active", "boolean"),
+        ("level", "int"),
+    ] {
         assert_eq!(types.get(c), Some(&t), "Iceberg type of {c}");
     }
     let ops: Vec<&str> = s["snapshots"].as_array().unwrap().iter().map(|x| x["operation"].as_str().unwrap()).collect();
@@ -456,7 +476,8 @@ async fn java_reads_bronze_silver_and_the_store_as_written() {
         r["seen"] = json!(r["seen"].as_str().unwrap().trim_end_matches('Z'));
     }
     assert_same(&project(&store_rows, &PEOPLE_COLUMNS), &store_model, "the store read by Java Paimon vs the model");
-    let seen_type = merged.summary["schema"].as_array().unwrap().iter().find(|f| f["name"] == "seen").unwrap()["type"].clone();
+    let seen_type =
+        merged.summary["schema"].as_array().unwrap().iter().find(|f| f["name"] == "seen").unwrap()["type"].clone();
     assert_eq!(seen_type, "TIMESTAMP(6)");
     assert_same(&store_rows, &py(&["paimon", "--table-path", &path]).by("id"), "the store: Java vs pypaimon");
     assert_eq!(merged.summary["primary_keys"], json!(["id"]));
@@ -467,13 +488,18 @@ async fn java_reads_bronze_silver_and_the_store_as_written() {
         &launcher,
         &["paimon", "--table-path", &path, "--incremental", &between, "--incremental-mode", "changelog"],
     );
-    let mut theirs: Vec<(String, i64)> = changes.rows.iter().map(|(k, r)| (k.clone(), r["id"].as_i64().unwrap())).collect();
+    let mut theirs: Vec<(String, i64)> =
+        changes.rows.iter().map(|(k, r)| (k.clone(), r["id"].as_i64().unwrap())).collect();
     let store_table = Table::open(store.join("silver.db/people")).unwrap();
     let mut ours: Vec<(String, i64)> = store_table
         .changes_since(from + 1)
         .unwrap()
         .iter()
-        .flat_map(|s| s.changes.iter().map(|c| (c.kind.short_string().to_string(), store_table.row_to_json(&c.row)["id"].as_i64().unwrap())))
+        .flat_map(|s| {
+            s.changes
+                .iter()
+                .map(|c| (c.kind.short_string().to_string(), store_table.row_to_json(&c.row)["id"].as_i64().unwrap()))
+        })
         .collect();
     theirs.sort();
     ours.sort();
@@ -532,11 +558,15 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
         .collect(),
         primary_keys: vec!["region".into(), "k".into()],
         partition_keys: vec!["region".into()],
-        options: [("bucket", "2"), ("changelog-producer", "lookup"), ("write-buffer-size", "64 kb"),
-            ("num-sorted-run.compaction-trigger", "3")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
+        options: [
+            ("bucket", "2"),
+            ("changelog-producer", "lookup"),
+            ("write-buffer-size", "64 kb"),
+            ("num-sorted-run.compaction-trigger", "3"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
     };
     let table = Table::create_in_warehouse(dir.path(), "db", "typed", spec).unwrap();
     let committer = table.new_committer("java-test");
@@ -590,13 +620,17 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
     }
     // A partition-filtered scan (Java prunes manifests by the manifest list's partition stats).
     let us = java(&launcher, &["paimon", "--table-path", &path, "--partition", "region=us"]);
-    let want: BTreeMap<i64, Value> = model.iter().filter(|(_, r)| r["region"] == "us").map(|(k, r)| (*k, r.clone())).collect();
+    let want: BTreeMap<i64, Value> =
+        model.iter().filter(|(_, r)| r["region"] == "us").map(|(k, r)| (*k, r.clone())).collect();
     assert!(!want.is_empty());
     assert_same(&us.by("k"), &want, "Java Paimon, partition region=us");
 
     // The lookup changelog of the last three writes, kinds and values, as ours.
     let between = format!("{},{last}", last - 3);
-    let changes = java(&launcher, &["paimon", "--table-path", &path, "--incremental", &between, "--incremental-mode", "changelog"]);
+    let changes = java(
+        &launcher,
+        &["paimon", "--table-path", &path, "--incremental", &between, "--incremental-mode", "changelog"],
+    );
     let mut theirs: Vec<String> = changes.rows.iter().map(|(k, r)| format!("{k} {}", r["k"])).collect();
     let mut ours: Vec<String> = table
         .changes_since(last - 2)
@@ -611,32 +645,48 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
 
     // Aggregation engine: sums, max and last_non_null per key after several commits.
     let spec = TableSpec {
-        columns: [("day", "DATE NOT NULL"), ("sku", "STRING NOT NULL"), ("qty", "BIGINT"), ("amount", "DECIMAL(20, 2)"),
-            ("top", "INT"), ("label", "STRING")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
+        columns: [
+            ("day", "DATE NOT NULL"),
+            ("sku", "STRING NOT NULL"),
+            ("qty", "BIGINT"),
+            ("amount", "DECIMAL(20, 2)"),
+            ("top", "INT"),
+            ("label", "STRING"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
         primary_keys: vec!["day".into(), "sku".into()],
         partition_keys: vec![],
-        options: [("bucket", "2"), ("merge-engine", "aggregation"), ("fields.qty.aggregate-function", "sum"),
-            ("fields.amount.aggregate-function", "sum"), ("fields.top.aggregate-function", "max"),
-            ("fields.label.aggregate-function", "last_non_null_value")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
+        options: [
+            ("bucket", "2"),
+            ("merge-engine", "aggregation"),
+            ("fields.qty.aggregate-function", "sum"),
+            ("fields.amount.aggregate-function", "sum"),
+            ("fields.top.aggregate-function", "max"),
+            ("fields.label.aggregate-function", "last_non_null_value"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
     };
     let agg = Table::create_in_warehouse(dir.path(), "db", "agg", spec).unwrap();
     let committer = agg.new_committer("java-test");
-    let mut sums: BTreeMap<(i64, i64), (i64, i64, i64, Option<String>)> = BTreeMap::new();
+    // (day, sku) → (sum of qty, sum of cents, max of top, last non-null label)
+    type Aggregates = (i64, i64, i64, Option<String>);
+    let mut sums: BTreeMap<(i64, i64), Aggregates> = BTreeMap::new();
     for round in 0..4i64 {
         let mut w = agg.new_write().unwrap();
         for n in 0..300i64 {
             let (day, sku) = (20_000 + n % 5, n % 37);
             let cents = n * 7 + round;
             let label = (n % 3 != 0).then(|| format!("r{round} n{n}"));
-            w.write_json(&json!({"day": day, "sku": format!("sku-{sku}"), "qty": n + round,
+            w.write_json(
+                &json!({"day": day, "sku": format!("sku-{sku}"), "qty": n + round,
                 "amount": format!("{}.{:02}", cents / 100, cents % 100), "top": (n * round) % 97, "label": label}),
-                RowKind::Insert).unwrap();
+                RowKind::Insert,
+            )
+            .unwrap();
             let e = sums.entry((day, sku)).or_insert((0, 0, i64::MIN, None));
             e.0 += n + round;
             e.1 += cents;
@@ -695,7 +745,8 @@ async fn we_read_and_extend_a_table_java_iceberg_wrote() {
     args[0] = "iceberg-write".into();
     args.extend(["--rows".into(), "100".into()]);
     let written = java(&launcher, &strs(&args));
-    let deleted: Vec<i64> = written.summary["deleted"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
+    let deleted: Vec<i64> =
+        written.summary["deleted"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
     let mut model: BTreeMap<i64, Value> =
         (0..100).filter(|i| !deleted.contains(i)).map(|i| (i, java_written(i))).collect();
     assert!(deleted.contains(&6) && deleted.contains(&5) && model.len() == 73, "{deleted:?}");
@@ -730,15 +781,19 @@ async fn we_read_and_extend_a_table_java_iceberg_wrote() {
         vec![
             std::sync::Arc::new(arrow_array::Int64Array::from(new_ids.clone())),
             std::sync::Arc::new(arrow_array::StringArray::from_iter_values(new_ids.iter().map(|_| "eu"))),
-            std::sync::Arc::new(arrow_array::StringArray::from_iter(new_ids.iter().map(|i| (i % 7 != 0).then(|| format!("j{i}"))))),
+            std::sync::Arc::new(arrow_array::StringArray::from_iter(
+                new_ids.iter().map(|i| (i % 7 != 0).then(|| format!("j{i}"))),
+            )),
             std::sync::Arc::new(
                 arrow_array::Decimal128Array::from_iter_values(new_ids.iter().map(|i| i128::from(*i) * 125))
                     .with_precision_and_scale(10, 2)
                     .unwrap(),
             ),
             std::sync::Arc::new(
-                arrow_array::TimestampMicrosecondArray::from_iter_values(new_ids.iter().map(|i| (1_764_000_000 + i) * 1_000_000 + i))
-                    .with_timezone_opt(tz),
+                arrow_array::TimestampMicrosecondArray::from_iter_values(
+                    new_ids.iter().map(|i| (1_764_000_000 + i) * 1_000_000 + i),
+                )
+                .with_timezone_opt(tz),
             ),
         ],
     )
