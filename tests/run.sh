@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing (tansu broker, Python venv with
-# pinned pyiceberg / pyarrow), starts the services (broker on 127.0.0.1,
+# pinned pyiceberg / pyarrow, the Java readers), starts the services (broker on 127.0.0.1,
 # PostgreSQL if the machine has it), runs unit, integration and interop tests,
 # stops what it started.
 #
@@ -31,6 +31,8 @@ VENV="$LAKEHOUSE_ROOT/.venv"
 REQ="$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
 ensure_venv "$VENV" "$REQ"
 export LAKEHOUSE_TEST_PYTHON="$VENV/bin/python"
+# Java Iceberg and Paimon readers (Maven, cached per content of tests/interop/java).
+ensure_java_readers
 
 # 2. PostgreSQL catalog: installed from Debian's packages if missing, started if
 # down; a password role for TCP is made over the local socket as the postgres

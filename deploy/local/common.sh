@@ -146,3 +146,37 @@ ensure_kafka_jars() {
     "org.apache.kafka:kafka-storage:$v" "org.apache.kafka:kafka-tools:$v" "org.apache.kafka:kafka-clients:$v" \
     org.slf4j:slf4j-api:2.0.17 org.slf4j:slf4j-simple:2.0.17
 }
+
+# The independent Java readers of tests/interop/java (Iceberg's JdbcCatalog and
+# IcebergGenerics, Paimon's Java API; versions pinned in its pom.xml). Built with
+# Maven once per content of that folder into
+# $LAKEHOUSE_CACHE/java-readers/<hash>/ (jar, runtime classpath into ~/.m2 and a
+# launcher); offline when ~/.m2 already holds everything. Exports
+# LAKEHOUSE_TEST_JAVA_READER, the launcher's path.
+ensure_java_readers() {
+  local src="$LAKEHOUSE_ROOT/tests/interop/java"
+  command -v java >/dev/null && command -v mvn >/dev/null \
+    || die "java (17+) and mvn are required for the Java readers: apt-get install openjdk-17-jdk-headless maven"
+  local hash
+  hash="$(cd "$src" && find pom.xml src -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+  local cache="${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse}/java-readers/$hash"
+  if [ ! -x "$cache/java-readers" ] || ! ls $(tr ':' ' ' <"$cache/classpath.txt") >/dev/null 2>&1; then
+    log "building the Java readers (Maven; once per change of tests/interop/java)"
+    local build; build="$(mktemp -d)"
+    cp -r "$src/pom.xml" "$src/src" "$build/"
+    ( cd "$build" && { mvn -q -B -o package -DskipTests 2>/dev/null || mvn -q -B package -DskipTests; } ) >&2 \
+      || { rm -rf "$build"; die "building tests/interop/java failed"; }
+    mkdir -p "$cache"
+    cp "$build/target/java-readers-1.jar" "$build/target/classpath.txt" "$cache/"
+    rm -rf "$build"
+    cat >"$cache/java-readers" <<'LAUNCHER'
+#!/bin/sh
+# Launcher of the Java readers (tests/interop/java); see its Main.java for usage.
+d="$(dirname "$0")"
+exec java ${LAKEHOUSE_JAVA_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1} \
+  -cp "$d/java-readers-1.jar:$(cat "$d/classpath.txt")" lakehouse.interop.Main "$@"
+LAUNCHER
+    chmod +x "$cache/java-readers"
+  fi
+  LAKEHOUSE_TEST_JAVA_READER="$cache/java-readers"; export LAKEHOUSE_TEST_JAVA_READER
+}
