@@ -47,6 +47,10 @@ pub struct RunSummary {
     pub gold_rows_written: u64,
     pub gold_rows_deleted: u64,
     pub commits: u64,
+    /// Silver store commit → visible in Gold, over this run's Gold commits (ms).
+    pub silver_to_gold_p50_ms: Option<u64>,
+    pub silver_to_gold_p99_ms: Option<u64>,
+    pub silver_to_gold_max_ms: Option<u64>,
 }
 
 /// One Gold table, ready: its source, its groups, its sink.
@@ -60,6 +64,8 @@ struct Ready {
     upto: i64,
     work: usize,
     newest_ms: Option<i64>,
+    /// Commit time of the oldest Silver snapshot in the batch (ms since the epoch).
+    oldest_silver_ms: Option<i64>,
     last_poll: Option<Instant>,
 }
 
@@ -77,6 +83,8 @@ pub struct Aggregator {
     catalog: SqlCatalog,
     entries: Vec<Entry>,
     since: Option<Instant>,
+    /// Silver commit → Gold commit delays of this run (ms), for the summary.
+    delays: Vec<u64>,
     pub summary: RunSummary,
 }
 
@@ -88,7 +96,8 @@ impl Aggregator {
         let catalog = SqlCatalog::connect(&config.catalog).await?;
         catalog.create_namespace_if_absent(&config.gold.namespace).await?;
         let entries = rollups.into_iter().map(|rollup| Entry::Waiting { rollup, logged: false }).collect();
-        let mut me = Aggregator { config, catalog, entries, since: None, summary: RunSummary::default() };
+        let mut me =
+            Aggregator { config, catalog, entries, since: None, delays: Vec::new(), summary: RunSummary::default() };
         me.open_waiting().await?;
         tracing::info!(tables = me.entries.len(), "gold-aggregator started");
         Ok(me)
@@ -130,6 +139,7 @@ impl Aggregator {
             let last = latest.id.min(r.upto + gold.max_snapshots_per_poll as i64);
             for n in r.upto + 1..=last {
                 let changes = r.source.change_batches(n).map_err(source_err)?;
+                r.oldest_silver_ms.get_or_insert(changes.time_millis);
                 if let Some(ms) = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY)) {
                     if let Ok(ms) = ms.parse::<i64>() {
                         r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
@@ -185,14 +195,31 @@ impl Aggregator {
             self.summary.gold_rows_deleted += golded.deleted;
             if let Some(mut c) = golded.commit {
                 c.newest_event_ms = r.newest_ms;
+                if let Some(t) = r.oldest_silver_ms {
+                    let delay = (chrono::Utc::now().timestamp_millis() - t).max(0) as u64;
+                    metrics::histogram!(names::GOLD_BEHIND_SILVER, "table" => r.agg.spec.name.clone())
+                        .record(delay as f64 / 1000.0);
+                    if self.delays.len() < 1_000_000 {
+                        self.delays.push(delay);
+                    }
+                }
                 self.summary.commits += 1;
                 done.push(c);
             }
             r.position = r.upto;
             r.work = 0;
             r.newest_ms = None;
+            r.oldest_silver_ms = None;
         }
         self.since = None;
+        if !self.delays.is_empty() {
+            let mut d = self.delays.clone();
+            d.sort_unstable();
+            let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
+            self.summary.silver_to_gold_p50_ms = Some(at(0.5));
+            self.summary.silver_to_gold_p99_ms = Some(at(0.99));
+            self.summary.silver_to_gold_max_ms = d.last().copied();
+        }
         Ok(done)
     }
 
@@ -256,7 +283,17 @@ async fn open(config: &Config, catalog: &SqlCatalog, rollup: Rollup) -> Result<R
     tracing::info!(table = %name, source = %rollup.source, position, groups = groups.len(),
         "positioned at the state's Silver snapshot");
     agg.restore(groups);
-    Ok(Ready { agg, sink, source, position, upto: position, work: 0, newest_ms: None, last_poll: None })
+    Ok(Ready {
+        agg,
+        sink,
+        source,
+        position,
+        upto: position,
+        work: 0,
+        newest_ms: None,
+        oldest_silver_ms: None,
+        last_poll: None,
+    })
 }
 
 impl Stage for Aggregator {

@@ -53,6 +53,8 @@ pub const GOLD_RETRACTIONS: &str = "lakehouse_gold_retractions_total";
 pub const GOLD_LATE_EVENTS: &str = "lakehouse_gold_late_events_total";
 /// Gold rows by outcome (written, deleted). Labels: table, outcome.
 pub const GOLD_ROWS: &str = "lakehouse_gold_rows_total";
+/// Histogram: Silver store commit → visible in Gold (seconds). Labels: table.
+pub const GOLD_BEHIND_SILVER: &str = "lakehouse_gold_behind_silver_seconds";
 
 /// Registers help texts with the recorder.
 pub fn describe() {
@@ -79,6 +81,7 @@ pub fn describe() {
     describe_counter!(GOLD_RETRACTIONS, Unit::Count, "Silver retractions (-U, -D) consumed by a Gold table");
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
     describe_counter!(GOLD_ROWS, Unit::Count, "Gold rows written or deleted");
+    describe_histogram!(GOLD_BEHIND_SILVER, Unit::Seconds, "Silver store commit to visible in Gold");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
     describe_gauge!(
         TOPIC_ID_MISMATCH,
@@ -113,6 +116,7 @@ pub const ALL: &[&str] = &[
     GOLD_RETRACTIONS,
     GOLD_LATE_EVENTS,
     GOLD_ROWS,
+    GOLD_BEHIND_SILVER,
 ];
 
 #[cfg(test)]
