@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: broker → generated Debezium events → bronze-ingestor → Bronze tables
-# → silver-refiner → Silver tables (through the changelog store).
+# → silver-refiner → Silver tables (through the changelog store) →
+# gold-aggregator → Gold rollups. The three workers run side by side as
+# services while the events are produced, each until it has caught up.
 #
 #   deploy/local/demo.sh [EVENTS]      # default 300000
 #
@@ -18,19 +20,22 @@ cd "$LAKEHOUSE_ROOT"
 EVENTS=${1:-300000}
 BIN="$CARGO_TARGET_DIR/release"
 
-cleanup() { "$LAKEHOUSE_ROOT/deploy/local/broker.sh" stop || true; }
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  "$LAKEHOUSE_ROOT/deploy/local/broker.sh" stop || true
+}
 trap cleanup EXIT
 
+ensure_venv "$LAKEHOUSE_ROOT/.venv" "$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
+
 log "building (release)"
-cargo build --release --locked -p lakehouse-admin -p bronze-ingestor -p silver-refiner >&2
+cargo build --release --locked -p lakehouse-admin -p bronze-ingestor -p silver-refiner -p gold-aggregator >&2
 
 log "fresh start: removing .lakehouse/ and the broker's data from earlier demo runs"
 "$LAKEHOUSE_ROOT/deploy/local/broker.sh" stop
 rm -rf .lakehouse "$RUN_DIR/broker.db" "$RUN_DIR"/broker.db-*
 "$LAKEHOUSE_ROOT/deploy/local/broker.sh" start sqlite
-
-log "producing $EVENTS Debezium events"
-"$BIN/lakehouse" generate --brokers "$BROKER" --events "$EVENTS" --seed 42 --truth .lakehouse/generated-truth.json
 
 mkdir -p "$RUN_DIR"
 cat >"$RUN_DIR/demo.toml" <<TOML
@@ -47,15 +52,38 @@ contracts = "$LAKEHOUSE_ROOT/deploy/local/contracts/commerce.toml"
 store = ".lakehouse/store"
 commit_interval = "2s"
 
+[gold]
+tables = "$LAKEHOUSE_ROOT/deploy/local/gold/commerce.toml"
+silver_store = ".lakehouse/store"
+state = ".lakehouse/gold-state"
+commit_interval = "2s"
+
 [telemetry]
 listen = ""
 TOML
 
-log "running bronze-ingestor until all events are committed"
+# The three workers as services, side by side; each exits once it has caught
+# up with its input and nothing new arrived for a while (--exit-when-idle).
+log "producing $EVENTS Debezium events while the workers run (logs in $RUN_DIR/{bronze,silver,gold}.log)"
 SECONDS=0
-"$BIN/bronze-ingestor" --config "$RUN_DIR/demo.toml" run --exit-when-idle 3s
-elapsed=$SECONDS
+"$BIN/lakehouse" generate --brokers "$BROKER" --events "$EVENTS" --seed 42 --truth .lakehouse/generated-truth.json &
+GEN_PID=$!; PIDS+=("$GEN_PID")
+# The generator creates the four topics before its first message; the
+# ingestor's pattern subscription finds them when it starts.
+sleep 3
+log "starting bronze-ingestor, silver-refiner and gold-aggregator side by side"
+"$BIN/bronze-ingestor" --config "$RUN_DIR/demo.toml" run --exit-when-idle 5s 2>"$RUN_DIR/bronze.log" &
+BRONZE_PID=$!; PIDS+=("$BRONZE_PID")
+"$BIN/silver-refiner" --config "$RUN_DIR/demo.toml" run --exit-when-idle 10s \
+  --summary-json "$RUN_DIR/silver-summary.json" 2>"$RUN_DIR/silver.log" &
+SILVER_PID=$!; PIDS+=("$SILVER_PID")
+"$BIN/gold-aggregator" --config "$RUN_DIR/demo.toml" run --exit-when-idle 10s \
+  --summary-json "$RUN_DIR/gold-summary.json" 2>"$RUN_DIR/gold.log" &
+GOLD_PID=$!; PIDS+=("$GOLD_PID")
 
+wait "$GEN_PID" || die "the generator failed"
+wait "$BRONZE_PID" || die "bronze-ingestor failed; see $RUN_DIR/bronze.log"
+elapsed=$SECONDS
 echo
 echo "Bronze tables (catalog .lakehouse/catalog.db, warehouse .lakehouse/warehouse):"
 total=0
@@ -70,9 +98,7 @@ done
 printf '  %-24s rows %s (produced %s), ingested in %ss\n' "total" "$total" "$EVENTS" "$elapsed"
 [ "$total" -eq "$EVENTS" ] || die "Bronze holds $total rows but $EVENTS events were produced"
 
-log "running silver-refiner until Silver has every Bronze snapshot"
-SECONDS=0
-"$BIN/silver-refiner" --config "$RUN_DIR/demo.toml" run --exit-when-idle 3s --summary-json "$RUN_DIR/silver-summary.json"
+wait "$SILVER_PID" || die "silver-refiner failed; see $RUN_DIR/silver.log"
 elapsed=$SECONDS
 echo
 echo "Silver tables (live rows per key; the generator's truth in brackets):"
@@ -90,7 +116,40 @@ for t in ["customers", "products", "orders", "order_items"]:
 
 sys.exit(1 if bad else 0)
 PY
-printf '  refined in %ss; run summary: %s\n' "$elapsed" "$(tr -d '\n ' < "$RUN_DIR/silver-summary.json")"
+printf '  Bronze + Silver done after %ss; Silver run summary: %s\n' "$elapsed" "$(tr -d '\n ' < "$RUN_DIR/silver-summary.json")"
+
+wait "$GOLD_PID" || die "gold-aggregator failed; see $RUN_DIR/gold.log"
+echo
+echo "Gold tables (read by pyiceberg; the same queries run over Silver by DuckDB must agree):"
+"$LAKEHOUSE_ROOT/.venv/bin/python" - "$LAKEHOUSE_ROOT" <<'PY'
+import json, sys
+from pyiceberg.catalog.sql import SqlCatalog
+import duckdb
+root = sys.argv[1]
+cat = SqlCatalog("lakehouse", uri=f"sqlite:///{root}/.lakehouse/catalog.db", warehouse=f"{root}/.lakehouse/warehouse")
+con = duckdb.connect()
+con.register("gold", cat.load_table("gold.order_status_daily").scan().to_arrow())
+print("  gold.order_status_daily, the latest 5 days of paid orders:")
+for row in con.execute("""SELECT window_start, status, revenue, orders, round(avg_order_value, 2), smallest_order,
+                                 largest_order, customers FROM gold
+                          WHERE "window" = 'day' AND status = 'paid' ORDER BY window_start DESC LIMIT 5""").fetchall():
+    print("   ", row)
+print("  monthly revenue by status (latest month):")
+for row in con.execute("""SELECT window_start, status, revenue, orders FROM gold WHERE "window" = 'month'
+                          AND window_start = (SELECT max(window_start) FROM gold WHERE "window" = 'month')
+                          ORDER BY status""").fetchall():
+    print("   ", row)
+PY
+"$LAKEHOUSE_ROOT/.venv/bin/python" "$LAKEHOUSE_ROOT/tests/interop/gold_check.py" "sqlite:///$LAKEHOUSE_ROOT/.lakehouse/catalog.db" \
+  lakehouse "$LAKEHOUSE_ROOT/.lakehouse/warehouse" "$LAKEHOUSE_ROOT/deploy/local/gold/commerce.toml" \
+  | python3 -c 'import json,sys
+r=json.load(sys.stdin); bad=0
+for t,v in r.items():
+    print(f"  gold.{t:<22} rows {v[\"gold_rows\"]:<7} DuckDB over Silver: {v[\"expected_rows\"]:<7} differing {v[\"differing\"]}")
+    bad+=v["differing"]+abs(v["gold_rows"]-v["expected_rows"])
+sys.exit(1 if bad else 0)' || die "Gold differs from DuckDB over Silver"
+printf '  all three workers done after %ss; Gold run summary: %s\n' "$SECONDS" "$(tr -d '\n ' < "$RUN_DIR/gold-summary.json")"
 echo
 echo "Explore: $BIN/lakehouse scan bronze.orders --limit 5"
 echo "         $BIN/lakehouse scan silver.orders --limit 5"
+echo "         $BIN/lakehouse scan gold.order_status_daily --limit 5"
