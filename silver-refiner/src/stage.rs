@@ -167,6 +167,7 @@ impl Refinery {
             schema.clone(),
             &types,
             &key,
+            contract.partition(),
             store_path,
             format!("silver-refiner-{name}"),
         )

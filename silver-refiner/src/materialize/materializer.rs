@@ -10,9 +10,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use changelog_store::{RowKind, Table};
-use iceberg::spec::{
-    DataFile, Struct, TableMetadata, UnboundPartitionSpec, deserialize_data_file_from_json, serialize_data_file_to_json,
-};
+use iceberg::spec::{DataFile, Struct, TableMetadata, deserialize_data_file_from_json, serialize_data_file_to_json};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
@@ -21,13 +19,19 @@ use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWrite
 use lakehouse::table::writer::{Codec, DataFileWriter};
 use lakehouse::worker::TableCommit;
 
+use super::partition::{Partitioner, partition_spec};
 use super::store_map::{SILVER_FILE, SILVER_POS, store_spec, to_store_batch};
-use crate::contract::ColumnType;
+use crate::contract::{ColumnType, Partition};
 
 /// Iceberg summary key: the store snapshot Silver is materialised up to.
 pub const STORE_SNAPSHOT_KEY: &str = "lakehouse.silver.store-snapshot";
 /// Store snapshot property: the Silver data files written for that snapshot (JSON).
 const FILES_KEY: &str = "lakehouse.silver.files";
+/// Table property: days a Silver row's history is kept (the same name as Bronze's;
+/// enforcement comes with the table-operations work).
+pub const RETENTION_DAYS_KEY: &str = "lakehouse.retention-days";
+/// Silver keeps 730 days.
+pub const RETENTION_DAYS: u32 = 730;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaterializeError {
@@ -66,17 +70,21 @@ pub struct Materializer {
     silver_schema: SchemaRef,
     store_schema: SchemaRef,
     head: LoadedTable,
+    partitioner: Partitioner,
 }
 
 impl Materializer {
-    /// Opens (creating where absent) the Silver table `silver` with `schema`
+    /// Opens (creating where absent) the Silver table `silver` with `schema`,
+    /// partitioned by `partition` (a table that exists keeps its own spec),
     /// and the store table at `store_path`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         catalog: SqlCatalog,
         silver: TableName,
         schema: SchemaRef,
         types: &BTreeMap<String, ColumnType>,
         key: &[String],
+        partition: Option<&Partition>,
         store_path: PathBuf,
         commit_user: String,
     ) -> Result<Self, MaterializeError> {
@@ -85,16 +93,31 @@ impl Materializer {
         let iceberg_schema = iceberg::arrow::arrow_schema_to_schema(&schema).map_err(|source| {
             MaterializeError::Iceberg { entity: entity.clone(), what: "converting the schema", source }
         })?;
+        let partition_spec = partition_spec(&iceberg_schema, partition).map_err(&invalid)?;
         let spec = TableSpec {
             schema: iceberg_schema,
-            partition_spec: UnboundPartitionSpec::builder().build(),
+            partition_spec,
             properties: HashMap::from([
+                ("write.format.default".to_string(), "parquet".to_string()),
                 ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
-                ("history.expire.max-snapshot-age-ms".to_string(), (730u64 * 86_400_000).to_string()),
-                ("lakehouse.retention-days".to_string(), "730".to_string()),
+                ("lakehouse.layer".to_string(), "silver".to_string()),
+                (
+                    "history.expire.max-snapshot-age-ms".to_string(),
+                    (u64::from(RETENTION_DAYS) * 86_400_000).to_string(),
+                ),
+                (RETENTION_DAYS_KEY.to_string(), RETENTION_DAYS.to_string()),
             ]),
         };
         let head = load_or_create(&catalog, &silver, &spec).await?;
+        let partitioner = Partitioner::new(&head.metadata).map_err(&invalid)?;
+        if partitioner.is_partitioned() != partition.is_some() {
+            tracing::warn!(
+                table = %silver,
+                contract = ?partition,
+                table_spec = ?head.metadata.default_partition_spec().fields(),
+                "the Silver table's partitioning differs from the contract's; the table keeps its own (no partition-spec evolution)"
+            );
+        }
         let store_err = |source| MaterializeError::Store { entity: entity.clone(), source };
         let store = if store_path.join("schema").exists() {
             Table::open(&store_path).map_err(store_err)?
@@ -113,6 +136,7 @@ impl Materializer {
             silver_schema: schema,
             store_schema,
             head,
+            partitioner,
         })
     }
 
@@ -163,14 +187,34 @@ impl Materializer {
         properties: BTreeMap<String, String>,
     ) -> Result<Silvered, MaterializeError> {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        // 1. The upserts' new home in Silver, durable before the store points at it.
-        let files = if upserts.num_rows() > 0 {
-            self.writer.write(&self.head.metadata, Struct::empty(), std::slice::from_ref(upserts)).await.map_err(
-                |source| MaterializeError::Iceberg { entity: self.entity.clone(), what: "writing data files", source },
-            )?
+        // 1. The upserts' new home in Silver, durable before the store points at it:
+        //    rows grouped by partition (reordered so), files written per partition.
+        let mut files = Vec::new();
+        let upserts = if upserts.num_rows() > 0 {
+            let groups = self.partitioner.groups(upserts).map_err(&invalid)?;
+            let order: Vec<u32> = groups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+            let ordered = arrow_select::take::take_record_batch(upserts, &arrow_array::UInt32Array::from(order))
+                .map_err(|e| invalid(format!("grouping upserts by partition: {e}")))?;
+            let mut offset = 0;
+            for (key, rows) in &groups {
+                let part = ordered.slice(offset, rows.len());
+                offset += rows.len();
+                let written = self
+                    .writer
+                    .write(&self.head.metadata, self.partitioner.tuple(*key), std::slice::from_ref(&part))
+                    .await
+                    .map_err(|source| MaterializeError::Iceberg {
+                        entity: self.entity.clone(),
+                        what: "writing data files",
+                        source,
+                    })?;
+                files.extend(written);
+            }
+            ordered
         } else {
-            Vec::new()
+            upserts.clone()
         };
+        let upserts = &upserts;
         lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
             .await
             .map_err(|e| invalid(format!("syncing data files: {e}")))?;
@@ -226,7 +270,12 @@ impl Materializer {
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
         let mut kept: HashSet<(String, i64)> = HashSet::new();
         let mut old: Vec<(String, i64)> = Vec::new();
+        // The partition of every data file a delete points into: for the rows
+        // replaced or deleted, from their values (the same transform the writer
+        // used); for this snapshot's new files, from their entries.
+        let mut partition_of: HashMap<String, Struct> = HashMap::new();
         for b in &changes.batches {
+            let keys = self.partitioner.keys(&b.rows).map_err(&invalid)?;
             let file = b.rows.column_by_name(SILVER_FILE).map(|c| c.as_string::<i32>().clone());
             let pos = b.rows.column_by_name(SILVER_POS).map(|c| c.as_primitive::<Int64Type>().clone());
             let (Some(file), Some(pos)) = (file, pos) else {
@@ -241,7 +290,22 @@ impl Materializer {
                     Some(RowKind::Insert | RowKind::UpdateAfter) => {
                         kept.insert(loc);
                     }
-                    Some(RowKind::UpdateBefore | RowKind::Delete) => old.push(loc),
+                    Some(RowKind::UpdateBefore | RowKind::Delete) => {
+                        let tuple = self.partitioner.tuple(keys[i]);
+                        match partition_of.get(&loc.0) {
+                            Some(p) if *p != tuple => {
+                                return Err(invalid(format!(
+                                    "store snapshot {n}: rows of Silver file {} compute to partitions {p:?} and {tuple:?}",
+                                    loc.0
+                                )));
+                            }
+                            Some(_) => {}
+                            None => {
+                                partition_of.insert(loc.0.clone(), tuple);
+                            }
+                        }
+                        old.push(loc)
+                    }
                     None => return Err(invalid(format!("store snapshot {n}: bad row kind {}", b.kinds.value(i)))),
                 }
             }
@@ -252,6 +316,7 @@ impl Materializer {
         let before = doomed.len() as u64;
         for f in &data_files {
             let path = f.file_path();
+            partition_of.insert(path.to_string(), f.partition().clone());
             doomed.extend((0..f.record_count() as i64).map(|p| (path.to_string(), p)).filter(|l| !kept.contains(l)));
         }
         // New rows that lost to a newer version are added and deleted in the same commit.
@@ -262,7 +327,10 @@ impl Materializer {
             doomed
                 .iter()
                 .filter(|(p, _)| seen.insert(p.clone()))
-                .map(|(p, _)| ReferencedFile::new(p.clone(), Struct::empty()))
+                .map(|(p, _)| {
+                    let partition = partition_of.get(p).cloned().unwrap_or_else(|| self.partitioner.tuple(None));
+                    ReferencedFile::new(p.clone(), partition)
+                })
                 .collect()
         };
         if data_files.is_empty() && doomed.is_empty() {
