@@ -358,3 +358,31 @@ async fn a_partitioned_silver_table_writes_files_and_deletes_per_month() {
     del_months.sort();
     assert_eq!(del_months, [Some(672), Some(673)]);
 }
+
+/// Another writer of the entity (a rejects replay, a second shard) committed a
+/// store snapshot and has not materialised it yet when this writer commits the
+/// next one: Silver gets both, in store order, never the later one alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_snapshot_of_another_writer_is_materialised_before_the_next() {
+    let f = fixture().await;
+    let mut m = f.open().await;
+    let none = f.deletes(&[]);
+    m.apply(&f.rows(&[(1, "ann", 10), (2, "bob", 10)]), &none, BTreeMap::new()).await.unwrap();
+
+    // The other writer: the store commit alone (its Silver commit still to come).
+    let mut write = m.store().new_write().unwrap();
+    write.write_json(&serde_json::json!({"id": 1, "_seq": 40}), changelog_store::RowKind::Delete).unwrap();
+    let messages = write.prepare_commit().unwrap();
+    let props = BTreeMap::from([("lakehouse.silver.files".to_string(), "[]".to_string())]);
+    m.store().new_committer("lakehouse-replay").commit(1, messages, Some(props)).unwrap();
+
+    let done = m.apply(&f.rows(&[(3, "cid", 50)]), &none, BTreeMap::new()).await.unwrap();
+    assert_eq!(done.commit.as_ref().unwrap().rows, 1);
+    let want = expect(&[(2, "bob", 10), (3, "cid", 50)]);
+    assert_eq!(f.silver().await, want, "the other writer's delete of 1 reached Silver first");
+    assert_eq!(f.store(&m), want);
+    // The other writer now materialises its snapshot: Silver has it already, nothing changes.
+    let mut other = f.open().await;
+    assert!(other.recover().await.unwrap().is_empty());
+    assert_eq!(f.silver().await, want);
+}

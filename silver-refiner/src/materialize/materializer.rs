@@ -71,6 +71,19 @@ pub struct Materializer {
     store_schema: SchemaRef,
     head: LoadedTable,
     partitioner: Partitioner,
+    /// Store snapshots known to change Silver (true) or not (false), for the
+    /// order check of [`Materializer::materialize`].
+    touches: HashMap<i64, bool>,
+}
+
+/// What materialising one store snapshot commits to Silver.
+struct Plan {
+    data_files: Vec<DataFile>,
+    doomed: Vec<(String, i64)>,
+    targets: Vec<ReferencedFile>,
+    /// New rows that stay visible.
+    rows: u64,
+    summary: HashMap<String, String>,
 }
 
 impl Materializer {
@@ -137,6 +150,7 @@ impl Materializer {
             store_schema,
             head,
             partitioner,
+            touches: HashMap::new(),
         })
     }
 
@@ -169,9 +183,9 @@ impl Materializer {
         let Some(latest) = self.store.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
         let from = self.materialized().unwrap_or(0) + 1;
         let mut out = Vec::new();
-        for n in from..=latest.id {
-            tracing::info!(entity = %self.entity, store_snapshot = n, "materialising a store snapshot Silver lacks");
-            out.push(self.materialize(n).await?);
+        if from <= latest.id {
+            tracing::info!(entity = %self.entity, from, to = latest.id, "materialising store snapshots Silver lacks");
+            out = self.materialize_through(latest.id).await?;
         }
         Ok(out)
     }
@@ -257,13 +271,78 @@ impl Materializer {
             _ => None,
         };
         let snapshot = snapshot.ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
-        // 3. Silver follows the store.
-        self.materialize(snapshot).await
+        // 3. Silver follows the store (and any store snapshot of another writer before it).
+        let mut done = self.materialize_through(snapshot).await?;
+        Ok(done.pop().filter(|s| s.store_snapshot == snapshot).unwrap_or(Silvered {
+            store_snapshot: snapshot,
+            commit: None,
+            deleted: 0,
+        }))
     }
 
-    /// Brings Silver to store snapshot `n` (which must follow what Silver has).
-    async fn materialize(&mut self, n: i64) -> Result<Silvered, MaterializeError> {
-        let started = Instant::now();
+    /// Materialises every store snapshot after Silver's up to `n`, in order.
+    /// Another writer of the same entity (a `lakehouse rejects replay`, a second
+    /// shard) may commit to the store and to Silver concurrently: a commit that
+    /// finds Silver already past its snapshot, or lacking an earlier one, is
+    /// fenced by the catalog's compare-and-swap check; the head is then reloaded
+    /// and the missing snapshots are materialised from there. Materialising a
+    /// store snapshot is deterministic (the store alone decides it), so it does
+    /// not matter which writer commits it.
+    async fn materialize_through(&mut self, n: i64) -> Result<Vec<Silvered>, MaterializeError> {
+        let mut out = Vec::new();
+        for _attempt in 0..32 {
+            let from = self.materialized().unwrap_or(0) + 1;
+            let mut fenced = false;
+            for k in from..=n {
+                match self.materialize(k).await {
+                    Ok(s) => out.push(s),
+                    Err(MaterializeError::Commit(CommitError::Fenced { reason, .. })) => {
+                        tracing::info!(entity = %self.entity, store_snapshot = k, %reason,
+                            "another writer moved Silver; reloading and materialising from its head");
+                        self.head = self.committer.catalog().require_table(&self.head.name).await?;
+                        fenced = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !fenced {
+                return Ok(out);
+            }
+        }
+        Err(MaterializeError::Invalid {
+            entity: self.entity.clone(),
+            message: format!("Silver did not settle at store snapshot {n} after 32 attempts (concurrent writers?)"),
+        })
+    }
+
+    /// Whether materialising store snapshot `k` commits anything to Silver.
+    fn touches_silver(&mut self, k: i64) -> Result<bool, MaterializeError> {
+        if let Some(t) = self.touches.get(&k) {
+            return Ok(*t);
+        }
+        let t = self.plan(k)?.is_some();
+        self.touches.insert(k, t);
+        Ok(t)
+    }
+
+    /// The newest store snapshot before `n` that changes Silver (0: none). Silver
+    /// must record at least that one before `n` may be committed. A snapshot
+    /// the store no longer has (expired) ends the search: Silver had it long ago.
+    fn floor(&mut self, n: i64) -> i64 {
+        let mut k = n - 1;
+        while k >= 1 {
+            match self.touches_silver(k) {
+                Ok(true) => return k,
+                Ok(false) => k -= 1,
+                Err(_) => return 0,
+            }
+        }
+        0
+    }
+
+    /// What store snapshot `n` changes in Silver; `None` when nothing.
+    fn plan(&self, n: i64) -> Result<Option<Plan>, MaterializeError> {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
         let changes = self.store.change_batches(n).map_err(self.store_err())?;
         let props = changes.properties.clone().unwrap_or_default();
@@ -321,7 +400,6 @@ impl Materializer {
         }
         // New rows that lost to a newer version are added and deleted in the same commit.
         let rows = written - (doomed.len() as u64 - before);
-        let deleted = doomed.len() as u64;
         let targets: Vec<ReferencedFile> = {
             let mut seen = HashSet::new();
             doomed
@@ -334,14 +412,33 @@ impl Materializer {
                 .collect()
         };
         if data_files.is_empty() && doomed.is_empty() {
-            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+            return Ok(None);
         }
-        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
         let mut summary: HashMap<String, String> =
             props.iter().filter(|(k, _)| k.as_str() != FILES_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
         summary.insert(STORE_SNAPSHOT_KEY.to_string(), n.to_string());
+        Ok(Some(Plan { data_files, doomed, targets, rows, summary }))
+    }
+
+    /// Commits store snapshot `n` to Silver. The check, run on every head the
+    /// commit tries, fences it when Silver already has `n` (another writer
+    /// materialised it) or lacks the newest earlier snapshot that changes Silver.
+    async fn materialize(&mut self, n: i64) -> Result<Silvered, MaterializeError> {
+        let started = Instant::now();
+        let plan = self.plan(n)?;
+        self.touches.retain(|k, _| *k + 64 >= n);
+        self.touches.insert(n, plan.is_some());
+        let Some(Plan { data_files, doomed, targets, rows, summary }) = plan else {
+            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+        };
+        let floor = self.floor(n);
+        let deleted = doomed.len() as u64;
+        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
         let check = move |head: &TableMetadata| match recorded(head) {
             Some(m) if m >= n => Err(Fenced(format!("Silver already has store snapshot {m}, this commit is {n}"))),
+            m if m.unwrap_or(0) < floor => Err(Fenced(format!(
+                "Silver records store snapshot {m:?} but lacks {floor}, which this commit ({n}) follows"
+            ))),
             _ => Ok(summary.clone()),
         };
         let done = self.committer.commit(&self.head, Operation::RowDelta { data_files, delete_files }, &check).await?;
