@@ -59,6 +59,7 @@ pub mod materialize;
 pub mod refine;
 mod reject;
 pub mod rejects;
+pub mod replay;
 pub mod stage;
 mod value;
 

@@ -56,49 +56,49 @@ pub struct RunSummary {
 
 /// Where a change came from.
 #[derive(Debug, Clone)]
-struct Lineage {
-    seq: i64,
-    bronze_snapshot: i64,
-    topic: Option<String>,
-    partition: Option<i32>,
-    offset: Option<i64>,
-    op: Option<String>,
-    record_hash: Option<String>,
+pub(crate) struct Lineage {
+    pub(crate) seq: i64,
+    pub(crate) bronze_snapshot: i64,
+    pub(crate) topic: Option<String>,
+    pub(crate) partition: Option<i32>,
+    pub(crate) offset: Option<i64>,
+    pub(crate) op: Option<String>,
+    pub(crate) record_hash: Option<String>,
 }
 
 impl Lineage {
     /// Source order, the Kafka offset breaking ties.
-    fn order(&self) -> (i64, i64) {
+    pub(crate) fn order(&self) -> (i64, i64) {
         (self.seq, self.offset.unwrap_or(i64::MIN))
     }
 }
 
-enum Pend {
+pub(crate) enum Pend {
     Upsert(RefinedRow, Lineage),
     Delete(Vec<Value>, Lineage),
 }
 
 impl Pend {
-    fn lineage(&self) -> &Lineage {
+    pub(crate) fn lineage(&self) -> &Lineage {
         match self {
             Pend::Upsert(_, l) | Pend::Delete(_, l) => l,
         }
     }
 }
 
-struct Entity {
-    refiner: Refiner,
-    name: String,
+pub(crate) struct Entity {
+    pub(crate) refiner: Refiner,
+    pub(crate) name: String,
     version: i32,
-    bronze: TableName,
-    materializer: Materializer,
+    pub(crate) bronze: TableName,
+    pub(crate) materializer: Materializer,
     schema: SchemaRef,
     /// The Bronze snapshot committed (to the store) as consumed.
-    position: Option<i64>,
+    pub(crate) position: Option<i64>,
     /// The Bronze snapshot the in-flight batch reads up to.
     upto: Option<i64>,
     /// Newest change per key (the key's `Debug` form).
-    changes: HashMap<String, Pend>,
+    pub(crate) changes: HashMap<String, Pend>,
     truncate: Option<Lineage>,
     rejects: Vec<RejectRow>,
     /// Bronze rows and snapshots in the batch (what the batch policy counts).
@@ -110,7 +110,7 @@ struct Entity {
 }
 
 /// Columns of Bronze the refiner reads.
-const BRONZE_COLUMNS: &[&str] = &[
+pub(crate) const BRONZE_COLUMNS: &[&str] = &[
     "key",
     "value",
     "op",
@@ -146,13 +146,20 @@ impl Refinery {
         let rejects = Rejects::open(catalog.clone(), &config.silver.namespace).await?;
         let mut entities = Vec::new();
         for contract in contracts.into_vec() {
-            entities.push(Self::open_entity(&config, &catalog, contract).await?);
+            entities.push(Self::open_entity(&config, &catalog, contract, None).await?);
         }
         tracing::info!(entities = entities.len(), "silver-refiner started");
         Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default() })
     }
 
-    async fn open_entity(config: &Config, catalog: &SqlCatalog, contract: Contract) -> Result<Entity, RefineError> {
+    /// Opens one entity's store and Silver tables (creating them where absent)
+    /// under `commit_user`, and brings Silver up to the store.
+    pub(crate) async fn open_entity(
+        config: &Config,
+        catalog: &SqlCatalog,
+        contract: Contract,
+        commit_user: Option<String>,
+    ) -> Result<Entity, RefineError> {
         let name = contract.name().to_string();
         let invalid = |message: String| RefineError::Entity { entity: name.clone(), message };
         let bronze: TableName = contract.source().parse().map_err(|e| invalid(format!("source: {e}")))?;
@@ -169,7 +176,7 @@ impl Refinery {
             &key,
             contract.partition(),
             store_path,
-            format!("silver-refiner-{name}"),
+            commit_user.unwrap_or_else(|| format!("silver-refiner-{name}")),
         )
         .await?;
         let recovered = materializer.recover().await?;
@@ -259,14 +266,26 @@ impl Refinery {
                     before.insert(BRONZE_POSITION_KEY.to_string(), p.to_string());
                 }
                 let empty = RecordBatch::new_empty(e.schema.clone());
-                let s = e.materializer.apply(&empty, &deletes, before).await?;
+                let s = match e.materializer.apply(&empty, &deletes, before).await {
+                    Err(err) if is_store_conflict(&err) => {
+                        e.discard(&err);
+                        continue;
+                    }
+                    other => other?,
+                };
                 tracing::info!(entity = %e.name, rows = keys.num_rows(), "truncate: every row of the entity deleted");
                 self.summary.deleted += s.deleted;
                 done.extend(s.commit);
             }
             let changes = std::mem::take(&mut e.changes);
             let (upserts, deletes) = e.batches(changes)?;
-            let silvered = e.materializer.apply(&upserts, &deletes, position).await?;
+            let silvered = match e.materializer.apply(&upserts, &deletes, position).await {
+                Err(err) if is_store_conflict(&err) => {
+                    e.discard(&err);
+                    continue;
+                }
+                other => other?,
+            };
             self.summary.upserted += upserts.num_rows() as u64;
             self.summary.deleted += silvered.deleted;
             self.summary.bronze_rows += e.bronze_rows;
@@ -302,7 +321,28 @@ impl Refinery {
     }
 }
 
+/// Another writer (a `lakehouse rejects replay`) committed to the same store
+/// buckets since this batch's write began.
+fn is_store_conflict(e: &MaterializeError) -> bool {
+    matches!(e, MaterializeError::Store { source: changelog_store::Error::Conflict { .. }, .. })
+}
+
 impl Entity {
+    /// Drops the in-flight batch after a store conflict: the next poll reads
+    /// the same Bronze snapshots again from the committed position (its rejects
+    /// are in already and are not added twice; the data files it wrote stay
+    /// unreferenced, for orphan cleanup).
+    fn discard(&mut self, why: &MaterializeError) {
+        tracing::warn!(entity = %self.name, error = %why, position = ?self.position,
+            "another writer committed to the store; the batch is discarded and read again");
+        self.changes.clear();
+        self.truncate = None;
+        self.upto = None;
+        self.work = 0;
+        self.bronze_rows = 0;
+        self.newest_ms = None;
+    }
+
     /// Takes one Bronze batch into the in-flight changes; returns the rows read.
     fn take(&mut self, b: &RecordBatch, snapshot: i64) -> usize {
         let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
@@ -370,7 +410,7 @@ impl Entity {
     }
 
     /// Keeps the newest change of a key (source order, then Kafka offset).
-    fn offer(&mut self, key: String, change: Pend) {
+    pub(crate) fn offer(&mut self, key: String, change: Pend) {
         if self.truncate.as_ref().is_some_and(|t| t.order() > change.lineage().order()) {
             return; // older than a truncate in this batch
         }
@@ -383,7 +423,7 @@ impl Entity {
     }
 
     /// The batch's upserts (Silver schema) and deletes (key columns + `_seq`).
-    fn batches(&self, changes: HashMap<String, Pend>) -> Result<(RecordBatch, RecordBatch), RefineError> {
+    pub(crate) fn batches(&self, changes: HashMap<String, Pend>) -> Result<(RecordBatch, RecordBatch), RefineError> {
         let invalid = |message: String| RefineError::Entity { entity: self.name.clone(), message };
         let mut builder = self.refiner.batch_builder(changes.len());
         let mut lineages = Vec::new();

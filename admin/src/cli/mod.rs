@@ -1,6 +1,7 @@
 //! The `lakehouse` admin CLI.
 
 mod inspect;
+mod rejects;
 mod render;
 mod store;
 
@@ -69,6 +70,9 @@ enum Command {
     /// Changelog-store tables (Paimon layout under a warehouse directory): create,
     /// write, scan, changelog, snapshots, compact, expire, remove-orphan-files.
     Store(store::StoreArgs),
+    /// Records silver-refiner rejected (`silver._rejects`): list them, replay them
+    /// through the current contract. Reads the refiner's config (`--config`).
+    Rejects(rejects::RejectsArgs),
 }
 
 /// Entry point of the `lakehouse` binary.
@@ -127,6 +131,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Store(args) = &cli.command {
         return store::run(args.clone());
     }
+    if let Command::Rejects(args) = &cli.command {
+        return rejects::run(args.clone(), cli.config.as_deref(), cli.catalog_url.as_deref(), cli.warehouse.as_deref())
+            .await;
+    }
     let catalog = lakehouse::catalog::SqlCatalog::connect(&admin_config(&cli)?).await?;
     match cli.command {
         Command::Tables { namespace, json } => inspect::tables(&catalog, namespace.as_deref(), json).await,
@@ -136,6 +144,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             inspect::scan(&catalog, &table.parse()?, snapshot_id, as_of.as_deref(), limit, &columns, json).await
         }
         Command::Generate(_) => unreachable!("handled above"),
-        Command::Store(_) => unreachable!("handled above"),
+        Command::Store(_) | Command::Rejects(_) => unreachable!("handled above"),
     }
 }
