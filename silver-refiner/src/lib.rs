@@ -54,6 +54,7 @@ pub mod decode;
 pub mod envelope;
 #[cfg(test)]
 mod fixtures;
+pub mod infer;
 pub mod lineage;
 pub mod materialize;
 pub mod refine;
