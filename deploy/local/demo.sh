@@ -92,5 +92,11 @@ sys.exit(1 if bad else 0)
 PY
 printf '  refined in %ss; run summary: %s\n' "$elapsed" "$(tr -d '\n ' < "$RUN_DIR/silver-summary.json")"
 echo
+echo "Rejected records (silver._rejects; 'lakehouse rejects list <entity>' shows them):"
+for t in customers products orders order_items; do
+  n=$("$BIN/lakehouse" --config "$RUN_DIR/demo.toml" rejects list "$t" --json --limit 0 | wc -l)
+  printf '  %-18s %s\n' "$t" "$n"
+done
+echo
 echo "Explore: $BIN/lakehouse scan bronze.orders --limit 5"
 echo "         $BIN/lakehouse scan silver.orders --limit 5"

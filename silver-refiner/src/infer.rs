@@ -210,7 +210,7 @@ impl Inference {
             let ty = c.ty.expect("filtered to typed fields");
             let name = name_of(c);
             let _ = writeln!(out, "\n[[column]]\nname = {}", quote(&name));
-            let mut note = format!("{}", c.connect);
+            let mut note = c.connect.clone();
             if c.connect.contains("VariableScaleDecimal") {
                 note.push_str("; scale varies per value: check precision and scale");
             }

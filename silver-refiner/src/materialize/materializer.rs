@@ -360,7 +360,7 @@ impl Materializer {
             let (Some(file), Some(pos)) = (file, pos) else {
                 return Err(invalid(format!("store snapshot {n} has no location columns")));
             };
-            for i in 0..b.rows.num_rows() {
+            for (i, key) in keys.iter().enumerate() {
                 if file.is_null(i) || pos.is_null(i) {
                     continue; // a delete of a key Silver never had
                 }
@@ -370,7 +370,7 @@ impl Materializer {
                         kept.insert(loc);
                     }
                     Some(RowKind::UpdateBefore | RowKind::Delete) => {
-                        let tuple = self.partitioner.tuple(keys[i]);
+                        let tuple = self.partitioner.tuple(*key);
                         match partition_of.get(&loc.0) {
                             Some(p) if *p != tuple => {
                                 return Err(invalid(format!(
