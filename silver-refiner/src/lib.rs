@@ -61,6 +61,7 @@ pub mod refine;
 mod reject;
 pub mod rejects;
 pub mod replay;
+pub mod shard;
 pub mod stage;
 mod value;
 

@@ -95,6 +95,9 @@ pub(crate) struct Entity {
     schema: SchemaRef,
     /// The Bronze snapshot committed (to the store) as consumed.
     pub(crate) position: Option<i64>,
+    /// The store property holding `position` (per shard when sharded).
+    position_key: String,
+    shard: Option<crate::shard::Shard>,
     /// The Bronze snapshot the in-flight batch reads up to.
     upto: Option<i64>,
     /// Newest change per key (the key's `Debug` form).
@@ -168,6 +171,32 @@ impl Refinery {
             contract.columns().iter().map(|c| (c.name().to_string(), c.ty())).collect();
         let key: Vec<String> = contract.key_columns().map(|c| c.name().to_string()).collect();
         let store_path = config.silver.store.join(format!("{}.db", config.silver.namespace)).join(&name);
+        let shard = config.silver.shard();
+        let position_key = match shard {
+            Some(s) => format!("{BRONZE_POSITION_KEY}.{}", s.suffix()),
+            None => BRONZE_POSITION_KEY.to_string(),
+        };
+        if shard.is_some() {
+            for c in contract.key_columns() {
+                if !matches!(
+                    c.ty(),
+                    ColumnType::Boolean
+                        | ColumnType::Int
+                        | ColumnType::Long
+                        | ColumnType::Date
+                        | ColumnType::Time
+                        | ColumnType::String
+                        | ColumnType::Uuid
+                        | ColumnType::Binary
+                ) {
+                    return Err(invalid(format!(
+                        "sharding by a {} key column ({}) is not supported",
+                        c.ty(),
+                        c.name()
+                    )));
+                }
+            }
+        }
         let mut materializer = Materializer::open(
             catalog.clone(),
             TableName::new(config.silver.namespace.clone(), name.clone()),
@@ -175,18 +204,36 @@ impl Refinery {
             &types,
             &key,
             contract.partition(),
+            config.silver.buckets,
             store_path,
-            commit_user.unwrap_or_else(|| format!("silver-refiner-{name}")),
+            commit_user.unwrap_or_else(|| match shard {
+                Some(s) => format!("silver-refiner-{name}-{}", s.suffix()),
+                None => format!("silver-refiner-{name}"),
+            }),
         )
         .await?;
         let recovered = materializer.recover().await?;
         if !recovered.is_empty() {
             tracing::warn!(entity = %name, snapshots = recovered.len(), "Silver was behind the store; caught up");
         }
-        let position = materializer
-            .store_position()?
-            .and_then(|p| p.get(BRONZE_POSITION_KEY).cloned())
-            .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {BRONZE_POSITION_KEY} {v:?}"))))
+        if let Some(s) = shard {
+            let buckets = materializer.store().info().options.bucket;
+            if buckets < s.count as i32 {
+                return Err(invalid(format!(
+                    "shard {s} of a store table with {buckets} buckets: it needs at least {}",
+                    s.count
+                )));
+            }
+        }
+        // The newest store snapshot carrying this refiner's position (other
+        // shards' and replays' snapshots may follow it).
+        let snapshots =
+            materializer.store().snapshots().map_err(|e| invalid(format!("listing store snapshots: {e}")))?;
+        let position = snapshots
+            .iter()
+            .rev()
+            .find_map(|s| s.properties.as_ref().and_then(|p| p.get(&position_key).cloned()))
+            .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {position_key} {v:?}"))))
             .transpose()?;
         tracing::info!(entity = %name, bronze = %bronze, position = ?position, "positioned at the store's Bronze snapshot");
         Ok(Entity {
@@ -197,6 +244,8 @@ impl Refinery {
             materializer,
             schema,
             position,
+            position_key,
+            shard,
             upto: None,
             changes: HashMap::new(),
             truncate: None,
@@ -257,13 +306,13 @@ impl Refinery {
             if let Some(c) = self.rejects.commit(&e.name, upto, &rows).await? {
                 done.push(c);
             }
-            let position = BTreeMap::from([(BRONZE_POSITION_KEY.to_string(), upto.to_string())]);
+            let position = BTreeMap::from([(e.position_key.clone(), upto.to_string())]);
             if let Some(t) = e.truncate.take() {
                 let keys = e.store_keys()?;
                 let deletes = e.deletes_batch(&keys, t.seq)?;
                 let mut before = BTreeMap::new();
                 if let Some(p) = e.position {
-                    before.insert(BRONZE_POSITION_KEY.to_string(), p.to_string());
+                    before.insert(e.position_key.clone(), p.to_string());
                 }
                 let empty = RecordBatch::new_empty(e.schema.clone());
                 let s = match e.materializer.apply(&empty, &deletes, before).await {
@@ -372,10 +421,16 @@ impl Entity {
             };
             match change_of(&self.refiner, str_at(&key, i), str_at(&value, i)) {
                 Ok(Change::Upsert(row)) => {
+                    if !self.owns(self.refiner.row_key(&row)) {
+                        continue;
+                    }
                     let k = format!("{:?}", self.refiner.row_key(&row));
                     self.offer(k, Pend::Upsert(row, lineage));
                 }
                 Ok(Change::Delete(key)) => {
+                    if !self.owns(key.iter()) {
+                        continue;
+                    }
                     // The same `Debug` form as `row_key`'s `Vec<&Value>` gives.
                     let k = format!("{key:?}");
                     self.offer(k, Pend::Delete(key, lineage));
@@ -388,6 +443,7 @@ impl Entity {
                     }
                 }
                 Ok(Change::Nothing) => {}
+                Err(_) if self.shard.is_some_and(|s| !s.records_rejects()) => {}
                 Err(r) => self.rejects.push(RejectRow {
                     entity: self.name.clone(),
                     rule: r.rule.to_string(),
@@ -407,6 +463,17 @@ impl Entity {
         self.work += b.num_rows();
         self.bronze_rows += b.num_rows() as u64;
         b.num_rows()
+    }
+
+    /// Whether this refiner owns the store bucket of `key` (always, unsharded).
+    fn owns<'v>(&self, key: impl IntoIterator<Item = &'v Value>) -> bool {
+        let Some(shard) = self.shard else { return true };
+        let datums: Result<Vec<_>, _> = key.into_iter().map(crate::shard::datum).collect();
+        match datums {
+            Ok(d) => shard.owns_bucket(self.materializer.store().info().bucket_of_key(&d)),
+            // Checked at open: every key column type has a datum.
+            Err(_) => shard.records_rejects(),
+        }
     }
 
     /// Keeps the newest change of a key (source order, then Kafka offset).
@@ -470,9 +537,21 @@ impl Entity {
                     arrow_cast::cast(c, f.data_type()).map_err(|e| e.to_string())
                 })
                 .collect();
-            parts.push(
-                RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?,
-            );
+            let part =
+                RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?;
+            // A shard truncates the keys of its own buckets.
+            let part = match self.shard {
+                None => part,
+                Some(shard) => {
+                    let info = self.materializer.store().info();
+                    let mask: Result<Vec<bool>, String> = (0..part.num_rows())
+                        .map(|i| crate::shard::datums_at(&part, i).map(|d| shard.owns_bucket(info.bucket_of_key(&d))))
+                        .collect();
+                    let mask = arrow_array::BooleanArray::from(mask.map_err(&invalid)?);
+                    arrow_select::filter::filter_record_batch(&part, &mask).map_err(|e| invalid(e.to_string()))?
+                }
+            };
+            parts.push(part);
         }
         arrow_select_concat(&schema, &parts).map_err(invalid)
     }

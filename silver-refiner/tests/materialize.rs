@@ -62,6 +62,7 @@ impl Fixture {
             &self.types,
             &["id".to_string()],
             None,
+            2,
             self.store_path.clone(),
             "test-refiner".into(),
         )
@@ -254,6 +255,7 @@ async fn a_partitioned_silver_table_writes_files_and_deletes_per_month() {
         &types,
         &["id".to_string()],
         contract.partition(),
+        2,
         dir.path().join("store/silver.db/orders"),
         "test-refiner".into(),
     )

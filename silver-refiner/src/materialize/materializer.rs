@@ -98,6 +98,7 @@ impl Materializer {
         types: &BTreeMap<String, ColumnType>,
         key: &[String],
         partition: Option<&Partition>,
+        buckets: usize,
         store_path: PathBuf,
         commit_user: String,
     ) -> Result<Self, MaterializeError> {
@@ -132,11 +133,25 @@ impl Materializer {
             );
         }
         let store_err = |source| MaterializeError::Store { entity: entity.clone(), source };
-        let store = if store_path.join("schema").exists() {
-            Table::open(&store_path).map_err(store_err)?
-        } else {
-            let spec = store_spec(&schema, types, key, 2).map_err(invalid)?;
-            Table::create(&store_path, spec).map_err(store_err)?
+        // Another refiner of the entity (a shard) may be creating the table right
+        // now: a half-created table is opened again shortly, a lost create is opened.
+        let mut attempt = 0;
+        let store = loop {
+            let tried = if store_path.join("schema").exists() {
+                Table::open(&store_path)
+            } else {
+                let spec = store_spec(&schema, types, key, buckets).map_err(&invalid)?;
+                Table::create(&store_path, spec)
+            };
+            match tried {
+                Ok(t) => break t,
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(entity = %entity, error = %e, "store table not ready; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(store_err(e)),
+            }
         };
         let store_schema = changelog_store::data::arrow_conv::row_schema(store.info());
         Ok(Self {
