@@ -369,3 +369,30 @@ pub fn json_rows(topic: &str, from: i64, to: i64) -> RecordBatch {
     }
     b.finish()
 }
+
+/// Reads a Silver table with pyiceberg and DuckDB (`tests/interop/silver_read.py`):
+/// its rows sorted by `key`, DuckDB's count and distinct keys, partitions and delete files.
+pub fn pyiceberg_silver(lake: &Lake, table: &str, key: &str) -> serde_json::Value {
+    let python = std::env::var("LAKEHOUSE_TEST_PYTHON").expect("LAKEHOUSE_TEST_PYTHON (set by tests/run.sh)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/silver_read.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--uri", &lake.sqlalchemy_url(), "--name", &lake.catalog.name, "--table", table, "--key", key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pyiceberg read of {table} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+}
+
+/// Days since 1970-01-01 of an ISO `YYYY-MM-DD` date (as pyiceberg prints dates).
+pub fn iso_days(date: &str) -> i64 {
+    let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().unwrap());
+    let (y, m, d) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    // Days from civil (proleptic Gregorian).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

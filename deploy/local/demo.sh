@@ -150,6 +150,12 @@ for t,v in r.items():
 sys.exit(1 if bad else 0)' || die "Gold differs from DuckDB over Silver"
 printf '  all three workers done after %ss; Gold run summary: %s\n' "$SECONDS" "$(tr -d '\n ' < "$RUN_DIR/gold-summary.json")"
 echo
+echo "Rejected records (silver._rejects; 'lakehouse rejects list <entity>' shows them):"
+for t in customers products orders order_items; do
+  n=$("$BIN/lakehouse" --config "$RUN_DIR/demo.toml" rejects list "$t" --json --limit 0 | wc -l)
+  printf '  %-18s %s\n' "$t" "$n"
+done
+echo
 echo "Explore: $BIN/lakehouse scan bronze.orders --limit 5"
 echo "         $BIN/lakehouse scan silver.orders --limit 5"
 echo "         $BIN/lakehouse scan gold.order_status_daily --limit 5"

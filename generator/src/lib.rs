@@ -8,7 +8,7 @@
 mod model;
 mod produce;
 
-pub use model::{Generator, Op, TABLES, with_schema};
+pub use model::{Delivery, Event, Faults, Generator, Op, TABLES, with_schema};
 pub use produce::{GenerateArgs, TopicTruth, Truth, md5_sum64, run};
 
 /// Producer settings for the load generator and tests.

@@ -1,4 +1,18 @@
 //! The commerce model and its event stream (no I/O here).
+//!
+//! With [`Faults`], the stream also carries what a real pipeline meets: bad
+//! records (malformed JSON, a wrong JSON type, a rule violation, an unknown
+//! op), duplicated deliveries of an earlier change and late (out-of-order)
+//! deliveries of a change after a newer one of the same key. None of them
+//! changes the source's state: [`Generator::live_rows`] stays the expected
+//! final state per key, and [`Generator::expected_rejects`] counts the bad
+//! records by the rule the commerce contracts reject them with. A duplicate or
+//! late change of a key is only ever delivered while the key is live (a delete
+//! first flushes the key's held-back changes), so no older version can follow
+//! a delete in delivery order. Faults draw from their own random stream: a
+//! seed's stream without faults is unchanged.
+
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
@@ -24,6 +38,10 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
     fn pick<'a>(&mut self, xs: &'a [&'a str]) -> &'a str {
         xs[self.below(xs.len() as u64) as usize]
     }
@@ -35,6 +53,19 @@ pub enum Op {
     Update,
     Delete,
     Tombstone,
+    /// A bad record (see [`Event::reject_rule`]); it changes nothing.
+    Bad,
+}
+
+/// How a message relates to the source's change stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The change, in source order.
+    InOrder,
+    /// The change, delivered after a newer change of the same key.
+    Late,
+    /// A second delivery of an earlier change.
+    Duplicate,
 }
 
 /// One message to produce.
@@ -45,6 +76,25 @@ pub struct Event {
     pub key: Value,
     /// `None` for a tombstone.
     pub value: Option<Value>,
+    /// Sent as this text instead of `value` (malformed JSON, on purpose).
+    pub raw: Option<String>,
+    pub delivery: Delivery,
+    /// For [`Op::Bad`]: the rule the commerce contract rejects it by.
+    pub reject_rule: Option<&'static str>,
+}
+
+/// Shares (0..1) of bad, duplicated and late messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    pub bad: f64,
+    pub duplicate: f64,
+    pub out_of_order: f64,
+}
+
+impl Faults {
+    pub fn any(&self) -> bool {
+        self.bad > 0.0 || self.duplicate > 0.0 || self.out_of_order > 0.0
+    }
 }
 
 const FIRST: &[&str] = &["Anne", "Sally", "George", "Edward", "Maria", "Wei", "Aisha", "Jonas", "Priya", "Lucas"];
@@ -63,6 +113,17 @@ pub struct Generator {
     tx: i64,
     lsn: i64,
     pending_tombstone: Option<(usize, Value)>,
+    faults: Faults,
+    fault_rng: Rng,
+    /// Messages to deliver before anything new.
+    ready: VecDeque<Event>,
+    /// Held-back changes and the message count at which they are delivered.
+    delayed: Vec<(u64, Event)>,
+    /// Recent changes, for duplicates.
+    recent: VecDeque<Event>,
+    delivered: u64,
+    bad_seq: i64,
+    rejects: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
 impl Generator {
@@ -75,6 +136,173 @@ impl Generator {
             tx: 500,
             lsn: 24_023_128,
             pending_tombstone: None,
+            faults: Faults::default(),
+            fault_rng: Rng::new(seed ^ 0x5EED_FA17),
+            ready: VecDeque::new(),
+            delayed: Vec::new(),
+            recent: VecDeque::new(),
+            delivered: 0,
+            bad_seq: 0,
+            rejects: BTreeMap::new(),
+        }
+    }
+
+    /// A generator whose stream carries `faults` (module docs).
+    pub fn with_faults(seed: u64, faults: Faults) -> Self {
+        Self { faults, ..Self::new(seed) }
+    }
+
+    /// The live rows of every table (the expected final state): table → rows, by id.
+    pub fn live_rows(&self) -> BTreeMap<&'static str, Vec<Value>> {
+        TABLES
+            .iter()
+            .enumerate()
+            .map(|(t, name)| {
+                let mut rows: Vec<(i64, Value)> = self.live[t].clone();
+                rows.sort_by_key(|r| r.0);
+                (*name, rows.into_iter().map(|r| r.1).collect())
+            })
+            .collect()
+    }
+
+    /// Bad records produced so far: table → rule → count.
+    pub fn expected_rejects(&self) -> &BTreeMap<&'static str, BTreeMap<&'static str, u64>> {
+        &self.rejects
+    }
+
+    /// The held-back changes not delivered yet (deliver them after the last
+    /// [`Generator::next_event`], or the stream misses them).
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out: Vec<Event> = self.ready.drain(..).collect();
+        self.delayed.sort_by_key(|(at, _)| *at);
+        out.extend(self.delayed.drain(..).map(|(_, e)| e));
+        out
+    }
+
+    /// The next message: held-back and queued ones first, then (with faults) a
+    /// bad record or a duplicate, else the next change of the source.
+    pub fn next_event(&mut self) -> Event {
+        self.delivered += 1;
+        if let Some(e) = self.ready.pop_front() {
+            return e;
+        }
+        if let Some(i) = self.delayed.iter().position(|(at, _)| *at <= self.delivered) {
+            return self.delayed.remove(i).1;
+        }
+        if !self.faults.any() {
+            return self.source_event();
+        }
+        let roll = self.fault_rng.unit();
+        if roll < self.faults.bad {
+            return self.bad_event();
+        }
+        if roll < self.faults.bad + self.faults.duplicate && !self.recent.is_empty() {
+            let i = self.fault_rng.below(self.recent.len() as u64) as usize;
+            let e = &self.recent[i];
+            let id = e.key["id"].as_i64().unwrap_or_default();
+            if self.live[e.table].iter().any(|(x, _)| *x == id) {
+                return Event { delivery: Delivery::Duplicate, ..e.clone() };
+            }
+        }
+        loop {
+            let e = self.source_event();
+            match e.op {
+                Op::Create | Op::Update => {
+                    self.recent.push_back(e.clone());
+                    if self.recent.len() > 64 {
+                        self.recent.pop_front();
+                    }
+                    if self.fault_rng.unit() < self.faults.out_of_order {
+                        let at = self.delivered + 1 + self.fault_rng.below(30);
+                        self.delayed.push((at, Event { delivery: Delivery::Late, ..e }));
+                        continue;
+                    }
+                    return e;
+                }
+                Op::Delete => {
+                    // The key's held-back changes go first: nothing older follows a delete.
+                    let mut i = 0;
+                    while i < self.delayed.len() {
+                        if self.delayed[i].1.table == e.table && self.delayed[i].1.key == e.key {
+                            let (_, mut d) = self.delayed.remove(i);
+                            d.delivery = Delivery::InOrder;
+                            self.ready.push_back(d);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    self.recent.retain(|r| !(r.table == e.table && r.key == e.key));
+                    self.ready.push_back(e);
+                    if let Some((table, key)) = self.pending_tombstone.take() {
+                        self.ready.push_back(plain(table, Op::Tombstone, key, None));
+                    }
+                    return self.ready.pop_front().expect("the delete was queued");
+                }
+                _ => return e,
+            }
+        }
+    }
+
+    /// A bad record of a random table (its key outside the live ids).
+    fn bad_event(&mut self) -> Event {
+        let table = match self.fault_rng.below(10) {
+            0 => 0,
+            1 => 1,
+            2..=5 => 2,
+            _ => 3,
+        };
+        self.bad_seq += 1;
+        self.lsn += 1;
+        let id = 2_000_000_000 + self.bad_seq;
+        let kind = self.fault_rng.below(4);
+        let mut after = self.row(table, id);
+        let (rule, raw, op) = match kind {
+            0 => ("parse", Some(format!("{{\"before\":null,\"after\":{{\"id\":{id},")), "c"),
+            1 => ("parse", None, "x"),
+            2 => {
+                // An object where a number belongs.
+                let column = ["id", "id", "customer_id", "quantity"][table];
+                after[column] = json!({"unexpected": true});
+                ("type", None, "c")
+            }
+            _ => {
+                let rule = match table {
+                    0 => {
+                        after["email"] = json!("not-an-email");
+                        "regex"
+                    }
+                    1 => {
+                        after["price"] = json!(-1.5);
+                        "min"
+                    }
+                    2 => {
+                        after["status"] = json!("lost");
+                        "allowed"
+                    }
+                    _ => {
+                        after["quantity"] = json!(0);
+                        "min"
+                    }
+                };
+                (rule, None, "c")
+            }
+        };
+        *self.rejects.entry(TABLES[table]).or_default().entry(rule).or_default() += 1;
+        let value = json!({
+            "before": null, "after": after,
+            "source": {"version": "2.7.3.Final", "connector": "postgresql", "name": "commerce",
+                       "ts_ms": self.clock_ms, "snapshot": "false", "db": "commerce", "sequence": null,
+                       "schema": "public", "table": TABLES[table], "txId": self.tx, "lsn": self.lsn, "xmin": null},
+            "op": op, "ts_ms": self.clock_ms, "transaction": null
+        });
+        Event {
+            table,
+            op: Op::Bad,
+            key: json!({"id": id}),
+            value: Some(value),
+            raw,
+            delivery: Delivery::InOrder,
+            reject_rule: Some(rule),
         }
     }
 
@@ -107,10 +335,10 @@ impl Generator {
         }
     }
 
-    /// The next message of the stream.
-    pub fn next_event(&mut self) -> Event {
+    /// The next change of the source (and the tombstone after a delete).
+    fn source_event(&mut self) -> Event {
         if let Some((table, key)) = self.pending_tombstone.take() {
-            return Event { table, op: Op::Tombstone, key, value: None };
+            return plain(table, Op::Tombstone, key, None);
         }
         self.clock_ms += 1 + self.rng.below(20) as i64;
         self.tx += 1;
@@ -145,7 +373,7 @@ impl Generator {
                 let old = std::mem::replace(&mut self.live[table][i].1, new.clone());
                 (old, new, id)
             }
-            Op::Delete | Op::Tombstone => {
+            Op::Delete | Op::Tombstone | Op::Bad => {
                 let i = self.rng.below(live as u64) as usize;
                 let (id, old) = self.live[table].swap_remove(i);
                 (old, Value::Null, id)
@@ -172,8 +400,12 @@ impl Generator {
             "ts_ms": self.clock_ms,
             "transaction": null
         });
-        Event { table, op, key, value: Some(value) }
+        plain(table, op, key, Some(value))
     }
+}
+
+fn plain(table: usize, op: Op, key: Value, value: Option<Value>) -> Event {
+    Event { table, op, key, value, raw: None, delivery: Delivery::InOrder, reject_rule: None }
 }
 
 fn field(name: &str, ty: &str, optional: bool) -> Value {
@@ -258,6 +490,60 @@ mod tests {
         assert!(differs);
     }
 
+    /// With faults: every bad record is counted by rule, duplicates and late
+    /// changes are only of live keys, nothing older follows a delete of its key,
+    /// and the live rows are what applying the newest version per key gives.
+    #[test]
+    fn faults_keep_the_final_state_and_count_the_rejects() {
+        let faults = Faults { bad: 0.05, duplicate: 0.05, out_of_order: 0.05 };
+        let mut g = Generator::with_faults(3, faults);
+        let mut events: Vec<Event> = (0..20_000).map(|_| g.next_event()).collect();
+        events.extend(g.drain());
+        let mut state: BTreeMap<(usize, i64), (i64, Option<Value>)> = BTreeMap::new();
+        let (mut bad, mut dup, mut late) = (0u64, 0, 0);
+        let mut deleted: std::collections::HashSet<(usize, i64)> = Default::default();
+        for e in &events {
+            let id = e.key["id"].as_i64().expect("id");
+            match e.delivery {
+                Delivery::Duplicate => dup += 1,
+                Delivery::Late => late += 1,
+                Delivery::InOrder => {}
+            }
+            let Some(v) = &e.value else { continue };
+            if e.op == Op::Bad {
+                bad += 1;
+                continue;
+            }
+            assert!(!deleted.contains(&(e.table, id)), "a change of {id} after its delete");
+            let lsn = v["source"]["lsn"].as_i64().expect("lsn");
+            let after = (e.op != Op::Delete).then(|| v["after"].clone());
+            if e.op == Op::Delete {
+                deleted.insert((e.table, id));
+            }
+            let slot = state.entry((e.table, id)).or_insert((lsn, after.clone()));
+            if lsn >= slot.0 {
+                *slot = (lsn, after);
+            }
+        }
+        assert!(bad > 500 && dup > 500 && late > 500, "bad {bad}, duplicates {dup}, late {late}");
+        let counted: u64 = g.expected_rejects().values().flat_map(|r| r.values()).sum();
+        assert_eq!(counted, bad);
+        let rules: std::collections::BTreeSet<&str> =
+            g.expected_rejects().values().flat_map(|r| r.keys().copied()).collect();
+        assert_eq!(rules.into_iter().collect::<Vec<_>>(), ["allowed", "min", "parse", "regex", "type"]);
+        for (t, name) in TABLES.iter().enumerate() {
+            let want: Vec<Value> = state
+                .iter()
+                .filter(|((table, _), (_, after))| *table == t && after.is_some())
+                .map(|(_, (_, after))| after.clone().expect("filtered"))
+                .collect();
+            assert_eq!(g.live_rows()[name], want, "{name}: newest version per key = the live rows");
+        }
+        // Without faults the stream is the one a seed always gave.
+        let (mut a, mut b) = (Generator::new(9), Generator::with_faults(9, Faults::default()));
+        assert!((0..500).all(|_| a.next_event().value == b.next_event().value));
+    }
+
     #[test]
     fn deletes_are_followed_by_tombstones_and_updates_carry_before() {
         let mut g = Generator::new(1);
@@ -280,6 +566,7 @@ mod tests {
                 }
                 Op::Create => saw[2] = true,
                 Op::Tombstone => panic!("tombstone without delete"),
+                Op::Bad => panic!("no faults were asked for"),
             }
         }
         assert_eq!(saw, [true; 3]);

@@ -37,9 +37,19 @@ pub struct SilverConfig {
     pub max_snapshots_per_poll: usize,
     /// Store buckets of a new entity table.
     pub buckets: usize,
+    /// `"<i> of <n>"`: run as shard i of n refiners of the same entities, each
+    /// owning the store buckets `b % n == i - 1` (see `shard.rs`). Unset: one
+    /// refiner owns everything.
+    #[serde(default)]
+    pub shard: Option<String>,
 }
 
 impl SilverConfig {
+    /// The parsed `shard` (validated on load).
+    pub fn shard(&self) -> Option<crate::shard::Shard> {
+        self.shard.as_deref().and_then(|s| s.parse().ok())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if !is_identifier(&self.namespace) {
@@ -50,6 +60,16 @@ impl SilverConfig {
         }
         if self.max_batch_records == 0 || self.max_snapshots_per_poll == 0 || self.buckets == 0 {
             return bad("silver.max_batch_records, max_snapshots_per_poll and buckets must be > 0".into());
+        }
+        if let Some(s) = &self.shard {
+            let shard: crate::shard::Shard =
+                s.parse().map_err(|e| ConfigError::Invalid(format!("silver.shard: {e}")))?;
+            if (self.buckets as u32) < shard.count {
+                return bad(format!(
+                    "silver.shard {shard} needs at least {} store buckets (silver.buckets = {})",
+                    shard.count, self.buckets
+                ));
+            }
         }
         if self.contracts.as_os_str().is_empty() {
             return bad("silver.contracts must name a contract file or directory".into());
@@ -96,5 +116,11 @@ mod tests {
         assert_eq!(c.silver.contracts, PathBuf::from("contracts/"));
         let err = Config::load_with_env(None, &env(&[("LAKEHOUSE_SILVER__NAMESPACE", "Silver!")])).expect_err("bad");
         assert!(err.to_string().contains("silver.namespace"), "{err}");
+        let c = Config::load_with_env(None, &env(&[("LAKEHOUSE_SILVER__SHARD", "2 of 2")])).expect("valid shard");
+        assert_eq!(c.silver.shard(), Some(crate::shard::Shard { index: 2, count: 2 }));
+        let err = Config::load_with_env(None, &env(&[("LAKEHOUSE_SILVER__SHARD", "2 of 4")])).expect_err("2 buckets");
+        assert!(err.to_string().contains("at least 4 store buckets"), "{err}");
+        let err = Config::load_with_env(None, &env(&[("LAKEHOUSE_SILVER__SHARD", "5 of 4")])).expect_err("bad shard");
+        assert!(err.to_string().contains("silver.shard"), "{err}");
     }
 }

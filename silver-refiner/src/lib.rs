@@ -54,11 +54,14 @@ pub mod decode;
 pub mod envelope;
 #[cfg(test)]
 mod fixtures;
+pub mod infer;
 pub mod lineage;
 pub mod materialize;
 pub mod refine;
 mod reject;
 pub mod rejects;
+pub mod replay;
+pub mod shard;
 pub mod stage;
 mod value;
 

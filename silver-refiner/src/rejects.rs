@@ -21,7 +21,7 @@ use lakehouse::worker::TableCommit;
 const POSITION_PREFIX: &str = "lakehouse.rejects.bronze-snapshot.";
 
 /// One rejected record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RejectRow {
     pub entity: String,
     pub rule: String,
@@ -177,4 +177,82 @@ pub fn count_by_rule(rows: &[RejectRow]) -> BTreeMap<&str, u64> {
         *out.entry(r.rule.as_str()).or_default() += 1;
     }
     out
+}
+
+/// Every reject of `silver._rejects` (the namespace's), with the rejects-table
+/// snapshot that added it, oldest first, and the head snapshot read. A lake
+/// without the table has none.
+pub async fn read_all(
+    catalog: &SqlCatalog,
+    namespace: &str,
+) -> Result<(Vec<(i64, RejectRow)>, Option<i64>), RejectsError> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
+    let name = TableName::new(namespace, "_rejects");
+    let Some(table) = catalog.load_table(&name).await? else { return Ok((Vec::new(), None)) };
+    let read_err = |e: lakehouse::table::incremental::IncrementalError| RejectsError::Write {
+        what: "reading",
+        message: e.to_string(),
+    };
+    let incs = lakehouse::table::incremental::increments(catalog.file_io(), &table.metadata, None, usize::MAX)
+        .await
+        .map_err(read_err)?;
+    let columns: Vec<String> = schema().fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for inc in incs {
+        let snapshot = inc.snapshot.snapshot_id();
+        for f in &inc.files {
+            for b in lakehouse::table::incremental::read_data_file(catalog.file_io(), f.file_path(), &columns)
+                .await
+                .map_err(read_err)?
+            {
+                let missing = |c: &str| RejectsError::Write { what: "reading", message: format!("no column {c}") };
+                let s = |c: &str| b.column_by_name(c).map(|a| a.as_string::<i32>().clone()).ok_or_else(|| missing(c));
+                let (entity, rule, column, reason, raw, bronze, topic) = (
+                    s("entity")?,
+                    s("rule")?,
+                    s("column")?,
+                    s("reason")?,
+                    s("raw_value")?,
+                    s("bronze_table")?,
+                    s("kafka_topic")?,
+                );
+                let l = |c: &str| {
+                    b.column_by_name(c).map(|a| a.as_primitive::<Int64Type>().clone()).ok_or_else(|| missing(c))
+                };
+                let i = |c: &str| {
+                    b.column_by_name(c).map(|a| a.as_primitive::<Int32Type>().clone()).ok_or_else(|| missing(c))
+                };
+                let (bronze_snapshot, offset, partition, version) =
+                    (l("bronze_snapshot_id")?, l("kafka_offset")?, i("kafka_partition")?, i("contract_version")?);
+                let at = b
+                    .column_by_name("rejected_at")
+                    .map(|a| a.as_primitive::<TimestampMicrosecondType>().clone())
+                    .ok_or_else(|| missing("rejected_at"))?;
+                let opt_s = |a: &arrow_array::StringArray, r: usize| a.is_valid(r).then(|| a.value(r).to_string());
+                for r in 0..b.num_rows() {
+                    out.push((
+                        snapshot,
+                        RejectRow {
+                            entity: entity.value(r).to_string(),
+                            rule: rule.value(r).to_string(),
+                            column: opt_s(&column, r),
+                            reason: reason.value(r).to_string(),
+                            raw_value: opt_s(&raw, r),
+                            bronze_table: bronze.value(r).to_string(),
+                            bronze_snapshot_id: bronze_snapshot.value(r),
+                            kafka_topic: opt_s(&topic, r),
+                            kafka_partition: partition.is_valid(r).then(|| partition.value(r)),
+                            kafka_offset: offset.is_valid(r).then(|| offset.value(r)),
+                            contract_version: version.value(r),
+                            rejected_at_us: at.value(r),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok((out, table.metadata.current_snapshot_id()))
 }

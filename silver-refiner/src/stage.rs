@@ -59,49 +59,52 @@ pub struct RunSummary {
 
 /// Where a change came from.
 #[derive(Debug, Clone)]
-struct Lineage {
-    seq: i64,
-    bronze_snapshot: i64,
-    topic: Option<String>,
-    partition: Option<i32>,
-    offset: Option<i64>,
-    op: Option<String>,
-    record_hash: Option<String>,
+pub(crate) struct Lineage {
+    pub(crate) seq: i64,
+    pub(crate) bronze_snapshot: i64,
+    pub(crate) topic: Option<String>,
+    pub(crate) partition: Option<i32>,
+    pub(crate) offset: Option<i64>,
+    pub(crate) op: Option<String>,
+    pub(crate) record_hash: Option<String>,
 }
 
 impl Lineage {
     /// Source order, the Kafka offset breaking ties.
-    fn order(&self) -> (i64, i64) {
+    pub(crate) fn order(&self) -> (i64, i64) {
         (self.seq, self.offset.unwrap_or(i64::MIN))
     }
 }
 
-enum Pend {
+pub(crate) enum Pend {
     Upsert(RefinedRow, Lineage),
     Delete(Vec<Value>, Lineage),
 }
 
 impl Pend {
-    fn lineage(&self) -> &Lineage {
+    pub(crate) fn lineage(&self) -> &Lineage {
         match self {
             Pend::Upsert(_, l) | Pend::Delete(_, l) => l,
         }
     }
 }
 
-struct Entity {
-    refiner: Refiner,
-    name: String,
+pub(crate) struct Entity {
+    pub(crate) refiner: Refiner,
+    pub(crate) name: String,
     version: i32,
-    bronze: TableName,
-    materializer: Materializer,
+    pub(crate) bronze: TableName,
+    pub(crate) materializer: Materializer,
     schema: SchemaRef,
     /// The Bronze snapshot committed (to the store) as consumed.
-    position: Option<i64>,
+    pub(crate) position: Option<i64>,
+    /// The store property holding `position` (per shard when sharded).
+    position_key: String,
+    shard: Option<crate::shard::Shard>,
     /// The Bronze snapshot the in-flight batch reads up to.
     upto: Option<i64>,
     /// Newest change per key (the key's `Debug` form).
-    changes: HashMap<String, Pend>,
+    pub(crate) changes: HashMap<String, Pend>,
     truncate: Option<Lineage>,
     rejects: Vec<RejectRow>,
     /// Bronze rows and snapshots in the batch (what the batch policy counts).
@@ -113,7 +116,7 @@ struct Entity {
 }
 
 /// Columns of Bronze the refiner reads.
-const BRONZE_COLUMNS: &[&str] = &[
+pub(crate) const BRONZE_COLUMNS: &[&str] = &[
     "key",
     "value",
     "op",
@@ -149,13 +152,20 @@ impl Refinery {
         let rejects = Rejects::open(catalog.clone(), &config.silver.namespace).await?;
         let mut entities = Vec::new();
         for contract in contracts.into_vec() {
-            entities.push(Self::open_entity(&config, &catalog, contract).await?);
+            entities.push(Self::open_entity(&config, &catalog, contract, None).await?);
         }
         tracing::info!(entities = entities.len(), "silver-refiner started");
         Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default() })
     }
 
-    async fn open_entity(config: &Config, catalog: &SqlCatalog, contract: Contract) -> Result<Entity, RefineError> {
+    /// Opens one entity's store and Silver tables (creating them where absent)
+    /// under `commit_user`, and brings Silver up to the store.
+    pub(crate) async fn open_entity(
+        config: &Config,
+        catalog: &SqlCatalog,
+        contract: Contract,
+        commit_user: Option<String>,
+    ) -> Result<Entity, RefineError> {
         let name = contract.name().to_string();
         let invalid = |message: String| RefineError::Entity { entity: name.clone(), message };
         let bronze: TableName = contract.source().parse().map_err(|e| invalid(format!("source: {e}")))?;
@@ -164,24 +174,69 @@ impl Refinery {
             contract.columns().iter().map(|c| (c.name().to_string(), c.ty())).collect();
         let key: Vec<String> = contract.key_columns().map(|c| c.name().to_string()).collect();
         let store_path = config.silver.store.join(format!("{}.db", config.silver.namespace)).join(&name);
+        let shard = config.silver.shard();
+        let position_key = match shard {
+            Some(s) => format!("{BRONZE_POSITION_KEY}.{}", s.suffix()),
+            None => BRONZE_POSITION_KEY.to_string(),
+        };
+        if shard.is_some() {
+            for c in contract.key_columns() {
+                if !matches!(
+                    c.ty(),
+                    ColumnType::Boolean
+                        | ColumnType::Int
+                        | ColumnType::Long
+                        | ColumnType::Date
+                        | ColumnType::Time
+                        | ColumnType::String
+                        | ColumnType::Uuid
+                        | ColumnType::Binary
+                ) {
+                    return Err(invalid(format!(
+                        "sharding by a {} key column ({}) is not supported",
+                        c.ty(),
+                        c.name()
+                    )));
+                }
+            }
+        }
         let mut materializer = Materializer::open(
             catalog.clone(),
             TableName::new(config.silver.namespace.clone(), name.clone()),
             schema.clone(),
             &types,
             &key,
+            contract.partition(),
+            config.silver.buckets,
             store_path,
-            format!("silver-refiner-{name}"),
+            commit_user.unwrap_or_else(|| match shard {
+                Some(s) => format!("silver-refiner-{name}-{}", s.suffix()),
+                None => format!("silver-refiner-{name}"),
+            }),
         )
         .await?;
         let recovered = materializer.recover().await?;
         if !recovered.is_empty() {
             tracing::warn!(entity = %name, snapshots = recovered.len(), "Silver was behind the store; caught up");
         }
-        let position = materializer
-            .store_position()?
-            .and_then(|p| p.get(BRONZE_POSITION_KEY).cloned())
-            .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {BRONZE_POSITION_KEY} {v:?}"))))
+        if let Some(s) = shard {
+            let buckets = materializer.store().info().options.bucket;
+            if buckets < s.count as i32 {
+                return Err(invalid(format!(
+                    "shard {s} of a store table with {buckets} buckets: it needs at least {}",
+                    s.count
+                )));
+            }
+        }
+        // The newest store snapshot carrying this refiner's position (other
+        // shards' and replays' snapshots may follow it).
+        let snapshots =
+            materializer.store().snapshots().map_err(|e| invalid(format!("listing store snapshots: {e}")))?;
+        let position = snapshots
+            .iter()
+            .rev()
+            .find_map(|s| s.properties.as_ref().and_then(|p| p.get(&position_key).cloned()))
+            .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {position_key} {v:?}"))))
             .transpose()?;
         tracing::info!(entity = %name, bronze = %bronze, position = ?position, "positioned at the store's Bronze snapshot");
         Ok(Entity {
@@ -192,6 +247,8 @@ impl Refinery {
             materializer,
             schema,
             position,
+            position_key,
+            shard,
             upto: None,
             changes: HashMap::new(),
             truncate: None,
@@ -252,7 +309,7 @@ impl Refinery {
             if let Some(c) = self.rejects.commit(&e.name, upto, &rows).await? {
                 done.push(c);
             }
-            let mut position = BTreeMap::from([(BRONZE_POSITION_KEY.to_string(), upto.to_string())]);
+            let mut position = BTreeMap::from([(e.position_key.clone(), upto.to_string())]);
             if let Some(ms) = e.newest_ms {
                 // Gold measures end-to-end freshness from it.
                 position.insert(NEWEST_EVENT_KEY.to_string(), ms.to_string());
@@ -262,17 +319,29 @@ impl Refinery {
                 let deletes = e.deletes_batch(&keys, t.seq)?;
                 let mut before = BTreeMap::new();
                 if let Some(p) = e.position {
-                    before.insert(BRONZE_POSITION_KEY.to_string(), p.to_string());
+                    before.insert(e.position_key.clone(), p.to_string());
                 }
                 let empty = RecordBatch::new_empty(e.schema.clone());
-                let s = e.materializer.apply(&empty, &deletes, before).await?;
+                let s = match e.materializer.apply(&empty, &deletes, before).await {
+                    Err(err) if is_store_conflict(&err) => {
+                        e.discard(&err);
+                        continue;
+                    }
+                    other => other?,
+                };
                 tracing::info!(entity = %e.name, rows = keys.num_rows(), "truncate: every row of the entity deleted");
                 self.summary.deleted += s.deleted;
                 done.extend(s.commit);
             }
             let changes = std::mem::take(&mut e.changes);
             let (upserts, deletes) = e.batches(changes)?;
-            let silvered = e.materializer.apply(&upserts, &deletes, position).await?;
+            let silvered = match e.materializer.apply(&upserts, &deletes, position).await {
+                Err(err) if is_store_conflict(&err) => {
+                    e.discard(&err);
+                    continue;
+                }
+                other => other?,
+            };
             self.summary.upserted += upserts.num_rows() as u64;
             self.summary.deleted += silvered.deleted;
             self.summary.bronze_rows += e.bronze_rows;
@@ -308,7 +377,28 @@ impl Refinery {
     }
 }
 
+/// Another writer (a `lakehouse rejects replay`) committed to the same store
+/// buckets since this batch's write began.
+fn is_store_conflict(e: &MaterializeError) -> bool {
+    matches!(e, MaterializeError::Store { source: changelog_store::Error::Conflict { .. }, .. })
+}
+
 impl Entity {
+    /// Drops the in-flight batch after a store conflict: the next poll reads
+    /// the same Bronze snapshots again from the committed position (its rejects
+    /// are in already and are not added twice; the data files it wrote stay
+    /// unreferenced, for orphan cleanup).
+    fn discard(&mut self, why: &MaterializeError) {
+        tracing::warn!(entity = %self.name, error = %why, position = ?self.position,
+            "another writer committed to the store; the batch is discarded and read again");
+        self.changes.clear();
+        self.truncate = None;
+        self.upto = None;
+        self.work = 0;
+        self.bronze_rows = 0;
+        self.newest_ms = None;
+    }
+
     /// Takes one Bronze batch into the in-flight changes; returns the rows read.
     fn take(&mut self, b: &RecordBatch, snapshot: i64) -> usize {
         let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
@@ -338,10 +428,16 @@ impl Entity {
             };
             match change_of(&self.refiner, str_at(&key, i), str_at(&value, i)) {
                 Ok(Change::Upsert(row)) => {
+                    if !self.owns(self.refiner.row_key(&row)) {
+                        continue;
+                    }
                     let k = format!("{:?}", self.refiner.row_key(&row));
                     self.offer(k, Pend::Upsert(row, lineage));
                 }
                 Ok(Change::Delete(key)) => {
+                    if !self.owns(key.iter()) {
+                        continue;
+                    }
                     // The same `Debug` form as `row_key`'s `Vec<&Value>` gives.
                     let k = format!("{key:?}");
                     self.offer(k, Pend::Delete(key, lineage));
@@ -354,6 +450,7 @@ impl Entity {
                     }
                 }
                 Ok(Change::Nothing) => {}
+                Err(_) if self.shard.is_some_and(|s| !s.records_rejects()) => {}
                 Err(r) => self.rejects.push(RejectRow {
                     entity: self.name.clone(),
                     rule: r.rule.to_string(),
@@ -375,8 +472,19 @@ impl Entity {
         b.num_rows()
     }
 
+    /// Whether this refiner owns the store bucket of `key` (always, unsharded).
+    fn owns<'v>(&self, key: impl IntoIterator<Item = &'v Value>) -> bool {
+        let Some(shard) = self.shard else { return true };
+        let datums: Result<Vec<_>, _> = key.into_iter().map(crate::shard::datum).collect();
+        match datums {
+            Ok(d) => shard.owns_bucket(self.materializer.store().info().bucket_of_key(&d)),
+            // Checked at open: every key column type has a datum.
+            Err(_) => shard.records_rejects(),
+        }
+    }
+
     /// Keeps the newest change of a key (source order, then Kafka offset).
-    fn offer(&mut self, key: String, change: Pend) {
+    pub(crate) fn offer(&mut self, key: String, change: Pend) {
         if self.truncate.as_ref().is_some_and(|t| t.order() > change.lineage().order()) {
             return; // older than a truncate in this batch
         }
@@ -389,7 +497,7 @@ impl Entity {
     }
 
     /// The batch's upserts (Silver schema) and deletes (key columns + `_seq`).
-    fn batches(&self, changes: HashMap<String, Pend>) -> Result<(RecordBatch, RecordBatch), RefineError> {
+    pub(crate) fn batches(&self, changes: HashMap<String, Pend>) -> Result<(RecordBatch, RecordBatch), RefineError> {
         let invalid = |message: String| RefineError::Entity { entity: self.name.clone(), message };
         let mut builder = self.refiner.batch_builder(changes.len());
         let mut lineages = Vec::new();
@@ -436,9 +544,21 @@ impl Entity {
                     arrow_cast::cast(c, f.data_type()).map_err(|e| e.to_string())
                 })
                 .collect();
-            parts.push(
-                RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?,
-            );
+            let part =
+                RecordBatch::try_new(schema.clone(), cols.map_err(&invalid)?).map_err(|e| invalid(e.to_string()))?;
+            // A shard truncates the keys of its own buckets.
+            let part = match self.shard {
+                None => part,
+                Some(shard) => {
+                    let info = self.materializer.store().info();
+                    let mask: Result<Vec<bool>, String> = (0..part.num_rows())
+                        .map(|i| crate::shard::datums_at(&part, i).map(|d| shard.owns_bucket(info.bucket_of_key(&d))))
+                        .collect();
+                    let mask = arrow_array::BooleanArray::from(mask.map_err(&invalid)?);
+                    arrow_select::filter::filter_record_batch(&part, &mask).map_err(|e| invalid(e.to_string()))?
+                }
+            };
+            parts.push(part);
         }
         arrow_select_concat(&schema, &parts).map_err(invalid)
     }

@@ -1,9 +1,11 @@
 //! Kafka → Bronze → Silver on the real broker and catalog: Silver (read by
-//! iceberg-rust, position deletes applied) equals the final state of the
-//! generated change stream, key by key, after silver-refiner was killed with
-//! SIGKILL at random points and restarted; bad records land in
-//! `silver._rejects` with their rule; a stale (out-of-order) update loses; a
-//! truncate empties its entity.
+//! iceberg-rust, and by pyiceberg and DuckDB, position deletes applied) equals
+//! the generator's expected final state, key by key and value by value, after
+//! silver-refiner was killed with SIGKILL at random points and restarted. The
+//! generated stream carries bad records (malformed JSON, wrong types, rule
+//! violations, unknown ops), duplicated and late (out-of-order) deliveries; the
+//! bad ones land in `silver._rejects` once each with the rule the truth file
+//! expects; a stale update loses; a truncate empties its entity.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -14,31 +16,45 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use lakehouse::catalog::TableName;
-use lakehouse_generator::{Generator, Op, TABLES};
 use lakehouse_tests::*;
 use serde_json::{Value, json};
 
-/// The live rows of every table after `events` events of `seed`: `table → id → after`.
-fn final_state(seed: u64, events: u64) -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
-    let mut g = Generator::new(seed);
-    let mut state: BTreeMap<&'static str, BTreeMap<i64, Value>> =
-        TABLES.iter().map(|t| (*t, BTreeMap::new())).collect();
-    for _ in 0..events {
-        let e = g.next_event();
-        let id = e.key["id"].as_i64().unwrap();
-        let rows = state.get_mut(TABLES[e.table]).unwrap();
-        match e.op {
-            Op::Create | Op::Update => {
-                let after = e.value.as_ref().unwrap()["after"].clone();
-                rows.insert(id, after);
-            }
-            Op::Delete => {
-                rows.remove(&id);
-            }
-            Op::Tombstone => {}
+/// How a contract column is compared: as text, integer, cents of a decimal, days of a date.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Int,
+    Cents,
+    Days,
+}
+
+/// The contract columns (besides `id`) of each commerce entity.
+fn columns(table: &str) -> &'static [(&'static str, Kind)] {
+    match table {
+        "customers" => &[("first_name", Kind::Text), ("last_name", Kind::Text), ("email", Kind::Text)],
+        "products" => &[("name", Kind::Text), ("description", Kind::Text), ("price", Kind::Cents)],
+        "orders" => {
+            &[("customer_id", Kind::Int), ("status", Kind::Text), ("order_date", Kind::Days), ("total", Kind::Cents)]
+        }
+        _ => {
+            &[("order_id", Kind::Int), ("product_id", Kind::Int), ("quantity", Kind::Int), ("unit_price", Kind::Cents)]
         }
     }
-    state
+}
+
+/// One value as comparable text: from the generator's JSON (`truth`) or from pyiceberg's JSON.
+fn norm(v: &Value, kind: Kind, truth: bool) -> String {
+    if v.is_null() {
+        return "null".into();
+    }
+    match kind {
+        Kind::Text => v.as_str().unwrap().to_string(),
+        Kind::Int => v.as_i64().unwrap().to_string(),
+        Kind::Cents if truth => cents(v).to_string(),
+        Kind::Cents => ((v.as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i128).to_string(),
+        Kind::Days if truth => v.as_i64().unwrap().to_string(),
+        Kind::Days => iso_days(v.as_str().unwrap()).to_string(),
+    }
 }
 
 fn silver_refiner(config: &std::path::Path, log: &std::path::Path, idle: Option<&str>) -> std::process::Child {
@@ -61,7 +77,10 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     let prefix = unique("sv");
     let (seed, events) = (11, 6_000);
     let truth_path = lake.dir.path().join("truth.json");
-    generate(&prefix, events, seed, &truth_path, &[]);
+    let faults = ["--bad-share", "0.02", "--duplicate-share", "0.03", "--out-of-order-share", "0.03", "--truth-state"];
+    let truth = generate(&prefix, events, seed, &truth_path, &faults);
+    let generated: u64 = truth.topics.values().map(|t| t.duplicates + t.late + t.bad).sum();
+    assert!(generated > 300, "the stream carries duplicates, late changes and bad records: {:?}", truth.topics);
     let contracts =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/contracts/commerce.toml"))
             .unwrap();
@@ -76,7 +95,21 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     ingest_until_idle(&config, "2s");
 
     // Bad input, and a stale update of a live order (an LSN older than any) that must lose.
-    let mut expected = final_state(seed, events);
+    let mut expected: BTreeMap<&str, BTreeMap<i64, Value>> = BTreeMap::new();
+    for (table, rows) in truth.state.as_ref().unwrap() {
+        let table: &str = ["customers", "products", "orders", "order_items"].into_iter().find(|t| t == table).unwrap();
+        expected.insert(table, rows.iter().map(|r| (r["id"].as_i64().unwrap(), r.clone())).collect());
+    }
+    // Bad records by (entity, rule): the generator's, and the three produced below.
+    let mut want_rejects: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (table, rules) in &truth.rejects {
+        for (rule, n) in rules {
+            want_rejects.insert((table.clone(), rule.clone()), *n);
+        }
+    }
+    for rule in ["allowed", "parse", "parse"] {
+        *want_rejects.entry(("orders".into(), rule.into())).or_default() += 1;
+    }
     let (&stale_id, current) = expected["orders"].iter().next().unwrap();
     let mut stale_after = current.clone();
     stale_after["status"] = json!("cancelled");
@@ -191,32 +224,63 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     assert_eq!(paimon, silver_status, "pypaimon's read of the store equals Silver");
     assert_eq!(got, want, "every live order with its newest values; the stale update of {stale_id} lost");
 
-    // The other entities: exactly the live keys.
-    for (table, rows) in &expected {
-        let batches = scan_all(&catalog, &TableName::new("silver", *table)).await;
-        let mut ids: Vec<i64> = batches
+    // pyiceberg and DuckDB, independent readers, see the same orders in the
+    // month-partitioned table with its partitioned position deletes.
+    let py = pyiceberg_silver(&lake, "silver.orders", "id");
+    assert!(py["partition_spec"].as_str().unwrap().contains("order_date_month"), "{}", py["partition_spec"]);
+    assert!(py["partitions"].as_array().unwrap().len() > 1, "orders span several months: {}", py["partitions"]);
+    assert!(py["delete_files"].as_u64().unwrap() > 0, "updates and deletes made position-delete files");
+    assert_eq!(py["properties"]["write.parquet.compression-codec"], "zstd");
+    assert_eq!(py["properties"]["lakehouse.retention-days"], "730");
+    let mut pyrows = BTreeMap::new();
+    for r in py["rows"].as_array().unwrap() {
+        let total: f64 = r["total"].as_str().unwrap().parse().unwrap();
+        let row = (
+            r["status"].as_str().unwrap().to_string(),
+            r["customer_id"].as_i64().unwrap(),
+            iso_days(r["order_date"].as_str().unwrap()),
+            (total * 100.0).round() as i128,
+        );
+        pyrows.insert(r["id"].as_i64().unwrap(), row);
+    }
+    assert_eq!(pyrows, got, "pyiceberg reads what iceberg-rust reads");
+    assert_eq!(py["duckdb_count"].as_u64().unwrap(), got.len() as u64, "DuckDB's row count");
+    assert_eq!(py["duckdb_distinct_keys"].as_u64().unwrap(), got.len() as u64, "DuckDB sees each key once");
+
+    // Every entity, value by value, as pyiceberg (and DuckDB) read it.
+    let mut truth_state: BTreeMap<&str, BTreeMap<i64, Value>> = BTreeMap::new();
+    for (table, rows) in truth.state.as_ref().unwrap() {
+        let t: &str = ["customers", "products", "orders", "order_items"].into_iter().find(|t| t == table).unwrap();
+        truth_state.insert(t, rows.iter().map(|r| (r["id"].as_i64().unwrap(), r.clone())).collect());
+    }
+    truth_state.get_mut("order_items").unwrap().clear(); // truncated
+    for (table, rows) in &truth_state {
+        let py = pyiceberg_silver(&lake, &format!("silver.{table}"), "id");
+        let mut got: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for r in py["rows"].as_array().unwrap() {
+            let row = columns(table).iter().map(|(c, k)| norm(&r[*c], *k, false)).collect();
+            assert!(got.insert(r["id"].as_i64().unwrap(), row).is_none(), "silver.{table} shows a key twice");
+        }
+        let want: BTreeMap<i64, Vec<String>> = rows
             .iter()
-            .flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec())
+            .map(|(id, a)| (*id, columns(table).iter().map(|(c, k)| norm(&a[*c], *k, true)).collect()))
             .collect();
-        ids.sort_unstable();
-        let n = ids.len();
-        ids.dedup();
-        assert_eq!(ids.len(), n, "silver.{table} shows a key twice");
-        assert_eq!(ids, rows.keys().copied().collect::<Vec<_>>(), "live keys of silver.{table}");
+        assert_eq!(got.len(), want.len(), "live keys of silver.{table}");
+        assert_eq!(got, want, "silver.{table} read by pyiceberg equals the expected final state");
+        assert_eq!(py["duckdb_count"].as_u64().unwrap(), want.len() as u64, "DuckDB's count of silver.{table}");
+        assert_eq!(py["duckdb_distinct_keys"].as_u64().unwrap(), want.len() as u64);
     }
 
     // Each bad record once in silver._rejects, with its rule.
     let rejects = scan_all(&catalog, &TableName::new("silver", "_rejects")).await;
-    let mut rules: Vec<String> = Vec::new();
+    let mut rules: BTreeMap<(String, String), u64> = BTreeMap::new();
     for b in &rejects {
         let rule = b.column_by_name("rule").unwrap().as_string::<i32>();
         let entity = b.column_by_name("entity").unwrap().as_string::<i32>();
         for i in 0..b.num_rows() {
-            assert_eq!(entity.value(i), "orders");
             assert!(b.column_by_name("raw_value").unwrap().is_valid(i), "the raw value is kept");
-            rules.push(rule.value(i).to_string());
+            *rules.entry((entity.value(i).to_string(), rule.value(i).to_string())).or_default() += 1;
         }
     }
-    rules.sort();
-    assert_eq!(rules, ["allowed", "parse", "parse"], "three rejects, each once, across kills and restarts");
+    assert_eq!(rules, want_rejects, "rejects per entity and rule, each once, across kills and restarts");
 }

@@ -1,6 +1,7 @@
 //! The `lakehouse` admin CLI.
 
 mod inspect;
+mod rejects;
 mod render;
 mod store;
 
@@ -69,6 +70,30 @@ enum Command {
     /// Changelog-store tables (Paimon layout under a warehouse directory): create,
     /// write, scan, changelog, snapshots, compact, expire, remove-orphan-files.
     Store(store::StoreArgs),
+    /// Records silver-refiner rejected (`silver._rejects`): list them, replay them
+    /// through the current contract. Reads the refiner's config (`--config`).
+    Rejects(rejects::RejectsArgs),
+    /// Entity contracts: `infer bronze.<entity>` writes a starting contract (TOML) to
+    /// stdout from the Debezium schema blocks in Bronze.
+    Contract {
+        #[command(subcommand)]
+        command: ContractCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractCommand {
+    /// A starting contract from the Debezium `schema` blocks of a Bronze table's newest files.
+    Infer {
+        /// The Bronze table, `<namespace>.<table>` (e.g. bronze.orders).
+        table: String,
+        /// Entity name (default: the table name).
+        #[arg(long, env = "LAKEHOUSE_INFER_ENTITY")]
+        entity: Option<String>,
+        /// Read the newest files until this many rows.
+        #[arg(long, default_value_t = 10_000, env = "LAKEHOUSE_INFER_MAX_ROWS")]
+        max_rows: usize,
+    },
 }
 
 /// Entry point of the `lakehouse` binary.
@@ -127,6 +152,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Store(args) = &cli.command {
         return store::run(args.clone());
     }
+    if let Command::Rejects(args) = &cli.command {
+        return rejects::run(args.clone(), cli.config.as_deref(), cli.catalog_url.as_deref(), cli.warehouse.as_deref())
+            .await;
+    }
     let catalog = lakehouse::catalog::SqlCatalog::connect(&admin_config(&cli)?).await?;
     match cli.command {
         Command::Tables { namespace, json } => inspect::tables(&catalog, namespace.as_deref(), json).await,
@@ -136,6 +165,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             inspect::scan(&catalog, &table.parse()?, snapshot_id, as_of.as_deref(), limit, &columns, json).await
         }
         Command::Generate(_) => unreachable!("handled above"),
-        Command::Store(_) => unreachable!("handled above"),
+        Command::Contract { command: ContractCommand::Infer { table, entity, max_rows } } => {
+            let name: lakehouse::catalog::TableName = table.parse()?;
+            let inference = silver_refiner::infer::from_bronze(&catalog, &name, max_rows).await?;
+            let entity = entity.unwrap_or_else(|| name.name.clone());
+            let toml = inference.to_toml(&entity, &name.to_string()).map_err(anyhow::Error::msg)?;
+            print!("{toml}");
+            Ok(())
+        }
+        Command::Store(_) | Command::Rejects(_) => unreachable!("handled above"),
     }
 }

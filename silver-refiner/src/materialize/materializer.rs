@@ -10,9 +10,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use changelog_store::{RowKind, Table};
-use iceberg::spec::{
-    DataFile, Struct, TableMetadata, UnboundPartitionSpec, deserialize_data_file_from_json, serialize_data_file_to_json,
-};
+use iceberg::spec::{DataFile, Struct, TableMetadata, deserialize_data_file_from_json, serialize_data_file_to_json};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
@@ -21,13 +19,19 @@ use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWrite
 use lakehouse::table::writer::{Codec, DataFileWriter};
 use lakehouse::worker::TableCommit;
 
+use super::partition::{Partitioner, partition_spec};
 use super::store_map::{SILVER_FILE, SILVER_POS, store_spec, to_store_batch};
-use crate::contract::ColumnType;
+use crate::contract::{ColumnType, Partition};
 
 /// Iceberg summary key: the store snapshot Silver is materialised up to.
 pub const STORE_SNAPSHOT_KEY: &str = "lakehouse.silver.store-snapshot";
 /// Store snapshot property: the Silver data files written for that snapshot (JSON).
 const FILES_KEY: &str = "lakehouse.silver.files";
+/// Table property: days a Silver row's history is kept (the same name as Bronze's;
+/// enforcement comes with the table-operations work).
+pub const RETENTION_DAYS_KEY: &str = "lakehouse.retention-days";
+/// Silver keeps 730 days.
+pub const RETENTION_DAYS: u32 = 730;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaterializeError {
@@ -66,17 +70,35 @@ pub struct Materializer {
     silver_schema: SchemaRef,
     store_schema: SchemaRef,
     head: LoadedTable,
+    partitioner: Partitioner,
+    /// Store snapshots known to change Silver (true) or not (false), for the
+    /// order check of [`Materializer::materialize`].
+    touches: HashMap<i64, bool>,
+}
+
+/// What materialising one store snapshot commits to Silver.
+struct Plan {
+    data_files: Vec<DataFile>,
+    doomed: Vec<(String, i64)>,
+    targets: Vec<ReferencedFile>,
+    /// New rows that stay visible.
+    rows: u64,
+    summary: HashMap<String, String>,
 }
 
 impl Materializer {
-    /// Opens (creating where absent) the Silver table `silver` with `schema`
+    /// Opens (creating where absent) the Silver table `silver` with `schema`,
+    /// partitioned by `partition` (a table that exists keeps its own spec),
     /// and the store table at `store_path`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         catalog: SqlCatalog,
         silver: TableName,
         schema: SchemaRef,
         types: &BTreeMap<String, ColumnType>,
         key: &[String],
+        partition: Option<&Partition>,
+        buckets: usize,
         store_path: PathBuf,
         commit_user: String,
     ) -> Result<Self, MaterializeError> {
@@ -85,22 +107,51 @@ impl Materializer {
         let iceberg_schema = iceberg::arrow::arrow_schema_to_schema(&schema).map_err(|source| {
             MaterializeError::Iceberg { entity: entity.clone(), what: "converting the schema", source }
         })?;
+        let partition_spec = partition_spec(&iceberg_schema, partition).map_err(&invalid)?;
         let spec = TableSpec {
             schema: iceberg_schema,
-            partition_spec: UnboundPartitionSpec::builder().build(),
+            partition_spec,
             properties: HashMap::from([
+                ("write.format.default".to_string(), "parquet".to_string()),
                 ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
-                ("history.expire.max-snapshot-age-ms".to_string(), (730u64 * 86_400_000).to_string()),
-                ("lakehouse.retention-days".to_string(), "730".to_string()),
+                ("lakehouse.layer".to_string(), "silver".to_string()),
+                (
+                    "history.expire.max-snapshot-age-ms".to_string(),
+                    (u64::from(RETENTION_DAYS) * 86_400_000).to_string(),
+                ),
+                (RETENTION_DAYS_KEY.to_string(), RETENTION_DAYS.to_string()),
             ]),
         };
         let head = load_or_create(&catalog, &silver, &spec).await?;
+        let partitioner = Partitioner::new(&head.metadata).map_err(&invalid)?;
+        if partitioner.is_partitioned() != partition.is_some() {
+            tracing::warn!(
+                table = %silver,
+                contract = ?partition,
+                table_spec = ?head.metadata.default_partition_spec().fields(),
+                "the Silver table's partitioning differs from the contract's; the table keeps its own (no partition-spec evolution)"
+            );
+        }
         let store_err = |source| MaterializeError::Store { entity: entity.clone(), source };
-        let store = if store_path.join("schema").exists() {
-            Table::open(&store_path).map_err(store_err)?
-        } else {
-            let spec = store_spec(&schema, types, key, 2).map_err(invalid)?;
-            Table::create(&store_path, spec).map_err(store_err)?
+        // Another refiner of the entity (a shard) may be creating the table right
+        // now: a half-created table is opened again shortly, a lost create is opened.
+        let mut attempt = 0;
+        let store = loop {
+            let tried = if store_path.join("schema").exists() {
+                Table::open(&store_path)
+            } else {
+                let spec = store_spec(&schema, types, key, buckets).map_err(&invalid)?;
+                Table::create(&store_path, spec)
+            };
+            match tried {
+                Ok(t) => break t,
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(entity = %entity, error = %e, "store table not ready; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(store_err(e)),
+            }
         };
         let store_schema = changelog_store::data::arrow_conv::row_schema(store.info());
         Ok(Self {
@@ -113,6 +164,8 @@ impl Materializer {
             silver_schema: schema,
             store_schema,
             head,
+            partitioner,
+            touches: HashMap::new(),
         })
     }
 
@@ -145,9 +198,9 @@ impl Materializer {
         let Some(latest) = self.store.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
         let from = self.materialized().unwrap_or(0) + 1;
         let mut out = Vec::new();
-        for n in from..=latest.id {
-            tracing::info!(entity = %self.entity, store_snapshot = n, "materialising a store snapshot Silver lacks");
-            out.push(self.materialize(n).await?);
+        if from <= latest.id {
+            tracing::info!(entity = %self.entity, from, to = latest.id, "materialising store snapshots Silver lacks");
+            out = self.materialize_through(latest.id).await?;
         }
         Ok(out)
     }
@@ -163,14 +216,34 @@ impl Materializer {
         properties: BTreeMap<String, String>,
     ) -> Result<Silvered, MaterializeError> {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        // 1. The upserts' new home in Silver, durable before the store points at it.
-        let files = if upserts.num_rows() > 0 {
-            self.writer.write(&self.head.metadata, Struct::empty(), std::slice::from_ref(upserts)).await.map_err(
-                |source| MaterializeError::Iceberg { entity: self.entity.clone(), what: "writing data files", source },
-            )?
+        // 1. The upserts' new home in Silver, durable before the store points at it:
+        //    rows grouped by partition (reordered so), files written per partition.
+        let mut files = Vec::new();
+        let upserts = if upserts.num_rows() > 0 {
+            let groups = self.partitioner.groups(upserts).map_err(&invalid)?;
+            let order: Vec<u32> = groups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+            let ordered = arrow_select::take::take_record_batch(upserts, &arrow_array::UInt32Array::from(order))
+                .map_err(|e| invalid(format!("grouping upserts by partition: {e}")))?;
+            let mut offset = 0;
+            for (key, rows) in &groups {
+                let part = ordered.slice(offset, rows.len());
+                offset += rows.len();
+                let written = self
+                    .writer
+                    .write(&self.head.metadata, self.partitioner.tuple(*key), std::slice::from_ref(&part))
+                    .await
+                    .map_err(|source| MaterializeError::Iceberg {
+                        entity: self.entity.clone(),
+                        what: "writing data files",
+                        source,
+                    })?;
+                files.extend(written);
+            }
+            ordered
         } else {
-            Vec::new()
+            upserts.clone()
         };
+        let upserts = &upserts;
         lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
             .await
             .map_err(|e| invalid(format!("syncing data files: {e}")))?;
@@ -213,13 +286,78 @@ impl Materializer {
             _ => None,
         };
         let snapshot = snapshot.ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
-        // 3. Silver follows the store.
-        self.materialize(snapshot).await
+        // 3. Silver follows the store (and any store snapshot of another writer before it).
+        let mut done = self.materialize_through(snapshot).await?;
+        Ok(done.pop().filter(|s| s.store_snapshot == snapshot).unwrap_or(Silvered {
+            store_snapshot: snapshot,
+            commit: None,
+            deleted: 0,
+        }))
     }
 
-    /// Brings Silver to store snapshot `n` (which must follow what Silver has).
-    async fn materialize(&mut self, n: i64) -> Result<Silvered, MaterializeError> {
-        let started = Instant::now();
+    /// Materialises every store snapshot after Silver's up to `n`, in order.
+    /// Another writer of the same entity (a `lakehouse rejects replay`, a second
+    /// shard) may commit to the store and to Silver concurrently: a commit that
+    /// finds Silver already past its snapshot, or lacking an earlier one, is
+    /// fenced by the catalog's compare-and-swap check; the head is then reloaded
+    /// and the missing snapshots are materialised from there. Materialising a
+    /// store snapshot is deterministic (the store alone decides it), so it does
+    /// not matter which writer commits it.
+    async fn materialize_through(&mut self, n: i64) -> Result<Vec<Silvered>, MaterializeError> {
+        let mut out = Vec::new();
+        for _attempt in 0..32 {
+            let from = self.materialized().unwrap_or(0) + 1;
+            let mut fenced = false;
+            for k in from..=n {
+                match self.materialize(k).await {
+                    Ok(s) => out.push(s),
+                    Err(MaterializeError::Commit(CommitError::Fenced { reason, .. })) => {
+                        tracing::info!(entity = %self.entity, store_snapshot = k, %reason,
+                            "another writer moved Silver; reloading and materialising from its head");
+                        self.head = self.committer.catalog().require_table(&self.head.name).await?;
+                        fenced = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !fenced {
+                return Ok(out);
+            }
+        }
+        Err(MaterializeError::Invalid {
+            entity: self.entity.clone(),
+            message: format!("Silver did not settle at store snapshot {n} after 32 attempts (concurrent writers?)"),
+        })
+    }
+
+    /// Whether materialising store snapshot `k` commits anything to Silver.
+    fn touches_silver(&mut self, k: i64) -> Result<bool, MaterializeError> {
+        if let Some(t) = self.touches.get(&k) {
+            return Ok(*t);
+        }
+        let t = self.plan(k)?.is_some();
+        self.touches.insert(k, t);
+        Ok(t)
+    }
+
+    /// The newest store snapshot before `n` that changes Silver (0: none). Silver
+    /// must record at least that one before `n` may be committed. A snapshot
+    /// the store no longer has (expired) ends the search: Silver had it long ago.
+    fn floor(&mut self, n: i64) -> i64 {
+        let mut k = n - 1;
+        while k >= 1 {
+            match self.touches_silver(k) {
+                Ok(true) => return k,
+                Ok(false) => k -= 1,
+                Err(_) => return 0,
+            }
+        }
+        0
+    }
+
+    /// What store snapshot `n` changes in Silver; `None` when nothing.
+    fn plan(&self, n: i64) -> Result<Option<Plan>, MaterializeError> {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
         let changes = self.store.change_batches(n).map_err(self.store_err())?;
         if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
@@ -231,13 +369,18 @@ impl Materializer {
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
         let mut kept: HashSet<(String, i64)> = HashSet::new();
         let mut old: Vec<(String, i64)> = Vec::new();
+        // The partition of every data file a delete points into: for the rows
+        // replaced or deleted, from their values (the same transform the writer
+        // used); for this snapshot's new files, from their entries.
+        let mut partition_of: HashMap<String, Struct> = HashMap::new();
         for b in &changes.batches {
+            let keys = self.partitioner.keys(&b.rows).map_err(&invalid)?;
             let file = b.rows.column_by_name(SILVER_FILE).map(|c| c.as_string::<i32>().clone());
             let pos = b.rows.column_by_name(SILVER_POS).map(|c| c.as_primitive::<Int64Type>().clone());
             let (Some(file), Some(pos)) = (file, pos) else {
                 return Err(invalid(format!("store snapshot {n} has no location columns")));
             };
-            for i in 0..b.rows.num_rows() {
+            for (i, key) in keys.iter().enumerate() {
                 if file.is_null(i) || pos.is_null(i) {
                     continue; // a delete of a key Silver never had
                 }
@@ -246,7 +389,22 @@ impl Materializer {
                     Some(RowKind::Insert | RowKind::UpdateAfter) => {
                         kept.insert(loc);
                     }
-                    Some(RowKind::UpdateBefore | RowKind::Delete) => old.push(loc),
+                    Some(RowKind::UpdateBefore | RowKind::Delete) => {
+                        let tuple = self.partitioner.tuple(*key);
+                        match partition_of.get(&loc.0) {
+                            Some(p) if *p != tuple => {
+                                return Err(invalid(format!(
+                                    "store snapshot {n}: rows of Silver file {} compute to partitions {p:?} and {tuple:?}",
+                                    loc.0
+                                )));
+                            }
+                            Some(_) => {}
+                            None => {
+                                partition_of.insert(loc.0.clone(), tuple);
+                            }
+                        }
+                        old.push(loc)
+                    }
                     None => return Err(invalid(format!("store snapshot {n}: bad row kind {}", b.kinds.value(i)))),
                 }
             }
@@ -257,28 +415,50 @@ impl Materializer {
         let before = doomed.len() as u64;
         for f in &data_files {
             let path = f.file_path();
+            partition_of.insert(path.to_string(), f.partition().clone());
             doomed.extend((0..f.record_count() as i64).map(|p| (path.to_string(), p)).filter(|l| !kept.contains(l)));
         }
         // New rows that lost to a newer version are added and deleted in the same commit.
         let rows = written - (doomed.len() as u64 - before);
-        let deleted = doomed.len() as u64;
         let targets: Vec<ReferencedFile> = {
             let mut seen = HashSet::new();
             doomed
                 .iter()
                 .filter(|(p, _)| seen.insert(p.clone()))
-                .map(|(p, _)| ReferencedFile::new(p.clone(), Struct::empty()))
+                .map(|(p, _)| {
+                    let partition = partition_of.get(p).cloned().unwrap_or_else(|| self.partitioner.tuple(None));
+                    ReferencedFile::new(p.clone(), partition)
+                })
                 .collect()
         };
         if data_files.is_empty() && doomed.is_empty() {
-            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+            return Ok(None);
         }
-        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
         let mut summary: HashMap<String, String> =
             props.iter().filter(|(k, _)| k.as_str() != FILES_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
         summary.insert(STORE_SNAPSHOT_KEY.to_string(), n.to_string());
+        Ok(Some(Plan { data_files, doomed, targets, rows, summary }))
+    }
+
+    /// Commits store snapshot `n` to Silver. The check, run on every head the
+    /// commit tries, fences it when Silver already has `n` (another writer
+    /// materialised it) or lacks the newest earlier snapshot that changes Silver.
+    async fn materialize(&mut self, n: i64) -> Result<Silvered, MaterializeError> {
+        let started = Instant::now();
+        let plan = self.plan(n)?;
+        self.touches.retain(|k, _| *k + 64 >= n);
+        self.touches.insert(n, plan.is_some());
+        let Some(Plan { data_files, doomed, targets, rows, summary }) = plan else {
+            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+        };
+        let floor = self.floor(n);
+        let deleted = doomed.len() as u64;
+        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
         let check = move |head: &TableMetadata| match recorded(head) {
             Some(m) if m >= n => Err(Fenced(format!("Silver already has store snapshot {m}, this commit is {n}"))),
+            m if m.unwrap_or(0) < floor => Err(Fenced(format!(
+                "Silver records store snapshot {m:?} but lacks {floor}, which this commit ({n}) follows"
+            ))),
             _ => Ok(summary.clone()),
         };
         let done = self.committer.commit(&self.head, Operation::RowDelta { data_files, delete_files }, &check).await?;

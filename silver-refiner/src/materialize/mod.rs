@@ -25,7 +25,8 @@
 //! store's state. A crash before step 2 leaves unreferenced data files only.
 
 mod materializer;
+pub mod partition;
 mod store_map;
 
-pub use materializer::{MaterializeError, Materializer, Silvered};
+pub use materializer::{MaterializeError, Materializer, RETENTION_DAYS, RETENTION_DAYS_KEY, Silvered};
 pub use store_map::{SILVER_FILE, SILVER_POS, store_spec};
