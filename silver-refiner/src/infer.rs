@@ -326,6 +326,9 @@ fn quote(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::envelope::change_of;
+
+    /// `(key, value)` texts of one topic.
+    type Messages = Vec<(Option<String>, Option<String>)>;
     use crate::{Contract, Refiner};
 
     /// Every with-schema fixture: the inferred contract loads and refines every
@@ -348,7 +351,7 @@ mod tests {
         for path in files {
             let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_string();
             let lines = crate::fixtures::lines(&name).expect("fixtures present");
-            let mut by_topic: BTreeMap<String, Vec<(Option<String>, Option<String>)>> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, Messages> = BTreeMap::new();
             for l in lines {
                 let text = |v: Option<&Json>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
                 let topic = l.get("topic").and_then(Json::as_str).unwrap_or("t").to_string();

@@ -19,6 +19,9 @@ use serde_json::Value;
 use silver_refiner::envelope::change_of;
 use silver_refiner::{Contract, Refiner};
 
+/// `(key, value)` texts of one topic.
+type Messages = Vec<(Option<String>, Option<String>)>;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn inferred_contracts_refine_their_bronze_tables_without_rejects() {
     let Ok(dir) = std::env::var("LAKEHOUSE_FIXTURES") else {
@@ -34,7 +37,7 @@ async fn inferred_contracts_refine_their_bronze_tables_without_rejects() {
         "mysql_docs_key_and_create_with_schema.jsonl",
         "postgres_docs_create_with_schema.jsonl",
     ];
-    let mut by_topic: BTreeMap<String, Vec<(Option<String>, Option<String>)>> = BTreeMap::new();
+    let mut by_topic: BTreeMap<String, Messages> = BTreeMap::new();
     for f in files {
         let text = std::fs::read_to_string(std::path::Path::new(&dir).join(f)).unwrap();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
