@@ -363,7 +363,7 @@ impl Materializer {
         if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
             // A compaction changes no row; its properties repeat the APPEND
             // snapshot's (files included), which is materialised on its own.
-            return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
+            return Ok(None);
         }
         let props = changes.properties.clone().unwrap_or_default();
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
