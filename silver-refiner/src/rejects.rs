@@ -121,13 +121,17 @@ impl Rejects {
 
     /// Commits `rows` of `entity` read up to Bronze snapshot `upto`, unless a
     /// commit already covers it (a replay). Returns the commit, if one was made.
+    ///
+    /// Snapshot ids are random, not ordered: "covers" means the recorded
+    /// snapshot is `upto` or a descendant of it in `bronze`'s history.
     pub async fn commit(
         &mut self,
         entity: &str,
         upto: i64,
         rows: &[RejectRow],
+        bronze: Option<Arc<TableMetadata>>,
     ) -> Result<Option<TableCommit>, RejectsError> {
-        if rows.is_empty() || self.position(entity).is_some_and(|p| p >= upto) {
+        if rows.is_empty() || self.position(entity).is_some_and(|p| covers(bronze.as_deref(), p, upto)) {
             return Ok(None);
         }
         let started = std::time::Instant::now();
@@ -141,7 +145,9 @@ impl Rejects {
         let entity_name = entity.to_string();
         let props: HashMap<String, String> = HashMap::from([(key, upto.to_string())]);
         let check = move |head: &TableMetadata| match recorded(head, &entity_name) {
-            Some(p) if p >= upto => Err(Fenced(format!("rejects of {entity_name} are in up to Bronze snapshot {p}"))),
+            Some(p) if covers(bronze.as_deref(), p, upto) => {
+                Err(Fenced(format!("rejects of {entity_name} are in up to Bronze snapshot {p}")))
+            }
             _ => Ok(props.clone()),
         };
         match self.committer.commit(&self.head, Operation::Append { files }, &check).await {
@@ -163,6 +169,19 @@ impl Rejects {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Whether rejects recorded up to Bronze snapshot `recorded` include those of
+/// `upto`: `upto` is `recorded` or one of its ancestors.
+fn covers(bronze: Option<&TableMetadata>, recorded: i64, upto: i64) -> bool {
+    let mut id = Some(recorded);
+    while let Some(i) = id {
+        if i == upto {
+            return true;
+        }
+        id = bronze.and_then(|m| m.snapshot_by_id(i)).and_then(|s| s.parent_snapshot_id());
+    }
+    false
 }
 
 /// The newest position of `entity` in the head's ancestry.

@@ -306,7 +306,12 @@ impl Refinery {
                 }
                 self.summary.rejected += rows.len() as u64;
             }
-            if let Some(c) = self.rejects.commit(&e.name, upto, &rows).await? {
+            let bronze = if rows.is_empty() {
+                None
+            } else {
+                self.catalog.load_table(&e.bronze).await?.map(|t| t.metadata)
+            };
+            if let Some(c) = self.rejects.commit(&e.name, upto, &rows, bronze).await? {
                 done.push(c);
             }
             let mut position = BTreeMap::from([(e.position_key.clone(), upto.to_string())]);
