@@ -142,12 +142,16 @@ for row in con.execute("""SELECT window_start, status, revenue, orders FROM gold
 PY
 "$LAKEHOUSE_ROOT/.venv/bin/python" "$LAKEHOUSE_ROOT/tests/interop/gold_check.py" "sqlite:///$LAKEHOUSE_ROOT/.lakehouse/catalog.db" \
   lakehouse "$LAKEHOUSE_ROOT/.lakehouse/warehouse" "$LAKEHOUSE_ROOT/deploy/local/gold/commerce.toml" \
-  | python3 -c 'import json,sys
-r=json.load(sys.stdin); bad=0
-for t,v in r.items():
-    print(f"  gold.{t:<22} rows {v[\"gold_rows\"]:<7} DuckDB over Silver: {v[\"expected_rows\"]:<7} differing {v[\"differing\"]}")
-    bad+=v["differing"]+abs(v["gold_rows"]-v["expected_rows"])
-sys.exit(1 if bad else 0)' || die "Gold differs from DuckDB over Silver"
+  >"$RUN_DIR/gold-check.json"
+python3 - "$RUN_DIR/gold-check.json" <<'PY' || die "Gold differs from DuckDB over Silver"
+import json, sys
+report = json.load(open(sys.argv[1]))
+bad = 0
+for table, v in report.items():
+    print(f"  gold.{table:<22} rows {v['gold_rows']:<7} DuckDB over Silver: {v['expected_rows']:<7} differing {v['differing']}")
+    bad += v["differing"] + abs(v["gold_rows"] - v["expected_rows"])
+sys.exit(1 if bad else 0)
+PY
 printf '  all three workers done after %ss; Gold run summary: %s\n' "$SECONDS" "$(tr -d '\n ' < "$RUN_DIR/gold-summary.json")"
 echo
 echo "Rejected records (silver._rejects; 'lakehouse rejects list <entity>' shows them):"
