@@ -36,8 +36,8 @@ pub struct Filter {
 }
 
 /// A value with what [`Filter::accepts`] needs to compare it: the column's decimal scale.
-pub struct Value<'a> {
-    pub scalar: &'a Scalar,
+pub struct Value {
+    pub scalar: Scalar,
     pub scale: i8,
 }
 
@@ -57,7 +57,7 @@ impl Filter {
     }
 
     /// Whether a row passes; `value` gives a column's value in the row.
-    pub fn accepts<'a>(&self, value: impl Fn(&str) -> Value<'a>) -> bool {
+    pub fn accepts(&self, value: impl Fn(&str) -> Value) -> bool {
         self.clauses.iter().all(|c| match c {
             Clause::IsNull(col, want_null) => value(col).scalar.is_null() == *want_null,
             Clause::Compare(col, op, lit) => compare(&value(col), lit).is_some_and(|o| match op {
@@ -76,8 +76,8 @@ impl Filter {
     }
 }
 
-fn compare(v: &Value<'_>, lit: &Lit) -> Option<std::cmp::Ordering> {
-    match (v.scalar, lit) {
+fn compare(v: &Value, lit: &Lit) -> Option<std::cmp::Ordering> {
+    match (&v.scalar, lit) {
         (Scalar::Null, _) => None,
         (Scalar::Str(s), Lit::Text(t)) => Some(s.as_str().cmp(t.as_str())),
         (Scalar::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
@@ -186,7 +186,7 @@ mod tests {
 
     fn passes(f: &str, r: &HashMap<String, Scalar>) -> bool {
         let f = Filter::parse(f).expect("parses");
-        f.accepts(|c| Value { scalar: r.get(c).unwrap_or(&Scalar::Null), scale: 2 })
+        f.accepts(|c| Value { scalar: r.get(c).cloned().unwrap_or(Scalar::Null), scale: 2 })
     }
 
     #[test]

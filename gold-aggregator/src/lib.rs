@@ -54,5 +54,5 @@ pub async fn run(
     };
     let mut aggregator = Aggregator::start(config).await?;
     lakehouse::worker::drive(&mut aggregator, &policy, &control).await?;
-    Ok(aggregator.summary.clone())
+    Ok(aggregator.summary())
 }

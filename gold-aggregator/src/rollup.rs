@@ -179,10 +179,8 @@ impl Aggregation {
                 applied.retractions += 1;
             }
             if !filter_cols.is_empty() {
-                let values: HashMap<&str, Scalar> =
-                    filter_cols.iter().map(|(c, col)| (*c, scalar::read(col, i))).collect();
                 let pass = self.spec.filter.accepts(|c| filter::Value {
-                    scalar: values.get(c).unwrap_or(&Scalar::Null),
+                    scalar: filter_cols.get(c).map_or(Scalar::Null, |col| scalar::read(col, i)),
                     scale: self.scales.get(c).copied().unwrap_or(0),
                 });
                 if !pass {

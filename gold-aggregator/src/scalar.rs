@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn order_is_total_and_numeric_within_a_type() {
-        let mut v = vec![Scalar::Float(OrdF64(2.5)), Scalar::Float(OrdF64(-1.0)), Scalar::Float(OrdF64(0.0))];
+        let mut v = [Scalar::Float(OrdF64(2.5)), Scalar::Float(OrdF64(-1.0)), Scalar::Float(OrdF64(0.0))];
         v.sort();
         assert_eq!(v[0], Scalar::Float(OrdF64(-1.0)));
         assert!(Scalar::Dec(-5) < Scalar::Dec(3));

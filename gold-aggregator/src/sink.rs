@@ -27,10 +27,7 @@ use arrow_array::types::{Date32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
 use changelog_store::{ReadAt, RowKind, Table};
-use iceberg::spec::{
-    DataFile, Literal, Struct, TableMetadata, Transform, UnboundPartitionSpec, deserialize_data_file_from_json,
-    serialize_data_file_to_json,
-};
+use iceberg::spec::{DataFile, Literal, Struct, TableMetadata, Transform, UnboundPartitionSpec};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
@@ -80,6 +77,9 @@ pub struct Golded {
     /// Gold rows replaced or removed.
     pub deleted: u64,
 }
+
+/// What [`GoldTable::load`] finds: every group with its state, and the state snapshot's properties.
+pub type Loaded = (Vec<(GroupKey, GroupState)>, BTreeMap<String, String>);
 
 pub struct GoldTable {
     name: String,
@@ -157,7 +157,7 @@ impl GoldTable {
     }
 
     /// Every group in the latest state snapshot, and that snapshot's properties.
-    pub fn load(&self) -> Result<(Vec<(GroupKey, GroupState)>, BTreeMap<String, String>), SinkError> {
+    pub fn load(&self) -> Result<Loaded, SinkError> {
         let invalid = self.invalid();
         let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else {
             return Ok((Vec::new(), BTreeMap::new()));
@@ -263,16 +263,10 @@ impl GoldTable {
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
         let mut props = properties;
-        let partition_type = self.head.metadata.default_partition_type().clone();
-        let format = self.head.metadata.format_version();
-        let encoded: Result<Vec<String>, _> =
-            files.iter().map(|f| serialize_data_file_to_json(f.clone(), &partition_type, format)).collect();
-        let encoded = encoded.map_err(|source| SinkError::Iceberg {
-            table: self.name.clone(),
-            what: "serialising data files",
-            source,
+        let encoded = lakehouse::table::data_files::encode(&self.head.metadata, &files).map_err(|source| {
+            SinkError::Iceberg { table: self.name.clone(), what: "serialising data files", source }
         })?;
-        props.insert(FILES_KEY.to_string(), format!("[{}]", encoded.join(",")));
+        props.insert(FILES_KEY.to_string(), encoded);
         let committer = self.state.new_committer(self.commit_user.clone());
         let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
         let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
@@ -363,25 +357,8 @@ impl GoldTable {
     }
 
     fn decode_files(&self, json: &str) -> Result<Vec<DataFile>, SinkError> {
-        let invalid = self.invalid();
-        let list: Vec<Box<serde_json::value::RawValue>> =
-            serde_json::from_str(json).map_err(|e| invalid(format!("unreadable {FILES_KEY}: {e}")))?;
-        let m = &self.head.metadata;
-        list.iter()
-            .map(|raw| {
-                deserialize_data_file_from_json(
-                    raw.get(),
-                    m.default_partition_spec_id(),
-                    m.default_partition_type(),
-                    m.current_schema(),
-                )
-                .map_err(|source| SinkError::Iceberg {
-                    table: self.name.clone(),
-                    what: "reading the data files of a state snapshot",
-                    source,
-                })
-            })
-            .collect()
+        lakehouse::table::data_files::decode(&self.head.metadata, json)
+            .map_err(|e| SinkError::Invalid { table: self.name.clone(), message: format!("{FILES_KEY}: {e}") })
     }
 }
 

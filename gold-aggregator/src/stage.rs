@@ -85,7 +85,7 @@ pub struct Aggregator {
     since: Option<Instant>,
     /// Silver commit → Gold commit delays of this run (ms), for the summary.
     delays: Vec<u64>,
-    pub summary: RunSummary,
+    summary: RunSummary,
 }
 
 impl Aggregator {
@@ -140,10 +140,9 @@ impl Aggregator {
             for n in r.upto + 1..=last {
                 let changes = r.source.change_batches(n).map_err(source_err)?;
                 r.oldest_silver_ms.get_or_insert(changes.time_millis);
-                if let Some(ms) = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY)) {
-                    if let Ok(ms) = ms.parse::<i64>() {
-                        r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
-                    }
+                let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
+                if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
+                    r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
                 }
                 for b in &changes.batches {
                     let a = r.agg.apply(b)?;
@@ -212,15 +211,21 @@ impl Aggregator {
             r.oldest_silver_ms = None;
         }
         self.since = None;
-        if !self.delays.is_empty() {
-            let mut d = self.delays.clone();
-            d.sort_unstable();
-            let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
-            self.summary.silver_to_gold_p50_ms = Some(at(0.5));
-            self.summary.silver_to_gold_p99_ms = Some(at(0.99));
-            self.summary.silver_to_gold_max_ms = d.last().copied();
-        }
         Ok(done)
+    }
+
+    /// What the run did, with the Silver→Gold delay percentiles of its commits.
+    pub fn summary(&self) -> RunSummary {
+        let mut summary = self.summary.clone();
+        let mut d = self.delays.clone();
+        d.sort_unstable();
+        if !d.is_empty() {
+            let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
+            summary.silver_to_gold_p50_ms = Some(at(0.5));
+            summary.silver_to_gold_p99_ms = Some(at(0.99));
+            summary.silver_to_gold_max_ms = d.last().copied();
+        }
+        summary
     }
 
     async fn is_caught_up(&mut self) -> Result<bool, GoldError> {

@@ -306,11 +306,8 @@ impl Refinery {
                 }
                 self.summary.rejected += rows.len() as u64;
             }
-            let bronze = if rows.is_empty() {
-                None
-            } else {
-                self.catalog.load_table(&e.bronze).await?.map(|t| t.metadata)
-            };
+            let bronze =
+                if rows.is_empty() { None } else { self.catalog.load_table(&e.bronze).await?.map(|t| t.metadata) };
             if let Some(c) = self.rejects.commit(&e.name, upto, &rows, bronze).await? {
                 done.push(c);
             }

@@ -46,6 +46,7 @@
 
 pub mod commit;
 pub mod create;
+pub mod data_files;
 pub mod durable;
 pub mod incremental;
 pub mod position;

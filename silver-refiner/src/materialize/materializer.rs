@@ -10,7 +10,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::SchemaRef;
 use changelog_store::{RowKind, Table};
-use iceberg::spec::{DataFile, Struct, TableMetadata, deserialize_data_file_from_json, serialize_data_file_to_json};
+use iceberg::spec::{DataFile, Struct, TableMetadata};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
@@ -268,16 +268,10 @@ impl Materializer {
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
         let mut props = properties;
-        let partition_type = self.head.metadata.default_partition_type().clone();
-        let format = self.head.metadata.format_version();
-        let encoded: Result<Vec<String>, _> =
-            files.iter().map(|f| serialize_data_file_to_json(f.clone(), &partition_type, format)).collect();
-        let encoded = encoded.map_err(|source| MaterializeError::Iceberg {
-            entity: self.entity.clone(),
-            what: "serialising data files",
-            source,
+        let encoded = lakehouse::table::data_files::encode(&self.head.metadata, &files).map_err(|source| {
+            MaterializeError::Iceberg { entity: self.entity.clone(), what: "serialising data files", source }
         })?;
-        props.insert(FILES_KEY.to_string(), format!("[{}]", encoded.join(",")));
+        props.insert(FILES_KEY.to_string(), encoded);
         let committer = self.store.new_committer(self.commit_user.clone());
         let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
         let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
@@ -478,25 +472,10 @@ impl Materializer {
     }
 
     fn decode_files(&self, json: &str) -> Result<Vec<DataFile>, MaterializeError> {
-        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        let list: Vec<Box<serde_json::value::RawValue>> =
-            serde_json::from_str(json).map_err(|e| invalid(format!("unreadable {FILES_KEY}: {e}")))?;
-        let m = &self.head.metadata;
-        list.iter()
-            .map(|raw| {
-                deserialize_data_file_from_json(
-                    raw.get(),
-                    m.default_partition_spec_id(),
-                    m.default_partition_type(),
-                    m.current_schema(),
-                )
-                .map_err(|source| MaterializeError::Iceberg {
-                    entity: self.entity.clone(),
-                    what: "reading the data files of a store snapshot",
-                    source,
-                })
-            })
-            .collect()
+        lakehouse::table::data_files::decode(&self.head.metadata, json).map_err(|e| MaterializeError::Invalid {
+            entity: self.entity.clone(),
+            message: format!("{FILES_KEY}: {e}"),
+        })
     }
 }
 
