@@ -17,12 +17,14 @@
 
 pub mod accum;
 pub mod config;
+pub mod features;
 pub mod filter;
 pub mod rollup;
 pub mod scalar;
 pub mod sink;
 pub mod spec;
 pub mod stage;
+pub mod wide;
 pub mod window;
 
 pub use config::Config;

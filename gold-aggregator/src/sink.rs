@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Int64Type};
+use arrow_array::types::{Date32Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
 use changelog_store::{ReadAt, RowKind, Table};
@@ -88,9 +88,36 @@ pub struct GoldTable {
     deletes: PositionDeleteWriter,
     state: Table,
     commit_user: String,
-    partition: PartitionBy,
+    layout: Layout,
     head: LoadedTable,
 }
+
+/// How a Gold table is partitioned and where its state rows keep their
+/// partition: rollups derive it from `window_start`; keyed tables (wide,
+/// features) keep it in the state column [`PART`] (null = the null partition).
+#[derive(Debug, Clone)]
+pub enum Layout {
+    Windowed(PartitionBy),
+    Keyed { column: String, partition: PartitionBy },
+}
+
+impl Layout {
+    fn partition_column(&self) -> &str {
+        match self {
+            Layout::Windowed(_) => WINDOW_START,
+            Layout::Keyed { column, .. } => column,
+        }
+    }
+
+    fn partition(&self) -> PartitionBy {
+        match self {
+            Layout::Windowed(p) | Layout::Keyed { partition: p, .. } => *p,
+        }
+    }
+}
+
+/// State column of keyed Gold tables: the Gold row's partition value.
+pub const PART: &str = "_part";
 
 impl GoldTable {
     /// Opens (creating where absent) `gold` with `schema` and its state table.
@@ -98,22 +125,24 @@ impl GoldTable {
         catalog: SqlCatalog,
         gold: TableName,
         schema: &SchemaRef,
-        partition: PartitionBy,
+        layout: Layout,
         state_path: PathBuf,
-        buckets: usize,
+        state: changelog_store::TableSpec,
         commit_user: String,
     ) -> Result<Self, SinkError> {
         let name = gold.name.clone();
         let iceberg_err = |what, source| SinkError::Iceberg { table: name.clone(), what, source };
         let iceberg_schema =
             iceberg::arrow::arrow_schema_to_schema(schema).map_err(|e| iceberg_err("converting the schema", e))?;
-        let start_id = iceberg_schema
-            .field_by_name(WINDOW_START)
-            .map(|f| f.id)
-            .ok_or_else(|| SinkError::Invalid { table: name.clone(), message: "no window_start column".into() })?;
+        let column = layout.partition_column();
+        let start_id = iceberg_schema.field_by_name(column).map(|f| f.id).ok_or_else(|| SinkError::Invalid {
+            table: name.clone(),
+            message: format!("no partition column {column}"),
+        })?;
+        let partition = layout.partition();
         let (transform, field) = match partition {
-            PartitionBy::Month => (Transform::Month, "window_start_month"),
-            PartitionBy::Year => (Transform::Year, "window_start_year"),
+            PartitionBy::Month => (Transform::Month, format!("{column}_month")),
+            PartitionBy::Year => (Transform::Year, format!("{column}_year")),
         };
         let partition_spec = UnboundPartitionSpec::builder()
             .add_partition_field(start_id, field, transform)
@@ -132,7 +161,7 @@ impl GoldTable {
         let state = if state_path.join("schema").exists() {
             Table::open(&state_path).map_err(store_err)?
         } else {
-            Table::create(&state_path, state_spec(buckets)).map_err(store_err)?
+            Table::create(&state_path, state).map_err(store_err)?
         };
         Ok(GoldTable {
             name,
@@ -141,7 +170,7 @@ impl GoldTable {
             deletes: PositionDeleteWriter::new(catalog.file_io().clone()),
             state,
             commit_user,
-            partition,
+            layout,
             head,
         })
     }
@@ -156,7 +185,26 @@ impl GoldTable {
         move |message| SinkError::Invalid { table: table.clone(), message }
     }
 
-    /// Every group in the latest state snapshot, and that snapshot's properties.
+    /// The state table's rows and its latest snapshot's properties (keyed tables).
+    pub fn scan_state(&self) -> Result<(Vec<RecordBatch>, BTreeMap<String, String>), SinkError> {
+        let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else {
+            return Ok((Vec::new(), BTreeMap::new()));
+        };
+        let batches = self.state.scan_batches(ReadAt::Snapshot(latest.id)).map_err(self.store_err())?;
+        Ok((batches, latest.properties.unwrap_or_default()))
+    }
+
+    /// The state table's Arrow row schema.
+    pub fn state_schema(&self) -> SchemaRef {
+        changelog_store::data::arrow_conv::row_schema(self.state.info())
+    }
+
+    /// The state table (a changelog other Gold tables may read).
+    pub fn state(&self) -> &Table {
+        &self.state
+    }
+
+    /// Every group in the latest state snapshot, and that snapshot's properties (rollups).
     pub fn load(&self) -> Result<Loaded, SinkError> {
         let invalid = self.invalid();
         let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else {
@@ -199,9 +247,9 @@ impl GoldTable {
         recorded(&self.head.metadata).map_err(self.invalid())
     }
 
-    /// Commits the changed groups: `live` (with their Gold rows, same order) and
-    /// `gone` (groups left empty). `properties` (the Silver positions) go into
-    /// the state snapshot and the Iceberg commit.
+    /// Commits the changed groups of a rollup: `live` (with their Gold rows,
+    /// same order) and `gone` (groups left empty). `properties` (the Silver
+    /// positions) go into the state snapshot and the Iceberg commit.
     pub async fn apply(
         &mut self,
         live: &[(GroupKey, GroupState)],
@@ -213,13 +261,62 @@ impl GoldTable {
         if rows.num_rows() != live.len() {
             return Err(invalid(format!("{} Gold rows for {} groups", rows.num_rows(), live.len())));
         }
+        let schema = self.state_schema();
+        let partitions: Vec<Option<i32>> =
+            live.iter().map(|((_, start, _), _)| Some(self.partition_value(*start))).collect();
+        let gone = if gone.is_empty() {
+            None
+        } else {
+            Some(state_batch(&schema, gone.iter().map(|k| (k, None)), &vec![None; gone.len()]).map_err(&invalid)?)
+        };
+        let state_rows = |locations: &[Option<(Arc<str>, i64)>]| {
+            state_batch(&schema, live.iter().map(|(k, s)| (k, Some(s))), locations)
+        };
+        self.commit_rows(rows, &partitions, state_rows, gone, properties).await
+    }
+
+    /// Commits changed rows of a keyed table: `rows` (Gold rows, each with its
+    /// partition value) replace the rows of the same key; `gone` (state rows
+    /// with the key columns set) are deleted.
+    pub async fn apply_keyed(
+        &mut self,
+        rows: &RecordBatch,
+        partitions: &[Option<i32>],
+        gone: Option<RecordBatch>,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Golded, SinkError> {
+        let schema = self.state_schema();
+        let gone = gone
+            .filter(|g| g.num_rows() > 0)
+            .map(|g| keyed_state_batch(&schema, &g, &vec![None; g.num_rows()], &vec![None; g.num_rows()]))
+            .transpose()
+            .map_err(self.invalid())?;
+        let state_rows =
+            |locations: &[Option<(Arc<str>, i64)>]| keyed_state_batch(&schema, rows, partitions, locations);
+        self.commit_rows(rows, partitions, state_rows, gone, properties).await
+    }
+
+    /// The three steps of the module docs: Gold rows written, the state
+    /// committed (`state_rows` gets each Gold row's location), Gold materialised.
+    async fn commit_rows(
+        &mut self,
+        rows: &RecordBatch,
+        partitions: &[Option<i32>],
+        state_rows: impl FnOnce(&[Option<(Arc<str>, i64)>]) -> Result<RecordBatch, String>,
+        gone: Option<RecordBatch>,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Golded, SinkError> {
+        let invalid = self.invalid();
+        if rows.num_rows() != partitions.len() {
+            return Err(invalid(format!("{} Gold rows for {} partition values", rows.num_rows(), partitions.len())));
+        }
         // 1. New Gold rows, one write per partition (rows keep their order within it).
-        let mut by_partition: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
-        for (i, ((_, start, _), _)) in live.iter().enumerate() {
-            by_partition.entry(self.partition_value(*start)).or_default().push(i as u32);
+        let mut by_partition: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            by_partition.entry(*p).or_default().push(i as u32);
         }
         let mut files = Vec::new();
-        let mut locations: Vec<Option<(Arc<str>, i64)>> = vec![None; live.len()];
+        let mut locations: Vec<Option<(Arc<str>, i64)>> = vec![None; rows.num_rows()];
         for (value, indices) in &by_partition {
             let take = arrow_array::UInt32Array::from(indices.clone());
             let part = arrow_select::take::take_record_batch(rows, &take)
@@ -249,16 +346,13 @@ impl GoldTable {
         lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
             .await
             .map_err(|e| invalid(format!("syncing data files: {e}")))?;
-        // 2. The state: changed groups with their new locations, empty groups deleted.
-        let schema = changelog_store::data::arrow_conv::row_schema(self.state.info());
+        // 2. The state: changed rows with their new locations, gone ones deleted.
         let mut write = self.state.new_write().map_err(self.store_err())?;
-        if !live.is_empty() {
-            let batch = state_batch(&schema, live.iter().map(|(k, s)| (k, Some(s))), &locations).map_err(&invalid)?;
+        if rows.num_rows() > 0 {
+            let batch = state_rows(&locations).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
-        if !gone.is_empty() {
-            let batch =
-                state_batch(&schema, gone.iter().map(|k| (k, None)), &vec![None; gone.len()]).map_err(&invalid)?;
+        if let Some(batch) = gone.filter(|b| b.num_rows() > 0) {
             write.write_batch(&batch, &[RowKind::Delete]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
@@ -280,10 +374,7 @@ impl GoldTable {
     }
 
     fn partition_value(&self, window_start: i32) -> i32 {
-        match self.partition {
-            PartitionBy::Month => month_ordinal(window_start),
-            PartitionBy::Year => year_ordinal(window_start),
-        }
+        partition_ordinal(self.layout.partition(), window_start)
     }
 
     /// Brings Gold to state snapshot `n` (which must follow what Gold has).
@@ -300,12 +391,23 @@ impl GoldTable {
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
         let mut kept: HashSet<(String, i64)> = HashSet::new();
         let mut old: Vec<(String, i64)> = Vec::new();
-        let mut partition_of: HashMap<String, i32> = HashMap::new();
+        let mut partition_of: HashMap<String, Option<i32>> = HashMap::new();
         for b in &changes.batches {
             let col = |n: &str| b.rows.column_by_name(n).ok_or_else(|| invalid(format!("state has no column {n}")));
-            let (file, pos, start) = (col(GOLD_FILE)?, col(GOLD_POS)?, col(WINDOW_START)?);
+            let (file, pos) = (col(GOLD_FILE)?, col(GOLD_POS)?);
             let (file, pos) = (file.as_string::<i32>(), pos.as_primitive::<Int64Type>());
-            let start = start.as_primitive::<Date32Type>();
+            let part = match &self.layout {
+                Layout::Windowed(p) => {
+                    let start = col(WINDOW_START)?.as_primitive::<Date32Type>().clone();
+                    let p = *p;
+                    Box::new(move |i: usize| Some(partition_ordinal(p, start.value(i))))
+                        as Box<dyn Fn(usize) -> Option<i32>>
+                }
+                Layout::Keyed { .. } => {
+                    let part = col(PART)?.as_primitive::<Int32Type>().clone();
+                    Box::new(move |i: usize| (!part.is_null(i)).then(|| part.value(i)))
+                }
+            };
             for i in 0..b.rows.num_rows() {
                 if file.is_null(i) || pos.is_null(i) {
                     continue; // a delete's own record carries no location
@@ -316,7 +418,7 @@ impl GoldTable {
                         kept.insert(loc);
                     }
                     Some(RowKind::UpdateBefore | RowKind::Delete) => {
-                        partition_of.insert(loc.0.clone(), self.partition_value(start.value(i)));
+                        partition_of.insert(loc.0.clone(), part(i));
                         old.push(loc);
                     }
                     None => return Err(invalid(format!("state snapshot {n}: bad row kind {}", b.kinds.value(i)))),
@@ -369,13 +471,21 @@ fn recorded(metadata: &TableMetadata) -> Result<Option<i64>, String> {
         .transpose()
 }
 
-fn partition_struct(value: i32) -> Struct {
-    Struct::from_iter([Some(Literal::int(value))])
+fn partition_struct(value: Option<i32>) -> Struct {
+    Struct::from_iter([value.map(Literal::int)])
+}
+
+/// The Iceberg month or year transform of a day (days since 1970-01-01).
+pub fn partition_ordinal(partition: PartitionBy, day: i32) -> i32 {
+    match partition {
+        PartitionBy::Month => month_ordinal(day),
+        PartitionBy::Year => year_ordinal(day),
+    }
 }
 
 /// The state table: one row per (window, window start, group) with the
 /// group's accumulators (JSON) and where its Gold row lives.
-fn state_spec(buckets: usize) -> changelog_store::TableSpec {
+pub fn state_spec(buckets: usize) -> changelog_store::TableSpec {
     changelog_store::TableSpec {
         columns: vec![
             (WINDOW.into(), "STRING NOT NULL".into()),
@@ -416,5 +526,80 @@ fn state_batch<'a>(
         Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>()),
         Arc::new(locations.iter().map(|l| l.as_ref().map(|(_, pos)| *pos)).collect::<Int64Array>()),
     ];
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("building state rows: {e}"))
+}
+
+/// The state table of a keyed Gold table (wide, features): the Gold row's
+/// columns (key columns NOT NULL, the rest nullable so a delete carries the
+/// key alone), its partition value and its location. Other Gold tables may
+/// read its changelog like a Silver entity's (a rollup over a wide table).
+pub fn keyed_state_spec(
+    gold: &SchemaRef,
+    key: &[String],
+    buckets: usize,
+) -> Result<changelog_store::TableSpec, String> {
+    let mut columns = Vec::new();
+    for f in gold.fields() {
+        let ty = store_type(f.data_type())
+            .ok_or_else(|| format!("column {} of type {} has no store type", f.name(), f.data_type()))?;
+        let ty = if key.contains(f.name()) { format!("{ty} NOT NULL") } else { ty };
+        columns.push((f.name().clone(), ty));
+    }
+    columns.push((PART.into(), "INT".into()));
+    columns.push((GOLD_FILE.into(), "STRING".into()));
+    columns.push((GOLD_POS.into(), "BIGINT".into()));
+    Ok(changelog_store::TableSpec {
+        columns,
+        primary_keys: key.to_vec(),
+        partition_keys: Vec::new(),
+        options: BTreeMap::from([
+            ("bucket".to_string(), buckets.max(1).to_string()),
+            ("merge-engine".to_string(), "deduplicate".to_string()),
+            ("changelog-producer".to_string(), "lookup".to_string()),
+        ]),
+    })
+}
+
+/// The changelog-store (Paimon) type of a Gold column type ([`crate::scalar::output_type`]s).
+fn store_type(ty: &arrow_schema::DataType) -> Option<String> {
+    use arrow_schema::DataType as T;
+    Some(match ty {
+        T::Boolean => "BOOLEAN".into(),
+        T::Int32 => "INT".into(),
+        T::Int64 => "BIGINT".into(),
+        T::Float64 => "DOUBLE".into(),
+        T::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+        T::Date32 => "DATE".into(),
+        T::Timestamp(_, _) => "TIMESTAMP(6)".into(),
+        T::Utf8 => "STRING".into(),
+        T::Binary => "BYTES".into(),
+        _ => return None,
+    })
+}
+
+/// State rows of a keyed table: the Gold rows cast to the state's types, with
+/// their partition values and locations (none for a delete).
+pub fn keyed_state_batch(
+    schema: &SchemaRef,
+    rows: &RecordBatch,
+    partitions: &[Option<i32>],
+    locations: &[Option<(Arc<str>, i64)>],
+) -> Result<RecordBatch, String> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let col: ArrayRef = match f.name().as_str() {
+            PART => Arc::new(arrow_array::Int32Array::from(partitions.to_vec())),
+            GOLD_FILE => {
+                Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>())
+            }
+            GOLD_POS => Arc::new(locations.iter().map(|l| l.as_ref().map(|(_, pos)| *pos)).collect::<Int64Array>()),
+            name => {
+                let src = rows.column_by_name(name).ok_or_else(|| format!("the Gold rows have no column {name}"))?;
+                arrow_cast::cast(src, f.data_type())
+                    .map_err(|e| format!("column {name}: {} → {}: {e}", src.data_type(), f.data_type()))?
+            }
+        };
+        columns.push(col);
+    }
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("building state rows: {e}"))
 }

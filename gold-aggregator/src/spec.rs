@@ -85,6 +85,37 @@ struct RollupToml {
 struct FileToml {
     #[serde(default, rename = "rollup")]
     rollups: Vec<RollupToml>,
+    #[serde(default, rename = "wide")]
+    wides: Vec<crate::wide::WideToml>,
+    #[serde(default, rename = "features")]
+    features: Vec<crate::features::FeaturesToml>,
+}
+
+/// One Gold table definition.
+#[derive(Debug, Clone)]
+pub enum GoldDef {
+    Rollup(Rollup),
+    Wide(crate::wide::WideSpec),
+    Features(crate::features::FeaturesSpec),
+}
+
+impl GoldDef {
+    pub fn name(&self) -> &str {
+        match self {
+            GoldDef::Rollup(r) => &r.name,
+            GoldDef::Wide(w) => &w.name,
+            GoldDef::Features(f) => &f.name,
+        }
+    }
+
+    /// The changelogs it reads: Silver entities, or keyed Gold tables (a wide table).
+    pub fn sources(&self) -> Vec<String> {
+        match self {
+            GoldDef::Rollup(r) => vec![r.source.clone()],
+            GoldDef::Wide(w) => w.sources(),
+            GoldDef::Features(f) => vec![f.source.clone()],
+        }
+    }
 }
 
 /// One rollup: a Silver entity's rows, by window of `time` and `group_by`.
@@ -167,8 +198,10 @@ impl Rollup {
     }
 }
 
-/// Every Gold table of a definitions file or directory.
-pub fn load(path: &Path) -> Result<Vec<Rollup>, SpecError> {
+/// Every Gold table of a definitions file or directory. A source naming a
+/// wide table defined here reads that table's changelog; a Gold table may
+/// not read itself or a table defined after it (no cycles).
+pub fn load(path: &Path) -> Result<Vec<GoldDef>, SpecError> {
     let mut files = Vec::new();
     if path.is_dir() {
         let read = |source| SpecError::Read { path: path.display().to_string(), source };
@@ -182,24 +215,61 @@ pub fn load(path: &Path) -> Result<Vec<Rollup>, SpecError> {
     } else {
         files.push(path.to_path_buf());
     }
-    let mut out: Vec<Rollup> = Vec::new();
+    let mut out: Vec<GoldDef> = Vec::new();
     for f in files {
         let text =
             std::fs::read_to_string(&f).map_err(|source| SpecError::Read { path: f.display().to_string(), source })?;
-        for r in parse(&text, &f.display().to_string())? {
-            if out.iter().any(|o| o.name == r.name) {
-                return Err(SpecError::Invalid { table: r.name, message: "defined twice".into() });
-            }
-            out.push(r);
-        }
+        out.extend(parse_all(&text, &f.display().to_string())?);
     }
+    check_names(&out)?;
     Ok(out)
 }
 
-/// The Gold tables of one TOML text.
+fn check_names(defs: &[GoldDef]) -> Result<(), SpecError> {
+    for (i, d) in defs.iter().enumerate() {
+        if defs[..i].iter().any(|o| o.name() == d.name()) {
+            return Err(SpecError::Invalid { table: d.name().into(), message: "defined twice".into() });
+        }
+        for s in d.sources() {
+            let reads_later = defs[i..].iter().any(|o| o.name() == s && !matches!(o, GoldDef::Rollup(_)));
+            if reads_later {
+                return Err(SpecError::Invalid {
+                    table: d.name().into(),
+                    message: format!("reads Gold table {s}, which must be defined before it"),
+                });
+            }
+            if defs[..i].iter().any(|o| o.name() == s && matches!(o, GoldDef::Rollup(_))) {
+                return Err(SpecError::Invalid {
+                    table: d.name().into(),
+                    message: format!("source {s} is a rollup; only wide tables and Silver entities can be read"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rollups of one TOML text.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<Rollup>, SpecError> {
     let file: FileToml = toml::from_str(text).map_err(|source| SpecError::Toml { origin: origin.into(), source })?;
     file.rollups.into_iter().map(Rollup::from_toml).collect()
+}
+
+/// Every Gold table of one TOML text: wide tables first, then features and rollups (which may read them).
+pub fn parse_all(text: &str, origin: &str) -> Result<Vec<GoldDef>, SpecError> {
+    let file: FileToml = toml::from_str(text).map_err(|source| SpecError::Toml { origin: origin.into(), source })?;
+    let mut out = Vec::new();
+    for w in file.wides {
+        out.push(GoldDef::Wide(crate::wide::WideSpec::from_toml(w)?));
+    }
+    for f in file.features {
+        out.push(GoldDef::Features(crate::features::FeaturesSpec::from_toml(f)?));
+    }
+    for r in file.rollups {
+        out.push(GoldDef::Rollup(Rollup::from_toml(r)?));
+    }
+    check_names(&out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

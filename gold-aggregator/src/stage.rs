@@ -2,7 +2,7 @@
 //! changelog → groups added to and retracted from in memory → per Gold
 //! table, one state commit and one Iceberg RowDelta ([`crate::sink`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use changelog_store::Table;
@@ -11,9 +11,11 @@ use lakehouse::telemetry::names;
 use lakehouse::worker::{Pending, Stage, TableCommit};
 
 use crate::config::Config;
+use crate::features::{FEATURE_DATE, Features};
 use crate::rollup::{AggError, Aggregation};
-use crate::sink::{GoldTable, SinkError};
-use crate::spec::{self, Rollup, SpecError};
+use crate::sink::{GoldTable, Layout, SinkError, keyed_state_spec, state_spec};
+use crate::spec::{self, GoldDef, SpecError};
+use crate::wide::Wide;
 
 /// State snapshot property (and Gold summary key) prefix: the Silver store
 /// snapshot consumed, per source entity.
@@ -53,15 +55,29 @@ pub struct RunSummary {
     pub silver_to_gold_max_ms: Option<u64>,
 }
 
-/// One Gold table, ready: its source, its groups, its sink.
-struct Ready {
-    agg: Aggregation,
-    sink: GoldTable,
-    source: Table,
-    /// The source snapshot committed (in the state) as consumed; 0 = none.
+/// One changelog a Gold table reads.
+struct Source {
+    /// Silver entity, or a keyed Gold table.
+    entity: String,
+    table: Table,
+    /// The snapshot committed (in the state) as consumed; 0 = none.
     position: i64,
-    /// The source snapshot the in-flight batch reads up to.
+    /// The snapshot the in-flight batch reads up to.
     upto: i64,
+}
+
+enum Model {
+    Rollup(Aggregation),
+    Wide(Wide),
+    Features(Features),
+}
+
+/// One Gold table, ready: its sources, its model, its sink.
+struct Ready {
+    name: String,
+    model: Model,
+    sink: GoldTable,
+    sources: Vec<Source>,
     work: usize,
     newest_ms: Option<i64>,
     /// Commit time of the oldest Silver snapshot in the batch (ms since the epoch).
@@ -69,10 +85,17 @@ struct Ready {
     last_poll: Option<Instant>,
 }
 
+impl Ready {
+    fn behind(&self) -> bool {
+        self.sources.iter().any(|s| s.upto != s.position)
+    }
+}
+
 enum Entry {
-    /// The source entity has no store table yet (Silver has not started it).
+    /// A source has no changelog yet (Silver has not started the entity, or
+    /// the wide table read has not opened).
     Waiting {
-        rollup: Rollup,
+        def: GoldDef,
         logged: bool,
     },
     Ready(Box<Ready>),
@@ -82,6 +105,8 @@ pub struct Aggregator {
     config: Config,
     catalog: SqlCatalog,
     entries: Vec<Entry>,
+    /// Gold tables other Gold tables may read (their state table is the changelog).
+    keyed: HashSet<String>,
     since: Option<Instant>,
     /// Silver commit → Gold commit delays of this run (ms), for the summary.
     delays: Vec<u64>,
@@ -89,34 +114,45 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// Loads the Gold definitions; opens every Gold table whose source exists
-    /// (the others when their source appears) and brings it up to its state.
+    /// Loads the Gold definitions; opens every Gold table whose sources exist
+    /// (the others when their sources appear) and brings it up to its state.
     pub async fn start(config: Config) -> Result<Self, GoldError> {
-        let rollups = spec::load(&config.gold.tables)?;
+        let defs = spec::load(&config.gold.tables)?;
         let catalog = SqlCatalog::connect(&config.catalog).await?;
         catalog.create_namespace_if_absent(&config.gold.namespace).await?;
-        let entries = rollups.into_iter().map(|rollup| Entry::Waiting { rollup, logged: false }).collect();
-        let mut me =
-            Aggregator { config, catalog, entries, since: None, delays: Vec::new(), summary: RunSummary::default() };
+        let keyed = defs.iter().filter(|d| matches!(d, GoldDef::Wide(_))).map(|d| d.name().to_string()).collect();
+        let entries = defs.into_iter().map(|def| Entry::Waiting { def, logged: false }).collect();
+        let mut me = Aggregator {
+            config,
+            catalog,
+            entries,
+            keyed,
+            since: None,
+            delays: Vec::new(),
+            summary: RunSummary::default(),
+        };
         me.open_waiting().await?;
         tracing::info!(tables = me.entries.len(), "gold-aggregator started");
         Ok(me)
     }
 
     async fn open_waiting(&mut self) -> Result<(), GoldError> {
-        for entry in &mut self.entries {
-            let Entry::Waiting { rollup, logged } = entry else { continue };
-            let path = self.config.gold.silver_table(&rollup.source);
-            if !path.join("schema").exists() {
+        for i in 0..self.entries.len() {
+            let Entry::Waiting { def, logged } = &mut self.entries[i] else { continue };
+            // A source exists once its store table opens (its creator writes
+            // the directory before the schema file).
+            let missing =
+                def.sources().into_iter().find(|s| Table::open(source_path(&self.config, &self.keyed, s)).is_err());
+            if let Some(m) = missing {
                 if !*logged {
-                    tracing::info!(table = %rollup.name, source = %rollup.source, path = %path.display(),
-                        "waiting for the Silver entity's changelog to exist");
+                    tracing::info!(table = %def.name(), source = %m, path = %source_path(&self.config, &self.keyed, &m).display(),
+                        "waiting for the source's changelog to exist");
                     *logged = true;
                 }
                 continue;
             }
-            let ready = open(&self.config, &self.catalog, rollup.clone()).await?;
-            *entry = Entry::Ready(Box::new(ready));
+            let ready = open(&self.config, &self.catalog, &self.keyed, def.clone()).await?;
+            self.entries[i] = Entry::Ready(Box::new(ready));
         }
         Ok(())
     }
@@ -133,31 +169,47 @@ impl Aggregator {
                 continue;
             }
             r.last_poll = Some(Instant::now());
-            let (table, entity) = (r.agg.spec.name.clone(), r.agg.spec.source.clone());
-            let source_err = |source| GoldError::Source { table: table.clone(), entity: entity.clone(), source };
-            let Some(latest) = r.source.latest_snapshot().map_err(source_err)? else { continue };
-            let last = latest.id.min(r.upto + gold.max_snapshots_per_poll as i64);
-            for n in r.upto + 1..=last {
-                let changes = r.source.change_batches(n).map_err(source_err)?;
-                r.oldest_silver_ms.get_or_insert(changes.time_millis);
-                let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
-                if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
-                    r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
+            let table = r.name.clone();
+            for (si, src) in r.sources.iter_mut().enumerate() {
+                let source_err =
+                    |source| GoldError::Source { table: table.clone(), entity: src.entity.clone(), source };
+                let Some(latest) = src.table.latest_snapshot().map_err(source_err)? else { continue };
+                let last = latest.id.min(src.upto + gold.max_snapshots_per_poll as i64);
+                for n in src.upto + 1..=last {
+                    let changes = src.table.change_batches(n).map_err(source_err)?;
+                    r.oldest_silver_ms.get_or_insert(changes.time_millis);
+                    let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
+                    if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
+                        r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
+                    }
+                    for b in &changes.batches {
+                        let (changes, retractions, late) = match &mut r.model {
+                            Model::Rollup(agg) => {
+                                let a = agg.apply(b)?;
+                                (a.changes, a.retractions, a.late)
+                            }
+                            Model::Wide(w) => {
+                                let a = w.apply(si, b)?;
+                                (a.changes, a.retractions, 0)
+                            }
+                            Model::Features(f) => {
+                                let a = f.apply(b)?;
+                                (a.changes, a.retractions, 0)
+                            }
+                        };
+                        metrics::counter!(names::GOLD_CHANGES, "table" => table.clone()).increment(changes);
+                        metrics::counter!(names::GOLD_RETRACTIONS, "table" => table.clone()).increment(retractions);
+                        metrics::counter!(names::GOLD_LATE_EVENTS, "table" => table.clone()).increment(late);
+                        self.summary.changes += changes;
+                        self.summary.retractions += retractions;
+                        self.summary.late += late;
+                        r.work += changes as usize;
+                        added += changes as usize;
+                    }
+                    src.upto = n;
+                    r.work += 1;
+                    added += 1;
                 }
-                for b in &changes.batches {
-                    let a = r.agg.apply(b)?;
-                    metrics::counter!(names::GOLD_CHANGES, "table" => table.clone()).increment(a.changes);
-                    metrics::counter!(names::GOLD_RETRACTIONS, "table" => table.clone()).increment(a.retractions);
-                    metrics::counter!(names::GOLD_LATE_EVENTS, "table" => table.clone()).increment(a.late);
-                    self.summary.changes += a.changes;
-                    self.summary.retractions += a.retractions;
-                    self.summary.late += a.late;
-                    r.work += a.changes as usize;
-                    added += a.changes as usize;
-                }
-                r.upto = n;
-                r.work += 1;
-                added += 1;
             }
         }
         if added > 0 {
@@ -172,31 +224,45 @@ impl Aggregator {
         let mut done = Vec::new();
         for entry in &mut self.entries {
             let Entry::Ready(r) = entry else { continue };
-            if r.upto == r.position {
+            if !r.behind() {
                 continue;
             }
-            let (live, gone) = r.agg.take_touched();
-            let rows = r.agg.gold_rows(&live)?;
-            let key = format!("{SILVER_POSITION_PREFIX}{}", r.agg.spec.source);
-            let props = BTreeMap::from([(key, r.upto.to_string())]);
-            let golded = r.sink.apply(&live, &rows, &gone, props).await?;
-            let consumer = consumer_id(&r.agg.spec.name);
-            r.source.register_consumer(&consumer, r.upto + 1).map_err(|source| GoldError::Source {
-                table: r.agg.spec.name.clone(),
-                entity: r.agg.spec.source.clone(),
-                source,
-            })?;
-            let table = r.agg.spec.name.clone();
-            metrics::counter!(names::GOLD_ROWS, "table" => table.clone(), "outcome" => "written")
-                .increment(live.len() as u64);
+            let props: BTreeMap<String, String> = r
+                .sources
+                .iter()
+                .map(|s| (format!("{SILVER_POSITION_PREFIX}{}", s.entity), s.upto.to_string()))
+                .collect();
+            let (golded, written) = match &mut r.model {
+                Model::Rollup(agg) => {
+                    let (live, gone) = agg.take_touched();
+                    let rows = agg.gold_rows(&live)?;
+                    (r.sink.apply(&live, &rows, &gone, props).await?, live.len() as u64)
+                }
+                Model::Wide(w) => {
+                    let c = w.take_changes()?;
+                    (r.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
+                }
+                Model::Features(f) => {
+                    let c = f.take_changes()?;
+                    (r.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
+                }
+            };
+            let keep_read_snapshot = !matches!(r.model, Model::Rollup(_));
+            for s in &r.sources {
+                s.table
+                    .register_consumer(&consumer_id(&r.name), consumer_next(s.upto, keep_read_snapshot))
+                    .map_err(|source| GoldError::Source { table: r.name.clone(), entity: s.entity.clone(), source })?;
+            }
+            let table = r.name.clone();
+            metrics::counter!(names::GOLD_ROWS, "table" => table.clone(), "outcome" => "written").increment(written);
             metrics::counter!(names::GOLD_ROWS, "table" => table, "outcome" => "deleted").increment(golded.deleted);
-            self.summary.gold_rows_written += live.len() as u64;
+            self.summary.gold_rows_written += written;
             self.summary.gold_rows_deleted += golded.deleted;
             if let Some(mut c) = golded.commit {
                 c.newest_event_ms = r.newest_ms;
                 if let Some(t) = r.oldest_silver_ms {
                     let delay = (chrono::Utc::now().timestamp_millis() - t).max(0) as u64;
-                    metrics::histogram!(names::GOLD_BEHIND_SILVER, "table" => r.agg.spec.name.clone())
+                    metrics::histogram!(names::GOLD_BEHIND_SILVER, "table" => r.name.clone())
                         .record(delay as f64 / 1000.0);
                     if self.delays.len() < 1_000_000 {
                         self.delays.push(delay);
@@ -205,7 +271,9 @@ impl Aggregator {
                 self.summary.commits += 1;
                 done.push(c);
             }
-            r.position = r.upto;
+            for s in &mut r.sources {
+                s.position = s.upto;
+            }
             r.work = 0;
             r.newest_ms = None;
             r.oldest_silver_ms = None;
@@ -231,74 +299,160 @@ impl Aggregator {
     async fn is_caught_up(&mut self) -> Result<bool, GoldError> {
         for entry in &self.entries {
             let Entry::Ready(r) = entry else { return Ok(false) };
-            let latest = r.source.latest_snapshot().map_err(|source| GoldError::Source {
-                table: r.agg.spec.name.clone(),
-                entity: r.agg.spec.source.clone(),
-                source,
-            })?;
-            if latest.is_some_and(|s| s.id != r.position) {
-                return Ok(false);
+            for s in &r.sources {
+                let latest = s.table.latest_snapshot().map_err(|source| GoldError::Source {
+                    table: r.name.clone(),
+                    entity: s.entity.clone(),
+                    source,
+                })?;
+                if latest.is_some_and(|l| l.id != s.position) {
+                    return Ok(false);
+                }
             }
         }
         Ok(true)
     }
 }
 
-/// The Paimon consumer id Gold table `name` holds on its source's changelog,
+/// The Paimon consumer id Gold table `name` holds on its sources' changelogs,
 /// so that expiry keeps every snapshot it has not read.
 pub fn consumer_id(name: &str) -> String {
     format!("gold-{name}")
 }
 
-async fn open(config: &Config, catalog: &SqlCatalog, rollup: Rollup) -> Result<Ready, GoldError> {
-    let name = rollup.name.clone();
-    let source_err = |source| GoldError::Source { table: name.clone(), entity: rollup.source.clone(), source };
-    let source = Table::open(config.gold.silver_table(&rollup.source)).map_err(source_err)?;
-    let schema = changelog_store::data::arrow_conv::row_schema(source.info());
-    let mut agg = Aggregation::bind(rollup.clone(), &schema)?;
-    let mut sink = GoldTable::open(
-        catalog.clone(),
-        TableName::new(config.gold.namespace.clone(), name.clone()),
-        agg.schema(),
-        rollup.partition,
-        config.gold.state_table(&name),
-        config.gold.buckets,
-        format!("gold-aggregator-{name}"),
-    )
-    .await?;
+/// The next snapshot a consumer at `position` registers: keyed tables also
+/// keep the snapshot they read up to (a restart scans their sources there).
+fn consumer_next(position: i64, keep_read_snapshot: bool) -> i64 {
+    if keep_read_snapshot { position.max(1) } else { position + 1 }
+}
+
+/// Where the changelog of source `name` lives: a keyed Gold table's state
+/// table, else the Silver entity's store table.
+fn source_path(config: &Config, keyed: &HashSet<String>, name: &str) -> std::path::PathBuf {
+    if keyed.contains(name) { config.gold.state_table(name) } else { config.gold.silver_table(name) }
+}
+
+async fn open(
+    config: &Config,
+    catalog: &SqlCatalog,
+    keyed: &HashSet<String>,
+    def: GoldDef,
+) -> Result<Ready, GoldError> {
+    let name = def.name().to_string();
+    let mut sources = Vec::new();
+    for entity in def.sources() {
+        let table = Table::open(source_path(config, keyed, &entity)).map_err(|source| GoldError::Source {
+            table: name.clone(),
+            entity: entity.clone(),
+            source,
+        })?;
+        sources.push(Source { entity, table, position: 0, upto: 0 });
+    }
+    let schemas: Vec<(arrow_schema::Schema, Vec<String>)> = sources
+        .iter()
+        .map(|s| {
+            let schema = changelog_store::data::arrow_conv::row_schema(s.table.info());
+            (schema.as_ref().clone(), s.table.info().schema.primary_keys.clone())
+        })
+        .collect();
+    let gold = TableName::new(config.gold.namespace.clone(), name.clone());
+    let commit_user = format!("gold-aggregator-{name}");
+    let state_path = config.gold.state_table(&name);
+    let invalid = |message: String| GoldError::Invalid { table: name.clone(), message };
+    let (mut model, mut sink) = match def {
+        GoldDef::Rollup(rollup) => {
+            let agg = Aggregation::bind(rollup.clone(), &schemas[0].0)?;
+            let sink = GoldTable::open(
+                catalog.clone(),
+                gold,
+                agg.schema(),
+                Layout::Windowed(rollup.partition),
+                state_path,
+                state_spec(config.gold.buckets),
+                commit_user,
+            )
+            .await?;
+            (Model::Rollup(agg), sink)
+        }
+        GoldDef::Wide(spec) => {
+            let partition = spec.partition;
+            let column = spec.partition_by.clone();
+            let wide = Wide::bind(spec, &schemas)?;
+            let state = keyed_state_spec(wide.schema(), wide.key(), config.gold.buckets).map_err(&invalid)?;
+            let layout = Layout::Keyed { column, partition };
+            let sink =
+                GoldTable::open(catalog.clone(), gold, wide.schema(), layout, state_path, state, commit_user).await?;
+            (Model::Wide(wide), sink)
+        }
+        GoldDef::Features(spec) => {
+            let layout = Layout::Keyed { column: FEATURE_DATE.into(), partition: spec.partition };
+            let features = Features::bind(spec, &schemas[0].0)?;
+            let state = keyed_state_spec(features.schema(), &features.key(), config.gold.buckets).map_err(&invalid)?;
+            let sink =
+                GoldTable::open(catalog.clone(), gold, features.schema(), layout, state_path, state, commit_user)
+                    .await?;
+            (Model::Features(features), sink)
+        }
+    };
     let recovered = sink.recover().await?;
     if !recovered.is_empty() {
         tracing::warn!(table = %name, snapshots = recovered.len(), "Gold was behind its state; caught up");
     }
-    let (groups, props) = sink.load()?;
-    let key = format!("{SILVER_POSITION_PREFIX}{}", rollup.source);
-    let position = match props.get(&key) {
-        Some(v) => v
-            .parse::<i64>()
-            .map_err(|_| GoldError::Invalid { table: name.clone(), message: format!("unreadable {key} {v:?}") })?,
-        None if groups.is_empty() => 0,
-        None => {
-            return Err(GoldError::Invalid {
-                table: name.clone(),
-                message: format!("the state has groups but no {key}: refusing to re-read the changelog from the start"),
-            });
+    // Positions, then the model as of them.
+    let (groups, state_rows, props) = match &model {
+        Model::Rollup(_) => {
+            let (groups, props) = sink.load()?;
+            (Some(groups), Vec::new(), props)
+        }
+        _ => {
+            let (rows, props) = sink.scan_state()?;
+            (None, rows, props)
         }
     };
-    source.register_consumer(&consumer_id(&name), position + 1).map_err(source_err)?;
-    tracing::info!(table = %name, source = %rollup.source, position, groups = groups.len(),
-        "positioned at the state's Silver snapshot");
-    agg.restore(groups);
-    Ok(Ready {
-        agg,
-        sink,
-        source,
-        position,
-        upto: position,
-        work: 0,
-        newest_ms: None,
-        oldest_silver_ms: None,
-        last_poll: None,
-    })
+    let has_state = groups.as_ref().is_some_and(|g| !g.is_empty()) || state_rows.iter().any(|b| b.num_rows() > 0);
+    for s in &mut sources {
+        let key = format!("{SILVER_POSITION_PREFIX}{}", s.entity);
+        s.position = match props.get(&key) {
+            Some(v) => v.parse::<i64>().map_err(|_| invalid(format!("unreadable {key} {v:?}")))?,
+            None if !has_state => 0,
+            None => {
+                return Err(invalid(format!(
+                    "the state has rows but no {key}: refusing to re-read the changelog from the start"
+                )));
+            }
+        };
+        s.upto = s.position;
+    }
+    let scan = |s: &Source| -> Result<Vec<arrow_array::RecordBatch>, GoldError> {
+        if s.position == 0 {
+            return Ok(Vec::new());
+        }
+        s.table.scan_batches(changelog_store::ReadAt::Snapshot(s.position)).map_err(|source| GoldError::Source {
+            table: name.clone(),
+            entity: s.entity.clone(),
+            source,
+        })
+    };
+    match &mut model {
+        Model::Rollup(agg) => agg.restore(groups.unwrap_or_default()),
+        Model::Wide(w) => {
+            let mut dims = HashMap::new();
+            for (i, s) in sources.iter().enumerate().skip(1) {
+                dims.insert(i, scan(s)?);
+            }
+            w.restore(&state_rows, &dims)?;
+        }
+        Model::Features(f) => f.restore(&state_rows, &scan(&sources[0])?)?,
+    }
+    let keep_read_snapshot = !matches!(model, Model::Rollup(_));
+    for s in &sources {
+        s.table
+            .register_consumer(&consumer_id(&name), consumer_next(s.position, keep_read_snapshot))
+            .map_err(|source| GoldError::Source { table: name.clone(), entity: s.entity.clone(), source })?;
+    }
+    let positions: Vec<String> = sources.iter().map(|s| format!("{}@{}", s.entity, s.position)).collect();
+    tracing::info!(table = %name, positions = ?positions, "positioned at the state's source snapshots");
+    Ok(Ready { name, model, sink, sources, work: 0, newest_ms: None, oldest_silver_ms: None, last_poll: None })
 }
 
 impl Stage for Aggregator {

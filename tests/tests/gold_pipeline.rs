@@ -91,7 +91,7 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     let mut gold = worker("gold-aggregator", &config, &gold_log, None);
     let (mut silver_kills, mut gold_kills) = (0, 0);
     let mut silver_due = Instant::now() + Duration::from_millis(400 + rng.next() % 1000);
-    let mut gold_due = Instant::now() + Duration::from_millis(400 + rng.next() % 1000);
+    let mut gold_due = Instant::now() + Duration::from_millis(800 + rng.next() % 1500);
     while silver_kills < 10 || gold_kills < 10 {
         let now = Instant::now();
         if silver_kills < 10 && now >= silver_due {
@@ -106,7 +106,7 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
             gold.wait().unwrap();
             gold_kills += 1;
             gold = worker("gold-aggregator", &config, &gold_log, None);
-            gold_due = now + Duration::from_millis(400 + rng.next() % 1000);
+            gold_due = now + Duration::from_millis(800 + rng.next() % 1500);
         }
         for (name, child, log) in
             [("silver-refiner", &mut silver, &silver_log), ("gold-aggregator", &mut gold, &gold_log)]
@@ -129,7 +129,7 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     }
     let killed = std::fs::read_to_string(&gold_log).unwrap();
     let gold_commits = killed.matches("layer=gold").count();
-    let starts_with_work = killed.matches("positioned at the state's Silver snapshot").count();
+    let starts_with_work = killed.matches("positioned at the state's source snapshots").count();
     eprintln!("killed runs made {gold_commits} Gold commits; {starts_with_work} table openings");
     let silver_killed = std::fs::read_to_string(&silver_log).unwrap();
     assert!(
@@ -149,7 +149,7 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     assert!(out.status.success(), "gold_check.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     eprintln!("{report:#}");
-    for table in ["order_status_daily", "daily_revenue"] {
+    for table in ["order_status_daily", "daily_revenue", "order_lines_wide", "daily_metrics", "customer_features"] {
         let r = &report[table];
         assert!(r["silver_rows"].as_u64().unwrap() > 100, "{table}: Silver is nearly empty: {r}");
         assert!(r["gold_rows"].as_u64().unwrap() > 0, "{table}: Gold is empty: {r}");
@@ -157,4 +157,10 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
         assert_eq!(r["differing"], 0, "{table}: Gold differs from DuckDB over Silver: {r}");
         assert_eq!(r["gold_rows"], r["expected_rows"], "{table}: {r}");
     }
+    // Point in time: no feature row counts an event dated after its feature
+    // date. `leaky_rows_differing` shows the check has teeth: that many rows
+    // would differ had events up to a week later counted.
+    let features = &report["customer_features"];
+    assert_eq!(features["leaks"], 0, "a feature row saw a later event: {features}");
+    assert!(features["leaky_rows_differing"].as_u64().unwrap() > 0, "the leak check cannot fail: {features}");
 }
