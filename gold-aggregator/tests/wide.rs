@@ -1,0 +1,186 @@
+//! Wide (denormalized) tables against real changelog-store sources and an
+//! Iceberg catalog, the worker restarted between steps: facts arriving before
+//! their dimensions get nulls and are completed when the dimension arrives; a
+//! dimension update fans out to every wide row that references it, through a
+//! chained join too; a deleted dimension row empties its columns; a deleted
+//! fact's row disappears. Gold is read back with its position deletes applied.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Decimal128Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use changelog_store::{RowKind, Table, TableSpec};
+use futures::TryStreamExt;
+use gold_aggregator::{Config, RunOptions};
+use lakehouse::catalog::{SqlCatalog, TableName};
+use serde_json::json;
+
+const DEFS: &str = r#"
+[[wide]]
+name = "lines"
+fact = "items"
+columns = ["id", "order_id", "quantity", "price"]
+compute = ["quantity * price as amount"]
+partition_by = "order_date"
+[[wide.join]]
+entity = "orders"
+on = "order_id"
+columns = ["customer_id", "order_date"]
+[[wide.join]]
+entity = "customers"
+on = "customer_id"
+columns = ["name as customer"]
+"#;
+
+fn table(dir: &Path, name: &str, columns: &[(&str, &str)]) -> Table {
+    let spec = TableSpec {
+        columns: columns.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
+        primary_keys: vec!["id".into()],
+        partition_keys: vec![],
+        options: BTreeMap::from([
+            ("bucket".to_string(), "1".to_string()),
+            ("merge-engine".to_string(), "deduplicate".to_string()),
+            ("changelog-producer".to_string(), "lookup".to_string()),
+        ]),
+    };
+    Table::create(dir.join(format!("store/silver.db/{name}")), spec).unwrap()
+}
+
+fn commit(table: &Table, rows: &[(RowKind, serde_json::Value)]) {
+    let mut w = table.new_write().unwrap();
+    for (kind, row) in rows {
+        w.write_json(row, *kind).unwrap();
+    }
+    let messages = w.prepare_commit().unwrap();
+    let c = table.new_committer("silver-refiner");
+    let id = c.latest_identifier_of_user().unwrap().unwrap_or(0) + 1;
+    c.commit(id, messages, Some(BTreeMap::new())).unwrap();
+}
+
+async fn run_gold(config: &Config) {
+    let options = RunOptions { exit_when_idle: Some(Duration::from_millis(300)), ..Default::default() };
+    gold_aggregator::run(config.clone(), options, tokio_util::sync::CancellationToken::new()).await.unwrap();
+}
+
+/// id → (customer_id, customer, amount in cents).
+type Rows = BTreeMap<i64, (Option<i64>, Option<String>, Option<i128>)>;
+
+async fn gold(catalog: &SqlCatalog) -> Rows {
+    let t = catalog.require_table(&TableName::new("gold", "lines")).await.unwrap();
+    let table = t.to_table(catalog.file_io()).unwrap();
+    let batches: Vec<RecordBatch> =
+        table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
+    let mut out = Rows::new();
+    for b in &batches {
+        let l = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let (id, customer_id) = (l("id"), l("customer_id"));
+        let customer = b.column_by_name("customer").unwrap().as_string::<i32>().clone();
+        let amount = b.column_by_name("amount").unwrap().as_primitive::<Decimal128Type>().clone();
+        for i in 0..b.num_rows() {
+            let row = (
+                customer_id.is_valid(i).then(|| customer_id.value(i)),
+                customer.is_valid(i).then(|| customer.value(i).to_string()),
+                amount.is_valid(i).then(|| amount.value(i)),
+            );
+            assert!(out.insert(id.value(i), row).is_none(), "fact {} is visible twice", id.value(i));
+        }
+    }
+    out
+}
+
+fn with_customer(rows: &Rows, name: &str) -> Vec<i64> {
+    rows.iter().filter(|(_, r)| r.1.as_deref() == Some(name)).map(|(id, _)| *id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dimension_changes_fan_out_and_late_dimensions_complete_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s).display().to_string();
+    let defs = dir.path().join("gold.toml");
+    std::fs::write(&defs, DEFS).unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[catalog]\nurl = \"sqlite://{}\"\nwarehouse = {:?}\n[telemetry]\nlisten = \"\"\n[gold]\ntables = {:?}\nsilver_store = {:?}\nstate = {:?}\ncommit_interval = \"50ms\"\npoll_interval = \"50ms\"\n",
+            p("catalog.db"),
+            p("warehouse"),
+            defs.display().to_string(),
+            p("store"),
+            p("state"),
+        ),
+    )
+    .unwrap();
+    let config = Config::load_with_env(Some(&file), &[]).unwrap();
+    let items = table(
+        dir.path(),
+        "items",
+        &[("id", "BIGINT NOT NULL"), ("order_id", "BIGINT"), ("quantity", "INT"), ("price", "DECIMAL(10, 2)")],
+    );
+    let orders =
+        table(dir.path(), "orders", &[("id", "BIGINT NOT NULL"), ("customer_id", "BIGINT"), ("order_date", "DATE")]);
+    let customers = table(dir.path(), "customers", &[("id", "BIGINT NOT NULL"), ("name", "STRING")]);
+    let catalog = SqlCatalog::connect(&config.catalog).await.unwrap();
+    let item = |id: i64, order: i64| json!({"id": id, "order_id": order, "quantity": 2, "price": "1.25"});
+
+    // 50 lines of order 1 and 10 of order 2, before any order or customer.
+    let mut lines: Vec<(RowKind, serde_json::Value)> = (1..=50).map(|i| (RowKind::Insert, item(i, 1))).collect();
+    lines.extend((51..=60).map(|i| (RowKind::Insert, item(i, 2))));
+    commit(&items, &lines);
+    run_gold(&config).await;
+    let rows = gold(&catalog).await;
+    assert_eq!(rows.len(), 60);
+    assert!(rows.values().all(|r| r.0.is_none() && r.1.is_none()), "no dimension yet: nulls");
+    assert!(rows.values().all(|r| r.2 == Some(250)), "2 × 1.25 computed exactly");
+
+    // The orders and one customer arrive: the rows are completed.
+    commit(
+        &orders,
+        &[
+            (RowKind::Insert, json!({"id": 1, "customer_id": 7, "order_date": 20_463})),
+            (RowKind::Insert, json!({"id": 2, "customer_id": 8, "order_date": 20_470})),
+        ],
+    );
+    commit(&customers, &[(RowKind::Insert, json!({"id": 7, "name": "Anne"}))]);
+    run_gold(&config).await;
+    let rows = gold(&catalog).await;
+    assert_eq!(rows.len(), 60);
+    assert_eq!(with_customer(&rows, "Anne"), (1..=50).collect::<Vec<_>>());
+    assert!((51..=60).all(|i| rows[&i].0 == Some(8) && rows[&i].1.is_none()), "customer 8 has not arrived");
+
+    // Customer 7 renamed: every one of its 50 wide rows changes, nothing else.
+    commit(&customers, &[(RowKind::Insert, json!({"id": 7, "name": "Annie"}))]);
+    run_gold(&config).await;
+    let rows = gold(&catalog).await;
+    assert_eq!(rows.len(), 60, "replaced, not appended");
+    assert_eq!(with_customer(&rows, "Annie"), (1..=50).collect::<Vec<_>>());
+    assert!(with_customer(&rows, "Anne").is_empty());
+
+    // Order 2 moves to customer 7 (the chained join follows), customer 8 arrives late.
+    commit(&orders, &[(RowKind::Insert, json!({"id": 2, "customer_id": 7, "order_date": 20_470}))]);
+    commit(&customers, &[(RowKind::Insert, json!({"id": 8, "name": "Bob"}))]);
+    run_gold(&config).await;
+    let rows = gold(&catalog).await;
+    assert_eq!(with_customer(&rows, "Annie"), (1..=60).collect::<Vec<_>>());
+    assert!(with_customer(&rows, "Bob").is_empty(), "no line references customer 8 any more");
+
+    // A dimension row deleted empties its columns; a fact deleted leaves Gold.
+    commit(&customers, &[(RowKind::Delete, json!({"id": 7}))]);
+    commit(
+        &items,
+        &[
+            (RowKind::Delete, json!({"id": 60})),
+            (RowKind::Insert, json!({"id": 61, "order_id": 2, "quantity": 3, "price": "0.10"})),
+        ],
+    );
+    run_gold(&config).await;
+    let rows = gold(&catalog).await;
+    assert_eq!(rows.len(), 60, "line 60 gone, line 61 new");
+    assert!(!rows.contains_key(&60));
+    assert_eq!(rows[&61], (Some(7), None, Some(30)));
+    assert!(rows.values().all(|r| r.1.is_none()), "customer 7 deleted: {rows:?}");
+}
