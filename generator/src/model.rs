@@ -110,6 +110,8 @@ pub struct Generator {
     next_id: [i64; 4],
     /// Logical clock (ms) for `ts_ms` fields: deterministic for a seed.
     clock_ms: i64,
+    /// Stamp `ts_ms` with the wall clock instead (see [`Generator::with_wall_clock`]).
+    wall_clock: bool,
     tx: i64,
     lsn: i64,
     pending_tombstone: Option<(usize, Value)>,
@@ -133,6 +135,7 @@ impl Generator {
             live: Default::default(),
             next_id: [1001, 101, 10001, 100001],
             clock_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+            wall_clock: false,
             tx: 500,
             lsn: 24_023_128,
             pending_tombstone: None,
@@ -145,6 +148,15 @@ impl Generator {
             bad_seq: 0,
             rejects: BTreeMap::new(),
         }
+    }
+
+    /// Source times (`ts_ms`) from the wall clock, never going back (several
+    /// changes share a millisecond at high rates; the LSN orders them), so that
+    /// freshness (source time → visible downstream) can be measured. The
+    /// stream's content is the seed's either way.
+    pub fn with_wall_clock(mut self) -> Self {
+        self.wall_clock = true;
+        self
     }
 
     /// A generator whose stream carries `faults` (module docs).
@@ -340,7 +352,13 @@ impl Generator {
         if let Some((table, key)) = self.pending_tombstone.take() {
             return plain(table, Op::Tombstone, key, None);
         }
-        self.clock_ms += 1 + self.rng.below(20) as i64;
+        let step = 1 + self.rng.below(20) as i64;
+        self.clock_ms = if self.wall_clock {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.map_or(0, |d| d.as_millis() as i64).max(self.clock_ms)
+        } else {
+            self.clock_ms + step
+        };
         self.tx += 1;
         self.lsn += 8 + self.rng.below(4096) as i64;
         let table = match self.rng.below(10) {

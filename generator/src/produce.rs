@@ -54,6 +54,10 @@ pub struct GenerateArgs {
     /// Share (0..1) of changes delivered late, after a newer change of the same key.
     #[arg(long, default_value_t = 0.0, env = "LAKEHOUSE_GENERATE_OUT_OF_ORDER_SHARE")]
     pub out_of_order_share: f64,
+    /// Stamp each change's source time (`ts_ms`) with the wall clock instead
+    /// of the seed's logical clock (for freshness measurements).
+    #[arg(long, env = "LAKEHOUSE_GENERATE_WALL_CLOCK")]
+    pub wall_clock: bool,
     /// Write the expected final state (every live row, per table) into the truth file.
     #[arg(long, env = "LAKEHOUSE_GENERATE_TRUTH_STATE")]
     pub truth_state: bool,
@@ -170,6 +174,9 @@ fn produce(args: &GenerateArgs, topics: &[String]) -> anyhow::Result<Truth> {
     }
     let faults = Faults { bad: args.bad_share, duplicate: args.duplicate_share, out_of_order: args.out_of_order_share };
     let mut generator = Generator::with_faults(args.seed, faults);
+    if args.wall_clock {
+        generator = generator.with_wall_clock();
+    }
     let mut truth: BTreeMap<String, TopicTruth> = topics.iter().map(|t| (t.clone(), TopicTruth::default())).collect();
     let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(args.events) };
     bar.set_style(

@@ -53,6 +53,11 @@ pub struct RunSummary {
     pub silver_to_gold_p50_ms: Option<u64>,
     pub silver_to_gold_p99_ms: Option<u64>,
     pub silver_to_gold_max_ms: Option<u64>,
+    /// Source event time → visible in Gold, per Silver snapshot consumed (its
+    /// newest event), over this run's Gold commits (ms).
+    pub freshness_p50_ms: Option<u64>,
+    pub freshness_p99_ms: Option<u64>,
+    pub freshness_max_ms: Option<u64>,
 }
 
 /// One changelog a Gold table reads.
@@ -82,6 +87,8 @@ struct Ready {
     newest_ms: Option<i64>,
     /// Commit time of the oldest Silver snapshot in the batch (ms since the epoch).
     oldest_silver_ms: Option<i64>,
+    /// Newest source event time of each snapshot in the batch (ms since the epoch).
+    event_ms: Vec<i64>,
     last_poll: Option<Instant>,
 }
 
@@ -110,6 +117,8 @@ pub struct Aggregator {
     since: Option<Instant>,
     /// Silver commit → Gold commit delays of this run (ms), for the summary.
     delays: Vec<u64>,
+    /// Source event → Gold commit delays of this run (ms), for the summary.
+    freshness: Vec<u64>,
     summary: RunSummary,
 }
 
@@ -129,6 +138,7 @@ impl Aggregator {
             keyed,
             since: None,
             delays: Vec::new(),
+            freshness: Vec::new(),
             summary: RunSummary::default(),
         };
         me.open_waiting().await?;
@@ -181,6 +191,7 @@ impl Aggregator {
                     let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
                     if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
                         r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
+                        r.event_ms.push(ms);
                     }
                     for b in &changes.batches {
                         let (changes, retractions, late) = match &mut r.model {
@@ -227,11 +238,15 @@ impl Aggregator {
             if !r.behind() {
                 continue;
             }
-            let props: BTreeMap<String, String> = r
+            let mut props: BTreeMap<String, String> = r
                 .sources
                 .iter()
                 .map(|s| (format!("{SILVER_POSITION_PREFIX}{}", s.entity), s.upto.to_string()))
                 .collect();
+            // Passed on, so that a Gold table reading this one measures freshness too.
+            if let Some(ms) = r.newest_ms {
+                props.insert(SILVER_NEWEST_EVENT_KEY.to_string(), ms.to_string());
+            }
             let (golded, written) = match &mut r.model {
                 Model::Rollup(agg) => {
                     let (live, gone) = agg.take_touched();
@@ -268,9 +283,18 @@ impl Aggregator {
                         self.delays.push(delay);
                     }
                 }
+                let now = chrono::Utc::now().timestamp_millis();
+                for t in r.event_ms.drain(..) {
+                    let fresh = (now - t).max(0) as u64;
+                    metrics::histogram!(names::GOLD_FRESHNESS, "table" => r.name.clone()).record(fresh as f64 / 1000.0);
+                    if self.freshness.len() < 1_000_000 {
+                        self.freshness.push(fresh);
+                    }
+                }
                 self.summary.commits += 1;
                 done.push(c);
             }
+            r.event_ms.clear();
             for s in &mut r.sources {
                 s.position = s.upto;
             }
@@ -285,14 +309,15 @@ impl Aggregator {
     /// What the run did, with the Silver→Gold delay percentiles of its commits.
     pub fn summary(&self) -> RunSummary {
         let mut summary = self.summary.clone();
-        let mut d = self.delays.clone();
-        d.sort_unstable();
-        if !d.is_empty() {
-            let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
-            summary.silver_to_gold_p50_ms = Some(at(0.5));
-            summary.silver_to_gold_p99_ms = Some(at(0.99));
-            summary.silver_to_gold_max_ms = d.last().copied();
-        }
+        let percentiles = |v: &[u64]| {
+            let mut d = v.to_vec();
+            d.sort_unstable();
+            let at = |q: f64| d.get(((d.len().max(1) - 1) as f64 * q).round() as usize).copied();
+            (at(0.5), at(0.99), d.last().copied())
+        };
+        (summary.silver_to_gold_p50_ms, summary.silver_to_gold_p99_ms, summary.silver_to_gold_max_ms) =
+            percentiles(&self.delays);
+        (summary.freshness_p50_ms, summary.freshness_p99_ms, summary.freshness_max_ms) = percentiles(&self.freshness);
         summary
     }
 
@@ -452,7 +477,17 @@ async fn open(
     }
     let positions: Vec<String> = sources.iter().map(|s| format!("{}@{}", s.entity, s.position)).collect();
     tracing::info!(table = %name, positions = ?positions, "positioned at the state's source snapshots");
-    Ok(Ready { name, model, sink, sources, work: 0, newest_ms: None, oldest_silver_ms: None, last_poll: None })
+    Ok(Ready {
+        name,
+        model,
+        sink,
+        sources,
+        work: 0,
+        newest_ms: None,
+        oldest_silver_ms: None,
+        event_ms: Vec::new(),
+        last_poll: None,
+    })
 }
 
 impl Stage for Aggregator {

@@ -4,7 +4,11 @@ one SQL query per table over Silver (also read by pyiceberg): rollups, wide
 recomputed from the recomputed one, so every expectation rests on Silver
 alone.
 
-    gold_check.py <sqlalchemy-url> <catalog-name> <warehouse> <gold-definitions.toml>
+    gold_check.py <sqlalchemy-url> <catalog-name> <warehouse> <gold-definitions.toml> [--recompute-only]
+
+With --recompute-only it only recomputes every Gold table from Silver and prints
+the seconds that took (reading Silver with pyiceberg included, and apart), for
+tests/bench.sh gold.
 
 Prints one JSON object: per Gold table, the rows in Gold, the rows DuckDB
 computes, and the rows that differ (missing, extra, or a value that is not
@@ -16,6 +20,7 @@ the point-in-time value differs (must be 0).
 
 import json
 import sys
+import time
 import tomllib
 
 import duckdb
@@ -195,6 +200,9 @@ def compare(con, gold_view, expected_view, keys, columns, floats):
 
 def main():
     url, name, warehouse, definitions = sys.argv[1:5]
+    recompute_only = "--recompute-only" in sys.argv[5:]
+    started = time.perf_counter()
+    scan_seconds = [0.0]
     catalog = SqlCatalog(name, uri=url, warehouse=warehouse)
     with open(definitions, "rb") as f:
         defs = tomllib.load(f)
@@ -204,8 +212,10 @@ def main():
 
     def silver(entity):
         if entity not in silver_cache:
+            t0 = time.perf_counter()
             table = catalog.load_table(f"silver.{entity}")
             rows = table.scan().to_arrow()
+            scan_seconds[0] += time.perf_counter() - t0
             view = f"silver_{entity}"
             con.register(view, rows)
             identifiers[entity] = [table.schema().find_column_name(i) for i in table.schema().identifier_field_ids]
@@ -237,6 +247,8 @@ def main():
         view = f"expected_{w['name']}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS {sql}")
         expected_views[w["name"]] = view
+        if recompute_only:
+            continue
         gold_view, _ = gold(w["name"])
         key = keys(w["fact"])
         floats = {r[0] for r in con.execute(f"DESCRIBE {view}").fetchall() if r[1] in ("DOUBLE", "FLOAT")}
@@ -249,6 +261,8 @@ def main():
         view = f"expected_{fs['name']}"
         src = source(fs["source"])
         con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS {features_sql(fs, src)}")
+        if recompute_only:
+            continue
         con.execute(f"CREATE OR REPLACE TEMP TABLE leaky_{fs['name']} AS {features_sql(fs, src, shift=7)}")
         gold_view, columns = gold(fs["name"])
         keys_ = [fs["key"], "feature_date"]
@@ -272,12 +286,17 @@ def main():
     for r in defs.get("rollup", []):
         view = f"expected_{r['name']}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS {rollup_sql(r, source(r['source']))}")
+        if recompute_only:
+            continue
         gold_view, _ = gold(r["name"])
         keys_ = ["window", "window_start"] + list(r.get("group_by", []))
         measures = [m["name"] for m in r["measure"]]
         floats = {m["name"] for m in r["measure"] if m["fn"] == "avg"}
         out[r["name"]] = compare(con, gold_view, view, keys_, measures, floats)
         out[r["name"]]["silver_rows"] = source_rows(r["source"])
+    if recompute_only:
+        total = time.perf_counter() - started
+        out = {"recompute_seconds": total, "silver_scan_seconds": scan_seconds[0], "sql_seconds": total - scan_seconds[0]}
     print(json.dumps(out, default=str))
 
 

@@ -55,6 +55,9 @@ pub const GOLD_LATE_EVENTS: &str = "lakehouse_gold_late_events_total";
 pub const GOLD_ROWS: &str = "lakehouse_gold_rows_total";
 /// Histogram: Silver store commit → visible in Gold (seconds). Labels: table.
 pub const GOLD_BEHIND_SILVER: &str = "lakehouse_gold_behind_silver_seconds";
+/// Histogram: source event time → visible in Gold (seconds), one sample per
+/// Silver snapshot consumed (its newest event). Labels: table.
+pub const GOLD_FRESHNESS: &str = "lakehouse_gold_freshness_seconds";
 
 /// Registers help texts with the recorder.
 pub fn describe() {
@@ -82,6 +85,7 @@ pub fn describe() {
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
     describe_counter!(GOLD_ROWS, Unit::Count, "Gold rows written or deleted");
     describe_histogram!(GOLD_BEHIND_SILVER, Unit::Seconds, "Silver store commit to visible in Gold");
+    describe_histogram!(GOLD_FRESHNESS, Unit::Seconds, "Source event time to visible in Gold");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
     describe_gauge!(
         TOPIC_ID_MISMATCH,
@@ -117,6 +121,7 @@ pub const ALL: &[&str] = &[
     GOLD_LATE_EVENTS,
     GOLD_ROWS,
     GOLD_BEHIND_SILVER,
+    GOLD_FRESHNESS,
 ];
 
 #[cfg(test)]

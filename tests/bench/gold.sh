@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Gold benchmark (figures, not a test): the whole pipeline on this machine.
+#
+#   tests/bench.sh gold [SECONDS] [RATES]      # defaults: 60, "5000 10000 20000"
+#
+# 1. Steady rates. For each rate R: a fresh lake, tansu (memory engine), and
+#    bronze-ingestor, silver-refiner and gold-aggregator started side by side
+#    as services (commit intervals 1 s); the generator produces R events/s for
+#    SECONDS with wall-clock source times (`--wall-clock`). Figures per rate:
+#    Gold freshness (source event time → visible in Gold, from the aggregator's
+#    run summary), each worker's CPU seconds and peak RSS, and the catch-up:
+#    seconds from the producer's last event to Gold's last commit. A rate is
+#    "kept up with" when the catch-up is at most 15 s (a few commit intervals:
+#    the backlog did not grow over the run).
+# 2. Delta vs recompute, on the first rate's lake: a 1% change of Silver
+#    (updates of existing keys: the same generator with another seed reuses
+#    the key ranges) is brought through Bronze and Silver; then gold-aggregator
+#    starts and the time from its start (state loaded) to its last commit is
+#    the delta time. DuckDB recomputes every Gold table in full from Silver
+#    (tests/interop/gold_check.py --recompute-only; reading Silver with
+#    pyiceberg included). Gold is then checked equal to that recomputation.
+#
+# Prints the figures and one line
+#   BENCH gold delta_vs_recompute=… freshness_p99_ms=… pipeline_events_per_s=… rss_mib=…
+# (freshness_p99_ms at the highest rate tried, rss_mib the aggregator's peak over all runs).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/common.sh"
+cd "$LAKEHOUSE_ROOT"
+
+SECS=${1:-60}
+RATES=${2:-"5000 10000 20000"}
+export LAKEHOUSE_RUN_DIR="$RUN_DIR/bench-gold"
+RUN_DIR="$LAKEHOUSE_RUN_DIR"
+export BROKER_PORT="${BENCH_BROKER_PORT:-29192}"
+BROKER="127.0.0.1:$BROKER_PORT"
+BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
+WORK="$RUN_DIR/work"
+rm -rf "$WORK"; mkdir -p "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  "$BROKER_SH" stop || true
+}
+trap cleanup EXIT
+
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+ensure_tansu
+PY="$LAKEHOUSE_ROOT/.venv/bin/python"
+ensure_venv "$LAKEHOUSE_ROOT/.venv" "$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
+
+log "building (release)"
+cargo build --release --locked --workspace --all-targets >&2
+BIN="$CARGO_TARGET_DIR/release"
+DEFS="$LAKEHOUSE_ROOT/deploy/local/gold/commerce.toml"
+"$BROKER_SH" start memory
+
+config() { # dir prefix
+  cat <<TOML
+[catalog]
+url = "sqlite://$1/catalog.db"
+warehouse = "$1/warehouse"
+[kafka]
+brokers = "$BROKER"
+group_id = "bench-$2"
+topic_pattern = "^$2\\\\..*"
+[bronze]
+commit_interval = "1s"
+[silver]
+contracts = "$LAKEHOUSE_ROOT/deploy/local/contracts/commerce.toml"
+store = "$1/store"
+commit_interval = "1s"
+[gold]
+tables = "$DEFS"
+silver_store = "$1/store"
+state = "$1/gold-state"
+commit_interval = "1s"
+[telemetry]
+listen = ""
+TOML
+}
+
+worker() { # name dir idle; sets LAST_PID
+  /usr/bin/time -f '%e %U %S %M' -o "$2/$1.time" \
+    "$BIN/$1" --config "$2/lake.toml" run --exit-when-idle "$3" --summary-json "$2/$1.json" 2>"$2/$1.log" &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+for rate in $RATES; do
+  dir="$WORK/r$rate"; mkdir -p "$dir"
+  config "$dir" "b$rate" >"$dir/lake.toml"
+  events=$((rate * SECS))
+  log "rate $rate/s: $events events over ${SECS}s, three workers side by side"
+  # Topics first, so that the ingestor's pattern finds them at once.
+  "$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix "b$rate" --events 0 --partitions 4 \
+    --truth "$dir/none.json" --quiet
+  worker bronze-ingestor "$dir" 8s; b=$LAST_PID
+  worker silver-refiner "$dir" 10s; s=$LAST_PID
+  worker gold-aggregator "$dir" 12s; g=$LAST_PID
+  "$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix "b$rate" --events "$events" --rate "$rate" \
+    --seed 7 --wall-clock --partitions 4 --truth "$dir/truth.json" --quiet
+  date +%s.%N >"$dir/produced-at"
+  wait "$b" || die "bronze-ingestor failed: $dir/bronze-ingestor.log"
+  wait "$s" || die "silver-refiner failed: $dir/silver-refiner.log"
+  wait "$g" || die "gold-aggregator failed: $dir/gold-aggregator.log"
+done
+
+# Delta vs recompute on the first rate's lake.
+first=${RATES%% *}
+dir="$WORK/r$first"
+live=$(python3 -c "import json;t=json.load(open('$dir/truth.json'));print(sum(v['live_rows'] for v in t['topics'].values()))")
+delta=$((live / 100))
+log "delta: $delta changes (1% of $live Silver rows) through Bronze and Silver, then Gold alone"
+"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix "b$first" --events "$delta" --seed 8 --wall-clock \
+  --partitions 4 --truth "$dir/delta-truth.json" --quiet
+worker bronze-ingestor "$dir" 3s; b=$LAST_PID
+worker silver-refiner "$dir" 4s; s=$LAST_PID
+wait "$b" || die "bronze-ingestor failed (delta)"; wait "$s" || die "silver-refiner failed (delta)"
+worker gold-aggregator "$dir" 2s; wait "$LAST_PID" || die "gold-aggregator failed (delta)"
+cp "$dir/gold-aggregator.log" "$dir/delta-gold.log"
+log "DuckDB recomputing every Gold table from Silver"
+"$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" --recompute-only \
+  >"$dir/recompute.json"
+log "checking Gold against DuckDB over Silver"
+"$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" >"$dir/check.json"
+
+python3 - "$WORK" "$RATES" "$SECS" "$first" <<'PY'
+import json, re, sys, datetime
+work, rates, secs, first = sys.argv[1], [int(r) for r in sys.argv[2].split()], int(sys.argv[3]), sys.argv[4]
+
+def ts(line):
+    return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+
+def gold_commits(log):
+    return [ts(l) for l in open(log) if "committed layer=gold" in l]
+
+def timing(d, name):
+    wall, user, sys_, rss = open(f"{d}/{name}.time").read().split()
+    return float(user) + float(sys_), int(rss) / 1024
+
+rows, kept, rss_max, fresh_top = [], 0, 0.0, None
+for r in rates:
+    d = f"{work}/r{r}"
+    produced = float(open(f"{d}/produced-at").read())
+    last = max(gold_commits(f"{d}/gold-aggregator.log"), default=float("nan"))
+    catch_up = last - produced
+    g = json.load(open(f"{d}/gold-aggregator.json"))
+    cpu = {n: timing(d, n) for n in ["bronze-ingestor", "silver-refiner", "gold-aggregator"]}
+    rss_max = max(rss_max, cpu["gold-aggregator"][1])
+    ok = catch_up <= 15
+    if ok:
+        kept = max(kept, r)
+    fresh_top = g.get("freshness_p99_ms")
+    print(f"rate {r:>6}/s for {secs}s: catch-up {catch_up:5.1f}s ({'kept up' if ok else 'fell behind'}); Gold freshness "
+          f"p50 {g.get('freshness_p50_ms')} ms, p99 {g.get('freshness_p99_ms')} ms, max {g.get('freshness_max_ms')} ms; "
+          f"{g['commits']} Gold commits")
+    for n, (c, m) in cpu.items():
+        print(f"    {n:<16} {c:7.1f} CPU s ({c / secs:4.2f} cores over the run), peak RSS {m:6.0f} MiB")
+
+d = f"{work}/r{first}"
+log = open(f"{d}/delta-gold.log").read().splitlines()
+started = [ts(l) for l in log if "gold-aggregator started" in l][-1]
+commits = [ts(l) for l in log if "committed layer=gold" in l]
+delta_s = max(commits) - started if commits else float("nan")
+rec = json.load(open(f"{d}/recompute.json"))
+check = json.load(open(f"{d}/check.json"))
+bad = {t: v["differing"] for t, v in check.items() if v["differing"] or v["gold_rows"] != v["expected_rows"]}
+assert not bad, f"Gold differs from DuckDB over Silver after the runs: {bad}"
+ratio = rec["recompute_seconds"] / delta_s
+print(f"delta: Gold up to date {delta_s:.2f}s after starting on a 1% change of Silver; DuckDB recomputes every "
+      f"Gold table in {rec['recompute_seconds']:.2f}s ({rec['silver_scan_seconds']:.2f}s reading Silver, "
+      f"{rec['sql_seconds']:.2f}s SQL): {ratio:.1f}x; Gold equals the recomputation "
+      f"({sum(v['gold_rows'] for v in check.values())} rows in {len(check)} tables)")
+print(f"BENCH gold delta_vs_recompute={ratio:.1f} freshness_p99_ms={fresh_top} pipeline_events_per_s={kept} "
+      f"rss_mib={rss_max:.0f}")
+PY
