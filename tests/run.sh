@@ -27,6 +27,7 @@ trap cleanup EXIT
 # 1. Tools.
 command -v cargo >/dev/null || die "cargo is required (rustup)"
 ensure_tansu
+ensure_tzdata
 VENV="$LAKEHOUSE_ROOT/.venv"
 REQ="$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
 ensure_venv "$VENV" "$REQ"

@@ -64,6 +64,18 @@ stop_pidfile() {
   rm -f "$pidfile"
 }
 
+# The tz database (Debian's tzdata), for Gold windows in named time zones.
+ensure_tzdata() {
+  [ -f /usr/share/zoneinfo/Europe/Paris ] && return 0
+  log "installing tzdata (Debian package)"
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tzdata >&2 \
+      || die "apt-get install tzdata failed"
+  else
+    die "the tz database is missing and this script is not root: apt-get install tzdata"
+  fi
+}
+
 # PostgreSQL on 127.0.0.1:5432: Debian's packages installed if missing, the
 # cluster started if down. Sets PG_STARTED=yes when this call started it.
 PG_ROLE="lakehouse"

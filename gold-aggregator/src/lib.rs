@@ -8,7 +8,10 @@
 //! The pieces:
 //!
 //! - [`spec`]: Gold table definitions in TOML (`[[rollup]]`), validated on load;
-//! - [`window`]: day / ISO week / month windows in a fixed-offset zone;
+//! - [`window`]: day / ISO week / month windows in a time zone ([`tz`]: named zones
+//!   with daylight saving from the system's tz database);
+//! - [`wide`]: denormalized tables, a fact joined with its dimensions (SCD1);
+//! - [`features`]: point-in-time ML feature tables;
 //! - [`filter`]: row filters (`status != 'cancelled' and total >= 0`);
 //! - [`accum`]: accumulators exact under retraction (per-value counts for
 //!   `min`, `max`, `count_distinct`);
@@ -24,6 +27,7 @@ pub mod scalar;
 pub mod sink;
 pub mod spec;
 pub mod stage;
+pub mod tz;
 pub mod wide;
 pub mod window;
 

@@ -6,7 +6,7 @@
 //! source = "orders"                  # a Silver entity (its changelog)
 //! time = "order_date"                # date or timestamp column
 //! windows = ["day", "week", "month"] # ISO weeks start on Monday
-//! timezone = "UTC"                   # or a fixed offset, "+05:30"
+//! timezone = "Europe/Berlin"         # UTC, a fixed offset "+05:30", or a tz database name
 //! group_by = ["status"]
 //! filter = "status != 'cancelled' and total >= 0"
 //! partition = "month"                # of window_start; or "year"

@@ -44,44 +44,45 @@ impl Window {
     }
 }
 
-/// A zone as a fixed offset from UTC. (Zones with daylight saving time are
-/// not supported yet: a fixed offset is exact for every instant it names.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Zone {
-    offset_seconds: i32,
+/// A time zone: UTC, a fixed offset, or a named zone of the tz database
+/// with its daylight-saving rules ([`crate::tz`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Zone {
+    Fixed(i32),
+    Named(std::sync::Arc<crate::tz::Rules>),
 }
 
 impl Zone {
-    pub const UTC: Zone = Zone { offset_seconds: 0 };
+    pub const UTC: Zone = Zone::Fixed(0);
 
-    /// `UTC`, `Z`, or `±HH:MM`.
+    /// `UTC`, `Z`, `±HH:MM`, or a tz database name such as `Europe/Berlin`.
     pub fn parse(s: &str) -> Result<Zone, String> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("utc") || s == "Z" || s == "Etc/UTC" {
             return Ok(Zone::UTC);
         }
-        let bad = || {
-            format!(
-                "time zone {s:?}: use UTC or a fixed offset such as +05:30 (named zones with daylight saving are not supported yet)"
-            )
-        };
         let (sign, rest) = match s.as_bytes().first() {
             Some(b'+') => (1, &s[1..]),
             Some(b'-') => (-1, &s[1..]),
-            _ => return Err(bad()),
+            _ => return crate::tz::Rules::load(s).map(|r| Zone::Named(std::sync::Arc::new(r))),
         };
+        let bad = || format!("time zone {s:?}: a fixed offset is written +05:30 or -08:00");
         let (h, m) = rest.split_once(':').ok_or_else(bad)?;
         let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if !(0..=18).contains(&h) || !(0..60).contains(&m) {
             return Err(bad());
         }
-        Ok(Zone { offset_seconds: sign * (h * 3600 + m * 60) })
+        Ok(Zone::Fixed(sign * (h * 3600 + m * 60)))
     }
 
     /// The local day (days since 1970-01-01) of an instant in microseconds.
-    pub fn local_day(self, micros: i64) -> i32 {
-        let local = micros.div_euclid(1_000_000) + self.offset_seconds as i64;
-        local.div_euclid(86_400) as i32
+    pub fn local_day(&self, micros: i64) -> i32 {
+        let secs = micros.div_euclid(1_000_000);
+        let offset = match self {
+            Zone::Fixed(o) => *o,
+            Zone::Named(r) => r.offset_at(secs),
+        };
+        (secs + offset as i64).div_euclid(86_400) as i32
     }
 }
 
@@ -136,7 +137,15 @@ mod tests {
         assert_eq!(Zone::UTC.local_day(midnight_utc), d(2026, 1, 1));
         assert_eq!(Zone::parse("-05:00").expect("valid").local_day(midnight_utc), d(2025, 12, 31));
         assert_eq!(Zone::parse("+05:30").expect("valid").local_day(midnight_utc - 1), d(2026, 1, 1));
-        assert!(Zone::parse("Europe/Paris").is_err());
+        assert!(Zone::parse("Europe/Nowhere").is_err());
         assert!(Zone::parse("+25:00").is_err());
+        if let Ok(paris) = Zone::parse("Europe/Paris") {
+            // 22:30 UTC is the next local day in summer (UTC+2) and in winter (UTC+1).
+            let late = |day: i32| day as i64 * 86_400_000_000 + (22 * 3600 + 30 * 60) * 1_000_000;
+            assert_eq!(paris.local_day(late(d(2026, 7, 1))), d(2026, 7, 2));
+            assert_eq!(paris.local_day(late(d(2026, 1, 1))), d(2026, 1, 1) + 0, "23:30 local, same day");
+            let just_after_midnight_summer = d(2026, 7, 1) as i64 * 86_400_000_000 - 3600 * 1_000_000;
+            assert_eq!(paris.local_day(just_after_midnight_summer), d(2026, 7, 1), "01:00 local on 1 July");
+        }
     }
 }
