@@ -12,11 +12,12 @@
 #    seconds from the producer's last event to Gold's last commit. A rate is
 #    "kept up with" when the catch-up is at most 15 s (a few commit intervals:
 #    the backlog did not grow over the run).
-# 2. Delta vs recompute, on the first rate's lake: a 1% change of Silver
+# 2. Delta vs recompute, on a lake of GOLD_BENCH_DELTA_BASE events (default
+#    500000, brought through the pipeline at full speed first): a 1% change of Silver
 #    (updates of existing keys: the same generator with another seed reuses
 #    the key ranges) is brought through Bronze and Silver; then gold-aggregator
-#    starts and the time from its start (state loaded) to its last commit is
-#    the delta time. DuckDB recomputes every Gold table in full from Silver
+#    starts (commit and poll intervals 10 ms, so no interval is waited out) and
+#    the time from its start (state loaded) to its last commit is the delta time. DuckDB recomputes every Gold table in full from Silver
 #    (tests/interop/gold_check.py --recompute-only; reading Silver with
 #    pyiceberg included). Gold is then checked equal to that recomputation.
 #
@@ -29,6 +30,7 @@ cd "$LAKEHOUSE_ROOT"
 
 SECS=${1:-60}
 RATES=${2:-"5000 10000 20000"}
+DELTA_BASE=${GOLD_BENCH_DELTA_BASE:-500000}
 export LAKEHOUSE_RUN_DIR="$RUN_DIR/bench-gold"
 RUN_DIR="$LAKEHOUSE_RUN_DIR"
 export BROKER_PORT="${BENCH_BROKER_PORT:-29192}"
@@ -79,9 +81,10 @@ listen = ""
 TOML
 }
 
-worker() { # name dir idle; sets LAST_PID
-  /usr/bin/time -f '%e %U %S %M' -o "$2/$1.time" \
-    "$BIN/$1" --config "$2/lake.toml" run --exit-when-idle "$3" --summary-json "$2/$1.json" 2>"$2/$1.log" &
+worker() { # name dir idle [file tag]; sets LAST_PID
+  local f="$2/${4:-}$1"
+  /usr/bin/time -f '%e %U %S %M' -o "$f.time" \
+    "$BIN/$1" --config "$2/lake.toml" run --exit-when-idle "$3" --summary-json "$f.json" 2>"$f.log" &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
 }
@@ -105,19 +108,29 @@ for rate in $RATES; do
   wait "$g" || die "gold-aggregator failed: $dir/gold-aggregator.log"
 done
 
-# Delta vs recompute on the first rate's lake.
-first=${RATES%% *}
-dir="$WORK/r$first"
+# Delta vs recompute on a lake of DELTA_BASE events (the pipeline catches up on
+# them first, at full speed).
+first=delta
+dir="$WORK/rdelta"; mkdir -p "$dir"
+config "$dir" bd >"$dir/lake.toml"
+log "delta base: $DELTA_BASE events through the pipeline"
+"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bd --events "$DELTA_BASE" --seed 7 --partitions 4 \
+  --truth "$dir/truth.json" --quiet
+worker bronze-ingestor "$dir" 3s base-; b=$LAST_PID
+worker silver-refiner "$dir" 5s base-; s=$LAST_PID
+wait "$b" || die "bronze-ingestor failed (delta base)"; wait "$s" || die "silver-refiner failed (delta base)"
+worker gold-aggregator "$dir" 2s base-; wait "$LAST_PID" || die "gold-aggregator failed (delta base)"
 live=$(python3 -c "import json;t=json.load(open('$dir/truth.json'));print(sum(v['live_rows'] for v in t['topics'].values()))")
 delta=$((live / 100))
 log "delta: $delta changes (1% of $live Silver rows) through Bronze and Silver, then Gold alone"
-"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix "b$first" --events "$delta" --seed 8 --wall-clock \
+"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bd --events "$delta" --seed 8 --wall-clock \
   --partitions 4 --truth "$dir/delta-truth.json" --quiet
-worker bronze-ingestor "$dir" 3s; b=$LAST_PID
-worker silver-refiner "$dir" 4s; s=$LAST_PID
+worker bronze-ingestor "$dir" 3s delta-; b=$LAST_PID
+worker silver-refiner "$dir" 4s delta-; s=$LAST_PID
 wait "$b" || die "bronze-ingestor failed (delta)"; wait "$s" || die "silver-refiner failed (delta)"
-worker gold-aggregator "$dir" 2s; wait "$LAST_PID" || die "gold-aggregator failed (delta)"
-cp "$dir/gold-aggregator.log" "$dir/delta-gold.log"
+# Gold alone, committing as soon as it has read (no interval to wait out).
+LAKEHOUSE_GOLD__COMMIT_INTERVAL=10ms LAKEHOUSE_GOLD__POLL_INTERVAL=10ms worker gold-aggregator "$dir" 2s delta-
+wait "$LAST_PID" || die "gold-aggregator failed (delta)"
 log "DuckDB recomputing every Gold table from Silver"
 "$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" --recompute-only \
   >"$dir/recompute.json"
@@ -158,7 +171,7 @@ for r in rates:
         print(f"    {n:<16} {c:7.1f} CPU s ({c / secs:4.2f} cores over the run), peak RSS {m:6.0f} MiB")
 
 d = f"{work}/r{first}"
-log = open(f"{d}/delta-gold.log").read().splitlines()
+log = open(f"{d}/delta-gold-aggregator.log").read().splitlines()
 started = [ts(l) for l in log if "gold-aggregator started" in l][-1]
 commits = [ts(l) for l in log if "committed layer=gold" in l]
 delta_s = max(commits) - started if commits else float("nan")
