@@ -90,6 +90,11 @@ pub struct GoldTable {
     commit_user: String,
     layout: Layout,
     head: LoadedTable,
+    /// The state table's writer, kept across commits so its lookup cache (the
+    /// decoded files the `lookup` changelog producer searches) stays warm: a
+    /// fresh writer per commit re-reads the table's files every interval.
+    /// Dropped after any failure, so the next commit starts from the store.
+    write: Option<changelog_store::TableWrite>,
 }
 
 /// How a Gold table is partitioned and where its state rows keep their
@@ -172,6 +177,7 @@ impl GoldTable {
             commit_user,
             layout,
             head,
+            write: None,
         })
     }
 
@@ -347,7 +353,10 @@ impl GoldTable {
             .await
             .map_err(|e| invalid(format!("syncing data files: {e}")))?;
         // 2. The state: changed rows with their new locations, gone ones deleted.
-        let mut write = self.state.new_write().map_err(self.store_err())?;
+        let mut write = match self.write.take() {
+            Some(w) => w,
+            None => self.state.new_write().map_err(self.store_err())?,
+        };
         if rows.num_rows() > 0 {
             let batch = state_rows(&locations).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
@@ -369,6 +378,7 @@ impl GoldTable {
             _ => None,
         };
         let snapshot = snapshot.ok_or_else(|| invalid("the state commit created no snapshot".into()))?;
+        self.write = Some(write);
         // 3. Gold follows the state.
         self.materialize(snapshot).await
     }
@@ -501,6 +511,8 @@ pub fn state_spec(buckets: usize) -> changelog_store::TableSpec {
             ("bucket".to_string(), buckets.max(1).to_string()),
             ("merge-engine".to_string(), "deduplicate".to_string()),
             ("changelog-producer".to_string(), "lookup".to_string()),
+            // The writer lives across commits; one Gold worker holds one per table.
+            ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
         ]),
     }
 }
@@ -556,6 +568,8 @@ pub fn keyed_state_spec(
             ("bucket".to_string(), buckets.max(1).to_string()),
             ("merge-engine".to_string(), "deduplicate".to_string()),
             ("changelog-producer".to_string(), "lookup".to_string()),
+            // The writer lives across commits; one Gold worker holds one per table.
+            ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
         ]),
     })
 }
