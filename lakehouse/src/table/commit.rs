@@ -54,10 +54,6 @@ use crate::table::merge::{MergePolicy, Merged, merge};
 use crate::table::retention::{self, RetentionPolicy};
 use crate::telemetry::names;
 
-/// A commit removes expired snapshots once at least this many may go, so the
-/// file cleanup after it is batched.
-pub const EXPIRE_BATCH: usize = 16;
-
 /// What a commit does to the table.
 #[derive(Debug, Clone)]
 pub enum Operation {
@@ -717,14 +713,14 @@ fn policies(table: &str, metadata: &TableMetadata) -> Option<(MergePolicy, Reten
 }
 
 /// The snapshots the retention policy lets go from the metadata about to be
-/// published, once at least [`EXPIRE_BATCH`] may go (else none).
+/// published, once at least `lakehouse.expire.min-batch` may go (else none).
 fn to_expire(table: &str, metadata: &TableMetadata, policy: &RetentionPolicy, now_ms: i64) -> Vec<i64> {
     if !policy.gc_enabled || !policy.expire_on_commit {
         return Vec::new();
     }
     let cutoff = now_ms.saturating_sub(policy.max_snapshot_age_ms);
     match retention::plan(metadata, cutoff, policy.min_snapshots_to_keep) {
-        Ok(p) if p.expire.len() >= EXPIRE_BATCH => p.expire,
+        Ok(p) if p.expire.len() >= policy.min_batch => p.expire,
         Ok(_) => Vec::new(),
         Err(e) => {
             maintenance_error(table, "expire", &e);

@@ -109,6 +109,14 @@ pub async fn register(
     Ok(true)
 }
 
+/// [`register`] for a worker's loop: a failure is logged, not returned (the
+/// registration lags a little more, which only keeps more history).
+pub async fn advance(catalog: &SqlCatalog, table: &TableName, id: &str, snapshot_id: i64) {
+    if let Err(e) = register(catalog, table, id, ConsumerPosition::Snapshot(snapshot_id)).await {
+        tracing::warn!(table = %table, consumer = id, snapshot_id, error = %e, "cannot register the consumer position");
+    }
+}
+
 /// Removes consumer `id` of `table`; returns whether it was registered.
 pub async fn unregister(catalog: &SqlCatalog, table: &TableName, id: &str) -> Result<bool, CommitError> {
     let head = catalog

@@ -12,6 +12,7 @@
 //! | `write.metadata.delete-after-commit.enabled` | false | delete metadata files that fall out of the metadata log |
 //! | `write.metadata.previous-versions-max` | 100 | metadata log length |
 //! | `lakehouse.expire-on-commit` | true | the workers' commits expire snapshots themselves |
+//! | `lakehouse.expire.min-batch` | 16 | a commit expires only once this many snapshots may go (batches the file cleanup) |
 //!
 //! Tables the workers create get shorter defaults ([`worker_defaults`]).
 //!
@@ -37,6 +38,7 @@ pub const GC_ENABLED: &str = "gc.enabled";
 pub const DELETE_AFTER_COMMIT: &str = "write.metadata.delete-after-commit.enabled";
 pub const PREVIOUS_VERSIONS_MAX: &str = "write.metadata.previous-versions-max";
 pub const EXPIRE_ON_COMMIT: &str = "lakehouse.expire-on-commit";
+pub const EXPIRE_MIN_BATCH: &str = "lakehouse.expire.min-batch";
 
 /// Summary keys under this prefix are positions or lineage a reader may look for.
 pub const PROTECTED_SUMMARY_PREFIX: &str = "lakehouse.";
@@ -60,6 +62,8 @@ pub struct RetentionPolicy {
     pub gc_enabled: bool,
     pub delete_metadata_after_commit: bool,
     pub expire_on_commit: bool,
+    /// A commit expires snapshots only once at least this many may go.
+    pub min_batch: usize,
 }
 
 impl RetentionPolicy {
@@ -77,9 +81,13 @@ impl RetentionPolicy {
             gc_enabled: get(props, GC_ENABLED, true)?,
             delete_metadata_after_commit: get(props, DELETE_AFTER_COMMIT, false)?,
             expire_on_commit: get(props, EXPIRE_ON_COMMIT, true)?,
+            min_batch: get(props, EXPIRE_MIN_BATCH, 16)?,
         };
         if policy.max_snapshot_age_ms < 0 {
             return Err(format!("table property {MAX_SNAPSHOT_AGE_MS} must not be negative"));
+        }
+        if policy.min_batch == 0 {
+            return Err(format!("table property {EXPIRE_MIN_BATCH} must be at least 1"));
         }
         if policy.min_snapshots_to_keep == 0 {
             return Err(format!("table property {MIN_SNAPSHOTS_TO_KEEP} must be at least 1"));
