@@ -20,6 +20,9 @@ use lakehouse_tests::*;
 
 const ENTITIES: [&str; 4] = ["customers", "products", "orders", "order_items"];
 
+/// `(key, value)` of messages to produce.
+type Messages = Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>;
+
 fn run(bin_name: &str, args: &[&str], config: &std::path::Path, log: &std::path::Path) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let status = Command::new(bin(bin_name))
@@ -96,7 +99,7 @@ async fn bronze_expires_itself_and_readers_silver_and_positions_keep_working() {
     let mut registered: BTreeMap<&str, i64> = BTreeMap::new();
     for round in 0..4 {
         for e in ENTITIES {
-            let mut by_partition: BTreeMap<i32, Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>> = BTreeMap::new();
+            let mut by_partition: BTreeMap<i32, Messages> = BTreeMap::new();
             for r in originals[e].iter().skip(round * 10).take(10) {
                 by_partition
                     .entry(r.partition)
