@@ -5,6 +5,7 @@
 #   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers
 #   tests/bench.sh store [ROWS]        # changelog-store upserts, default 10M rows
 #   tests/bench.sh gold [SECONDS] [RATES]  # the whole pipeline: freshness, rates kept up with, delta vs recompute
+#   tests/bench.sh tables [COMMITS]    # commit latency over simulated days of Bronze commits, default 20000 (~28 h at one per 5 s; 120960 = a week)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/common.sh"
 cd "$LAKEHOUSE_ROOT"
@@ -14,7 +15,8 @@ case "$what" in
   bronze) ;;
   store) shift; exec "$LAKEHOUSE_ROOT/tests/bench/store.sh" "$@" ;;
   gold) shift; exec "$LAKEHOUSE_ROOT/tests/bench/gold.sh" "$@" ;;
-  *) echo "usage: $0 bronze [EVENTS] | store [ROWS] | gold [SECONDS] [RATES]" >&2; exit 2 ;;
+  tables) shift; exec "$LAKEHOUSE_ROOT/tests/bench/tables.sh" "$@" ;;
+  *) echo "usage: $0 bronze [EVENTS] | store [ROWS] | gold [SECONDS] [RATES] | tables [COMMITS]" >&2; exit 2 ;;
 esac
 EVENTS=${2:-5000000}
 PEER_EVENTS=$(( EVENTS < 1000000 ? EVENTS : 1000000 ))

@@ -359,6 +359,10 @@ impl Refinery {
             }
             e.newest_ms = None;
             e.position = Some(upto);
+            // Bronze expiry keeps every snapshot this refiner has not read (lakehouse::table::consumer).
+            let consumer =
+                format!("silver-refiner.{}{}", e.name, e.position_key.trim_start_matches(BRONZE_POSITION_KEY));
+            lakehouse::table::consumer::advance(&self.catalog, &e.bronze, &consumer, upto).await;
             e.upto = None;
             e.work = 0;
             e.bronze_rows = 0;

@@ -1,6 +1,7 @@
 //! The `lakehouse` admin CLI.
 
 mod inspect;
+mod maintain;
 mod rejects;
 mod render;
 mod store;
@@ -64,6 +65,39 @@ enum Command {
         columns: Vec<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Expire snapshots now and delete the files only they reached (the workers
+    /// also do it on every commit, by the table's history.expire.* properties).
+    Expire {
+        table: String,
+        /// Expire snapshots older than this (default: history.expire.max-snapshot-age-ms).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Always keep the newest N snapshots (default: history.expire.min-snapshots-to-keep).
+        #[arg(long)]
+        retain_last: Option<usize>,
+        /// Print what would expire and why the rest is kept; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Downstream consumers registered on a table (expiry keeps what they have not read).
+    Consumers {
+        table: String,
+        /// Remove this consumer's registration (a consumer that is gone for good).
+        #[arg(long)]
+        remove: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show table properties; --set key=value and --unset key change them.
+    Properties {
+        table: String,
+        #[arg(long)]
+        set: Vec<String>,
+        #[arg(long)]
+        unset: Vec<String>,
     },
     /// Produce Debezium change events for a small commerce schema.
     Generate(lakehouse_generator::GenerateArgs),
@@ -163,6 +197,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshots { table, json } => inspect::snapshots(&catalog, &table.parse()?, json).await,
         Command::Scan { table, snapshot_id, as_of, limit, columns, json } => {
             inspect::scan(&catalog, &table.parse()?, snapshot_id, as_of.as_deref(), limit, &columns, json).await
+        }
+        Command::Expire { table, older_than, retain_last, dry_run, json } => {
+            maintain::expire(&catalog, &table.parse()?, older_than, retain_last, dry_run, json).await
+        }
+        Command::Consumers { table, remove, json } => {
+            maintain::consumers(&catalog, &table.parse()?, remove.as_deref(), json).await
+        }
+        Command::Properties { table, set, unset } => {
+            maintain::properties(&catalog, &table.parse()?, &set, &unset).await
         }
         Command::Generate(_) => unreachable!("handled above"),
         Command::Contract { command: ContractCommand::Infer { table, entity, max_rows } } => {

@@ -19,6 +19,15 @@
 //!   number (`last-sequence-number + 1`), so the deletes apply to every data
 //!   file committed before or with them and to none committed later.
 //!
+//! Every commit also keeps the table bounded ([`crate::table::merge`],
+//! [`crate::table::retention`], [`crate::table::cleanup`]): the carried
+//! manifests are merged once there are many, snapshots past the table's
+//! retention are removed in the same metadata file (the compare-and-swap
+//! publishes both at once), and once published, the files only the removed
+//! snapshots reached are deleted. A maintenance step that cannot run (a
+//! property that does not parse, an unreadable manifest) is logged and
+//! counted, and the commit goes in without it.
+//!
 //! Overwrite, rewrite and rollback would be further variants. Nothing here
 //! removes files yet, so a position delete can never lose its data file to a
 //! concurrent commit; once compaction lands, RowDelta must check that the
@@ -39,6 +48,11 @@ use iceberg::spec::{
 
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog};
 use crate::error::ErrorKind;
+use crate::table::cleanup::{Cleaned, ListCache, delete_unreachable};
+use crate::table::clock::{Clock, SystemClock};
+use crate::table::merge::{MergePolicy, Merged, merge};
+use crate::table::retention::{self, RetentionPolicy};
+use crate::telemetry::names;
 
 /// What a commit does to the table.
 #[derive(Debug, Clone)]
@@ -137,11 +151,20 @@ pub struct Committed {
 pub struct Committer {
     catalog: SqlCatalog,
     max_attempts: u32,
+    clock: Arc<dyn Clock>,
+    lists: ListCache,
 }
 
 impl Committer {
     pub fn new(catalog: SqlCatalog) -> Self {
-        Self { catalog, max_attempts: 20 }
+        Self { catalog, max_attempts: 20, clock: Arc::new(SystemClock), lists: ListCache::default() }
+    }
+
+    /// Snapshot timestamps and expiry age come from `clock` (tests, benchmarks).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     #[must_use]
@@ -224,13 +247,27 @@ impl Committer {
             let parent = metadata.current_snapshot();
             let sequence_number = metadata.next_sequence_number();
 
-            let mut manifests = match parent {
+            let carried = match parent {
                 Some(p) => read_manifest_list(&file_io, p.manifest_list(), metadata.format_version())
                     .await
                     .map_err(ice("reading parent manifest list"))?
                     .entries()
                     .to_vec(),
                 None => Vec::new(),
+            };
+            let policies = policies(&table, metadata);
+            let Merged { mut manifests, written: merged } = match &policies {
+                Some((merge_policy, _)) => {
+                    let path = |i: usize| format!("{metadata_dir}/{commit_uuid}-m{attempt}-merged-{i}.avro");
+                    match merge(&file_io, metadata, carried.clone(), snapshot_id, merge_policy, path).await {
+                        Ok(m) => m,
+                        Err(e) => {
+                            maintenance_error(&table, "merge", &e.to_string());
+                            Merged { manifests: carried, written: Vec::new() }
+                        }
+                    }
+                }
+                None => Merged { manifests: carried, written: Vec::new() },
             };
             manifests.extend(added_manifests.iter().cloned());
             let list_path = format!("{metadata_dir}/snap-{snapshot_id}-{attempt}-{commit_uuid}.avro");
@@ -253,70 +290,71 @@ impl Committer {
                 .collect();
             let added = data_files.iter().chain(&delete_files);
             let summary = summarize(metadata, parent.map(|p| p.summary()), kind.clone(), added, properties);
+            let now_ms = self.clock.now_ms();
             let snapshot = Snapshot::builder()
                 .with_snapshot_id(snapshot_id)
                 .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))
                 .with_sequence_number(sequence_number)
-                .with_timestamp_ms(chrono::Utc::now().timestamp_millis().max(metadata.last_updated_ms()))
+                .with_timestamp_ms(now_ms.max(metadata.last_updated_ms()))
                 .with_manifest_list(list_path.clone())
                 .with_summary(summary)
                 .with_schema_id(metadata.current_schema_id())
                 .build();
-            let new_metadata = TableMetadataBuilder::new_from_metadata(
-                metadata.as_ref().clone(),
-                Some(head.metadata_location.clone()),
-            )
-            .add_snapshot(snapshot)
-            .and_then(|b| if mirrored.is_empty() { Ok(b) } else { b.set_properties(mirrored) })
-            .and_then(|b| {
-                b.set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)))
-            })
-            .and_then(|b| b.build())
-            .map_err(ice("building table metadata"))?
-            .metadata;
-
-            let location = MetadataLocation::from_str(&head.metadata_location)
-                .map_err(ice("parsing current metadata location"))?
-                .with_next_version()
-                .with_new_metadata(&new_metadata);
-            debug_assert_ne!(
-                location.to_string(),
-                head.metadata_location,
-                "a commit never rewrites the current metadata file"
-            );
-            new_metadata.write_to(&file_io, &location).await.map_err(ice("writing metadata file"))?;
-            let new_location = location.to_string();
-            // Everything the new pointer makes reachable is durable before it moves
-            // (data files and the added manifest once, on the first attempt).
-            let mut reachable = vec![new_location.clone(), list_path.clone()];
-            if attempt == 0 {
-                reachable.extend(data_files.iter().chain(&delete_files).map(|f| f.file_path().to_string()));
-                reachable.extend(added_manifests.iter().map(|m| m.manifest_path.clone()));
+            let build = |expire: &[i64]| {
+                TableMetadataBuilder::new_from_metadata(metadata.as_ref().clone(), Some(head.metadata_location.clone()))
+                    .add_snapshot(snapshot.clone())
+                    .and_then(|b| if mirrored.is_empty() { Ok(b) } else { b.set_properties(mirrored.clone()) })
+                    .and_then(|b| {
+                        b.set_ref(
+                            MAIN_BRANCH,
+                            SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+                        )
+                    })
+                    .map(|b| if expire.is_empty() { b } else { b.remove_snapshots(expire) })
+                    .and_then(|b| b.build())
+            };
+            let mut built = build(&[]).map_err(ice("building table metadata"))?;
+            if let Some((_, retention)) = &policies {
+                let expire = to_expire(&table, &built.metadata, retention, now_ms);
+                if !expire.is_empty() {
+                    built = build(&expire).map_err(ice("expiring snapshots"))?;
+                }
             }
-            crate::table::durable::sync_all(&reachable)
-                .await
-                .map_err(|e| CommitError::Durability { table: table.clone(), source: e })?;
+            let expired_logs: Vec<String> =
+                built.expired_metadata_logs.iter().map(|l| l.metadata_file.clone()).collect();
+            let new_metadata = built.metadata;
 
-            let swapped = self
-                .catalog
-                .swap_metadata(&head.name, &head.metadata_location, &new_location)
-                .await
-                .map_err(|source| CommitError::Catalog { table: table.clone(), source })?;
-            if swapped {
-                return Ok(Committed {
-                    table: LoadedTable {
-                        name: head.name.clone(),
-                        metadata_location: new_location,
-                        metadata: Arc::new(new_metadata),
-                    },
-                    snapshot_id,
-                    conflicts,
-                    duration: started.elapsed(),
-                });
+            let published = self
+                .publish(
+                    &head,
+                    new_metadata,
+                    &list_path,
+                    attempt,
+                    &data_files,
+                    &delete_files,
+                    &added_manifests,
+                    &merged,
+                )
+                .await?;
+            if let Some(table_now) = published {
+                if !merged.is_empty() {
+                    metrics::counter!(names::MANIFESTS_MERGED, "table" => table.clone()).increment(merged.len() as u64);
+                }
+                let delete_metadata = policies.as_ref().is_some_and(|(_, r)| r.delete_metadata_after_commit);
+                self.clean_up(
+                    &table,
+                    &head.metadata,
+                    &table_now.metadata,
+                    if delete_metadata { &expired_logs } else { &[] },
+                )
+                .await;
+                return Ok(Committed { table: table_now, snapshot_id, conflicts, duration: started.elapsed() });
             }
-            // Lost the race: our metadata file and manifest list are garbage.
-            let _ = file_io.delete(&new_location).await;
+            // Lost the race: our metadata file, manifest list and merged manifests are garbage.
             let _ = file_io.delete(&list_path).await;
+            for m in &merged {
+                let _ = file_io.delete(&m.manifest_path).await;
+            }
             metrics::counter!(crate::telemetry::names::COMMIT_CONFLICTS, "table" => table.clone()).increment(1);
             tracing::info!(table = %table, attempt, "commit lost the compare-and-swap; reloading head");
             head = self.reload(&head, &table).await?;
@@ -328,6 +366,223 @@ impl Committer {
 }
 
 impl Committer {
+    /// Writes `new_metadata` as the next metadata file after `head`, makes
+    /// everything it reaches durable and moves the catalog pointer to it.
+    /// `None` if another writer moved the pointer first (the metadata file is
+    /// deleted again).
+    #[allow(clippy::too_many_arguments)]
+    async fn publish(
+        &self,
+        head: &LoadedTable,
+        new_metadata: TableMetadata,
+        list_path: &str,
+        attempt: u32,
+        data_files: &[DataFile],
+        delete_files: &[DataFile],
+        added_manifests: &[ManifestFile],
+        merged: &[ManifestFile],
+    ) -> Result<Option<LoadedTable>, CommitError> {
+        let table = head.name.to_string();
+        let ice = |doing: &'static str| {
+            let table = table.clone();
+            move |source| CommitError::Iceberg { table: table.clone(), doing, source }
+        };
+        let file_io = self.catalog.file_io();
+        let location = MetadataLocation::from_str(&head.metadata_location)
+            .map_err(ice("parsing current metadata location"))?
+            .with_next_version()
+            .with_new_metadata(&new_metadata);
+        debug_assert_ne!(
+            location.to_string(),
+            head.metadata_location,
+            "a commit never rewrites the current metadata file"
+        );
+        new_metadata.write_to(file_io, &location).await.map_err(ice("writing metadata file"))?;
+        let new_location = location.to_string();
+        // Everything the new pointer makes reachable is durable before it moves
+        // (data files and the added manifests once, on the first attempt).
+        let mut reachable = vec![new_location.clone(), list_path.to_string()];
+        if attempt == 0 {
+            reachable.extend(data_files.iter().chain(delete_files).map(|f| f.file_path().to_string()));
+            reachable.extend(added_manifests.iter().map(|m| m.manifest_path.clone()));
+        }
+        reachable.extend(merged.iter().map(|m| m.manifest_path.clone()));
+        crate::table::durable::sync_all(&reachable)
+            .await
+            .map_err(|e| CommitError::Durability { table: table.clone(), source: e })?;
+        crate::table::fault::inject(crate::table::fault::Point::BeforeSwap);
+        let swapped = self
+            .catalog
+            .swap_metadata(&head.name, &head.metadata_location, &new_location)
+            .await
+            .map_err(|source| CommitError::Catalog { table: table.clone(), source })?;
+        if !swapped {
+            let _ = file_io.delete(&new_location).await;
+            return Ok(None);
+        }
+        crate::table::fault::inject(crate::table::fault::Point::AfterSwap);
+        Ok(Some(LoadedTable {
+            name: head.name.clone(),
+            metadata_location: new_location,
+            metadata: Arc::new(new_metadata),
+        }))
+    }
+
+    /// After a published commit: deletes what the snapshots it removed alone
+    /// reached, and `expired_metadata`. Failures are logged and counted: the
+    /// files stay as orphans, the commit stands.
+    async fn clean_up(&self, table: &str, before: &TableMetadata, after: &TableMetadata, expired_metadata: &[String]) {
+        let removed = before.snapshots().filter(|s| after.snapshot_by_id(s.snapshot_id()).is_none()).count();
+        if removed == 0 && expired_metadata.is_empty() {
+            return;
+        }
+        if removed > 0 {
+            metrics::counter!(names::SNAPSHOTS_EXPIRED, "table" => table.to_string()).increment(removed as u64);
+        }
+        match delete_unreachable(self.catalog.file_io(), before, after, expired_metadata, &self.lists).await {
+            Ok(c) => {
+                count_deleted(table, &c);
+                tracing::debug!(table, snapshots = removed, ?c, "expired snapshots cleaned up");
+            }
+            Err(e) => maintenance_error(table, "cleanup", &e),
+        }
+    }
+
+    /// A commit that changes the metadata only (properties, expiry), on the
+    /// head starting at `base`, reloaded after every lost compare-and-swap.
+    /// `edit` returns `None` when there is nothing to change on that head.
+    async fn commit_metadata(
+        &self,
+        base: &LoadedTable,
+        edit: &MetadataEdit<'_>,
+    ) -> Result<Option<(LoadedTable, Vec<String>)>, CommitError> {
+        let table = base.name.to_string();
+        let mut head = base.clone();
+        for _ in 0..self.max_attempts {
+            let builder = TableMetadataBuilder::new_from_metadata(
+                head.metadata.as_ref().clone(),
+                Some(head.metadata_location.clone()),
+            );
+            let Some(builder) = edit(&head.metadata, builder)? else { return Ok(None) };
+            let err = |source| CommitError::Iceberg { table: table.clone(), doing: "building table metadata", source };
+            let built = builder.build().map_err(err)?;
+            let expired: Vec<String> = built.expired_metadata_logs.iter().map(|l| l.metadata_file.clone()).collect();
+            let now = self.clock.now_ms().max(head.metadata.last_updated_ms());
+            let metadata = stamped(built.metadata, now).map_err(err)?;
+            if let Some(done) = self.publish(&head, metadata, "", 1, &[], &[], &[], &[]).await? {
+                return Ok(Some((done, expired)));
+            }
+            metrics::counter!(names::COMMIT_CONFLICTS, "table" => table.clone()).increment(1);
+            head = self.reload(&head, &table).await?;
+        }
+        Err(CommitError::TooManyConflicts { table, attempts: self.max_attempts })
+    }
+
+    /// Sets table properties (a metadata-only commit).
+    #[allow(clippy::result_large_err)] // the edit closure returns the commit error as is
+    pub async fn set_properties(
+        &self,
+        base: &LoadedTable,
+        properties: HashMap<String, String>,
+    ) -> Result<LoadedTable, CommitError> {
+        let table = base.name.to_string();
+        let edit = |m: &TableMetadata, b: TableMetadataBuilder| {
+            if properties.iter().all(|(k, v)| m.properties().get(k) == Some(v)) {
+                return Ok(None);
+            }
+            b.set_properties(properties.clone()).map(Some).map_err(|source| CommitError::Iceberg {
+                table: table.clone(),
+                doing: "setting properties",
+                source,
+            })
+        };
+        self.finish_metadata_commit(base, &edit).await
+    }
+
+    /// Removes table properties (a metadata-only commit).
+    #[allow(clippy::result_large_err)] // the edit closure returns the commit error as is
+    pub async fn remove_properties(&self, base: &LoadedTable, keys: Vec<String>) -> Result<LoadedTable, CommitError> {
+        let table = base.name.to_string();
+        let edit = |m: &TableMetadata, b: TableMetadataBuilder| {
+            if !keys.iter().any(|k| m.properties().contains_key(k)) {
+                return Ok(None);
+            }
+            b.remove_properties(&keys).map(Some).map_err(|source| CommitError::Iceberg {
+                table: table.clone(),
+                doing: "removing properties",
+                source,
+            })
+        };
+        self.finish_metadata_commit(base, &edit).await
+    }
+
+    async fn finish_metadata_commit(
+        &self,
+        base: &LoadedTable,
+        edit: &MetadataEdit<'_>,
+    ) -> Result<LoadedTable, CommitError> {
+        let table = base.name.to_string();
+        match self.commit_metadata(base, edit).await? {
+            Some((done, expired)) => {
+                let delete = RetentionPolicy::from_properties(done.metadata.properties())
+                    .is_ok_and(|r| r.delete_metadata_after_commit);
+                if delete && !expired.is_empty() {
+                    self.clean_up(&table, &done.metadata, &done.metadata, &expired).await;
+                }
+                Ok(done)
+            }
+            None => self.reload(base, &table).await,
+        }
+    }
+
+    /// Expires snapshots of `base` older than `cutoff_ms`, keeping the newest
+    /// `retain_last` of the current ancestry and every protected snapshot
+    /// ([`retention::plan`]), then deletes what only they reached. With
+    /// `dry_run`, only plans. Refused when the table has `gc.enabled=false`.
+    #[allow(clippy::result_large_err)] // the edit closure returns the commit error as is
+    pub async fn expire(
+        &self,
+        base: &LoadedTable,
+        cutoff_ms: i64,
+        retain_last: usize,
+        dry_run: bool,
+    ) -> Result<(retention::ExpiryPlan, Cleaned), CommitError> {
+        let table = base.name.to_string();
+        let unsupported = |reason: String| CommitError::Unsupported { table: table.clone(), reason };
+        let policy = RetentionPolicy::from_properties(base.metadata.properties()).map_err(unsupported)?;
+        if !policy.gc_enabled {
+            return Err(unsupported("gc.enabled is false: snapshots are not expired".into()));
+        }
+        let first = retention::plan(&base.metadata, cutoff_ms, retain_last).map_err(unsupported)?;
+        if dry_run || first.expire.is_empty() {
+            return Ok((first, Cleaned::default()));
+        }
+        // The plan that was published, with the head it was made on.
+        let planned = std::sync::Mutex::new((first.clone(), base.metadata.as_ref().clone()));
+        let edit = |m: &TableMetadata, b: TableMetadataBuilder| {
+            let plan = retention::plan(m, cutoff_ms, retain_last)
+                .map_err(|reason| CommitError::Unsupported { table: table.clone(), reason })?;
+            if plan.expire.is_empty() {
+                return Ok(None);
+            }
+            let b = b.remove_snapshots(&plan.expire);
+            *planned.lock().expect("plan lock") = (plan, m.clone());
+            Ok(Some(b))
+        };
+        let Some((done, expired_logs)) = self.commit_metadata(base, &edit).await? else {
+            return Ok((retention::ExpiryPlan::default(), Cleaned::default()));
+        };
+        let (plan, before) = planned.into_inner().expect("plan lock");
+        let logs = if policy.delete_metadata_after_commit { expired_logs } else { Vec::new() };
+        metrics::counter!(names::SNAPSHOTS_EXPIRED, "table" => table.clone()).increment(plan.expire.len() as u64);
+        let cleaned =
+            delete_unreachable(self.catalog.file_io(), &before, &done.metadata, &logs, &self.lists).await.map_err(
+                |reason| CommitError::Unsupported { table: table.clone(), reason: format!("cleanup: {reason}") },
+            )?;
+        count_deleted(&table, &cleaned);
+        Ok((plan, cleaned))
+    }
+
     /// The table's current head, as the catalog points at it now.
     async fn reload(&self, head: &LoadedTable, table: &str) -> Result<LoadedTable, CommitError> {
         self.catalog
@@ -435,6 +690,73 @@ pub async fn manifests_of(
     snapshot: &Snapshot,
 ) -> iceberg::Result<Vec<ManifestFile>> {
     Ok(read_manifest_list(file_io, snapshot.manifest_list(), metadata.format_version()).await?.entries().to_vec())
+}
+
+/// A metadata-only change: given the head and a builder on it, the builder
+/// with the change, or `None` when the head needs none.
+type MetadataEdit<'a> = dyn Fn(&TableMetadata, TableMetadataBuilder) -> Result<Option<TableMetadataBuilder>, CommitError>
+    + Send
+    + Sync
+    + 'a;
+
+/// The table's merge and retention policies; `None` (logged, counted) when a
+/// property does not parse: the commit then goes in without maintenance.
+fn policies(table: &str, metadata: &TableMetadata) -> Option<(MergePolicy, RetentionPolicy)> {
+    let props = metadata.properties();
+    match (MergePolicy::from_properties(props), RetentionPolicy::from_properties(props)) {
+        (Ok(m), Ok(r)) => Some((m, r)),
+        (Err(e), _) | (_, Err(e)) => {
+            maintenance_error(table, "policy", &e);
+            None
+        }
+    }
+}
+
+/// The snapshots the retention policy lets go from the metadata about to be
+/// published, once at least `lakehouse.expire.min-batch` may go (else none).
+fn to_expire(table: &str, metadata: &TableMetadata, policy: &RetentionPolicy, now_ms: i64) -> Vec<i64> {
+    if !policy.gc_enabled || !policy.expire_on_commit {
+        return Vec::new();
+    }
+    let cutoff = now_ms.saturating_sub(policy.max_snapshot_age_ms);
+    match retention::plan(metadata, cutoff, policy.min_snapshots_to_keep) {
+        Ok(p) if p.expire.len() >= policy.min_batch => p.expire,
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            maintenance_error(table, "expire", &e);
+            Vec::new()
+        }
+    }
+}
+
+/// `metadata` with `last-updated-ms` set to `ms` (iceberg-rust's builder
+/// stamps metadata-only changes with the wall clock, not the committer's).
+pub(crate) fn stamped(metadata: TableMetadata, ms: i64) -> iceberg::Result<TableMetadata> {
+    if metadata.last_updated_ms() == ms {
+        return Ok(metadata);
+    }
+    let invalid = |e: serde_json::Error| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e.to_string());
+    let mut json = serde_json::to_value(&metadata).map_err(invalid)?;
+    json["last-updated-ms"] = serde_json::Value::from(ms);
+    serde_json::from_value(json).map_err(invalid)
+}
+
+fn maintenance_error(table: &str, step: &'static str, error: &str) {
+    metrics::counter!(names::MAINTENANCE_ERRORS, "table" => table.to_string(), "step" => step).increment(1);
+    tracing::error!(table, step, error, "table maintenance skipped; the commit goes in without it");
+}
+
+fn count_deleted(table: &str, c: &Cleaned) {
+    for (kind, n) in [
+        ("manifest_list", c.manifest_lists),
+        ("manifest", c.manifests),
+        ("content", c.content_files),
+        ("metadata", c.metadata_files),
+    ] {
+        if n > 0 {
+            metrics::counter!(names::FILES_DELETED, "table" => table.to_string(), "kind" => kind).increment(n as u64);
+        }
+    }
 }
 
 fn new_snapshot_id(metadata: &TableMetadata) -> i64 {

@@ -22,21 +22,35 @@ pub async fn load_or_create(
     name: &TableName,
     spec: &TableSpec,
 ) -> Result<LoadedTable, CatalogError> {
+    load_or_create_with_clock(catalog, name, spec, &crate::table::clock::SystemClock).await
+}
+
+/// [`load_or_create`] with the creation time from `clock` (tests and
+/// benchmarks that replay history on a [`crate::table::clock::ManualClock`]).
+pub async fn load_or_create_with_clock(
+    catalog: &SqlCatalog,
+    name: &TableName,
+    spec: &TableSpec,
+    clock: &dyn crate::table::clock::Clock,
+) -> Result<LoadedTable, CatalogError> {
     if let Some(t) = catalog.load_table(name).await? {
         return Ok(t);
     }
     let location = catalog.default_location(name);
+    // Bounded history unless the spec says otherwise (table/retention.rs).
+    let mut properties = crate::table::retention::worker_defaults();
+    properties.extend(spec.properties.clone());
     let metadata = TableMetadataBuilder::new(
         spec.schema.clone(),
         spec.partition_spec.clone(),
         SortOrder::unsorted_order(),
         location.clone(),
         FormatVersion::V2,
-        spec.properties.clone(),
+        properties,
     )
     .and_then(|b| b.build())
-    .map_err(|source| CatalogError::Metadata { doing: "build", path: location.clone(), source })?
-    .metadata;
+    .and_then(|b| crate::table::commit::stamped(b.metadata, clock.now_ms()))
+    .map_err(|source| CatalogError::Metadata { doing: "build", path: location.clone(), source })?;
     let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
     let path = metadata_location.to_string();
     metadata.write_to(catalog.file_io(), &metadata_location).await.map_err(|source| CatalogError::Metadata {

@@ -2,6 +2,11 @@
 //! position added, oldest snapshot first — what Silver consumes of Bronze.
 //! Only manifests a snapshot added are opened, and only their `ADDED`
 //! entries kept, so the cost follows the new data, never the table's size.
+//!
+//! Read from the start (`after = None`) of a table whose oldest snapshots were
+//! expired, the first snapshot left stands for everything before it too: its
+//! increment is every live data file it has (added by it or carried as
+//! existing), so nothing committed before the expiry is missed.
 
 use std::collections::HashSet;
 
@@ -69,25 +74,26 @@ pub async fn increments(
 ) -> Result<Vec<Increment>, IncrementalError> {
     let snapshots = snapshots_after(metadata, after)?;
     let mut out = Vec::new();
-    for snapshot in snapshots.into_iter().take(max_snapshots.max(1)) {
+    for (i, snapshot) in snapshots.into_iter().take(max_snapshots.max(1)).enumerate() {
         let id = snapshot.snapshot_id();
+        // The oldest snapshot left of a table read from its start: all its live files.
+        let whole = i == 0 && after.is_none() && snapshot.parent_snapshot_id().is_some();
         let what = |w: &str| format!("{w} of snapshot {id}");
         let manifests = manifests_of(file_io, metadata, &snapshot)
             .await
             .map_err(|source| IncrementalError::Iceberg { what: what("the manifest list"), source })?;
         let mut files = Vec::new();
         let mut seen = HashSet::new();
-        for m in manifests
-            .iter()
-            .filter(|m| m.added_snapshot_id == id && m.content == ManifestContentType::Data && m.has_added_files())
-        {
+        for m in manifests.iter().filter(|m| {
+            m.content == ManifestContentType::Data && (whole || (m.added_snapshot_id == id && m.has_added_files()))
+        }) {
             let manifest = m
                 .load_manifest(file_io)
                 .await
                 .map_err(|source| IncrementalError::Iceberg { what: what(&m.manifest_path), source })?;
             for e in manifest.entries() {
                 let added_here = e.status() == ManifestStatus::Added && e.snapshot_id().is_none_or(|s| s == id);
-                if added_here
+                if (added_here || (whole && e.is_alive()))
                     && e.data_file().content_type() == DataContentType::Data
                     && seen.insert(e.data_file().file_path().to_string())
                 {

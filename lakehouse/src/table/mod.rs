@@ -18,7 +18,11 @@
 //!    compare-and-swap. Before every attempt it runs the caller's
 //!    [`commit::PositionCheck`] against the table head, so a writer whose
 //!    position is stale is fenced instead of rebased.
-//! 4. [`position`] reads and writes the consumed-up-to position that every
+//! 4. Maintenance rides on every commit: [`merge`] merges carried manifests,
+//!    [`retention`] decides which snapshots may expire (never one a position
+//!    or a registered [`consumer`] needs), [`cleanup`] deletes the files only
+//!    expired snapshots reached, after the commit is published.
+//! 5. [`position`] reads and writes the consumed-up-to position that every
 //!    commit carries in its snapshot summary.
 //!
 //! An upsert of Silver or Gold, end to end:
@@ -44,15 +48,23 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cleanup;
+pub mod clock;
 pub mod commit;
+pub mod consumer;
 pub mod create;
 pub mod data_files;
 pub mod durable;
+pub mod fault;
 pub mod incremental;
+pub mod merge;
 pub mod position;
 pub mod position_delete;
+pub mod retention;
 
 pub mod writer;
 
+#[cfg(test)]
+mod maintenance_tests;
 #[cfg(test)]
 mod row_delta_tests;

@@ -59,6 +59,15 @@ pub const GOLD_BEHIND_SILVER: &str = "lakehouse_gold_behind_silver_seconds";
 /// Silver snapshot consumed (its newest event). Labels: table.
 pub const GOLD_FRESHNESS: &str = "lakehouse_gold_freshness_seconds";
 
+/// Counter: snapshots removed by expiry. Labels: table.
+pub const SNAPSHOTS_EXPIRED: &str = "lakehouse_snapshots_expired_total";
+/// Counter: carried manifests rewritten into merged ones. Labels: table.
+pub const MANIFESTS_MERGED: &str = "lakehouse_manifests_merged_total";
+/// Counter: files deleted by expiry cleanup. Labels: table, kind (manifest_list, manifest, content, metadata).
+pub const FILES_DELETED: &str = "lakehouse_files_deleted_total";
+/// Counter: table maintenance steps that failed or were skipped (bad property, unreadable file). Labels: table, step.
+pub const MAINTENANCE_ERRORS: &str = "lakehouse_maintenance_errors_total";
+
 /// Registers help texts with the recorder.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -86,6 +95,10 @@ pub fn describe() {
     describe_counter!(GOLD_ROWS, Unit::Count, "Gold rows written or deleted");
     describe_histogram!(GOLD_BEHIND_SILVER, Unit::Seconds, "Silver store commit to visible in Gold");
     describe_histogram!(GOLD_FRESHNESS, Unit::Seconds, "Source event time to visible in Gold");
+    describe_counter!(SNAPSHOTS_EXPIRED, Unit::Count, "Snapshots removed by expiry");
+    describe_counter!(MANIFESTS_MERGED, Unit::Count, "Manifests rewritten into merged manifests");
+    describe_counter!(FILES_DELETED, Unit::Count, "Files deleted after snapshot expiry");
+    describe_counter!(MAINTENANCE_ERRORS, Unit::Count, "Table maintenance steps that failed or were skipped");
     describe_gauge!(POSITION_MISSING, Unit::Count, "1 while a table with snapshots has no committed position");
     describe_gauge!(
         TOPIC_ID_MISMATCH,
@@ -122,6 +135,10 @@ pub const ALL: &[&str] = &[
     GOLD_ROWS,
     GOLD_BEHIND_SILVER,
     GOLD_FRESHNESS,
+    SNAPSHOTS_EXPIRED,
+    MANIFESTS_MERGED,
+    FILES_DELETED,
+    MAINTENANCE_ERRORS,
 ];
 
 #[cfg(test)]
