@@ -4,6 +4,7 @@
 #
 #   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers
 #   tests/bench.sh store [ROWS]        # changelog-store upserts, default 10M rows
+#   tests/bench.sh silver [EVENTS] [PEER_ROWS]  # Bronze → Silver, default 5M events (tests/bench/silver.sh)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../deploy/local/common.sh"
 cd "$LAKEHOUSE_ROOT"
@@ -12,7 +13,8 @@ what=${1:-}
 case "$what" in
   bronze) ;;
   store) shift; exec "$LAKEHOUSE_ROOT/tests/bench/store.sh" "$@" ;;
-  *) echo "usage: $0 bronze [EVENTS] | store [ROWS]" >&2; exit 2 ;;
+  silver) shift; exec "$LAKEHOUSE_ROOT/tests/bench/silver.sh" "$@" ;;
+  *) echo "usage: $0 bronze [EVENTS] | store [ROWS] | silver [EVENTS] [PEER_ROWS]" >&2; exit 2 ;;
 esac
 EVENTS=${2:-5000000}
 PEER_EVENTS=$(( EVENTS < 1000000 ? EVENTS : 1000000 ))

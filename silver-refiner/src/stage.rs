@@ -184,15 +184,7 @@ impl Refinery {
             entities.push(Self::open_entity(&config, &catalog, contract, None).await?);
         }
         tracing::info!(entities = entities.len(), "silver-refiner started");
-        Ok(Self {
-            config,
-            catalog,
-            entities,
-            rejects,
-            since: None,
-            summary: RunSummary::default(),
-            delays: Vec::new(),
-        })
+        Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default(), delays: Vec::new() })
     }
 
     /// Opens one entity's store and Silver tables (creating them where absent)
@@ -264,7 +256,9 @@ impl Refinery {
                 iceberg::spec::Type::Primitive(p) => column_type_of(p),
                 _ => None,
             };
-            let ty = ty.ok_or_else(|| invalid(format!("added column {} has type {}, not one Silver writes", f.name, f.field_type)))?;
+            let ty = ty.ok_or_else(|| {
+                invalid(format!("added column {} has type {}, not one Silver writes", f.name, f.field_type))
+            })?;
             added.push((f.name.clone(), ty, f.id));
         }
         if !added.is_empty() {
@@ -343,7 +337,8 @@ impl Refinery {
             let Some(table) = self.catalog.load_table(&e.bronze).await? else { continue };
             // Lag behind Bronze: what is committed there and not yet in Silver.
             if let Ok(behind) = snapshots_after(&table.metadata, e.position) {
-                let age_ms = behind.first().map_or(0, |s| (chrono::Utc::now().timestamp_millis() - s.timestamp_ms()).max(0));
+                let age_ms =
+                    behind.first().map_or(0, |s| (chrono::Utc::now().timestamp_millis() - s.timestamp_ms()).max(0));
                 metrics::gauge!(names::SILVER_LAG_SNAPSHOTS, "entity" => e.name.clone()).set(behind.len() as f64);
                 metrics::gauge!(names::SILVER_LAG_SECONDS, "entity" => e.name.clone()).set(age_ms as f64 / 1000.0);
             }

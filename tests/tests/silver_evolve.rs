@@ -172,9 +172,15 @@ async fn unknown_columns_are_added_typed_from_the_debezium_schema() {
 
     let py = pyiceberg_silver(&lake, "silver.orders", "order_number");
     let types = py["types"].as_object().unwrap();
-    assert_eq!((&types["order_date"], &types["quantity"], &types["product_id"]), (&"date".into(), &"int".into(), &"int".into()));
+    assert_eq!(
+        (&types["order_date"], &types["quantity"], &types["product_id"]),
+        (&"date".into(), &"int".into(), &"int".into())
+    );
     let o = row(&py, "order_number", 10001);
-    assert_eq!((&o["order_date"], &o["quantity"], &o["product_id"], &o["purchaser"]), (&"2016-01-16".into(), &1.into(), &102.into(), &1001.into()));
+    assert_eq!(
+        (&o["order_date"], &o["quantity"], &o["product_id"], &o["purchaser"]),
+        (&"2016-01-16".into(), &1.into(), &102.into(), &1001.into())
+    );
 
     let plain = pyiceberg_silver(&lake, "silver.customers_plain", "id");
     assert!(!column_names(&plain).contains(&"last_name".to_string()), "without evolve no column is added");

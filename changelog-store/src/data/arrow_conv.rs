@@ -195,12 +195,8 @@ pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch
             .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source });
     }
     // The file's own types, in the layout's order (added columns as nulls).
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .zip(&cols)
-        .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
-        .collect();
+    let fields: Vec<Field> =
+        schema.fields().iter().zip(&cols).map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true)).collect();
     let aligned = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
         .map_err(|source| Error::Arrow { op: "aligning the columns of a data file", source })?;
     let mut records = Vec::with_capacity(batch.num_rows());
@@ -302,7 +298,19 @@ pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>
     let kind = kind
         .as_primitive_opt::<Int8Type>()
         .ok_or_else(|| Error::corrupt("<data file>", "_VALUE_KIND is not TINYINT"))?;
-    let value_cols = info.schema.fields.iter().map(|f| col(&f.name)).collect::<Result<Vec<_>>>()?;
+    let value_cols = info
+        .schema
+        .fields
+        .iter()
+        .map(|f| match batch.column_by_name(&f.name) {
+            Some(c) => Ok(c.clone()),
+            // A column added by schema evolution after the file was written.
+            None if f.data_type.nullable => {
+                Ok(arrow_array::new_null_array(&arrow_type(&f.data_type), batch.num_rows()))
+            }
+            None => col(&f.name),
+        })
+        .collect::<Result<Vec<_>>>()?;
     out.reserve(batch.num_rows());
     for r in 0..batch.num_rows() {
         let key =

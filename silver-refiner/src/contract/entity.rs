@@ -202,8 +202,9 @@ impl Contract {
             if !is_identifier(name) || name == EXTRA_COLUMN {
                 return Err(fail("not a name a Silver column can have".into()));
             }
-            let spec: super::spec::ColumnSpec = toml::from_str(&format!("name = {name:?}\ntype = {:?}", ty.to_string()))
-                .map_err(|e| fail(e.to_string()))?;
+            let spec: super::spec::ColumnSpec =
+                toml::from_str(&format!("name = {name:?}\ntype = {:?}", ty.to_string()))
+                    .map_err(|e| fail(e.to_string()))?;
             out.columns.push(Column::compile(spec, *id, false).map_err(fail)?);
             out.known_sources.insert(name.clone());
         }

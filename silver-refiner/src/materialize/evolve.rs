@@ -76,12 +76,14 @@ pub async fn add_columns(
             .with_new_metadata(&metadata);
         metadata.write_to(catalog.file_io(), &location).await.map_err(ice("writing the metadata file"))?;
         let new_location = location.to_string();
-        lakehouse::table::durable::sync_all([new_location.clone()]).await.map_err(|e| {
-            MaterializeError::Invalid { entity: entity.clone(), message: format!("syncing {new_location}: {e}") }
+        lakehouse::table::durable::sync_all([new_location.clone()]).await.map_err(|e| MaterializeError::Invalid {
+            entity: entity.clone(),
+            message: format!("syncing {new_location}: {e}"),
         })?;
         if catalog.swap_metadata(&head.name, &head.metadata_location, &new_location).await? {
             tracing::info!(table = %head.name, columns = ?ids, "Silver schema evolved: columns added");
-            let evolved = LoadedTable { name: head.name.clone(), metadata_location: new_location, metadata: Arc::new(metadata) };
+            let evolved =
+                LoadedTable { name: head.name.clone(), metadata_location: new_location, metadata: Arc::new(metadata) };
             return Ok((evolved, ids));
         }
         let _ = catalog.file_io().delete(&new_location).await;
