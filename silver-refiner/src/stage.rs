@@ -270,8 +270,11 @@ impl Refinery {
             tracing::info!(entity = %name, columns = ?columns, "columns added by schema evolution");
         }
         let recovered = materializer.recover().await?;
-        if !recovered.is_empty() {
-            tracing::warn!(entity = %name, snapshots = recovered.len(), "Silver was behind the store; caught up");
+        // Store snapshots that change nothing in Silver (a batch of rejects only)
+        // are passed over without a commit; only the others were missing.
+        let missing = recovered.iter().filter(|s| s.commit.is_some()).count();
+        if missing > 0 {
+            tracing::warn!(entity = %name, snapshots = missing, "Silver was behind the store; caught up");
         }
         if let Some(s) = shard {
             let buckets = materializer.store().info().options.bucket;
