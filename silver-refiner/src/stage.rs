@@ -332,8 +332,11 @@ impl Refinery {
         let poll_interval = self.config.silver.poll_interval;
         let max_snapshots = self.config.silver.max_snapshots_per_poll;
         let max_work = self.config.silver.max_batch_records;
+        // `max_batch_records` bounds the whole batch (every entity together): it is
+        // what the refiner holds in memory until the commit.
+        let mut total: usize = self.entities.iter().map(|e| e.work).sum();
         for e in &mut self.entities {
-            if e.last_poll.is_some_and(|t| t.elapsed() < poll_interval) || e.work >= max_work {
+            if e.last_poll.is_some_and(|t| t.elapsed() < poll_interval) || total >= max_work {
                 continue;
             }
             e.last_poll = Some(Instant::now());
@@ -348,7 +351,11 @@ impl Refinery {
             let after = e.upto.or(e.position);
             let incs = increments(self.catalog.file_io(), &table.metadata, after, max_snapshots).await?;
             for inc in incs {
+                if total >= max_work {
+                    break; // the rest is read after the commit
+                }
                 let snapshot = inc.snapshot.snapshot_id();
+                let before = e.work;
                 for f in &inc.files {
                     let batches = read_data_file(self.catalog.file_io(), f.file_path(), BRONZE_COLUMNS).await?;
                     for b in &batches {
@@ -373,6 +380,7 @@ impl Refinery {
                 e.oldest_bronze_ms = Some(e.oldest_bronze_ms.map_or(ts, |o| o.min(ts)));
                 e.work += 1;
                 added += 1;
+                total += e.work - before;
             }
         }
         if added > 0 {

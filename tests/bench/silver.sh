@@ -43,7 +43,7 @@ trap cleanup EXIT
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 ensure_tansu
-VENV="$LAKEHOUSE_ROOT/.venv-bench"
+VENV="${BENCH_VENV:-$LAKEHOUSE_ROOT/.venv-bench}"   # BENCH_VENV: reuse a venv with these pins
 ensure_venv "$VENV" "$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 
 log "building (release)"
@@ -81,7 +81,7 @@ config "$WORK/lake" 5s 1s >"$WORK/lake.toml"
 log "bronze-ingestor: the backlog into Bronze"
 "$BIN/bronze-ingestor" --config "$WORK/lake.toml" run --exit-when-idle 2s --summary-json "$WORK/ingestor.json" \
   2>"$WORK/ingestor.log"
-log "silver-refiner: Bronze → Silver (one refiner, defaults: commit_interval 5s, max_batch_records 500k)"
+log "silver-refiner: Bronze → Silver (one refiner, defaults: commit_interval 5s, max_batch_records 200k)"
 /usr/bin/time -f '%e %U %S %M' -o "$WORK/refiner.time" \
   "$BIN/silver-refiner" --config "$WORK/lake.toml" run --exit-when-idle 2s --summary-json "$WORK/refiner.json" \
   2>"$WORK/refiner.log"
@@ -89,7 +89,8 @@ LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop
 
 # 2. The Python peer on the same Bronze rows.
 log "Python peer: pyarrow + json.loads + pyiceberg upsert ($PEER_ROWS Bronze rows)"
-peer=$("$VENV/bin/python" tests/bench/silver_peer.py --uri "sqlite:///$WORK/lake/catalog.db" --rows "$PEER_ROWS")
+peer=$("$VENV/bin/python" tests/bench/silver_peer.py --uri "sqlite:///$WORK/lake/catalog.db" \
+  --warehouse "file://$WORK/lake/warehouse" --rows "$PEER_ROWS")
 
 # 3. Freshness with both workers live, events at a steady rate.
 rm -f "$RUN_DIR"/broker.db*

@@ -13,7 +13,7 @@ table (zstd). Rejects are counted, not written. No exactly-once bookkeeping.
 
 Prints one JSON line: rows, seconds, cpu_seconds, max_rss_mib.
 
-usage: silver_peer.py --uri sqlite:////abs/catalog.db --rows 200000 [--batch 50000]
+usage: silver_peer.py --uri sqlite:////abs/catalog.db --warehouse file:///abs/wh --rows 200000 [--batch 50000]
 """
 import argparse
 import json
@@ -167,11 +167,12 @@ def refine(batch, typer):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--uri", required=True)
+    ap.add_argument("--warehouse", required=True, help="warehouse URL for the peer's own tables")
     ap.add_argument("--rows", type=int, required=True, help="Bronze rows to refine (spread over the tables)")
     ap.add_argument("--batch", type=int, default=50_000)
     args = ap.parse_args()
 
-    cat = SqlCatalog("lakehouse", uri=args.uri)
+    cat = SqlCatalog("lakehouse", uri=args.uri, warehouse=args.warehouse)
     try:
         cat.create_namespace("peer")
     except Exception:
