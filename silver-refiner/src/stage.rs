@@ -295,12 +295,14 @@ impl Refinery {
             .find_map(|s| s.properties.as_ref().and_then(|p| p.get(&position_key).cloned()))
             .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {position_key} {v:?}"))))
             .transpose()?;
-        let truncated = snapshots
+        let truncated = match snapshots
             .iter()
             .rev()
             .find_map(|s| s.properties.as_ref().and_then(|p| p.get(TRUNCATED_KEY).cloned()))
-            .map(|v| parse_order(&v).ok_or_else(|| invalid(format!("unreadable {TRUNCATED_KEY} {v:?}"))))
-            .transpose()?;
+        {
+            None => None,
+            Some(v) => Some(parse_order(&v).ok_or_else(|| invalid(format!("unreadable {TRUNCATED_KEY} {v:?}")))?),
+        };
         tracing::info!(entity = %name, bronze = %bronze, position = ?position, truncated = ?truncated,
             "positioned at the store's Bronze snapshot");
         Ok(Entity {

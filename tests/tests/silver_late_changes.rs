@@ -36,7 +36,10 @@ name = "name"
 type = "string"
 "#;
 
-fn event(op: &str, id: i64, name: &str, lsn: i64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+/// A Kafka message: key and value.
+type Message = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn event(op: &str, id: i64, name: &str, lsn: i64) -> Message {
     let image = json!({"id": id, "name": name});
     let (before, after) = if op == "d" { (image, Value::Null) } else { (Value::Null, image) };
     let value = json!({"before": before, "after": after, "op": op, "ts_ms": lsn,
@@ -44,7 +47,7 @@ fn event(op: &str, id: i64, name: &str, lsn: i64) -> (Option<Vec<u8>>, Option<Ve
     (Some(json!({"id": id}).to_string().into_bytes()), Some(value.to_string().into_bytes()))
 }
 
-fn truncate(lsn: i64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+fn truncate(lsn: i64) -> Message {
     let value = json!({"op": "t", "ts_ms": lsn, "source": {"lsn": lsn, "ts_ms": lsn, "table": "items"}});
     (None, Some(value.to_string().into_bytes()))
 }
@@ -78,7 +81,7 @@ async fn a_deleted_or_truncated_key_stays_gone_when_older_changes_arrive_later()
     );
     let config = lake.config("late", std::slice::from_ref(&topic), None, &silver);
     let log = lake.dir.path().join("silver.log");
-    let steps: Vec<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>> = vec![
+    let steps: Vec<Vec<Message>> = vec![
         vec![event("c", 1, "one", 100), event("d", 2, "two", 300), event("c", 3, "three", 100)],
         vec![event("d", 1, "one", 300), event("c", 2, "two (late create)", 200)],
         vec![event("u", 1, "one (late update)", 200), event("u", 3, "three v2", 400)],

@@ -183,14 +183,12 @@ impl Materializer {
         columns: &[(String, ColumnType)],
     ) -> Result<Vec<(String, i32)>, MaterializeError> {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        let types = columns
-            .iter()
-            .map(|(n, t)| {
-                iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
-                    .map(|ty| (n.clone(), ty))
-                    .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut types = Vec::with_capacity(columns.len());
+        for (n, t) in columns {
+            let ty = iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
+                .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))?;
+            types.push((n.clone(), ty));
+        }
         let (head, ids) = super::evolve::add_columns(self.committer.catalog(), &self.head, &types).await?;
         self.head = head;
         let store_columns: Vec<(String, String)> =
