@@ -30,7 +30,7 @@ trap 'LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop 
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 ensure_tansu
-VENV="$LAKEHOUSE_ROOT/.venv-bench"
+VENV="${BENCH_VENV:-$LAKEHOUSE_ROOT/.venv-bench}"   # BENCH_VENV: reuse a venv with these pins
 REQ="$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 ensure_venv "$VENV" "$REQ"
 
