@@ -4,6 +4,7 @@
 #
 #   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers
 #   tests/bench.sh store [ROWS]        # changelog-store upserts, default 10M rows
+#   tests/bench.sh silver [EVENTS] [PEER_ROWS]  # Bronze → Silver, default 5M events (tests/bench/silver.sh)
 #   tests/bench.sh gold [SECONDS] [RATES]  # the whole pipeline: freshness, rates kept up with, delta vs recompute
 #   tests/bench.sh tables [COMMITS]    # commit latency over simulated days of Bronze commits, default 20000 (~28 h at one per 5 s; 120960 = a week)
 set -euo pipefail
@@ -14,9 +15,10 @@ what=${1:-}
 case "$what" in
   bronze) ;;
   store) shift; exec "$LAKEHOUSE_ROOT/tests/bench/store.sh" "$@" ;;
+  silver) shift; exec "$LAKEHOUSE_ROOT/tests/bench/silver.sh" "$@" ;;
   gold) shift; exec "$LAKEHOUSE_ROOT/tests/bench/gold.sh" "$@" ;;
   tables) shift; exec "$LAKEHOUSE_ROOT/tests/bench/tables.sh" "$@" ;;
-  *) echo "usage: $0 bronze [EVENTS] | store [ROWS] | gold [SECONDS] [RATES] | tables [COMMITS]" >&2; exit 2 ;;
+  *) echo "usage: $0 bronze [EVENTS] | store [ROWS] | silver [EVENTS] [PEER_ROWS] | gold [SECONDS] [RATES] | tables [COMMITS]" >&2; exit 2 ;;
 esac
 EVENTS=${2:-5000000}
 PEER_EVENTS=$(( EVENTS < 1000000 ? EVENTS : 1000000 ))
@@ -32,7 +34,7 @@ trap 'LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop 
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 ensure_tansu
-VENV="$LAKEHOUSE_ROOT/.venv-bench"
+VENV="${BENCH_VENV:-$LAKEHOUSE_ROOT/.venv-bench}"   # BENCH_VENV: reuse a venv with these pins
 REQ="$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 ensure_venv "$VENV" "$REQ"
 

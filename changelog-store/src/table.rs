@@ -126,6 +126,57 @@ impl Table {
         Ok(Table { info: Arc::new(TableInfo::new(schema)?), paths, clock })
     }
 
+    /// Adds nullable columns at the end of the schema — Paimon's schema evolution:
+    /// `schema/schema-<N+1>` with field ids after `highestFieldId`, published with
+    /// create-if-absent (a concurrent writer that publishes the same schema id first
+    /// makes this look again). `columns` are `(name, type)` as in [`TableSpec`];
+    /// names the table already has are skipped. Rows written before read the new
+    /// columns as null. Returns the table at its newest schema: writers keep the
+    /// schema they were opened with, so open new ones from the returned table.
+    pub fn add_columns(&self, columns: &[(String, String)]) -> Result<Table> {
+        for _attempt in 0..16 {
+            let current = Table::open_with_clock(self.paths.root(), self.clock.clone())?;
+            let mut schema = current.info.schema.clone();
+            let mut added = false;
+            for (name, ty) in columns {
+                if schema.field_index(name).is_some() {
+                    continue;
+                }
+                if name.starts_with("_KEY_") || ["_SEQUENCE_NUMBER", "_VALUE_KIND"].contains(&name.as_str()) {
+                    return Err(Error::InvalidSchema(format!("column name `{name}` is reserved")));
+                }
+                let data_type = DataType::parse(ty)?;
+                if !data_type.nullable {
+                    return Err(Error::InvalidSchema(format!(
+                        "an added column must be nullable (rows written before have none): `{name}` {ty}"
+                    )));
+                }
+                schema.highest_field_id += 1;
+                schema.fields.push(crate::spec::schema::DataField {
+                    id: schema.highest_field_id,
+                    name: name.clone(),
+                    data_type,
+                    description: None,
+                });
+                added = true;
+            }
+            if !added {
+                return Ok(current);
+            }
+            schema.id += 1;
+            schema.time_millis = self.clock.now_millis();
+            let info = TableInfo::new(schema.clone())?;
+            if fs::create_if_absent(&self.paths.schema_file(schema.id), schema.to_json()?.as_bytes())? {
+                tracing::info!(table = %self.paths.root().display(), schema_id = schema.id, "columns added");
+                return Ok(Table { info: Arc::new(info), paths: self.paths.clone(), clock: self.clock.clone() });
+            }
+        }
+        Err(Error::Unsupported(format!(
+            "adding columns to {}: 16 concurrent schema changes in a row",
+            self.paths.root().display()
+        )))
+    }
+
     pub fn path(&self) -> &Path {
         self.paths.root()
     }

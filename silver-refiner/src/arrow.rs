@@ -58,12 +58,11 @@ fn with_id(field: Field, id: i32) -> Field {
 }
 
 /// The contract's columns, then `_extra`.
-pub(crate) fn arrow_schema(columns: &[Column]) -> Schema {
+pub(crate) fn arrow_schema(columns: &[Column], extra_id: i32) -> Schema {
     let mut fields: Vec<Field> = columns
         .iter()
         .map(|c| with_id(Field::new(c.name(), arrow_type(c.ty()), !c.is_required()), c.field_id()))
         .collect();
-    let extra_id = columns.last().map_or(1, |c| c.field_id() + 1);
     fields.push(with_id(Field::new(EXTRA_COLUMN, DataType::Utf8, true), extra_id));
     Schema::new(fields)
 }
@@ -379,6 +378,7 @@ mod tests {
             ],
             extra: extra.map(str::to_string),
             extra_columns: Vec::new(),
+            evolvable: Vec::new(),
         }
     }
 

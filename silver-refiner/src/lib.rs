@@ -52,6 +52,7 @@ pub mod contract;
 mod decimal;
 pub mod decode;
 pub mod envelope;
+pub mod failpoint;
 #[cfg(test)]
 mod fixtures;
 pub mod infer;
@@ -100,5 +101,5 @@ pub async fn run(
     };
     let mut refinery = Refinery::start(config).await?;
     lakehouse::worker::drive(&mut refinery, &policy, &control).await?;
-    Ok(refinery.summary.clone())
+    Ok(refinery.summary())
 }

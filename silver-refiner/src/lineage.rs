@@ -33,11 +33,23 @@ pub fn fields(first_id: i32) -> Vec<Field> {
     ]
 }
 
-/// The Silver schema of an entity: the contract's columns (with `_extra`),
-/// then the lineage columns.
+/// The Silver schema of an entity in field-id order, which is the Iceberg
+/// table's column order: the declared columns, `_extra`, the lineage columns,
+/// then columns added by schema evolution.
 pub fn silver_schema(contract: &crate::Contract) -> SchemaRef {
     let base = contract.arrow_schema();
     let mut all: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
     all.extend(fields(contract.extra_field_id() + 1));
+    all.sort_by_key(field_id);
     Arc::new(Schema::new(all))
+}
+
+/// The Iceberg field id of a field (`PARQUET:field_id`), 0 when absent.
+pub fn field_id(f: &Field) -> i32 {
+    f.metadata().get("PARQUET:field_id").and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The first field id schema evolution may use: after the lineage columns.
+pub fn first_added_id(contract: &crate::Contract) -> i32 {
+    contract.extra_field_id() + 1 + fields(0).len() as i32
 }

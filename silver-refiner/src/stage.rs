@@ -11,7 +11,7 @@ use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::SchemaRef;
 use lakehouse::catalog::{CatalogError, SqlCatalog, TableName};
-use lakehouse::table::incremental::{IncrementalError, increments, read_data_file};
+use lakehouse::table::incremental::{IncrementalError, increments, read_data_file, snapshots_after};
 use lakehouse::telemetry::names;
 use lakehouse::worker::{Pending, Stage, TableCommit};
 
@@ -30,6 +30,13 @@ pub const BRONZE_POSITION_KEY: &str = "lakehouse.silver.bronze-snapshot";
 /// Store snapshot property: the newest source event time (ms since the epoch)
 /// of the batch, which downstream stages measure freshness from.
 pub const NEWEST_EVENT_KEY: &str = "lakehouse.silver.newest-event-ms";
+/// Store snapshot property: the source order (`<seq>:<kafka offset>`) of the
+/// newest truncate applied to the entity. A change older than it is dropped
+/// even when it arrives in a later batch: the truncate deleted the keys the
+/// store had (their delete records keep the truncate's `_seq`), but a key the
+/// store did not have at the time has no delete record to shadow a late
+/// change of it.
+pub const TRUNCATED_KEY: &str = "lakehouse.silver.truncated-at";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefineError {
@@ -55,6 +62,11 @@ pub struct RunSummary {
     pub deleted: u64,
     pub rejected: u64,
     pub commits: u64,
+    /// Bronze commit → visible in Silver over this run's commits (from the
+    /// oldest Bronze snapshot of each batch), in milliseconds.
+    pub bronze_to_silver_p50_ms: Option<u64>,
+    pub bronze_to_silver_p99_ms: Option<u64>,
+    pub bronze_to_silver_max_ms: Option<u64>,
 }
 
 /// Where a change came from.
@@ -106,13 +118,28 @@ pub(crate) struct Entity {
     /// Newest change per key (the key's `Debug` form).
     pub(crate) changes: HashMap<String, Pend>,
     truncate: Option<Lineage>,
+    /// The source order of the newest truncate committed ([`TRUNCATED_KEY`]).
+    pub(crate) truncated: Option<(i64, i64)>,
     rejects: Vec<RejectRow>,
     /// Bronze rows and snapshots in the batch (what the batch policy counts).
     work: usize,
     bronze_rows: u64,
     /// Newest source event time (ms) in the batch, for freshness.
     newest_ms: Option<i64>,
+    /// Commit time (ms) of the oldest Bronze snapshot in the batch, for lag.
+    oldest_bronze_ms: Option<i64>,
     last_poll: Option<Instant>,
+    /// Unknown source columns schema evolution cannot add (they stay in `_extra`).
+    refused: std::collections::HashSet<String>,
+}
+
+/// How far [`Entity::take`] got through a Bronze batch.
+enum Taken {
+    /// Every row from the start row on: how many.
+    Done(usize),
+    /// Row `at` brings source columns to add first (`evolve = "add-columns"`);
+    /// the rows before it are taken.
+    Evolve { at: usize, columns: Vec<(String, ColumnType)> },
 }
 
 /// Columns of Bronze the refiner reads.
@@ -136,6 +163,8 @@ pub struct Refinery {
     rejects: Rejects,
     since: Option<Instant>,
     pub summary: RunSummary,
+    /// Bronze commit → Silver commit delays of this run (ms), for the summary.
+    delays: Vec<u64>,
 }
 
 impl Refinery {
@@ -155,7 +184,7 @@ impl Refinery {
             entities.push(Self::open_entity(&config, &catalog, contract, None).await?);
         }
         tracing::info!(entities = entities.len(), "silver-refiner started");
-        Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default() })
+        Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default(), delays: Vec::new() })
     }
 
     /// Opens one entity's store and Silver tables (creating them where absent)
@@ -163,13 +192,13 @@ impl Refinery {
     pub(crate) async fn open_entity(
         config: &Config,
         catalog: &SqlCatalog,
-        contract: Contract,
+        mut contract: Contract,
         commit_user: Option<String>,
     ) -> Result<Entity, RefineError> {
         let name = contract.name().to_string();
         let invalid = |message: String| RefineError::Entity { entity: name.clone(), message };
         let bronze: TableName = contract.source().parse().map_err(|e| invalid(format!("source: {e}")))?;
-        let schema = lineage::silver_schema(&contract);
+        let mut schema = lineage::silver_schema(&contract);
         let types: BTreeMap<String, ColumnType> =
             contract.columns().iter().map(|c| (c.name().to_string(), c.ty())).collect();
         let key: Vec<String> = contract.key_columns().map(|c| c.name().to_string()).collect();
@@ -215,9 +244,37 @@ impl Refinery {
             }),
         )
         .await?;
+        // Columns schema evolution added to the Silver table earlier: the contract
+        // gets them back (and the store, should a crash have come in between).
+        let first_added = lineage::first_added_id(&contract);
+        let mut added = Vec::new();
+        for f in materializer.head().metadata.current_schema().as_struct().fields() {
+            if f.id < first_added || contract.column(&f.name).is_some() {
+                continue;
+            }
+            let ty = match &*f.field_type {
+                iceberg::spec::Type::Primitive(p) => column_type_of(p),
+                _ => None,
+            };
+            let ty = ty.ok_or_else(|| {
+                invalid(format!("added column {} has type {}, not one Silver writes", f.name, f.field_type))
+            })?;
+            added.push((f.name.clone(), ty, f.id));
+        }
+        if !added.is_empty() {
+            let columns: Vec<(String, ColumnType)> = added.iter().map(|(n, t, _)| (n.clone(), *t)).collect();
+            materializer.add_columns(&columns).await?;
+            contract = contract.with_added_columns(&added)?;
+            schema = lineage::silver_schema(&contract);
+            materializer.set_silver_schema(schema.clone());
+            tracing::info!(entity = %name, columns = ?columns, "columns added by schema evolution");
+        }
         let recovered = materializer.recover().await?;
-        if !recovered.is_empty() {
-            tracing::warn!(entity = %name, snapshots = recovered.len(), "Silver was behind the store; caught up");
+        // Store snapshots that change nothing in Silver (a batch of rejects only)
+        // are passed over without a commit; only the others were missing.
+        let missing = recovered.iter().filter(|s| s.commit.is_some()).count();
+        if missing > 0 {
+            tracing::warn!(entity = %name, snapshots = missing, "Silver was behind the store; caught up");
         }
         if let Some(s) = shard {
             let buckets = materializer.store().info().options.bucket;
@@ -238,7 +295,16 @@ impl Refinery {
             .find_map(|s| s.properties.as_ref().and_then(|p| p.get(&position_key).cloned()))
             .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {position_key} {v:?}"))))
             .transpose()?;
-        tracing::info!(entity = %name, bronze = %bronze, position = ?position, "positioned at the store's Bronze snapshot");
+        let truncated = match snapshots
+            .iter()
+            .rev()
+            .find_map(|s| s.properties.as_ref().and_then(|p| p.get(TRUNCATED_KEY).cloned()))
+        {
+            None => None,
+            Some(v) => Some(parse_order(&v).ok_or_else(|| invalid(format!("unreadable {TRUNCATED_KEY} {v:?}")))?),
+        };
+        tracing::info!(entity = %name, bronze = %bronze, position = ?position, truncated = ?truncated,
+            "positioned at the store's Bronze snapshot");
         Ok(Entity {
             version: contract.version() as i32,
             refiner: Refiner::new(contract),
@@ -252,11 +318,14 @@ impl Refinery {
             upto: None,
             changes: HashMap::new(),
             truncate: None,
+            truncated,
             rejects: Vec::new(),
             work: 0,
             bronze_rows: 0,
             newest_ms: None,
+            oldest_bronze_ms: None,
             last_poll: None,
+            refused: std::collections::HashSet::new(),
         })
     }
 
@@ -265,25 +334,55 @@ impl Refinery {
         let poll_interval = self.config.silver.poll_interval;
         let max_snapshots = self.config.silver.max_snapshots_per_poll;
         let max_work = self.config.silver.max_batch_records;
+        // `max_batch_records` bounds the whole batch (every entity together): it is
+        // what the refiner holds in memory until the commit.
+        let mut total: usize = self.entities.iter().map(|e| e.work).sum();
         for e in &mut self.entities {
-            if e.last_poll.is_some_and(|t| t.elapsed() < poll_interval) || e.work >= max_work {
+            if e.last_poll.is_some_and(|t| t.elapsed() < poll_interval) || total >= max_work {
                 continue;
             }
             e.last_poll = Some(Instant::now());
             let Some(table) = self.catalog.load_table(&e.bronze).await? else { continue };
+            // Lag behind Bronze: what is committed there and not yet in Silver.
+            if let Ok(behind) = snapshots_after(&table.metadata, e.position) {
+                let age_ms =
+                    behind.first().map_or(0, |s| (chrono::Utc::now().timestamp_millis() - s.timestamp_ms()).max(0));
+                metrics::gauge!(names::SILVER_LAG_SNAPSHOTS, "entity" => e.name.clone()).set(behind.len() as f64);
+                metrics::gauge!(names::SILVER_LAG_SECONDS, "entity" => e.name.clone()).set(age_ms as f64 / 1000.0);
+            }
             let after = e.upto.or(e.position);
             let incs = increments(self.catalog.file_io(), &table.metadata, after, max_snapshots).await?;
             for inc in incs {
+                if total >= max_work {
+                    break; // the rest is read after the commit
+                }
                 let snapshot = inc.snapshot.snapshot_id();
+                let before = e.work;
                 for f in &inc.files {
                     let batches = read_data_file(self.catalog.file_io(), f.file_path(), BRONZE_COLUMNS).await?;
                     for b in &batches {
-                        added += e.take(b, snapshot);
+                        let mut from = 0;
+                        loop {
+                            match e.take(b, snapshot, from) {
+                                Taken::Done(n) => {
+                                    added += n;
+                                    break;
+                                }
+                                Taken::Evolve { at, columns } => {
+                                    added += at - from;
+                                    e.evolve(columns).await?;
+                                    from = at;
+                                }
+                            }
+                        }
                     }
                 }
                 e.upto = Some(snapshot);
+                let ts = inc.snapshot.timestamp_ms();
+                e.oldest_bronze_ms = Some(e.oldest_bronze_ms.map_or(ts, |o| o.min(ts)));
                 e.work += 1;
                 added += 1;
+                total += e.work - before;
             }
         }
         if added > 0 {
@@ -316,6 +415,10 @@ impl Refinery {
                 // Gold measures end-to-end freshness from it.
                 position.insert(NEWEST_EVENT_KEY.to_string(), ms.to_string());
             }
+            let truncated = e.truncate.as_ref().map(Lineage::order).max(e.truncated);
+            if let Some(t) = truncated {
+                position.insert(TRUNCATED_KEY.to_string(), format_order(t));
+            }
             if let Some(t) = e.truncate.take() {
                 let keys = e.store_keys()?;
                 let deletes = e.deletes_batch(&keys, t.seq)?;
@@ -323,6 +426,7 @@ impl Refinery {
                 if let Some(p) = e.position {
                     before.insert(e.position_key.clone(), p.to_string());
                 }
+                before.insert(TRUNCATED_KEY.to_string(), format_order(t.order()));
                 let empty = RecordBatch::new_empty(e.schema.clone());
                 let s = match e.materializer.apply(&empty, &deletes, before).await {
                     Err(err) if is_store_conflict(&err) => {
@@ -354,11 +458,21 @@ impl Refinery {
             if let Some(mut c) = silvered.commit {
                 // Freshness: source event time → visible in Silver.
                 c.newest_event_ms = e.newest_ms;
+                if let Some(t) = e.oldest_bronze_ms {
+                    let delay = (chrono::Utc::now().timestamp_millis() - t).max(0) as u64;
+                    metrics::histogram!(names::BRONZE_TO_SILVER, "entity" => e.name.clone())
+                        .record(delay as f64 / 1000.0);
+                    if self.delays.len() < 1_000_000 {
+                        self.delays.push(delay);
+                    }
+                }
                 self.summary.commits += 1;
                 done.push(c);
             }
             e.newest_ms = None;
+            e.oldest_bronze_ms = None;
             e.position = Some(upto);
+            e.truncated = truncated;
             // Bronze expiry keeps every snapshot this refiner has not read (lakehouse::table::consumer).
             let consumer =
                 format!("silver-refiner.{}{}", e.name, e.position_key.trim_start_matches(BRONZE_POSITION_KEY));
@@ -369,6 +483,20 @@ impl Refinery {
         }
         self.since = None;
         Ok(done)
+    }
+
+    /// What the run did, with the Bronze→Silver delay percentiles of its commits.
+    pub fn summary(&self) -> RunSummary {
+        let mut summary = self.summary.clone();
+        let mut d = self.delays.clone();
+        d.sort_unstable();
+        if !d.is_empty() {
+            let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
+            summary.bronze_to_silver_p50_ms = Some(at(0.5));
+            summary.bronze_to_silver_p99_ms = Some(at(0.99));
+            summary.bronze_to_silver_max_ms = d.last().copied();
+        }
+        summary
     }
 
     async fn is_caught_up(&mut self) -> Result<bool, RefineError> {
@@ -403,10 +531,12 @@ impl Entity {
         self.work = 0;
         self.bronze_rows = 0;
         self.newest_ms = None;
+        self.oldest_bronze_ms = None;
     }
 
-    /// Takes one Bronze batch into the in-flight changes; returns the rows read.
-    fn take(&mut self, b: &RecordBatch, snapshot: i64) -> usize {
+    /// Takes the rows of one Bronze batch from row `from` on into the in-flight
+    /// changes, stopping before a row whose unknown columns are to be added first.
+    fn take(&mut self, b: &RecordBatch, snapshot: i64, from: usize) -> Taken {
         let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
         let l = |name: &str| b.column_by_name(name).map(|c| c.as_primitive::<Int64Type>().clone());
         let (key, value, op, position, topic, hash) =
@@ -419,7 +549,8 @@ impl Entity {
         fn long_at(c: &Option<Int64Array>, i: usize) -> Option<i64> {
             c.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
         }
-        for i in 0..b.num_rows() {
+        let evolving = self.refiner.contract().evolve() == crate::contract::Evolve::AddColumns;
+        for i in from..b.num_rows() {
             if let Some(t) = long_at(&source_ts, i).or(long_at(&ts, i)) {
                 self.newest_ms = Some(self.newest_ms.map_or(t, |n| n.max(t)));
             }
@@ -434,6 +565,20 @@ impl Entity {
             };
             match change_of(&self.refiner, str_at(&key, i), str_at(&value, i)) {
                 Ok(Change::Upsert(row)) => {
+                    if evolving {
+                        let columns: Vec<(String, ColumnType)> =
+                            row.evolvable.iter().filter(|(n, _)| !self.refused.contains(n)).cloned().collect();
+                        if !columns.is_empty() {
+                            let taken = i - from;
+                            self.work += taken;
+                            self.bronze_rows += taken as u64;
+                            return Taken::Evolve { at: i, columns };
+                        }
+                    }
+                    for c in &row.extra_columns {
+                        metrics::counter!(names::SILVER_UNKNOWN_FIELDS, "entity" => self.name.clone(), "column" => c.clone())
+                            .increment(1);
+                    }
                     if !self.owns(self.refiner.row_key(&row)) {
                         continue;
                     }
@@ -473,9 +618,51 @@ impl Entity {
                 }),
             }
         }
-        self.work += b.num_rows();
-        self.bronze_rows += b.num_rows() as u64;
-        b.num_rows()
+        let taken = b.num_rows() - from;
+        self.work += taken;
+        self.bronze_rows += taken as u64;
+        Taken::Done(taken)
+    }
+
+    /// Schema evolution (`evolve = "add-columns"`): adds `columns` to the Silver
+    /// table and the store, and refines with them from now on. Changes already
+    /// in the batch read null in them (their events did not carry a typed value;
+    /// what they carried stays in their `_extra`). A column whose name would
+    /// collide with Silver's own columns is refused and stays in `_extra`.
+    async fn evolve(&mut self, columns: Vec<(String, ColumnType)>) -> Result<(), RefineError> {
+        let mut usable = Vec::new();
+        for (name, ty) in columns {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let taken = self.schema.field_with_name(&name).is_ok()
+                || [crate::materialize::SILVER_FILE, crate::materialize::SILVER_POS].contains(&name.as_str());
+            if !valid || taken {
+                tracing::warn!(entity = %self.name, column = %name,
+                    "unknown source column not added to Silver (its name is not a plain identifier or is Silver's own); it stays in _extra");
+                self.refused.insert(name);
+            } else {
+                usable.push((name, ty));
+            }
+        }
+        if usable.is_empty() {
+            return Ok(());
+        }
+        let ids = self.materializer.add_columns(&usable).await?;
+        let added: Vec<(String, ColumnType, i32)> =
+            usable.iter().zip(&ids).map(|((n, t), (_, id))| (n.clone(), *t, *id)).collect();
+        let contract = self.refiner.contract().with_added_columns(&added)?;
+        let width = contract.columns().len();
+        self.refiner = Refiner::new(contract);
+        self.schema = lineage::silver_schema(self.refiner.contract());
+        self.materializer.set_silver_schema(self.schema.clone());
+        for p in self.changes.values_mut() {
+            if let Pend::Upsert(row, _) = p {
+                row.values.resize(width, Value::Null);
+            }
+        }
+        metrics::counter!(names::SILVER_COLUMNS_ADDED, "entity" => self.name.clone()).increment(added.len() as u64);
+        tracing::info!(entity = %self.name, columns = ?added, "schema evolution: source columns added to Silver and the store");
+        Ok(())
     }
 
     /// Whether this refiner owns the store bucket of `key` (always, unsharded).
@@ -493,6 +680,9 @@ impl Entity {
     pub(crate) fn offer(&mut self, key: String, change: Pend) {
         if self.truncate.as_ref().is_some_and(|t| t.order() > change.lineage().order()) {
             return; // older than a truncate in this batch
+        }
+        if self.truncated.is_some_and(|t| t > change.lineage().order()) {
+            return; // older than a truncate committed before (a late delivery)
         }
         match self.changes.get(&key) {
             Some(old) if old.lineage().order() > change.lineage().order() => {}
@@ -576,6 +766,39 @@ impl Entity {
     }
 }
 
+/// The contract type of an Iceberg primitive Silver writes.
+fn column_type_of(p: &iceberg::spec::PrimitiveType) -> Option<ColumnType> {
+    use iceberg::spec::PrimitiveType as P;
+    Some(match p {
+        P::Boolean => ColumnType::Boolean,
+        P::Int => ColumnType::Int,
+        P::Long => ColumnType::Long,
+        P::Float => ColumnType::Float,
+        P::Double => ColumnType::Double,
+        P::Decimal { precision, scale } => {
+            ColumnType::Decimal { precision: u8::try_from(*precision).ok()?, scale: u8::try_from(*scale).ok()? }
+        }
+        P::Date => ColumnType::Date,
+        P::Time => ColumnType::Time,
+        P::Timestamp => ColumnType::Timestamp,
+        P::Timestamptz => ColumnType::TimestampTz,
+        P::String => ColumnType::String,
+        P::Uuid | P::Fixed(16) => ColumnType::Uuid,
+        P::Binary => ColumnType::Binary,
+        _ => return None,
+    })
+}
+
+/// `<seq>:<offset>` of a source order ([`TRUNCATED_KEY`]).
+fn format_order((seq, offset): (i64, i64)) -> String {
+    format!("{seq}:{offset}")
+}
+
+fn parse_order(v: &str) -> Option<(i64, i64)> {
+    let (seq, offset) = v.split_once(':')?;
+    Some((seq.parse().ok()?, offset.parse().ok()?))
+}
+
 fn arrow_select_concat(schema: &SchemaRef, parts: &[RecordBatch]) -> Result<RecordBatch, String> {
     if parts.is_empty() {
         return Ok(RecordBatch::new_empty(schema.clone()));
@@ -592,11 +815,16 @@ fn with_seq(keys: &RecordBatch, silver: &SchemaRef, seqs: &[i64]) -> Result<Reco
     RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).map_err(|e| e.to_string())
 }
 
-/// The contract batch `base` with the lineage columns of `silver` appended.
+/// The Silver batch of `silver`'s columns (field-id order): the contract
+/// batch `base`'s columns by name, and the lineage columns.
 fn with_lineage(base: &RecordBatch, silver: &SchemaRef, l: &[Lineage]) -> Result<RecordBatch, String> {
     let now = chrono::Utc::now().timestamp_micros();
-    let mut columns = base.columns().to_vec();
-    for f in silver.fields().iter().skip(base.num_columns()) {
+    let mut columns = Vec::with_capacity(silver.fields().len());
+    for f in silver.fields() {
+        if let Some(c) = base.column_by_name(f.name()) {
+            columns.push(c.clone());
+            continue;
+        }
         let col: ArrayRef = match f.name().as_str() {
             lineage::SEQ => Arc::new(l.iter().map(|x| x.seq).collect::<Int64Array>()),
             lineage::BRONZE_SNAPSHOT => Arc::new(l.iter().map(|x| Some(x.bronze_snapshot)).collect::<Int64Array>()),

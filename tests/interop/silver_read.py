@@ -10,6 +10,8 @@ position deletes; DuckDB queries what pyiceberg scanned. Prints one JSON documen
 - partition_spec: pyiceberg's rendering of the table's spec
 - partitions: the distinct partition tuples of the live data files
 - delete_files: how many live delete files, and their distinct partitions
+- columns, types, field_ids: the current schema's columns in order, their
+  types as pyiceberg prints them, and their field ids
 
 usage: silver_read.py --uri sqlite:////abs/catalog.db --table silver.orders --key id [--columns a,b]
 """
@@ -55,6 +57,9 @@ def main() -> int:
         "delete_files": delete_files,
         "delete_partitions": sorted(delete_partitions),
         "properties": dict(table.properties),
+        "columns": [f.name for f in table.schema().fields],
+        "types": {f.name: str(f.field_type) for f in table.schema().fields},
+        "field_ids": {f.name: f.field_id for f in table.schema().fields},
     }
     json.dump(out, sys.stdout, default=str)
     return 0

@@ -1,7 +1,8 @@
 //! Kafka → Bronze → Silver on the real broker and catalog: Silver (read by
 //! iceberg-rust, and by pyiceberg and DuckDB, position deletes applied) equals
 //! the generator's expected final state, key by key and value by value, after
-//! silver-refiner was killed with SIGKILL at random points and restarted. The
+//! silver-refiner was killed with SIGKILL at 12 random points and aborted
+//! between a store commit and its Silver commit (a fail point), and restarted. The
 //! generated stream carries bad records (malformed JSON, wrong types, rule
 //! violations, unknown ops), duplicated and late (out-of-order) deliveries; the
 //! bad ones land in `silver._rejects` once each with the rule the truth file
@@ -57,11 +58,19 @@ fn norm(v: &Value, kind: Kind, truth: bool) -> String {
     }
 }
 
-fn silver_refiner(config: &std::path::Path, log: &std::path::Path, idle: Option<&str>) -> std::process::Child {
+fn silver_refiner(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    idle: Option<&str>,
+    failpoint: Option<&str>,
+) -> std::process::Child {
     let mut c = Command::new(bin("silver-refiner"));
     c.arg("--config").arg(config).arg("run");
     if let Some(idle) = idle {
         c.args(["--exit-when-idle", idle]);
+    }
+    if let Some(point) = failpoint {
+        c.env("LAKEHOUSE_FAILPOINT", point);
     }
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap()
@@ -77,10 +86,10 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     let prefix = unique("sv");
     let (seed, events) = (11, 6_000);
     let truth_path = lake.dir.path().join("truth.json");
-    let faults = ["--bad-share", "0.02", "--duplicate-share", "0.03", "--out-of-order-share", "0.03", "--truth-state"];
-    let truth = generate(&prefix, events, seed, &truth_path, &faults);
-    let generated: u64 = truth.topics.values().map(|t| t.duplicates + t.late + t.bad).sum();
-    assert!(generated > 300, "the stream carries duplicates, late changes and bad records: {:?}", truth.topics);
+    // Topics exist before the ingestor subscribes by pattern.
+    for t in lakehouse_generator::TABLES {
+        create_topic(&format!("{prefix}.public.{t}"), 4).await;
+    }
     let contracts =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/contracts/commerce.toml"))
             .unwrap();
@@ -92,7 +101,88 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
         lake.dir.path().join("store").display().to_string(),
     );
     let config = lake.config("sv", &[], Some(&format!("^{prefix}\\..*")), &silver);
-    ingest_until_idle(&config, "2s");
+
+    // The stream is produced at a steady rate while bronze-ingestor commits it (a
+    // Bronze snapshot per table every second), so the refiner killed below keeps
+    // finding new Bronze snapshots to take.
+    let ingestor_log = lake.dir.path().join("ingestor.log");
+    let mut ingestor = spawn_ingestor(&config, &ingestor_log, Some("6s"));
+    let producer = {
+        let (prefix, truth_path) = (prefix.clone(), truth_path.clone());
+        std::thread::spawn(move || {
+            let faults = [
+                "--bad-share",
+                "0.02",
+                "--duplicate-share",
+                "0.03",
+                "--out-of-order-share",
+                "0.03",
+                "--truth-state",
+                "--rate",
+                "300",
+            ];
+            generate(&prefix, events, seed, &truth_path, &faults)
+        })
+    };
+
+    // silver-refiner killed with SIGKILL at 12 random points (a seed from the
+    // clock, printed), and every fourth run aborted by the fail point between a
+    // store commit and its Silver commit; each run starts where the last left.
+    let log = lake.dir.path().join("silver.log");
+    let kill_seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("kill schedule seed {kill_seed}");
+    let mut x = kill_seed;
+    let (mut sigkills, mut aborted) = (0, 0);
+    for run in 0..16 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if run % 4 == 3 {
+            let mut child = silver_refiner(&config, &log, None, Some(silver_refiner::failpoint::AFTER_STORE_COMMIT));
+            // It aborts at its first store commit; one with nothing left to do is killed.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let status = loop {
+                if let Some(s) = child.try_wait().unwrap() {
+                    break Some(s);
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            match status {
+                Some(s) => {
+                    assert!(!s.success(), "a fail-point run exits only by aborting: {s:?}");
+                    aborted += 1;
+                }
+                None => {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                }
+            }
+            continue;
+        }
+        let mut child = silver_refiner(&config, &log, None, None);
+        std::thread::sleep(Duration::from_millis(300 + x % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        sigkills += 1;
+    }
+    assert!(sigkills >= 10, "{sigkills} SIGKILLs");
+    let killed = std::fs::read_to_string(&log).unwrap();
+    let commits = killed.matches("layer=silver").count();
+    assert!(commits > 0, "the killed runs committed nothing, so the kills tested nothing; log:\n{killed}");
+    assert!(aborted > 0, "no run crashed between a store commit and its Silver commit; log:\n{killed}");
+    eprintln!("{sigkills} SIGKILLs and {aborted} fail-point aborts; the killed runs made {commits} Silver commits");
+    let truth = producer.join().unwrap();
+    let generated: u64 = truth.topics.values().map(|t| t.duplicates + t.late + t.bad).sum();
+    assert!(generated > 300, "the stream carries duplicates, late changes and bad records: {:?}", truth.topics);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ingestor.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "bronze-ingestor did not reach idle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ingestor.wait().unwrap().success(), "{}", std::fs::read_to_string(&ingestor_log).unwrap());
 
     // Bad input, and a stale update of a live order (an LSN older than any) that must lose.
     let mut expected: BTreeMap<&str, BTreeMap<i64, Value>> = BTreeMap::new();
@@ -142,23 +232,7 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     expected.get_mut("order_items").unwrap().clear();
     ingest_until_idle(&config, "2s");
 
-    // silver-refiner killed with SIGKILL at random points, then run to the end.
-    let log = lake.dir.path().join("silver.log");
-    let mut x = (Instant::now().elapsed().as_nanos() as u64) | 1;
-    for _ in 0..4 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let mut child = silver_refiner(&config, &log, None);
-        std::thread::sleep(Duration::from_millis(300 + x % 1500));
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    let killed = std::fs::read_to_string(&log).unwrap();
-    let commits = killed.matches("layer=silver").count();
-    assert!(commits > 0, "the killed runs committed nothing, so the kills tested nothing; log:\n{killed}");
-    eprintln!("killed runs made {commits} Silver commits before the final run");
-    let mut child = silver_refiner(&config, &log, Some("2s"));
+    let mut child = silver_refiner(&config, &log, Some("2s"), None);
     let deadline = Instant::now() + Duration::from_secs(240);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -181,18 +181,26 @@ pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch
     let mut cols = Vec::with_capacity(schema.fields().len());
     let mut same_types = true;
     for f in schema.fields() {
-        let c = batch
-            .column_by_name(f.name())
-            .ok_or_else(|| Error::corrupt("<data file>", format!("missing column `{}`", f.name())))?;
+        let c = match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            // A column added by schema evolution after the file was written.
+            None if f.is_nullable() => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
+            None => return Err(Error::corrupt("<data file>", format!("missing column `{}`", f.name()))),
+        };
         same_types &= c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0);
-        cols.push(c.clone());
+        cols.push(c);
     }
     if same_types {
         return RecordBatch::try_new(schema.clone(), cols)
             .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source });
     }
+    // The file's own types, in the layout's order (added columns as nulls).
+    let fields: Vec<Field> =
+        schema.fields().iter().zip(&cols).map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true)).collect();
+    let aligned = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+        .map_err(|source| Error::Arrow { op: "aligning the columns of a data file", source })?;
     let mut records = Vec::with_capacity(batch.num_rows());
-    from_batch(info, batch, &mut records)?;
+    from_batch(info, &aligned, &mut records)?;
     to_batch(info, schema, &records)
 }
 
@@ -290,7 +298,19 @@ pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>
     let kind = kind
         .as_primitive_opt::<Int8Type>()
         .ok_or_else(|| Error::corrupt("<data file>", "_VALUE_KIND is not TINYINT"))?;
-    let value_cols = info.schema.fields.iter().map(|f| col(&f.name)).collect::<Result<Vec<_>>>()?;
+    let value_cols = info
+        .schema
+        .fields
+        .iter()
+        .map(|f| match batch.column_by_name(&f.name) {
+            Some(c) => Ok(c.clone()),
+            // A column added by schema evolution after the file was written.
+            None if f.data_type.nullable => {
+                Ok(arrow_array::new_null_array(&arrow_type(&f.data_type), batch.num_rows()))
+            }
+            None => col(&f.name),
+        })
+        .collect::<Result<Vec<_>>>()?;
     out.reserve(batch.num_rows());
     for r in 0..batch.num_rows() {
         let key =

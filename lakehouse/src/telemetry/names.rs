@@ -44,6 +44,19 @@ pub const TOPIC_ID_MISMATCH: &str = "lakehouse_topic_id_mismatch";
 pub const REJECTED_RECORDS: &str = "lakehouse_rejected_records_total";
 /// Silver rows by outcome (upserted, deleted). Labels: entity, outcome.
 pub const SILVER_ROWS: &str = "lakehouse_silver_rows_total";
+/// Gauge: Bronze snapshots committed that Silver has not consumed yet. Labels: entity.
+pub const SILVER_LAG_SNAPSHOTS: &str = "lakehouse_silver_lag_snapshots";
+/// Gauge: age (seconds) of the oldest Bronze snapshot Silver has not consumed
+/// (0 when caught up). Labels: entity.
+pub const SILVER_LAG_SECONDS: &str = "lakehouse_silver_lag_seconds";
+/// Histogram: Bronze commit → visible in Silver (seconds), per Silver commit,
+/// from the oldest Bronze snapshot of the batch. Labels: entity.
+pub const BRONZE_TO_SILVER: &str = "lakehouse_bronze_to_silver_seconds";
+/// Rows carrying a source column the contract does not know (kept in `_extra`).
+/// Labels: entity, column.
+pub const SILVER_UNKNOWN_FIELDS: &str = "lakehouse_silver_unknown_fields_total";
+/// Columns added to Silver by schema evolution (`evolve = "add-columns"`). Labels: entity.
+pub const SILVER_COLUMNS_ADDED: &str = "lakehouse_silver_columns_added_total";
 
 /// Silver changes a Gold table consumed. Labels: table.
 pub const GOLD_CHANGES: &str = "lakehouse_gold_changes_total";
@@ -89,6 +102,11 @@ pub fn describe() {
     describe_counter!(OFFSET_RESETS, Unit::Count, "Positions reset to the log start: unread data deleted by retention");
     describe_counter!(REJECTED_RECORDS, Unit::Count, "Records rejected with a rule and a reason");
     describe_counter!(SILVER_ROWS, Unit::Count, "Silver rows upserted or deleted");
+    describe_gauge!(SILVER_LAG_SNAPSHOTS, Unit::Count, "Bronze snapshots not yet consumed by Silver");
+    describe_gauge!(SILVER_LAG_SECONDS, Unit::Seconds, "Age of the oldest Bronze snapshot not yet in Silver");
+    describe_histogram!(BRONZE_TO_SILVER, Unit::Seconds, "Bronze commit to visible in Silver");
+    describe_counter!(SILVER_UNKNOWN_FIELDS, Unit::Count, "Rows with a source column the contract does not know");
+    describe_counter!(SILVER_COLUMNS_ADDED, Unit::Count, "Columns added to Silver by schema evolution");
     describe_counter!(GOLD_CHANGES, Unit::Count, "Silver changes consumed by a Gold table");
     describe_counter!(GOLD_RETRACTIONS, Unit::Count, "Silver retractions (-U, -D) consumed by a Gold table");
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
@@ -129,6 +147,11 @@ pub const ALL: &[&str] = &[
     TOPIC_ID_MISMATCH,
     REJECTED_RECORDS,
     SILVER_ROWS,
+    SILVER_LAG_SNAPSHOTS,
+    SILVER_LAG_SECONDS,
+    BRONZE_TO_SILVER,
+    SILVER_UNKNOWN_FIELDS,
+    SILVER_COLUMNS_ADDED,
     GOLD_CHANGES,
     GOLD_RETRACTIONS,
     GOLD_LATE_EVENTS,

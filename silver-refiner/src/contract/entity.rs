@@ -38,6 +38,10 @@ pub struct Contract {
     ignore: HashSet<String>,
     known_sources: HashSet<String>,
     unavailable_placeholder: String,
+    /// Field id of `_extra`: one after the last declared column. Columns added
+    /// by schema evolution ([`Contract::with_added_columns`]) get ids after the
+    /// lineage columns, so the declared ones, `_extra` and lineage never move.
+    extra_id: i32,
     arrow_schema: SchemaRef,
 }
 
@@ -160,7 +164,8 @@ impl Contract {
         }
         let unavailable_placeholder =
             spec.unavailable_placeholder.unwrap_or_else(|| DEFAULT_UNAVAILABLE_PLACEHOLDER.to_string());
-        let arrow_schema = Arc::new(arrow_schema(&columns));
+        let extra_id = columns.last().map_or(1, |c| c.field_id + 1);
+        let arrow_schema = Arc::new(arrow_schema(&columns, extra_id));
         Ok(Contract {
             name: spec.name,
             version: spec.version,
@@ -172,8 +177,44 @@ impl Contract {
             ignore: spec.ignore.into_iter().collect(),
             known_sources,
             unavailable_placeholder,
+            extra_id,
             arrow_schema,
         })
+    }
+
+    /// This contract with columns added by schema evolution (`evolve =
+    /// "add-columns"`): `(name, type, Iceberg field id)` each, read from the
+    /// source field of the same name with the type's default reading (the
+    /// field's Connect schema decides units), nullable, without rules. Names the
+    /// contract already has are skipped.
+    pub fn with_added_columns(&self, added: &[(String, ColumnType, i32)]) -> Result<Contract, ContractError> {
+        let mut out = self.clone();
+        for (name, ty, id) in added {
+            if out.columns.iter().any(|c| &c.name == name) {
+                continue;
+            }
+            let fail = |problem: String| ContractError::Column {
+                origin: "(schema evolution)".into(),
+                entity: self.name.clone(),
+                column: name.clone(),
+                problem,
+            };
+            if !is_identifier(name) || name == EXTRA_COLUMN {
+                return Err(fail("not a name a Silver column can have".into()));
+            }
+            let spec: super::spec::ColumnSpec =
+                toml::from_str(&format!("name = {name:?}\ntype = {:?}", ty.to_string()))
+                    .map_err(|e| fail(e.to_string()))?;
+            out.columns.push(Column::compile(spec, *id, false).map_err(fail)?);
+            out.known_sources.insert(name.clone());
+        }
+        out.arrow_schema = Arc::new(arrow_schema(&out.columns, out.extra_id));
+        Ok(out)
+    }
+
+    /// The columns added by schema evolution (after the declared ones).
+    pub fn added_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.field_id > self.extra_id)
     }
 
     /// The entity name (`silver.<name>`).
@@ -239,7 +280,7 @@ impl Contract {
 
     /// The field id of the `_extra` column (one after the last column).
     pub fn extra_field_id(&self) -> i32 {
-        self.columns.last().map_or(1, |c| c.field_id + 1)
+        self.extra_id
     }
 }
 

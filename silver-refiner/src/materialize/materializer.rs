@@ -173,6 +173,37 @@ impl Materializer {
         &self.store
     }
 
+    /// Schema evolution: adds `columns` (nullable) to the Silver Iceberg table
+    /// (new field ids, or the ids they already have) and to the store table.
+    /// Returns each column's Iceberg field id. Call
+    /// [`Materializer::set_silver_schema`] with the evolved schema before the
+    /// next [`Materializer::apply`].
+    pub async fn add_columns(
+        &mut self,
+        columns: &[(String, ColumnType)],
+    ) -> Result<Vec<(String, i32)>, MaterializeError> {
+        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        let mut types = Vec::with_capacity(columns.len());
+        for (n, t) in columns {
+            let ty = iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
+                .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))?;
+            types.push((n.clone(), ty));
+        }
+        let (head, ids) = super::evolve::add_columns(self.committer.catalog(), &self.head, &types).await?;
+        self.head = head;
+        let store_columns: Vec<(String, String)> =
+            columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect();
+        self.store = self.store.add_columns(&store_columns).map_err(self.store_err())?;
+        self.store_schema = changelog_store::data::arrow_conv::row_schema(self.store.info());
+        Ok(ids)
+    }
+
+    /// The Silver schema of the batches [`Materializer::apply`] takes from now on
+    /// (after [`Materializer::add_columns`]).
+    pub fn set_silver_schema(&mut self, schema: SchemaRef) {
+        self.silver_schema = schema;
+    }
+
     pub fn head(&self) -> &LoadedTable {
         &self.head
     }
@@ -280,6 +311,7 @@ impl Materializer {
             _ => None,
         };
         let snapshot = snapshot.ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        crate::failpoint::hit(crate::failpoint::AFTER_STORE_COMMIT);
         // 3. Silver follows the store (and any store snapshot of another writer before it).
         let mut done = self.materialize_through(snapshot).await?;
         Ok(done.pop().filter(|s| s.store_snapshot == snapshot).unwrap_or(Silvered {

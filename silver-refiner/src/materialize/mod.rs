@@ -24,6 +24,7 @@
 //! store alone (step 3 needs nothing else), so Silver always ends equal to the
 //! store's state. A crash before step 2 leaves unreferenced data files only.
 
+mod evolve;
 mod materializer;
 pub mod partition;
 mod store_map;

@@ -42,6 +42,9 @@ pub struct RefinedRow {
     pub extra: Option<String>,
     /// The names in [`RefinedRow::extra`], in source order.
     pub extra_columns: Vec<String>,
+    /// Of those, the ones the event's Connect schema types exactly
+    /// ([`ColumnType::from_connect`]): what `evolve = "add-columns"` can add.
+    pub evolvable: Vec<(String, ColumnType)>,
 }
 
 /// A contract ready to refine rows. Cheap to clone.
@@ -86,14 +89,18 @@ impl Refiner {
         }
         let mut extra: Option<Map<String, Json>> = None;
         let mut extra_columns = Vec::new();
+        let mut evolvable = Vec::new();
         for (name, v) in after {
             if !self.contract.reads(name) && !self.contract.ignores(name) {
                 extra.get_or_insert_with(Map::new).insert(name.clone(), v.clone());
                 extra_columns.push(name.clone());
+                if let Some(ty) = schema.and_then(|s| s.field(name)).and_then(ColumnType::from_connect) {
+                    evolvable.push((name.clone(), ty));
+                }
             }
         }
         let extra = extra.map(|m| Json::Object(m).to_string());
-        Ok(RefinedRow { values, extra, extra_columns })
+        Ok(RefinedRow { values, extra, extra_columns, evolvable })
     }
 
     /// The business key of a row image — the `before` of a delete, or any
