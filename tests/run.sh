@@ -21,6 +21,7 @@ BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
 cleanup() {
   LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true
   stop_apache_kafka || true
+  stop_postgres_if_started || true
 }
 trap cleanup EXIT
 

@@ -76,6 +76,15 @@ ensure_tzdata() {
   fi
 }
 
+# Stops the PostgreSQL cluster if ensure_postgres started it (PG_STARTED=yes).
+stop_postgres_if_started() {
+  [ "${PG_STARTED:-}" = yes ] || return 0
+  local version; version="$(ls /etc/postgresql | sort -V | tail -1)"
+  log "stopping PostgreSQL $version (started by this script)"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main stop >&2 || log "could not stop PostgreSQL $version"
+  PG_STARTED=
+}
+
 # PostgreSQL on 127.0.0.1:5432: Debian's packages installed if missing, the
 # cluster started if down. Sets PG_STARTED=yes when this call started it.
 PG_ROLE="lakehouse"
