@@ -32,20 +32,19 @@
 //! feature date from the key's first event to the newest event day of the
 //! source (the table's horizon).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use changelog_store::RowKind;
 use changelog_store::read::changelog_reader::ChangeBatch;
 use serde::Deserialize;
 
-use crate::rollup::AggError;
+use crate::accum::Acc;
+use crate::rollup::{AggError, measure_type};
 use crate::scalar::{self, OrdF64, Scalar};
-use crate::spec::{PartitionBy, SpecError};
+use crate::spec::{Func, PartitionBy, SpecError};
 use crate::wide::KeyedChanges;
 use crate::window::Window;
 
@@ -63,6 +62,22 @@ pub enum FeatureFn {
     Max,
     DaysSinceLast,
     Ratio,
+}
+
+impl FeatureFn {
+    /// The rollup measure a windowed feature is (its accumulator and type);
+    /// `None` for the features a row computes itself.
+    pub fn measure(self) -> Option<Func> {
+        Some(match self {
+            FeatureFn::Count => Func::Count,
+            FeatureFn::CountDistinct => Func::CountDistinct,
+            FeatureFn::Sum => Func::Sum,
+            FeatureFn::Avg => Func::Avg,
+            FeatureFn::Min => Func::Min,
+            FeatureFn::Max => Func::Max,
+            FeatureFn::DaysSinceLast | FeatureFn::Ratio => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,20 +258,11 @@ impl Features {
                     DataType::Int64
                 }
             };
-            let numeric = src.is_numeric() || matches!(src, DataType::Decimal128(_, _));
-            let out = match f.func {
-                FeatureFn::Count | FeatureFn::CountDistinct | FeatureFn::DaysSinceLast => DataType::Int64,
-                FeatureFn::Avg | FeatureFn::Ratio if numeric => DataType::Float64,
-                FeatureFn::Ratio => DataType::Float64,
-                FeatureFn::Sum if numeric => match &src {
-                    DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
-                    DataType::Float32 | DataType::Float64 => DataType::Float64,
-                    _ => DataType::Int64,
-                },
-                FeatureFn::Sum | FeatureFn::Avg => {
-                    return Err(bad(format!("feature {}: {:?} of non-numeric {src}", f.name, f.func)));
-                }
-                FeatureFn::Min | FeatureFn::Max => scalar::output_type(&src),
+            let out = match f.func.measure() {
+                Some(func) => measure_type(func, &src)
+                    .ok_or_else(|| bad(format!("feature {}: {:?} of non-numeric {src}", f.name, f.func)))?,
+                None if f.func == FeatureFn::DaysSinceLast => DataType::Int64,
+                None => DataType::Float64, // ratio
             };
             fields.push(Field::new(&f.name, out, true));
             feature_src.push(src);
@@ -323,20 +329,11 @@ impl Features {
             self.apply(&ChangeBatch { rows: b.clone(), kinds })?;
         }
         for b in state {
-            let cols: Vec<ArrayRef> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    b.column_by_name(f.name())
-                        .cloned()
-                        .ok_or_else(|| self.bad(format!("state has no column {}", f.name())))
-                })
-                .collect::<Result<_, _>>()?;
+            let cols = scalar::columns_of(b, &self.schema).map_err(|e| self.bad(format!("state: {e}")))?;
             for i in 0..b.num_rows() {
                 let row: Vec<Scalar> = cols.iter().map(|c| scalar::read(c, i)).collect();
                 let Scalar::Int(d) = row[1] else { return Err(self.bad("state row without a feature date".into())) };
-                self.emitted.entry(row[0].clone()).or_default().insert(d as i32, hash(&row));
+                self.emitted.entry(row[0].clone()).or_default().insert(d as i32, scalar::row_hash(&row));
             }
         }
         self.dirty.clear();
@@ -451,7 +448,7 @@ impl Features {
                 let exists = first.is_some_and(|f| f <= d) && horizon.is_some_and(|h| d <= h);
                 if exists {
                     let row = self.row(&key, d, horizon.expect("exists implies a horizon"))?;
-                    let h = hash(&row);
+                    let h = scalar::row_hash(&row);
                     if held.get(&d) != Some(&h) {
                         live.push(row);
                     }
@@ -485,7 +482,6 @@ impl Features {
         let events = self.events.get(key);
         let mut row = vec![key.clone(), Scalar::Int(d as i64)];
         for (i, f) in self.spec.features.iter().enumerate() {
-            let out_scale = self.scales[2 + i];
             let v = match f.func {
                 FeatureFn::DaysSinceLast => events
                     .and_then(|e| e.range(..=d).next_back())
@@ -500,11 +496,12 @@ impl Features {
                         _ => Scalar::Null,
                     }
                 }
-                func => {
+                windowed => {
+                    let func = windowed.measure().expect("every other feature is windowed");
                     let days = f.days.expect("validated") as i32;
                     let window = events.into_iter().flat_map(|e| e.range(d - days + 1..=d)).flat_map(|(_, v)| v.iter());
                     let values = window.map(|e| self.feature_col[i].map_or(Scalar::Int(1), |c| e[c].clone()));
-                    aggregate(func, values.filter(|v| !v.is_null()), &self.feature_src[i], out_scale)
+                    aggregate(func, values, &self.feature_src[i])
                         .map_err(|e| self.bad(format!("feature {}: {e}", f.name)))?
                 }
             };
@@ -530,56 +527,21 @@ fn next_start(every: Window, d: i32) -> i32 {
     }
 }
 
-/// `func` over the non-null `values` of a window: counts and sums are 0 over
-/// no values, the others null.
-fn aggregate(
-    func: FeatureFn,
-    values: impl Iterator<Item = Scalar>,
-    src: &DataType,
-    out_scale: i8,
-) -> Result<Scalar, String> {
-    let values: Vec<Scalar> = values.collect();
-    Ok(match func {
-        FeatureFn::Count => Scalar::Int(values.len() as i64),
-        FeatureFn::CountDistinct => Scalar::Int(values.iter().collect::<BTreeSet<_>>().len() as i64),
-        FeatureFn::Min => values.into_iter().min().unwrap_or(Scalar::Null),
-        FeatureFn::Max => values.into_iter().max().unwrap_or(Scalar::Null),
-        FeatureFn::Sum => match src {
-            DataType::Float32 | DataType::Float64 => {
-                Scalar::Float(OrdF64(values.iter().filter_map(|v| v.as_f64(0)).sum()))
-            }
-            DataType::Decimal128(_, _) => {
-                let mut s: i128 = 0;
-                for v in &values {
-                    if let Scalar::Dec(x) = v {
-                        s = s.checked_add(*x).ok_or("sum overflows")?;
-                    }
-                }
-                Scalar::Dec(s)
-            }
-            _ => {
-                let mut s: i64 = 0;
-                for v in &values {
-                    if let Scalar::Int(x) = v {
-                        s = s.checked_add(*x).ok_or("sum overflows")?;
-                    }
-                }
-                Scalar::Int(s)
-            }
+/// `func` over the `values` of a window, with the rollups' accumulator (nulls
+/// are skipped): counts and sums are 0 over no values, the others null.
+fn aggregate(func: Func, values: impl Iterator<Item = Scalar>, src: &DataType) -> Result<Scalar, String> {
+    let mut acc = Acc::new(func);
+    for v in values {
+        acc.apply(&v, 1).map_err(|e| e.to_string())?;
+    }
+    Ok(match (acc.value(func, src), func) {
+        (Scalar::Null, Func::Sum) => match src {
+            DataType::Decimal128(_, _) => Scalar::Dec(0),
+            DataType::Float32 | DataType::Float64 => Scalar::Float(OrdF64(0.0)),
+            _ => Scalar::Int(0),
         },
-        FeatureFn::Avg => {
-            let scale = if let DataType::Decimal128(_, s) = src { *s } else { out_scale.min(0) };
-            let xs: Vec<f64> = values.iter().filter_map(|v| v.as_f64(scale)).collect();
-            if xs.is_empty() { Scalar::Null } else { Scalar::Float(OrdF64(xs.iter().sum::<f64>() / xs.len() as f64)) }
-        }
-        FeatureFn::DaysSinceLast | FeatureFn::Ratio => unreachable!("computed by the row"),
+        (v, _) => v,
     })
-}
-
-fn hash(row: &[Scalar]) -> u64 {
-    let mut h = DefaultHasher::new();
-    row.hash(&mut h);
-    h.finish()
 }
 
 #[cfg(test)]

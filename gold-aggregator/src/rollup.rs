@@ -87,20 +87,8 @@ impl Aggregation {
                 Some(c) => field(c)?,
                 None => DataType::Int64,
             };
-            let numeric = src.is_numeric() || matches!(src, DataType::Decimal128(_, _));
-            let out = match m.func {
-                Func::Count | Func::CountDistinct => DataType::Int64,
-                Func::Avg if numeric => DataType::Float64,
-                Func::Sum if numeric => match &src {
-                    DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
-                    DataType::Float32 | DataType::Float64 => DataType::Float64,
-                    _ => DataType::Int64,
-                },
-                Func::Sum | Func::Avg => {
-                    return Err(bad(format!("measure {}: {:?} of non-numeric {src}", m.name, m.func)));
-                }
-                Func::Min | Func::Max => scalar::output_type(&src),
-            };
+            let out = measure_type(m.func, &src)
+                .ok_or_else(|| bad(format!("measure {}: {:?} of non-numeric {src}", m.name, m.func)))?;
             fields.push(Field::new(&m.name, out, true));
             measure_sources.push(src);
         }
@@ -264,6 +252,25 @@ impl Aggregation {
         }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| bad(format!("building Gold rows: {e}")))
     }
+}
+
+/// The Gold column type of `func` over a source column of type `src`
+/// (`sum` of a decimal is `decimal(38, s)`, of an integer `long`, of a double
+/// `double`; `avg` a double; counts `long`; `min`/`max` the column's type);
+/// `None` for `sum`/`avg` of a non-numeric column.
+pub fn measure_type(func: Func, src: &DataType) -> Option<DataType> {
+    let numeric = src.is_numeric() || matches!(src, DataType::Decimal128(_, _));
+    Some(match func {
+        Func::Count | Func::CountDistinct => DataType::Int64,
+        Func::Avg if numeric => DataType::Float64,
+        Func::Sum if numeric => match src {
+            DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
+            DataType::Float32 | DataType::Float64 => DataType::Float64,
+            _ => DataType::Int64,
+        },
+        Func::Sum | Func::Avg => return None,
+        Func::Min | Func::Max => scalar::output_type(src),
+    })
 }
 
 fn describe(key: &GroupKey) -> String {

@@ -211,6 +211,24 @@ pub fn build(ty: &DataType, values: &[Scalar]) -> Result<ArrayRef, String> {
     })
 }
 
+/// The columns of `batch` named by `schema`'s fields, in its order.
+pub fn columns_of(batch: &arrow_array::RecordBatch, schema: &arrow_schema::Schema) -> Result<Vec<ArrayRef>, String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| batch.column_by_name(f.name()).cloned().ok_or_else(|| format!("no column {}", f.name())))
+        .collect()
+}
+
+/// A row's hash, to tell a recomputed Gold row from the one Gold holds
+/// (stable within a process only; recomputed from the state on start).
+pub fn row_hash(row: &[Scalar]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    row.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

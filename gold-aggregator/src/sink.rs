@@ -507,14 +507,28 @@ pub fn state_spec(buckets: usize) -> changelog_store::TableSpec {
         ],
         primary_keys: vec![WINDOW.into(), WINDOW_START.into(), GROUP.into()],
         partition_keys: Vec::new(),
-        options: BTreeMap::from([
-            ("bucket".to_string(), buckets.max(1).to_string()),
-            ("merge-engine".to_string(), "deduplicate".to_string()),
-            ("changelog-producer".to_string(), "lookup".to_string()),
-            // The writer lives across commits; one Gold worker holds one per table.
-            ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
-        ]),
+        options: state_options(buckets),
     }
+}
+
+/// Options of every Gold state table: Gold's own index, deduplicated by key,
+/// with the `lookup` changelog the materialisation (and readers) consume.
+fn state_options(buckets: usize) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("bucket".to_string(), buckets.max(1).to_string()),
+        ("merge-engine".to_string(), "deduplicate".to_string()),
+        ("changelog-producer".to_string(), "lookup".to_string()),
+        // The writer lives across commits; one Gold worker holds one per table.
+        ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
+    ])
+}
+
+/// The `_gold_file` and `_gold_pos` columns of state rows (null for a delete).
+fn location_columns(locations: &[Option<(Arc<str>, i64)>]) -> [ArrayRef; 2] {
+    [
+        Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>()),
+        Arc::new(locations.iter().map(|l| l.as_ref().map(|(_, pos)| *pos)).collect::<Int64Array>()),
+    ]
 }
 
 /// State rows: `(group, state or none for a delete)` with their locations.
@@ -530,13 +544,14 @@ fn state_batch<'a>(
         groups.push(serde_json::to_string(g).map_err(|e| e.to_string())?);
         states.push(s.map(serde_json::to_string).transpose().map_err(|e| e.to_string())?);
     }
+    let [file, pos] = location_columns(locations);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(windows)),
         Arc::new(Date32Array::from(starts)),
         Arc::new(StringArray::from(groups)),
         Arc::new(StringArray::from(states)),
-        Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>()),
-        Arc::new(locations.iter().map(|l| l.as_ref().map(|(_, pos)| *pos)).collect::<Int64Array>()),
+        file,
+        pos,
     ];
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("building state rows: {e}"))
 }
@@ -552,7 +567,7 @@ pub fn keyed_state_spec(
 ) -> Result<changelog_store::TableSpec, String> {
     let mut columns = Vec::new();
     for f in gold.fields() {
-        let ty = store_type(f.data_type())
+        let ty = changelog_store::data::arrow_conv::paimon_type_of(f.data_type())
             .ok_or_else(|| format!("column {} of type {} has no store type", f.name(), f.data_type()))?;
         let ty = if key.contains(f.name()) { format!("{ty} NOT NULL") } else { ty };
         columns.push((f.name().clone(), ty));
@@ -564,30 +579,7 @@ pub fn keyed_state_spec(
         columns,
         primary_keys: key.to_vec(),
         partition_keys: Vec::new(),
-        options: BTreeMap::from([
-            ("bucket".to_string(), buckets.max(1).to_string()),
-            ("merge-engine".to_string(), "deduplicate".to_string()),
-            ("changelog-producer".to_string(), "lookup".to_string()),
-            // The writer lives across commits; one Gold worker holds one per table.
-            ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
-        ]),
-    })
-}
-
-/// The changelog-store (Paimon) type of a Gold column type ([`crate::scalar::output_type`]s).
-fn store_type(ty: &arrow_schema::DataType) -> Option<String> {
-    use arrow_schema::DataType as T;
-    Some(match ty {
-        T::Boolean => "BOOLEAN".into(),
-        T::Int32 => "INT".into(),
-        T::Int64 => "BIGINT".into(),
-        T::Float64 => "DOUBLE".into(),
-        T::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
-        T::Date32 => "DATE".into(),
-        T::Timestamp(_, _) => "TIMESTAMP(6)".into(),
-        T::Utf8 => "STRING".into(),
-        T::Binary => "BYTES".into(),
-        _ => return None,
+        options: state_options(buckets),
     })
 }
 
@@ -599,14 +591,13 @@ pub fn keyed_state_batch(
     partitions: &[Option<i32>],
     locations: &[Option<(Arc<str>, i64)>],
 ) -> Result<RecordBatch, String> {
+    let [file, pos] = location_columns(locations);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         let col: ArrayRef = match f.name().as_str() {
             PART => Arc::new(arrow_array::Int32Array::from(partitions.to_vec())),
-            GOLD_FILE => {
-                Arc::new(locations.iter().map(|l| l.as_ref().map(|(p, _)| p.as_ref())).collect::<StringArray>())
-            }
-            GOLD_POS => Arc::new(locations.iter().map(|l| l.as_ref().map(|(_, pos)| *pos)).collect::<Int64Array>()),
+            GOLD_FILE => file.clone(),
+            GOLD_POS => pos.clone(),
             name => {
                 let src = rows.column_by_name(name).ok_or_else(|| format!("the Gold rows have no column {name}"))?;
                 arrow_cast::cast(src, f.data_type())

@@ -31,12 +31,10 @@
 //! the state recorded (Gold keeps a consumer there so the snapshot survives
 //! expiry).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use changelog_store::RowKind;
 use changelog_store::read::changelog_reader::ChangeBatch;
@@ -409,16 +407,7 @@ impl Wide {
     /// (`dims[source index]`: the dimension's rows at the recorded snapshot).
     pub fn restore(&mut self, state: &[RecordBatch], dims: &HashMap<usize, Vec<RecordBatch>>) -> Result<(), AggError> {
         for b in state {
-            let cols: Vec<ArrayRef> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    b.column_by_name(f.name())
-                        .cloned()
-                        .ok_or_else(|| self.bad(format!("state has no column {}", f.name())))
-                })
-                .collect::<Result<_, _>>()?;
+            let cols = scalar::columns_of(b, &self.schema).map_err(|e| self.bad(format!("state: {e}")))?;
             for i in 0..b.num_rows() {
                 let row: Vec<Scalar> = cols.iter().map(|c| scalar::read(c, i)).collect();
                 let key: FactKey = self.key_out.iter().map(|k| row[*k].clone()).collect();
@@ -435,7 +424,7 @@ impl Wide {
                         j.refs.entry(u.clone()).or_default().insert(key.clone());
                     }
                 }
-                self.emitted.insert(key.clone(), hash(&row));
+                self.emitted.insert(key.clone(), scalar::row_hash(&row));
                 self.used.insert(key.clone(), used);
                 self.facts.insert(key, fact);
             }
@@ -590,7 +579,7 @@ impl Wide {
         for key in std::mem::take(&mut self.dirty) {
             match self.row(&key)? {
                 Some(row) => {
-                    let h = hash(&row);
+                    let h = scalar::row_hash(&row);
                     if self.emitted.insert(key, h) != Some(h) {
                         live.push(row);
                     }
@@ -650,12 +639,6 @@ fn unreference(refs: &mut HashMap<Scalar, HashSet<FactKey>>, dim: &Scalar, fact:
             refs.remove(dim);
         }
     }
-}
-
-fn hash(row: &[Scalar]) -> u64 {
-    let mut h = DefaultHasher::new();
-    row.hash(&mut h);
-    h.finish()
 }
 
 /// Builds a batch of `schema` from rows of scalars.

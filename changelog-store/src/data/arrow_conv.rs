@@ -48,6 +48,27 @@ pub fn arrow_type(ty: &DataType) -> ArrowType {
     }
 }
 
+/// The store (Paimon SQL) type holding Arrow values of `ty`, as written in a
+/// [`crate::TableSpec`] column: the inverse of [`arrow_type`] (timestamps in any
+/// unit and zone as `TIMESTAMP(6)`, in UTC); `None` for types the store lacks.
+pub fn paimon_type_of(ty: &ArrowType) -> Option<String> {
+    Some(match ty {
+        ArrowType::Boolean => "BOOLEAN".into(),
+        ArrowType::Int8 => "TINYINT".into(),
+        ArrowType::Int16 => "SMALLINT".into(),
+        ArrowType::Int32 => "INT".into(),
+        ArrowType::Int64 => "BIGINT".into(),
+        ArrowType::Float32 => "FLOAT".into(),
+        ArrowType::Float64 => "DOUBLE".into(),
+        ArrowType::Utf8 => "STRING".into(),
+        ArrowType::Binary => "BYTES".into(),
+        ArrowType::Date32 => "DATE".into(),
+        ArrowType::Timestamp(_, _) => "TIMESTAMP(6)".into(),
+        ArrowType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+        _ => return None,
+    })
+}
+
 fn field(name: String, ty: &DataType, id: i32) -> Field {
     Field::new(name, arrow_type(ty), ty.nullable)
         .with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
@@ -325,4 +346,34 @@ pub fn from_batch(info: &TableInfo, batch: &RecordBatch, out: &mut Vec<KeyValue>
         out.push(KeyValue { key, seq: seq.value(r), kind: k, value });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paimon_type_of_inverts_arrow_type() {
+        for sql in [
+            "BOOLEAN",
+            "TINYINT",
+            "SMALLINT",
+            "INT",
+            "BIGINT",
+            "FLOAT",
+            "DOUBLE",
+            "STRING",
+            "BYTES",
+            "DATE",
+            "TIMESTAMP(6)",
+            "DECIMAL(12, 2)",
+        ] {
+            let ty = DataType::parse(sql).expect("parses");
+            let back = paimon_type_of(&arrow_type(&ty)).expect("has a store type");
+            assert_eq!(arrow_type(&DataType::parse(&back).expect("parses back")), arrow_type(&ty), "{sql} → {back}");
+        }
+        let zoned = ArrowType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()));
+        assert_eq!(paimon_type_of(&zoned).as_deref(), Some("TIMESTAMP(6)"));
+        assert_eq!(paimon_type_of(&ArrowType::Utf8View), None);
+    }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::SchemaRef;
 
 use crate::contract::ColumnType;
 
@@ -31,19 +31,6 @@ pub fn paimon_type(ty: ColumnType) -> String {
     }
 }
 
-/// Paimon type of an Arrow type of the Silver schema's lineage columns.
-fn paimon_type_of_arrow(ty: &DataType) -> Option<&'static str> {
-    Some(match ty {
-        DataType::Boolean => "BOOLEAN",
-        DataType::Int32 => "INT",
-        DataType::Int64 => "BIGINT",
-        DataType::Float64 => "DOUBLE",
-        DataType::Utf8 => "STRING",
-        DataType::Timestamp(_, _) => "TIMESTAMP(6)",
-        _ => return None,
-    })
-}
-
 /// The store table for a Silver schema: its columns (key columns NOT NULL,
 /// all others nullable so that a delete carries the key alone), the two
 /// location columns, primary key, and the options that make it Silver's index.
@@ -57,9 +44,8 @@ pub fn store_spec(
     for f in silver.fields() {
         let ty = match types.get(f.name()) {
             Some(t) => paimon_type(*t),
-            None => paimon_type_of_arrow(f.data_type())
-                .ok_or_else(|| format!("column {} of type {} has no store type", f.name(), f.data_type()))?
-                .to_string(),
+            None => changelog_store::data::arrow_conv::paimon_type_of(f.data_type())
+                .ok_or_else(|| format!("column {} of type {} has no store type", f.name(), f.data_type()))?,
         };
         let ty = if key.contains(f.name()) { format!("{ty} NOT NULL") } else { ty };
         columns.push((f.name().clone(), ty));
