@@ -23,17 +23,9 @@ esac
 EVENTS=${2:-5000000}
 PEER_EVENTS=$(( EVENTS < 1000000 ? EVENTS : 1000000 ))
 
-export LAKEHOUSE_RUN_DIR="$RUN_DIR/bench"
-RUN_DIR="$LAKEHOUSE_RUN_DIR"
-export BROKER_PORT="${BENCH_BROKER_PORT:-29092}"
-BROKER="127.0.0.1:$BROKER_PORT"
-BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
-WORK="$RUN_DIR/work"
-rm -rf "$WORK"; mkdir -p "$WORK"
-trap 'LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true' EXIT
+source "$LAKEHOUSE_ROOT/tests/bench/lib.sh"
+bench_setup bench 29092
 
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-ensure_tansu
 VENV="${BENCH_VENV:-$LAKEHOUSE_ROOT/.venv-bench}"   # BENCH_VENV: reuse a venv with these pins
 REQ="$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 ensure_venv "$VENV" "$REQ"

@@ -64,16 +64,17 @@ stop_pidfile() {
   rm -f "$pidfile"
 }
 
+# Installs Debian packages (root only; otherwise says what to install and stops).
+apt_install() {
+  log "installing $* (Debian packages)"
+  [ "$(id -u)" = 0 ] || die "$* missing and this script is not root: apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 \
+    || die "apt-get install $* failed"
+}
+
 # The tz database (Debian's tzdata), for Gold windows in named time zones.
 ensure_tzdata() {
-  [ -f /usr/share/zoneinfo/Europe/Paris ] && return 0
-  log "installing tzdata (Debian package)"
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tzdata >&2 \
-      || die "apt-get install tzdata failed"
-  else
-    die "the tz database is missing and this script is not root: apt-get install tzdata"
-  fi
+  [ -f /usr/share/zoneinfo/Europe/Paris ] || apt_install tzdata
 }
 
 # Stops the PostgreSQL cluster if ensure_postgres started it (PG_STARTED=yes).
@@ -91,13 +92,7 @@ PG_ROLE="lakehouse"
 PG_PASSWORD="lakehouse"
 ensure_postgres() {
   if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    log "installing PostgreSQL (Debian packages)"
-    if [ "$(id -u)" = 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2 \
-        || die "apt-get install postgresql failed"
-    else
-      die "PostgreSQL is not installed and this script is not root: apt-get install postgresql"
-    fi
+    apt_install postgresql
   fi
   local version; version="$(ls /etc/postgresql | sort -V | tail -1)"
   if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

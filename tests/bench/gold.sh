@@ -31,22 +31,8 @@ cd "$LAKEHOUSE_ROOT"
 SECS=${1:-60}
 RATES=${2:-"5000 10000 20000"}
 DELTA_BASE=${GOLD_BENCH_DELTA_BASE:-500000}
-export LAKEHOUSE_RUN_DIR="$RUN_DIR/bench-gold"
-RUN_DIR="$LAKEHOUSE_RUN_DIR"
-export BROKER_PORT="${BENCH_BROKER_PORT:-29192}"
-BROKER="127.0.0.1:$BROKER_PORT"
-BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
-WORK="$RUN_DIR/work"
-rm -rf "$WORK"; mkdir -p "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  "$BROKER_SH" stop || true
-}
-trap cleanup EXIT
-
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-ensure_tansu
+source "$LAKEHOUSE_ROOT/tests/bench/lib.sh"
+bench_setup bench-gold 29192
 PY="$LAKEHOUSE_ROOT/.venv/bin/python"
 ensure_venv "$LAKEHOUSE_ROOT/.venv" "$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
 

@@ -27,22 +27,8 @@ PEER_ROWS=${2:-$(( EVENTS < 200000 ? EVENTS : 200000 ))}
 FRESH_SECONDS=${FRESH_SECONDS:-60}
 RATE=20000
 
-export LAKEHOUSE_RUN_DIR="$RUN_DIR/bench-silver"
-RUN_DIR="$LAKEHOUSE_RUN_DIR"
-export BROKER_PORT="${BENCH_BROKER_PORT:-29094}"
-BROKER="127.0.0.1:$BROKER_PORT"
-BROKER_SH="$LAKEHOUSE_ROOT/deploy/local/broker.sh"
-WORK="$RUN_DIR/work"
-rm -rf "$WORK"; mkdir -p "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" stop || true
-}
-trap cleanup EXIT
-
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-ensure_tansu
+source "$LAKEHOUSE_ROOT/tests/bench/lib.sh"
+bench_setup bench-silver 29094
 VENV="${BENCH_VENV:-$LAKEHOUSE_ROOT/.venv-bench}"   # BENCH_VENV: reuse a venv with these pins
 ensure_venv "$VENV" "$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 
