@@ -5,18 +5,18 @@
 //! back from Gold (position deletes applied) after a restart of the worker.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
-use changelog_store::{RowKind, Table, TableSpec};
+use changelog_store::{RowKind, Table};
 use futures::TryStreamExt;
-use gold_aggregator::{Config, RunOptions};
 use lakehouse::catalog::{SqlCatalog, TableName};
 use serde_json::json;
+
+mod common;
+use common::{commit, config, run_gold, silver_table};
 
 const DEFS: &str = r#"
 [[rollup]]
@@ -50,41 +50,21 @@ column = "customer_id"
 const D: i64 = 20_463;
 
 fn source(dir: &Path) -> Table {
-    let spec = TableSpec {
-        columns: vec![
-            ("id".into(), "BIGINT NOT NULL".into()),
-            ("customer_id".into(), "BIGINT".into()),
-            ("status".into(), "STRING".into()),
-            ("order_date".into(), "DATE".into()),
-            ("total".into(), "DECIMAL(12, 2)".into()),
+    silver_table(
+        dir,
+        "orders",
+        &[
+            ("id", "BIGINT NOT NULL"),
+            ("customer_id", "BIGINT"),
+            ("status", "STRING"),
+            ("order_date", "DATE"),
+            ("total", "DECIMAL(12, 2)"),
         ],
-        primary_keys: vec!["id".into()],
-        partition_keys: vec![],
-        options: BTreeMap::from([
-            ("bucket".to_string(), "1".to_string()),
-            ("merge-engine".to_string(), "deduplicate".to_string()),
-            ("changelog-producer".to_string(), "lookup".to_string()),
-        ]),
-    };
-    Table::create(dir.join("store/silver.db/orders"), spec).unwrap()
-}
-
-fn commit(table: &Table, id: i64, rows: &[(RowKind, serde_json::Value)]) {
-    let mut w = table.new_write().unwrap();
-    for (kind, row) in rows {
-        w.write_json(row, *kind).unwrap();
-    }
-    let messages = w.prepare_commit().unwrap();
-    table.new_committer("silver-refiner-orders").commit(id, messages, Some(BTreeMap::new())).unwrap();
+    )
 }
 
 fn order(id: i64, customer: i64, status: &str, day: i64, total: &str) -> serde_json::Value {
     json!({"id": id, "customer_id": customer, "status": status, "order_date": day, "total": total})
-}
-
-async fn run_gold(config: &Config) {
-    let options = RunOptions { exit_when_idle: Some(Duration::from_millis(300)), ..Default::default() };
-    gold_aggregator::run(config.clone(), options, tokio_util::sync::CancellationToken::new()).await.unwrap();
 }
 
 type Row = (String, i32, Option<String>, Option<i128>, i64, Option<i128>, Option<i128>, i64);
@@ -128,30 +108,13 @@ fn day_rows(rows: &[Row]) -> Vec<Row> {
 #[tokio::test(flavor = "multi_thread")]
 async fn retractions_are_exact_and_empty_groups_disappear() {
     let dir = tempfile::tempdir().unwrap();
-    let p = |s: &str| dir.path().join(s).display().to_string();
-    let defs = dir.path().join("gold.toml");
-    std::fs::write(&defs, DEFS).unwrap();
-    let file = dir.path().join("config.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[catalog]\nurl = \"sqlite://{}\"\nwarehouse = {:?}\n[telemetry]\nlisten = \"\"\n[gold]\ntables = {:?}\nsilver_store = {:?}\nstate = {:?}\ncommit_interval = \"50ms\"\npoll_interval = \"50ms\"\n",
-            p("catalog.db"),
-            p("warehouse"),
-            defs.display().to_string(),
-            p("store"),
-            p("state"),
-        ),
-    )
-    .unwrap();
-    let config = Config::load_with_env(Some(&file), &[]).unwrap();
+    let config = config(dir.path(), DEFS);
     let orders = source(dir.path());
     let catalog = SqlCatalog::connect(&config.catalog).await.unwrap();
 
     // Paid on day D: 10.00 (customer 1), 30.00 (customer 2), 20.00 (customer 1); shipped: one order.
     commit(
         &orders,
-        1,
         &[
             (RowKind::Insert, order(1, 1, "paid", D, "10.00")),
             (RowKind::Insert, order(2, 2, "paid", D, "30.00")),
@@ -171,7 +134,6 @@ async fn retractions_are_exact_and_empty_groups_disappear() {
     // the shipped group's only order deleted.
     commit(
         &orders,
-        2,
         &[
             (RowKind::Delete, json!({"id": 2})),
             (RowKind::Delete, json!({"id": 1})),
@@ -189,7 +151,6 @@ async fn retractions_are_exact_and_empty_groups_disappear() {
     // Order 3 moves 40 days on (another month); a late order lands 100 days back.
     commit(
         &orders,
-        3,
         &[
             (RowKind::Insert, order(3, 1, "paid", D + 40, "25.00")),
             (RowKind::Insert, order(5, 4, "paid", D - 100, "7.50")),

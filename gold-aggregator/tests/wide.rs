@@ -7,17 +7,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
-use changelog_store::{RowKind, Table, TableSpec};
+use changelog_store::RowKind;
 use futures::TryStreamExt;
-use gold_aggregator::{Config, RunOptions};
 use lakehouse::catalog::{SqlCatalog, TableName};
 use serde_json::json;
+
+mod common;
+use common::{commit, config, run_gold, silver_table};
 
 const DEFS: &str = r#"
 [[wide]]
@@ -35,36 +35,6 @@ entity = "customers"
 on = "customer_id"
 columns = ["name as customer"]
 "#;
-
-fn table(dir: &Path, name: &str, columns: &[(&str, &str)]) -> Table {
-    let spec = TableSpec {
-        columns: columns.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
-        primary_keys: vec!["id".into()],
-        partition_keys: vec![],
-        options: BTreeMap::from([
-            ("bucket".to_string(), "1".to_string()),
-            ("merge-engine".to_string(), "deduplicate".to_string()),
-            ("changelog-producer".to_string(), "lookup".to_string()),
-        ]),
-    };
-    Table::create(dir.join(format!("store/silver.db/{name}")), spec).unwrap()
-}
-
-fn commit(table: &Table, rows: &[(RowKind, serde_json::Value)]) {
-    let mut w = table.new_write().unwrap();
-    for (kind, row) in rows {
-        w.write_json(row, *kind).unwrap();
-    }
-    let messages = w.prepare_commit().unwrap();
-    let c = table.new_committer("silver-refiner");
-    let id = c.latest_identifier_of_user().unwrap().unwrap_or(0) + 1;
-    c.commit(id, messages, Some(BTreeMap::new())).unwrap();
-}
-
-async fn run_gold(config: &Config) {
-    let options = RunOptions { exit_when_idle: Some(Duration::from_millis(300)), ..Default::default() };
-    gold_aggregator::run(config.clone(), options, tokio_util::sync::CancellationToken::new()).await.unwrap();
-}
 
 /// id → (customer_id, customer, amount in cents).
 type Rows = BTreeMap<i64, (Option<i64>, Option<String>, Option<i128>)>;
@@ -99,31 +69,18 @@ fn with_customer(rows: &Rows, name: &str) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn dimension_changes_fan_out_and_late_dimensions_complete_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let p = |s: &str| dir.path().join(s).display().to_string();
-    let defs = dir.path().join("gold.toml");
-    std::fs::write(&defs, DEFS).unwrap();
-    let file = dir.path().join("config.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[catalog]\nurl = \"sqlite://{}\"\nwarehouse = {:?}\n[telemetry]\nlisten = \"\"\n[gold]\ntables = {:?}\nsilver_store = {:?}\nstate = {:?}\ncommit_interval = \"50ms\"\npoll_interval = \"50ms\"\n",
-            p("catalog.db"),
-            p("warehouse"),
-            defs.display().to_string(),
-            p("store"),
-            p("state"),
-        ),
-    )
-    .unwrap();
-    let config = Config::load_with_env(Some(&file), &[]).unwrap();
-    let items = table(
+    let config = config(dir.path(), DEFS);
+    let items = silver_table(
         dir.path(),
         "items",
         &[("id", "BIGINT NOT NULL"), ("order_id", "BIGINT"), ("quantity", "INT"), ("price", "DECIMAL(10, 2)")],
     );
-    let orders =
-        table(dir.path(), "orders", &[("id", "BIGINT NOT NULL"), ("customer_id", "BIGINT"), ("order_date", "DATE")]);
-    let customers = table(dir.path(), "customers", &[("id", "BIGINT NOT NULL"), ("name", "STRING")]);
+    let orders = silver_table(
+        dir.path(),
+        "orders",
+        &[("id", "BIGINT NOT NULL"), ("customer_id", "BIGINT"), ("order_date", "DATE")],
+    );
+    let customers = silver_table(dir.path(), "customers", &[("id", "BIGINT NOT NULL"), ("name", "STRING")]);
     let catalog = SqlCatalog::connect(&config.catalog).await.unwrap();
     let item = |id: i64, order: i64| json!({"id": id, "order_id": order, "quantity": 2, "price": "1.25"});
 
