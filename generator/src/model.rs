@@ -112,6 +112,8 @@ pub struct Generator {
     clock_ms: i64,
     /// Stamp `ts_ms` with the wall clock instead (see [`Generator::with_wall_clock`]).
     wall_clock: bool,
+    /// Business dates follow the source clock (see [`Generator::with_live_dates`]).
+    live_dates: bool,
     tx: i64,
     lsn: i64,
     pending_tombstone: Option<(usize, Value)>,
@@ -136,6 +138,7 @@ impl Generator {
             next_id: [1001, 101, 10001, 100001],
             clock_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
             wall_clock: false,
+            live_dates: false,
             tx: 500,
             lsn: 24_023_128,
             pending_tombstone: None,
@@ -156,6 +159,17 @@ impl Generator {
     /// stream's content is the seed's either way.
     pub fn with_wall_clock(mut self) -> Self {
         self.wall_clock = true;
+        self
+    }
+
+    /// Business dates follow the source clock, as in a live shop: an order is
+    /// dated the day of its creation (2% of them up to 30 days earlier: late
+    /// arrivals), and an order's update changes its status and total but keeps
+    /// its customer and date. Without it, every order (and every update of
+    /// one) gets a date anywhere in 2026 and a random customer: the stress case
+    /// for Gold (key changes, late events in closed windows), but not a shop.
+    pub fn with_live_dates(mut self) -> Self {
+        self.live_dates = true;
         self
     }
 
@@ -267,7 +281,7 @@ impl Generator {
         self.lsn += 1;
         let id = 2_000_000_000 + self.bad_seq;
         let kind = self.fault_rng.below(4);
-        let mut after = self.row(table, id);
+        let mut after = self.row(table, id, None);
         let (rule, raw, op) = match kind {
             0 => ("parse", Some(format!("{{\"before\":null,\"after\":{{\"id\":{id},")), "c"),
             1 => ("parse", None, "x"),
@@ -323,7 +337,8 @@ impl Generator {
         [self.live[0].len(), self.live[1].len(), self.live[2].len(), self.live[3].len()]
     }
 
-    fn row(&mut self, table: usize, id: i64) -> Value {
+    fn row(&mut self, table: usize, id: i64, old: Option<&Value>) -> Value {
+        let today = self.clock_ms.div_euclid(86_400_000);
         let r = &mut self.rng;
         match table {
             0 => {
@@ -334,9 +349,17 @@ impl Generator {
             1 => json!({"id": id, "name": r.pick(PRODUCTS), "description": format!("item {id}"),
                         "price": (r.below(100_000) as f64) / 100.0}),
             2 => {
-                let customer = 1001 + r.below((self.next_id[0] - 1001).max(1) as u64) as i64;
+                let mut customer = 1001 + r.below((self.next_id[0] - 1001).max(1) as u64) as i64;
+                let mut date = 20_454 + r.below(365) as i64;
+                if self.live_dates {
+                    date = if r.below(100) < 2 { today - 1 - r.below(30) as i64 } else { today };
+                    if let Some(old) = old {
+                        customer = old["customer_id"].as_i64().unwrap_or(customer);
+                        date = old["order_date"].as_i64().unwrap_or(date);
+                    }
+                }
                 json!({"id": id, "customer_id": customer, "status": r.pick(STATUS),
-                       "order_date": 20_454 + r.below(365) as i64, "total": (r.below(1_000_000) as f64) / 100.0})
+                       "order_date": date, "total": (r.below(1_000_000) as f64) / 100.0})
             }
             _ => {
                 let order = 10001 + r.below((self.next_id[2] - 10001).max(1) as u64) as i64;
@@ -380,14 +403,15 @@ impl Generator {
             Op::Create => {
                 let id = self.next_id[table];
                 self.next_id[table] += 1;
-                let row = self.row(table, id);
+                let row = self.row(table, id, None);
                 self.live[table].push((id, row.clone()));
                 (Value::Null, row, id)
             }
             Op::Update => {
                 let i = self.rng.below(live as u64) as usize;
                 let id = self.live[table][i].0;
-                let new = self.row(table, id);
+                let old = self.live[table][i].1.clone();
+                let new = self.row(table, id, Some(&old));
                 let old = std::mem::replace(&mut self.live[table][i].1, new.clone());
                 (old, new, id)
             }
@@ -506,6 +530,35 @@ mod tests {
         let mut c = Generator::new(8);
         let differs = (0..100).any(|_| a.next_event().value != c.next_event().value);
         assert!(differs);
+    }
+
+    /// Live dates: orders are dated their creation day or up to 30 days
+    /// before it, and an update keeps the order's customer and date.
+    #[test]
+    fn live_dates_follow_the_source_clock() {
+        let mut g = Generator::new(5).with_live_dates();
+        let (mut today, mut late, mut updates) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let e = g.next_event();
+            let Some(v) = e.value.as_ref().filter(|_| e.table == 2) else { continue };
+            let day = v["ts_ms"].as_i64().expect("ts_ms").div_euclid(86_400_000);
+            match v["op"].as_str() {
+                Some("c") => {
+                    let date = v["after"]["order_date"].as_i64().expect("date");
+                    assert!(date <= day && date >= day - 30, "order dated {date} on day {day}");
+                    if date == day { today += 1 } else { late += 1 }
+                }
+                Some("u") => {
+                    let (b, a) = (&v["before"], &v["after"]);
+                    assert_eq!(b["customer_id"], a["customer_id"]);
+                    assert_eq!(b["order_date"], a["order_date"]);
+                    updates += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(today > 1000 && late > 10 && late < today / 10, "{today} today, {late} late");
+        assert!(updates > 500, "{updates} updates");
     }
 
     /// With faults: every bad record is counted by rule, duplicates and late

@@ -58,6 +58,12 @@ pub struct GenerateArgs {
     /// of the seed's logical clock (for freshness measurements).
     #[arg(long, env = "LAKEHOUSE_GENERATE_WALL_CLOCK")]
     pub wall_clock: bool,
+    /// Business dates follow the source clock: orders dated the day they are
+    /// created (2% up to 30 days late), updates keep an order's customer and
+    /// date. Without it, order dates spread over 2026 and updates move orders
+    /// between dates and customers (Gold's stress case).
+    #[arg(long, env = "LAKEHOUSE_GENERATE_LIVE_DATES")]
+    pub live_dates: bool,
     /// Write the expected final state (every live row, per table) into the truth file.
     #[arg(long, env = "LAKEHOUSE_GENERATE_TRUTH_STATE")]
     pub truth_state: bool,
@@ -176,6 +182,9 @@ fn produce(args: &GenerateArgs, topics: &[String]) -> anyhow::Result<Truth> {
     let mut generator = Generator::with_faults(args.seed, faults);
     if args.wall_clock {
         generator = generator.with_wall_clock();
+    }
+    if args.live_dates {
+        generator = generator.with_live_dates();
     }
     let mut truth: BTreeMap<String, TopicTruth> = topics.iter().map(|t| (t.clone(), TopicTruth::default())).collect();
     let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(args.events) };

@@ -92,9 +92,160 @@ struct Ready {
     last_poll: Option<Instant>,
 }
 
+/// Which part of a commit round a Gold table commits in (see
+/// [`Aggregator::commit_all`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reads Silver only.
+    Silver,
+    /// Reads a keyed Gold table's state.
+    Gold,
+}
+
+/// What one table's commit did, for the run's summary.
+struct Committed {
+    commit: Option<TableCommit>,
+    written: u64,
+    deleted: u64,
+    /// Oldest Silver snapshot of the batch → visible in Gold (ms).
+    silver_delay_ms: Option<u64>,
+    /// Each Silver snapshot's newest source event → visible in Gold (ms).
+    freshness_ms: Vec<u64>,
+}
+
 impl Ready {
     fn behind(&self) -> bool {
         self.sources.iter().any(|s| s.upto != s.position)
+    }
+
+    fn phase(&self, keyed: &HashSet<String>) -> Phase {
+        if self.sources.iter().any(|s| keyed.contains(&s.entity)) { Phase::Gold } else { Phase::Silver }
+    }
+
+    /// Applies the new snapshots (at most `max` per source) of the sources
+    /// `which` selects to the model. Returns how much work it added.
+    fn read_sources(
+        &mut self,
+        max: usize,
+        which: impl Fn(&Source) -> bool,
+        summary: &mut RunSummary,
+    ) -> Result<usize, GoldError> {
+        let mut added = 0;
+        let table = self.name.clone();
+        for (si, src) in self.sources.iter_mut().enumerate() {
+            if !which(src) {
+                continue;
+            }
+            let source_err = |source| GoldError::Source { table: table.clone(), entity: src.entity.clone(), source };
+            let Some(latest) = src.table.latest_snapshot().map_err(source_err)? else { continue };
+            let last = latest.id.min(src.upto + max as i64);
+            for n in src.upto + 1..=last {
+                let changes = src.table.change_batches(n).map_err(source_err)?;
+                self.oldest_silver_ms.get_or_insert(changes.time_millis);
+                let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
+                if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
+                    self.newest_ms = Some(self.newest_ms.map_or(ms, |m| m.max(ms)));
+                    self.event_ms.push(ms);
+                }
+                for b in &changes.batches {
+                    let (changes, retractions, late) = match &mut self.model {
+                        Model::Rollup(agg) => {
+                            let a = agg.apply(b)?;
+                            (a.changes, a.retractions, a.late)
+                        }
+                        Model::Wide(w) => {
+                            let a = w.apply(si, b)?;
+                            (a.changes, a.retractions, 0)
+                        }
+                        Model::Features(f) => {
+                            let a = f.apply(b)?;
+                            (a.changes, a.retractions, 0)
+                        }
+                    };
+                    metrics::counter!(names::GOLD_CHANGES, "table" => table.clone()).increment(changes);
+                    metrics::counter!(names::GOLD_RETRACTIONS, "table" => table.clone()).increment(retractions);
+                    metrics::counter!(names::GOLD_LATE_EVENTS, "table" => table.clone()).increment(late);
+                    summary.changes += changes;
+                    summary.retractions += retractions;
+                    summary.late += late;
+                    self.work += changes as usize;
+                    added += changes as usize;
+                }
+                src.upto = n;
+                self.work += 1;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Commits the batch: the changed Gold rows, the state and the Silver
+    /// positions consumed; then registers the positions with the sources.
+    async fn commit(&mut self) -> Result<Committed, GoldError> {
+        let mut props: BTreeMap<String, String> = self
+            .sources
+            .iter()
+            .map(|s| (format!("{SILVER_POSITION_PREFIX}{}", s.entity), s.upto.to_string()))
+            .collect();
+        // Passed on, so that a Gold table reading this one measures freshness too.
+        if let Some(ms) = self.newest_ms {
+            props.insert(SILVER_NEWEST_EVENT_KEY.to_string(), ms.to_string());
+        }
+        let (golded, written) = match &mut self.model {
+            Model::Rollup(agg) => {
+                let (live, gone) = agg.take_touched();
+                let rows = agg.gold_rows(&live)?;
+                (self.sink.apply(&live, &rows, &gone, props).await?, live.len() as u64)
+            }
+            Model::Wide(w) => {
+                let c = w.take_changes()?;
+                (self.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
+            }
+            Model::Features(f) => {
+                let c = f.take_changes()?;
+                (self.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
+            }
+        };
+        let keep_read_snapshot = !matches!(self.model, Model::Rollup(_));
+        for s in &self.sources {
+            s.table
+                .register_consumer(&consumer_id(&self.name), consumer_next(s.upto, keep_read_snapshot))
+                .map_err(|source| GoldError::Source { table: self.name.clone(), entity: s.entity.clone(), source })?;
+        }
+        let table = self.name.clone();
+        metrics::counter!(names::GOLD_ROWS, "table" => table.clone(), "outcome" => "written").increment(written);
+        metrics::counter!(names::GOLD_ROWS, "table" => table, "outcome" => "deleted").increment(golded.deleted);
+        let mut out = Committed {
+            commit: None,
+            written,
+            deleted: golded.deleted,
+            silver_delay_ms: None,
+            freshness_ms: Vec::new(),
+        };
+        if let Some(mut c) = golded.commit {
+            c.newest_event_ms = self.newest_ms;
+            let now = chrono::Utc::now().timestamp_millis();
+            if let Some(t) = self.oldest_silver_ms {
+                let delay = (now - t).max(0) as u64;
+                metrics::histogram!(names::GOLD_BEHIND_SILVER, "table" => self.name.clone())
+                    .record(delay as f64 / 1000.0);
+                out.silver_delay_ms = Some(delay);
+            }
+            for t in self.event_ms.drain(..) {
+                let fresh = (now - t).max(0) as u64;
+                metrics::histogram!(names::GOLD_FRESHNESS, "table" => self.name.clone()).record(fresh as f64 / 1000.0);
+                out.freshness_ms.push(fresh);
+            }
+            out.commit = Some(c);
+        }
+        self.event_ms.clear();
+        for s in &mut self.sources {
+            s.position = s.upto;
+        }
+        self.work = 0;
+        self.newest_ms = None;
+        self.oldest_silver_ms = None;
+        Ok(out)
     }
 }
 
@@ -106,6 +257,8 @@ enum Entry {
         logged: bool,
     },
     Ready(Box<Ready>),
+    /// Taken out for a commit task (only inside [`Aggregator::commit_all`]).
+    Committing,
 }
 
 pub struct Aggregator {
@@ -179,49 +332,7 @@ impl Aggregator {
                 continue;
             }
             r.last_poll = Some(Instant::now());
-            let table = r.name.clone();
-            for (si, src) in r.sources.iter_mut().enumerate() {
-                let source_err =
-                    |source| GoldError::Source { table: table.clone(), entity: src.entity.clone(), source };
-                let Some(latest) = src.table.latest_snapshot().map_err(source_err)? else { continue };
-                let last = latest.id.min(src.upto + gold.max_snapshots_per_poll as i64);
-                for n in src.upto + 1..=last {
-                    let changes = src.table.change_batches(n).map_err(source_err)?;
-                    r.oldest_silver_ms.get_or_insert(changes.time_millis);
-                    let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
-                    if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
-                        r.newest_ms = Some(r.newest_ms.map_or(ms, |m| m.max(ms)));
-                        r.event_ms.push(ms);
-                    }
-                    for b in &changes.batches {
-                        let (changes, retractions, late) = match &mut r.model {
-                            Model::Rollup(agg) => {
-                                let a = agg.apply(b)?;
-                                (a.changes, a.retractions, a.late)
-                            }
-                            Model::Wide(w) => {
-                                let a = w.apply(si, b)?;
-                                (a.changes, a.retractions, 0)
-                            }
-                            Model::Features(f) => {
-                                let a = f.apply(b)?;
-                                (a.changes, a.retractions, 0)
-                            }
-                        };
-                        metrics::counter!(names::GOLD_CHANGES, "table" => table.clone()).increment(changes);
-                        metrics::counter!(names::GOLD_RETRACTIONS, "table" => table.clone()).increment(retractions);
-                        metrics::counter!(names::GOLD_LATE_EVENTS, "table" => table.clone()).increment(late);
-                        self.summary.changes += changes;
-                        self.summary.retractions += retractions;
-                        self.summary.late += late;
-                        r.work += changes as usize;
-                        added += changes as usize;
-                    }
-                    src.upto = n;
-                    r.work += 1;
-                    added += 1;
-                }
-            }
+            added += r.read_sources(gold.max_snapshots_per_poll, |_| true, &mut self.summary)?;
         }
         if added > 0 {
             self.since.get_or_insert_with(Instant::now);
@@ -231,76 +342,70 @@ impl Aggregator {
         Ok(added)
     }
 
+    /// One commit round. Tables reading Silver only commit first, side by
+    /// side (each its own task: their writes, fsyncs and catalog swaps
+    /// overlap); then the tables reading a keyed Gold table read what that
+    /// table just committed and commit in the same round, so a rollup over a
+    /// wide table is one round behind Silver, not two.
     async fn commit_all(&mut self) -> Result<Vec<TableCommit>, GoldError> {
         let mut done = Vec::new();
-        for entry in &mut self.entries {
-            let Entry::Ready(r) = entry else { continue };
-            if !r.behind() {
-                continue;
-            }
-            let mut props: BTreeMap<String, String> = r
-                .sources
-                .iter()
-                .map(|s| (format!("{SILVER_POSITION_PREFIX}{}", s.entity), s.upto.to_string()))
-                .collect();
-            // Passed on, so that a Gold table reading this one measures freshness too.
-            if let Some(ms) = r.newest_ms {
-                props.insert(SILVER_NEWEST_EVENT_KEY.to_string(), ms.to_string());
-            }
-            let (golded, written) = match &mut r.model {
-                Model::Rollup(agg) => {
-                    let (live, gone) = agg.take_touched();
-                    let rows = agg.gold_rows(&live)?;
-                    (r.sink.apply(&live, &rows, &gone, props).await?, live.len() as u64)
-                }
-                Model::Wide(w) => {
-                    let c = w.take_changes()?;
-                    (r.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
-                }
-                Model::Features(f) => {
-                    let c = f.take_changes()?;
-                    (r.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
-                }
-            };
-            let keep_read_snapshot = !matches!(r.model, Model::Rollup(_));
-            for s in &r.sources {
-                s.table
-                    .register_consumer(&consumer_id(&r.name), consumer_next(s.upto, keep_read_snapshot))
-                    .map_err(|source| GoldError::Source { table: r.name.clone(), entity: s.entity.clone(), source })?;
-            }
-            let table = r.name.clone();
-            metrics::counter!(names::GOLD_ROWS, "table" => table.clone(), "outcome" => "written").increment(written);
-            metrics::counter!(names::GOLD_ROWS, "table" => table, "outcome" => "deleted").increment(golded.deleted);
-            self.summary.gold_rows_written += written;
-            self.summary.gold_rows_deleted += golded.deleted;
-            if let Some(mut c) = golded.commit {
-                c.newest_event_ms = r.newest_ms;
-                if let Some(t) = r.oldest_silver_ms {
-                    let delay = (chrono::Utc::now().timestamp_millis() - t).max(0) as u64;
-                    metrics::histogram!(names::GOLD_BEHIND_SILVER, "table" => r.name.clone())
-                        .record(delay as f64 / 1000.0);
-                    if self.delays.len() < 1_000_000 {
-                        self.delays.push(delay);
+        let mut first_error = None;
+        for phase in [Phase::Silver, Phase::Gold] {
+            if phase == Phase::Gold {
+                let keyed = &self.keyed;
+                let max = self.config.gold.max_snapshots_per_poll;
+                for entry in &mut self.entries {
+                    let Entry::Ready(r) = entry else { continue };
+                    if r.phase(keyed) == Phase::Gold {
+                        r.read_sources(max, |s| keyed.contains(&s.entity), &mut self.summary)?;
                     }
                 }
-                let now = chrono::Utc::now().timestamp_millis();
-                for t in r.event_ms.drain(..) {
-                    let fresh = (now - t).max(0) as u64;
-                    metrics::histogram!(names::GOLD_FRESHNESS, "table" => r.name.clone()).record(fresh as f64 / 1000.0);
-                    if self.freshness.len() < 1_000_000 {
-                        self.freshness.push(fresh);
+            }
+            let mut tasks = Vec::new();
+            for (i, entry) in self.entries.iter_mut().enumerate() {
+                let Entry::Ready(r) = entry else { continue };
+                if r.phase(&self.keyed) != phase || !r.behind() {
+                    continue;
+                }
+                let Entry::Ready(mut r) = std::mem::replace(entry, Entry::Committing) else { unreachable!() };
+                tasks.push((
+                    i,
+                    tokio::spawn(async move {
+                        let outcome = r.commit().await;
+                        (r, outcome)
+                    }),
+                ));
+            }
+            for (i, task) in tasks {
+                let (r, outcome) = match task.await {
+                    Ok(v) => v,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                match outcome {
+                    Ok(c) => {
+                        self.summary.gold_rows_written += c.written;
+                        self.summary.gold_rows_deleted += c.deleted;
+                        if let Some(commit) = c.commit {
+                            if let Some(delay) = c.silver_delay_ms
+                                && self.delays.len() < 1_000_000
+                            {
+                                self.delays.push(delay);
+                            }
+                            let room = 1_000_000usize.saturating_sub(self.freshness.len());
+                            self.freshness.extend(c.freshness_ms.into_iter().take(room));
+                            self.summary.commits += 1;
+                            done.push(commit);
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
                     }
                 }
-                self.summary.commits += 1;
-                done.push(c);
+                self.entries[i] = Entry::Ready(r);
             }
-            r.event_ms.clear();
-            for s in &mut r.sources {
-                s.position = s.upto;
+            if let Some(e) = first_error.take() {
+                return Err(e);
             }
-            r.work = 0;
-            r.newest_ms = None;
-            r.oldest_silver_ms = None;
         }
         self.since = None;
         Ok(done)
