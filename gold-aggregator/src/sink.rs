@@ -30,7 +30,7 @@ use changelog_store::{ReadAt, RowKind, Table};
 use iceberg::spec::{DataFile, Literal, Struct, TableMetadata, Transform, UnboundPartitionSpec};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
-use lakehouse::table::create::{TableSpec, load_or_create};
+use lakehouse::table::create::{TableSpec, load_or_create_sorted};
 use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
 use lakehouse::table::writer::{Codec, DataFileWriter};
@@ -89,6 +89,8 @@ pub struct GoldTable {
     state: Table,
     commit_user: String,
     layout: Layout,
+    /// Columns the rows of each Gold data file are sorted by (the table's sort order).
+    sort_by: Vec<String>,
     head: LoadedTable,
     /// The state table's writer, kept across commits so its lookup cache (the
     /// decoded files the `lookup` changelog producer searches) stays warm: a
@@ -125,12 +127,16 @@ impl Layout {
 pub const PART: &str = "_part";
 
 impl GoldTable {
-    /// Opens (creating where absent) `gold` with `schema` and its state table.
+    /// Opens (creating where absent) `gold` with `schema` and its state table;
+    /// the rows of every data file are sorted by `sort_by`, the table's
+    /// declared sort order.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         catalog: SqlCatalog,
         gold: TableName,
         schema: &SchemaRef,
         layout: Layout,
+        sort_by: Vec<String>,
         state_path: PathBuf,
         state: changelog_store::TableSpec,
         commit_user: String,
@@ -161,7 +167,7 @@ impl GoldTable {
                 ("lakehouse.retention-days".to_string(), RETENTION_DAYS.to_string()),
             ]),
         };
-        let head = load_or_create(&catalog, &gold, &spec).await?;
+        let head = load_or_create_sorted(&catalog, &gold, &spec, &sort_by).await?;
         let store_err = |source| SinkError::Store { table: name.clone(), source };
         let state = if state_path.join("schema").exists() {
             Table::open(&state_path).map_err(store_err)?
@@ -176,6 +182,7 @@ impl GoldTable {
             state,
             commit_user,
             layout,
+            sort_by,
             head,
             write: None,
         })
@@ -316,10 +323,10 @@ impl GoldTable {
         if rows.num_rows() != partitions.len() {
             return Err(invalid(format!("{} Gold rows for {} partition values", rows.num_rows(), partitions.len())));
         }
-        // 1. New Gold rows, one write per partition (rows keep their order within it).
+        // 1. New Gold rows, one write per partition, sorted within it.
         let mut by_partition: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
-        for (i, p) in partitions.iter().enumerate() {
-            by_partition.entry(*p).or_default().push(i as u32);
+        for i in self.sorted(rows).map_err(&invalid)? {
+            by_partition.entry(partitions[i as usize]).or_default().push(i);
         }
         let mut files = Vec::new();
         let mut locations: Vec<Option<(Arc<str>, i64)>> = vec![None; rows.num_rows()];
@@ -381,6 +388,25 @@ impl GoldTable {
         self.write = Some(write);
         // 3. Gold follows the state.
         self.materialize(snapshot).await
+    }
+
+    /// Row indices of `rows` in the table's sort order.
+    fn sorted(&self, rows: &RecordBatch) -> Result<Vec<u32>, String> {
+        let n = rows.num_rows() as u32;
+        if n < 2 || self.sort_by.is_empty() {
+            return Ok((0..n).collect());
+        }
+        let options = arrow_ord::sort::SortOptions { descending: false, nulls_first: true };
+        let columns = self
+            .sort_by
+            .iter()
+            .map(|c| {
+                let values = rows.column_by_name(c).ok_or_else(|| format!("no sort column {c}"))?.clone();
+                Ok(arrow_ord::sort::SortColumn { values, options: Some(options) })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let order = arrow_ord::sort::lexsort_to_indices(&columns, None).map_err(|e| format!("sorting rows: {e}"))?;
+        Ok(order.values().to_vec())
     }
 
     fn partition_value(&self, window_start: i32) -> i32 {

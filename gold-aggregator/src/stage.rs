@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::features::{FEATURE_DATE, Features};
 use crate::rollup::{AggError, Aggregation};
 use crate::sink::{GoldTable, Layout, SinkError, keyed_state_spec, state_spec};
-use crate::spec::{self, GoldDef, SpecError};
+use crate::spec::{self, GoldDef, SpecError, WINDOW, WINDOW_START};
 use crate::wide::Wide;
 
 /// State snapshot property (and Gold summary key) prefix: the Silver store
@@ -492,11 +492,13 @@ async fn open(
     let (mut model, mut sink) = match def {
         GoldDef::Rollup(rollup) => {
             let agg = Aggregation::bind(rollup.clone(), &schemas[0].0)?;
+            let sort_by = [WINDOW.to_string(), WINDOW_START.to_string()].into_iter().chain(rollup.group_by.clone());
             let sink = GoldTable::open(
                 catalog.clone(),
                 gold,
                 agg.schema(),
                 Layout::Windowed(rollup.partition),
+                sort_by.collect(),
                 state_path,
                 state_spec(config.gold.buckets),
                 commit_user,
@@ -510,17 +512,27 @@ async fn open(
             let wide = Wide::bind(spec, &schemas)?;
             let state = keyed_state_spec(wide.schema(), wide.key(), config.gold.buckets).map_err(&invalid)?;
             let layout = Layout::Keyed { column, partition };
+            let sort_by = wide.key().to_vec();
             let sink =
-                GoldTable::open(catalog.clone(), gold, wide.schema(), layout, state_path, state, commit_user).await?;
+                GoldTable::open(catalog.clone(), gold, wide.schema(), layout, sort_by, state_path, state, commit_user)
+                    .await?;
             (Model::Wide(wide), sink)
         }
         GoldDef::Features(spec) => {
             let layout = Layout::Keyed { column: FEATURE_DATE.into(), partition: spec.partition };
             let features = Features::bind(spec, &schemas[0].0)?;
             let state = keyed_state_spec(features.schema(), &features.key(), config.gold.buckets).map_err(&invalid)?;
-            let sink =
-                GoldTable::open(catalog.clone(), gold, features.schema(), layout, state_path, state, commit_user)
-                    .await?;
+            let sink = GoldTable::open(
+                catalog.clone(),
+                gold,
+                features.schema(),
+                layout,
+                features.key(),
+                state_path,
+                state,
+                commit_user,
+            )
+            .await?;
             (Model::Features(features), sink)
         }
     };

@@ -13,7 +13,9 @@ tests/bench.sh gold.
 Prints one JSON object: per Gold table, the rows in Gold, the rows DuckDB
 computes, and the rows that differ (missing, extra, or a value that is not
 equal; doubles compare with a relative tolerance of 1e-9, everything else
-exactly). Feature tables also report `leaks`: rows whose values equal what
+exactly). Every Gold table also reports its declared sort order (`sort_order`,
+column names) and `unsorted_files`: data files whose rows are not in that
+order (must be 0). Feature tables also report `leaks`: rows whose values equal what
 they would be if events up to a week after the feature date counted, while
 the point-in-time value differs (must be 0).
 """
@@ -24,6 +26,7 @@ import time
 import tomllib
 
 import duckdb
+import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import SqlCatalog
 
 
@@ -231,6 +234,19 @@ def main():
         con.register(f"gold_{table}", rows)
         return f"gold_{table}", rows.column_names
 
+    def sort_check(table):
+        """The declared sort order, and the data files whose rows are not in it."""
+        t = catalog.load_table(f"gold.{table}")
+        order = [t.schema().find_column_name(f.source_id) for f in t.sort_order().fields]
+        unsorted = 0
+        for task in t.scan().plan_files():
+            path = task.file.file_path.removeprefix("file://")
+            rows = pq.read_table(path, columns=order)
+            by = [(c, "ascending") for c in order]
+            if not rows.sort_by(by, null_placement="at_start").equals(rows):
+                unsorted += 1
+        return {"sort_order": order, "unsorted_files": unsorted}
+
     # Sources of rollups and feature tables: a Silver entity or an expected wide table.
     expected_views = {}
 
@@ -294,6 +310,8 @@ def main():
         floats = {m["name"] for m in r["measure"] if m["fn"] == "avg"}
         out[r["name"]] = compare(con, gold_view, view, keys_, measures, floats)
         out[r["name"]]["silver_rows"] = source_rows(r["source"])
+    for table in out:
+        out[table].update(sort_check(table))
     if recompute_only:
         total = time.perf_counter() - started
         out = {"recompute_seconds": total, "silver_scan_seconds": scan_seconds[0], "sql_seconds": total - scan_seconds[0]}

@@ -156,7 +156,12 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
         assert_eq!(r["duplicate_keys"], 0, "{table}: a group is visible twice: {r}");
         assert_eq!(r["differing"], 0, "{table}: Gold differs from DuckDB over Silver: {r}");
         assert_eq!(r["gold_rows"], r["expected_rows"], "{table}: {r}");
+        assert_eq!(r["unsorted_files"], 0, "{table}: data files not in the declared sort order: {r}");
     }
+    let sort = |t: &str| report[t]["sort_order"].clone();
+    assert_eq!(sort("daily_metrics"), serde_json::json!(["window", "window_start", "date", "product"]));
+    assert_eq!(sort("order_lines_wide"), serde_json::json!(["id"]));
+    assert_eq!(sort("customer_features"), serde_json::json!(["customer_id", "feature_date"]));
     // Point in time: no feature row counts an event dated after its feature
     // date. `leaky_rows_differing` shows the check has teeth: that many rows
     // would differ had events up to a week later counted.
