@@ -132,7 +132,9 @@ async fn bronze_exactly_once_with_a_restart() {
     // Each table records the topic id its offsets belong to.
     let group = group_of(&config);
     let topic = format!("{prefix}.public.orders");
-    let TopicIds::Known(ids) = topic_ids(&kafka, "test", &[&topic], Duration::from_secs(5)).unwrap() else {
+    let TopicIds::Known(ids) =
+        topic_ids(&kafka, &Default::default(), "test", &[&topic], Duration::from_secs(5)).unwrap()
+    else {
         panic!("Apache Kafka 4 serves topic ids")
     };
     let t = catalog.require_table(&table_of(&topic)).await.unwrap();
@@ -379,7 +381,8 @@ async fn recreate_topic(kafka: &str, topic: &str) {
 }
 
 fn current_id(kafka: &str, topic: &str) -> String {
-    let TopicIds::Known(ids) = topic_ids(kafka, "test", &[topic], Duration::from_secs(5)).unwrap() else {
+    let TopicIds::Known(ids) = topic_ids(kafka, &Default::default(), "test", &[topic], Duration::from_secs(5)).unwrap()
+    else {
         panic!("Apache Kafka 4 serves topic ids")
     };
     ids.get(topic).unwrap_or_else(|| panic!("{topic} has an id")).to_string()
