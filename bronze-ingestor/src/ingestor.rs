@@ -499,6 +499,10 @@ impl ConsumerLoop {
                 false
             }
             Ownership::Unowned(tps) if tps.is_empty() => false,
+            Ownership::Unreachable(why) => {
+                tracing::warn!(%group, reason = %why, "holding no partitions; the cluster does not answer, not rejoining");
+                false
+            }
             Ownership::Unowned(tps) => {
                 metrics::counter!(names::KAFKA_REJOINS, "reason" => "unowned").increment(1);
                 tracing::warn!(
@@ -513,7 +517,7 @@ impl ConsumerLoop {
                 metrics::counter!(names::KAFKA_REJOINS, "reason" => "unknown").increment(1);
                 tracing::warn!(
                     %group, reason = %why, rejoins = self.watchdog.rejoins() + 1,
-                    "holding no partitions past the session timeout and the coordinator cannot say who owns them; \
+                    "holding no partitions past the session timeout and the coordinator does not say who owns them; \
                      leaving the group and joining again as a new member"
                 );
                 true
@@ -535,7 +539,8 @@ impl ConsumerLoop {
     fn group_ownership(&self) -> Ownership {
         let metadata = match self.consumer.fetch_metadata(None, Duration::from_secs(5)) {
             Ok(m) => m,
-            Err(e) => return Ownership::Unknown(format!("metadata: {e}")),
+            // No broker answers: a new member would not fare better.
+            Err(e) => return Ownership::Unreachable(format!("metadata: {e}")),
         };
         let mut subscribed = std::collections::BTreeSet::new();
         for topic in metadata.topics() {

@@ -112,8 +112,10 @@ pub enum Ownership {
     Complete,
     /// These subscribed partitions are assigned to nobody.
     Unowned(Vec<(String, i32)>),
-    /// The broker gave no usable answer (why).
+    /// The coordinator gave no usable answer about the group (why).
     Unknown(String),
+    /// The cluster does not answer at all: rejoining cannot help (why).
+    Unreachable(String),
 }
 
 /// Compares the members' assignments with the subscribed partitions.

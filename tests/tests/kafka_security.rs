@@ -210,7 +210,8 @@ async fn measure_fetch_throughput_tls_vs_plaintext() {
     let mut pending = Vec::new();
     for i in 0..n {
         let key = i.to_string();
-        let r: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topic).partition(0).key(&key).payload(&value);
+        let r: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(&topic).partition(0).key(key.as_str()).payload(value.as_slice());
         pending.push(producer.send_result(r).map_err(|(e, _)| e).unwrap());
         if pending.len() >= 50_000 {
             for p in pending.drain(..) {

@@ -28,8 +28,8 @@ pub enum ConnectError {
     /// Network, TLS or protocol trouble: worth retrying.
     #[error("{0}")]
     Io(String),
-    /// The broker refused the credentials or the mechanism: retrying the same
-    /// credentials cannot help.
+    /// The broker refused the credentials or the mechanism, or its certificate
+    /// is not trusted: retrying with the same settings cannot help.
     #[error("{0}")]
     Auth(String),
 }
@@ -111,9 +111,18 @@ pub fn connect(
             let mut tls = rustls::StreamOwned::new(conn, tcp);
             // Finish the handshake here so certificate problems surface as such.
             while tls.conn.is_handshaking() {
-                tls.conn
-                    .complete_io(&mut tls.sock)
-                    .map_err(|e| ConnectError::Io(format!("{broker}: TLS handshake: {e}")))?;
+                tls.conn.complete_io(&mut tls.sock).map_err(|e| {
+                    let message = format!("{broker}: TLS handshake: {e}");
+                    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                        // An untrusted or wrong certificate (ours or theirs) stays so.
+                        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_)) => {
+                            ConnectError::Auth(format!(
+                                "{message} (check ssl.ca.location and the broker's certificate)"
+                            ))
+                        }
+                        _ => ConnectError::Io(message),
+                    }
+                })?;
             }
             Stream::Tls(Box::new(tls))
         }
