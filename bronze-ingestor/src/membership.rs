@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn assignments_are_parsed_and_compared() {
         let a = assignment(&[("t", &[0, 2]), ("u", &[1])]);
-        assert_eq!(parse_assignment(&a).unwrap(), vec![("t".into(), 0), ("t".into(), 2), ("u".into(), 1)]);
+        assert_eq!(parse_assignment(&a).expect("valid"), vec![("t".into(), 0), ("t".into(), 2), ("u".into(), 1)]);
         assert!(parse_assignment(&a[..9]).is_err());
         let b = assignment(&[("t", &[1, 3])]);
         assert_eq!(ownership(&subscribed(4), [Some(a.clone()), Some(b)]), Ownership::Complete);

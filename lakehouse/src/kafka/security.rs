@@ -346,13 +346,14 @@ mod tests {
 
     #[test]
     fn sasl_needs_mechanism_user_and_password() {
-        let err = Security::from_properties(&props(&[("security.protocol", "SASL_PLAINTEXT")])).unwrap_err();
+        let err =
+            Security::from_properties(&props(&[("security.protocol", "SASL_PLAINTEXT")])).expect_err("must be refused");
         assert!(err.contains("sasl.mechanism"), "{err}");
         let err = Security::from_properties(&props(&[
             ("security.protocol", "sasl_plaintext"),
             ("sasl.mechanism", "SCRAM-SHA-512"),
         ]))
-        .unwrap_err();
+        .expect_err("must be refused");
         assert!(err.contains("sasl.username"), "{err}");
         let s = Security::from_properties(&props(&[
             ("security.protocol", "sasl_plaintext"),
@@ -372,7 +373,8 @@ mod tests {
             ("ssl.key.password", "pw-VALUE"),
             ("sasl.kerberos.service.name", "krb-VALUE"),
         ] {
-            let err = Security::from_properties(&props(&[("security.protocol", "ssl"), (k, v)])).unwrap_err();
+            let err = Security::from_properties(&props(&[("security.protocol", "ssl"), (k, v)]))
+                .expect_err("must be refused");
             assert!(err.contains(k), "{err}");
             assert!(!err.contains("VALUE"), "values stay out of errors: {err}");
         }
@@ -382,12 +384,12 @@ mod tests {
             ("sasl.username", "u"),
             ("sasl.password", "p"),
         ]))
-        .unwrap_err();
+        .expect_err("must be refused");
         assert!(err.contains("GSSAPI"), "{err}");
-        let err = Security::from_properties(&props(&[("security.protocol", "tls")])).unwrap_err();
+        let err = Security::from_properties(&props(&[("security.protocol", "tls")])).expect_err("must be refused");
         assert!(err.contains("security.protocol"), "{err}");
         // SASL settings without a SASL protocol are a mistake, not a no-op.
-        let err = Security::from_properties(&props(&[("sasl.username", "u")])).unwrap_err();
+        let err = Security::from_properties(&props(&[("sasl.username", "u")])).expect_err("must be refused");
         assert!(err.contains("does not use SASL"), "{err}");
     }
 
@@ -397,7 +399,7 @@ mod tests {
             ("security.protocol", "ssl"),
             ("ssl.ca.location", "/nonexistent/ca.pem"),
         ]))
-        .unwrap_err();
+        .expect_err("must be refused");
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
 }

@@ -356,16 +356,16 @@ mod tests {
         );
         s.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").expect("server proves itself");
         assert!(s.verify_server_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").is_err());
-        assert!(s.verify_server_final(b"e=invalid-proof").unwrap_err().contains("invalid-proof"));
+        assert!(s.verify_server_final(b"e=invalid-proof").expect_err("must be refused").contains("invalid-proof"));
     }
 
     #[test]
     fn scram_refuses_a_nonce_that_is_not_ours() {
         let mut s = Scram::new(Mechanism::ScramSha512, "u,=x", &Secret::new("p"), "abc");
         assert_eq!(s.client_first(), "n,,n=u=2C=3Dx,r=abc");
-        let err = s.client_final(b"r=zzzdef,s=c2FsdA==,i=4096").unwrap_err();
+        let err = s.client_final(b"r=zzzdef,s=c2FsdA==,i=4096").expect_err("must be refused");
         assert!(err.contains("nonce"), "{err}");
-        let err = s.client_final(b"r=abcdef,s=c2FsdA==,i=0").unwrap_err();
+        let err = s.client_final(b"r=abcdef,s=c2FsdA==,i=0").expect_err("must be refused");
         assert!(err.contains("iteration"), "{err}");
         assert!(s.client_final(b"r=abcdef,s=c2FsdA==,i=4096").expect("valid").starts_with("c=biws,r=abcdef,p="));
     }
