@@ -32,6 +32,7 @@ ensure_venv "$VENV" "$REQ"
 
 log "building (release)"
 # Same feature set as tests/run.sh: one set of release artifacts serves both.
+ensure_build_deps
 cargo build --release --locked --workspace --all-targets >&2
 BIN="$CARGO_TARGET_DIR/release"
 

@@ -27,6 +27,7 @@ trap cleanup EXIT
 
 # 1. Tools.
 command -v cargo >/dev/null || die "cargo is required (rustup)"
+ensure_build_deps
 ensure_tansu
 ensure_tzdata
 VENV="$LAKEHOUSE_ROOT/.venv"

@@ -31,6 +31,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use super::membership::{self, Ownership, Watchdog};
 use super::routes::Router;
 use super::rows::{Message, RowsBuilder, headers_json};
 use super::schema;
@@ -74,6 +75,8 @@ pub enum IngestError {
     Position(#[from] PositionError),
     #[error("asking the brokers for topic ids: {0}")]
     TopicIds(String),
+    #[error("kafka authentication: {0}")]
+    Auth(String),
 }
 
 impl IngestError {
@@ -87,6 +90,7 @@ impl IngestError {
             IngestError::Fetch(_) => ErrorKind::Internal,
             IngestError::Position(_) => ErrorKind::Data,
             IngestError::TopicIds(_) => ErrorKind::Transient,
+            IngestError::Auth(_) => ErrorKind::Config,
         }
     }
 }
@@ -351,29 +355,56 @@ struct ConsumerLoop {
     /// new log start while `base` (what commits fence on) keeps the old offsets
     /// until the first commit replaces them.
     start_override: HashMap<Tp, Option<i64>>,
+    /// TLS and SASL of the native Kafka connections.
+    security: lakehouse::kafka::security::Security,
+    /// Rejoins the group when this member is left without partitions.
+    watchdog: Watchdog,
+}
+
+type GroupConsumer = Arc<BaseConsumer<IngestContext>>;
+
+/// A new group member (librdkafka consumer, subscribed) and the fetch thread
+/// reading what the group assigns it.
+fn join_group(config: &Config, assignment: &Arc<Mutex<Assignment>>) -> Result<(GroupConsumer, Fetcher), IngestError> {
+    let context = IngestContext { assignment: assignment.clone() };
+    let consumer: BaseConsumer<IngestContext> =
+        lakehouse::kafka::consumer_config(&config.kafka).create_with_context(context)?;
+    let mut subscriptions: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
+    if !config.kafka.topic_pattern.is_empty() {
+        subscriptions.push(&config.kafka.topic_pattern);
+    }
+    consumer.subscribe(&subscriptions)?;
+    tracing::info!(topics = ?subscriptions, group = %config.kafka.group_id, "subscribed");
+    let consumer = Arc::new(consumer);
+    let settings = lakehouse::kafka::fetch_settings(&config.kafka).map_err(IngestError::Config)?;
+    let fetcher = Fetcher::spawn(settings, Arc::new(lakehouse::kafka::RdCluster(consumer.clone())))
+        .map_err(|e| IngestError::Thread(e.to_string()))?;
+    Ok((consumer, fetcher))
 }
 
 impl ConsumerLoop {
     fn start(config: Config, catalog: SqlCatalog) -> Result<Self, IngestError> {
+        let settings = lakehouse::kafka::fetch_settings(&config.kafka).map_err(IngestError::Config)?;
+        let security = settings.security.clone();
+        // Wrong credentials stop the worker here with the broker's answer,
+        // instead of a member that never gets data.
+        if security.sasl.is_some() || security.tls.is_some() {
+            match lakehouse::kafka::transport::check_brokers(&config.kafka.brokers, &security, &settings.client_id) {
+                Ok(broker) => {
+                    tracing::info!(%broker, protocol = security.protocol(), "broker connection authenticated")
+                }
+                Err(e) if e.is_auth() => return Err(IngestError::Auth(e.to_string())),
+                Err(e) => tracing::warn!(error = %e, "no broker reachable yet; librdkafka keeps trying"),
+            }
+        }
         let router = Arc::new(Router::new(&config.bronze));
         let assignment = Arc::new(Mutex::new(Assignment::default()));
-        let context = IngestContext { assignment: assignment.clone() };
-        let consumer: BaseConsumer<IngestContext> =
-            lakehouse::kafka::consumer_config(&config.kafka).create_with_context(context)?;
-        let mut subscriptions: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
-        if !config.kafka.topic_pattern.is_empty() {
-            subscriptions.push(&config.kafka.topic_pattern);
-        }
-        consumer.subscribe(&subscriptions)?;
-        tracing::info!(topics = ?subscriptions, group = %config.kafka.group_id, "subscribed");
+        let (consumer, fetcher) = join_group(&config, &assignment)?;
         let writer = schema::data_file_writer(catalog.file_io().clone(), config.bronze.target_file_size_bytes);
         let arrow_schema = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&schema::schema()).expect("the Bronze schema converts to Arrow"),
         );
-        let consumer = Arc::new(consumer);
-        let settings = lakehouse::kafka::fetch_settings(&config.kafka).map_err(IngestError::Config)?;
-        let fetcher = Fetcher::spawn(settings, Arc::new(lakehouse::kafka::RdCluster(consumer.clone())))
-            .map_err(|e| IngestError::Thread(e.to_string()))?;
+        let watchdog = Watchdog::new(config.kafka.session_timeout, Instant::now());
         Ok(Self {
             consumer,
             fetcher,
@@ -404,6 +435,8 @@ impl ConsumerLoop {
             ]),
             topic_ids: HashMap::new(),
             start_override: HashMap::new(),
+            security,
+            watchdog,
             config,
         })
     }
@@ -420,6 +453,7 @@ impl ConsumerLoop {
             }
         }
         self.sync_epoch();
+        self.heal_membership()?;
         self.resolve_pending().await?;
         let mut added = 0;
         match self.fetcher.recv_timeout(wait) {
@@ -445,6 +479,89 @@ impl ConsumerLoop {
             self.batch.since.get_or_insert_with(Instant::now);
         }
         Ok(added)
+    }
+
+    /// Rejoins the group as a new member when this one has held no partition
+    /// past the session timeout while some subscribed partition is owned by
+    /// nobody (see [`crate::membership`]).
+    fn heal_membership(&mut self) -> Result<(), IngestError> {
+        let now = Instant::now();
+        let holding = !self.assignment.lock().expect("assignment lock").partitions.is_empty();
+        self.watchdog.observe(holding, now);
+        if !self.watchdog.should_check(now) {
+            return Ok(());
+        }
+        let group = self.config.kafka.group_id.clone();
+        let verdict = self.group_ownership();
+        let rejoin = match &verdict {
+            Ownership::Complete => {
+                tracing::info!(%group, "holding no partitions: every subscribed partition is owned by another member");
+                false
+            }
+            Ownership::Unowned(tps) if tps.is_empty() => false,
+            Ownership::Unreachable(why) => {
+                tracing::warn!(%group, reason = %why, "holding no partitions; the cluster does not answer, not rejoining");
+                false
+            }
+            Ownership::Unowned(tps) => {
+                metrics::counter!(names::KAFKA_REJOINS, "reason" => "unowned").increment(1);
+                tracing::warn!(
+                    %group, unowned = ?tps, session_timeout_s = self.config.kafka.session_timeout.as_secs_f64(),
+                    rejoins = self.watchdog.rejoins() + 1,
+                    "holding no partitions past the session timeout while partitions are owned by nobody; \
+                     leaving the group and joining again as a new member"
+                );
+                true
+            }
+            Ownership::Unknown(why) => {
+                metrics::counter!(names::KAFKA_REJOINS, "reason" => "unknown").increment(1);
+                tracing::warn!(
+                    %group, reason = %why, rejoins = self.watchdog.rejoins() + 1,
+                    "holding no partitions past the session timeout and the coordinator does not say who owns them; \
+                     leaving the group and joining again as a new member"
+                );
+                true
+            }
+        };
+        if rejoin {
+            let (consumer, fetcher) = join_group(&self.config, &self.assignment)?;
+            // The old fetch thread first (it holds the old consumer), then the
+            // old member, which leaves the group as it closes.
+            drop(std::mem::replace(&mut self.fetcher, fetcher));
+            drop(std::mem::replace(&mut self.consumer, consumer));
+            self.fetch_epoch += 1;
+        }
+        self.watchdog.checked(rejoin, Instant::now());
+        Ok(())
+    }
+
+    /// Who owns the subscribed partitions, according to the group coordinator.
+    fn group_ownership(&self) -> Ownership {
+        let metadata = match self.consumer.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(m) => m,
+            // No broker answers: a new member would not fare better.
+            Err(e) => return Ownership::Unreachable(format!("metadata: {e}")),
+        };
+        let mut subscribed = std::collections::BTreeSet::new();
+        for topic in metadata.topics() {
+            let name = topic.name();
+            if self.config.kafka.topics.iter().any(|t| t == name)
+                || self.topic_pattern.as_ref().is_some_and(|re| re.is_match(name))
+            {
+                subscribed.extend(topic.partitions().iter().map(|p| (name.to_string(), p.id())));
+            }
+        }
+        if subscribed.is_empty() {
+            return Ownership::Unowned(Vec::new()); // nothing to own yet: nothing to heal
+        }
+        let groups = match self.consumer.fetch_group_list(Some(&self.config.kafka.group_id), Duration::from_secs(5)) {
+            Ok(g) => g,
+            Err(e) => return Ownership::Unknown(format!("DescribeGroups: {e}")),
+        };
+        let Some(info) = groups.groups().iter().find(|g| g.name() == self.config.kafka.group_id) else {
+            return Ownership::Unknown("the group is not listed".into());
+        };
+        membership::ownership(&subscribed, info.members().iter().map(|m| m.assignment().map(<[u8]>::to_vec)))
     }
 
     /// Adopts a new assignment made by a rebalance: the batch belongs to the old one.
@@ -521,8 +638,14 @@ impl ConsumerLoop {
             return Ok(p);
         }
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let answer = topic_id::topic_ids(&self.config.kafka.brokers, "lakehouse", &names, Duration::from_secs(5))
-            .map_err(IngestError::TopicIds)?;
+        let answer = topic_id::topic_ids(
+            &self.config.kafka.brokers,
+            &self.security,
+            "lakehouse",
+            &names,
+            Duration::from_secs(5),
+        )
+        .map_err(IngestError::TopicIds)?;
         let current = match answer {
             TopicIds::Known(ids) => ids,
             TopicIds::Unsupported => {

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod ingestor;
+pub mod membership;
 pub mod routes;
 pub mod rows;
 pub mod schema;

@@ -72,6 +72,14 @@ apt_install() {
     || die "apt-get install $* failed"
 }
 
+# What the build links against: librdkafka is built with OpenSSL (rdkafka's `ssl`
+# feature, for TLS and SASL/SCRAM listeners) from Debian's libssl-dev, found by pkg-config.
+ensure_build_deps() {
+  if ! pkg-config --exists openssl 2>/dev/null; then
+    apt_install libssl-dev pkg-config
+  fi
+}
+
 # The tz database (Debian's tzdata), for Gold windows in named time zones.
 ensure_tzdata() {
   [ -f /usr/share/zoneinfo/Europe/Paris ] || apt_install tzdata

@@ -30,6 +30,7 @@ trap cleanup EXIT
 ensure_venv "$LAKEHOUSE_ROOT/.venv" "$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
 
 log "building (release)"
+ensure_build_deps
 cargo build --release --locked -p lakehouse-admin -p bronze-ingestor -p silver-refiner -p gold-aggregator >&2
 
 log "fresh start: removing .lakehouse/ and the broker's data from earlier demo runs"

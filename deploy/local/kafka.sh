@@ -8,8 +8,18 @@
 #   deploy/local/kafka.sh classpath # fetch the jars (once) and print the classpath
 #
 # Environment: KAFKA_VERSION (default 4.1.1), KAFKA_PORT (29092), KAFKA_CONTROLLER_PORT
-# (29093), LAKEHOUSE_RUN_DIR (where data, log and pid file live), LAKEHOUSE_CACHE
-# (default ~/.cache/lakehouse; the jars are kept under kafka-<version>/ and reused).
+# (29093), KAFKA_SASL_SSL_PORT (29094), LAKEHOUSE_RUN_DIR (where data, log and pid file
+# live), LAKEHOUSE_CACHE (default ~/.cache/lakehouse; the jars are kept under
+# kafka-<version>/ and reused).
+#
+# Two client listeners: PLAINTEXT on KAFKA_PORT and SASL_SSL on KAFKA_SASL_SSL_PORT
+# (TLS with a certificate for 127.0.0.1/localhost signed by a CA this script makes
+# with openssl, kept in $LAKEHOUSE_RUN_DIR/kafka-tls/ and reused while valid;
+# SASL mechanisms SCRAM-SHA-512 and PLAIN). Clients trust kafka-tls/ca.pem and log in
+# as KAFKA_SASL_USER (default lakehouse) with the password in kafka-tls/password
+# (made once, random), e.g. with librdkafka properties:
+#   security.protocol=sasl_ssl sasl.mechanism=SCRAM-SHA-512 sasl.username=lakehouse
+#   ssl.ca.location=$LAKEHOUSE_RUN_DIR/kafka-tls/ca.pem  (password: LAKEHOUSE_KAFKA_SASL_PASSWORD)
 # Java 17 or newer runs it (JAVA_HOME, else `java` on PATH).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -17,6 +27,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 KAFKA_PORT="${KAFKA_PORT:-29092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-29093}"
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-29094}"
+KAFKA_SASL_USER="${KAFKA_SASL_USER:-lakehouse}"
+TLS_DIR="$RUN_DIR/kafka-tls"
 KAFKA_DIR="$RUN_DIR/kafka"
 PIDFILE="$RUN_DIR/kafka.pid"
 
@@ -25,20 +38,29 @@ start() {
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     log "Apache Kafka already running (pid $(cat "$PIDFILE"))"; return 0
   fi
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_SSL_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port $port is taken by a process this script did not start"
     fi
   done
   local cp java; cp="$(ensure_kafka_jars)"; java="$(java_bin)"
+  ensure_tls
+  local password; password="$(cat "$TLS_DIR/password")"
   rm -rf "$KAFKA_DIR"; mkdir -p "$KAFKA_DIR/data"
   cat >"$KAFKA_DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$password";
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_ssl.ssl.keystore.password=$password
+listener.name.sasl_ssl.ssl.key.password=$password
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DIR/data
@@ -59,6 +81,7 @@ EOF
     -Dorg.slf4j.simpleLogger.defaultLogLevel=info -Dorg.slf4j.simpleLogger.showDateTime=true)
   "$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format \
     --config "$KAFKA_DIR/server.properties" --cluster-id "bGFrZWhvdXNlLWthZmthMQ" --ignore-formatted \
+    --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$password]" \
     >"$KAFKA_DIR/format.log" 2>&1 || { cat "$KAFKA_DIR/format.log" >&2; die "kafka storage format failed"; }
   log "starting Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
   (cd "$KAFKA_DIR" && exec "$java" "${jvm[@]}" -cp "$cp" kafka.Kafka "$KAFKA_DIR/server.properties") \
@@ -72,7 +95,33 @@ EOF
   done
   grep -q "Kafka Server started" "$RUN_DIR/kafka.log" || { tail -30 "$RUN_DIR/kafka.log" >&2; die "Apache Kafka did not start in 60 s"; }
   wait_port "$KAFKA_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_PORT"
+  wait_port "$KAFKA_SASL_SSL_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_SASL_SSL_PORT (SASL_SSL)"
   log "Apache Kafka up (pid $pid), log $RUN_DIR/kafka.log"
+}
+
+# The CA, the broker's certificate (SAN 127.0.0.1 and localhost, PKCS#12 for the
+# broker) and the SASL password, made once with openssl and reused while the
+# certificate stays valid for another day.
+ensure_tls() {
+  if [ -f "$TLS_DIR/server.p12" ] && [ -f "$TLS_DIR/password" ] \
+    && openssl x509 -checkend 86400 -noout -in "$TLS_DIR/server.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v openssl >/dev/null || apt_install openssl
+  log "making a CA and a broker certificate in $TLS_DIR"
+  rm -rf "$TLS_DIR"; mkdir -p "$TLS_DIR"; chmod 700 "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    openssl rand -hex 16 >password
+    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=lakehouse test CA" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+      -extfile server.ext -out server.pem
+    openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name broker \
+      -passout "file:password" -out server.p12
+  ) >"$RUN_DIR/kafka-tls.log" 2>&1 || { cat "$RUN_DIR/kafka-tls.log" >&2; die "making the TLS certificates failed"; }
 }
 
 # Java 17+: JAVA_HOME, else `java` on PATH.

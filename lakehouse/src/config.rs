@@ -53,6 +53,13 @@ pub fn load_with_env<T: WorkerConfig>(file: Option<&Path>, env: &[(String, Strin
         merge(&mut merged, parse(&text, &path.display().to_string())?);
     }
     for (key, value) in env {
+        // Kafka credentials by their own names (property names hold dots,
+        // which environment names cannot): `kafka.properties."sasl.*"`.
+        if let Some(property) = KAFKA_CREDENTIAL_ENV.iter().find(|(k, _)| k == key).map(|(_, p)| *p) {
+            let path = ["kafka".to_string(), "properties".to_string(), property.to_string()];
+            set_path(&mut merged, &path, toml::Value::String(value.clone()))?;
+            continue;
+        }
         let Some(rest) = key.strip_prefix("LAKEHOUSE_") else { continue };
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
         if path.len() < 2 {
@@ -67,6 +74,10 @@ pub fn load_with_env<T: WorkerConfig>(file: Option<&Path>, env: &[(String, Strin
     config.validate()?;
     Ok(config)
 }
+
+/// Environment variables that set a Kafka credential property.
+pub const KAFKA_CREDENTIAL_ENV: &[(&str, &str)] =
+    &[("LAKEHOUSE_KAFKA_SASL_USERNAME", "sasl.username"), ("LAKEHOUSE_KAFKA_SASL_PASSWORD", "sasl.password")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -92,7 +103,8 @@ pub struct CatalogConfig {
     pub warehouse: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written by hand: secret properties (`sasl.password`, …) show as `<redacted>`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     pub brokers: String,
@@ -106,6 +118,25 @@ pub struct KafkaConfig {
     pub session_timeout: Duration,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), if crate::kafka::security::is_secret(k) { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("topic_pattern", &self.topic_pattern)
+            .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
+            .field("session_timeout", &self.session_timeout)
+            .field("properties", &properties)
+            .finish()
+    }
 }
 
 /// How a topic's values are decoded into the envelope columns.
@@ -160,14 +191,6 @@ impl KafkaConfig {
                 "kafka.properties.\"partition.assignment.strategy\" = {s:?}: cooperative-sticky is not supported \
                  (the ingestor re-reads every partition's position from the tables at each eager rebalance); \
                  use roundrobin (the default) or range"
-            ));
-        }
-        if let Some(p) = self.properties.get("security.protocol")
-            && !p.eq_ignore_ascii_case("plaintext")
-        {
-            return bad(format!(
-                "kafka.properties.\"security.protocol\" = {p:?}: the record fetcher speaks PLAINTEXT only \
-                 (TLS/SASL listeners are not supported yet)"
             ));
         }
         crate::kafka::fetch_settings(self).map_err(ConfigError::Invalid)?;
@@ -286,8 +309,8 @@ mod tests {
     #[test]
     fn fetcher_properties_are_checked_up_front() {
         let with = |props: &str| with_file(&format!("[kafka]\ntopics = [\"t\"]\n[kafka.properties]\n{props}\n"), &[]);
-        let err = with("\"security.protocol\" = \"SASL_SSL\"").expect_err("TLS/SASL is refused");
-        assert!(err.to_string().contains("PLAINTEXT only"), "{err}");
+        let err = with("\"security.protocol\" = \"SASL_SSL\"").expect_err("SASL without credentials");
+        assert!(err.to_string().contains("sasl.mechanism"), "{err}");
         let err = with("\"fetch.max.bytes\" = \"lots\"").expect_err("not an integer");
         assert!(err.to_string().contains("fetch.max.bytes"), "{err}");
         let err = with("\"isolation.level\" = \"dirty\"").expect_err("unknown isolation");
@@ -299,5 +322,31 @@ mod tests {
         let ok =
             with("\"security.protocol\" = \"plaintext\"\n\"isolation.level\" = \"read_uncommitted\"").expect("valid");
         assert!(!crate::kafka::fetch_settings(&ok.kafka).expect("valid").read_committed);
+    }
+
+    /// The password comes from the environment, is used, and shows nowhere:
+    /// not in `Debug` of the config or of the fetch settings, not in errors.
+    #[test]
+    fn sasl_password_from_env_never_shows() {
+        const PW: &str = "s3cr3t-Pa55word";
+        let file = "[kafka]\ntopics = [\"t\"]\n[kafka.properties]\n\"security.protocol\" = \"sasl_plaintext\"\n\
+                    \"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\"sasl.username\" = \"ingest\"\n";
+        let c = with_file(file, &[("LAKEHOUSE_KAFKA_SASL_PASSWORD", PW)]).expect("valid");
+        assert_eq!(c.kafka.properties.get("sasl.password").map(String::as_str), Some(PW));
+        let settings = crate::kafka::fetch_settings(&c.kafka).expect("valid");
+        assert_eq!(settings.security.sasl.as_ref().expect("sasl").password.expose(), PW);
+        for shown in [format!("{c:?}"), format!("{:?}", c.kafka), format!("{settings:?}")] {
+            assert!(!shown.contains(PW), "secret in {shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+        // A numeric-looking password stays a string (env values are otherwise read as TOML).
+        let c = with_file(file, &[("LAKEHOUSE_KAFKA_SASL_PASSWORD", "12345")]).expect("valid");
+        assert_eq!(c.kafka.properties.get("sasl.password").map(String::as_str), Some("12345"));
+        // Errors about the SASL settings name the property, not the secret.
+        let bad = file.replace("SCRAM-SHA-512", "KERBEROS");
+        let err = with_file(&bad, &[("LAKEHOUSE_KAFKA_SASL_PASSWORD", PW)]).expect_err("bad mechanism");
+        assert!(!err.to_string().contains(PW) && !format!("{err:?}").contains(PW), "{err:?}");
+        let err = with_file(file, &[]).expect_err("no password");
+        assert!(err.to_string().contains("LAKEHOUSE_KAFKA_SASL_PASSWORD"), "{err}");
     }
 }

@@ -132,7 +132,9 @@ async fn bronze_exactly_once_with_a_restart() {
     // Each table records the topic id its offsets belong to.
     let group = group_of(&config);
     let topic = format!("{prefix}.public.orders");
-    let TopicIds::Known(ids) = topic_ids(&kafka, "test", &[&topic], Duration::from_secs(5)).unwrap() else {
+    let TopicIds::Known(ids) =
+        topic_ids(&kafka, &Default::default(), "test", &[&topic], Duration::from_secs(5)).unwrap()
+    else {
         panic!("Apache Kafka 4 serves topic ids")
     };
     let t = catalog.require_table(&table_of(&topic)).await.unwrap();
@@ -378,11 +380,22 @@ async fn recreate_topic(kafka: &str, topic: &str) {
     }
 }
 
+/// The topic's id; a topic created a moment ago may take a little while to show
+/// in the metadata of a loaded broker, so this asks for up to 20 s.
 fn current_id(kafka: &str, topic: &str) -> String {
-    let TopicIds::Known(ids) = topic_ids(kafka, "test", &[topic], Duration::from_secs(5)).unwrap() else {
-        panic!("Apache Kafka 4 serves topic ids")
-    };
-    ids.get(topic).unwrap_or_else(|| panic!("{topic} has an id")).to_string()
+    let start = Instant::now();
+    loop {
+        let TopicIds::Known(ids) =
+            topic_ids(kafka, &Default::default(), "test", &[topic], Duration::from_secs(5)).unwrap()
+        else {
+            panic!("Apache Kafka 4 serves topic ids")
+        };
+        if let Some(id) = ids.get(topic) {
+            return id.to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{topic} has an id within 20 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Issue 14: a topic deleted and created again, with more messages than the

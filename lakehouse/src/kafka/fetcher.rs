@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::security::Security;
+use super::transport::{self, ConnectError, Stream};
 use super::wire::{self, BatchHeader, Codec, FetchRequest, WireError, errors};
 use crate::telemetry::names;
 
@@ -44,6 +46,8 @@ pub struct FetchSettings {
     pub read_committed: bool,
     /// Responses parsed ahead of the consumer (memory ≈ depth × max_bytes).
     pub depth: usize,
+    /// TLS and SASL (`security.protocol` and friends).
+    pub security: Security,
 }
 
 impl FetchSettings {
@@ -136,6 +140,7 @@ impl Default for FetchSettings {
             partition_max_bytes: 4 << 20,
             read_committed: true,
             depth: 2,
+            security: Security::default(),
         }
     }
 }
@@ -274,7 +279,7 @@ struct Part {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     /// The Fetch version negotiated with this broker.
     fetch_version: i16,
 }
@@ -395,7 +400,13 @@ impl FetchLoop {
         for (leader, idx) in by_leader {
             match self.send(&leader, &idx) {
                 Ok(correlation) => sent.push((leader, idx, correlation)),
-                Err(e) => self.connection_failed(&leader, &idx, &e),
+                Err(ConnectError::Auth(e)) => {
+                    // Wrong credentials or mechanism: retrying cannot help.
+                    tracing::error!(%leader, error = %e, "broker refused authentication");
+                    let _ = self.events.send(Event::Fatal(format!("authenticating to {leader}: {e}")));
+                    return Round::Stop;
+                }
+                Err(ConnectError::Io(e)) => self.connection_failed(&leader, &idx, &e),
             }
         }
         let mut chunks = Vec::new();
@@ -455,41 +466,40 @@ impl FetchLoop {
         delay
     }
 
-    fn connect(&mut self, leader: &str) -> Result<(), String> {
+    fn connect(&mut self, leader: &str) -> Result<(), ConnectError> {
         if self.conns.contains_key(leader) {
             return Ok(());
         }
-        let stream = connect_timeout(leader, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(self.settings.max_wait_ms.max(0) as u64) + Duration::from_secs(30);
-        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        let stream =
+            transport::connect(leader, &self.settings.security, &self.settings.client_id, CONNECT_TIMEOUT, timeout)?;
+        let io = ConnectError::Io;
         let mut conn = Conn { stream, fetch_version: wire::FETCH_MIN_VERSION };
         // ApiVersions v0: the newest Fetch version both sides speak (zstd
         // needs v10+); fail clearly on a broker without Fetch v4.
         self.correlation = self.correlation.wrapping_add(1);
         let req = wire::Encoder::request(wire::API_VERSIONS, 0, self.correlation, &self.settings.client_id).finish();
-        conn.stream.write_all(&req).map_err(|e| format!("send to {leader}: {e}"))?;
-        let body = read_response(&mut conn.stream, self.correlation, self.settings.max_response_bytes())?;
-        let (code, keys) = wire::decode_api_versions(&body).map_err(|e| e.to_string())?;
+        conn.stream.write_all(&req).map_err(|e| io(format!("send to {leader}: {e}")))?;
+        let body = read_response(&mut conn.stream, self.correlation, self.settings.max_response_bytes()).map_err(io)?;
+        let (code, keys) = wire::decode_api_versions(&body).map_err(|e| io(e.to_string()))?;
         if code != 0 {
-            return Err(format!("ApiVersions error {code} from {leader}"));
+            return Err(io(format!("ApiVersions error {code} from {leader}")));
         }
         let fetch = keys.iter().find(|k| k.0 == wire::API_FETCH);
         conn.fetch_version = fetch.and_then(|&(_, min, max)| wire::negotiate_fetch(min, max)).ok_or_else(|| {
-            format!(
+            io(format!(
                 "broker {leader} serves no Fetch version in v{}..=v{} (it offers {:?})",
                 wire::FETCH_MIN_VERSION,
                 wire::FETCH_MAX_VERSION,
                 fetch.map(|&(_, min, max)| min..=max)
-            )
+            ))
         })?;
         tracing::debug!(%leader, fetch_version = conn.fetch_version, "connected");
         self.conns.insert(leader.to_string(), conn);
         Ok(())
     }
 
-    fn send(&mut self, leader: &str, idx: &[usize]) -> Result<i32, String> {
+    fn send(&mut self, leader: &str, idx: &[usize]) -> Result<i32, ConnectError> {
         self.connect(leader)?;
         self.correlation = self.correlation.wrapping_add(1);
         let correlation = self.correlation;
@@ -516,7 +526,7 @@ impl FetchLoop {
             topics,
         };
         let bytes = req.encode(correlation, &self.settings.client_id);
-        conn.stream.write_all(&bytes).map_err(|e| format!("send to {leader}: {e}"))?;
+        conn.stream.write_all(&bytes).map_err(|e| ConnectError::Io(format!("send to {leader}: {e}")))?;
         Ok(correlation)
     }
 
@@ -730,7 +740,7 @@ pub(crate) fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStre
 
 /// Reads one response frame and checks its correlation id; returns the body.
 /// A frame larger than `limit` is refused before anything is allocated for it.
-pub(crate) fn read_response(stream: &mut TcpStream, correlation: i32, limit: usize) -> Result<Bytes, String> {
+pub(crate) fn read_response(stream: &mut impl Read, correlation: i32, limit: usize) -> Result<Bytes, String> {
     let mut head = [0u8; 8];
     stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
     let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);

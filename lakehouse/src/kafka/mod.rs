@@ -2,7 +2,9 @@
 //! of the consumers ([`fetcher`] over [`wire`]).
 
 pub mod fetcher;
+pub mod security;
 pub mod topic_id;
+pub mod transport;
 pub mod wire;
 
 use std::time::Duration;
@@ -16,7 +18,11 @@ use crate::config::KafkaConfig;
 /// (`fetch.max.bytes`, `max.partition.fetch.bytes`, `isolation.level`,
 /// `client.id`) in `kafka.properties` apply to the fetcher too.
 pub fn fetch_settings(k: &KafkaConfig) -> Result<fetcher::FetchSettings, String> {
-    let mut s = fetcher::FetchSettings { max_wait_ms: k.fetch_wait_max_ms as i32, ..Default::default() };
+    let mut s = fetcher::FetchSettings {
+        max_wait_ms: k.fetch_wait_max_ms as i32,
+        security: security::Security::from_properties(&k.properties)?,
+        ..Default::default()
+    };
     let int = |key: &str, v: &str| {
         v.parse::<i32>().map_err(|_| format!("kafka.properties.\"{key}\" = {v:?} is not an integer"))
     };

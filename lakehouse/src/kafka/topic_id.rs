@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
-use super::fetcher::{connect_timeout, read_response};
+use super::fetcher::read_response;
+use super::security::Security;
+use super::transport;
 use super::wire::{self, Decoder, Encoder, WireError, errors};
 
 /// The Metadata version asked for (flexible: compact strings and arrays, tagged fields).
@@ -61,11 +63,17 @@ pub enum TopicIds {
 /// (`host:port,host:port`) that answers. Topics the broker does not know
 /// (deleted, not created yet) or reports with an error are left out, as are
 /// zero ids.
-pub fn topic_ids(brokers: &str, client_id: &str, topics: &[&str], timeout: Duration) -> Result<TopicIds, String> {
+pub fn topic_ids(
+    brokers: &str,
+    security: &Security,
+    client_id: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<TopicIds, String> {
     let mut last = format!("no broker in {brokers:?}");
     for broker in brokers.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         let broker = broker.rsplit("://").next().unwrap_or(broker);
-        match ask(broker, client_id, topics, timeout) {
+        match ask(broker, security, client_id, topics, timeout) {
             Ok(ids) => return Ok(ids),
             Err(e) => last = e,
         }
@@ -73,10 +81,14 @@ pub fn topic_ids(brokers: &str, client_id: &str, topics: &[&str], timeout: Durat
     Err(last)
 }
 
-fn ask(broker: &str, client_id: &str, topics: &[&str], timeout: Duration) -> Result<TopicIds, String> {
-    let mut stream = connect_timeout(broker, timeout)?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+fn ask(
+    broker: &str,
+    security: &Security,
+    client_id: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<TopicIds, String> {
+    let mut stream = transport::connect(broker, security, client_id, timeout, timeout)?;
     const LIMIT: usize = 64 << 20;
     let versions = Encoder::request(wire::API_VERSIONS, 0, 1, client_id).finish();
     stream.write_all(&versions).map_err(|e| format!("send to {broker}: {e}"))?;

@@ -81,6 +81,10 @@ pub const FILES_DELETED: &str = "lakehouse_files_deleted_total";
 /// Counter: table maintenance steps that failed or were skipped (bad property, unreadable file). Labels: table, step.
 pub const MAINTENANCE_ERRORS: &str = "lakehouse_maintenance_errors_total";
 
+/// Times a consumer left its group and joined again because it held no
+/// partition past the session timeout while partitions were owned by nobody.
+pub const KAFKA_REJOINS: &str = "lakehouse_kafka_rejoins_total";
+
 /// Registers help texts with the recorder.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -99,6 +103,7 @@ pub fn describe() {
     describe_counter!(DECODE_ERRORS, Unit::Count, "Values kept raw with a decode error");
     describe_gauge!(FRESHNESS, Unit::Seconds, "Commit time minus newest committed event time");
     describe_counter!(CONSUME_ERRORS, Unit::Count, "Kafka consume errors");
+    describe_counter!(KAFKA_REJOINS, Unit::Count, "Group rejoins of a member left without partitions");
     describe_counter!(OFFSET_RESETS, Unit::Count, "Positions reset to the log start: unread data deleted by retention");
     describe_counter!(REJECTED_RECORDS, Unit::Count, "Records rejected with a rule and a reason");
     describe_counter!(SILVER_ROWS, Unit::Count, "Silver rows upserted or deleted");
@@ -142,6 +147,7 @@ pub const ALL: &[&str] = &[
     DECODE_ERRORS,
     FRESHNESS,
     CONSUME_ERRORS,
+    KAFKA_REJOINS,
     OFFSET_RESETS,
     POSITION_MISSING,
     TOPIC_ID_MISMATCH,
