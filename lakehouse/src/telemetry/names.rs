@@ -57,6 +57,9 @@ pub const BRONZE_TO_SILVER: &str = "lakehouse_bronze_to_silver_seconds";
 pub const SILVER_UNKNOWN_FIELDS: &str = "lakehouse_silver_unknown_fields_total";
 /// Columns added to Silver by schema evolution (`evolve = "add-columns"`). Labels: entity.
 pub const SILVER_COLUMNS_ADDED: &str = "lakehouse_silver_columns_added_total";
+/// Store writers reopened because another writer (a rejects replay, a sibling
+/// shard) committed to the entity's store since the kept writer's last commit. Labels: entity.
+pub const SILVER_STORE_WRITER_REOPENED: &str = "lakehouse_silver_store_writer_reopened_total";
 
 /// Silver changes a Gold table consumed. Labels: table.
 pub const GOLD_CHANGES: &str = "lakehouse_gold_changes_total";
@@ -107,6 +110,11 @@ pub fn describe() {
     describe_histogram!(BRONZE_TO_SILVER, Unit::Seconds, "Bronze commit to visible in Silver");
     describe_counter!(SILVER_UNKNOWN_FIELDS, Unit::Count, "Rows with a source column the contract does not know");
     describe_counter!(SILVER_COLUMNS_ADDED, Unit::Count, "Columns added to Silver by schema evolution");
+    describe_counter!(
+        SILVER_STORE_WRITER_REOPENED,
+        Unit::Count,
+        "Store writers reopened after another writer committed"
+    );
     describe_counter!(GOLD_CHANGES, Unit::Count, "Silver changes consumed by a Gold table");
     describe_counter!(GOLD_RETRACTIONS, Unit::Count, "Silver retractions (-U, -D) consumed by a Gold table");
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
@@ -152,6 +160,7 @@ pub const ALL: &[&str] = &[
     BRONZE_TO_SILVER,
     SILVER_UNKNOWN_FIELDS,
     SILVER_COLUMNS_ADDED,
+    SILVER_STORE_WRITER_REOPENED,
     GOLD_CHANGES,
     GOLD_RETRACTIONS,
     GOLD_LATE_EVENTS,

@@ -74,6 +74,16 @@ pub struct Materializer {
     /// Store snapshots known to change Silver (true) or not (false), for the
     /// order check of [`Materializer::materialize`].
     touches: HashMap<i64, bool>,
+    /// The store table's writer, kept across commits so the `lookup` changelog
+    /// producer's cache of decoded files stays warm (a writer per commit
+    /// re-read the store's files every interval). Taken for a commit and put
+    /// back only once its store commit succeeded: a writer whose commit failed
+    /// (a conflict, an I/O error, an abort) is dropped, and the next commit
+    /// opens a new one from the store.
+    write: Option<changelog_store::TableWrite>,
+    /// The store snapshot `write`'s view is current at: its base, then its
+    /// own latest commit.
+    write_at: i64,
 }
 
 /// What materialising one store snapshot commits to Silver.
@@ -166,6 +176,8 @@ impl Materializer {
             head,
             partitioner,
             touches: HashMap::new(),
+            write: None,
+            write_at: 0,
         })
     }
 
@@ -194,6 +206,7 @@ impl Materializer {
         let store_columns: Vec<(String, String)> =
             columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect();
         self.store = self.store.add_columns(&store_columns).map_err(self.store_err())?;
+        self.write = None; // its schema is the old one
         self.store_schema = changelog_store::data::arrow_conv::row_schema(self.store.info());
         Ok(ids)
     }
@@ -246,7 +259,8 @@ impl Materializer {
         deletes: &RecordBatch,
         properties: BTreeMap<String, String>,
     ) -> Result<Silvered, MaterializeError> {
-        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        let entity = self.entity.clone();
+        let invalid = move |message: String| MaterializeError::Invalid { entity: entity.clone(), message };
         // 1. The upserts' new home in Silver, durable before the store points at it:
         //    rows grouped by partition (reordered so), files written per partition.
         let mut files = Vec::new();
@@ -287,14 +301,14 @@ impl Materializer {
             return Err(invalid(format!("wrote {} rows for {} upserts", locations.len(), upserts.num_rows())));
         }
         // 2. The store: upserts with their locations, deletes; the files in the snapshot.
-        let mut write = self.store.new_write().map_err(self.store_err())?;
+        let mut write = self.take_write()?;
         if upserts.num_rows() > 0 {
-            let batch = to_store_batch(upserts, &self.store_schema, &locations).map_err(invalid)?;
+            let batch = to_store_batch(upserts, &self.store_schema, &locations).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
         if deletes.num_rows() > 0 {
-            let full = pad_to(deletes, &self.silver_schema).map_err(invalid)?;
-            let batch = to_store_batch(&full, &self.store_schema, &vec![None; full.num_rows()]).map_err(invalid)?;
+            let full = pad_to(deletes, &self.silver_schema).map_err(&invalid)?;
+            let batch = to_store_batch(&full, &self.store_schema, &vec![None; full.num_rows()]).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Delete]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
@@ -306,11 +320,15 @@ impl Materializer {
         let committer = self.store.new_committer(self.commit_user.clone());
         let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
         let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
-        let snapshot = match outcome {
-            changelog_store::CommitOutcome::Committed(ids) => ids.into_iter().next(),
-            _ => None,
+        let ids = match outcome {
+            changelog_store::CommitOutcome::Committed(ids) => ids,
+            _ => Vec::new(),
         };
-        let snapshot = snapshot.ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        let snapshot = ids.first().copied().ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        // The writer's view is the store at its own commit (an APPEND, and a
+        // COMPACT when its compaction rode along): kept for the next batch.
+        self.write_at = ids.iter().copied().max().unwrap_or(snapshot);
+        self.write = Some(write);
         crate::failpoint::hit(crate::failpoint::AFTER_STORE_COMMIT);
         // 3. Silver follows the store (and any store snapshot of another writer before it).
         let mut done = self.materialize_through(snapshot).await?;
@@ -319,6 +337,40 @@ impl Materializer {
             commit: None,
             deleted: 0,
         }))
+    }
+
+    /// The store writer for the next commit: the kept one while the store is
+    /// where its last commit left it (or moved only by this writer's own
+    /// commits and compactions), else a new one from the latest snapshot —
+    /// another writer (a `lakehouse rejects replay`, a sibling shard)
+    /// committed in between and the kept writer's view of the buckets is stale.
+    fn take_write(&mut self) -> Result<changelog_store::TableWrite, MaterializeError> {
+        if let Some(w) = self.write.take() {
+            let latest = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+            let mut current = latest >= self.write_at;
+            for id in self.write_at + 1..=latest {
+                if !current {
+                    break;
+                }
+                current = match self.store.resolve(changelog_store::ReadAt::Snapshot(id)) {
+                    Ok(Some(s)) => {
+                        s.commit_user == self.commit_user
+                            || s.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact
+                    }
+                    _ => false,
+                };
+            }
+            if current {
+                return Ok(w);
+            }
+            tracing::info!(entity = %self.entity, kept_at = self.write_at, latest,
+                "another writer committed to the store; reopening the store writer");
+            metrics::counter!(lakehouse::telemetry::names::SILVER_STORE_WRITER_REOPENED, "entity" => self.entity.clone())
+                .increment(1);
+        }
+        let w = self.store.new_write().map_err(self.store_err())?;
+        self.write_at = w.base_snapshot();
+        Ok(w)
     }
 
     /// Materialises every store snapshot after Silver's up to `n`, in order.
