@@ -60,6 +60,16 @@ pub const SILVER_COLUMNS_ADDED: &str = "lakehouse_silver_columns_added_total";
 /// Store writers reopened because another writer (a rejects replay, a sibling
 /// shard) committed to the entity's store since the kept writer's last commit. Labels: entity.
 pub const SILVER_STORE_WRITER_REOPENED: &str = "lakehouse_silver_store_writer_reopened_total";
+/// Compaction runs that committed a rewrite. Labels: layer, table.
+pub const COMPACTIONS: &str = "lakehouse_compactions_total";
+/// Files a compaction removed. Labels: layer, table, content (data, deletes).
+pub const COMPACTION_FILES: &str = "lakehouse_compaction_files_total";
+/// Bytes of data files a compaction read and wrote. Labels: layer, table, direction (read, written).
+pub const COMPACTION_BYTES: &str = "lakehouse_compaction_bytes_total";
+/// Histogram: duration of a compaction run, plan to commit (seconds). Labels: layer, table.
+pub const COMPACTION_DURATION: &str = "lakehouse_compaction_duration_seconds";
+/// Compactions dropped because another writer committed first (retried later). Labels: layer, table.
+pub const COMPACTION_CONFLICTS: &str = "lakehouse_compaction_conflicts_total";
 
 /// Silver changes a Gold table consumed. Labels: table.
 pub const GOLD_CHANGES: &str = "lakehouse_gold_changes_total";
@@ -115,6 +125,11 @@ pub fn describe() {
         Unit::Count,
         "Store writers reopened after another writer committed"
     );
+    describe_counter!(COMPACTIONS, Unit::Count, "Compactions committed");
+    describe_counter!(COMPACTION_FILES, Unit::Count, "Data and delete files removed by compaction");
+    describe_counter!(COMPACTION_BYTES, Unit::Bytes, "Bytes read and written by compaction");
+    describe_histogram!(COMPACTION_DURATION, Unit::Seconds, "Compaction run, plan to commit");
+    describe_counter!(COMPACTION_CONFLICTS, Unit::Count, "Compactions dropped after losing to another writer");
     describe_counter!(GOLD_CHANGES, Unit::Count, "Silver changes consumed by a Gold table");
     describe_counter!(GOLD_RETRACTIONS, Unit::Count, "Silver retractions (-U, -D) consumed by a Gold table");
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
@@ -161,6 +176,11 @@ pub const ALL: &[&str] = &[
     SILVER_UNKNOWN_FIELDS,
     SILVER_COLUMNS_ADDED,
     SILVER_STORE_WRITER_REOPENED,
+    COMPACTIONS,
+    COMPACTION_FILES,
+    COMPACTION_BYTES,
+    COMPACTION_DURATION,
+    COMPACTION_CONFLICTS,
     GOLD_CHANGES,
     GOLD_RETRACTIONS,
     GOLD_LATE_EVENTS,
