@@ -145,7 +145,7 @@ pub enum RewriteError {
     #[error("compaction policy: {message}")]
     Policy { message: String },
     #[error("compaction of {table}: {what}: {source}")]
-    Iceberg { table: String, what: String, source: iceberg::Error },
+    Iceberg { table: String, what: String, source: Box<iceberg::Error> },
     #[error("compaction of {table}: {message}")]
     Invalid { table: String, message: String },
 }
@@ -199,7 +199,7 @@ impl RewritePlan {
         let table = metadata.location().to_string();
         let ice = |what: String| {
             let table = table.clone();
-            move |source| RewriteError::Iceberg { table: table.clone(), what, source }
+            move |source| RewriteError::Iceberg { table: table.clone(), what, source: Box::new(source) }
         };
         let arrow: SchemaRef = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(metadata.current_schema())
@@ -431,7 +431,7 @@ pub async fn plan(
     }
     let ice = |what: String| {
         let table = table.clone();
-        move |source| RewriteError::Iceberg { table: table.clone(), what, source }
+        move |source| RewriteError::Iceberg { table: table.clone(), what, source: Box::new(source) }
     };
     let mut data: Vec<DataFile> = Vec::new();
     let mut deletes: Vec<DataFile> = Vec::new();
@@ -533,7 +533,11 @@ pub async fn plan(
 pub async fn delete_file_count(file_io: &FileIO, metadata: &TableMetadata) -> Result<(usize, usize), RewriteError> {
     let table = metadata.location().to_string();
     let Some(snapshot) = metadata.current_snapshot() else { return Ok((0, 0)) };
-    let ice = |source| RewriteError::Iceberg { table: table.clone(), what: "reading manifests".into(), source };
+    let ice = |source| RewriteError::Iceberg {
+        table: table.clone(),
+        what: "reading manifests".into(),
+        source: Box::new(source),
+    };
     let mut counts = BTreeMap::new();
     for m in manifests_of(file_io, metadata, snapshot).await.map_err(ice)? {
         for e in m.load_manifest(file_io).await.map_err(ice)?.entries() {

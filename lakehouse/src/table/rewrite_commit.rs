@@ -162,10 +162,10 @@ impl RemovedFiles {
             Some(PrimitiveLiteral::String(s)) => Some(s.clone()),
             _ => None,
         };
-        if let (Some(lo), Some(hi)) = (bound(delete.lower_bounds()), bound(delete.upper_bounds())) {
-            if !self.data.iter().any(|p| lo.as_str() <= p.as_str() && p.as_str() <= hi.as_str()) {
-                return Ok(None);
-            }
+        if let (Some(lo), Some(hi)) = (bound(delete.lower_bounds()), bound(delete.upper_bounds()))
+            && !self.data.iter().any(|p| lo.as_str() <= p.as_str() && p.as_str() <= hi.as_str())
+        {
+            return Ok(None);
         }
         let batches = crate::table::incremental::read_data_file(file_io, delete.file_path(), &["file_path"])
             .await
