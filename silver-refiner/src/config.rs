@@ -37,6 +37,10 @@ pub struct SilverConfig {
     pub max_snapshots_per_poll: usize,
     /// Store buckets of a new entity table.
     pub buckets: usize,
+    /// Compaction of each Silver table is looked at this often, between
+    /// commits (zero: never; `lakehouse compact` still works).
+    #[serde(with = "humantime_serde")]
+    pub compaction_interval: Duration,
     /// `"<i> of <n>"`: run as shard i of n refiners of the same entities, each
     /// owning the store buckets `b % n == i - 1` (see `shard.rs`). Unset: one
     /// refiner owns everything.

@@ -46,6 +46,7 @@
 //! ```
 
 pub mod arrow;
+pub mod compact;
 pub mod config;
 pub mod connect;
 pub mod contract;

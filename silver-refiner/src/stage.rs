@@ -129,6 +129,8 @@ pub(crate) struct Entity {
     /// Commit time (ms) of the oldest Bronze snapshot in the batch, for lag.
     oldest_bronze_ms: Option<i64>,
     last_poll: Option<Instant>,
+    /// When compaction was last looked at (the refiner runs it between its commits).
+    last_compaction: Instant,
     /// Unknown source columns schema evolution cannot add (they stay in `_extra`).
     refused: std::collections::HashSet<String>,
 }
@@ -325,6 +327,7 @@ impl Refinery {
             newest_ms: None,
             oldest_bronze_ms: None,
             last_poll: None,
+            last_compaction: Instant::now(),
             refused: std::collections::HashSet::new(),
         })
     }
@@ -480,6 +483,7 @@ impl Refinery {
             e.upto = None;
             e.work = 0;
             e.bronze_rows = 0;
+            e.maybe_compact(self.config.silver.compaction_interval).await;
         }
         self.since = None;
         Ok(done)
@@ -518,6 +522,28 @@ fn is_store_conflict(e: &MaterializeError) -> bool {
 }
 
 impl Entity {
+    /// Compacts the entity's Silver table when `interval` has passed since it
+    /// was last looked at (between this refiner's commits, so no commit of its
+    /// own races it). With shards, shard 1 compacts for all of them. A failed
+    /// compaction is logged and left to the next interval: what it committed
+    /// to the store is materialised by the next commit.
+    async fn maybe_compact(&mut self, interval: Duration) {
+        if interval.is_zero() || self.last_compaction.elapsed() < interval {
+            return;
+        }
+        if self.shard.is_some_and(|s| !s.records_rejects()) {
+            return;
+        }
+        self.last_compaction = Instant::now();
+        let props = self.materializer.head().metadata.properties();
+        if props.get(lakehouse::table::rewrite::AUTO).is_some_and(|v| v.trim() == "false") {
+            return; // compacted by hand only
+        }
+        if let Err(err) = self.materializer.compact().await {
+            tracing::warn!(entity = %self.name, error = %err, "compaction failed; tried again next interval");
+        }
+    }
+
     /// Drops the in-flight batch after a store conflict: the next poll reads
     /// the same Bronze snapshots again from the committed position (its rejects
     /// are in already and are not added twice; the data files it wrote stay

@@ -1,5 +1,6 @@
 //! The `lakehouse` admin CLI.
 
+mod compact;
 mod inspect;
 mod maintain;
 mod rejects;
@@ -77,6 +78,18 @@ enum Command {
         #[arg(long)]
         retain_last: Option<usize>,
         /// Print what would expire and why the rest is kept; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite data files whose deleted fraction passes the table's thresholds
+    /// (lakehouse.compaction.* properties) with their position deletes applied,
+    /// and drop the delete files they needed, in one `replace` snapshot. Silver
+    /// tables go through the refiner's store (reads its `--config`).
+    Compact {
+        table: String,
+        /// Print what would be rewritten; change nothing.
         #[arg(long)]
         dry_run: bool,
         #[arg(long)]
@@ -200,6 +213,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Expire { table, older_than, retain_last, dry_run, json } => {
             maintain::expire(&catalog, &table.parse()?, older_than, retain_last, dry_run, json).await
+        }
+        Command::Compact { table, dry_run, json } => {
+            let sources = compact::Sources {
+                config: cli.config.as_deref(),
+                catalog_url: cli.catalog_url.as_deref(),
+                warehouse: cli.warehouse.as_deref(),
+            };
+            compact::compact(&catalog, &table.parse()?, &sources, dry_run, json).await
         }
         Command::Consumers { table, remove, json } => {
             maintain::consumers(&catalog, &table.parse()?, remove.as_deref(), json).await

@@ -59,7 +59,7 @@ pub enum RejectsCommand {
     },
 }
 
-fn silver_config(
+pub(super) fn silver_config(
     config: Option<&Path>,
     catalog_url: Option<&str>,
     warehouse: Option<&str>,

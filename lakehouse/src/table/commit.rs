@@ -28,11 +28,15 @@
 //! property that does not parse, an unreadable manifest) is logged and
 //! counted, and the commit goes in without it.
 //!
-//! Overwrite, rewrite and rollback would be further variants. Nothing here
-//! removes files yet, so a position delete can never lose its data file to a
-//! concurrent commit; once compaction lands, RowDelta must check that the
-//! data files its deletes reference are still live on the head it builds on
-//! (Java's `validateDataFilesExist`).
+//! - [`Operation::Rewrite`]: compaction ([`crate::table::rewrite`]); the
+//!   manifests holding the removed files are rewritten with those entries
+//!   `DELETED` ([`crate::table::rewrite_commit`]), after checking that no
+//!   delete committed since the rewrite's base points into them.
+//!
+//! Overwrite and rollback would be further variants. A RowDelta does not
+//! check that the data files its deletes reference are still live (Java's
+//! `validateDataFilesExist`): the workers that write deletes run compaction
+//! between their own commits, and the rewrite is the side that validates.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -52,6 +56,8 @@ use crate::table::cleanup::{Cleaned, ListCache, delete_unreachable};
 use crate::table::clock::{Clock, SystemClock};
 use crate::table::merge::{MergePolicy, Merged, merge};
 use crate::table::retention::{self, RetentionPolicy};
+use crate::table::rewrite::RewriteFiles;
+use crate::table::rewrite_commit::{RemoveError, RemovedFiles};
 use crate::telemetry::names;
 
 /// What a commit does to the table.
@@ -64,6 +70,11 @@ pub enum Operation {
     /// for the rows removed or replaced. Either list may be empty, not both.
     /// Equality deletes are refused (pyiceberg 0.12 cannot read them).
     RowDelta { data_files: Vec<DataFile>, delete_files: Vec<DataFile> },
+    /// Compaction ([`crate::table::rewrite`]): the added data files replace
+    /// the removed data and delete files, changing no row. Validated on every
+    /// head tried: the removed files must still be live, and no delete file
+    /// committed after the rewrite's base may point into a removed data file.
+    Rewrite(RewriteFiles),
 }
 
 impl Operation {
@@ -72,6 +83,7 @@ impl Operation {
     pub fn snapshot_operation(&self) -> SnapshotOperation {
         match self {
             Operation::Append { .. } => SnapshotOperation::Append,
+            Operation::Rewrite(_) => SnapshotOperation::Replace,
             Operation::RowDelta { data_files, delete_files } => {
                 match (data_files.is_empty(), delete_files.is_empty()) {
                     (_, true) => SnapshotOperation::Append,
@@ -87,6 +99,7 @@ impl Operation {
         match self {
             Operation::Append { files } => (files, Vec::new()),
             Operation::RowDelta { data_files, delete_files } => (data_files, delete_files),
+            Operation::Rewrite(r) => (r.added, Vec::new()),
         }
     }
 }
@@ -193,8 +206,12 @@ impl Committer {
             move |source| CommitError::Iceberg { table: table.clone(), doing, source }
         };
         let kind = operation.snapshot_operation();
+        let rewrite = match &operation {
+            Operation::Rewrite(r) => Some(RemovedFiles::of(r)),
+            _ => None,
+        };
         let (data_files, delete_files) = operation.into_files();
-        if data_files.is_empty() && delete_files.is_empty() {
+        if data_files.is_empty() && delete_files.is_empty() && rewrite.as_ref().is_none_or(RemovedFiles::is_empty) {
             return Err(CommitError::Empty { table });
         }
         if let Some(refused) = refusal(&table, &base.metadata, &data_files, &delete_files) {
@@ -255,6 +272,26 @@ impl Committer {
                     .to_vec(),
                 None => Vec::new(),
             };
+            // A rewrite marks its removed files DELETED in the manifests holding them.
+            let (carried, removal) = match &rewrite {
+                Some(r) => {
+                    let path = |i: usize| format!("{metadata_dir}/{commit_uuid}-m{attempt}-rewrite-{i}.avro");
+                    match r.apply(&file_io, metadata, carried, snapshot_id, path).await {
+                        Ok(done) => (done.manifests.clone(), Some(done)),
+                        Err(RemoveError::Iceberg(source)) => {
+                            return Err(CommitError::Iceberg {
+                                table: table.clone(),
+                                doing: "rewriting manifests",
+                                source,
+                            });
+                        }
+                        Err(RemoveError::Conflict(reason)) => {
+                            return Err(CommitError::Fenced { table: table.clone(), reason });
+                        }
+                    }
+                }
+                None => (carried, None),
+            };
             let policies = policies(&table, metadata);
             let Merged { mut manifests, written: merged } = match &policies {
                 Some((merge_policy, _)) => {
@@ -289,7 +326,10 @@ impl Committer {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let added = data_files.iter().chain(&delete_files);
-            let summary = summarize(metadata, parent.map(|p| p.summary()), kind.clone(), added, properties);
+            let mut summary = summarize(metadata, parent.map(|p| p.summary()), kind.clone(), added, properties);
+            if let Some(r) = &removal {
+                r.summarize(&mut summary);
+            }
             let now_ms = self.clock.now_ms();
             let snapshot = Snapshot::builder()
                 .with_snapshot_id(snapshot_id)
@@ -352,7 +392,7 @@ impl Committer {
             }
             // Lost the race: our metadata file, manifest list and merged manifests are garbage.
             let _ = file_io.delete(&list_path).await;
-            for m in &merged {
+            for m in merged.iter().chain(removal.iter().flat_map(|r| &r.written)) {
                 let _ = file_io.delete(&m.manifest_path).await;
             }
             metrics::counter!(crate::telemetry::names::COMMIT_CONFLICTS, "table" => table.clone()).increment(1);

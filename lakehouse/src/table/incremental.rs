@@ -65,7 +65,8 @@ pub fn snapshots_after(metadata: &TableMetadata, after: Option<i64>) -> Result<V
 
 /// The data files each snapshot after `after` added (at most `max_snapshots`
 /// snapshots, oldest first). Snapshots that added no data (deletes, rewrites)
-/// come back with no files so the position still moves past them.
+/// come back with no files so the position still moves past them; so do
+/// rewrites (`replace` snapshots), whose data files hold rows already read.
 pub async fn increments(
     file_io: &FileIO,
     metadata: &TableMetadata,
@@ -78,6 +79,11 @@ pub async fn increments(
         let id = snapshot.snapshot_id();
         // The oldest snapshot left of a table read from its start: all its live files.
         let whole = i == 0 && after.is_none() && snapshot.parent_snapshot_id().is_some();
+        // A rewrite (compaction) re-adds rows earlier snapshots added: nothing new.
+        if !whole && snapshot.summary().operation == iceberg::spec::Operation::Replace {
+            out.push(Increment { snapshot, files: Vec::new() });
+            continue;
+        }
         let what = |w: &str| format!("{w} of snapshot {id}");
         let manifests = manifests_of(file_io, metadata, &snapshot)
             .await

@@ -22,7 +22,10 @@
 //!    [`retention`] decides which snapshots may expire (never one a position
 //!    or a registered [`consumer`] needs), [`cleanup`] deletes the files only
 //!    expired snapshots reached, after the commit is published.
-//! 5. [`position`] reads and writes the consumed-up-to position that every
+//! 5. [`rewrite`] compacts: data files whose rows are mostly deleted are
+//!    rewritten with their deletes applied, and the delete files only they
+//!    needed are dropped, in one `replace` snapshot ([`commit::Operation::Rewrite`]).
+//! 6. [`position`] reads and writes the consumed-up-to position that every
 //!    commit carries in its snapshot summary.
 //!
 //! An upsert of Silver or Gold, end to end:
@@ -61,10 +64,14 @@ pub mod merge;
 pub mod position;
 pub mod position_delete;
 pub mod retention;
+pub mod rewrite;
+mod rewrite_commit;
 
 pub mod writer;
 
 #[cfg(test)]
 mod maintenance_tests;
+#[cfg(test)]
+mod rewrite_tests;
 #[cfg(test)]
 mod row_delta_tests;

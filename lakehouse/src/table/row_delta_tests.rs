@@ -25,20 +25,20 @@ use crate::table::position_delete::{FILE_PATH_FIELD_ID, POS_FIELD_ID, PositionDe
 use crate::table::writer::{Codec, DataFileWriter};
 
 /// Rows per appended data file.
-const N: i64 = 10;
+pub(super) const N: i64 = 10;
 
 /// `(id, region, v)`.
-type Row = (i64, String, String);
+pub(super) type Row = (i64, String, String);
 
-struct Lake {
-    _dir: tempfile::TempDir,
-    catalog: SqlCatalog,
-    committer: Committer,
-    data: DataFileWriter,
-    deletes: PositionDeleteWriter,
+pub(super) struct Lake {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) catalog: SqlCatalog,
+    pub(super) committer: Committer,
+    pub(super) data: DataFileWriter,
+    pub(super) deletes: PositionDeleteWriter,
 }
 
-async fn lake() -> Lake {
+pub(super) async fn lake() -> Lake {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = SqlCatalog::connect(&CatalogConfig {
         name: "lakehouse".into(),
@@ -59,7 +59,7 @@ async fn lake() -> Lake {
 }
 
 /// `id long, region string, v string`, partitioned by `identity(region)`.
-fn table_spec() -> TableSpec {
+pub(super) fn table_spec() -> TableSpec {
     let schema = Schema::builder()
         .with_schema_id(0)
         .with_fields([
@@ -82,11 +82,11 @@ fn table_spec() -> TableSpec {
     TableSpec { schema, partition_spec, properties: HashMap::new() }
 }
 
-fn region(r: &str) -> Struct {
+pub(super) fn region(r: &str) -> Struct {
     Struct::from_iter([Some(Literal::string(r))])
 }
 
-fn batch(metadata: &TableMetadata, rows: &[Row]) -> RecordBatch {
+pub(super) fn batch(metadata: &TableMetadata, rows: &[Row]) -> RecordBatch {
     let schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(metadata.current_schema()).expect("arrow schema"));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
@@ -96,12 +96,12 @@ fn batch(metadata: &TableMetadata, rows: &[Row]) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("batch")
 }
 
-fn rows(ids: std::ops::Range<i64>, region: &str, prefix: &str) -> Vec<Row> {
+pub(super) fn rows(ids: std::ops::Range<i64>, region: &str, prefix: &str) -> Vec<Row> {
     ids.map(|i| (i, region.to_string(), format!("{prefix}{i}"))).collect()
 }
 
 /// Every live row, sorted by id, as iceberg-rust's scan returns it.
-async fn scan(catalog: &SqlCatalog, table: &LoadedTable) -> Vec<Row> {
+pub(super) async fn scan(catalog: &SqlCatalog, table: &LoadedTable) -> Vec<Row> {
     let t = table.to_table(catalog.file_io()).expect("table");
     let batches: Vec<RecordBatch> =
         t.scan().build().expect("scan").to_arrow().await.expect("arrow stream").try_collect().await.expect("batches");
@@ -118,11 +118,11 @@ async fn scan(catalog: &SqlCatalog, table: &LoadedTable) -> Vec<Row> {
     out
 }
 
-fn no_position(_: &TableMetadata) -> Result<HashMap<String, String>, crate::table::commit::Fenced> {
+pub(super) fn no_position(_: &TableMetadata) -> Result<HashMap<String, String>, crate::table::commit::Fenced> {
     Ok(HashMap::from([("lakehouse.test".to_string(), "row-delta".to_string())]))
 }
 
-async fn commit(lake: &Lake, head: &LoadedTable, op: Operation) -> Committed {
+pub(super) async fn commit(lake: &Lake, head: &LoadedTable, op: Operation) -> Committed {
     lake.committer.commit(head, op, &no_position).await.expect("commit")
 }
 
@@ -130,7 +130,7 @@ fn summary(c: &Committed) -> (SnapshotOp, HashMap<String, String>) {
     summary_of(&c.table)
 }
 
-fn summary_of(table: &LoadedTable) -> (SnapshotOp, HashMap<String, String>) {
+pub(super) fn summary_of(table: &LoadedTable) -> (SnapshotOp, HashMap<String, String>) {
     let s = table.metadata.current_snapshot().expect("a current snapshot").summary();
     (s.operation.clone(), s.additional_properties.clone())
 }
@@ -140,7 +140,7 @@ fn prop<'a>(props: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
 }
 
 /// Appends file A (eu, ids 0..N) and file B (us, ids N..2N).
-async fn appended(lake: &Lake) -> (LoadedTable, DataFile, DataFile) {
+pub(super) async fn appended(lake: &Lake) -> (LoadedTable, DataFile, DataFile) {
     let table = load_or_create(&lake.catalog, &TableName::new("silver", "people"), &table_spec()).await.expect("table");
     let m = &table.metadata;
     let mut a = lake.data.write(m, region("eu"), &[batch(m, &rows(0..N, "eu", "a"))]).await.expect("file A");

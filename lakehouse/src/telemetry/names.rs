@@ -57,6 +57,19 @@ pub const BRONZE_TO_SILVER: &str = "lakehouse_bronze_to_silver_seconds";
 pub const SILVER_UNKNOWN_FIELDS: &str = "lakehouse_silver_unknown_fields_total";
 /// Columns added to Silver by schema evolution (`evolve = "add-columns"`). Labels: entity.
 pub const SILVER_COLUMNS_ADDED: &str = "lakehouse_silver_columns_added_total";
+/// Store writers reopened because another writer (a rejects replay, a sibling
+/// shard) committed to the entity's store since the kept writer's last commit. Labels: entity.
+pub const SILVER_STORE_WRITER_REOPENED: &str = "lakehouse_silver_store_writer_reopened_total";
+/// Compaction runs that committed a rewrite. Labels: layer, table.
+pub const COMPACTIONS: &str = "lakehouse_compactions_total";
+/// Files a compaction removed. Labels: layer, table, content (data, deletes).
+pub const COMPACTION_FILES: &str = "lakehouse_compaction_files_total";
+/// Bytes of data files a compaction read and wrote. Labels: layer, table, direction (read, written).
+pub const COMPACTION_BYTES: &str = "lakehouse_compaction_bytes_total";
+/// Histogram: duration of a compaction run, plan to commit (seconds). Labels: layer, table.
+pub const COMPACTION_DURATION: &str = "lakehouse_compaction_duration_seconds";
+/// Compactions dropped because another writer committed first (retried later). Labels: layer, table.
+pub const COMPACTION_CONFLICTS: &str = "lakehouse_compaction_conflicts_total";
 
 /// Silver changes a Gold table consumed. Labels: table.
 pub const GOLD_CHANGES: &str = "lakehouse_gold_changes_total";
@@ -112,6 +125,16 @@ pub fn describe() {
     describe_histogram!(BRONZE_TO_SILVER, Unit::Seconds, "Bronze commit to visible in Silver");
     describe_counter!(SILVER_UNKNOWN_FIELDS, Unit::Count, "Rows with a source column the contract does not know");
     describe_counter!(SILVER_COLUMNS_ADDED, Unit::Count, "Columns added to Silver by schema evolution");
+    describe_counter!(
+        SILVER_STORE_WRITER_REOPENED,
+        Unit::Count,
+        "Store writers reopened after another writer committed"
+    );
+    describe_counter!(COMPACTIONS, Unit::Count, "Compactions committed");
+    describe_counter!(COMPACTION_FILES, Unit::Count, "Data and delete files removed by compaction");
+    describe_counter!(COMPACTION_BYTES, Unit::Bytes, "Bytes read and written by compaction");
+    describe_histogram!(COMPACTION_DURATION, Unit::Seconds, "Compaction run, plan to commit");
+    describe_counter!(COMPACTION_CONFLICTS, Unit::Count, "Compactions dropped after losing to another writer");
     describe_counter!(GOLD_CHANGES, Unit::Count, "Silver changes consumed by a Gold table");
     describe_counter!(GOLD_RETRACTIONS, Unit::Count, "Silver retractions (-U, -D) consumed by a Gold table");
     describe_counter!(GOLD_LATE_EVENTS, Unit::Count, "Changes to a day older than the newest seen");
@@ -158,6 +181,12 @@ pub const ALL: &[&str] = &[
     BRONZE_TO_SILVER,
     SILVER_UNKNOWN_FIELDS,
     SILVER_COLUMNS_ADDED,
+    SILVER_STORE_WRITER_REOPENED,
+    COMPACTIONS,
+    COMPACTION_FILES,
+    COMPACTION_BYTES,
+    COMPACTION_DURATION,
+    COMPACTION_CONFLICTS,
     GOLD_CHANGES,
     GOLD_RETRACTIONS,
     GOLD_LATE_EVENTS,

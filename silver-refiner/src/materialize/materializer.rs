@@ -16,7 +16,9 @@ use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create};
 use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
+use lakehouse::table::rewrite::{CompactionPolicy, RewriteError, RewriteFiles, RewriteStats};
 use lakehouse::table::writer::{Codec, DataFileWriter};
+use lakehouse::telemetry::names;
 use lakehouse::worker::TableCommit;
 
 use super::partition::{Partitioner, partition_spec};
@@ -27,6 +29,11 @@ use crate::contract::{ColumnType, Partition};
 pub const STORE_SNAPSHOT_KEY: &str = "lakehouse.silver.store-snapshot";
 /// Store snapshot property: the Silver data files written for that snapshot (JSON).
 const FILES_KEY: &str = "lakehouse.silver.files";
+/// Store snapshot property: this snapshot moves rows to the data files of a
+/// compaction of Silver (JSON, [`RewriteFiles`]); materialising it commits
+/// that rewrite. Gold may skip such snapshots: their `-U`/`+U` pairs carry
+/// the same values (only `_silver_file`/`_silver_pos` change).
+pub const REWRITE_KEY: &str = "lakehouse.silver.rewrite";
 /// Table property: days a Silver row's history is kept (the same name as Bronze's;
 /// enforcement comes with the table-operations work).
 pub const RETENTION_DAYS_KEY: &str = "lakehouse.retention-days";
@@ -41,6 +48,8 @@ pub enum MaterializeError {
     Commit(#[from] CommitError),
     #[error(transparent)]
     PositionDelete(#[from] PositionDeleteError),
+    #[error(transparent)]
+    Rewrite(#[from] RewriteError),
     #[error("changelog store of {entity}: {source}")]
     Store { entity: String, source: changelog_store::Error },
     #[error("silver.{entity}: {what}: {source}")]
@@ -74,10 +83,31 @@ pub struct Materializer {
     /// Store snapshots known to change Silver (true) or not (false), for the
     /// order check of [`Materializer::materialize`].
     touches: HashMap<i64, bool>,
+    /// The store table's writer, kept across commits so the `lookup` changelog
+    /// producer's cache of decoded files stays warm (a writer per commit
+    /// re-read the store's files every interval). Taken for a commit and put
+    /// back only once its store commit succeeded: a writer whose commit failed
+    /// (a conflict, an I/O error, an abort) is dropped, and the next commit
+    /// opens a new one from the store.
+    write: Option<changelog_store::TableWrite>,
+    /// The store snapshot `write`'s view is current at: its base, then its
+    /// own latest commit.
+    write_at: i64,
+}
+
+/// What one compaction of Silver did.
+#[derive(Debug, Clone)]
+pub struct Compacted {
+    /// The store snapshot that moved the rows (and whose Iceberg commit is the rewrite).
+    pub store_snapshot: i64,
+    pub snapshot_id: i64,
+    pub stats: RewriteStats,
 }
 
 /// What materialising one store snapshot commits to Silver.
 struct Plan {
+    /// A compaction's rewrite (then nothing else is set).
+    rewrite: Option<RewriteFiles>,
     data_files: Vec<DataFile>,
     doomed: Vec<(String, i64)>,
     targets: Vec<ReferencedFile>,
@@ -166,6 +196,8 @@ impl Materializer {
             head,
             partitioner,
             touches: HashMap::new(),
+            write: None,
+            write_at: 0,
         })
     }
 
@@ -194,6 +226,7 @@ impl Materializer {
         let store_columns: Vec<(String, String)> =
             columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect();
         self.store = self.store.add_columns(&store_columns).map_err(self.store_err())?;
+        self.write = None; // its schema is the old one
         self.store_schema = changelog_store::data::arrow_conv::row_schema(self.store.info());
         Ok(ids)
     }
@@ -246,7 +279,8 @@ impl Materializer {
         deletes: &RecordBatch,
         properties: BTreeMap<String, String>,
     ) -> Result<Silvered, MaterializeError> {
-        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        let entity = self.entity.clone();
+        let invalid = move |message: String| MaterializeError::Invalid { entity: entity.clone(), message };
         // 1. The upserts' new home in Silver, durable before the store points at it:
         //    rows grouped by partition (reordered so), files written per partition.
         let mut files = Vec::new();
@@ -287,14 +321,14 @@ impl Materializer {
             return Err(invalid(format!("wrote {} rows for {} upserts", locations.len(), upserts.num_rows())));
         }
         // 2. The store: upserts with their locations, deletes; the files in the snapshot.
-        let mut write = self.store.new_write().map_err(self.store_err())?;
+        let mut write = self.take_write()?;
         if upserts.num_rows() > 0 {
-            let batch = to_store_batch(upserts, &self.store_schema, &locations).map_err(invalid)?;
+            let batch = to_store_batch(upserts, &self.store_schema, &locations).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
         if deletes.num_rows() > 0 {
-            let full = pad_to(deletes, &self.silver_schema).map_err(invalid)?;
-            let batch = to_store_batch(&full, &self.store_schema, &vec![None; full.num_rows()]).map_err(invalid)?;
+            let full = pad_to(deletes, &self.silver_schema).map_err(&invalid)?;
+            let batch = to_store_batch(&full, &self.store_schema, &vec![None; full.num_rows()]).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Delete]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
@@ -306,11 +340,15 @@ impl Materializer {
         let committer = self.store.new_committer(self.commit_user.clone());
         let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
         let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
-        let snapshot = match outcome {
-            changelog_store::CommitOutcome::Committed(ids) => ids.into_iter().next(),
-            _ => None,
+        let ids = match outcome {
+            changelog_store::CommitOutcome::Committed(ids) => ids,
+            _ => Vec::new(),
         };
-        let snapshot = snapshot.ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        let snapshot = ids.first().copied().ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        // The writer's view is the store at its own commit (an APPEND, and a
+        // COMPACT when its compaction rode along): kept for the next batch.
+        self.write_at = ids.iter().copied().max().unwrap_or(snapshot);
+        self.write = Some(write);
         crate::failpoint::hit(crate::failpoint::AFTER_STORE_COMMIT);
         // 3. Silver follows the store (and any store snapshot of another writer before it).
         let mut done = self.materialize_through(snapshot).await?;
@@ -319,6 +357,138 @@ impl Materializer {
             commit: None,
             deleted: 0,
         }))
+    }
+
+    /// The store writer for the next commit: the kept one while the store is
+    /// where its last commit left it (or moved only by this writer's own
+    /// commits and compactions), else a new one from the latest snapshot —
+    /// another writer (a `lakehouse rejects replay`, a sibling shard)
+    /// committed in between and the kept writer's view of the buckets is stale.
+    fn take_write(&mut self) -> Result<changelog_store::TableWrite, MaterializeError> {
+        if let Some(w) = self.write.take() {
+            let latest = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+            let mut current = latest >= self.write_at;
+            for id in self.write_at + 1..=latest {
+                if !current {
+                    break;
+                }
+                current = match self.store.resolve(changelog_store::ReadAt::Snapshot(id)) {
+                    Ok(Some(s)) => {
+                        s.commit_user == self.commit_user
+                            || s.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact
+                    }
+                    _ => false,
+                };
+            }
+            if current {
+                return Ok(w);
+            }
+            tracing::info!(entity = %self.entity, kept_at = self.write_at, latest,
+                "another writer committed to the store; reopening the store writer");
+            metrics::counter!(lakehouse::telemetry::names::SILVER_STORE_WRITER_REOPENED, "entity" => self.entity.clone())
+                .increment(1);
+        }
+        let w = self.store.new_write().map_err(self.store_err())?;
+        self.write_at = w.base_snapshot();
+        Ok(w)
+    }
+
+    /// Compacts Silver when a data file passes the table's thresholds
+    /// ([`lakehouse::table::rewrite`]): the live rows of those files are
+    /// written into new files, the store (Silver's index) moves every one of
+    /// them to its new location in one store snapshot that records the
+    /// rewrite ([`REWRITE_KEY`]), and materialising that snapshot commits the
+    /// rewrite to Silver — so a crash after the store commit is finished by
+    /// [`Materializer::recover`] like any other store snapshot.
+    ///
+    /// Run it between this writer's commits. The store commit goes in only if
+    /// the store is still at the snapshot Silver was compacted at (no other
+    /// writer moved a row in between); otherwise the rewrite is dropped
+    /// (`Ok(None)`, its files left unreferenced) and tried again later.
+    pub async fn compact(&mut self) -> Result<Option<Compacted>, MaterializeError> {
+        let entity = self.entity.clone();
+        let invalid = move |message: String| MaterializeError::Invalid { entity: entity.clone(), message };
+        // The store snapshot the rewrite is based on, read first; then Silver
+        // brought up to (at least) it on the catalog's head. If the store moves
+        // past `base` meanwhile, the check before the store commit drops the rewrite.
+        let base = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+        self.head = self.committer.catalog().require_table(&self.head.name).await?;
+        self.recover().await?;
+        let file_io = self.committer.catalog().file_io().clone();
+        let policy = CompactionPolicy::from_properties(self.head.metadata.properties())?;
+        let Some(plan) = lakehouse::table::rewrite::plan(&file_io, &self.head.metadata, &policy).await? else {
+            return Ok(None);
+        };
+        let rewritten = plan.write(&file_io, &self.head.metadata, &policy).await?;
+        let record = rewritten.operation();
+        let Operation::Rewrite(files) = record else { return Err(invalid("a rewrite that is not one".into())) };
+        let encoded = files.encode(&self.head.metadata).map_err(|source| MaterializeError::Iceberg {
+            entity: self.entity.clone(),
+            what: "serialising the rewrite",
+            source,
+        })?;
+        // The index moves: every rewritten row, same values and `_seq`, at its new
+        // location (an equal `_seq` is won by the later write).
+        let mut write = self.take_write()?;
+        for o in &rewritten.outputs {
+            let path: Arc<str> = Arc::from(o.file.file_path());
+            let locations: Vec<Option<(Arc<str>, i64)>> =
+                (0..o.rows.num_rows() as i64).map(|p| Some((path.clone(), p))).collect();
+            let batch = to_store_batch(&o.rows, &self.store_schema, &locations).map_err(&invalid)?;
+            write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
+        }
+        let messages = write.prepare_commit().map_err(self.store_err())?;
+        let latest = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+        if latest != base {
+            metrics::counter!(names::COMPACTION_CONFLICTS, "layer" => "silver", "table" => self.head.name.to_string())
+                .increment(1);
+            tracing::info!(entity = %self.entity, base, latest,
+                "compaction dropped: another writer committed to the store while it ran; tried again later");
+            return Ok(None); // the writer (with the relocation buffered) is dropped
+        }
+        let props = BTreeMap::from([(REWRITE_KEY.to_string(), encoded)]);
+        let committer = self.store.new_committer(self.commit_user.clone());
+        let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
+        let ids = match committer.commit(identifier, messages, Some(props)) {
+            Ok(changelog_store::CommitOutcome::Committed(ids)) => ids,
+            Ok(_) => Vec::new(),
+            Err(changelog_store::Error::Conflict { message, .. }) => {
+                metrics::counter!(names::COMPACTION_CONFLICTS, "layer" => "silver", "table" => self.head.name.to_string())
+                    .increment(1);
+                tracing::info!(entity = %self.entity, %message, "compaction dropped: the store commit conflicted");
+                return Ok(None);
+            }
+            Err(e) => return Err(self.store_err()(e)),
+        };
+        let snapshot = ids.first().copied().ok_or_else(|| invalid("the store commit created no snapshot".into()))?;
+        self.write_at = ids.iter().copied().max().unwrap_or(snapshot);
+        self.write = Some(write);
+        crate::failpoint::hit(crate::failpoint::AFTER_STORE_COMMIT);
+        let done = self.materialize_through(snapshot).await?;
+        let snapshot_id = done
+            .iter()
+            .find(|s| s.store_snapshot == snapshot)
+            .and_then(|s| s.commit.as_ref().map(|c| c.snapshot_id))
+            .ok_or_else(|| invalid(format!("the rewrite of store snapshot {snapshot} was not committed to Silver")))?;
+        let table = self.head.name.to_string();
+        let stats = rewritten.stats;
+        metrics::counter!(names::COMPACTIONS, "layer" => "silver", "table" => table.clone()).increment(1);
+        metrics::counter!(names::COMPACTION_FILES, "layer" => "silver", "table" => table.clone(), "content" => "data")
+            .increment(stats.data_files_rewritten as u64);
+        metrics::counter!(names::COMPACTION_FILES, "layer" => "silver", "table" => table.clone(), "content" => "deletes")
+            .increment(stats.delete_files_removed as u64);
+        metrics::counter!(names::COMPACTION_BYTES, "layer" => "silver", "table" => table.clone(), "direction" => "read")
+            .increment(stats.bytes_read);
+        metrics::counter!(names::COMPACTION_BYTES, "layer" => "silver", "table" => table.clone(), "direction" => "written")
+            .increment(stats.bytes_written);
+        metrics::histogram!(names::COMPACTION_DURATION, "layer" => "silver", "table" => table.clone())
+            .record(stats.duration.as_secs_f64());
+        tracing::info!(table = %table, store_snapshot = snapshot, snapshot_id,
+            data_files = stats.data_files_rewritten, delete_files = stats.delete_files_removed,
+            rows_kept = stats.rows_kept, rows_dropped = stats.rows_dropped,
+            bytes_read = stats.bytes_read, bytes_written = stats.bytes_written,
+            ms = stats.duration.as_millis() as u64, "Silver compacted");
+        Ok(Some(Compacted { store_snapshot: snapshot, snapshot_id, stats }))
     }
 
     /// Materialises every store snapshot after Silver's up to `n`, in order.
@@ -392,6 +562,19 @@ impl Materializer {
             return Ok(None);
         }
         let props = changes.properties.clone().unwrap_or_default();
+        if let Some(json) = props.get(REWRITE_KEY) {
+            let rewrite = RewriteFiles::decode(&self.head.metadata, json)
+                .map_err(|e| invalid(format!("store snapshot {n}: {REWRITE_KEY}: {e}")))?;
+            let summary = HashMap::from([(STORE_SNAPSHOT_KEY.to_string(), n.to_string())]);
+            return Ok(Some(Plan {
+                rewrite: Some(rewrite),
+                data_files: Vec::new(),
+                doomed: Vec::new(),
+                targets: Vec::new(),
+                rows: 0,
+                summary,
+            }));
+        }
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
         let mut kept: HashSet<(String, i64)> = HashSet::new();
         let mut old: Vec<(String, i64)> = Vec::new();
@@ -463,7 +646,7 @@ impl Materializer {
         let mut summary: HashMap<String, String> =
             props.iter().filter(|(k, _)| k.as_str() != FILES_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
         summary.insert(STORE_SNAPSHOT_KEY.to_string(), n.to_string());
-        Ok(Some(Plan { data_files, doomed, targets, rows, summary }))
+        Ok(Some(Plan { rewrite: None, data_files, doomed, targets, rows, summary }))
     }
 
     /// Commits store snapshot `n` to Silver. The check, run on every head the
@@ -474,12 +657,18 @@ impl Materializer {
         let plan = self.plan(n)?;
         self.touches.retain(|k, _| *k + 64 >= n);
         self.touches.insert(n, plan.is_some());
-        let Some(Plan { data_files, doomed, targets, rows, summary }) = plan else {
+        let Some(Plan { rewrite, data_files, doomed, targets, rows, summary }) = plan else {
             return Ok(Silvered { store_snapshot: n, commit: None, deleted: 0 });
         };
         let floor = self.floor(n);
         let deleted = doomed.len() as u64;
-        let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
+        let operation = match rewrite {
+            Some(r) => Operation::Rewrite(r),
+            None => {
+                let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
+                Operation::RowDelta { data_files, delete_files }
+            }
+        };
         let check = move |head: &TableMetadata| match recorded(head) {
             Some(m) if m >= n => Err(Fenced(format!("Silver already has store snapshot {m}, this commit is {n}"))),
             m if m.unwrap_or(0) < floor => Err(Fenced(format!(
@@ -487,7 +676,7 @@ impl Materializer {
             ))),
             _ => Ok(summary.clone()),
         };
-        let done = self.committer.commit(&self.head, Operation::RowDelta { data_files, delete_files }, &check).await?;
+        let done = self.committer.commit(&self.head, operation, &check).await?;
         self.head = done.table.clone();
         Ok(Silvered {
             store_snapshot: n,

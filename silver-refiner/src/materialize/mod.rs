@@ -23,11 +23,18 @@
 //! store snapshot after the one Silver records is materialised again from the
 //! store alone (step 3 needs nothing else), so Silver always ends equal to the
 //! store's state. A crash before step 2 leaves unreferenced data files only.
+//!
+//! Compaction ([`Materializer::compact`]) takes the same three steps: the
+//! rewritten files are written, the store moves the rewritten rows to their
+//! new locations in one snapshot that records the rewrite, and materialising
+//! that snapshot commits the rewrite (a `replace` snapshot) to Silver.
 
 mod evolve;
 mod materializer;
 pub mod partition;
 mod store_map;
 
-pub use materializer::{MaterializeError, Materializer, RETENTION_DAYS, RETENTION_DAYS_KEY, Silvered};
+pub use materializer::{
+    Compacted, MaterializeError, Materializer, RETENTION_DAYS, RETENTION_DAYS_KEY, REWRITE_KEY, Silvered,
+};
 pub use store_map::{SILVER_FILE, SILVER_POS, store_spec};
