@@ -23,6 +23,10 @@ pub const SILVER_POSITION_PREFIX: &str = "lakehouse.gold.silver-snapshot.";
 /// Silver store snapshot property with the batch's newest source event time
 /// (`silver_refiner::stage::NEWEST_EVENT_KEY`).
 const SILVER_NEWEST_EVENT_KEY: &str = "lakehouse.silver.newest-event-ms";
+/// Silver store snapshot property of a compaction's relocation
+/// (`silver_refiner::materialize::REWRITE_KEY`): rows moved to new Silver
+/// files, their values unchanged, so nothing for Gold.
+const SILVER_REWRITE_KEY: &str = "lakehouse.silver.rewrite";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GoldError {
@@ -141,6 +145,12 @@ impl Ready {
             let last = latest.id.min(src.upto + max as i64);
             for n in src.upto + 1..=last {
                 let changes = src.table.change_batches(n).map_err(source_err)?;
+                if changes.properties.as_ref().is_some_and(|p| p.contains_key(SILVER_REWRITE_KEY)) {
+                    src.upto = n;
+                    self.work += 1;
+                    added += 1;
+                    continue;
+                }
                 self.oldest_silver_ms.get_or_insert(changes.time_millis);
                 let newest = changes.properties.as_ref().and_then(|p| p.get(SILVER_NEWEST_EVENT_KEY));
                 if let Some(ms) = newest.and_then(|ms| ms.parse::<i64>().ok()) {
