@@ -80,13 +80,26 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn scrape(addr: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
+/// `/metrics` of the worker at `addr`; a few attempts (a connection reset
+/// while the listener starts is not what the test is about), then the error.
+fn scrape(addr: &str) -> Result<String, std::io::Error> {
+    let once = || -> Result<String, std::io::Error> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        Ok(body)
+    };
+    let mut last = once();
+    for _ in 0..10 {
+        if last.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        last = once();
+    }
+    last
 }
 
 async fn total_rows(catalog: &lakehouse::catalog::SqlCatalog) -> u64 {
@@ -123,7 +136,13 @@ async fn bronze_through_sasl_ssl_exactly_once_and_no_secret_shown() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let metrics = scrape(&metrics_addr);
+    let metrics = scrape(&metrics_addr).unwrap_or_else(|e| {
+        panic!(
+            "/metrics at {metrics_addr}: {e}; running: {:?}; log:\n{}",
+            ingestor.try_wait(),
+            std::fs::read_to_string(&log).unwrap()
+        )
+    });
     assert!(metrics.contains("lakehouse_records_consumed_total"), "{metrics}");
     ingestor.kill().unwrap();
     ingestor.wait().unwrap();
