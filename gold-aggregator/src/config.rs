@@ -36,6 +36,11 @@ pub struct GoldConfig {
     pub max_batch_changes: usize,
     pub max_snapshots_per_poll: usize,
     pub buckets: usize,
+    /// Each Gold table's compaction (its data files with many deleted rows
+    /// rewritten, see `GoldTable::compact`) is looked at this often, between
+    /// commit rounds (zero: never; `lakehouse compact gold.<table>` still works).
+    #[serde(with = "humantime_serde")]
+    pub compaction_interval: Duration,
 }
 
 impl GoldConfig {

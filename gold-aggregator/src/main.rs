@@ -7,6 +7,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use gold_aggregator::{Config, RunOptions};
 
+/// mimalloc returns freed memory to the system: glibc's arenas kept about twice
+/// the live heap (docs/benchmarks.md, Gold memory).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Silver changelog → Gold rollups, exact under retraction, exactly once")]
 struct Cli {

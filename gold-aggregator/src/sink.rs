@@ -16,6 +16,14 @@
 //! A crash after 2 leaves the state ahead of Gold: on start every state
 //! snapshot Gold lacks is materialised again from the store alone. A crash
 //! before 2 leaves unreferenced files only.
+//!
+//! Compaction ([`GoldTable::compact`]) follows the same three steps: the live
+//! rows of the data files with the most deletes are rewritten into new files,
+//! one state snapshot moves every moved row's location (and records the
+//! rewrite, [`REWRITE_KEY`]), and materialising that snapshot commits the
+//! rewrite as an Iceberg `replace`. Any writer that materialises state
+//! snapshots does so through every snapshot Gold lacks, in order, so the
+//! aggregator and `lakehouse compact gold.<table>` can run side by side.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -33,7 +41,9 @@ use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create_sorted};
 use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
+use lakehouse::table::rewrite::{CompactionPolicy, RewriteError, RewriteFiles, RewriteStats};
 use lakehouse::table::writer::{Codec, DataFileWriter};
+use lakehouse::telemetry::names;
 use lakehouse::worker::TableCommit;
 
 use crate::accum::GroupState;
@@ -46,6 +56,10 @@ use crate::window::{Window, month_ordinal, year_ordinal};
 pub const STATE_SNAPSHOT_KEY: &str = "lakehouse.gold.state-snapshot";
 /// State snapshot property: the Gold data files written for that snapshot (JSON).
 const FILES_KEY: &str = "lakehouse.gold.files";
+/// State snapshot property of a compaction: the Iceberg rewrite it commits
+/// (JSON, [`RewriteFiles`]). Its changelog only moves locations, so tables
+/// reading this state table's changelog skip such snapshots.
+pub const REWRITE_KEY: &str = "lakehouse.gold.rewrite";
 const GROUP: &str = "_group";
 const STATE: &str = "_state";
 const GOLD_FILE: &str = "_gold_file";
@@ -61,6 +75,8 @@ pub enum SinkError {
     Commit(#[from] CommitError),
     #[error(transparent)]
     PositionDelete(#[from] PositionDeleteError),
+    #[error(transparent)]
+    Rewrite(Box<RewriteError>),
     #[error("state of gold.{table}: {source}")]
     Store { table: String, source: changelog_store::Error },
     #[error("gold.{table}: {what}: {source}")]
@@ -76,6 +92,20 @@ pub struct Golded {
     pub commit: Option<TableCommit>,
     /// Gold rows replaced or removed.
     pub deleted: u64,
+}
+
+impl From<RewriteError> for SinkError {
+    fn from(e: RewriteError) -> Self {
+        SinkError::Rewrite(Box::new(e))
+    }
+}
+
+/// What one compaction committed.
+#[derive(Debug, Clone)]
+pub struct Compacted {
+    pub state_snapshot: i64,
+    pub snapshot_id: i64,
+    pub stats: RewriteStats,
 }
 
 /// What [`GoldTable::load`] finds: every group with its state, and the state snapshot's properties.
@@ -212,6 +242,11 @@ impl GoldTable {
         changelog_store::data::arrow_conv::row_schema(self.state.info())
     }
 
+    /// The Gold table's head as this writer last saw it.
+    pub fn head(&self) -> &LoadedTable {
+        &self.head
+    }
+
     /// The state table (a changelog other Gold tables may read).
     pub fn state(&self) -> &Table {
         &self.state
@@ -247,12 +282,11 @@ impl GoldTable {
     pub async fn recover(&mut self) -> Result<Vec<Golded>, SinkError> {
         let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
         let from = self.materialized()?.unwrap_or(0) + 1;
-        let mut out = Vec::new();
-        for n in from..=latest.id {
-            tracing::info!(table = %self.name, state_snapshot = n, "materialising a state snapshot Gold lacks");
-            out.push(self.materialize(n).await?);
+        if from > latest.id {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        tracing::info!(table = %self.name, from, to = latest.id, "materialising the state snapshots Gold lacks");
+        self.materialize_through(latest.id).await
     }
 
     /// The state snapshot the Gold head is materialised up to.
@@ -360,23 +394,57 @@ impl GoldTable {
             .await
             .map_err(|e| invalid(format!("syncing data files: {e}")))?;
         // 2. The state: changed rows with their new locations, gone ones deleted.
+        // A kept writer that finds another commit user in its buckets since it
+        // last committed (a `lakehouse compact`) is refused by the store: the
+        // state is then written again by a fresh writer from the latest snapshot.
+        let batch = if rows.num_rows() > 0 { Some(state_rows(&locations).map_err(&invalid)?) } else { None };
+        let gone = gone.filter(|b| b.num_rows() > 0);
+        let encoded = lakehouse::table::data_files::encode(&self.head.metadata, &files).map_err(|source| {
+            SinkError::Iceberg { table: self.name.clone(), what: "serialising data files", source }
+        })?;
+        let mut props = properties;
+        props.insert(FILES_KEY.to_string(), encoded);
+        let mut attempt = 0;
+        let snapshot = loop {
+            attempt += 1;
+            match self.commit_state(batch.as_ref(), gone.as_ref(), props.clone()) {
+                Ok(s) => break s,
+                Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. })
+                    if attempt < 3 =>
+                {
+                    tracing::info!(table = %self.name, %message,
+                        "another writer committed to the state table; writing the state again from its latest snapshot");
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // 3. Gold follows the state.
+        let mut done = self.materialize_through(snapshot).await?;
+        done.pop().filter(|g| g.state_snapshot == snapshot).ok_or_else(|| {
+            invalid(format!("state snapshot {snapshot} was not materialised (another writer is ahead?)"))
+        })
+    }
+
+    /// Writes and commits one state snapshot (step 2): `rows` upserted, `gone`
+    /// deleted. The writer is kept for the next commit, dropped on failure.
+    fn commit_state(
+        &mut self,
+        rows: Option<&RecordBatch>,
+        gone: Option<&RecordBatch>,
+        props: BTreeMap<String, String>,
+    ) -> Result<i64, SinkError> {
+        let invalid = self.invalid();
         let mut write = match self.write.take() {
             Some(w) => w,
             None => self.state.new_write().map_err(self.store_err())?,
         };
-        if rows.num_rows() > 0 {
-            let batch = state_rows(&locations).map_err(&invalid)?;
-            write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
+        if let Some(batch) = rows {
+            write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
-        if let Some(batch) = gone.filter(|b| b.num_rows() > 0) {
-            write.write_batch(&batch, &[RowKind::Delete]).map_err(self.store_err())?;
+        if let Some(batch) = gone {
+            write.write_batch(batch, &[RowKind::Delete]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
-        let mut props = properties;
-        let encoded = lakehouse::table::data_files::encode(&self.head.metadata, &files).map_err(|source| {
-            SinkError::Iceberg { table: self.name.clone(), what: "serialising data files", source }
-        })?;
-        props.insert(FILES_KEY.to_string(), encoded);
         let committer = self.state.new_committer(self.commit_user.clone());
         let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
         let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
@@ -386,8 +454,179 @@ impl GoldTable {
         };
         let snapshot = snapshot.ok_or_else(|| invalid("the state commit created no snapshot".into()))?;
         self.write = Some(write);
-        // 3. Gold follows the state.
-        self.materialize(snapshot).await
+        Ok(snapshot)
+    }
+
+    /// Materialises every state snapshot after Gold's head up to `n`, in
+    /// order. Another writer of the same Gold table (`lakehouse compact`) may
+    /// materialise some of them first: a commit finding Gold already past its
+    /// snapshot is fenced, the head is reloaded and materialising goes on from
+    /// there. A state snapshot's materialisation is decided by the store alone,
+    /// so it does not matter which writer commits it.
+    async fn materialize_through(&mut self, n: i64) -> Result<Vec<Golded>, SinkError> {
+        let mut out = Vec::new();
+        for _attempt in 0..32 {
+            let from = self.materialized()?.unwrap_or(0) + 1;
+            let mut fenced = false;
+            for k in from..=n {
+                match self.materialize(k).await {
+                    Ok(g) => out.push(g),
+                    Err(SinkError::Commit(CommitError::Fenced { reason, .. })) => {
+                        tracing::info!(table = %self.name, state_snapshot = k, %reason,
+                            "another writer moved Gold; reloading and materialising from its head");
+                        self.head = self.committer.catalog().require_table(&self.head.name).await?;
+                        fenced = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !fenced {
+                return Ok(out);
+            }
+        }
+        Err(self.invalid()(format!("Gold did not settle at state snapshot {n} after 32 attempts")))
+    }
+
+    /// Compacts the Gold table: the data files whose deleted fraction passes
+    /// the table's thresholds (`lakehouse.compaction.*`) are rewritten without
+    /// their deleted rows, the state moves every moved row's location in one
+    /// snapshot that records the rewrite, and materialising that snapshot
+    /// commits it as an Iceberg `replace`. Run between this writer's commits.
+    /// `Ok(None)`: nothing to do, or another writer committed to the state
+    /// while it ran (its files are left unreferenced; tried again later).
+    pub async fn compact(&mut self) -> Result<Option<Compacted>, SinkError> {
+        let invalid = self.invalid();
+        let Some(base) = self.state.latest_snapshot().map_err(self.store_err())? else { return Ok(None) };
+        self.head = self.committer.catalog().require_table(&self.head.name).await?;
+        self.recover().await?;
+        let file_io = self.committer.catalog().file_io().clone();
+        let policy = CompactionPolicy::from_properties(self.head.metadata.properties())?;
+        let Some(plan) = lakehouse::table::rewrite::plan(&file_io, &self.head.metadata, &policy).await? else {
+            return Ok(None);
+        };
+        let rewritten = plan.write(&file_io, &self.head.metadata, &policy).await?;
+        let Operation::Rewrite(files) = rewritten.operation() else {
+            return Err(invalid("a rewrite that is not one".into()));
+        };
+        let encoded = files.encode(&self.head.metadata).map_err(|source| SinkError::Iceberg {
+            table: self.name.clone(),
+            what: "serialising the rewrite",
+            source,
+        })?;
+        // Old location → new, for every row the rewrite kept.
+        let mut moved: HashMap<&str, HashMap<i64, (Arc<str>, i64)>> = HashMap::new();
+        for o in &rewritten.outputs {
+            let path: Arc<str> = Arc::from(o.file.file_path());
+            for (new_pos, (old_file, old_pos)) in o.sources.iter().enumerate() {
+                moved.entry(old_file.as_ref()).or_default().insert(*old_pos, (path.clone(), new_pos as i64));
+            }
+        }
+        // The state rows living in the rewritten files, at their new locations.
+        let schema = self.state_schema();
+        let mut relocated = Vec::new();
+        let mut count = 0u64;
+        for b in self.state.scan_batches(ReadAt::Snapshot(base.id)).map_err(self.store_err())? {
+            let col = |n: &str| b.column_by_name(n).ok_or_else(|| invalid(format!("state has no column {n}")));
+            let (file, pos) = (col(GOLD_FILE)?.as_string::<i32>(), col(GOLD_POS)?.as_primitive::<Int64Type>());
+            let mut take = Vec::new();
+            let mut locations = Vec::new();
+            for i in 0..b.num_rows() {
+                if file.is_null(i) || pos.is_null(i) {
+                    continue;
+                }
+                if let Some(to) = moved.get(file.value(i)).and_then(|m| m.get(&pos.value(i))) {
+                    take.push(i as u32);
+                    locations.push(Some(to.clone()));
+                }
+            }
+            if take.is_empty() {
+                continue;
+            }
+            count += take.len() as u64;
+            let rows = arrow_select::take::take_record_batch(&b, &arrow_array::UInt32Array::from(take))
+                .map_err(|e| invalid(format!("selecting moved state rows: {e}")))?;
+            let [new_file, new_pos] = location_columns(&locations);
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| match f.name().as_str() {
+                    GOLD_FILE => Ok(new_file.clone()),
+                    GOLD_POS => Ok(new_pos.clone()),
+                    n => rows.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            relocated.push(
+                RecordBatch::try_new(schema.clone(), columns)
+                    .map_err(|e| invalid(format!("building moved state rows: {e}")))?,
+            );
+        }
+        if count != rewritten.stats.rows_kept {
+            return Err(invalid(format!(
+                "the rewrite kept {} rows but the state locates {count} of them there: state and Gold disagree",
+                rewritten.stats.rows_kept
+            )));
+        }
+        let mut write = match self.write.take() {
+            Some(w) => w,
+            None => self.state.new_write().map_err(self.store_err())?,
+        };
+        for batch in &relocated {
+            write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
+        }
+        let messages = write.prepare_commit().map_err(self.store_err())?;
+        let table = self.head.name.to_string();
+        let dropped = |why: String| {
+            metrics::counter!(names::COMPACTION_CONFLICTS, "layer" => "gold", "table" => table.clone()).increment(1);
+            tracing::info!(table = %table, %why, "compaction dropped: another writer got in first; tried again later");
+        };
+        let latest = self.state.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+        if latest != base.id {
+            dropped(format!("the state moved from snapshot {} to {latest} while it ran", base.id));
+            return Ok(None); // the writer, with the relocation buffered, is dropped
+        }
+        // The positions consumed stay those of the base (a restart reads them
+        // from the latest state snapshot); the data files are the rewrite's.
+        let mut props: BTreeMap<String, String> =
+            base.properties.unwrap_or_default().into_iter().filter(|(k, _)| k != FILES_KEY).collect();
+        props.insert(REWRITE_KEY.to_string(), encoded);
+        let committer = self.state.new_committer(self.commit_user.clone());
+        let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
+        let ids = match committer.commit(identifier, messages, Some(props)) {
+            Ok(changelog_store::CommitOutcome::Committed(ids)) => ids,
+            Ok(_) => Vec::new(),
+            Err(changelog_store::Error::Conflict { message, .. }) => {
+                dropped(message);
+                return Ok(None);
+            }
+            Err(e) => return Err(self.store_err()(e)),
+        };
+        let snapshot = ids.first().copied().ok_or_else(|| invalid("the state commit created no snapshot".into()))?;
+        self.write = Some(write);
+        let done = self.materialize_through(snapshot).await?;
+        let snapshot_id = done
+            .iter()
+            .find(|g| g.state_snapshot == snapshot)
+            .and_then(|g| g.commit.as_ref().map(|c| c.snapshot_id))
+            .ok_or_else(|| invalid(format!("the rewrite of state snapshot {snapshot} was not committed to Gold")))?;
+        let stats = rewritten.stats;
+        metrics::counter!(names::COMPACTIONS, "layer" => "gold", "table" => table.clone()).increment(1);
+        metrics::counter!(names::COMPACTION_FILES, "layer" => "gold", "table" => table.clone(), "content" => "data")
+            .increment(stats.data_files_rewritten as u64);
+        metrics::counter!(names::COMPACTION_FILES, "layer" => "gold", "table" => table.clone(), "content" => "deletes")
+            .increment(stats.delete_files_removed as u64);
+        metrics::counter!(names::COMPACTION_BYTES, "layer" => "gold", "table" => table.clone(), "direction" => "read")
+            .increment(stats.bytes_read);
+        metrics::counter!(names::COMPACTION_BYTES, "layer" => "gold", "table" => table.clone(), "direction" => "written")
+            .increment(stats.bytes_written);
+        metrics::histogram!(names::COMPACTION_DURATION, "layer" => "gold", "table" => table.clone())
+            .record(stats.duration.as_secs_f64());
+        tracing::info!(table = %table, state_snapshot = snapshot, snapshot_id,
+            data_files = stats.data_files_rewritten, delete_files = stats.delete_files_removed,
+            rows_kept = stats.rows_kept, rows_dropped = stats.rows_dropped,
+            bytes_read = stats.bytes_read, bytes_written = stats.bytes_written,
+            ms = stats.duration.as_millis() as u64, "Gold compacted");
+        Ok(Some(Compacted { state_snapshot: snapshot, snapshot_id, stats }))
     }
 
     /// Row indices of `rows` in the table's sort order.
@@ -424,6 +663,9 @@ impl GoldTable {
             return Ok(Golded { state_snapshot: n, commit: None, deleted: 0 });
         }
         let props = changes.properties.clone().unwrap_or_default();
+        if let Some(record) = props.get(REWRITE_KEY) {
+            return self.materialize_rewrite(n, record, &props, started).await;
+        }
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
         let mut kept: HashSet<(String, i64)> = HashSet::new();
         let mut old: Vec<(String, i64)> = Vec::new();
@@ -483,6 +725,44 @@ impl GoldTable {
         Ok(Golded {
             state_snapshot: n,
             deleted,
+            commit: Some(TableCommit {
+                table: done.table,
+                snapshot_id: done.snapshot_id,
+                rows,
+                conflicts: done.conflicts,
+                duration: started.elapsed(),
+                newest_event_ms: None,
+            }),
+        })
+    }
+
+    /// Commits the rewrite state snapshot `n` records (its changelog only
+    /// moves locations: no position deletes).
+    async fn materialize_rewrite(
+        &mut self,
+        n: i64,
+        record: &str,
+        props: &BTreeMap<String, String>,
+        started: Instant,
+    ) -> Result<Golded, SinkError> {
+        let files = RewriteFiles::decode(&self.head.metadata, record).map_err(self.invalid())?;
+        let rows: u64 = files.added.iter().map(|f| f.record_count()).sum();
+        let mut summary: HashMap<String, String> = props
+            .iter()
+            .filter(|(k, _)| k.as_str() != FILES_KEY && k.as_str() != REWRITE_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        summary.insert(STATE_SNAPSHOT_KEY.to_string(), n.to_string());
+        let check = move |head: &TableMetadata| match recorded(head) {
+            Ok(Some(m)) if m >= n => Err(Fenced(format!("Gold already has state snapshot {m}, this commit is {n}"))),
+            Ok(_) => Ok(summary.clone()),
+            Err(e) => Err(Fenced(e)),
+        };
+        let done = self.committer.commit(&self.head, Operation::Rewrite(files), &check).await?;
+        self.head = done.table.clone();
+        Ok(Golded {
+            state_snapshot: n,
+            deleted: 0,
             commit: Some(TableCommit {
                 table: done.table,
                 snapshot_id: done.snapshot_id,

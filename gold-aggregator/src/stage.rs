@@ -94,6 +94,8 @@ struct Ready {
     /// Newest source event time of each snapshot in the batch (ms since the epoch).
     event_ms: Vec<i64>,
     last_poll: Option<Instant>,
+    /// When the table's compaction was last looked at.
+    last_compaction: Instant,
 }
 
 /// Which part of a commit round a Gold table commits in (see
@@ -145,7 +147,13 @@ impl Ready {
             let last = latest.id.min(src.upto + max as i64);
             for n in src.upto + 1..=last {
                 let changes = src.table.change_batches(n).map_err(source_err)?;
-                if changes.properties.as_ref().is_some_and(|p| p.contains_key(SILVER_REWRITE_KEY)) {
+                // Compactions (of Silver, or of a keyed Gold table read here)
+                // only move rows between files: their values are unchanged.
+                if changes
+                    .properties
+                    .as_ref()
+                    .is_some_and(|p| p.contains_key(SILVER_REWRITE_KEY) || p.contains_key(crate::sink::REWRITE_KEY))
+                {
                     src.upto = n;
                     self.work += 1;
                     added += 1;
@@ -418,7 +426,36 @@ impl Aggregator {
             }
         }
         self.since = None;
+        self.maybe_compact().await;
         Ok(done)
+    }
+
+    /// Compacts, after a commit round, the one Gold table whose compaction
+    /// was looked at longest ago, once `gold.compaction_interval` has passed
+    /// for it (one table per round spreads the cost over rounds). Tables with
+    /// `lakehouse.compaction.auto = false` are compacted by hand only. A failed
+    /// compaction is logged and tried again an interval later: what it
+    /// committed to the state is materialised by the table's next commit.
+    async fn maybe_compact(&mut self) {
+        let interval = self.config.gold.compaction_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let due = self
+            .entries
+            .iter_mut()
+            .filter_map(|e| if let Entry::Ready(r) = e { Some(r) } else { None })
+            .filter(|r| r.last_compaction.elapsed() >= interval)
+            .min_by_key(|r| r.last_compaction);
+        let Some(r) = due else { return };
+        r.last_compaction = Instant::now();
+        let props = r.sink.head().metadata.properties();
+        if props.get(lakehouse::table::rewrite::AUTO).is_some_and(|v| v.trim() == "false") {
+            return;
+        }
+        if let Err(err) = r.sink.compact().await {
+            tracing::warn!(table = %r.name, error = %err, "compaction failed; tried again next interval");
+        }
     }
 
     /// What the run did, with the Silver→Gold delay percentiles of its commits.
@@ -472,6 +509,23 @@ fn source_path(config: &Config, keyed: &HashSet<String>, name: &str) -> std::pat
     if keyed.contains(name) { config.gold.state_table(name) } else { config.gold.silver_table(name) }
 }
 
+/// Compacts Gold table `name` once, by hand (`lakehouse compact gold.<name>`),
+/// under its own state commit user: safe beside a running aggregator (see
+/// [`crate::sink`]). `None` when nothing passes the thresholds or another
+/// writer got in first.
+pub async fn compact(config: &Config, name: &str) -> Result<Option<crate::sink::Compacted>, GoldError> {
+    let defs = spec::load(&config.gold.tables)?;
+    let keyed: HashSet<String> =
+        defs.iter().filter(|d| matches!(d, GoldDef::Wide(_))).map(|d| d.name().to_string()).collect();
+    let def = defs.into_iter().find(|d| d.name() == name).ok_or_else(|| GoldError::Invalid {
+        table: name.to_string(),
+        message: format!("no such table in {}", config.gold.tables.display()),
+    })?;
+    let catalog = SqlCatalog::connect(&config.catalog).await?;
+    let (_, _, mut sink) = bind(config, &catalog, &keyed, def, format!("lakehouse-compact-{name}")).await?;
+    Ok(sink.compact().await?)
+}
+
 async fn open(
     config: &Config,
     catalog: &SqlCatalog,
@@ -479,73 +533,9 @@ async fn open(
     def: GoldDef,
 ) -> Result<Ready, GoldError> {
     let name = def.name().to_string();
-    let mut sources = Vec::new();
-    for entity in def.sources() {
-        let table = Table::open(source_path(config, keyed, &entity)).map_err(|source| GoldError::Source {
-            table: name.clone(),
-            entity: entity.clone(),
-            source,
-        })?;
-        sources.push(Source { entity, table, position: 0, upto: 0 });
-    }
-    let schemas: Vec<(arrow_schema::Schema, Vec<String>)> = sources
-        .iter()
-        .map(|s| {
-            let schema = changelog_store::data::arrow_conv::row_schema(s.table.info());
-            (schema.as_ref().clone(), s.table.info().schema.primary_keys.clone())
-        })
-        .collect();
-    let gold = TableName::new(config.gold.namespace.clone(), name.clone());
     let commit_user = format!("gold-aggregator-{name}");
-    let state_path = config.gold.state_table(&name);
+    let (mut sources, mut model, mut sink) = bind(config, catalog, keyed, def, commit_user).await?;
     let invalid = |message: String| GoldError::Invalid { table: name.clone(), message };
-    let (mut model, mut sink) = match def {
-        GoldDef::Rollup(rollup) => {
-            let agg = Aggregation::bind(rollup.clone(), &schemas[0].0)?;
-            let sort_by = [WINDOW.to_string(), WINDOW_START.to_string()].into_iter().chain(rollup.group_by.clone());
-            let sink = GoldTable::open(
-                catalog.clone(),
-                gold,
-                agg.schema(),
-                Layout::Windowed(rollup.partition),
-                sort_by.collect(),
-                state_path,
-                state_spec(config.gold.buckets),
-                commit_user,
-            )
-            .await?;
-            (Model::Rollup(agg), sink)
-        }
-        GoldDef::Wide(spec) => {
-            let partition = spec.partition;
-            let column = spec.partition_by.clone();
-            let wide = Wide::bind(spec, &schemas)?;
-            let state = keyed_state_spec(wide.schema(), wide.key(), config.gold.buckets).map_err(&invalid)?;
-            let layout = Layout::Keyed { column, partition };
-            let sort_by = wide.key().to_vec();
-            let sink =
-                GoldTable::open(catalog.clone(), gold, wide.schema(), layout, sort_by, state_path, state, commit_user)
-                    .await?;
-            (Model::Wide(wide), sink)
-        }
-        GoldDef::Features(spec) => {
-            let layout = Layout::Keyed { column: FEATURE_DATE.into(), partition: spec.partition };
-            let features = Features::bind(spec, &schemas[0].0)?;
-            let state = keyed_state_spec(features.schema(), &features.key(), config.gold.buckets).map_err(&invalid)?;
-            let sink = GoldTable::open(
-                catalog.clone(),
-                gold,
-                features.schema(),
-                layout,
-                features.key(),
-                state_path,
-                state,
-                commit_user,
-            )
-            .await?;
-            (Model::Features(features), sink)
-        }
-    };
     let recovered = sink.recover().await?;
     if !recovered.is_empty() {
         tracing::warn!(table = %name, snapshots = recovered.len(), "Gold was behind its state; caught up");
@@ -614,7 +604,88 @@ async fn open(
         oldest_silver_ms: None,
         event_ms: Vec::new(),
         last_poll: None,
+        last_compaction: Instant::now(),
     })
+}
+
+/// Table `def`'s sources, model (bound to its sources' schemas, empty) and
+/// sink (its Gold table, created where absent, and state table), committing
+/// to the state as `commit_user`.
+async fn bind(
+    config: &Config,
+    catalog: &SqlCatalog,
+    keyed: &HashSet<String>,
+    def: GoldDef,
+    commit_user: String,
+) -> Result<(Vec<Source>, Model, GoldTable), GoldError> {
+    let name = def.name().to_string();
+    let mut sources = Vec::new();
+    for entity in def.sources() {
+        let table = Table::open(source_path(config, keyed, &entity)).map_err(|source| GoldError::Source {
+            table: name.clone(),
+            entity: entity.clone(),
+            source,
+        })?;
+        sources.push(Source { entity, table, position: 0, upto: 0 });
+    }
+    let schemas: Vec<(arrow_schema::Schema, Vec<String>)> = sources
+        .iter()
+        .map(|s| {
+            let schema = changelog_store::data::arrow_conv::row_schema(s.table.info());
+            (schema.as_ref().clone(), s.table.info().schema.primary_keys.clone())
+        })
+        .collect();
+    let gold = TableName::new(config.gold.namespace.clone(), name.clone());
+    let state_path = config.gold.state_table(&name);
+    let invalid = |message: String| GoldError::Invalid { table: name.clone(), message };
+    let (model, sink) = match def {
+        GoldDef::Rollup(rollup) => {
+            let agg = Aggregation::bind(rollup.clone(), &schemas[0].0)?;
+            let sort_by = [WINDOW.to_string(), WINDOW_START.to_string()].into_iter().chain(rollup.group_by.clone());
+            let sink = GoldTable::open(
+                catalog.clone(),
+                gold,
+                agg.schema(),
+                Layout::Windowed(rollup.partition),
+                sort_by.collect(),
+                state_path,
+                state_spec(config.gold.buckets),
+                commit_user,
+            )
+            .await?;
+            (Model::Rollup(agg), sink)
+        }
+        GoldDef::Wide(spec) => {
+            let partition = spec.partition;
+            let column = spec.partition_by.clone();
+            let wide = Wide::bind(spec, &schemas)?;
+            let state = keyed_state_spec(wide.schema(), wide.key(), config.gold.buckets).map_err(&invalid)?;
+            let layout = Layout::Keyed { column, partition };
+            let sort_by = wide.key().to_vec();
+            let sink =
+                GoldTable::open(catalog.clone(), gold, wide.schema(), layout, sort_by, state_path, state, commit_user)
+                    .await?;
+            (Model::Wide(wide), sink)
+        }
+        GoldDef::Features(spec) => {
+            let layout = Layout::Keyed { column: FEATURE_DATE.into(), partition: spec.partition };
+            let features = Features::bind(spec, &schemas[0].0)?;
+            let state = keyed_state_spec(features.schema(), &features.key(), config.gold.buckets).map_err(&invalid)?;
+            let sink = GoldTable::open(
+                catalog.clone(),
+                gold,
+                features.schema(),
+                layout,
+                features.key(),
+                state_path,
+                state,
+                commit_user,
+            )
+            .await?;
+            (Model::Features(features), sink)
+        }
+    };
+    Ok((sources, model, sink))
 }
 
 impl Stage for Aggregator {

@@ -26,12 +26,16 @@
 //! and is completed when it does. At commit the marked facts' rows are
 //! recomputed, and those that differ from what Gold holds are written.
 //!
+//! Memory: each fact key lives once, in a slot ([`Slot`]: key, picked values,
+//! the dimension keys its row used, the hash of its Gold row); the reverse
+//! indexes hold 4-byte slot numbers, not keys.
+//!
 //! Restart: the facts come back from the state table (which holds every wide
 //! row), the dimensions from their Silver changelog stores at the snapshots
 //! the state recorded (Gold keeps a consumer there so the snapshot survives
 //! expiry).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -206,6 +210,22 @@ enum Origin {
 }
 
 type FactKey = Vec<Scalar>;
+/// A fact's slot in [`Wide::slots`].
+type FactId = u32;
+
+/// What the table knows of one fact key, from its first change until Gold
+/// no longer holds a row for it.
+struct Slot {
+    key: Box<[Scalar]>,
+    /// Picked values; none once the fact is deleted.
+    fact: Option<Box<[Scalar]>>,
+    /// The dimension keys its Gold row used, per join (empty: no row yet).
+    used: Box<[Scalar]>,
+    /// Hash of the row Gold holds.
+    emitted: Option<u64>,
+    /// In [`Wide::dirty`].
+    dirty: bool,
+}
 
 struct BoundJoin {
     /// Source index (into [`WideSpec::sources`]) of the dimension entity.
@@ -215,9 +235,9 @@ struct BoundJoin {
     /// Dimension key column and picked columns, by name in the dimension's changelog.
     key: String,
     picks: Vec<String>,
-    rows: HashMap<Scalar, Vec<Scalar>>,
+    rows: HashMap<Scalar, Box<[Scalar]>>,
     /// Dimension key → facts whose row references it.
-    refs: HashMap<Scalar, HashSet<FactKey>>,
+    refs: HashMap<Scalar, HashSet<FactId>>,
 }
 
 /// What one change batch did.
@@ -241,14 +261,16 @@ pub struct Wide {
     /// Output indices of the key columns.
     key_out: Vec<usize>,
     fact_picks: Vec<String>,
-    /// Fact key → picked values.
-    facts: HashMap<FactKey, Vec<Scalar>>,
-    /// Fact key → the dimension keys its row used, per join.
-    used: HashMap<FactKey, Vec<Scalar>>,
+    /// Fact key → its slot.
+    ids: HashMap<Box<[Scalar]>, FactId>,
+    slots: Vec<Slot>,
+    /// Slots free for reuse.
+    free: Vec<FactId>,
+    /// Facts present (slots with values).
+    facts: usize,
     joins: Vec<BoundJoin>,
-    /// Fact key → hash of the row Gold holds.
-    emitted: HashMap<FactKey, u64>,
-    dirty: BTreeSet<FactKey>,
+    /// Facts whose row is recomputed at the next commit.
+    dirty: Vec<FactId>,
     partition_col: usize,
     partition_is_date: bool,
 }
@@ -380,11 +402,12 @@ impl Wide {
             schema: Arc::new(Schema::new(fields)),
             sources: names,
             spec,
-            facts: HashMap::new(),
-            used: HashMap::new(),
+            ids: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            facts: 0,
             joins,
-            emitted: HashMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: Vec::new(),
             partition_col,
             partition_is_date,
         })
@@ -411,22 +434,27 @@ impl Wide {
             for i in 0..b.num_rows() {
                 let row: Vec<Scalar> = cols.iter().map(|c| scalar::read(c, i)).collect();
                 let key: FactKey = self.key_out.iter().map(|k| row[*k].clone()).collect();
-                let fact: Vec<Scalar> = self
+                let fact: Box<[Scalar]> = self
                     .origins
                     .iter()
                     .zip(&row)
                     .filter(|(o, _)| matches!(o, Origin::Fact(_)))
                     .map(|(_, v)| v.clone())
                     .collect();
-                let used: Vec<Scalar> = self.joins.iter().map(|j| row[j.on].clone()).collect();
-                for (j, u) in self.joins.iter_mut().zip(&used) {
+                let used: Box<[Scalar]> = self.joins.iter().map(|j| row[j.on].clone()).collect();
+                let id = self.id_of(key);
+                for (j, u) in self.joins.iter_mut().zip(used.iter()) {
                     if !u.is_null() {
-                        j.refs.entry(u.clone()).or_default().insert(key.clone());
+                        j.refs.entry(u.clone()).or_default().insert(id);
                     }
                 }
-                self.emitted.insert(key.clone(), scalar::row_hash(&row));
-                self.used.insert(key.clone(), used);
-                self.facts.insert(key, fact);
+                let slot = &mut self.slots[id as usize];
+                if slot.fact.is_none() {
+                    self.facts += 1;
+                }
+                slot.emitted = Some(scalar::row_hash(&row));
+                slot.used = used;
+                slot.fact = Some(fact);
             }
         }
         for (source, batches) in dims {
@@ -443,6 +471,39 @@ impl Wide {
 
     fn bad(&self, message: String) -> AggError {
         AggError::Schema { table: self.spec.name.clone(), message }
+    }
+
+    /// The slot of fact `key`, made if new.
+    fn id_of(&mut self, key: FactKey) -> FactId {
+        if let Some(&id) = self.ids.get(key.as_slice()) {
+            return id;
+        }
+        let key: Box<[Scalar]> = key.into_boxed_slice();
+        let slot = Slot { key: key.clone(), fact: None, used: Box::new([]), emitted: None, dirty: false };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                FactId::try_from(self.slots.len() - 1).expect("fewer than 2^32 facts in one wide table")
+            }
+        };
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// Frees slot `id` once nothing refers to it (no values, no Gold row, no
+    /// dimension references, not marked).
+    fn release(&mut self, id: FactId) {
+        let slot = &mut self.slots[id as usize];
+        if slot.fact.is_some() || slot.emitted.is_some() || !slot.used.is_empty() || slot.dirty {
+            return;
+        }
+        let key = std::mem::take(&mut slot.key);
+        self.ids.remove(&key);
+        self.free.push(id);
     }
 
     fn load_dim(&mut self, j: usize, b: &RecordBatch, kind: RowKind) -> Result<(), AggError> {
@@ -463,7 +524,7 @@ impl Wide {
         let join = &mut self.joins[j];
         match kind {
             RowKind::Insert | RowKind::UpdateAfter => {
-                join.rows.insert(key.clone(), values());
+                join.rows.insert(key.clone(), values().into_boxed_slice());
             }
             RowKind::Delete => {
                 join.rows.remove(&key);
@@ -471,7 +532,9 @@ impl Wide {
             RowKind::UpdateBefore => return 0, // its +U follows
         }
         let Some(facts) = join.refs.get(&key) else { return 0 };
-        self.dirty.extend(facts.iter().cloned());
+        for &id in facts {
+            mark(&mut self.slots, &mut self.dirty, id);
+        }
         facts.len() as u64
     }
 
@@ -496,16 +559,26 @@ impl Wide {
             let picks = self.fact_picks.iter().map(|p| col(p)).collect::<Result<Vec<_>, _>>()?;
             for (i, kind) in kinds.iter().enumerate() {
                 let key: FactKey = keys.iter().map(|c| scalar::read(c, i)).collect();
-                match kind {
+                let id = match kind {
                     RowKind::Insert | RowKind::UpdateAfter => {
-                        self.facts.insert(key.clone(), picks.iter().map(|c| scalar::read(c, i)).collect());
+                        let id = self.id_of(key);
+                        let slot = &mut self.slots[id as usize];
+                        if slot.fact.is_none() {
+                            self.facts += 1;
+                        }
+                        slot.fact = Some(picks.iter().map(|c| scalar::read(c, i)).collect());
+                        id
                     }
                     RowKind::Delete => {
-                        self.facts.remove(&key);
+                        let Some(&id) = self.ids.get(key.as_slice()) else { continue };
+                        if self.slots[id as usize].fact.take().is_some() {
+                            self.facts -= 1;
+                        }
+                        id
                     }
                     RowKind::UpdateBefore => continue,
-                }
-                self.dirty.insert(key);
+                };
+                mark(&mut self.slots, &mut self.dirty, id);
             }
         }
         for j in 0..self.joins.len() {
@@ -531,14 +604,14 @@ impl Wide {
         Ok(applied)
     }
 
-    /// The current row of fact `key` (none if the fact is gone), updating the
+    /// The current row of fact `id` (none if the fact is gone), updating the
     /// join references.
-    fn row(&mut self, key: &FactKey) -> Result<Option<Vec<Scalar>>, AggError> {
-        let Some(fact) = self.facts.get(key) else {
-            if let Some(used) = self.used.remove(key) {
-                for (j, u) in self.joins.iter_mut().zip(used) {
-                    unreference(&mut j.refs, &u, key);
-                }
+    fn row(&mut self, id: FactId) -> Result<Option<Vec<Scalar>>, AggError> {
+        let slot = &self.slots[id as usize];
+        let Some(fact) = &slot.fact else {
+            let used = std::mem::take(&mut self.slots[id as usize].used);
+            for (j, u) in self.joins.iter_mut().zip(used.iter()) {
+                unreference(&mut j.refs, u, id);
             }
             return Ok(None);
         };
@@ -554,19 +627,23 @@ impl Wide {
                     }
                     self.joins[j].rows.get(on).map_or(Scalar::Null, |r| r[c].clone())
                 }
-                Origin::Compute(k) => compute(&self.spec.compute[k], &row, &self.schema, self.scales[i])
-                    .map_err(|e| self.bad(format!("fact {key:?}: compute {}: {e}", self.spec.compute[k].name)))?,
+                Origin::Compute(k) => {
+                    compute(&self.spec.compute[k], &row, &self.schema, self.scales[i]).map_err(|e| {
+                        self.bad(format!("fact {:?}: compute {}: {e}", slot.key, self.spec.compute[k].name))
+                    })?
+                }
             };
             row.push(v);
         }
-        let old = self.used.insert(key.clone(), used.clone()).unwrap_or_default();
+        let old = std::mem::replace(&mut self.slots[id as usize].used, used.into_boxed_slice());
+        let used = &self.slots[id as usize].used;
         for (j, join) in self.joins.iter_mut().enumerate() {
             let (before, now) = (old.get(j).unwrap_or(&Scalar::Null), &used[j]);
             if before != now {
-                unreference(&mut join.refs, before, key);
+                unreference(&mut join.refs, before, id);
             }
             if !now.is_null() {
-                join.refs.entry(now.clone()).or_default().insert(key.clone());
+                join.refs.entry(now.clone()).or_default().insert(id);
             }
         }
         Ok(Some(row))
@@ -576,18 +653,20 @@ impl Wide {
     pub fn take_changes(&mut self) -> Result<KeyedChanges, AggError> {
         let mut live: Vec<Vec<Scalar>> = Vec::new();
         let mut gone: Vec<FactKey> = Vec::new();
-        for key in std::mem::take(&mut self.dirty) {
-            match self.row(&key)? {
+        for id in std::mem::take(&mut self.dirty) {
+            self.slots[id as usize].dirty = false;
+            match self.row(id)? {
                 Some(row) => {
                     let h = scalar::row_hash(&row);
-                    if self.emitted.insert(key, h) != Some(h) {
+                    if self.slots[id as usize].emitted.replace(h) != Some(h) {
                         live.push(row);
                     }
                 }
                 None => {
-                    if self.emitted.remove(&key).is_some() {
-                        gone.push(key);
+                    if self.slots[id as usize].emitted.take().is_some() {
+                        gone.push(self.slots[id as usize].key.to_vec());
                     }
+                    self.release(id);
                 }
             }
         }
@@ -624,17 +703,26 @@ impl Wide {
 
     /// Rows (facts) in memory.
     pub fn len(&self) -> usize {
-        self.facts.len()
+        self.facts
     }
 
     pub fn is_empty(&self) -> bool {
-        self.facts.is_empty()
+        self.facts == 0
     }
 }
 
-fn unreference(refs: &mut HashMap<Scalar, HashSet<FactKey>>, dim: &Scalar, fact: &FactKey) {
+/// Marks fact `id` for recomputation at the next commit (once).
+fn mark(slots: &mut [Slot], dirty: &mut Vec<FactId>, id: FactId) {
+    let slot = &mut slots[id as usize];
+    if !slot.dirty {
+        slot.dirty = true;
+        dirty.push(id);
+    }
+}
+
+fn unreference(refs: &mut HashMap<Scalar, HashSet<FactId>>, dim: &Scalar, fact: FactId) {
     if let Some(set) = refs.get_mut(dim) {
-        set.remove(fact);
+        set.remove(&fact);
         if set.is_empty() {
             refs.remove(dim);
         }

@@ -8,6 +8,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use silver_refiner::{Config, RunOptions};
 
+/// mimalloc returns freed memory to the system (docs/benchmarks.md, Gold memory).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Bronze → Silver: contracts, changelog store, Iceberg row deltas, exactly once")]
 struct Cli {

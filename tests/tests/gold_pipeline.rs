@@ -3,7 +3,8 @@
 //! with SIGKILL at random points (ten times each) and restarted: every Gold
 //! table read by pyiceberg equals the same table recomputed by DuckDB in one
 //! SQL query over Silver, row for row, with updates, deletes and late events
-//! in the stream.
+//! in the stream. Gold compacts its tables every 300 ms while it is being
+//! killed, and once more by hand (`lakehouse compact gold.<table>`) at the end.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -63,7 +64,8 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     let store = lake.dir.path().join("store");
     let extra = format!(
         "[silver]\ncontracts = {contracts:?}\nstore = {store:?}\nmax_snapshots_per_poll = 1\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n\n\
-         [gold]\ntables = {GOLD_TABLES:?}\nsilver_store = {store:?}\nstate = {state:?}\nmax_snapshots_per_poll = 1\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
+         [gold]\ntables = {GOLD_TABLES:?}\nsilver_store = {store:?}\nstate = {state:?}\nmax_snapshots_per_poll = 1\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n\
+         compaction_interval = \"300ms\"\n",
         contracts = contracts_path.display().to_string(),
         store = store.display().to_string(),
         state = lake.dir.path().join("gold-state").display().to_string(),
@@ -137,6 +139,37 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
         "the killed Gold runs made few commits, so the kills tested little; Gold log:\n{killed}\nSilver log:\n{silver_killed}"
     );
     run_to_idle("silver-refiner", &config, &silver_log);
+    run_to_idle("gold-aggregator", &config, &gold_log);
+    let log_text = std::fs::read_to_string(&gold_log).unwrap();
+    let compactions = log_text.matches("Gold compacted").count();
+    eprintln!("Gold compacted {compactions} times while running");
+    assert!(compactions > 0, "Gold never compacted while running; log:\n{log_text}");
+    assert!(!log_text.contains("compaction failed"), "a Gold compaction failed; log:\n{log_text}");
+
+    // By hand, with every delete file over the threshold: fewer delete files
+    // after, and a second run finds nothing (the equality below covers the rows).
+    let admin = |args: &[&str]| -> Value {
+        let out = Command::new(bin("lakehouse")).arg("--config").arg(&config).args(args).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "lakehouse {args:?} failed: {stdout}{stderr}");
+        serde_json::from_str(stdout.trim()).unwrap_or(Value::Null)
+    };
+    for t in ["order_status_daily", "order_lines_wide"] {
+        let name = format!("gold.{t}");
+        admin(&["properties", &name, "--set", "lakehouse.compaction.delete-ratio-threshold=0.000001"]);
+        let out = admin(&["compact", &name, "--json"]);
+        eprintln!("{name}: {out}");
+        let (before, after) =
+            (out["delete_files_before"].as_u64().unwrap(), out["delete_files_after"].as_u64().unwrap());
+        if before > 0 {
+            assert!(out["snapshot_id"].is_i64(), "{name}: not compacted by hand: {out}");
+            assert!(after < before, "{name}: delete files {before} → {after}");
+        }
+        let again = admin(&["compact", &name, "--json"]);
+        assert!(again["snapshot_id"].is_null(), "{name}: a second compaction found work: {again}");
+    }
+    // The aggregator starts on the by-hand compactions (its state moved under
+    // another commit user) and has nothing to do.
     run_to_idle("gold-aggregator", &config, &gold_log);
 
     let python = std::env::var("LAKEHOUSE_TEST_PYTHON").expect("LAKEHOUSE_TEST_PYTHON (set by tests/run.sh)");

@@ -9,8 +9,9 @@
 //! row-location index with the rows (the command then reads the refiner's
 //! config, `--config`, for the store root and the contracts). A Gold table
 //! (commits carrying `lakehouse.gold.state-snapshot`) has the same kind of
-//! index in gold-aggregator's state store and is refused here until its sink
-//! compacts the Silver way. Other tables (no index) are rewritten directly.
+//! index in gold-aggregator's state tables and is compacted through its sink
+//! (the aggregator's config for the state root and the table definitions).
+//! Other tables (no index) are rewritten directly.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,9 +76,22 @@ pub async fn compact(
                 None => (None, None),
             }
         }
-        "gold" => anyhow::bail!(
-            "{name} is a Gold table: its rows' locations live in gold-aggregator's state store, which compacts it"
-        ),
+        "gold" => {
+            let config = gold_config(sources)?;
+            if config.gold.namespace != name.namespace {
+                anyhow::bail!(
+                    "{name} is a Gold table but the aggregator config's namespace is {:?} (pass its --config)",
+                    config.gold.namespace
+                );
+            }
+            match gold_aggregator::stage::compact(&config, &name.name)
+                .await
+                .with_context(|| format!("compacting {name} through the aggregator's state"))?
+            {
+                Some(c) => (Some(c.stats), Some(c.snapshot_id)),
+                None => (None, None),
+            }
+        }
         _ => {
             let planned = planned.expect("checked above");
             let rewritten = planned.write(file_io, &head.metadata, &policy).await?;
@@ -91,6 +105,18 @@ pub async fn compact(
     let files = stats.as_ref().map_or(0, |s| s.data_files_rewritten);
     report(name, as_json, false, before, after, files, stats, snapshot_id);
     Ok(())
+}
+
+/// gold-aggregator's configuration, with the command line's catalog overrides.
+fn gold_config(sources: &Sources<'_>) -> anyhow::Result<gold_aggregator::Config> {
+    let mut c = gold_aggregator::Config::load(sources.config).context("loading the gold-aggregator configuration")?;
+    if let Some(u) = sources.catalog_url {
+        c.catalog.url = u.to_string();
+    }
+    if let Some(w) = sources.warehouse {
+        c.catalog.warehouse = w.to_string();
+    }
+    Ok(c)
 }
 
 #[allow(clippy::too_many_arguments)]

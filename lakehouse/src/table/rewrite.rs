@@ -257,9 +257,15 @@ impl RewritePlan {
             if batches.is_empty() {
                 continue; // every row of these files was deleted
             }
-            let all = arrow_select::concat::concat_batches(&arrow, &batches)
+            let mut all = arrow_select::concat::concat_batches(&arrow, &batches)
                 .map_err(|e| invalid(&table, format!("joining live rows: {e}")))?;
             drop(batches);
+            // The table's sort order holds in the new files as it did in each old one.
+            if let Some(order) = sort_indices(metadata, &all).map_err(|m| invalid(&table, m))? {
+                all = arrow_select::take::take_record_batch(&all, &order)
+                    .map_err(|e| invalid(&table, format!("sorting live rows: {e}")))?;
+                sources = order.values().iter().map(|i| sources[*i as usize].clone()).collect();
+            }
             let files = writer
                 .write(metadata, partition.clone(), std::slice::from_ref(&all))
                 .await
@@ -292,6 +298,32 @@ impl RewritePlan {
             stats,
         })
     }
+}
+
+/// Row order of `rows` under the table's default sort order; `None` when it
+/// is unsorted, or sorts by a transform other than identity (then the rows
+/// keep their file order).
+fn sort_indices(metadata: &TableMetadata, rows: &RecordBatch) -> Result<Option<UInt32Array>, String> {
+    use iceberg::spec::{NullOrder, SortDirection, Transform};
+    let order = metadata.default_sort_order();
+    if order.fields.is_empty() || rows.num_rows() < 2 {
+        return Ok(None);
+    }
+    let schema = metadata.current_schema();
+    let mut columns = Vec::with_capacity(order.fields.len());
+    for f in &order.fields {
+        let name = match (f.transform, schema.field_by_id(f.source_id)) {
+            (Transform::Identity, Some(field)) => field.name.clone(),
+            _ => return Ok(None),
+        };
+        let Some(values) = rows.column_by_name(&name) else { return Ok(None) };
+        let options = arrow_ord::sort::SortOptions {
+            descending: f.direction == SortDirection::Descending,
+            nulls_first: f.null_order == NullOrder::First,
+        };
+        columns.push(arrow_ord::sort::SortColumn { values: values.clone(), options: Some(options) });
+    }
+    arrow_ord::sort::lexsort_to_indices(&columns, None).map(Some).map_err(|e| format!("sorting live rows: {e}"))
 }
 
 fn invalid(table: &str, message: String) -> RewriteError {
