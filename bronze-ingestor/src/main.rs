@@ -6,10 +6,6 @@ use std::time::Duration;
 
 use bronze_ingestor::Config;
 use bronze_ingestor::{self as bronze, RunOptions};
-
-/// mimalloc returns freed memory to the system (docs/benchmarks.md, Gold memory).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -310,6 +310,11 @@ impl Features {
         vec![self.spec.key.clone(), FEATURE_DATE.to_string()]
     }
 
+    /// Events held in memory, over every key.
+    pub fn events(&self) -> usize {
+        self.events.values().flat_map(|days| days.values()).map(Vec::len).sum()
+    }
+
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty() || self.horizon() != self.horizon_taken
     }

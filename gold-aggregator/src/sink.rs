@@ -610,22 +610,7 @@ impl GoldTable {
             .and_then(|g| g.commit.as_ref().map(|c| c.snapshot_id))
             .ok_or_else(|| invalid(format!("the rewrite of state snapshot {snapshot} was not committed to Gold")))?;
         let stats = rewritten.stats;
-        metrics::counter!(names::COMPACTIONS, "layer" => "gold", "table" => table.clone()).increment(1);
-        metrics::counter!(names::COMPACTION_FILES, "layer" => "gold", "table" => table.clone(), "content" => "data")
-            .increment(stats.data_files_rewritten as u64);
-        metrics::counter!(names::COMPACTION_FILES, "layer" => "gold", "table" => table.clone(), "content" => "deletes")
-            .increment(stats.delete_files_removed as u64);
-        metrics::counter!(names::COMPACTION_BYTES, "layer" => "gold", "table" => table.clone(), "direction" => "read")
-            .increment(stats.bytes_read);
-        metrics::counter!(names::COMPACTION_BYTES, "layer" => "gold", "table" => table.clone(), "direction" => "written")
-            .increment(stats.bytes_written);
-        metrics::histogram!(names::COMPACTION_DURATION, "layer" => "gold", "table" => table.clone())
-            .record(stats.duration.as_secs_f64());
-        tracing::info!(table = %table, state_snapshot = snapshot, snapshot_id,
-            data_files = stats.data_files_rewritten, delete_files = stats.delete_files_removed,
-            rows_kept = stats.rows_kept, rows_dropped = stats.rows_dropped,
-            bytes_read = stats.bytes_read, bytes_written = stats.bytes_written,
-            ms = stats.duration.as_millis() as u64, "Gold compacted");
+        stats.record("gold", &table, snapshot, snapshot_id);
         Ok(Some(Compacted { state_snapshot: snapshot, snapshot_id, stats }))
     }
 
@@ -712,28 +697,7 @@ impl GoldTable {
         let targets: Vec<ReferencedFile> =
             partition_of.iter().map(|(p, v)| ReferencedFile::new(p.clone(), partition_struct(*v))).collect();
         let delete_files = self.deletes.write(&self.head.metadata, &targets, doomed).await?;
-        let mut summary: HashMap<String, String> =
-            props.iter().filter(|(k, _)| k.as_str() != FILES_KEY).map(|(k, v)| (k.clone(), v.clone())).collect();
-        summary.insert(STATE_SNAPSHOT_KEY.to_string(), n.to_string());
-        let check = move |head: &TableMetadata| match recorded(head) {
-            Ok(Some(m)) if m >= n => Err(Fenced(format!("Gold already has state snapshot {m}, this commit is {n}"))),
-            Ok(_) => Ok(summary.clone()),
-            Err(e) => Err(Fenced(e)),
-        };
-        let done = self.committer.commit(&self.head, Operation::RowDelta { data_files, delete_files }, &check).await?;
-        self.head = done.table.clone();
-        Ok(Golded {
-            state_snapshot: n,
-            deleted,
-            commit: Some(TableCommit {
-                table: done.table,
-                snapshot_id: done.snapshot_id,
-                rows,
-                conflicts: done.conflicts,
-                duration: started.elapsed(),
-                newest_event_ms: None,
-            }),
-        })
+        self.commit_snapshot(n, Operation::RowDelta { data_files, delete_files }, &props, rows, deleted, started).await
     }
 
     /// Commits the rewrite state snapshot `n` records (its changelog only
@@ -747,6 +711,21 @@ impl GoldTable {
     ) -> Result<Golded, SinkError> {
         let files = RewriteFiles::decode(&self.head.metadata, record).map_err(self.invalid())?;
         let rows: u64 = files.added.iter().map(|f| f.record_count()).sum();
+        self.commit_snapshot(n, Operation::Rewrite(files), props, rows, 0, started).await
+    }
+
+    /// Commits `operation` to Gold as the materialisation of state snapshot
+    /// `n` (whose properties, the Silver positions, go into the summary),
+    /// fenced if Gold already has `n` or a later one.
+    async fn commit_snapshot(
+        &mut self,
+        n: i64,
+        operation: Operation,
+        props: &BTreeMap<String, String>,
+        rows: u64,
+        deleted: u64,
+        started: Instant,
+    ) -> Result<Golded, SinkError> {
         let mut summary: HashMap<String, String> = props
             .iter()
             .filter(|(k, _)| k.as_str() != FILES_KEY && k.as_str() != REWRITE_KEY)
@@ -758,11 +737,11 @@ impl GoldTable {
             Ok(_) => Ok(summary.clone()),
             Err(e) => Err(Fenced(e)),
         };
-        let done = self.committer.commit(&self.head, Operation::Rewrite(files), &check).await?;
+        let done = self.committer.commit(&self.head, operation, &check).await?;
         self.head = done.table.clone();
         Ok(Golded {
             state_snapshot: n,
-            deleted: 0,
+            deleted,
             commit: Some(TableCommit {
                 table: done.table,
                 snapshot_id: done.snapshot_id,

@@ -231,6 +231,12 @@ impl Ready {
                 .map_err(|source| GoldError::Source { table: self.name.clone(), entity: s.entity.clone(), source })?;
         }
         let table = self.name.clone();
+        let working_set = match &self.model {
+            Model::Rollup(agg) => agg.groups.len(),
+            Model::Wide(w) => w.len(),
+            Model::Features(f) => f.events(),
+        };
+        metrics::gauge!(names::GOLD_WORKING_SET, "table" => table.clone()).set(working_set as f64);
         metrics::counter!(names::GOLD_ROWS, "table" => table.clone(), "outcome" => "written").increment(written);
         metrics::counter!(names::GOLD_ROWS, "table" => table, "outcome" => "deleted").increment(golded.deleted);
         let mut out = Committed {

@@ -141,7 +141,7 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
     run_to_idle("silver-refiner", &config, &silver_log);
     run_to_idle("gold-aggregator", &config, &gold_log);
     let log_text = std::fs::read_to_string(&gold_log).unwrap();
-    let compactions = log_text.matches("Gold compacted").count();
+    let compactions = log_text.matches("table compacted").count();
     eprintln!("Gold compacted {compactions} times while running");
     assert!(compactions > 0, "Gold never compacted while running; log:\n{log_text}");
     assert!(!log_text.contains("compaction failed"), "a Gold compaction failed; log:\n{log_text}");

@@ -378,6 +378,31 @@ pub struct RewriteStats {
     pub duration: Duration,
 }
 
+impl RewriteStats {
+    /// Counts a committed compaction of `table` in the `lakehouse_compaction_*`
+    /// metrics and logs it (`at`: the index snapshot that recorded it).
+    pub fn record(&self, layer: &'static str, table: &str, at: i64, snapshot_id: i64) {
+        use crate::telemetry::names;
+        let table = table.to_string();
+        metrics::counter!(names::COMPACTIONS, "layer" => layer, "table" => table.clone()).increment(1);
+        metrics::counter!(names::COMPACTION_FILES, "layer" => layer, "table" => table.clone(), "content" => "data")
+            .increment(self.data_files_rewritten as u64);
+        metrics::counter!(names::COMPACTION_FILES, "layer" => layer, "table" => table.clone(), "content" => "deletes")
+            .increment(self.delete_files_removed as u64);
+        metrics::counter!(names::COMPACTION_BYTES, "layer" => layer, "table" => table.clone(), "direction" => "read")
+            .increment(self.bytes_read);
+        metrics::counter!(names::COMPACTION_BYTES, "layer" => layer, "table" => table.clone(), "direction" => "written")
+            .increment(self.bytes_written);
+        metrics::histogram!(names::COMPACTION_DURATION, "layer" => layer, "table" => table.clone())
+            .record(self.duration.as_secs_f64());
+        tracing::info!(layer, table = %table, index_snapshot = at, snapshot_id,
+            data_files = self.data_files_rewritten, delete_files = self.delete_files_removed,
+            rows_kept = self.rows_kept, rows_dropped = self.rows_dropped,
+            bytes_read = self.bytes_read, bytes_written = self.bytes_written,
+            ms = self.duration.as_millis() as u64, "table compacted");
+    }
+}
+
 /// A written rewrite, ready to commit.
 #[derive(Debug, Clone)]
 pub struct Rewritten {

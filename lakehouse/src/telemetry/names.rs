@@ -84,6 +84,9 @@ pub const GOLD_BEHIND_SILVER: &str = "lakehouse_gold_behind_silver_seconds";
 /// Histogram: source event time → visible in Gold (seconds), one sample per
 /// Silver snapshot consumed (its newest event). Labels: table.
 pub const GOLD_FRESHNESS: &str = "lakehouse_gold_freshness_seconds";
+/// Gauge: what a Gold table holds in memory, after each commit: groups
+/// (rollups), facts (wide tables), events (feature tables). Labels: table.
+pub const GOLD_WORKING_SET: &str = "lakehouse_gold_working_set_rows";
 
 /// Counter: snapshots removed by expiry. Labels: table.
 pub const SNAPSHOTS_EXPIRED: &str = "lakehouse_snapshots_expired_total";
@@ -141,6 +144,7 @@ pub fn describe() {
     describe_counter!(GOLD_ROWS, Unit::Count, "Gold rows written or deleted");
     describe_histogram!(GOLD_BEHIND_SILVER, Unit::Seconds, "Silver store commit to visible in Gold");
     describe_histogram!(GOLD_FRESHNESS, Unit::Seconds, "Source event time to visible in Gold");
+    describe_gauge!(GOLD_WORKING_SET, Unit::Count, "Groups, facts or events a Gold table holds in memory");
     describe_counter!(SNAPSHOTS_EXPIRED, Unit::Count, "Snapshots removed by expiry");
     describe_counter!(MANIFESTS_MERGED, Unit::Count, "Manifests rewritten into merged manifests");
     describe_counter!(FILES_DELETED, Unit::Count, "Files deleted after snapshot expiry");
@@ -193,6 +197,7 @@ pub const ALL: &[&str] = &[
     GOLD_ROWS,
     GOLD_BEHIND_SILVER,
     GOLD_FRESHNESS,
+    GOLD_WORKING_SET,
     SNAPSHOTS_EXPIRED,
     MANIFESTS_MERGED,
     FILES_DELETED,

@@ -470,24 +470,8 @@ impl Materializer {
             .find(|s| s.store_snapshot == snapshot)
             .and_then(|s| s.commit.as_ref().map(|c| c.snapshot_id))
             .ok_or_else(|| invalid(format!("the rewrite of store snapshot {snapshot} was not committed to Silver")))?;
-        let table = self.head.name.to_string();
         let stats = rewritten.stats;
-        metrics::counter!(names::COMPACTIONS, "layer" => "silver", "table" => table.clone()).increment(1);
-        metrics::counter!(names::COMPACTION_FILES, "layer" => "silver", "table" => table.clone(), "content" => "data")
-            .increment(stats.data_files_rewritten as u64);
-        metrics::counter!(names::COMPACTION_FILES, "layer" => "silver", "table" => table.clone(), "content" => "deletes")
-            .increment(stats.delete_files_removed as u64);
-        metrics::counter!(names::COMPACTION_BYTES, "layer" => "silver", "table" => table.clone(), "direction" => "read")
-            .increment(stats.bytes_read);
-        metrics::counter!(names::COMPACTION_BYTES, "layer" => "silver", "table" => table.clone(), "direction" => "written")
-            .increment(stats.bytes_written);
-        metrics::histogram!(names::COMPACTION_DURATION, "layer" => "silver", "table" => table.clone())
-            .record(stats.duration.as_secs_f64());
-        tracing::info!(table = %table, store_snapshot = snapshot, snapshot_id,
-            data_files = stats.data_files_rewritten, delete_files = stats.delete_files_removed,
-            rows_kept = stats.rows_kept, rows_dropped = stats.rows_dropped,
-            bytes_read = stats.bytes_read, bytes_written = stats.bytes_written,
-            ms = stats.duration.as_millis() as u64, "Silver compacted");
+        stats.record("silver", &self.head.name.to_string(), snapshot, snapshot_id);
         Ok(Some(Compacted { store_snapshot: snapshot, snapshot_id, stats }))
     }
 
