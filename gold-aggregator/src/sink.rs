@@ -35,13 +35,13 @@ use arrow_array::types::{Date32Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
 use changelog_store::{ReadAt, RowKind, Table};
-use iceberg::spec::{DataFile, Literal, Struct, TableMetadata, Transform, UnboundPartitionSpec};
+use iceberg::spec::{DataFile, Literal, PrimitiveLiteral, Struct, TableMetadata, Transform, UnboundPartitionSpec};
 use lakehouse::catalog::{CatalogError, LoadedTable, SqlCatalog, TableName};
 use lakehouse::table::commit::{CommitError, Committer, Fenced, Operation};
 use lakehouse::table::create::{TableSpec, load_or_create_sorted};
 use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::position_delete::{PositionDeleteError, PositionDeleteWriter, ReferencedFile};
-use lakehouse::table::rewrite::{CompactionPolicy, RewriteError, RewriteFiles, RewriteStats};
+use lakehouse::table::rewrite::{CompactionPolicy, RewriteError, RewriteFiles, RewriteStats, RewrittenFile};
 use lakehouse::table::writer::{Codec, DataFileWriter};
 use lakehouse::telemetry::names;
 use lakehouse::worker::TableCommit;
@@ -425,6 +425,93 @@ impl GoldTable {
         })
     }
 
+    /// State rows of a keyed table at the rewritten rows' new locations. A
+    /// keyed table's state row is its Gold row (cast to the state's types) with
+    /// the row's partition and location, and every live Gold row is its key's
+    /// current state row (the state is the index of Gold's live rows), so the
+    /// rows come from the rewrite itself: no scan of the state.
+    fn relocate_keyed(&self, outputs: &[RewrittenFile]) -> Result<Vec<RecordBatch>, SinkError> {
+        let schema = self.state_schema();
+        let mut out = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            let part = match o.file.partition().fields().first() {
+                Some(Some(Literal::Primitive(PrimitiveLiteral::Int(v)))) => Some(*v),
+                _ => None,
+            };
+            let path: Arc<str> = Arc::from(o.file.file_path());
+            let n = o.rows.num_rows();
+            let locations: Vec<Option<(Arc<str>, i64)>> = (0..n as i64).map(|p| Some((path.clone(), p))).collect();
+            out.push(keyed_state_batch(&schema, &o.rows, &vec![part; n], &locations).map_err(self.invalid())?);
+        }
+        Ok(out)
+    }
+
+    /// State rows of a rollup at the rewritten rows' new locations: the Gold
+    /// row does not carry the group's accumulators, so the state rows located
+    /// in the rewritten files are found by a scan of the state at `base` (a
+    /// rollup's state is one row per window and group, small beside its
+    /// source). Every row the rewrite kept must be found there.
+    fn relocate_scanned(
+        &self,
+        outputs: &[RewrittenFile],
+        base: i64,
+        rows_kept: u64,
+    ) -> Result<Vec<RecordBatch>, SinkError> {
+        let invalid = self.invalid();
+        // Old location → new, for every row the rewrite kept.
+        let mut moved: HashMap<&str, HashMap<i64, (Arc<str>, i64)>> = HashMap::new();
+        for o in outputs {
+            let path: Arc<str> = Arc::from(o.file.file_path());
+            for (new_pos, (old_file, old_pos)) in o.sources.iter().enumerate() {
+                moved.entry(old_file.as_ref()).or_default().insert(*old_pos, (path.clone(), new_pos as i64));
+            }
+        }
+        let schema = self.state_schema();
+        let mut relocated = Vec::new();
+        let mut count = 0u64;
+        for b in self.state.scan_batches(ReadAt::Snapshot(base)).map_err(self.store_err())? {
+            let col = |n: &str| b.column_by_name(n).ok_or_else(|| invalid(format!("state has no column {n}")));
+            let (file, pos) = (col(GOLD_FILE)?.as_string::<i32>(), col(GOLD_POS)?.as_primitive::<Int64Type>());
+            let mut take = Vec::new();
+            let mut locations = Vec::new();
+            for i in 0..b.num_rows() {
+                if file.is_null(i) || pos.is_null(i) {
+                    continue;
+                }
+                if let Some(to) = moved.get(file.value(i)).and_then(|m| m.get(&pos.value(i))) {
+                    take.push(i as u32);
+                    locations.push(Some(to.clone()));
+                }
+            }
+            if take.is_empty() {
+                continue;
+            }
+            count += take.len() as u64;
+            let rows = arrow_select::take::take_record_batch(&b, &arrow_array::UInt32Array::from(take))
+                .map_err(|e| invalid(format!("selecting moved state rows: {e}")))?;
+            let [new_file, new_pos] = location_columns(&locations);
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| match f.name().as_str() {
+                    GOLD_FILE => Ok(new_file.clone()),
+                    GOLD_POS => Ok(new_pos.clone()),
+                    n => rows.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            relocated.push(
+                RecordBatch::try_new(schema.clone(), columns)
+                    .map_err(|e| invalid(format!("building moved state rows: {e}")))?,
+            );
+        }
+        if count != rows_kept {
+            return Err(invalid(format!(
+                "the rewrite kept {rows_kept} rows but the state locates {count} of them there: state and Gold disagree"
+            )));
+        }
+        Ok(relocated)
+    }
+
     /// Writes and commits one state snapshot (step 2): `rows` upserted, `gone`
     /// deleted. The writer is kept for the next commit, dropped on failure.
     fn commit_state(
@@ -514,59 +601,10 @@ impl GoldTable {
             what: "serialising the rewrite",
             source,
         })?;
-        // Old location → new, for every row the rewrite kept.
-        let mut moved: HashMap<&str, HashMap<i64, (Arc<str>, i64)>> = HashMap::new();
-        for o in &rewritten.outputs {
-            let path: Arc<str> = Arc::from(o.file.file_path());
-            for (new_pos, (old_file, old_pos)) in o.sources.iter().enumerate() {
-                moved.entry(old_file.as_ref()).or_default().insert(*old_pos, (path.clone(), new_pos as i64));
-            }
-        }
-        // The state rows living in the rewritten files, at their new locations.
-        let schema = self.state_schema();
-        let mut relocated = Vec::new();
-        let mut count = 0u64;
-        for b in self.state.scan_batches(ReadAt::Snapshot(base.id)).map_err(self.store_err())? {
-            let col = |n: &str| b.column_by_name(n).ok_or_else(|| invalid(format!("state has no column {n}")));
-            let (file, pos) = (col(GOLD_FILE)?.as_string::<i32>(), col(GOLD_POS)?.as_primitive::<Int64Type>());
-            let mut take = Vec::new();
-            let mut locations = Vec::new();
-            for i in 0..b.num_rows() {
-                if file.is_null(i) || pos.is_null(i) {
-                    continue;
-                }
-                if let Some(to) = moved.get(file.value(i)).and_then(|m| m.get(&pos.value(i))) {
-                    take.push(i as u32);
-                    locations.push(Some(to.clone()));
-                }
-            }
-            if take.is_empty() {
-                continue;
-            }
-            count += take.len() as u64;
-            let rows = arrow_select::take::take_record_batch(&b, &arrow_array::UInt32Array::from(take))
-                .map_err(|e| invalid(format!("selecting moved state rows: {e}")))?;
-            let [new_file, new_pos] = location_columns(&locations);
-            let columns = schema
-                .fields()
-                .iter()
-                .map(|f| match f.name().as_str() {
-                    GOLD_FILE => Ok(new_file.clone()),
-                    GOLD_POS => Ok(new_pos.clone()),
-                    n => rows.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}"))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            relocated.push(
-                RecordBatch::try_new(schema.clone(), columns)
-                    .map_err(|e| invalid(format!("building moved state rows: {e}")))?,
-            );
-        }
-        if count != rewritten.stats.rows_kept {
-            return Err(invalid(format!(
-                "the rewrite kept {} rows but the state locates {count} of them there: state and Gold disagree",
-                rewritten.stats.rows_kept
-            )));
-        }
+        let relocated = match &self.layout {
+            Layout::Keyed { .. } => self.relocate_keyed(&rewritten.outputs)?,
+            Layout::Windowed(_) => self.relocate_scanned(&rewritten.outputs, base.id, rewritten.stats.rows_kept)?,
+        };
         let mut write = match self.write.take() {
             Some(w) => w,
             None => self.state.new_write().map_err(self.store_err())?,
