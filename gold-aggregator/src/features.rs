@@ -310,9 +310,10 @@ impl Features {
         vec![self.spec.key.clone(), FEATURE_DATE.to_string()]
     }
 
-    /// Events held in memory, over every key.
+    /// Events held in memory, over every key (from the per-day counts: no
+    /// walk over the keys on the commit path).
     pub fn events(&self) -> usize {
-        self.events.values().flat_map(|days| days.values()).map(Vec::len).sum()
+        self.days.values().sum::<u64>() as usize
     }
 
     pub fn has_dirty(&self) -> bool {

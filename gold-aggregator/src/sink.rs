@@ -397,7 +397,7 @@ impl GoldTable {
         // A kept writer that finds another commit user in its buckets since it
         // last committed (a `lakehouse compact`) is refused by the store: the
         // state is then written again by a fresh writer from the latest snapshot.
-        let batch = if rows.num_rows() > 0 { Some(state_rows(&locations).map_err(&invalid)?) } else { None };
+        let batch = if rows.num_rows() > 0 { vec![state_rows(&locations).map_err(&invalid)?] } else { Vec::new() };
         let gone = gone.filter(|b| b.num_rows() > 0);
         let encoded = lakehouse::table::data_files::encode(&self.head.metadata, &files).map_err(|source| {
             SinkError::Iceberg { table: self.name.clone(), what: "serialising data files", source }
@@ -407,7 +407,7 @@ impl GoldTable {
         let mut attempt = 0;
         let snapshot = loop {
             attempt += 1;
-            match self.commit_state(batch.as_ref(), gone.as_ref(), props.clone()) {
+            match self.commit_state(&batch, gone.as_ref(), props.clone()) {
                 Ok(s) => break s,
                 Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. })
                     if attempt < 3 =>
@@ -516,7 +516,7 @@ impl GoldTable {
     /// deleted. The writer is kept for the next commit, dropped on failure.
     fn commit_state(
         &mut self,
-        rows: Option<&RecordBatch>,
+        rows: &[RecordBatch],
         gone: Option<&RecordBatch>,
         props: BTreeMap<String, String>,
     ) -> Result<i64, SinkError> {
@@ -525,7 +525,7 @@ impl GoldTable {
             Some(w) => w,
             None => self.state.new_write().map_err(self.store_err())?,
         };
-        if let Some(batch) = rows {
+        for batch in rows {
             write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
         if let Some(batch) = gone {
@@ -605,14 +605,6 @@ impl GoldTable {
             Layout::Keyed { .. } => self.relocate_keyed(&rewritten.outputs)?,
             Layout::Windowed(_) => self.relocate_scanned(&rewritten.outputs, base.id, rewritten.stats.rows_kept)?,
         };
-        let mut write = match self.write.take() {
-            Some(w) => w,
-            None => self.state.new_write().map_err(self.store_err())?,
-        };
-        for batch in &relocated {
-            write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
-        }
-        let messages = write.prepare_commit().map_err(self.store_err())?;
         let table = self.head.name.to_string();
         let dropped = |why: String| {
             metrics::counter!(names::COMPACTION_CONFLICTS, "layer" => "gold", "table" => table.clone()).increment(1);
@@ -621,26 +613,22 @@ impl GoldTable {
         let latest = self.state.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
         if latest != base.id {
             dropped(format!("the state moved from snapshot {} to {latest} while it ran", base.id));
-            return Ok(None); // the writer, with the relocation buffered, is dropped
+            return Ok(None);
         }
         // The positions consumed stay those of the base (a restart reads them
         // from the latest state snapshot); the data files are the rewrite's.
         let mut props: BTreeMap<String, String> =
             base.properties.unwrap_or_default().into_iter().filter(|(k, _)| k != FILES_KEY).collect();
         props.insert(REWRITE_KEY.to_string(), encoded);
-        let committer = self.state.new_committer(self.commit_user.clone());
-        let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
-        let ids = match committer.commit(identifier, messages, Some(props)) {
-            Ok(changelog_store::CommitOutcome::Committed(ids)) => ids,
-            Ok(_) => Vec::new(),
-            Err(changelog_store::Error::Conflict { message, .. }) => {
+        // A commit racing it since (the store's bucket check) drops it too.
+        let snapshot = match self.commit_state(&relocated, None, props) {
+            Ok(s) => s,
+            Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. }) => {
                 dropped(message);
                 return Ok(None);
             }
-            Err(e) => return Err(self.store_err()(e)),
+            Err(e) => return Err(e),
         };
-        let snapshot = ids.first().copied().ok_or_else(|| invalid("the state commit created no snapshot".into()))?;
-        self.write = Some(write);
         let done = self.materialize_through(snapshot).await?;
         let snapshot_id = done
             .iter()

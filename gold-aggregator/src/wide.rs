@@ -26,9 +26,10 @@
 //! and is completed when it does. At commit the marked facts' rows are
 //! recomputed, and those that differ from what Gold holds are written.
 //!
-//! Memory: each fact key lives once, in a slot ([`Slot`]: key, picked values,
-//! the dimension keys its row used, the hash of its Gold row); the reverse
-//! indexes hold 4-byte slot numbers, not keys.
+//! Memory: each fact key is allocated once, shared by its slot ([`Slot`]:
+//! key, picked values, the dimension keys its row used, the hash of its Gold
+//! row) and the key → slot map; the reverse indexes hold 4-byte slot numbers,
+//! not keys.
 //!
 //! Restart: the facts come back from the state table (which holds every wide
 //! row), the dimensions from their Silver changelog stores at the snapshots
@@ -216,7 +217,7 @@ type FactId = u32;
 /// What the table knows of one fact key, from its first change until Gold
 /// no longer holds a row for it.
 struct Slot {
-    key: Box<[Scalar]>,
+    key: Arc<[Scalar]>,
     /// Picked values; none once the fact is deleted.
     fact: Option<Box<[Scalar]>>,
     /// The dimension keys its Gold row used, per join (empty: no row yet).
@@ -262,7 +263,7 @@ pub struct Wide {
     key_out: Vec<usize>,
     fact_picks: Vec<String>,
     /// Fact key → its slot.
-    ids: HashMap<Box<[Scalar]>, FactId>,
+    ids: HashMap<Arc<[Scalar]>, FactId>,
     slots: Vec<Slot>,
     /// Slots free for reuse.
     free: Vec<FactId>,
@@ -478,7 +479,7 @@ impl Wide {
         if let Some(&id) = self.ids.get(key.as_slice()) {
             return id;
         }
-        let key: Box<[Scalar]> = key.into_boxed_slice();
+        let key: Arc<[Scalar]> = Arc::from(key);
         let slot = Slot { key: key.clone(), fact: None, used: Box::new([]), emitted: None, dirty: false };
         let id = match self.free.pop() {
             Some(id) => {
@@ -501,7 +502,7 @@ impl Wide {
         if slot.fact.is_some() || slot.emitted.is_some() || !slot.used.is_empty() || slot.dirty {
             return;
         }
-        let key = std::mem::take(&mut slot.key);
+        let key = std::mem::replace(&mut slot.key, Arc::from([]));
         self.ids.remove(&key);
         self.free.push(id);
     }
