@@ -306,7 +306,7 @@ impl Aggregator {
         let defs = spec::load(&config.gold.tables)?;
         let catalog = SqlCatalog::connect(&config.catalog).await?;
         catalog.create_namespace_if_absent(&config.gold.namespace).await?;
-        let keyed = defs.iter().filter(|d| matches!(d, GoldDef::Wide(_))).map(|d| d.name().to_string()).collect();
+        let keyed = keyed_tables(&defs);
         let entries = defs.into_iter().map(|def| Entry::Waiting { def, logged: false }).collect();
         let mut me = Aggregator {
             config,
@@ -515,14 +515,19 @@ fn source_path(config: &Config, keyed: &HashSet<String>, name: &str) -> std::pat
     if keyed.contains(name) { config.gold.state_table(name) } else { config.gold.silver_table(name) }
 }
 
+/// The Gold tables other tables may read as a source (wide tables: their
+/// state is keyed like a Silver entity).
+fn keyed_tables(defs: &[GoldDef]) -> HashSet<String> {
+    defs.iter().filter(|d| matches!(d, GoldDef::Wide(_))).map(|d| d.name().to_string()).collect()
+}
+
 /// Compacts Gold table `name` once, by hand (`lakehouse compact gold.<name>`),
 /// under its own state commit user: safe beside a running aggregator (see
 /// [`crate::sink`]). `None` when nothing passes the thresholds or another
 /// writer got in first.
 pub async fn compact(config: &Config, name: &str) -> Result<Option<crate::sink::Compacted>, GoldError> {
     let defs = spec::load(&config.gold.tables)?;
-    let keyed: HashSet<String> =
-        defs.iter().filter(|d| matches!(d, GoldDef::Wide(_))).map(|d| d.name().to_string()).collect();
+    let keyed = keyed_tables(&defs);
     let def = defs.into_iter().find(|d| d.name() == name).ok_or_else(|| GoldError::Invalid {
         table: name.to_string(),
         message: format!("no such table in {}", config.gold.tables.display()),
