@@ -396,6 +396,10 @@ impl Refinery {
         Ok(added)
     }
 
+    /// One commit round: every entity's rejects (one shared table, so one
+    /// entity after the other), then every entity's store commit and Silver
+    /// RowDelta side by side, each in its own task, so that their writes,
+    /// fsyncs and catalog swaps overlap instead of adding up.
     async fn commit_all(&mut self) -> Result<Vec<TableCommit>, RefineError> {
         let mut done = Vec::new();
         for e in &mut self.entities {
@@ -413,77 +417,43 @@ impl Refinery {
             if let Some(c) = self.rejects.commit(&e.name, upto, &rows, bronze).await? {
                 done.push(c);
             }
-            let mut position = BTreeMap::from([(e.position_key.clone(), upto.to_string())]);
-            if let Some(ms) = e.newest_ms {
-                // Gold measures end-to-end freshness from it.
-                position.insert(NEWEST_EVENT_KEY.to_string(), ms.to_string());
-            }
-            let truncated = e.truncate.as_ref().map(Lineage::order).max(e.truncated);
-            if let Some(t) = truncated {
-                position.insert(TRUNCATED_KEY.to_string(), format_order(t));
-            }
-            if let Some(t) = e.truncate.take() {
-                let keys = e.store_keys()?;
-                let deletes = e.deletes_batch(&keys, t.seq)?;
-                let mut before = BTreeMap::new();
-                if let Some(p) = e.position {
-                    before.insert(e.position_key.clone(), p.to_string());
-                }
-                before.insert(TRUNCATED_KEY.to_string(), format_order(t.order()));
-                let empty = RecordBatch::new_empty(e.schema.clone());
-                let s = match e.materializer.apply(&empty, &deletes, before).await {
-                    Err(err) if is_store_conflict(&err) => {
-                        e.discard(&err);
-                        continue;
-                    }
-                    other => other?,
-                };
-                tracing::info!(entity = %e.name, rows = keys.num_rows(), "truncate: every row of the entity deleted");
-                self.summary.deleted += s.deleted;
-                done.extend(s.commit);
-            }
-            let changes = std::mem::take(&mut e.changes);
-            let (upserts, deletes) = e.batches(changes)?;
-            let silvered = match e.materializer.apply(&upserts, &deletes, position).await {
-                Err(err) if is_store_conflict(&err) => {
-                    e.discard(&err);
-                    continue;
-                }
-                other => other?,
+        }
+        let interval = self.config.silver.compaction_interval;
+        let mut tasks = Vec::new();
+        for mut e in std::mem::take(&mut self.entities) {
+            let catalog = self.catalog.clone();
+            tasks.push(tokio::spawn(async move {
+                let outcome = e.commit(&catalog, interval).await;
+                (e, outcome)
+            }));
+        }
+        let mut first_error = None;
+        for task in tasks {
+            let (e, outcome) = match task.await {
+                Ok(v) => v,
+                Err(err) => std::panic::resume_unwind(err.into_panic()),
             };
-            self.summary.upserted += upserts.num_rows() as u64;
-            self.summary.deleted += silvered.deleted;
-            self.summary.bronze_rows += e.bronze_rows;
-            metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "upserted")
-                .increment(upserts.num_rows() as u64);
-            metrics::counter!(names::SILVER_ROWS, "entity" => e.name.clone(), "outcome" => "deleted")
-                .increment(silvered.deleted);
-            if let Some(mut c) = silvered.commit {
-                // Freshness: source event time → visible in Silver.
-                c.newest_event_ms = e.newest_ms;
-                if let Some(t) = e.oldest_bronze_ms {
-                    let delay = (chrono::Utc::now().timestamp_millis() - t).max(0) as u64;
-                    metrics::histogram!(names::BRONZE_TO_SILVER, "entity" => e.name.clone())
-                        .record(delay as f64 / 1000.0);
-                    if self.delays.len() < 1_000_000 {
+            self.entities.push(e);
+            match outcome {
+                Ok(c) => {
+                    self.summary.upserted += c.upserted;
+                    self.summary.deleted += c.deleted;
+                    self.summary.bronze_rows += c.bronze_rows;
+                    if let Some(delay) = c.delay_ms
+                        && self.delays.len() < 1_000_000
+                    {
                         self.delays.push(delay);
                     }
+                    self.summary.commits += c.silver_commits;
+                    done.extend(c.commits);
                 }
-                self.summary.commits += 1;
-                done.push(c);
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
             }
-            e.newest_ms = None;
-            e.oldest_bronze_ms = None;
-            e.position = Some(upto);
-            e.truncated = truncated;
-            // Bronze expiry keeps every snapshot this refiner has not read (lakehouse::table::consumer).
-            let consumer =
-                format!("silver-refiner.{}{}", e.name, e.position_key.trim_start_matches(BRONZE_POSITION_KEY));
-            lakehouse::table::consumer::advance(&self.catalog, &e.bronze, &consumer, upto).await;
-            e.upto = None;
-            e.work = 0;
-            e.bronze_rows = 0;
-            e.maybe_compact(self.config.silver.compaction_interval).await;
+        }
+        if let Some(err) = first_error {
+            return Err(err);
         }
         self.since = None;
         Ok(done)
@@ -521,7 +491,104 @@ fn is_store_conflict(e: &MaterializeError) -> bool {
     matches!(e, MaterializeError::Store { source: changelog_store::Error::Conflict { .. }, .. })
 }
 
+/// What one entity's commit did ([`Entity::commit`]).
+#[derive(Default)]
+struct EntityCommit {
+    commits: Vec<TableCommit>,
+    /// 1 when the batch's changes made a Silver commit (a truncate's own
+    /// commit, also in `commits`, is not counted).
+    silver_commits: u64,
+    upserted: u64,
+    deleted: u64,
+    bronze_rows: u64,
+    /// Oldest Bronze commit of the batch → visible in Silver (ms).
+    delay_ms: Option<u64>,
+}
+
 impl Entity {
+    /// Commits the in-flight batch (its truncate first, if any) to the store
+    /// and Silver and advances the entity's position; then compacts when due.
+    /// A store conflict discards the batch (read again from the committed
+    /// position) and is not an error.
+    async fn commit(
+        &mut self,
+        catalog: &SqlCatalog,
+        compaction_interval: Duration,
+    ) -> Result<EntityCommit, RefineError> {
+        let mut out = EntityCommit::default();
+        let Some(upto) = self.upto else { return Ok(out) };
+        let mut position = BTreeMap::from([(self.position_key.clone(), upto.to_string())]);
+        if let Some(ms) = self.newest_ms {
+            // Gold measures end-to-end freshness from it.
+            position.insert(NEWEST_EVENT_KEY.to_string(), ms.to_string());
+        }
+        let truncated = self.truncate.as_ref().map(Lineage::order).max(self.truncated);
+        if let Some(t) = truncated {
+            position.insert(TRUNCATED_KEY.to_string(), format_order(t));
+        }
+        if let Some(t) = self.truncate.take() {
+            let keys = self.store_keys()?;
+            let deletes = self.deletes_batch(&keys, t.seq)?;
+            let mut before = BTreeMap::new();
+            if let Some(p) = self.position {
+                before.insert(self.position_key.clone(), p.to_string());
+            }
+            before.insert(TRUNCATED_KEY.to_string(), format_order(t.order()));
+            let empty = RecordBatch::new_empty(self.schema.clone());
+            let s = match self.materializer.apply(&empty, &deletes, before).await {
+                Err(err) if is_store_conflict(&err) => {
+                    self.discard(&err);
+                    return Ok(out);
+                }
+                other => other?,
+            };
+            tracing::info!(entity = %self.name, rows = keys.num_rows(), "truncate: every row of the entity deleted");
+            out.deleted += s.deleted;
+            out.commits.extend(s.commit);
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let (upserts, deletes) = self.batches(changes)?;
+        let silvered = match self.materializer.apply(&upserts, &deletes, position).await {
+            Err(err) if is_store_conflict(&err) => {
+                self.discard(&err);
+                return Ok(out);
+            }
+            other => other?,
+        };
+        out.upserted += upserts.num_rows() as u64;
+        out.deleted += silvered.deleted;
+        out.bronze_rows += self.bronze_rows;
+        metrics::counter!(names::SILVER_ROWS, "entity" => self.name.clone(), "outcome" => "upserted")
+            .increment(upserts.num_rows() as u64);
+        metrics::counter!(names::SILVER_ROWS, "entity" => self.name.clone(), "outcome" => "deleted")
+            .increment(silvered.deleted);
+        if let Some(mut c) = silvered.commit {
+            // Freshness: source event time → visible in Silver.
+            c.newest_event_ms = self.newest_ms;
+            if let Some(t) = self.oldest_bronze_ms {
+                let delay = (chrono::Utc::now().timestamp_millis() - t).max(0) as u64;
+                metrics::histogram!(names::BRONZE_TO_SILVER, "entity" => self.name.clone())
+                    .record(delay as f64 / 1000.0);
+                out.delay_ms = Some(delay);
+            }
+            out.silver_commits += 1;
+            out.commits.push(c);
+        }
+        self.newest_ms = None;
+        self.oldest_bronze_ms = None;
+        self.position = Some(upto);
+        self.truncated = truncated;
+        // Bronze expiry keeps every snapshot this refiner has not read (lakehouse::table::consumer).
+        let consumer =
+            format!("silver-refiner.{}{}", self.name, self.position_key.trim_start_matches(BRONZE_POSITION_KEY));
+        lakehouse::table::consumer::advance(catalog, &self.bronze, &consumer, upto).await;
+        self.upto = None;
+        self.work = 0;
+        self.bronze_rows = 0;
+        self.maybe_compact(compaction_interval).await;
+        Ok(out)
+    }
+
     /// Compacts the entity's Silver table when `interval` has passed since it
     /// was last looked at (between this refiner's commits, so no commit of its
     /// own races it). With shards, shard 1 compacts for all of them. A failed
