@@ -4,7 +4,10 @@
 //! table read by pyiceberg equals the same table recomputed by DuckDB in one
 //! SQL query over Silver, row for row, with updates, deletes and late events
 //! in the stream. Gold compacts its tables every 300 ms while it is being
-//! killed, and once more by hand (`lakehouse compact gold.<table>`) at the end.
+//! killed, and two tables by hand (`lakehouse compact gold.<table>`) under a
+//! running aggregator, which then gets a second wave of changes: its next
+//! state commits are refused (another commit user moved those tables' state)
+//! and written again, and Gold still equals the recomputation.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -41,6 +44,19 @@ fn run_to_idle(name: &str, config: &Path, log: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{name} failed; log:\n{}", std::fs::read_to_string(log).unwrap());
+}
+
+/// Waits until `log` has not changed for `quiet` (a worker logs every commit).
+fn wait_quiet(log: &Path, quiet: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let age = std::fs::metadata(log).unwrap().modified().unwrap().elapsed().unwrap_or_default();
+        if age >= quiet {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} kept changing for 240 s", log.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 struct XorShift(u64);
@@ -153,12 +169,36 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
         admin(&["properties", &format!("gold.{t}"), "--set", "lakehouse.compaction.auto=false"]);
     }
     run_to_idle("silver-refiner", &config, &silver_log);
-    run_to_idle("gold-aggregator", &config, &gold_log);
+    // Gold as a service from here on: it catches up, two tables are compacted
+    // by hand under it, then a second wave of changes reaches it.
+    let mut service = worker("gold-aggregator", &config, &gold_log, None);
+    wait_quiet(&gold_log, Duration::from_secs(3));
+    // A wave of changes: updates of the same keys (another seed, the same key
+    // ranges) through Bronze and Silver, then the running aggregator's catch-up.
+    let wave = |seed: &str| {
+        let status = Command::new(bin("lakehouse"))
+            .args(["generate", "--brokers", &broker(), "--topic-prefix", &prefix, "--quiet"])
+            .args(["--events", "1500", "--seed", seed, "--truth"])
+            .arg(lake.dir.path().join(format!("truth-{seed}.json")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the generator failed (wave {seed})");
+        let mut bronze = spawn_ingestor(&config, &bronze_log, Some("3s"));
+        assert!(bronze.wait().unwrap().success(), "bronze-ingestor failed (wave {seed})");
+        run_to_idle("silver-refiner", &config, &silver_log);
+        wait_quiet(&gold_log, Duration::from_secs(3));
+    };
+    // The first makes sure the aggregator holds a state writer of every table
+    // (it keeps one across commits) before the compactions move state under it.
+    wave("18");
     let log_text = std::fs::read_to_string(&gold_log).unwrap();
     let compactions = log_text.matches("table compacted").count();
     eprintln!("Gold compacted {compactions} times while running");
     assert!(compactions > 0, "Gold never compacted while running; log:\n{log_text}");
     assert!(!log_text.contains("compaction failed"), "a Gold compaction failed; log:\n{log_text}");
+    let refusals_before = log_text.matches("another writer committed to the state table").count();
 
     for t in BY_HAND {
         let name = format!("gold.{t}");
@@ -173,8 +213,22 @@ async fn gold_equals_duckdb_over_silver_after_kills_of_both_workers() {
         let again = admin(&["compact", &name, "--json"]);
         assert!(again["snapshot_id"].is_null(), "{name}: a second compaction found work: {again}");
     }
-    // The aggregator starts on the by-hand compactions (its state moved under
-    // another commit user) and has nothing to do.
+    assert!(service.try_wait().unwrap().is_none(), "the aggregator exited during the by-hand compactions");
+    // The second wave reaches an aggregator whose state writers of the two
+    // tables predate the compactions.
+    wave("19");
+    assert!(service.try_wait().unwrap().is_none(), "the aggregator exited on the second wave");
+    Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
+    let status = service.wait().unwrap();
+    let log_text = std::fs::read_to_string(&gold_log).unwrap();
+    assert!(status.success(), "SIGTERM exits 0, got {status}; log:\n{log_text}");
+    let refusals = log_text.matches("another writer committed to the state table").count() - refusals_before;
+    eprintln!("the running aggregator wrote its state again {refusals} times after the by-hand compactions");
+    assert!(
+        refusals >= BY_HAND.len(),
+        "the by-hand compactions did not refuse the running aggregator's state commits; log:\n{log_text}"
+    );
+    // A fresh aggregator starts on all of it and has nothing left to do.
     run_to_idle("gold-aggregator", &config, &gold_log);
 
     let python = std::env::var("LAKEHOUSE_TEST_PYTHON").expect("LAKEHOUSE_TEST_PYTHON (set by tests/run.sh)");
