@@ -38,7 +38,8 @@ pub struct SilverConfig {
     /// Store buckets of a new entity table.
     pub buckets: usize,
     /// Compaction of each Silver table is looked at this often, between
-    /// commits (zero: never; `lakehouse compact` still works).
+    /// commits, one table per commit round (zero: never; `lakehouse compact`
+    /// still works).
     #[serde(with = "humantime_serde")]
     pub compaction_interval: Duration,
     /// `"<i> of <n>"`: run as shard i of n refiners of the same entities, each

@@ -418,12 +418,11 @@ impl Refinery {
                 done.push(c);
             }
         }
-        let interval = self.config.silver.compaction_interval;
         let mut tasks = Vec::new();
         for mut e in std::mem::take(&mut self.entities) {
             let catalog = self.catalog.clone();
             tasks.push(tokio::spawn(async move {
-                let outcome = e.commit(&catalog, interval).await;
+                let outcome = e.commit(&catalog).await;
                 (e, outcome)
             }));
         }
@@ -456,7 +455,28 @@ impl Refinery {
             return Err(err);
         }
         self.since = None;
+        self.maybe_compact().await;
         Ok(done)
+    }
+
+    /// Compacts, after a commit round, the one entity whose compaction was
+    /// looked at longest ago, once `silver.compaction_interval` has passed for
+    /// it. One entity per round spreads the cost over rounds: all four at once
+    /// held Silver up for 9.5 s every minute in the Gold benchmark at 20k
+    /// events/s.
+    async fn maybe_compact(&mut self) {
+        let interval = self.config.silver.compaction_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let due = self
+            .entities
+            .iter_mut()
+            .filter(|e| e.last_compaction.elapsed() >= interval)
+            .min_by_key(|e| e.last_compaction);
+        if let Some(e) = due {
+            e.compact().await;
+        }
     }
 
     /// What the run did, with the Bronze→Silver delay percentiles of its commits.
@@ -507,14 +527,10 @@ struct EntityCommit {
 
 impl Entity {
     /// Commits the in-flight batch (its truncate first, if any) to the store
-    /// and Silver and advances the entity's position; then compacts when due.
+    /// and Silver and advances the entity's position.
     /// A store conflict discards the batch (read again from the committed
     /// position) and is not an error.
-    async fn commit(
-        &mut self,
-        catalog: &SqlCatalog,
-        compaction_interval: Duration,
-    ) -> Result<EntityCommit, RefineError> {
+    async fn commit(&mut self, catalog: &SqlCatalog) -> Result<EntityCommit, RefineError> {
         let mut out = EntityCommit::default();
         let Some(upto) = self.upto else { return Ok(out) };
         let mut position = BTreeMap::from([(self.position_key.clone(), upto.to_string())]);
@@ -585,23 +601,18 @@ impl Entity {
         self.upto = None;
         self.work = 0;
         self.bronze_rows = 0;
-        self.maybe_compact(compaction_interval).await;
         Ok(out)
     }
 
-    /// Compacts the entity's Silver table when `interval` has passed since it
-    /// was last looked at (between this refiner's commits, so no commit of its
-    /// own races it). With shards, shard 1 compacts for all of them. A failed
-    /// compaction is logged and left to the next interval: what it committed
-    /// to the store is materialised by the next commit.
-    async fn maybe_compact(&mut self, interval: Duration) {
-        if interval.is_zero() || self.last_compaction.elapsed() < interval {
-            return;
-        }
+    /// Compacts the entity's Silver table (between this refiner's commits, so
+    /// no commit of its own races it). With shards, shard 1 compacts for all
+    /// of them. A failed compaction is logged and left to the next interval:
+    /// what it committed to the store is materialised by the next commit.
+    async fn compact(&mut self) {
+        self.last_compaction = Instant::now();
         if self.shard.is_some_and(|s| !s.records_rejects()) {
             return;
         }
-        self.last_compaction = Instant::now();
         let props = self.materializer.head().metadata.properties();
         if props.get(lakehouse::table::rewrite::AUTO).is_some_and(|v| v.trim() == "false") {
             return; // compacted by hand only
