@@ -358,6 +358,7 @@ impl GoldTable {
             return Err(invalid(format!("{} Gold rows for {} partition values", rows.num_rows(), partitions.len())));
         }
         // 1. New Gold rows, one write per partition, sorted within it.
+        let started = std::time::Instant::now();
         let mut by_partition: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
         for i in self.sorted(rows).map_err(&invalid)? {
             by_partition.entry(partitions[i as usize]).or_default().push(i);
@@ -404,6 +405,7 @@ impl GoldTable {
         })?;
         let mut props = properties;
         props.insert(FILES_KEY.to_string(), encoded);
+        let written_at = started.elapsed();
         let mut attempt = 0;
         let snapshot = loop {
             attempt += 1;
@@ -419,7 +421,11 @@ impl GoldTable {
             }
         };
         // 3. Gold follows the state.
+        let state_at = started.elapsed();
         let mut done = self.materialize_through(snapshot).await?;
+        tracing::debug!(table = %self.name, rows = rows.num_rows(), write_ms = written_at.as_millis() as u64,
+            state_ms = (state_at - written_at).as_millis() as u64,
+            materialize_ms = (started.elapsed() - state_at).as_millis() as u64, "commit phases");
         done.pop().filter(|g| g.state_snapshot == snapshot).ok_or_else(|| {
             invalid(format!("state snapshot {snapshot} was not materialised (another writer is ahead?)"))
         })

@@ -138,6 +138,7 @@ impl Ready {
     ) -> Result<usize, GoldError> {
         let mut added = 0;
         let table = self.name.clone();
+        let (mut read, mut apply, mut snapshots) = (Duration::ZERO, Duration::ZERO, 0);
         for (si, src) in self.sources.iter_mut().enumerate() {
             if !which(src) {
                 continue;
@@ -146,7 +147,11 @@ impl Ready {
             let Some(latest) = src.table.latest_snapshot().map_err(source_err)? else { continue };
             let last = latest.id.min(src.upto + max as i64);
             for n in src.upto + 1..=last {
+                let t = Instant::now();
                 let changes = src.table.change_batches(n).map_err(source_err)?;
+                read += t.elapsed();
+                snapshots += 1;
+                let t = Instant::now();
                 // Compactions (of Silver, or of a keyed Gold table read here)
                 // only move rows between files: their values are unchanged.
                 if changes
@@ -189,10 +194,15 @@ impl Ready {
                     self.work += changes as usize;
                     added += changes as usize;
                 }
+                apply += t.elapsed();
                 src.upto = n;
                 self.work += 1;
                 added += 1;
             }
+        }
+        if snapshots > 0 {
+            tracing::debug!(table = %table, snapshots, changes = added, read_ms = read.as_millis() as u64,
+                apply_ms = apply.as_millis() as u64, "read the sources");
         }
         Ok(added)
     }
@@ -209,6 +219,7 @@ impl Ready {
         if let Some(ms) = self.newest_ms {
             props.insert(SILVER_NEWEST_EVENT_KEY.to_string(), ms.to_string());
         }
+        let started = Instant::now();
         let (golded, written) = match &mut self.model {
             Model::Rollup(agg) => {
                 let (live, gone) = agg.take_touched();
@@ -224,6 +235,7 @@ impl Ready {
                 (self.sink.apply_keyed(&c.rows, &c.partitions, Some(c.gone), props).await?, c.rows.num_rows() as u64)
             }
         };
+        tracing::debug!(table = %self.name, rows = written, ms = started.elapsed().as_millis() as u64, "table commit");
         let keep_read_snapshot = !matches!(self.model, Model::Rollup(_));
         for s in &self.sources {
             s.table
