@@ -42,17 +42,6 @@ pub struct Applied {
     pub filtered: u64,
 }
 
-/// What changed in a rollup since its last commit ([`Aggregation::take_touched`]).
-#[derive(Debug, Default)]
-pub struct Touched {
-    /// Groups with rows, with their state less the per-value counts.
-    pub live: Vec<(GroupKey, GroupState)>,
-    /// Groups left empty.
-    pub gone: Vec<GroupKey>,
-    /// Per-value counts that changed: group, measure, value, count now (0: none left).
-    pub values: Vec<(GroupKey, usize, Scalar, i64)>,
-}
-
 pub struct Aggregation {
     pub spec: Rollup,
     funcs: Vec<Func>,
@@ -63,9 +52,8 @@ pub struct Aggregation {
     scales: HashMap<String, i8>,
     schema: SchemaRef,
     pub groups: BTreeMap<GroupKey, GroupState>,
-    /// Groups changed since the last [`Aggregation::take_touched`], with the
-    /// (measure, value) pairs whose per-value count changed.
-    touched: BTreeMap<GroupKey, BTreeSet<(usize, Scalar)>>,
+    /// Groups changed since the last [`Aggregation::take_touched`].
+    touched: BTreeSet<GroupKey>,
     newest_day: Option<i32>,
 }
 
@@ -126,7 +114,7 @@ impl Aggregation {
             scales,
             schema: Arc::new(Schema::new(fields)),
             groups: BTreeMap::new(),
-            touched: BTreeMap::new(),
+            touched: BTreeSet::new(),
             newest_day: None,
         })
     }
@@ -208,55 +196,42 @@ impl Aggregation {
                 let state = self.groups.entry(key.clone()).or_insert_with(|| GroupState::new(&self.funcs));
                 state.rows += sign;
                 let err = |source| AggError::State { table: self.spec.name.clone(), group: describe(&key), source };
-                let mut counted = Vec::new();
-                for (m, (acc, v)) in state.accs.iter_mut().zip(&values).enumerate() {
+                for (acc, v) in state.accs.iter_mut().zip(&values) {
                     acc.apply(v, sign).map_err(err)?;
-                    if acc.counts_values() && !v.is_null() {
-                        counted.push((m, v.clone()));
-                    }
                 }
                 if state.rows < 0 || state.accs.iter().any(|a| a.negative()) {
                     return Err(err(AccError::Unknown(Scalar::Null)));
                 }
-                self.touched.entry(key).or_default().extend(counted);
+                self.touched.insert(key);
             }
         }
         Ok(applied)
     }
 
-    /// What changed since the last call: groups with rows (to upsert),
-    /// groups left empty (to delete; dropped from memory) and the per-value
-    /// counts that changed.
-    pub fn take_touched(&mut self) -> Touched {
-        let mut t = Touched::default();
-        for (key, counted) in std::mem::take(&mut self.touched) {
-            let state = self.groups.get(&key);
-            for (m, v) in counted {
-                let n = state.map_or(0, |s| s.accs[m].count_of(&v));
-                t.values.push((key.clone(), m, v, n));
-            }
-            match state {
-                Some(s) if s.rows > 0 => t.live.push((key, s.without_values())),
+    /// The groups changed since the last call: those with rows (to upsert)
+    /// and those left empty (to delete; dropped from memory).
+    pub fn take_touched(&mut self) -> (Vec<(GroupKey, GroupState)>, Vec<GroupKey>) {
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for key in std::mem::take(&mut self.touched) {
+            match self.groups.get(&key) {
+                Some(s) if s.rows > 0 => live.push((key, s.clone())),
                 _ => {
                     self.groups.remove(&key);
-                    t.gone.push(key);
+                    gone.push(key);
                 }
             }
         }
-        t
+        (live, gone)
     }
 
     pub fn has_touched(&self) -> bool {
         !self.touched.is_empty()
     }
 
-    /// The Gold rows of the `groups` held in memory, in the given order.
+    /// The Gold rows of `groups`, in the given order.
     pub fn gold_rows(&self, groups: &[(GroupKey, GroupState)]) -> Result<RecordBatch, AggError> {
         let bad = |message: String| AggError::Schema { table: self.spec.name.clone(), message };
-        let states = groups
-            .iter()
-            .map(|(k, _)| self.groups.get(k).ok_or_else(|| bad(format!("no group {}", describe(k)))))
-            .collect::<Result<Vec<_>, _>>()?;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         let windows: Vec<Scalar> = groups.iter().map(|((w, _, _), _)| Scalar::Str(w.as_str().into())).collect();
         let starts: Vec<Scalar> = groups.iter().map(|((_, s, _), _)| Scalar::Int(*s as i64)).collect();
@@ -269,7 +244,7 @@ impl Aggregation {
         let first_measure = 2 + self.group_types.len();
         for (m, func) in self.funcs.iter().enumerate() {
             let src = &self.measure_sources[m];
-            let values: Vec<Scalar> = states.iter().map(|s| s.accs[m].value(*func, src)).collect();
+            let values: Vec<Scalar> = groups.iter().map(|(_, s)| s.accs[m].value(*func, src)).collect();
             let ty = self.schema.field(first_measure + m).data_type();
             let col =
                 scalar::build(ty, &values).map_err(|e| bad(format!("measure {}: {e}", self.spec.measures[m].name)))?;

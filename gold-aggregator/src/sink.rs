@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
 use changelog_store::{ReadAt, RowKind, Table};
 use iceberg::spec::{DataFile, Literal, PrimitiveLiteral, Struct, TableMetadata, Transform, UnboundPartitionSpec};
@@ -47,7 +47,7 @@ use lakehouse::telemetry::names;
 use lakehouse::worker::TableCommit;
 
 use crate::accum::GroupState;
-use crate::rollup::{GroupKey, Touched};
+use crate::rollup::GroupKey;
 use crate::scalar::Scalar;
 use crate::spec::{PartitionBy, WINDOW, WINDOW_START};
 use crate::window::{Window, month_ordinal, year_ordinal};
@@ -62,14 +62,6 @@ const FILES_KEY: &str = "lakehouse.gold.files";
 pub const REWRITE_KEY: &str = "lakehouse.gold.rewrite";
 const GROUP: &str = "_group";
 const STATE: &str = "_state";
-/// Rollup state: which measure a per-value count row belongs to ([`GROUP_ROW`] for a group's row).
-const MEASURE: &str = "_measure";
-/// Rollup state: the counted value (JSON; empty for a group's row).
-const VALUE: &str = "_value";
-/// Rollup state: how many source rows hold the value.
-const COUNT: &str = "_count";
-/// `_measure` of a group's own row.
-const GROUP_ROW: i32 = -1;
 const GOLD_FILE: &str = "_gold_file";
 const GOLD_POS: &str = "_gold_pos";
 /// Gold tables keep seven years (a table property; enforcement is the table-operations work).
@@ -208,21 +200,7 @@ impl GoldTable {
         let head = load_or_create_sorted(&catalog, &gold, &spec, &sort_by).await?;
         let store_err = |source| SinkError::Store { table: name.clone(), source };
         let state = if state_path.join("schema").exists() {
-            let t = Table::open(&state_path).map_err(store_err)?;
-            if t.info().key_names != state.primary_keys {
-                return Err(SinkError::Invalid {
-                    table: name.clone(),
-                    message: format!(
-                        "the state table {} is keyed by {:?}, this version keys it by {:?} (an earlier version \
-                         wrote it): stop the aggregator and remove that directory and the Gold table; both are then \
-                         built again from the Silver changelog",
-                        state_path.display(),
-                        t.info().key_names,
-                        state.primary_keys
-                    ),
-                });
-            }
-            t
+            Table::open(&state_path).map_err(store_err)?
         } else {
             Table::create(&state_path, state).map_err(store_err)?
         };
@@ -280,45 +258,23 @@ impl GoldTable {
         let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else {
             return Ok((Vec::new(), BTreeMap::new()));
         };
-        let mut groups: BTreeMap<GroupKey, GroupState> = BTreeMap::new();
-        let mut counts = Vec::new();
+        let mut groups = Vec::new();
         for b in self.state.scan_batches(ReadAt::Snapshot(latest.id)).map_err(self.store_err())? {
             let col = |n: &str| b.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}")));
             let (window, start, group, state) = (col(WINDOW)?, col(WINDOW_START)?, col(GROUP)?, col(STATE)?);
-            let (measure, value, count) = (col(MEASURE)?, col(VALUE)?, col(COUNT)?);
             let (window, start) = (window.as_string::<i32>(), start.as_primitive::<Date32Type>());
             let (group, state) = (group.as_string::<i32>(), state.as_string::<i32>());
-            let (measure, value) = (measure.as_primitive::<Int32Type>(), value.as_string::<i32>());
-            let count = count.as_primitive::<Int64Type>();
             for i in 0..b.num_rows() {
                 let w = Window::parse(window.value(i))
                     .ok_or_else(|| invalid(format!("state row with window {:?}", window.value(i))))?;
                 let g: Vec<Scalar> = serde_json::from_str(group.value(i))
                     .map_err(|e| invalid(format!("unreadable group {:?}: {e}", group.value(i))))?;
-                let key = (w, start.value(i), g);
-                if measure.value(i) == GROUP_ROW {
-                    let s: GroupState =
-                        serde_json::from_str(state.value(i)).map_err(|e| invalid(format!("unreadable state: {e}")))?;
-                    groups.insert(key, s);
-                } else {
-                    let v: Scalar = serde_json::from_str(value.value(i))
-                        .map_err(|e| invalid(format!("unreadable value {:?}: {e}", value.value(i))))?;
-                    if count.is_null(i) || count.value(i) <= 0 {
-                        return Err(invalid(format!("state value {v:?} with count {:?}", count.value(i))));
-                    }
-                    counts.push((key, measure.value(i), v, count.value(i)));
-                }
+                let s: GroupState =
+                    serde_json::from_str(state.value(i)).map_err(|e| invalid(format!("unreadable state: {e}")))?;
+                groups.push(((w, start.value(i), g), s));
             }
         }
-        for (key, m, v, n) in counts {
-            let s =
-                groups.get_mut(&key).ok_or_else(|| invalid(format!("a value count of the missing group {key:?}")))?;
-            let acc = usize::try_from(m).ok().and_then(|m| s.accs.get_mut(m));
-            if !acc.is_some_and(|a| a.restore_count(v, n)) {
-                return Err(invalid(format!("a value count of group {key:?} for measure {m}, which counts no values")));
-            }
-        }
-        Ok((groups.into_iter().collect(), latest.properties.unwrap_or_default()))
+        Ok((groups, latest.properties.unwrap_or_default()))
     }
 
     /// Materialises every state snapshot Gold lacks (after a crash between
@@ -343,36 +299,25 @@ impl GoldTable {
     /// positions) go into the state snapshot and the Iceberg commit.
     pub async fn apply(
         &mut self,
-        touched: &Touched,
+        live: &[(GroupKey, GroupState)],
         rows: &RecordBatch,
+        gone: &[GroupKey],
         properties: BTreeMap<String, String>,
     ) -> Result<Golded, SinkError> {
         let invalid = self.invalid();
-        let live = &touched.live;
         if rows.num_rows() != live.len() {
             return Err(invalid(format!("{} Gold rows for {} groups", rows.num_rows(), live.len())));
-        }
-        let (kept, dropped): (Vec<_>, Vec<_>) = touched.values.iter().partition(|(_, _, _, n)| *n > 0);
-        if live.is_empty() && !kept.is_empty() {
-            return Err(invalid(format!("{} value counts changed in no group with rows", kept.len())));
         }
         let schema = self.state_schema();
         let partitions: Vec<Option<i32>> =
             live.iter().map(|((_, start, _), _)| Some(self.partition_value(*start))).collect();
-        let deleted: Vec<StateRow> = touched
-            .gone
-            .iter()
-            .map(|k| StateRow::Group(k, None))
-            .chain(dropped.iter().map(|(k, m, v, _)| StateRow::Value(k, *m, v, None)))
-            .collect();
-        let gone = if deleted.is_empty() { None } else { Some(state_batch(&schema, &deleted, &[]).map_err(&invalid)?) };
+        let gone = if gone.is_empty() {
+            None
+        } else {
+            Some(state_batch(&schema, gone.iter().map(|k| (k, None)), &vec![None; gone.len()]).map_err(&invalid)?)
+        };
         let state_rows = |locations: &[Option<(Arc<str>, i64)>]| {
-            let rows: Vec<StateRow> = live
-                .iter()
-                .map(|(k, s)| StateRow::Group(k, Some(s)))
-                .chain(kept.iter().map(|(k, m, v, n)| StateRow::Value(k, *m, v, Some(*n))))
-                .collect();
-            state_batch(&schema, &rows, locations)
+            state_batch(&schema, live.iter().map(|(k, s)| (k, Some(s))), locations)
         };
         self.commit_rows(rows, &partitions, state_rows, gone, properties).await
     }
@@ -865,28 +810,19 @@ pub fn partition_ordinal(partition: PartitionBy, day: i32) -> i32 {
     }
 }
 
-/// The state table of a rollup. One row per (window, window start, group)
-/// with the group's accumulators less its per-value counts (JSON, `_state`)
-/// and where its Gold row lives (`_measure` = -1, `_value` = ""); and one row
-/// per (group, measure, value) of `min`/`max`/`count_distinct` with how many
-/// source rows hold the value (`_count`, no location). A commit writes the
-/// groups and the values that changed, so its cost follows the change: with
-/// the counts inside the group's JSON, every commit rewrote all the values of
-/// a month's group and rounds grew with the month.
+/// The state table: one row per (window, window start, group) with the
+/// group's accumulators (JSON) and where its Gold row lives.
 pub fn state_spec(buckets: usize) -> changelog_store::TableSpec {
     changelog_store::TableSpec {
         columns: vec![
             (WINDOW.into(), "STRING NOT NULL".into()),
             (WINDOW_START.into(), "DATE NOT NULL".into()),
             (GROUP.into(), "STRING NOT NULL".into()),
-            (MEASURE.into(), "INT NOT NULL".into()),
-            (VALUE.into(), "STRING NOT NULL".into()),
             (STATE.into(), "STRING".into()),
-            (COUNT.into(), "BIGINT".into()),
             (GOLD_FILE.into(), "STRING".into()),
             (GOLD_POS.into(), "BIGINT".into()),
         ],
-        primary_keys: vec![WINDOW.into(), WINDOW_START.into(), GROUP.into(), MEASURE.into(), VALUE.into()],
+        primary_keys: vec![WINDOW.into(), WINDOW_START.into(), GROUP.into()],
         partition_keys: Vec::new(),
         options: state_options(buckets),
     }
@@ -912,65 +848,28 @@ fn location_columns(locations: &[Option<(Arc<str>, i64)>]) -> [ArrayRef; 2] {
     ]
 }
 
-/// One row of a rollup's state table ([`state_spec`]).
-enum StateRow<'a> {
-    /// A group and its state less the per-value counts (none: deleted).
-    Group(&'a GroupKey, Option<&'a GroupState>),
-    /// A per-value count of one of a group's measures (none: deleted).
-    Value(&'a GroupKey, usize, &'a Scalar, Option<i64>),
-}
-
-/// Rollup state rows; `locations` are those of the first rows (the groups'
-/// Gold rows), the rest have none.
-fn state_batch(
+/// State rows: `(group, state or none for a delete)` with their locations.
+fn state_batch<'a>(
     schema: &SchemaRef,
-    rows: &[StateRow<'_>],
+    rows: impl Iterator<Item = (&'a GroupKey, Option<&'a GroupState>)>,
     locations: &[Option<(Arc<str>, i64)>],
 ) -> Result<RecordBatch, String> {
-    let n = rows.len();
-    let (mut windows, mut starts, mut groups) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut measures, mut values, mut states, mut counts) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let json = |e: serde_json::Error| e.to_string();
-    for r in rows {
-        let ((w, start, g), measure, value, state, count) = match r {
-            StateRow::Group(k, s) => {
-                (*k, GROUP_ROW, String::new(), s.map(serde_json::to_string).transpose().map_err(json)?, None)
-            }
-            StateRow::Value(k, m, v, c) => {
-                let m = i32::try_from(*m).map_err(|e| e.to_string())?;
-                (*k, m, serde_json::to_string(v).map_err(json)?, None, *c)
-            }
-        };
+    let (mut windows, mut starts, mut groups, mut states) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((w, start, g), s) in rows {
         windows.push(w.as_str());
         starts.push(*start);
-        groups.push(serde_json::to_string(g).map_err(json)?);
-        measures.push(measure);
-        values.push(value);
-        states.push(state);
-        counts.push(count);
+        groups.push(serde_json::to_string(g).map_err(|e| e.to_string())?);
+        states.push(s.map(serde_json::to_string).transpose().map_err(|e| e.to_string())?);
     }
-    let mut all = locations.to_vec();
-    all.resize(n, None);
-    let [file, pos] = location_columns(&all);
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| -> Result<ArrayRef, String> {
-            Ok(match f.name().as_str() {
-                WINDOW => Arc::new(StringArray::from(std::mem::take(&mut windows))),
-                WINDOW_START => Arc::new(Date32Array::from(std::mem::take(&mut starts))),
-                GROUP => Arc::new(StringArray::from(std::mem::take(&mut groups))),
-                MEASURE => Arc::new(Int32Array::from(std::mem::take(&mut measures))),
-                VALUE => Arc::new(StringArray::from(std::mem::take(&mut values))),
-                STATE => Arc::new(StringArray::from(std::mem::take(&mut states))),
-                COUNT => Arc::new(Int64Array::from(std::mem::take(&mut counts))),
-                GOLD_FILE => file.clone(),
-                GOLD_POS => pos.clone(),
-                other => return Err(format!("state column {other} is not a rollup's")),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let [file, pos] = location_columns(locations);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(windows)),
+        Arc::new(Date32Array::from(starts)),
+        Arc::new(StringArray::from(groups)),
+        Arc::new(StringArray::from(states)),
+        file,
+        pos,
+    ];
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("building state rows: {e}"))
 }
 

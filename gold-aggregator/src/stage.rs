@@ -222,9 +222,9 @@ impl Ready {
         let started = Instant::now();
         let (golded, written) = match &mut self.model {
             Model::Rollup(agg) => {
-                let t = agg.take_touched();
-                let rows = agg.gold_rows(&t.live)?;
-                (self.sink.apply(&t, &rows, props).await?, t.live.len() as u64)
+                let (live, gone) = agg.take_touched();
+                let rows = agg.gold_rows(&live)?;
+                (self.sink.apply(&live, &rows, &gone, props).await?, live.len() as u64)
             }
             Model::Wide(w) => {
                 let c = w.take_changes()?;
