@@ -141,6 +141,31 @@ impl Acc {
         }
     }
 
+    /// How many rows hold `value` (`min`, `max`, `count_distinct`; 0 otherwise).
+    pub fn count_of(&self, value: &Scalar) -> i64 {
+        match self {
+            Acc::Values(counts) => counts.get(value).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Puts back one per-value count read from the state table; false when
+    /// this accumulator keeps no per-value counts.
+    pub fn restore_count(&mut self, value: Scalar, n: i64) -> bool {
+        match self {
+            Acc::Values(counts) => {
+                counts.insert(value, n);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the accumulator keeps a count per value.
+    pub fn counts_values(&self) -> bool {
+        matches!(self, Acc::Values(_))
+    }
+
     /// Whether a retraction left a negative count (the state is inconsistent).
     pub fn negative(&self) -> bool {
         match self {
@@ -160,6 +185,21 @@ pub struct GroupState {
 impl GroupState {
     pub fn new(funcs: &[Func]) -> GroupState {
         GroupState { rows: 0, accs: funcs.iter().map(|f| Acc::new(*f)).collect() }
+    }
+
+    /// The state less its per-value counts, which the state table keeps as
+    /// rows of their own (a commit writes only the values that changed, not
+    /// every value of a month's group).
+    pub fn without_values(&self) -> GroupState {
+        let accs = self
+            .accs
+            .iter()
+            .map(|a| match a {
+                Acc::Values(_) => Acc::Values(BTreeMap::new()),
+                other => other.clone(),
+            })
+            .collect();
+        GroupState { rows: self.rows, accs }
     }
 }
 

@@ -42,6 +42,17 @@ pub struct Applied {
     pub filtered: u64,
 }
 
+/// What changed in a rollup since its last commit ([`Aggregation::take_touched`]).
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Groups with rows, with their state less the per-value counts.
+    pub live: Vec<(GroupKey, GroupState)>,
+    /// Groups left empty.
+    pub gone: Vec<GroupKey>,
+    /// Per-value counts that changed: group, measure, value, count now (0: none left).
+    pub values: Vec<(GroupKey, usize, Scalar, i64)>,
+}
+
 pub struct Aggregation {
     pub spec: Rollup,
     funcs: Vec<Func>,
@@ -52,9 +63,15 @@ pub struct Aggregation {
     scales: HashMap<String, i8>,
     schema: SchemaRef,
     pub groups: BTreeMap<GroupKey, GroupState>,
-    /// Groups changed since the last [`Aggregation::take_touched`].
-    touched: BTreeSet<GroupKey>,
+    /// Groups changed since the last [`Aggregation::take_touched`], with the
+    /// (measure, value) pairs whose per-value count changed.
+    touched: BTreeMap<GroupKey, BTreeSet<(usize, Scalar)>>,
     newest_day: Option<i32>,
+    /// For each measure, the measure whose per-value counts it shares: the
+    /// first `min`/`max`/`count_distinct` over the same column (itself for
+    /// the first; `min` and `max` of one column count the same values, so
+    /// the state stores them once).
+    count_owner: Vec<usize>,
 }
 
 impl Aggregation {
@@ -105,7 +122,20 @@ impl Aggregation {
                 f.with_metadata([("PARQUET:field_id".to_string(), (i + 1).to_string())].into_iter().collect())
             })
             .collect();
+        let counts_values = |f: Func| matches!(f, Func::Min | Func::Max | Func::CountDistinct);
+        let count_owner = spec
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let shares = |o: &crate::spec::Measure| {
+                    counts_values(o.func) && counts_values(m.func) && o.column.is_some() && o.column == m.column
+                };
+                spec.measures.iter().position(shares).unwrap_or(i)
+            })
+            .collect();
         Ok(Aggregation {
+            count_owner,
             funcs: spec.measures.iter().map(|m| m.func).collect(),
             spec,
             measure_sources,
@@ -114,7 +144,7 @@ impl Aggregation {
             scales,
             schema: Arc::new(Schema::new(fields)),
             groups: BTreeMap::new(),
-            touched: BTreeSet::new(),
+            touched: BTreeMap::new(),
             newest_day: None,
         })
     }
@@ -126,6 +156,11 @@ impl Aggregation {
 
     pub fn funcs(&self) -> &[Func] {
         &self.funcs
+    }
+
+    /// For each measure, the measure whose per-value counts the state keeps for it.
+    pub fn count_owners(&self) -> &[usize] {
+        &self.count_owner
     }
 
     /// Groups loaded from the state table on start.
@@ -196,42 +231,55 @@ impl Aggregation {
                 let state = self.groups.entry(key.clone()).or_insert_with(|| GroupState::new(&self.funcs));
                 state.rows += sign;
                 let err = |source| AggError::State { table: self.spec.name.clone(), group: describe(&key), source };
-                for (acc, v) in state.accs.iter_mut().zip(&values) {
+                let mut counted = Vec::new();
+                for (m, (acc, v)) in state.accs.iter_mut().zip(&values).enumerate() {
                     acc.apply(v, sign).map_err(err)?;
+                    if acc.counts_values() && !v.is_null() && self.count_owner[m] == m {
+                        counted.push((m, v.clone()));
+                    }
                 }
                 if state.rows < 0 || state.accs.iter().any(|a| a.negative()) {
                     return Err(err(AccError::Unknown(Scalar::Null)));
                 }
-                self.touched.insert(key);
+                self.touched.entry(key).or_default().extend(counted);
             }
         }
         Ok(applied)
     }
 
-    /// The groups changed since the last call: those with rows (to upsert)
-    /// and those left empty (to delete; dropped from memory).
-    pub fn take_touched(&mut self) -> (Vec<(GroupKey, GroupState)>, Vec<GroupKey>) {
-        let mut live = Vec::new();
-        let mut gone = Vec::new();
-        for key in std::mem::take(&mut self.touched) {
-            match self.groups.get(&key) {
-                Some(s) if s.rows > 0 => live.push((key, s.clone())),
+    /// What changed since the last call: groups with rows (to upsert),
+    /// groups left empty (to delete; dropped from memory) and the per-value
+    /// counts that changed.
+    pub fn take_touched(&mut self) -> Touched {
+        let mut t = Touched::default();
+        for (key, counted) in std::mem::take(&mut self.touched) {
+            let state = self.groups.get(&key);
+            for (m, v) in counted {
+                let n = state.map_or(0, |s| s.accs[m].count_of(&v));
+                t.values.push((key.clone(), m, v, n));
+            }
+            match state {
+                Some(s) if s.rows > 0 => t.live.push((key, s.without_values())),
                 _ => {
                     self.groups.remove(&key);
-                    gone.push(key);
+                    t.gone.push(key);
                 }
             }
         }
-        (live, gone)
+        t
     }
 
     pub fn has_touched(&self) -> bool {
         !self.touched.is_empty()
     }
 
-    /// The Gold rows of `groups`, in the given order.
+    /// The Gold rows of the `groups` held in memory, in the given order.
     pub fn gold_rows(&self, groups: &[(GroupKey, GroupState)]) -> Result<RecordBatch, AggError> {
         let bad = |message: String| AggError::Schema { table: self.spec.name.clone(), message };
+        let states = groups
+            .iter()
+            .map(|(k, _)| self.groups.get(k).ok_or_else(|| bad(format!("no group {}", describe(k)))))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         let windows: Vec<Scalar> = groups.iter().map(|((w, _, _), _)| Scalar::Str(w.as_str().into())).collect();
         let starts: Vec<Scalar> = groups.iter().map(|((_, s, _), _)| Scalar::Int(*s as i64)).collect();
@@ -244,7 +292,7 @@ impl Aggregation {
         let first_measure = 2 + self.group_types.len();
         for (m, func) in self.funcs.iter().enumerate() {
             let src = &self.measure_sources[m];
-            let values: Vec<Scalar> = groups.iter().map(|(_, s)| s.accs[m].value(*func, src)).collect();
+            let values: Vec<Scalar> = states.iter().map(|s| s.accs[m].value(*func, src)).collect();
             let ty = self.schema.field(first_measure + m).data_type();
             let col =
                 scalar::build(ty, &values).map_err(|e| bad(format!("measure {}: {e}", self.spec.measures[m].name)))?;

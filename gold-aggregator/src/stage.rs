@@ -222,9 +222,9 @@ impl Ready {
         let started = Instant::now();
         let (golded, written) = match &mut self.model {
             Model::Rollup(agg) => {
-                let (live, gone) = agg.take_touched();
-                let rows = agg.gold_rows(&live)?;
-                (self.sink.apply(&live, &rows, &gone, props).await?, live.len() as u64)
+                let t = agg.take_touched();
+                let rows = agg.gold_rows(&t.live)?;
+                (self.sink.apply(&t, &rows, props).await?, t.live.len() as u64)
             }
             Model::Wide(w) => {
                 let c = w.take_changes()?;
@@ -565,8 +565,8 @@ async fn open(
     }
     // Positions, then the model as of them.
     let (groups, state_rows, props) = match &model {
-        Model::Rollup(_) => {
-            let (groups, props) = sink.load()?;
+        Model::Rollup(agg) => {
+            let (groups, props) = sink.load(agg.count_owners())?;
             (Some(groups), Vec::new(), props)
         }
         _ => {

@@ -10,7 +10,8 @@ use std::path::Path;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
-use changelog_store::{RowKind, Table};
+use changelog_store::spec::snapshot::CommitKind;
+use changelog_store::{ReadAt, RowKind, Table};
 use futures::TryStreamExt;
 use lakehouse::catalog::{SqlCatalog, TableName};
 use serde_json::json;
@@ -164,4 +165,54 @@ async fn retractions_are_exact_and_empty_groups_disappear() {
     assert_eq!(day_rows(&rows), [at(D - 100, 750, 1), at(D + 40, 2500, 1)], "the row left day D, which is gone");
     let months: Vec<i32> = rows.iter().filter(|r| r.0 == "month").map(|r| r.1).collect();
     assert_eq!(months.len(), 2, "one month row per live month: {rows:?}");
+}
+
+/// A commit writes the groups and the per-value counts that changed, not
+/// every value of a big group: one order changed in a day (and month) of 300
+/// distinct customers and totals writes a few hundred bytes of state, and a
+/// restart still gives min, max and the distinct count exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_writes_the_changed_values_not_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), DEFS);
+    let orders = source(dir.path());
+    let catalog = SqlCatalog::connect(&config.catalog).await.unwrap();
+    let rows: Vec<_> = (1..=300).map(|i| (RowKind::Insert, order(i, i, "paid", D, &format!("{i}.00")))).collect();
+    commit(&orders, &rows);
+    run_gold(&config).await;
+    // Order 300 (the max, 300.00) becomes 0.50: a new min, and the max is 299.00.
+    commit(&orders, &[(RowKind::Insert, order(300, 300, "paid", D, "0.50"))]);
+    run_gold(&config).await;
+    let d = D as i32;
+    let sum: i128 = (1..300).map(|i| i * 100).sum::<i128>() + 50;
+    let day = ("day".to_string(), d, Some("paid".to_string()), Some(sum), 300, Some(50), Some(29_900), 300);
+    assert_eq!(day_rows(&gold_rows(&catalog).await), [day]);
+
+    let state = Table::open(config.gold.state_table("by_status")).unwrap();
+    let latest = state.latest_snapshot().unwrap().unwrap().id;
+    let changes = (1..=latest)
+        .rev()
+        .map(|n| state.change_batches(n).unwrap())
+        .find(|c| c.commit_kind == CommitKind::Append)
+        .unwrap();
+    let rows: usize = changes.batches.iter().map(|b| b.rows.num_rows()).sum();
+    let text: usize = changes
+        .batches
+        .iter()
+        .flat_map(|b| b.rows.columns().iter())
+        .filter_map(|c| c.as_string_opt::<i32>())
+        .map(|c| c.iter().flatten().map(str::len).sum::<usize>())
+        .sum();
+    eprintln!("the one-order commit wrote {rows} state changes, {text} bytes of text");
+    assert!(rows > 0, "the commit wrote no state");
+    assert!(text < 4000, "one changed order rewrote {text} bytes of state: the group's values were written whole");
+    let held: usize =
+        state.scan_batches(ReadAt::Snapshot(latest)).unwrap().iter().map(arrow_array::RecordBatch::num_rows).sum();
+    // Two windows (day, month) of one group: a row per group, and one per
+    // distinct total (shared by `min` and `max`) and per distinct customer.
+    assert_eq!(
+        held,
+        2 + 2 * (300 + 300),
+        "state rows: the per-value counts are not rows of their own, or min and max keep theirs twice"
+    );
 }

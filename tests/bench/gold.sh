@@ -51,7 +51,9 @@ PY="$LAKEHOUSE_ROOT/.venv/bin/python"
 ensure_venv "$LAKEHOUSE_ROOT/.venv" "$LAKEHOUSE_ROOT/tests/interop/requirements.txt"
 
 log "building (release)"
-cargo build --release --locked -p bronze-ingestor -p silver-refiner -p gold-aggregator -p lakehouse-admin >&2
+# The suite's feature set (tests/run.sh): building only these packages resolves
+# dependencies' features differently and rebuilds them, both here and in the suite.
+cargo build --release --locked --workspace --all-targets >&2
 BIN="$CARGO_TARGET_DIR/release"
 DEFS="$LAKEHOUSE_ROOT/deploy/local/gold/commerce.toml"
 "$BROKER_SH" start memory

@@ -33,7 +33,8 @@ VENV="${BENCH_VENV:-$LAKEHOUSE_ROOT/.venv-bench}"   # BENCH_VENV: reuse a venv w
 ensure_venv "$VENV" "$LAKEHOUSE_ROOT/tests/bench/requirements.txt"
 
 log "building (release)"
-cargo build --release --locked -p bronze-ingestor -p silver-refiner -p lakehouse-admin >&2
+# The suite's feature set (tests/run.sh): see tests/bench/gold.sh.
+cargo build --release --locked --workspace --all-targets >&2
 BIN="$CARGO_TARGET_DIR/release"
 CONTRACTS="$LAKEHOUSE_ROOT/deploy/local/contracts/commerce.toml"
 

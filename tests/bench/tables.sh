@@ -12,7 +12,8 @@ BASELINE=${BASELINE_COMMITS:-$(( COMMITS < 5000 ? COMMITS : 5000 ))}
 WORK="$RUN_DIR/bench-tables"
 rm -rf "$WORK"; mkdir -p "$WORK"
 log "building (release)"
-cargo build --release --locked -p lakehouse-tests --bin bench-tables >&2
+# The suite's feature set (tests/run.sh): see tests/bench/gold.sh.
+cargo build --release --locked --workspace --all-targets >&2
 BIN="$CARGO_TARGET_DIR/release"
 log "maintained: $COMMITS commits"
 with=$(BENCH_DIR="$WORK" "$BIN/bench-tables" --commits "$COMMITS" --window 1000)
