@@ -141,27 +141,7 @@ impl Acc {
         }
     }
 
-    /// How many rows hold `value` (`min`, `max`, `count_distinct`; 0 otherwise).
-    pub fn count_of(&self, value: &Scalar) -> i64 {
-        match self {
-            Acc::Values(counts) => counts.get(value).copied().unwrap_or(0),
-            _ => 0,
-        }
-    }
-
-    /// Puts back one per-value count read from the state table; false when
-    /// this accumulator keeps no per-value counts.
-    pub fn restore_count(&mut self, value: Scalar, n: i64) -> bool {
-        match self {
-            Acc::Values(counts) => {
-                counts.insert(value, n);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether the accumulator keeps a count per value.
+    /// Whether the accumulator keeps a count per value (`min`, `max`, `count_distinct`).
     pub fn counts_values(&self) -> bool {
         matches!(self, Acc::Values(_))
     }
@@ -187,9 +167,27 @@ impl GroupState {
         GroupState { rows: 0, accs: funcs.iter().map(|f| Acc::new(*f)).collect() }
     }
 
-    /// The state less its per-value counts, which the state table keeps as
-    /// rows of their own (a commit writes only the values that changed, not
-    /// every value of a month's group).
+    /// Whether `other` (the same group's state from elsewhere) has the same
+    /// rows, counts and exact totals; per-value counts and float totals
+    /// (whose last bits depend on the order of additions) are not compared.
+    pub fn agrees_with(&self, other: &GroupState) -> bool {
+        self.rows == other.rows
+            && self.accs.len() == other.accs.len()
+            && self.accs.iter().zip(&other.accs).all(|(a, b)| match (a, b) {
+                (Acc::Count(x), Acc::Count(y)) => x == y,
+                (
+                    Acc::Total { total: Some(Total::Float(_)), n: x },
+                    Acc::Total { total: Some(Total::Float(_)), n: y },
+                ) => x == y,
+                (Acc::Total { .. }, Acc::Total { .. }) => a == b,
+                (Acc::Values(_), Acc::Values(_)) => true,
+                _ => false,
+            })
+    }
+
+    /// The state as the state table keeps it: without the per-value counts,
+    /// which grow with the group (a month's group holds every distinct value
+    /// of the month) and are rebuilt from the source on start instead.
     pub fn without_values(&self) -> GroupState {
         let accs = self
             .accs
@@ -253,6 +251,24 @@ mod tests {
         state.accs[2].apply(&Scalar::Int(1), 1).expect("adds");
         let json = serde_json::to_string(&state).expect("serialises");
         assert_eq!(serde_json::from_str::<GroupState>(&json).expect("parses"), state);
+    }
+
+    #[test]
+    fn states_agree_on_rows_counts_and_exact_totals_not_on_values() {
+        let funcs = [Func::Max, Func::Sum, Func::Count];
+        let mut a = GroupState::new(&funcs);
+        a.rows = 1;
+        a.accs[0].apply(&Scalar::Int(7), 1).expect("adds");
+        a.accs[1].apply(&Scalar::Int(7), 1).expect("adds");
+        a.accs[2].apply(&Scalar::Int(1), 1).expect("adds");
+        assert!(a.without_values().agrees_with(&a), "per-value counts are not compared");
+        assert_eq!(a.without_values().accs[0].value(Func::Max, &arrow_schema::DataType::Int64), Scalar::Null);
+        let mut b = a.clone();
+        b.accs[1].apply(&Scalar::Int(1), 1).expect("adds");
+        assert!(!a.agrees_with(&b), "a different total disagrees");
+        let mut c = a.clone();
+        c.rows = 2;
+        assert!(!a.agrees_with(&c), "a different row count disagrees");
     }
 
     #[test]

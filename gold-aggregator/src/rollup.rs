@@ -27,6 +27,12 @@ pub enum AggError {
     State { table: String, group: String, source: AccError },
     #[error("gold.{table}: store row kind {kind} is not a change kind")]
     Kind { table: String, kind: i8 },
+    #[error(
+        "gold.{table}: the state table and the source disagree on group {group} (state: {state}, source: {source_state}); \
+         the state cannot be trusted: stop the aggregator, remove the state table and the Gold table, and start it \
+         again to rebuild both from the source"
+    )]
+    Disagree { table: String, group: String, state: String, source_state: String },
 }
 
 /// What one change batch did.
@@ -42,17 +48,6 @@ pub struct Applied {
     pub filtered: u64,
 }
 
-/// What changed in a rollup since its last commit ([`Aggregation::take_touched`]).
-#[derive(Debug, Default)]
-pub struct Touched {
-    /// Groups with rows, with their state less the per-value counts.
-    pub live: Vec<(GroupKey, GroupState)>,
-    /// Groups left empty.
-    pub gone: Vec<GroupKey>,
-    /// Per-value counts that changed: group, measure, value, count now (0: none left).
-    pub values: Vec<(GroupKey, usize, Scalar, i64)>,
-}
-
 pub struct Aggregation {
     pub spec: Rollup,
     funcs: Vec<Func>,
@@ -63,15 +58,9 @@ pub struct Aggregation {
     scales: HashMap<String, i8>,
     schema: SchemaRef,
     pub groups: BTreeMap<GroupKey, GroupState>,
-    /// Groups changed since the last [`Aggregation::take_touched`], with the
-    /// (measure, value) pairs whose per-value count changed.
-    touched: BTreeMap<GroupKey, BTreeSet<(usize, Scalar)>>,
+    /// Groups changed since the last [`Aggregation::take_touched`].
+    touched: BTreeSet<GroupKey>,
     newest_day: Option<i32>,
-    /// For each measure, the measure whose per-value counts it shares: the
-    /// first `min`/`max`/`count_distinct` over the same column (itself for
-    /// the first; `min` and `max` of one column count the same values, so
-    /// the state stores them once).
-    count_owner: Vec<usize>,
 }
 
 impl Aggregation {
@@ -122,20 +111,7 @@ impl Aggregation {
                 f.with_metadata([("PARQUET:field_id".to_string(), (i + 1).to_string())].into_iter().collect())
             })
             .collect();
-        let counts_values = |f: Func| matches!(f, Func::Min | Func::Max | Func::CountDistinct);
-        let count_owner = spec
-            .measures
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let shares = |o: &crate::spec::Measure| {
-                    counts_values(o.func) && counts_values(m.func) && o.column.is_some() && o.column == m.column
-                };
-                spec.measures.iter().position(shares).unwrap_or(i)
-            })
-            .collect();
         Ok(Aggregation {
-            count_owner,
             funcs: spec.measures.iter().map(|m| m.func).collect(),
             spec,
             measure_sources,
@@ -144,7 +120,7 @@ impl Aggregation {
             scales,
             schema: Arc::new(Schema::new(fields)),
             groups: BTreeMap::new(),
-            touched: BTreeMap::new(),
+            touched: BTreeSet::new(),
             newest_day: None,
         })
     }
@@ -158,15 +134,54 @@ impl Aggregation {
         &self.funcs
     }
 
-    /// For each measure, the measure whose per-value counts the state keeps for it.
-    pub fn count_owners(&self) -> &[usize] {
-        &self.count_owner
-    }
-
     /// Groups loaded from the state table on start.
     pub fn restore(&mut self, groups: impl IntoIterator<Item = (GroupKey, GroupState)>) {
         self.groups = groups.into_iter().collect();
         self.newest_day = self.groups.keys().map(|k| k.1).max();
+    }
+
+    /// Whether a measure keeps a count per value (`min`, `max`,
+    /// `count_distinct`): the state table does not keep those counts, and
+    /// [`Aggregation::rebuild`] gets them from the source on start.
+    pub fn counts_values(&self) -> bool {
+        self.funcs.iter().any(|f| matches!(f, Func::Min | Func::Max | Func::CountDistinct))
+    }
+
+    /// Rebuilds every group from the source's rows at the state's position
+    /// (`source`: a scan of the source table at that snapshot, each row an
+    /// insert), checked against the groups the state table holds (`stored`):
+    /// the same groups, with the same rows, counts and exact totals.
+    pub fn rebuild(&mut self, stored: Vec<(GroupKey, GroupState)>, source: &[RecordBatch]) -> Result<(), AggError> {
+        self.groups.clear();
+        for rows in source {
+            let kinds = arrow_array::Int8Array::from(vec![RowKind::Insert.to_byte(); rows.num_rows()]);
+            self.apply(&ChangeBatch { kinds, rows: rows.clone() })?;
+        }
+        self.touched.clear();
+        self.groups.retain(|_, s| s.rows > 0);
+        let disagree = |key: &GroupKey, state: String, source_state: String| AggError::Disagree {
+            table: self.spec.name.clone(),
+            group: describe(key),
+            state,
+            source_state,
+        };
+        for (key, s) in &stored {
+            match self.groups.get(key) {
+                Some(rebuilt) if rebuilt.agrees_with(s) => {}
+                Some(rebuilt) => {
+                    return Err(disagree(key, format!("{s:?}"), format!("{:?}", rebuilt.without_values())));
+                }
+                None => return Err(disagree(key, format!("{s:?}"), "no rows".into())),
+            }
+        }
+        if stored.len() != self.groups.len() {
+            let stored: BTreeSet<&GroupKey> = stored.iter().map(|(k, _)| k).collect();
+            if let Some((key, s)) = self.groups.iter().find(|(k, _)| !stored.contains(k)) {
+                return Err(disagree(key, "no group".into(), format!("{:?}", s.without_values())));
+            }
+        }
+        self.newest_day = self.groups.keys().map(|k| k.1).max();
+        Ok(())
     }
 
     /// Adds and retracts the rows of one change batch.
@@ -231,49 +246,41 @@ impl Aggregation {
                 let state = self.groups.entry(key.clone()).or_insert_with(|| GroupState::new(&self.funcs));
                 state.rows += sign;
                 let err = |source| AggError::State { table: self.spec.name.clone(), group: describe(&key), source };
-                let mut counted = Vec::new();
-                for (m, (acc, v)) in state.accs.iter_mut().zip(&values).enumerate() {
+                for (acc, v) in state.accs.iter_mut().zip(&values) {
                     acc.apply(v, sign).map_err(err)?;
-                    if acc.counts_values() && !v.is_null() && self.count_owner[m] == m {
-                        counted.push((m, v.clone()));
-                    }
                 }
                 if state.rows < 0 || state.accs.iter().any(|a| a.negative()) {
                     return Err(err(AccError::Unknown(Scalar::Null)));
                 }
-                self.touched.entry(key).or_default().extend(counted);
+                self.touched.insert(key);
             }
         }
         Ok(applied)
     }
 
-    /// What changed since the last call: groups with rows (to upsert),
-    /// groups left empty (to delete; dropped from memory) and the per-value
-    /// counts that changed.
-    pub fn take_touched(&mut self) -> Touched {
-        let mut t = Touched::default();
-        for (key, counted) in std::mem::take(&mut self.touched) {
-            let state = self.groups.get(&key);
-            for (m, v) in counted {
-                let n = state.map_or(0, |s| s.accs[m].count_of(&v));
-                t.values.push((key.clone(), m, v, n));
-            }
-            match state {
-                Some(s) if s.rows > 0 => t.live.push((key, s.without_values())),
+    /// The groups changed since the last call: those with rows (to upsert,
+    /// with their state as the state table keeps it, without per-value
+    /// counts) and those left empty (to delete; dropped from memory).
+    pub fn take_touched(&mut self) -> (Vec<(GroupKey, GroupState)>, Vec<GroupKey>) {
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for key in std::mem::take(&mut self.touched) {
+            match self.groups.get(&key) {
+                Some(s) if s.rows > 0 => live.push((key, s.without_values())),
                 _ => {
                     self.groups.remove(&key);
-                    t.gone.push(key);
+                    gone.push(key);
                 }
             }
         }
-        t
+        (live, gone)
     }
 
     pub fn has_touched(&self) -> bool {
         !self.touched.is_empty()
     }
 
-    /// The Gold rows of the `groups` held in memory, in the given order.
+    /// The Gold rows of `groups` (held in memory), in the given order.
     pub fn gold_rows(&self, groups: &[(GroupKey, GroupState)]) -> Result<RecordBatch, AggError> {
         let bad = |message: String| AggError::Schema { table: self.spec.name.clone(), message };
         let states = groups

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::SchemaRef;
 use changelog_store::{ReadAt, RowKind, Table};
 use iceberg::spec::{DataFile, Literal, PrimitiveLiteral, Struct, TableMetadata, Transform, UnboundPartitionSpec};
@@ -47,7 +47,7 @@ use lakehouse::telemetry::names;
 use lakehouse::worker::TableCommit;
 
 use crate::accum::GroupState;
-use crate::rollup::{GroupKey, Touched};
+use crate::rollup::GroupKey;
 use crate::scalar::Scalar;
 use crate::spec::{PartitionBy, WINDOW, WINDOW_START};
 use crate::window::{Window, month_ordinal, year_ordinal};
@@ -62,14 +62,6 @@ const FILES_KEY: &str = "lakehouse.gold.files";
 pub const REWRITE_KEY: &str = "lakehouse.gold.rewrite";
 const GROUP: &str = "_group";
 const STATE: &str = "_state";
-/// Rollup state: which measure a per-value count row belongs to ([`GROUP_ROW`] for a group's row).
-const MEASURE: &str = "_measure";
-/// Rollup state: the counted value (JSON; empty for a group's row).
-const VALUE: &str = "_value";
-/// Rollup state: how many source rows hold the value.
-const COUNT: &str = "_count";
-/// `_measure` of a group's own row.
-const GROUP_ROW: i32 = -1;
 const GOLD_FILE: &str = "_gold_file";
 const GOLD_POS: &str = "_gold_pos";
 /// Gold tables keep seven years (a table property; enforcement is the table-operations work).
@@ -119,16 +111,6 @@ pub struct Compacted {
 /// What [`GoldTable::load`] finds: every group with its state, and the state snapshot's properties.
 pub type Loaded = (Vec<(GroupKey, GroupState)>, BTreeMap<String, String>);
 
-/// What a commit writes to the state table, given the rollup groups' current
-/// Gold locations and each new Gold row's location: batches with their row kinds.
-type StateRows<'a> = &'a (
-        dyn Fn(
-    &HashMap<GroupKey, (Arc<str>, i64)>,
-    &[Option<(Arc<str>, i64)>],
-) -> Result<Vec<(RecordBatch, Vec<RowKind>)>, String>
-            + Sync
-    );
-
 pub struct GoldTable {
     name: String,
     committer: Committer,
@@ -145,23 +127,6 @@ pub struct GoldTable {
     /// fresh writer per commit re-reads the table's files every interval.
     /// Dropped after any failure, so the next commit starts from the store.
     write: Option<changelog_store::TableWrite>,
-    /// Rollups: where each group's Gold row lives (see [`Located`]).
-    located: Located,
-}
-
-/// Where each rollup group's current Gold row lives, as of state snapshot
-/// `at` plus this writer's own commits since. A rollup's state table uses the
-/// `input` changelog producer: the writer provides the `-U`/`-D` records with
-/// the replaced rows' old locations itself, so the store does no lookup per
-/// row. The map is read from the state whenever a fresh store writer starts
-/// from another snapshot than `at` (start, a refused commit, a compaction):
-/// a kept writer is refused by the store if another writer (`lakehouse
-/// compact`, which moves rows) committed to the buckets it writes, so the
-/// locations it uses are never ones another writer moved.
-#[derive(Debug, Default)]
-struct Located {
-    at: Option<i64>,
-    rows: HashMap<GroupKey, (Arc<str>, i64)>,
 }
 
 /// How a Gold table is partitioned and where its state rows keep their
@@ -235,25 +200,7 @@ impl GoldTable {
         let head = load_or_create_sorted(&catalog, &gold, &spec, &sort_by).await?;
         let store_err = |source| SinkError::Store { table: name.clone(), source };
         let state = if state_path.join("schema").exists() {
-            let t = Table::open(&state_path).map_err(store_err)?;
-            let producer = |o: &BTreeMap<String, String>| o.get("changelog-producer").cloned();
-            let (found, wanted) = (producer(&t.info().options.raw), producer(&state.options));
-            if t.info().key_names != state.primary_keys || found != wanted {
-                return Err(SinkError::Invalid {
-                    table: name.clone(),
-                    message: format!(
-                        "the state table {} is keyed by {:?} with the {:?} changelog producer, this version keys it \
-                         by {:?} with {:?} (an earlier version wrote it): stop the aggregator and remove that \
-                         directory and the Gold table; both are then built again from the Silver changelog",
-                        state_path.display(),
-                        t.info().key_names,
-                        found,
-                        state.primary_keys,
-                        wanted
-                    ),
-                });
-            }
-            t
+            Table::open(&state_path).map_err(store_err)?
         } else {
             Table::create(&state_path, state).map_err(store_err)?
         };
@@ -268,7 +215,6 @@ impl GoldTable {
             sort_by,
             head,
             write: None,
-            located: Located::default(),
         })
     }
 
@@ -306,101 +252,29 @@ impl GoldTable {
         &self.state
     }
 
-    /// Every group in the latest state snapshot, and that snapshot's
-    /// properties (rollups); the groups' Gold locations are kept for the
-    /// next commit's `-U`/`-D` records. `owners`: for each measure, the
-    /// measure whose per-value counts the state keeps for it.
-    pub fn load(&mut self, owners: &[usize]) -> Result<Loaded, SinkError> {
+    /// Every group in the latest state snapshot, and that snapshot's properties (rollups).
+    pub fn load(&self) -> Result<Loaded, SinkError> {
         let invalid = self.invalid();
         let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else {
-            self.located = Located { at: Some(0), rows: HashMap::new() };
             return Ok((Vec::new(), BTreeMap::new()));
         };
-        let mut groups: BTreeMap<GroupKey, GroupState> = BTreeMap::new();
-        let mut counts = Vec::new();
-        let mut located = HashMap::new();
+        let mut groups = Vec::new();
         for b in self.state.scan_batches(ReadAt::Snapshot(latest.id)).map_err(self.store_err())? {
             let col = |n: &str| b.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}")));
             let (window, start, group, state) = (col(WINDOW)?, col(WINDOW_START)?, col(GROUP)?, col(STATE)?);
-            let (measure, value, count) = (col(MEASURE)?, col(VALUE)?, col(COUNT)?);
-            let (file, pos) = (col(GOLD_FILE)?, col(GOLD_POS)?);
             let (window, start) = (window.as_string::<i32>(), start.as_primitive::<Date32Type>());
             let (group, state) = (group.as_string::<i32>(), state.as_string::<i32>());
-            let (measure, value) = (measure.as_primitive::<Int32Type>(), value.as_string::<i32>());
-            let (file, pos) = (file.as_string::<i32>(), pos.as_primitive::<Int64Type>());
-            let count = count.as_primitive::<Int64Type>();
             for i in 0..b.num_rows() {
                 let w = Window::parse(window.value(i))
                     .ok_or_else(|| invalid(format!("state row with window {:?}", window.value(i))))?;
                 let g: Vec<Scalar> = serde_json::from_str(group.value(i))
                     .map_err(|e| invalid(format!("unreadable group {:?}: {e}", group.value(i))))?;
-                let key = (w, start.value(i), g);
-                if measure.value(i) == GROUP_ROW {
-                    let s: GroupState =
-                        serde_json::from_str(state.value(i)).map_err(|e| invalid(format!("unreadable state: {e}")))?;
-                    if file.is_null(i) || pos.is_null(i) {
-                        return Err(invalid(format!("group {key:?} has no Gold location")));
-                    }
-                    located.insert(key.clone(), (Arc::from(file.value(i)), pos.value(i)));
-                    groups.insert(key, s);
-                } else {
-                    let v: Scalar = serde_json::from_str(value.value(i))
-                        .map_err(|e| invalid(format!("unreadable value {:?}: {e}", value.value(i))))?;
-                    if count.is_null(i) || count.value(i) <= 0 {
-                        return Err(invalid(format!("state value {v:?} with count {:?}", count.value(i))));
-                    }
-                    counts.push((key, measure.value(i), v, count.value(i)));
-                }
+                let s: GroupState =
+                    serde_json::from_str(state.value(i)).map_err(|e| invalid(format!("unreadable state: {e}")))?;
+                groups.push(((w, start.value(i), g), s));
             }
         }
-        for (key, m, v, n) in counts {
-            let s =
-                groups.get_mut(&key).ok_or_else(|| invalid(format!("a value count of the missing group {key:?}")))?;
-            let owner = usize::try_from(m).ok().filter(|m| owners.get(*m) == Some(m));
-            let mut restored = false;
-            for (acc, _) in s.accs.iter_mut().zip(owners).filter(|(_, o)| Some(**o) == owner) {
-                restored |= acc.restore_count(v.clone(), n);
-            }
-            if !restored {
-                return Err(invalid(format!("a value count of group {key:?} for measure {m}, which counts no values")));
-            }
-        }
-        self.located = Located { at: Some(latest.id), rows: located };
-        Ok((groups.into_iter().collect(), latest.properties.unwrap_or_default()))
-    }
-
-    /// The Gold location of every rollup group in state snapshot `at` (0: none).
-    fn locate(&self, at: i64) -> Result<Located, SinkError> {
-        let invalid = self.invalid();
-        let mut rows = HashMap::new();
-        let batches = if at == 0 {
-            Vec::new()
-        } else {
-            self.state.scan_batches(ReadAt::Snapshot(at)).map_err(self.store_err())?
-        };
-        for b in batches {
-            let col = |n: &str| b.column_by_name(n).cloned().ok_or_else(|| invalid(format!("state has no column {n}")));
-            let (window, start, group, measure) = (col(WINDOW)?, col(WINDOW_START)?, col(GROUP)?, col(MEASURE)?);
-            let (file, pos) = (col(GOLD_FILE)?, col(GOLD_POS)?);
-            let (window, start) = (window.as_string::<i32>(), start.as_primitive::<Date32Type>());
-            let (group, measure) = (group.as_string::<i32>(), measure.as_primitive::<Int32Type>());
-            let (file, pos) = (file.as_string::<i32>(), pos.as_primitive::<Int64Type>());
-            for i in 0..b.num_rows() {
-                if measure.value(i) != GROUP_ROW {
-                    continue;
-                }
-                let w = Window::parse(window.value(i))
-                    .ok_or_else(|| invalid(format!("state row with window {:?}", window.value(i))))?;
-                let g: Vec<Scalar> = serde_json::from_str(group.value(i))
-                    .map_err(|e| invalid(format!("unreadable group {:?}: {e}", group.value(i))))?;
-                if file.is_null(i) || pos.is_null(i) {
-                    return Err(invalid(format!("group {g:?} has no Gold location")));
-                }
-                rows.insert((w, start.value(i), g), (Arc::from(file.value(i)), pos.value(i)));
-            }
-        }
-        tracing::debug!(table = %self.name, snapshot = at, groups = rows.len(), "read the groups' Gold locations");
-        Ok(Located { at: Some(at), rows })
+        Ok((groups, latest.properties.unwrap_or_default()))
     }
 
     /// Materialises every state snapshot Gold lacks (after a crash between
@@ -420,83 +294,32 @@ impl GoldTable {
         recorded(&self.head.metadata).map_err(self.invalid())
     }
 
-    /// Commits the changed groups of a rollup (`touched`: groups with rows,
-    /// with their Gold rows in `rows`, same order; groups left empty; changed
-    /// per-value counts). `properties` (the Silver positions) go into the
-    /// state snapshot and the Iceberg commit. The state records are written
-    /// with the changelog Gold materialises: `-U` (old location) and `+U`
-    /// (new) for a group that had a Gold row, `+I` for a new group, `-D` (old
-    /// location) for an emptied one; per-value counts carry no location.
+    /// Commits the changed groups of a rollup: `live` (with their Gold rows,
+    /// same order) and `gone` (groups left empty). `properties` (the Silver
+    /// positions) go into the state snapshot and the Iceberg commit.
     pub async fn apply(
         &mut self,
-        touched: &Touched,
+        live: &[(GroupKey, GroupState)],
         rows: &RecordBatch,
+        gone: &[GroupKey],
         properties: BTreeMap<String, String>,
     ) -> Result<Golded, SinkError> {
         let invalid = self.invalid();
-        let live = &touched.live;
         if rows.num_rows() != live.len() {
             return Err(invalid(format!("{} Gold rows for {} groups", rows.num_rows(), live.len())));
-        }
-        if live.is_empty() && touched.values.iter().any(|(_, _, _, n)| *n > 0) {
-            return Err(invalid("value counts changed in no group with rows".into()));
         }
         let schema = self.state_schema();
         let partitions: Vec<Option<i32>> =
             live.iter().map(|((_, start, _), _)| Some(self.partition_value(*start))).collect();
-        let state_rows = |located: &HashMap<GroupKey, (Arc<str>, i64)>,
-                          new: &[Option<(Arc<str>, i64)>]|
-         -> Result<Vec<(RecordBatch, Vec<RowKind>)>, String> {
-            let n = live.len() * 2 + touched.gone.len() + touched.values.len();
-            let (mut records, mut kinds, mut locations) =
-                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-            for ((k, s), to) in live.iter().zip(new) {
-                let kind = match located.get(k) {
-                    Some(from) => {
-                        records.push(StateRow::Group(k, None));
-                        kinds.push(RowKind::UpdateBefore);
-                        locations.push(Some(from.clone()));
-                        RowKind::UpdateAfter
-                    }
-                    None => RowKind::Insert,
-                };
-                records.push(StateRow::Group(k, Some(s)));
-                kinds.push(kind);
-                locations.push(to.clone());
-            }
-            for k in &touched.gone {
-                // A group born and emptied since the last commit has no Gold row.
-                records.push(StateRow::Group(k, None));
-                kinds.push(RowKind::Delete);
-                locations.push(located.get(k).cloned());
-            }
-            for (k, m, v, n) in &touched.values {
-                records.push(StateRow::Value(k, *m, v, (*n > 0).then_some(*n)));
-                kinds.push(if *n > 0 { RowKind::Insert } else { RowKind::Delete });
-                locations.push(None);
-            }
-            Ok(vec![(state_batch(&schema, &records, &locations)?, kinds)])
+        let gone = if gone.is_empty() {
+            None
+        } else {
+            Some(state_batch(&schema, gone.iter().map(|k| (k, None)), &vec![None; gone.len()]).map_err(&invalid)?)
         };
-        let done = self.commit_rows(rows, &partitions, &state_rows, properties).await;
-        match done {
-            Ok((golded, new)) => {
-                for ((k, _), to) in live.iter().zip(new) {
-                    let to = to.ok_or_else(|| invalid(format!("group {k:?} has no Gold location")))?;
-                    self.located.rows.insert(k.clone(), to);
-                }
-                for k in &touched.gone {
-                    self.located.rows.remove(k);
-                }
-                self.located.at = Some(golded.state_snapshot);
-                Ok(golded)
-            }
-            Err(e) => {
-                // Whether the state committed is unknown here: read it again.
-                self.located.at = None;
-                self.write = None;
-                Err(e)
-            }
-        }
+        let state_rows = |locations: &[Option<(Arc<str>, i64)>]| {
+            state_batch(&schema, live.iter().map(|(k, s)| (k, Some(s))), locations)
+        };
+        self.commit_rows(rows, &partitions, state_rows, gone, properties).await
     }
 
     /// Commits changed rows of a keyed table: `rows` (Gold rows, each with its
@@ -515,31 +338,21 @@ impl GoldTable {
             .map(|g| keyed_state_batch(&schema, &g, &vec![None; g.num_rows()], &vec![None; g.num_rows()]))
             .transpose()
             .map_err(self.invalid())?;
-        let state_rows = |_: &HashMap<GroupKey, (Arc<str>, i64)>,
-                          locations: &[Option<(Arc<str>, i64)>]|
-         -> Result<Vec<(RecordBatch, Vec<RowKind>)>, String> {
-            let mut out = Vec::new();
-            if rows.num_rows() > 0 {
-                out.push((keyed_state_batch(&schema, rows, partitions, locations)?, vec![RowKind::Insert]));
-            }
-            out.extend(gone.clone().map(|g| (g, vec![RowKind::Delete])));
-            Ok(out)
-        };
-        Ok(self.commit_rows(rows, partitions, &state_rows, properties).await?.0)
+        let state_rows =
+            |locations: &[Option<(Arc<str>, i64)>]| keyed_state_batch(&schema, rows, partitions, locations);
+        self.commit_rows(rows, partitions, state_rows, gone, properties).await
     }
 
     /// The three steps of the module docs: Gold rows written, the state
     /// committed (`state_rows` gets each Gold row's location), Gold materialised.
-    /// `state_rows` gets the rollup groups' current locations and each Gold
-    /// row's new one, and gives the state records with their kinds; it is
-    /// called again when the state is written again. Returns the new locations.
     async fn commit_rows(
         &mut self,
         rows: &RecordBatch,
         partitions: &[Option<i32>],
-        state_rows: StateRows<'_>,
+        state_rows: impl FnOnce(&[Option<(Arc<str>, i64)>]) -> Result<RecordBatch, String>,
+        gone: Option<RecordBatch>,
         properties: BTreeMap<String, String>,
-    ) -> Result<(Golded, Vec<Option<(Arc<str>, i64)>>), SinkError> {
+    ) -> Result<Golded, SinkError> {
         let invalid = self.invalid();
         if rows.num_rows() != partitions.len() {
             return Err(invalid(format!("{} Gold rows for {} partition values", rows.num_rows(), partitions.len())));
@@ -585,6 +398,8 @@ impl GoldTable {
         // A kept writer that finds another commit user in its buckets since it
         // last committed (a `lakehouse compact`) is refused by the store: the
         // state is then written again by a fresh writer from the latest snapshot.
+        let batch = if rows.num_rows() > 0 { vec![state_rows(&locations).map_err(&invalid)?] } else { Vec::new() };
+        let gone = gone.filter(|b| b.num_rows() > 0);
         let encoded = lakehouse::table::data_files::encode(&self.head.metadata, &files).map_err(|source| {
             SinkError::Iceberg { table: self.name.clone(), what: "serialising data files", source }
         })?;
@@ -594,9 +409,7 @@ impl GoldTable {
         let mut attempt = 0;
         let snapshot = loop {
             attempt += 1;
-            self.prepare_write()?;
-            let batches = state_rows(&self.located.rows, &locations).map_err(&invalid)?;
-            match self.commit_state(&batches, props.clone()) {
+            match self.commit_state(&batch, gone.as_ref(), props.clone()) {
                 Ok(s) => break s,
                 Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. })
                     if attempt < 3 =>
@@ -613,10 +426,9 @@ impl GoldTable {
         tracing::debug!(table = %self.name, rows = rows.num_rows(), write_ms = written_at.as_millis() as u64,
             state_ms = (state_at - written_at).as_millis() as u64,
             materialize_ms = (started.elapsed() - state_at).as_millis() as u64, "commit phases");
-        let golded = done.pop().filter(|g| g.state_snapshot == snapshot).ok_or_else(|| {
+        done.pop().filter(|g| g.state_snapshot == snapshot).ok_or_else(|| {
             invalid(format!("state snapshot {snapshot} was not materialised (another writer is ahead?)"))
-        })?;
-        Ok((golded, locations))
+        })
     }
 
     /// State rows of a keyed table at the rewritten rows' new locations. A
@@ -706,33 +518,24 @@ impl GoldTable {
         Ok(relocated)
     }
 
-    /// Makes sure a store writer is open; a rollup's group locations are read
-    /// again when the new writer starts from another snapshot than theirs.
-    fn prepare_write(&mut self) -> Result<(), SinkError> {
-        if self.write.is_some() {
-            return Ok(());
-        }
-        let write = self.state.new_write().map_err(self.store_err())?;
-        if matches!(self.layout, Layout::Windowed(_)) && self.located.at != Some(write.base_snapshot()) {
-            self.located = self.locate(write.base_snapshot())?;
-        }
-        self.write = Some(write);
-        Ok(())
-    }
-
-    /// Writes and commits one state snapshot (step 2): each batch with its
-    /// row kinds (one per row, or one for all). The writer is kept for the
-    /// next commit, dropped on failure.
+    /// Writes and commits one state snapshot (step 2): `rows` upserted, `gone`
+    /// deleted. The writer is kept for the next commit, dropped on failure.
     fn commit_state(
         &mut self,
-        batches: &[(RecordBatch, Vec<RowKind>)],
+        rows: &[RecordBatch],
+        gone: Option<&RecordBatch>,
         props: BTreeMap<String, String>,
     ) -> Result<i64, SinkError> {
         let invalid = self.invalid();
-        self.prepare_write()?;
-        let mut write = self.write.take().ok_or_else(|| invalid("no state writer".into()))?;
-        for (batch, kinds) in batches {
-            write.write_batch(batch, kinds).map_err(self.store_err())?;
+        let mut write = match self.write.take() {
+            Some(w) => w,
+            None => self.state.new_write().map_err(self.store_err())?,
+        };
+        for batch in rows {
+            write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
+        }
+        if let Some(batch) = gone {
+            write.write_batch(batch, &[RowKind::Delete]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
         let committer = self.state.new_committer(self.commit_user.clone());
@@ -824,15 +627,7 @@ impl GoldTable {
             base.properties.unwrap_or_default().into_iter().filter(|(k, _)| k != FILES_KEY).collect();
         props.insert(REWRITE_KEY.to_string(), encoded);
         // A commit racing it since (the store's bucket check) drops it too.
-        let relocated: Vec<(RecordBatch, Vec<RowKind>)> =
-            relocated.into_iter().map(|b| (b, vec![RowKind::Insert])).collect();
-        let committed = self.commit_state(&relocated, props);
-        if matches!(self.layout, Layout::Windowed(_)) {
-            // Rows moved: the next commit reads the groups' locations again.
-            self.write = None;
-            self.located.at = None;
-        }
-        let snapshot = match committed {
+        let snapshot = match self.commit_state(&relocated, None, props) {
             Ok(s) => s,
             Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. }) => {
                 dropped(message);
@@ -1015,44 +810,31 @@ pub fn partition_ordinal(partition: PartitionBy, day: i32) -> i32 {
     }
 }
 
-/// The state table of a rollup. One row per (window, window start, group)
-/// with the group's accumulators less its per-value counts (JSON, `_state`)
-/// and where its Gold row lives (`_measure` = -1, `_value` = ""); and one row
-/// per (group, measure, value) of `min`/`max`/`count_distinct` with how many
-/// source rows hold the value (`_count`, no location). A commit writes the
-/// groups and the values that changed, so its cost follows the change: with
-/// the counts inside the group's JSON, every commit rewrote all the values of
-/// a month's group and rounds grew with the month. Its changelog is the
-/// writer's input (`-U`/`-D` with the old Gold locations from [`Located`]):
-/// the `lookup` producer would look up every row, values included.
+/// The state table: one row per (window, window start, group) with the
+/// group's accumulators (JSON) and where its Gold row lives.
 pub fn state_spec(buckets: usize) -> changelog_store::TableSpec {
     changelog_store::TableSpec {
         columns: vec![
             (WINDOW.into(), "STRING NOT NULL".into()),
             (WINDOW_START.into(), "DATE NOT NULL".into()),
             (GROUP.into(), "STRING NOT NULL".into()),
-            (MEASURE.into(), "INT NOT NULL".into()),
-            (VALUE.into(), "STRING NOT NULL".into()),
             (STATE.into(), "STRING".into()),
-            (COUNT.into(), "BIGINT".into()),
             (GOLD_FILE.into(), "STRING".into()),
             (GOLD_POS.into(), "BIGINT".into()),
         ],
-        primary_keys: vec![WINDOW.into(), WINDOW_START.into(), GROUP.into(), MEASURE.into(), VALUE.into()],
+        primary_keys: vec![WINDOW.into(), WINDOW_START.into(), GROUP.into()],
         partition_keys: Vec::new(),
-        options: state_options(buckets, "input"),
+        options: state_options(buckets),
     }
 }
 
-/// Options of a Gold state table: Gold's own index, deduplicated by key,
-/// with the changelog the materialisation (and readers) consume: `lookup`
-/// for keyed tables, `input` for rollups, whose writer provides the `-U`/`-D`
-/// records itself ([`Located`]).
-fn state_options(buckets: usize, producer: &str) -> BTreeMap<String, String> {
+/// Options of every Gold state table: Gold's own index, deduplicated by key,
+/// with the `lookup` changelog the materialisation (and readers) consume.
+fn state_options(buckets: usize) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("bucket".to_string(), buckets.max(1).to_string()),
         ("merge-engine".to_string(), "deduplicate".to_string()),
-        ("changelog-producer".to_string(), producer.to_string()),
+        ("changelog-producer".to_string(), "lookup".to_string()),
         // The writer lives across commits; one Gold worker holds one per table.
         ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
     ])
@@ -1066,65 +848,28 @@ fn location_columns(locations: &[Option<(Arc<str>, i64)>]) -> [ArrayRef; 2] {
     ]
 }
 
-/// One row of a rollup's state table ([`state_spec`]).
-enum StateRow<'a> {
-    /// A group and its state less the per-value counts (none: deleted).
-    Group(&'a GroupKey, Option<&'a GroupState>),
-    /// A per-value count of one of a group's measures (none: deleted).
-    Value(&'a GroupKey, usize, &'a Scalar, Option<i64>),
-}
-
-/// Rollup state rows with their Gold locations (one per row).
-fn state_batch(
+/// State rows: `(group, state or none for a delete)` with their locations.
+fn state_batch<'a>(
     schema: &SchemaRef,
-    rows: &[StateRow<'_>],
+    rows: impl Iterator<Item = (&'a GroupKey, Option<&'a GroupState>)>,
     locations: &[Option<(Arc<str>, i64)>],
 ) -> Result<RecordBatch, String> {
-    let n = rows.len();
-    let (mut windows, mut starts, mut groups) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut measures, mut values, mut states, mut counts) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let json = |e: serde_json::Error| e.to_string();
-    for r in rows {
-        let ((w, start, g), measure, value, state, count) = match r {
-            StateRow::Group(k, s) => {
-                (*k, GROUP_ROW, String::new(), s.map(serde_json::to_string).transpose().map_err(json)?, None)
-            }
-            StateRow::Value(k, m, v, c) => {
-                let m = i32::try_from(*m).map_err(|e| e.to_string())?;
-                (*k, m, serde_json::to_string(v).map_err(json)?, None, *c)
-            }
-        };
+    let (mut windows, mut starts, mut groups, mut states) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((w, start, g), s) in rows {
         windows.push(w.as_str());
         starts.push(*start);
-        groups.push(serde_json::to_string(g).map_err(json)?);
-        measures.push(measure);
-        values.push(value);
-        states.push(state);
-        counts.push(count);
-    }
-    if locations.len() != n {
-        return Err(format!("{} locations for {n} state rows", locations.len()));
+        groups.push(serde_json::to_string(g).map_err(|e| e.to_string())?);
+        states.push(s.map(serde_json::to_string).transpose().map_err(|e| e.to_string())?);
     }
     let [file, pos] = location_columns(locations);
-    let columns: Vec<ArrayRef> = schema
-        .fields()
-        .iter()
-        .map(|f| -> Result<ArrayRef, String> {
-            Ok(match f.name().as_str() {
-                WINDOW => Arc::new(StringArray::from(std::mem::take(&mut windows))),
-                WINDOW_START => Arc::new(Date32Array::from(std::mem::take(&mut starts))),
-                GROUP => Arc::new(StringArray::from(std::mem::take(&mut groups))),
-                MEASURE => Arc::new(Int32Array::from(std::mem::take(&mut measures))),
-                VALUE => Arc::new(StringArray::from(std::mem::take(&mut values))),
-                STATE => Arc::new(StringArray::from(std::mem::take(&mut states))),
-                COUNT => Arc::new(Int64Array::from(std::mem::take(&mut counts))),
-                GOLD_FILE => file.clone(),
-                GOLD_POS => pos.clone(),
-                other => return Err(format!("state column {other} is not a rollup's")),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(windows)),
+        Arc::new(Date32Array::from(starts)),
+        Arc::new(StringArray::from(groups)),
+        Arc::new(StringArray::from(states)),
+        file,
+        pos,
+    ];
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("building state rows: {e}"))
 }
 
@@ -1151,7 +896,7 @@ pub fn keyed_state_spec(
         columns,
         primary_keys: key.to_vec(),
         partition_keys: Vec::new(),
-        options: state_options(buckets, "lookup"),
+        options: state_options(buckets),
     })
 }
 

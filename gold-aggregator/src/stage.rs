@@ -81,6 +81,17 @@ enum Model {
     Features(Features),
 }
 
+impl Model {
+    /// Whether the model reads its sources at the state's position on start
+    /// (so the consumer registration keeps that snapshot from expiry).
+    fn reads_at_start(&self) -> bool {
+        match self {
+            Model::Rollup(agg) => agg.counts_values(),
+            Model::Wide(_) | Model::Features(_) => true,
+        }
+    }
+}
+
 /// One Gold table, ready: its sources, its model, its sink.
 struct Ready {
     name: String,
@@ -222,9 +233,9 @@ impl Ready {
         let started = Instant::now();
         let (golded, written) = match &mut self.model {
             Model::Rollup(agg) => {
-                let t = agg.take_touched();
-                let rows = agg.gold_rows(&t.live)?;
-                (self.sink.apply(&t, &rows, props).await?, t.live.len() as u64)
+                let (live, gone) = agg.take_touched();
+                let rows = agg.gold_rows(&live)?;
+                (self.sink.apply(&live, &rows, &gone, props).await?, live.len() as u64)
             }
             Model::Wide(w) => {
                 let c = w.take_changes()?;
@@ -236,7 +247,7 @@ impl Ready {
             }
         };
         tracing::debug!(table = %self.name, rows = written, ms = started.elapsed().as_millis() as u64, "table commit");
-        let keep_read_snapshot = !matches!(self.model, Model::Rollup(_));
+        let keep_read_snapshot = self.model.reads_at_start();
         for s in &self.sources {
             s.table
                 .register_consumer(&consumer_id(&self.name), consumer_next(s.upto, keep_read_snapshot))
@@ -565,8 +576,8 @@ async fn open(
     }
     // Positions, then the model as of them.
     let (groups, state_rows, props) = match &model {
-        Model::Rollup(agg) => {
-            let (groups, props) = sink.load(agg.count_owners())?;
+        Model::Rollup(_) => {
+            let (groups, props) = sink.load()?;
             (Some(groups), Vec::new(), props)
         }
         _ => {
@@ -599,6 +610,15 @@ async fn open(
         })
     };
     match &mut model {
+        // Per-value counts (min, max, count_distinct) are not in the state:
+        // rebuilt from the source at the state's position, checked against it.
+        Model::Rollup(agg) if agg.counts_values() => {
+            let started = Instant::now();
+            let rows = scan(&sources[0])?;
+            agg.rebuild(groups.unwrap_or_default(), &rows)?;
+            tracing::info!(table = %name, groups = agg.groups.len(), ms = started.elapsed().as_millis() as u64,
+                "rebuilt the groups from the source at the state's position");
+        }
         Model::Rollup(agg) => agg.restore(groups.unwrap_or_default()),
         Model::Wide(w) => {
             let mut dims = HashMap::new();
@@ -609,7 +629,7 @@ async fn open(
         }
         Model::Features(f) => f.restore(&state_rows, &scan(&sources[0])?)?,
     }
-    let keep_read_snapshot = !matches!(model, Model::Rollup(_));
+    let keep_read_snapshot = model.reads_at_start();
     for s in &sources {
         s.table
             .register_consumer(&consumer_id(&name), consumer_next(s.position, keep_read_snapshot))
