@@ -61,6 +61,11 @@ pub struct Aggregation {
     /// Groups changed since the last [`Aggregation::take_touched`].
     touched: BTreeSet<GroupKey>,
     newest_day: Option<i32>,
+    /// For each measure, the measure whose per-value counts it reads: the
+    /// first `min`/`max`/`count_distinct` over the same column (itself for
+    /// the first). `min` and `max` of one column count the same values, so
+    /// one map serves both.
+    count_owner: Vec<usize>,
 }
 
 impl Aggregation {
@@ -111,7 +116,20 @@ impl Aggregation {
                 f.with_metadata([("PARQUET:field_id".to_string(), (i + 1).to_string())].into_iter().collect())
             })
             .collect();
+        let counts_values = |f: Func| matches!(f, Func::Min | Func::Max | Func::CountDistinct);
+        let count_owner = spec
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let shares = |o: &crate::spec::Measure| {
+                    counts_values(o.func) && counts_values(m.func) && o.column.is_some() && o.column == m.column
+                };
+                spec.measures.iter().position(shares).unwrap_or(i)
+            })
+            .collect();
         Ok(Aggregation {
+            count_owner,
             funcs: spec.measures.iter().map(|m| m.func).collect(),
             spec,
             measure_sources,
@@ -243,11 +261,20 @@ impl Aggregation {
                 measures.iter().map(|m| m.as_ref().map_or(one.clone(), |c| scalar::read(c, i))).collect();
             for w in &self.spec.windows {
                 let key = (*w, w.start(day), group.clone());
-                let state = self.groups.entry(key.clone()).or_insert_with(|| GroupState::new(&self.funcs));
+                if !self.groups.contains_key(&key) {
+                    self.groups.insert(key.clone(), GroupState::new(&self.funcs));
+                }
+                let state = self.groups.get_mut(&key).ok_or_else(|| AggError::State {
+                    table: self.spec.name.clone(),
+                    group: describe(&key),
+                    source: AccError::Unknown(Scalar::Null),
+                })?;
                 state.rows += sign;
                 let err = |source| AggError::State { table: self.spec.name.clone(), group: describe(&key), source };
-                for (acc, v) in state.accs.iter_mut().zip(&values) {
-                    acc.apply(v, sign).map_err(err)?;
+                for (m, (acc, v)) in state.accs.iter_mut().zip(&values).enumerate() {
+                    if self.count_owner[m] == m {
+                        acc.apply(v, sign).map_err(err)?;
+                    }
                 }
                 if state.rows < 0 || state.accs.iter().any(|a| a.negative()) {
                     return Err(err(AccError::Unknown(Scalar::Null)));
@@ -299,7 +326,8 @@ impl Aggregation {
         let first_measure = 2 + self.group_types.len();
         for (m, func) in self.funcs.iter().enumerate() {
             let src = &self.measure_sources[m];
-            let values: Vec<Scalar> = states.iter().map(|s| s.accs[m].value(*func, src)).collect();
+            let owner = self.count_owner[m];
+            let values: Vec<Scalar> = states.iter().map(|s| s.accs[owner].value(*func, src)).collect();
             let ty = self.schema.field(first_measure + m).data_type();
             let col =
                 scalar::build(ty, &values).map_err(|e| bad(format!("measure {}: {e}", self.spec.measures[m].name)))?;
