@@ -114,8 +114,20 @@ pub struct RunSummary {
     pub decode_errors: u64,
     /// Seconds from the first consumed record to the last committed snapshot.
     pub busy_seconds: f64,
+    /// Freshness of Bronze's commits: from the newest Kafka timestamp of a
+    /// table's batch to its commit (the producer's clock: create time for
+    /// Debezium and most producers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_to_bronze_p50_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_to_bronze_p99_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_to_bronze_max_ms: Option<u64>,
     #[serde(skip)]
     first_record: Option<Instant>,
+    /// One sample per table commit (capped), for the percentiles above.
+    #[serde(skip)]
+    delays: Vec<u64>,
 }
 
 type Tp = (String, i32);
@@ -310,7 +322,10 @@ pub async fn run(config: Config, options: RunOptions, shutdown: CancellationToke
             let result = handle.block_on(async move {
                 let mut stage = ConsumerLoop::start(config, catalog)?;
                 worker::drive(&mut stage, &policy, &control).await?;
-                Ok(stage.summary.clone())
+                let mut summary = stage.summary.clone();
+                (summary.kafka_to_bronze_p50_ms, summary.kafka_to_bronze_p99_ms, summary.kafka_to_bronze_max_ms) =
+                    worker::percentiles(&summary.delays);
+                Ok(summary)
             });
             let _ = tx.send(result);
         })
@@ -935,6 +950,11 @@ impl ConsumerLoop {
                         let _ = committed_tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
                     }
                     self.summary.commits += 1;
+                    if let Some(ts) = tb.newest_timestamp_ms
+                        && self.summary.delays.len() < 1_000_000
+                    {
+                        self.summary.delays.push((chrono::Utc::now().timestamp_millis() - ts).max(0) as u64);
+                    }
                     if let Some(first) = self.summary.first_record {
                         self.summary.busy_seconds = first.elapsed().as_secs_f64();
                     }

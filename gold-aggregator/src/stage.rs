@@ -490,12 +490,7 @@ impl Aggregator {
     /// What the run did, with the Silver→Gold delay percentiles of its commits.
     pub fn summary(&self) -> RunSummary {
         let mut summary = self.summary.clone();
-        let percentiles = |v: &[u64]| {
-            let mut d = v.to_vec();
-            d.sort_unstable();
-            let at = |q: f64| d.get(((d.len().max(1) - 1) as f64 * q).round() as usize).copied();
-            (at(0.5), at(0.99), d.last().copied())
-        };
+        use lakehouse::worker::percentiles;
         (summary.silver_to_gold_p50_ms, summary.silver_to_gold_p99_ms, summary.silver_to_gold_max_ms) =
             percentiles(&self.delays);
         (summary.freshness_p50_ms, summary.freshness_p99_ms, summary.freshness_max_ms) = percentiles(&self.freshness);

@@ -482,14 +482,8 @@ impl Refinery {
     /// What the run did, with the Bronze→Silver delay percentiles of its commits.
     pub fn summary(&self) -> RunSummary {
         let mut summary = self.summary.clone();
-        let mut d = self.delays.clone();
-        d.sort_unstable();
-        if !d.is_empty() {
-            let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
-            summary.bronze_to_silver_p50_ms = Some(at(0.5));
-            summary.bronze_to_silver_p99_ms = Some(at(0.99));
-            summary.bronze_to_silver_max_ms = d.last().copied();
-        }
+        (summary.bronze_to_silver_p50_ms, summary.bronze_to_silver_p99_ms, summary.bronze_to_silver_max_ms) =
+            lakehouse::worker::percentiles(&self.delays);
         summary
     }
 

@@ -29,3 +29,13 @@ mod service;
 pub use driver::{Control, Stage, TableCommit, drive, record_table_gauges};
 pub use policy::{BatchPolicy, Pending};
 pub use service::run_service;
+
+/// The median, 99th percentile and maximum of `samples` (milliseconds, in
+/// any order), as the workers' run summaries report their delays; `None`s
+/// when there are none.
+pub fn percentiles(samples: &[u64]) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let mut d = samples.to_vec();
+    d.sort_unstable();
+    let at = |q: f64| d.get(((d.len().max(1) - 1) as f64 * q).round() as usize).copied();
+    (at(0.5), at(0.99), d.last().copied())
+}
