@@ -3,7 +3,9 @@
 //! their dimensions get nulls and are completed when the dimension arrives; a
 //! dimension update fans out to every wide row that references it, through a
 //! chained join too; a deleted dimension row empties its columns; a deleted
-//! fact's row disappears. Gold is read back with its position deletes applied.
+//! fact's row disappears. A rollup over the wide table (min, max,
+//! count_distinct: per-value counts rebuilt from the wide table's state on
+//! each start) follows. Gold is read back with its position deletes applied.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -34,7 +36,51 @@ columns = ["customer_id", "order_date"]
 entity = "customers"
 on = "customer_id"
 columns = ["name as customer"]
+
+[[rollup]]
+name = "by_customer"
+source = "lines"
+time = "order_date"
+windows = ["month"]
+group_by = ["customer_id"]
+[[rollup.measure]]
+name = "smallest"
+fn = "min"
+column = "amount"
+[[rollup.measure]]
+name = "largest"
+fn = "max"
+column = "amount"
+[[rollup.measure]]
+name = "orders"
+fn = "count_distinct"
+column = "order_id"
+[[rollup.measure]]
+name = "lines"
+fn = "count"
 "#;
+
+/// The rollup over the wide table: customer → (smallest, largest amount in
+/// cents, distinct orders, lines), one month.
+async fn by_customer(catalog: &SqlCatalog) -> BTreeMap<Option<i64>, (i128, i128, i64, i64)> {
+    let t = catalog.require_table(&TableName::new("gold", "by_customer")).await.unwrap();
+    let table = t.to_table(catalog.file_io()).unwrap();
+    let batches: Vec<RecordBatch> =
+        table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let l = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let d = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Decimal128Type>().clone();
+        let (customer, orders, lines) = (l("customer_id"), l("orders"), l("lines"));
+        let (smallest, largest) = (d("smallest"), d("largest"));
+        for i in 0..b.num_rows() {
+            let key = customer.is_valid(i).then(|| customer.value(i));
+            let row = (smallest.value(i), largest.value(i), orders.value(i), lines.value(i));
+            assert!(out.insert(key, row).is_none(), "customer {key:?} has two rows");
+        }
+    }
+    out
+}
 
 /// id → (customer_id, customer, amount in cents).
 type Rows = BTreeMap<i64, (Option<i64>, Option<String>, Option<i128>)>;
@@ -108,6 +154,8 @@ async fn dimension_changes_fan_out_and_late_dimensions_complete_rows() {
     assert_eq!(rows.len(), 60);
     assert_eq!(with_customer(&rows, "Anne"), (1..=50).collect::<Vec<_>>());
     assert!((51..=60).all(|i| rows[&i].0 == Some(8) && rows[&i].1.is_none()), "customer 8 has not arrived");
+    let rolled = by_customer(&catalog).await;
+    assert_eq!(rolled, BTreeMap::from([(Some(7), (250, 250, 1, 50)), (Some(8), (250, 250, 1, 10))]));
 
     // Customer 7 renamed: every one of its 50 wide rows changes, nothing else.
     commit(&customers, &[(RowKind::Insert, json!({"id": 7, "name": "Annie"}))]);
@@ -140,4 +188,9 @@ async fn dimension_changes_fan_out_and_late_dimensions_complete_rows() {
     assert!(!rows.contains_key(&60));
     assert_eq!(rows[&61], (Some(7), None, Some(30)));
     assert!(rows.values().all(|r| r.1.is_none()), "customer 7 deleted: {rows:?}");
+    // The rollup over the wide table, its per-value counts rebuilt from the
+    // wide table's state on every start: line 61 (0.30) is the new minimum,
+    // line 60's removal leaves 2.50 the maximum, both orders are customer 7's.
+    let rolled = by_customer(&catalog).await;
+    assert_eq!(rolled, BTreeMap::from([(Some(7), (30, 250, 2, 60))]));
 }
