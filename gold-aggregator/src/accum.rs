@@ -141,11 +141,6 @@ impl Acc {
         }
     }
 
-    /// Whether the accumulator keeps a count per value (`min`, `max`, `count_distinct`).
-    pub fn counts_values(&self) -> bool {
-        matches!(self, Acc::Values(_))
-    }
-
     /// Whether a retraction left a negative count (the state is inconsistent).
     pub fn negative(&self) -> bool {
         match self {
