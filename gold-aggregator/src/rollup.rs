@@ -116,14 +116,13 @@ impl Aggregation {
                 f.with_metadata([("PARQUET:field_id".to_string(), (i + 1).to_string())].into_iter().collect())
             })
             .collect();
-        let counts_values = |f: Func| matches!(f, Func::Min | Func::Max | Func::CountDistinct);
         let count_owner = spec
             .measures
             .iter()
             .enumerate()
             .map(|(i, m)| {
                 let shares = |o: &crate::spec::Measure| {
-                    counts_values(o.func) && counts_values(m.func) && o.column.is_some() && o.column == m.column
+                    o.func.counts_values() && m.func.counts_values() && o.column.is_some() && o.column == m.column
                 };
                 spec.measures.iter().position(shares).unwrap_or(i)
             })
@@ -162,7 +161,7 @@ impl Aggregation {
     /// `count_distinct`): the state table does not keep those counts, and
     /// [`Aggregation::rebuild`] gets them from the source on start.
     pub fn counts_values(&self) -> bool {
-        self.funcs.iter().any(|f| matches!(f, Func::Min | Func::Max | Func::CountDistinct))
+        self.funcs.iter().any(|f| f.counts_values())
     }
 
     /// Rebuilds every group from the source's rows at the state's position
@@ -176,7 +175,6 @@ impl Aggregation {
             self.apply(&ChangeBatch { kinds, rows: rows.clone() })?;
         }
         self.touched.clear();
-        self.groups.retain(|_, s| s.rows > 0);
         let disagree = |key: &GroupKey, state: String, source_state: String| AggError::Disagree {
             table: self.spec.name.clone(),
             group: describe(key),
@@ -261,14 +259,7 @@ impl Aggregation {
                 measures.iter().map(|m| m.as_ref().map_or(one.clone(), |c| scalar::read(c, i))).collect();
             for w in &self.spec.windows {
                 let key = (*w, w.start(day), group.clone());
-                if !self.groups.contains_key(&key) {
-                    self.groups.insert(key.clone(), GroupState::new(&self.funcs));
-                }
-                let state = self.groups.get_mut(&key).ok_or_else(|| AggError::State {
-                    table: self.spec.name.clone(),
-                    group: describe(&key),
-                    source: AccError::Unknown(Scalar::Null),
-                })?;
+                let state = self.groups.entry(key.clone()).or_insert_with(|| GroupState::new(&self.funcs));
                 state.rows += sign;
                 let err = |source| AggError::State { table: self.spec.name.clone(), group: describe(&key), source };
                 for (m, (acc, v)) in state.accs.iter_mut().zip(&values).enumerate() {

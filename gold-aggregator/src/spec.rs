@@ -44,6 +44,15 @@ pub enum Func {
     Max,
 }
 
+impl Func {
+    /// Whether the measure keeps a count per value (`min`, `max`,
+    /// `count_distinct`), so that retracting the current extreme or the last
+    /// copy of a distinct value stays exact.
+    pub fn counts_values(self) -> bool {
+        matches!(self, Func::Min | Func::Max | Func::CountDistinct)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measure {

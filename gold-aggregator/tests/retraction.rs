@@ -7,17 +7,16 @@
 
 use std::path::Path;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Int64Type};
-use arrow_array::{Array, RecordBatch};
 use changelog_store::spec::snapshot::CommitKind;
 use changelog_store::{ReadAt, RowKind, Table};
-use futures::TryStreamExt;
-use lakehouse::catalog::{SqlCatalog, TableName};
+use lakehouse::catalog::SqlCatalog;
 use serde_json::json;
 
 mod common;
-use common::{commit, config, run_gold, silver_table};
+use common::{commit, config, gold_batches, run_gold, silver_table};
 
 const DEFS: &str = r#"
 [[rollup]]
@@ -71,10 +70,7 @@ fn order(id: i64, customer: i64, status: &str, day: i64, total: &str) -> serde_j
 type Row = (String, i32, Option<String>, Option<i128>, i64, Option<i128>, Option<i128>, i64);
 
 async fn gold_rows(catalog: &SqlCatalog) -> Vec<Row> {
-    let t = catalog.require_table(&TableName::new("gold", "by_status")).await.unwrap();
-    let table = t.to_table(catalog.file_io()).unwrap();
-    let batches: Vec<RecordBatch> =
-        table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
+    let batches = gold_batches(catalog, "by_status").await;
     let mut out = Vec::new();
     for b in &batches {
         let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();

@@ -10,16 +10,15 @@
 
 use std::collections::BTreeMap;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Int64Type};
-use arrow_array::{Array, RecordBatch};
 use changelog_store::RowKind;
-use futures::TryStreamExt;
-use lakehouse::catalog::{SqlCatalog, TableName};
+use lakehouse::catalog::SqlCatalog;
 use serde_json::json;
 
 mod common;
-use common::{commit, config, run_gold, silver_table};
+use common::{commit, config, gold_batches, run_gold, silver_table};
 
 const DEFS: &str = r#"
 [[wide]]
@@ -63,10 +62,7 @@ fn = "count"
 /// The rollup over the wide table: customer → (smallest, largest amount in
 /// cents, distinct orders, lines), one month.
 async fn by_customer(catalog: &SqlCatalog) -> BTreeMap<Option<i64>, (i128, i128, i64, i64)> {
-    let t = catalog.require_table(&TableName::new("gold", "by_customer")).await.unwrap();
-    let table = t.to_table(catalog.file_io()).unwrap();
-    let batches: Vec<RecordBatch> =
-        table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
+    let batches = gold_batches(catalog, "by_customer").await;
     let mut out = BTreeMap::new();
     for b in &batches {
         let l = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
@@ -86,10 +82,7 @@ async fn by_customer(catalog: &SqlCatalog) -> BTreeMap<Option<i64>, (i128, i128,
 type Rows = BTreeMap<i64, (Option<i64>, Option<String>, Option<i128>)>;
 
 async fn gold(catalog: &SqlCatalog) -> Rows {
-    let t = catalog.require_table(&TableName::new("gold", "lines")).await.unwrap();
-    let table = t.to_table(catalog.file_io()).unwrap();
-    let batches: Vec<RecordBatch> =
-        table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap();
+    let batches = gold_batches(catalog, "lines").await;
     let mut out = Rows::new();
     for b in &batches {
         let l = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();

@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use changelog_store::{RowKind, Table, TableSpec};
+use futures::TryStreamExt;
 use gold_aggregator::{Config, RunOptions};
+use lakehouse::catalog::{SqlCatalog, TableName};
 
 /// The Gold configuration of a lake under `dir` with the definitions `defs`
 /// (short intervals, no metrics listener).
@@ -63,4 +66,11 @@ pub fn commit(table: &Table, rows: &[(RowKind, serde_json::Value)]) {
 pub async fn run_gold(config: &Config) {
     let options = RunOptions { exit_when_idle: Some(Duration::from_millis(300)), ..Default::default() };
     gold_aggregator::run(config.clone(), options, tokio_util::sync::CancellationToken::new()).await.unwrap();
+}
+
+/// Every row of `gold.<name>` as pyiceberg would read it (position deletes applied).
+pub async fn gold_batches(catalog: &SqlCatalog, name: &str) -> Vec<RecordBatch> {
+    let t = catalog.require_table(&TableName::new("gold", name)).await.unwrap();
+    let table = t.to_table(catalog.file_io()).unwrap();
+    table.scan().build().unwrap().to_arrow().await.unwrap().try_collect().await.unwrap()
 }
