@@ -95,14 +95,18 @@ wait_quiet() {
   done
 }
 
+# GOLD_BENCH_PERF=<worker>: that worker runs under `perf record` (flat, 499 Hz);
+# read the profile with `perf report -i $WORK/r<rate>/<worker>.perf`.
 # GOLD_BENCH_NICE=N: Silver and Gold run at nice N (Bronze and the broker at
 # 0), as on a host where the ingest path has CPU priority.
 NICE="${GOLD_BENCH_NICE:-0}"
 worker() { # name dir idle [file tag]; sets LAST_PID
   local f="$2/${4:-}$1" nice=0
   [ "$1" = bronze-ingestor ] || nice=$NICE
+  local perf=()
+  [ "${GOLD_BENCH_PERF:-}" = "$1" ] && perf=(perf record ${GOLD_BENCH_PERF_ARGS:--F 499} -o "$f.perf" --)
   /usr/bin/time -f '%e %U %S %M' -o "$f.time" \
-    nice -n "$nice" "$BIN/$1" --config "$2/lake.toml" run --exit-when-idle "$3" --summary-json "$f.json" 2>"$f.log" &
+    nice -n "$nice" "${perf[@]}" "$BIN/$1" --config "$2/lake.toml" run --exit-when-idle "$3" --summary-json "$f.json" 2>"$f.log" &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
 }

@@ -193,6 +193,16 @@ impl SortKeys {
         }
     }
 
+    /// Compares row `i` with the key `key` (taken from a batch of the same form).
+    pub fn cmp_owned(&self, i: usize, key: &OwnedKey) -> Ordering {
+        match (self, key) {
+            (SortKeys::Int(a), OwnedKey::Int(k)) => a[i].cmp(k),
+            (SortKeys::Bytes { data, offsets }, OwnedKey::Bytes(k)) => Self::bytes(data, offsets, i).cmp(k.as_slice()),
+            (SortKeys::Int(_), OwnedKey::Bytes(_)) => Ordering::Less,
+            (SortKeys::Bytes { .. }, OwnedKey::Int(_)) => Ordering::Greater,
+        }
+    }
+
     /// Stores the key of row `i` in `slot` (reusing its allocation).
     pub fn copy_into(&self, i: usize, slot: &mut OwnedKey) {
         match (self, &mut *slot) {

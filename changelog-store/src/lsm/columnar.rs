@@ -1,8 +1,12 @@
 //! Columnar merging for tables whose records of one key fold to "the newest wins"
-//! (`deduplicate` without `sequence.field`): the write buffer is sorted and deduplicated
-//! once at flush, and sorted runs are k-way merged straight from Arrow batches. Rows are
-//! never materialized as [`Datum`](crate::row::Datum)s; output batches are gathered with
-//! `interleave`/`take`.
+//! (`deduplicate`): the write buffer is sorted and deduplicated once at flush, and sorted
+//! runs are k-way merged straight from Arrow batches. Rows are never materialized as
+//! [`Datum`](crate::row::Datum)s; output batches are gathered with `interleave`/`take`.
+//!
+//! With `sequence.field`, "newest" means the largest sequence-field value, then the
+//! largest system sequence number (the order of [`super::merge::compare`]); the
+//! sequence fields compare as memcomparable bytes ([`seq_field_keys`]), in which a null
+//! sorts first as [`Datum::Null`](crate::row::Datum) does.
 //!
 //! Other merge engines go through [`super::merge::merge_sorted`] on [`KeyValue`](crate::row::KeyValue)s.
 
@@ -30,7 +34,34 @@ const MAX_PINNED: usize = 64;
 
 /// Whether this table's records merge column-wise (see the module docs).
 pub fn is_columnar(info: &TableInfo) -> bool {
-    info.options.merge_engine == MergeEngine::Deduplicate && info.sequence_indices.is_empty()
+    info.options.merge_engine == MergeEngine::Deduplicate
+}
+
+/// The sequence-field values of the rows of a key/value batch, in comparable form;
+/// `None` for a table without `sequence.field`.
+pub fn seq_field_keys(info: &TableInfo, batch: &RecordBatch) -> Result<Option<SortKeys>> {
+    let first = info.key_types.len() + 2;
+    let columns: Vec<arrow_array::ArrayRef> =
+        info.sequence_indices.iter().map(|&i| batch.column(first + i).clone()).collect();
+    seq_keys(&columns)
+}
+
+/// [`seq_field_keys`] of the sequence-field columns themselves (in the order of
+/// `sequence.field`); `None` when there are none.
+pub fn seq_keys(columns: &[arrow_array::ArrayRef]) -> Result<Option<SortKeys>> {
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    SortKeys::new(KeyForm::Bytes, columns).map(Some)
+}
+
+/// Orders two records of one key by their sequence-field values (`Equal` without
+/// `sequence.field`).
+fn cmp_seq_fields(a: Option<&SortKeys>, i: usize, b: Option<&SortKeys>, j: usize) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp_rows(i, b, j),
+        _ => Ordering::Equal,
+    }
 }
 
 /// What survives of one key's records.
@@ -73,7 +104,8 @@ pub(crate) fn seqs_and_kinds(info: &TableInfo, batch: &RecordBatch) -> Result<(S
 pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch> {
     let keys = SortKeys::new(KeyForm::of(&info.key_types), &key_columns(info, batch))?;
     let (_, kinds) = seqs_and_kinds(info, batch)?;
-    let out = dedupe_order(info, &keys, &kinds);
+    let seq_fields = seq_field_keys(info, batch)?;
+    let out = dedupe_order(info, &keys, seq_fields.as_ref(), &kinds);
     if out.len() == batch.num_rows() && out.windows(2).all(|w| w[0] < w[1]) {
         return Ok(batch.clone());
     }
@@ -81,9 +113,10 @@ pub fn sort_dedupe(info: &TableInfo, batch: &RecordBatch) -> Result<RecordBatch>
     gather_batch(&[batch], &refs).map_err(arrow_err("gathering the sorted write buffer"))
 }
 
-/// The rows of a write buffer (keys and kinds in arrival order) that [`sort_dedupe`]
-/// keeps, in key order.
-pub fn dedupe_order(info: &TableInfo, keys: &SortKeys, kinds: &[i8]) -> Vec<u32> {
+/// The rows of a write buffer (keys, sequence-field values and kinds in arrival order)
+/// that [`sort_dedupe`] keeps, in key order: per key, the record with the largest
+/// sequence-field value, the last to arrive among equals.
+pub fn dedupe_order(info: &TableInfo, keys: &SortKeys, seq_fields: Option<&SortKeys>, kinds: &[i8]) -> Vec<u32> {
     let idx = keys.sorted_indices();
     let mut out: Vec<u32> = Vec::with_capacity(idx.len());
     let mut i = 0;
@@ -92,8 +125,19 @@ pub fn dedupe_order(info: &TableInfo, keys: &SortKeys, kinds: &[i8]) -> Vec<u32>
         while j < idx.len() && keys.cmp_rows(idx[j] as usize, keys, idx[i] as usize) == Ordering::Equal {
             j += 1;
         }
-        let winner = idx[i..j].iter().rev().find(|&&r| !info.options.ignore_delete || is_add(kinds[r as usize]));
-        if let Some(&w) = winner {
+        // `idx` is stable: within a key, arrival order.
+        let mut winner: Option<u32> = None;
+        for &r in &idx[i..j] {
+            if info.options.ignore_delete && !is_add(kinds[r as usize]) {
+                continue;
+            }
+            let newer =
+                winner.is_none_or(|w| cmp_seq_fields(seq_fields, r as usize, seq_fields, w as usize) != Ordering::Less);
+            if newer {
+                winner = Some(r);
+            }
+        }
+        if let Some(w) = winner {
             out.push(w);
         }
         i = j;
@@ -148,6 +192,8 @@ struct Cursor<'a> {
     memory: Option<(std::collections::VecDeque<RecordBatch>, usize)>,
     batch: RecordBatch,
     keys: SortKeys,
+    /// The sequence-field values of `batch` (`sequence.field` tables).
+    seq_fields: Option<SortKeys>,
     seqs: ScalarBuffer<i64>,
     kinds: ScalarBuffer<i8>,
     pos: usize,
@@ -191,6 +237,7 @@ impl<'a> Cursor<'a> {
                 Some(b) if b.num_rows() == 0 => {}
                 Some(b) => {
                     self.keys = SortKeys::new(KeyForm::of(&info.key_types), &key_columns(info, &b))?;
+                    self.seq_fields = seq_field_keys(info, &b)?;
                     (self.seqs, self.kinds) = seqs_and_kinds(info, &b)?;
                     self.pos = 0;
                     pinned.push(b.clone());
@@ -202,9 +249,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Key, then sequence-field values, then system sequence number: within one key
+    /// the record that wins comes last.
     fn cmp(&self, other: &Cursor<'_>) -> Ordering {
         self.keys
             .cmp_rows(self.pos, &other.keys, other.pos)
+            .then_with(|| cmp_seq_fields(self.seq_fields.as_ref(), self.pos, other.seq_fields.as_ref(), other.pos))
             .then_with(|| self.seqs[self.pos].cmp(&other.seqs[other.pos]))
     }
 }
@@ -227,6 +277,7 @@ pub fn merge_runs(
             memory: None,
             batch: RecordBatch::new_empty(schema.clone()),
             keys: SortKeys::Int(Vec::new()),
+            seq_fields: None,
             seqs: ScalarBuffer::from(Vec::<i64>::new()),
             kinds: ScalarBuffer::from(Vec::<i8>::new()),
             pos: 0,

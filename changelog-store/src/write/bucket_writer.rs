@@ -109,8 +109,11 @@ fn compact_files(
         file_source: FILE_SOURCE_COMPACT,
         target_size: info.options.target_file_size,
     };
+    // With `sequence.field`, a delete must outlive compaction: a record with a
+    // smaller sequence value may still arrive and must stay shadowed by it.
+    let drop_delete = unit.drop_delete && info.sequence_indices.is_empty();
     if columnar::is_columnar(info) {
-        let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete: unit.drop_delete };
+        let policy = Policy { ignore_delete: info.options.ignore_delete, drop_delete };
         let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
         let runs = columnar::runs_of(dir, &unit.files, |f| batches.get(&f.meta.file_name).cloned());
         let mut kept = Kept::new(info);
@@ -127,9 +130,6 @@ fn compact_files(
         unit.files.iter().zip(inputs).filter_map(|(f, c)| c.map(|c| (f.meta.file_name.as_str(), c))).collect();
     let runs = row_merge::row_runs_of(dir, &unit.files, |f| cached.get(f.meta.file_name.as_str()).cloned());
     let mut merge = merge_function(info)?;
-    // With `sequence.field`, a delete must outlive compaction: a record with a
-    // smaller sequence value may still arrive and must stay shadowed by it.
-    let drop_delete = unit.drop_delete && info.sequence_indices.is_empty();
     let mut writer = RollingWriter::new(info, dir, spec, now_millis)?;
     let schema = writer.schema().clone();
     let mut kept = Kept::new(info);

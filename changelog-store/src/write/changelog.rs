@@ -8,16 +8,18 @@
 //! `deduplicate` tables do it column-wise ([`columnar_changelog`]): the newest earlier
 //! record of each key is found by searching files newest first (level 0 newest first,
 //! then levels 1, 2, …), as Paimon's `LookupLevels` does, and the changelog is gathered
-//! from the flushed batch and the rows found. The other merge engines fold every earlier
-//! record of a key with their merge function, row-wise ([`diff`]).
+//! from the flushed batch and the rows found. With `sequence.field` every overlapping
+//! file is searched, since a record in an older file may carry a larger sequence value.
+//! The other merge engines fold every earlier record of a key with their merge
+//! function, row-wise ([`diff`]).
 
 use crate::data::arrow_conv::kv_schema;
 use crate::data::arrow_conv::{datum_at, key_at};
 use crate::data::gather::gather_batch;
 use crate::data::reader::KvBatchReader;
-use crate::data::sort_key::{KeyForm, SortKeys};
+use crate::data::sort_key::{KeyForm, OwnedKey, SortKeys};
 use crate::error::Result;
-use crate::lsm::columnar::{arrow_err, is_add, seqs_and_kinds};
+use crate::lsm::columnar::{arrow_err, is_add, seq_field_keys, seqs_and_kinds};
 use crate::lsm::levels::{FileRef, Levels};
 use crate::row::{Key, KeyValue, RowKind};
 use crate::table_info::TableInfo;
@@ -81,9 +83,10 @@ pub fn for_each_match(file: &SortKeys, probe: &SortKeys, mut hit: impl FnMut(usi
     }
 }
 
-/// The changelog of a flush of a `deduplicate` table without `sequence.field`, or `None`
-/// when nothing visible changed. `flushed` is the flushed key/value batch: sorted, one
-/// record per key.
+/// The changelog of a flush of a `deduplicate` table, or `None` when nothing visible
+/// changed. `flushed` is the flushed key/value batch: sorted, one record per key. With
+/// `sequence.field`, a flushed record whose sequence value is below the key's current
+/// record's changes nothing (it loses the merge).
 ///
 /// A file in the decoded-file cache is searched there. Any other file is decoded whole
 /// (and cached) only while it fits in the room the cache has left; a file that does not
@@ -105,33 +108,55 @@ pub fn columnar_changelog(
     let ignore_delete = info.options.ignore_delete;
     let form = KeyForm::of(&info.key_types);
     let probe = Arc::new(SortKeys::new(form, &flushed.columns()[..arity])?);
+    let probe_seq = seq_field_keys(info, flushed)?;
     let files = overlapping(levels, &key_at(info, flushed, 0)?, &key_at(info, flushed, n - 1)?);
     // Per flushed key: not found yet (None), absent or deleted (Some(None)), or row `.1`
     // of source `.0` (sources: the flushed batch, then the rows found in each file).
     let mut before: Vec<Option<Option<(usize, usize)>>> = vec![None; n];
+    // With `sequence.field`: the sequence values and number of the record in `before`.
+    let mut held: Vec<Option<(OwnedKey, i64)>> = vec![None; if probe_seq.is_some() { n } else { 0 }];
     let mut unresolved = n;
     let mut found: Vec<RecordBatch> = Vec::new();
     for f in files {
-        if unresolved == 0 {
+        // Without `sequence.field` the newest file holding a key decides it.
+        if unresolved == 0 && probe_seq.is_none() {
             break;
         }
         let file = lookup_file(info, cache, dir, f, flushed, &probe)?;
         let (seqs, kinds) = seqs_and_kinds(info, &file.batch)?;
+        let file_seq = seq_field_keys(info, &file.batch)?;
         let source = found.len() + 1;
         let mut rows: Vec<(usize, usize)> = Vec::new();
         for_each_match(&file.keys, &probe, |k, range| {
-            if before[k].is_some() {
+            if before[k].is_some() && file_seq.is_none() {
                 return;
             }
             // With `ignore-delete` a retraction is no record at all: look further down.
-            let newest = range.filter(|&r| !ignore_delete || is_add(kinds[r])).max_by_key(|&r| seqs[r]);
-            if let Some(r) = newest {
-                unresolved -= 1;
-                before[k] = Some(is_add(kinds[r]).then(|| {
-                    rows.push((0, r));
-                    (source, rows.len() - 1)
-                }));
+            let candidates = range.filter(|&r| !ignore_delete || is_add(kinds[r]));
+            let newest = match &file_seq {
+                None => candidates.max_by_key(|&r| seqs[r]),
+                Some(fs) => candidates.max_by(|&a, &b| fs.cmp_rows(a, fs, b).then(seqs[a].cmp(&seqs[b]))),
+            };
+            let Some(r) = newest else { return };
+            if let Some(fs) = &file_seq {
+                let newer = match &held[k] {
+                    None => true,
+                    Some((value, seq)) => fs.cmp_owned(r, value).then(seqs[r].cmp(seq)).is_gt(),
+                };
+                if !newer {
+                    return;
+                }
+                let mut value = OwnedKey::Int(0);
+                fs.copy_into(r, &mut value);
+                held[k] = Some((value, seqs[r]));
             }
+            if before[k].is_none() {
+                unresolved -= 1;
+            }
+            before[k] = Some(is_add(kinds[r]).then(|| {
+                rows.push((0, r));
+                (source, rows.len() - 1)
+            }));
         });
         if !rows.is_empty() {
             found.push(gather_batch(&[&file.batch], &rows).map_err(arrow_err("gathering looked-up rows"))?);
@@ -153,6 +178,12 @@ pub fn columnar_changelog(
         if ignore_delete && !after {
             // The retraction is ignored: the key keeps its value.
             continue;
+        }
+        if let (Some(ps), Some(Some((value, _)))) = (&probe_seq, held.get(k)) {
+            if ps.cmp_owned(k, value).is_lt() {
+                // An older record by sequence value: the key keeps its record.
+                continue;
+            }
         }
         match (before.flatten(), after) {
             (None, false) => {}

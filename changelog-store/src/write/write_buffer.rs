@@ -267,7 +267,10 @@ impl WriteBuffer {
         }
         let (sources, refs, seqs, kinds) = self.take_sources()?;
         let keys = gather_columns(&sources, &refs, info.key_indices.iter().copied())?;
-        let order = columnar::dedupe_order(info, &SortKeys::new(KeyForm::of(&info.key_types), &keys)?, &kinds);
+        let seq_columns = gather_columns(&sources, &refs, info.sequence_indices.iter().copied())?;
+        let seq_fields = columnar::seq_keys(&seq_columns)?;
+        let keys = SortKeys::new(KeyForm::of(&info.key_types), &keys)?;
+        let order = columnar::dedupe_order(info, &keys, seq_fields.as_ref(), &kinds);
         let refs: Vec<(usize, usize)> = order.iter().map(|&i| refs[i as usize]).collect();
         let values = gather_columns(&sources, &refs, 0..info.value_types.len())?;
         let seqs = order.iter().map(|&i| seqs[i as usize]).collect();
