@@ -1,5 +1,6 @@
 //! A Bronze row → the change it describes for an entity.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use crate::connect::ConnectSchema;
@@ -24,9 +25,64 @@ fn reject(rule: Rule, reason: impl Into<String>) -> Reject {
     Reject { rule, column: None, reason: reason.into() }
 }
 
+/// The parts of a schemaless Debezium envelope the refiner reads, borrowed from the
+/// message text: `before` and `after` stay unparsed until needed, `source` and
+/// `transaction` are skipped without building anything.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    op: Option<&'a str>,
+    #[serde(borrow, default)]
+    before: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    after: Option<&'a RawValue>,
+    /// Whether the text has a `payload` field (then it may be the JSON converter's
+    /// `{"schema","payload"}` form, which [`change_of`]'s general path decodes).
+    #[serde(default, deserialize_with = "present")]
+    payload: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
+}
+
+/// An image (`before`/`after`) as an object; `None` when absent, null or not an object.
+fn image_of(raw: Option<&RawValue>) -> Result<Option<Map<String, Json>>, Reject> {
+    let Some(raw) = raw else { return Ok(None) };
+    match serde_json::from_str(raw.get()) {
+        Ok(Json::Object(m)) => Ok(Some(m)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(reject(Rule::Parse, format!("not JSON: {e}"))),
+    }
+}
+
 /// Decodes a Debezium value (with or without the `schema` block) and refines it.
 pub fn change_of(refiner: &Refiner, key: Option<&str>, value: Option<&str>) -> Result<Change, Reject> {
     let Some(value) = value else { return Ok(Change::Nothing) };
+    // The common case first: a schemaless envelope with an `op`, decoded without
+    // parsing what the refiner does not read. Anything else (a schema block, a
+    // flattened row, an escaped `op`, text that is not JSON) takes the general path,
+    // which gives the same result for the common case.
+    if let Ok(Envelope { op: Some(op), before, after, payload: false }) = serde_json::from_str::<Envelope>(value) {
+        return match op {
+            "c" | "r" | "u" => {
+                let after =
+                    image_of(after)?.ok_or_else(|| reject(Rule::Parse, "a create/update without an `after` image"))?;
+                refiner.refine(&after, None).map(Change::Upsert)
+            }
+            "d" => match image_of(before)? {
+                Some(before) => refiner.key_of(&before, None).map(Change::Delete),
+                None => delete_by_message_key(refiner, key),
+            },
+            "t" => Ok(Change::Truncate),
+            op => Err(reject(Rule::Parse, format!("unknown Debezium op {op:?}"))),
+        };
+    }
+    decode(refiner, key, value)
+}
+
+/// [`change_of`]'s general path: the whole value parsed.
+fn decode(refiner: &Refiner, key: Option<&str>, value: &str) -> Result<Change, Reject> {
     let json: Json = serde_json::from_str(value).map_err(|e| reject(Rule::Parse, format!("not JSON: {e}")))?;
     if json.is_null() {
         return Ok(Change::Nothing);
@@ -56,9 +112,7 @@ pub fn change_of(refiner: &Refiner, key: Option<&str>, value: Option<&str>) -> R
             if let Some(before) = image("before") {
                 return refiner.key_of(before, row_schema).map(Change::Delete);
             }
-            let key = key.ok_or_else(|| reject(Rule::Parse, "a delete with neither `before` nor a message key"))?;
-            let key: Json = serde_json::from_str(key).map_err(|e| reject(Rule::Parse, format!("message key: {e}")))?;
-            refiner.key_of_message_key(&key).map(Change::Delete)
+            delete_by_message_key(refiner, key)
         }
         Some("t") => Ok(Change::Truncate),
         Some(op) => Err(reject(Rule::Parse, format!("unknown Debezium op {op:?}"))),
@@ -68,6 +122,13 @@ pub fn change_of(refiner: &Refiner, key: Option<&str>, value: Option<&str>) -> R
         }
         None => Err(reject(Rule::Parse, "an envelope without `op`")),
     }
+}
+
+/// A delete without a `before` image: the key comes from the message key.
+fn delete_by_message_key(refiner: &Refiner, key: Option<&str>) -> Result<Change, Reject> {
+    let key = key.ok_or_else(|| reject(Rule::Parse, "a delete with neither `before` nor a message key"))?;
+    let key: Json = serde_json::from_str(key).map_err(|e| reject(Rule::Parse, format!("message key: {e}")))?;
+    refiner.key_of_message_key(&key).map(Change::Delete)
 }
 
 /// Source order of an event: the Debezium position where it is a number
@@ -116,6 +177,40 @@ mod tests {
         assert!(bad.reason.contains("unknown Debezium op"), "{}", bad.reason);
         let bad = change_of(&r, None, Some("{nope")).expect_err("not JSON");
         assert_eq!(bad.rule, Rule::Parse);
+    }
+
+    #[test]
+    fn the_fast_path_decodes_as_the_general_path() {
+        let r = refiner();
+        let source = r#""source":{"version":"2.7.0","connector":"postgresql","lsn":24023128,"db":"shop"}"#;
+        let values = [
+            format!(r#"{{"op":"c","before":null,"after":{{"id":1,"name":" a "}},{source},"ts_ms":5}}"#),
+            format!(r#"{{"before":{{"id":1,"name":"a"}},"after":{{"id":1,"name":"b"}},{source},"op":"u"}}"#),
+            r#"{"op":"r","after":{"id":"not a number","name":"a"}}"#.to_string(),
+            r#"{"op":"u","after":null}"#.to_string(),
+            r#"{"op":"u","after":[1,2]}"#.to_string(),
+            r#"{"op":"d","before":{"id":7,"name":"a"},"after":null}"#.to_string(),
+            r#"{"op":"d","before":null,"after":null}"#.to_string(),
+            r#"{"op":"d","before":"x"}"#.to_string(),
+            r#"{"op":"t","before":null,"after":null}"#.to_string(),
+            r#"{"op":"x","after":{}}"#.to_string(),
+            r#"{"op":"c","after":{"id":1,"name":"a","added":true}}"#.to_string(),
+            // Not for the fast path: they must still decode as before.
+            r#"{"op":null,"after":{"id":1}}"#.to_string(),
+            r#"{"op":5,"after":{"id":1}}"#.to_string(),
+            r#"{"op":"c","payload":null,"schema":null,"after":{"id":1}}"#.to_string(),
+            r#"{"id":3,"name":"flattened"}"#.to_string(),
+            r#"{"op":"\u0063","after":{"id":1,"name":"escaped op"}}"#.to_string(),
+            "null".to_string(),
+            "{nope".to_string(),
+        ];
+        for key in [None, Some(r#"{"id":9}"#)] {
+            for v in &values {
+                let fast = format!("{:?}", change_of(&r, key, Some(v)));
+                let general = format!("{:?}", decode(&r, key, v));
+                assert_eq!(fast, general, "{v} with key {key:?}");
+            }
+        }
     }
 
     #[test]
