@@ -65,8 +65,8 @@
 //!   records on aggregation tables, so retractions are readable by it only once compacted.
 //! - `sequence.field` is rejected with partial-update and first-row; with it, deletes
 //!   are kept through compaction so late smaller-sequence records stay shadowed.
-//! - `deduplicate` tables (without `sequence.field`) flush, compact and scan column-wise
-//!   ([`lsm::columnar`]) with bounded memory. The other merge engines merge row-wise and
+//! - `deduplicate` tables (with or without `sequence.field`) flush, compact and scan
+//!   column-wise ([`lsm::columnar`]) with bounded memory. The other merge engines merge row-wise and
 //!   cache decoded files per bucket for lookups and compaction (memory grows with the
 //!   table; no eviction yet).
 //! - Point lookups ([`SnapshotReader::lookup`]) prune by file key range, row-group key
