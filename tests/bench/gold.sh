@@ -95,7 +95,8 @@ wait_quiet() {
   done
 }
 
-# GOLD_BENCH_PERF=<worker>: that worker runs under `perf record` (flat, 499 Hz);
+# GOLD_BENCH_PERF=<worker>: that worker runs under `perf record` in the rate runs
+# (GOLD_BENCH_PERF_ARGS, default `-F 499`; e.g. "-F 97 --call-graph dwarf,32768");
 # read the profile with `perf report -i $WORK/r<rate>/<worker>.perf`.
 # GOLD_BENCH_NICE=N: Silver and Gold run at nice N (Bronze and the broker at
 # 0), as on a host where the ingest path has CPU priority.
@@ -104,7 +105,8 @@ worker() { # name dir idle [file tag]; sets LAST_PID
   local f="$2/${4:-}$1" nice=0
   [ "$1" = bronze-ingestor ] || nice=$NICE
   local perf=()
-  [ "${GOLD_BENCH_PERF:-}" = "$1" ] && perf=(perf record ${GOLD_BENCH_PERF_ARGS:--F 499} -o "$f.perf" --)
+  # Not in the delta phase: it stops and resumes the worker's PID, which would be perf's.
+  [ "${GOLD_BENCH_PERF:-}" = "$1" ] && [ -z "${4:-}" ] && perf=(perf record ${GOLD_BENCH_PERF_ARGS:--F 499} -o "$f.perf" --)
   /usr/bin/time -f '%e %U %S %M' -o "$f.time" \
     nice -n "$nice" "${perf[@]}" "$BIN/$1" --config "$2/lake.toml" run --exit-when-idle "$3" --summary-json "$f.json" 2>"$f.log" &
   LAST_PID=$!
