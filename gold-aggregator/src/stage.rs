@@ -3,9 +3,12 @@
 //! table, one state commit and one Iceberg RowDelta ([`crate::sink`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use changelog_store::Table;
+use changelog_store::read::changelog_reader::SnapshotChangeBatches;
 use lakehouse::catalog::{CatalogError, SqlCatalog, TableName};
 use lakehouse::telemetry::names;
 use lakehouse::worker::{Pending, Stage, TableCommit};
@@ -109,6 +112,24 @@ struct Ready {
     last_compaction: Instant,
 }
 
+/// The source snapshots read in one pass over the tables, shared by the Gold
+/// tables reading the same source: a Silver snapshot that three tables consume
+/// is decoded once, not three times. Dropped after the pass.
+#[derive(Default)]
+struct Reads(HashMap<(PathBuf, i64), Arc<SnapshotChangeBatches>>);
+
+impl Reads {
+    fn get(&mut self, table: &Table, snapshot: i64) -> Result<Arc<SnapshotChangeBatches>, changelog_store::Error> {
+        let key = (table.path().to_path_buf(), snapshot);
+        if let Some(hit) = self.0.get(&key) {
+            return Ok(hit.clone());
+        }
+        let read = Arc::new(table.change_batches(snapshot)?);
+        self.0.insert(key, read.clone());
+        Ok(read)
+    }
+}
+
 /// Which part of a commit round a Gold table commits in (see
 /// [`Aggregator::commit_all`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +167,7 @@ impl Ready {
         max: usize,
         which: impl Fn(&Source) -> bool,
         summary: &mut RunSummary,
+        reads: &mut Reads,
     ) -> Result<usize, GoldError> {
         let mut added = 0;
         let table = self.name.clone();
@@ -159,7 +181,7 @@ impl Ready {
             let last = latest.id.min(src.upto + max as i64);
             for n in src.upto + 1..=last {
                 let t = Instant::now();
-                let changes = src.table.change_batches(n).map_err(source_err)?;
+                let changes = reads.get(&src.table, n).map_err(source_err)?;
                 read += t.elapsed();
                 snapshots += 1;
                 let t = Instant::now();
@@ -373,13 +395,14 @@ impl Aggregator {
         }
         let gold = &self.config.gold;
         let mut added = 0;
+        let mut reads = Reads::default();
         for entry in &mut self.entries {
             let Entry::Ready(r) = entry else { continue };
             if r.last_poll.is_some_and(|t| t.elapsed() < gold.poll_interval) || r.work >= gold.max_batch_changes {
                 continue;
             }
             r.last_poll = Some(Instant::now());
-            added += r.read_sources(gold.max_snapshots_per_poll, |_| true, &mut self.summary)?;
+            added += r.read_sources(gold.max_snapshots_per_poll, |_| true, &mut self.summary, &mut reads)?;
         }
         if added > 0 {
             self.since.get_or_insert_with(Instant::now);
@@ -401,10 +424,11 @@ impl Aggregator {
             if phase == Phase::Gold {
                 let keyed = &self.keyed;
                 let max = self.config.gold.max_snapshots_per_poll;
+                let mut reads = Reads::default();
                 for entry in &mut self.entries {
                     let Entry::Ready(r) = entry else { continue };
                     if r.phase(keyed) == Phase::Gold {
-                        r.read_sources(max, |s| keyed.contains(&s.entity), &mut self.summary)?;
+                        r.read_sources(max, |s| keyed.contains(&s.entity), &mut self.summary, &mut reads)?;
                     }
                 }
             }
