@@ -66,9 +66,9 @@
 //! - `sequence.field` is rejected with partial-update and first-row; with it, deletes
 //!   are kept through compaction so late smaller-sequence records stay shadowed.
 //! - `deduplicate` tables (with or without `sequence.field`) flush, compact and scan
-//!   column-wise ([`lsm::columnar`]) with bounded memory. The other merge engines merge row-wise and
-//!   cache decoded files per bucket for lookups and compaction (memory grows with the
-//!   table; no eviction yet).
+//!   column-wise ([`lsm::columnar`]) with bounded memory. The other merge engines merge
+//!   row-wise and cache decoded files per bucket for lookups and compaction (memory
+//!   grows with the table; no eviction yet).
 //! - Point lookups ([`SnapshotReader::lookup`]) prune by file key range, row-group key
 //!   statistics and, for a single BIGINT key, the key column's page index, then decode
 //!   the candidate pages (4096 rows) of every overlapping file: milliseconds, not
