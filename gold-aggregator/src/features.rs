@@ -347,6 +347,11 @@ impl Features {
         Ok(())
     }
 
+    /// The source columns [`Features::apply`] reads: a reader decodes only these.
+    pub fn source_columns(&self) -> Vec<String> {
+        [self.spec.key.clone(), self.spec.time.clone()].into_iter().chain(self.columns.iter().cloned()).collect()
+    }
+
     /// Adds and retracts the events of one change batch.
     pub fn apply(&mut self, batch: &ChangeBatch) -> Result<FeaturesApplied, AggError> {
         let rows = &batch.rows;

@@ -200,6 +200,14 @@ impl Aggregation {
         Ok(())
     }
 
+    /// The source columns [`Aggregation::apply`] reads: a reader decodes only these.
+    pub fn source_columns(&self) -> Vec<String> {
+        let s = &self.spec;
+        let measures = s.measures.iter().filter_map(|m| m.column.clone());
+        let filter = s.filter.columns().map(str::to_string);
+        std::iter::once(s.time.clone()).chain(s.group_by.iter().cloned()).chain(measures).chain(filter).collect()
+    }
+
     /// Adds and retracts the rows of one change batch.
     pub fn apply(&mut self, batch: &ChangeBatch) -> Result<Applied, AggError> {
         let rows = &batch.rows;

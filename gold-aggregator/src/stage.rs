@@ -85,6 +85,15 @@ enum Model {
 }
 
 impl Model {
+    /// The columns of source `source` (index into the table's sources) the model reads.
+    fn source_columns(&self, source: usize) -> Vec<String> {
+        match self {
+            Model::Rollup(agg) => agg.source_columns(),
+            Model::Wide(w) => w.source_columns(source),
+            Model::Features(f) => f.source_columns(),
+        }
+    }
+
     /// Whether the model reads its sources at the state's position on start
     /// (so the consumer registration keeps that snapshot from expiry).
     fn reads_at_start(&self) -> bool {
@@ -114,18 +123,40 @@ struct Ready {
 
 /// The source snapshots read in one pass over the tables, shared by the Gold
 /// tables reading the same source: a Silver snapshot that three tables consume
-/// is decoded once, not three times. Dropped after the pass.
-#[derive(Default)]
-struct Reads(HashMap<(PathBuf, i64), Arc<SnapshotChangeBatches>>);
+/// is decoded once, not three times, and only in the columns those tables use.
+/// Dropped after the pass.
+struct Reads {
+    /// Per source changelog, the columns the tables reading it use.
+    columns: HashMap<PathBuf, Vec<String>>,
+    read: HashMap<(PathBuf, i64), Arc<SnapshotChangeBatches>>,
+}
 
 impl Reads {
+    fn new(entries: &[Entry]) -> Self {
+        let mut columns: HashMap<PathBuf, Vec<String>> = HashMap::new();
+        for r in entries.iter().filter_map(|e| if let Entry::Ready(r) = e { Some(r) } else { None }) {
+            for (si, s) in r.sources.iter().enumerate() {
+                let used = columns.entry(s.table.path().to_path_buf()).or_default();
+                for c in r.model.source_columns(si) {
+                    if !used.contains(&c) {
+                        used.push(c);
+                    }
+                }
+            }
+        }
+        Reads { columns, read: HashMap::new() }
+    }
+
     fn get(&mut self, table: &Table, snapshot: i64) -> Result<Arc<SnapshotChangeBatches>, changelog_store::Error> {
         let key = (table.path().to_path_buf(), snapshot);
-        if let Some(hit) = self.0.get(&key) {
+        if let Some(hit) = self.read.get(&key) {
             return Ok(hit.clone());
         }
-        let read = Arc::new(table.change_batches(snapshot)?);
-        self.0.insert(key, read.clone());
+        let read = Arc::new(match self.columns.get(&key.0) {
+            Some(columns) => table.change_batches_projected(snapshot, columns)?,
+            None => table.change_batches(snapshot)?,
+        });
+        self.read.insert(key, read.clone());
         Ok(read)
     }
 }
@@ -395,7 +426,7 @@ impl Aggregator {
         }
         let gold = &self.config.gold;
         let mut added = 0;
-        let mut reads = Reads::default();
+        let mut reads = Reads::new(&self.entries);
         for entry in &mut self.entries {
             let Entry::Ready(r) = entry else { continue };
             if r.last_poll.is_some_and(|t| t.elapsed() < gold.poll_interval) || r.work >= gold.max_batch_changes {
@@ -424,7 +455,7 @@ impl Aggregator {
             if phase == Phase::Gold {
                 let keyed = &self.keyed;
                 let max = self.config.gold.max_snapshots_per_poll;
-                let mut reads = Reads::default();
+                let mut reads = Reads::new(&self.entries);
                 for entry in &mut self.entries {
                     let Entry::Ready(r) = entry else { continue };
                     if r.phase(keyed) == Phase::Gold {

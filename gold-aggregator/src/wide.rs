@@ -539,6 +539,18 @@ impl Wide {
         facts.len() as u64
     }
 
+    /// The columns [`Wide::apply`] reads of source `source`: a reader decodes only these.
+    pub fn source_columns(&self, source: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        if source == 0 {
+            out.extend(self.key_names.iter().chain(&self.fact_picks).cloned());
+        }
+        for j in self.joins.iter().filter(|j| j.source == source) {
+            out.extend(std::iter::once(&j.key).chain(&j.picks).cloned());
+        }
+        out
+    }
+
     /// Applies one change batch of source `source` (index into [`WideSpec::sources`]).
     pub fn apply(&mut self, source: usize, batch: &ChangeBatch) -> Result<WideApplied, AggError> {
         let mut applied = WideApplied::default();

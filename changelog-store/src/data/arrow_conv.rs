@@ -89,6 +89,17 @@ pub fn kv_schema(info: &TableInfo) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The [`kv_schema`] layout with only the value columns named in `columns` (in
+/// schema order; names the table lacks are ignored): key, sequence and kind columns
+/// stay.
+pub fn projected_kv_schema(info: &TableInfo, columns: &[String]) -> SchemaRef {
+    let full = kv_schema(info);
+    let first = first_value_column(info);
+    let keep: Vec<usize> =
+        (0..full.fields().len()).filter(|&i| i < first || columns.iter().any(|c| c == full.field(i).name())).collect();
+    Arc::new(full.project(&keep).expect("indices are in range"))
+}
+
 /// Arrow schema of the table's rows (its columns in schema order, with Paimon's field
 /// ids): what [`crate::TableWrite::write_batch`] takes and value batches are read as.
 pub fn row_schema(info: &TableInfo) -> SchemaRef {

@@ -27,6 +27,59 @@ pub fn read_kv_file(info: &TableInfo, path: &Path) -> Result<Vec<KeyValue>> {
     Ok(out)
 }
 
+/// Reads a whole key/value file in `projected`'s layout (a
+/// [`projected_kv_schema`](crate::data::arrow_conv::projected_kv_schema)): the
+/// columns it leaves out are not decoded. A column the file holds in another type
+/// (written before a schema change) makes it read the whole file in `full`'s layout
+/// and convert, as [`KvBatchReader`] does, then project.
+pub fn read_projected(
+    info: &TableInfo,
+    full: &arrow_schema::SchemaRef,
+    projected: &arrow_schema::SchemaRef,
+    path: &Path,
+) -> Result<arrow_array::RecordBatch> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let pq = |source| Error::Parquet { op: "reading", path: path.to_path_buf(), source };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.with_batch_size(8192);
+    let roots: Vec<usize> = builder
+        .parquet_schema()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| projected.column_with_name(f.name()).is_some())
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder.with_projection(mask).build().map_err(pq)?;
+    let file_schema = arrow_array::RecordBatchReader::schema(&reader);
+    let parts = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|source| Error::Arrow { op: "decoding a data file", source })?;
+    let raw = arrow_select::concat::concat_batches(&file_schema, &parts)
+        .map_err(|source| Error::Arrow { op: "concatenating a data file's batches", source })?;
+    let mut cols = Vec::with_capacity(projected.fields().len());
+    for f in projected.fields() {
+        match raw.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0) => cols.push(c.clone()),
+            // A column added by schema evolution after the file was written.
+            None if f.is_nullable() => cols.push(arrow_array::new_null_array(f.data_type(), raw.num_rows())),
+            _ => {
+                let whole = KvBatchReader::open(info, full.clone(), path)?.read_to_batch()?;
+                return projected
+                    .fields()
+                    .iter()
+                    .map(|f| full.index_of(f.name()))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .and_then(|i| whole.project(&i))
+                    .map_err(|source| Error::Arrow { op: "projecting a data file's columns", source });
+            }
+        }
+    }
+    arrow_array::RecordBatch::try_new(projected.clone(), cols)
+        .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source })
+}
+
 /// Streams the batches of a key/value file in the [`kv_schema`](crate::data::arrow_conv::kv_schema)
 /// layout (see [`normalize_batch`](crate::data::arrow_conv::normalize_batch)).
 pub struct KvBatchReader<'a> {

@@ -5,9 +5,9 @@
 //! snapshot added (as Paimon's streaming read does), which are already merged per
 //! commit and carry `+I`/`+U`/`-D` kinds but no `-U` before-images.
 
-use crate::data::arrow_conv::{kv_schema, rows_of, value_batch};
+use crate::data::arrow_conv::{kv_schema, projected_kv_schema, rows_of, value_batch};
 use crate::data::gather::gather_batch;
-use crate::data::reader::KvBatchReader;
+use crate::data::reader::{KvBatchReader, read_projected};
 use crate::error::{Error, Result};
 use crate::lsm::columnar::{arrow_err, seqs_and_kinds};
 use crate::manifest_io::ManifestIo;
@@ -59,15 +59,24 @@ pub struct SnapshotChangeBatches {
 }
 
 /// Reads the files `entries` adds, each in production order: by sequence number, ties
-/// (a `-U` and its `+U`) in file order.
-fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry]) -> Result<Vec<ChangeBatch>> {
+/// (a `-U` and its `+U`) in file order. With `columns`, only those value columns.
+fn read_entries(
+    info: &TableInfo,
+    paths: &TablePaths,
+    entries: &[ManifestEntry],
+    columns: Option<&[String]>,
+) -> Result<Vec<ChangeBatch>> {
     let schema = kv_schema(info);
+    let projected = columns.map(|c| projected_kv_schema(info, c));
     let kind_column = info.key_types.len() + 1;
     let mut out = Vec::new();
     for e in entries.iter().filter(|e| e.kind == FileKind::Add) {
         let partition = info.deserialize_partition(&e.partition)?;
         let path = paths.bucket_dir(&info.partition_spec(&partition), e.bucket).join(&e.file.file_name);
-        let batch = KvBatchReader::open(info, schema.clone(), &path)?.read_to_batch()?;
+        let batch = match &projected {
+            Some(p) => read_projected(info, &schema, p, &path)?,
+            None => KvBatchReader::open(info, schema.clone(), &path)?.read_to_batch()?,
+        };
         let (seqs, kinds) = seqs_and_kinds(info, &batch)?;
         if let Some(bad) = kinds.iter().find(|&&k| RowKind::from_byte(k).is_none()) {
             return Err(Error::corrupt(&path, format!("bad _VALUE_KIND {bad}")));
@@ -91,12 +100,15 @@ fn read_entries(info: &TableInfo, paths: &TablePaths, entries: &[ManifestEntry])
 /// Changes of one snapshot as Arrow batches (none for COMPACT snapshots).
 ///
 /// With `changelog-producer` `input` or `lookup` the changes are the snapshot's
-/// changelog files; with `none`, the level-0 files an APPEND snapshot added.
+/// changelog files; with `none`, the level-0 files an APPEND snapshot added. With
+/// `columns`, the batches hold only those of the table's columns (in schema order;
+/// names the table lacks are left out): the others are not decoded.
 pub fn snapshot_change_batches(
     info: &TableInfo,
     paths: &TablePaths,
     io: &ManifestIo,
     snapshot: &Snapshot,
+    columns: Option<&[String]>,
 ) -> Result<SnapshotChangeBatches> {
     let entries = match info.options.changelog_producer {
         ChangelogProducer::None if snapshot.commit_kind == CommitKind::Append => io.delta_entries(snapshot)?,
@@ -108,7 +120,7 @@ pub fn snapshot_change_batches(
         commit_kind: snapshot.commit_kind,
         time_millis: snapshot.time_millis,
         properties: snapshot.properties.clone(),
-        batches: read_entries(info, paths, &entries)?,
+        batches: read_entries(info, paths, &entries, columns)?,
     })
 }
 
@@ -120,7 +132,7 @@ pub fn snapshot_changes(
     snapshot: &Snapshot,
 ) -> Result<SnapshotChanges> {
     let SnapshotChangeBatches { snapshot_id, commit_kind, time_millis, properties, batches } =
-        snapshot_change_batches(info, paths, io, snapshot)?;
+        snapshot_change_batches(info, paths, io, snapshot, None)?;
     let mut changes = Vec::new();
     for b in batches {
         for (&k, row) in b.kinds.values().iter().zip(rows_of(info, &b.rows)?) {
