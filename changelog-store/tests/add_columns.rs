@@ -72,7 +72,10 @@ fn an_added_column_reads_null_in_old_rows_and_its_value_in_new_ones() {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             assert_eq!(names, ["s", "extra"]);
             for n in names {
-                assert!(f.rows.column_by_name(n).unwrap().as_ref() == p.rows.column_by_name(n).unwrap().as_ref(), "{n}");
+                assert!(
+                    f.rows.column_by_name(n).unwrap().as_ref() == p.rows.column_by_name(n).unwrap().as_ref(),
+                    "{n}"
+                );
             }
         }
         let old = table.change_batches_projected(1, &cols).unwrap();

@@ -26,6 +26,7 @@ pub async fn compact(config: &Config, entity: &str) -> Result<Option<Compacted>,
         .cloned()
         .ok_or_else(|| fail(format!("no contract for this entity in {}", config.silver.contracts.display())))?;
     let catalog = SqlCatalog::connect(&config.catalog).await?;
-    let mut e = Refinery::open_entity(config, &catalog, contract, Some(format!("lakehouse-compact-{entity}"))).await?;
+    let mut e =
+        Refinery::open_entity(config, &catalog, contract, Some(format!("lakehouse-compact-{entity}")), None).await?;
     Ok(e.materializer.compact().await?)
 }

@@ -37,6 +37,11 @@ pub struct SilverConfig {
     pub max_snapshots_per_poll: usize,
     /// Store buckets of a new entity table.
     pub buckets: usize,
+    /// MiB the store writers of all entities together keep in memory: half for
+    /// files just written, kept for the compaction that takes them; half for
+    /// decoded files, kept for the `lookup` changelog. Past it, files are read
+    /// from disk again (CPU, not correctness).
+    pub store_cache_mib: usize,
     /// Compaction of each Silver table is looked at this often, between
     /// commits, one table per commit round (zero: never; `lakehouse compact`
     /// still works).
@@ -50,6 +55,12 @@ pub struct SilverConfig {
 }
 
 impl SilverConfig {
+    /// The store writers' shared cache budgets (`store_cache_mib`).
+    pub fn store_budgets(&self) -> changelog_store::write::Budgets {
+        let half = self.store_cache_mib.saturating_mul(1 << 20) / 2;
+        changelog_store::write::Budgets::new(half, half)
+    }
+
     /// The parsed `shard` (validated on load).
     pub fn shard(&self) -> Option<crate::shard::Shard> {
         self.shard.as_deref().and_then(|s| s.parse().ok())

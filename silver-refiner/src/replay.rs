@@ -108,7 +108,8 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
     })?;
     let version = contract.version();
     let catalog = SqlCatalog::connect(&config.catalog).await?;
-    let mut e = Refinery::open_entity(config, &catalog, contract, Some(format!("lakehouse-replay-{entity}"))).await?;
+    let mut e =
+        Refinery::open_entity(config, &catalog, contract, Some(format!("lakehouse-replay-{entity}")), None).await?;
     let mut report = ReplayReport { entity: entity.into(), contract_version: version, dry_run, ..Default::default() };
 
     let (all, head) = rejects::read_all(&catalog, &config.silver.namespace).await?;

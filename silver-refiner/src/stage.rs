@@ -182,20 +182,24 @@ impl Refinery {
         catalog.create_namespace_if_absent(&config.silver.namespace).await?;
         let rejects = Rejects::open(catalog.clone(), &config.silver.namespace).await?;
         let mut entities = Vec::new();
+        let budgets = config.silver.store_budgets();
         for contract in contracts.into_vec() {
-            entities.push(Self::open_entity(&config, &catalog, contract, None).await?);
+            entities.push(Self::open_entity(&config, &catalog, contract, None, Some(&budgets)).await?);
         }
         tracing::info!(entities = entities.len(), "silver-refiner started");
         Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default(), delays: Vec::new() })
     }
 
     /// Opens one entity's store and Silver tables (creating them where absent)
-    /// under `commit_user`, and brings Silver up to the store.
+    /// under `commit_user`, and brings Silver up to the store. Its store writer
+    /// takes its cache memory from `budgets` (shared by the entities of one
+    /// refiner), else from the store table's options.
     pub(crate) async fn open_entity(
         config: &Config,
         catalog: &SqlCatalog,
         mut contract: Contract,
         commit_user: Option<String>,
+        budgets: Option<&changelog_store::write::Budgets>,
     ) -> Result<Entity, RefineError> {
         let name = contract.name().to_string();
         let invalid = |message: String| RefineError::Entity { entity: name.clone(), message };
@@ -246,6 +250,9 @@ impl Refinery {
             }),
         )
         .await?;
+        if let Some(b) = budgets {
+            materializer.share_memory(b.clone());
+        }
         // Columns schema evolution added to the Silver table earlier: the contract
         // gets them back (and the store, should a crash have come in between).
         let first_added = lineage::first_added_id(&contract);

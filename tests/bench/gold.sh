@@ -2,10 +2,13 @@
 # Gold benchmark (figures, not a test): the whole pipeline on this machine.
 #
 #   tests/bench.sh gold [SECONDS] [RATES]      # defaults: 60, "5000 10000 20000"
+#   (RATES "" runs only the delta part)
 #
 # 1. Steady rates. For each rate R: a fresh lake, tansu (memory engine), and
 #    bronze-ingestor, silver-refiner and gold-aggregator started side by side
-#    as services (commit intervals 1 s); the generator produces R events/s for
+#    as services (commit intervals GOLD_BENCH_INTERVAL, default 500 ms; Silver
+#    and Gold poll every GOLD_BENCH_POLL, default 100 ms); the generator
+#    produces R events/s for
 #    SECONDS with wall-clock source times (`--wall-clock`). Figures per rate:
 #    Gold freshness (source event time → visible in Gold, from the aggregator's
 #    run summary) and its stages (Kafka timestamp → Bronze commit, Bronze
@@ -15,7 +18,7 @@
 #    "kept up with" when the catch-up is at most 15 s (a few commit intervals:
 #    the backlog did not grow over the run).
 # 2. Delta vs recompute, on a lake of GOLD_BENCH_DELTA_BASE events (default
-#    500000, brought through the pipeline at full speed first, with
+#    500000; 0 skips this part, e.g. while tuning the rates, brought through the pipeline at full speed first, with
 #    gold-aggregator running as the service it is: commit and poll intervals
 #    10 ms). Gold is then paused (SIGSTOP) while a 1% change of Silver (a
 #    day's updates of existing keys: the same generator with another seed
@@ -40,8 +43,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/common.sh"
 cd "$LAKEHOUSE_ROOT"
 
 SECS=${1:-60}
-RATES=${2:-"5000 10000 20000"}
+RATES=${2-"5000 10000 20000"}
 DELTA_BASE=${GOLD_BENCH_DELTA_BASE:-500000}
+# Every worker's commit interval, and Silver's and Gold's poll interval (the
+# shipped defaults are 5 s and 250 ms: cheaper, staler).
+INTERVAL=${GOLD_BENCH_INTERVAL:-500ms}
+POLL=${GOLD_BENCH_POLL:-100ms}
 case "${GOLD_BENCH_DATES:-live}" in
   live) DATES=(--live-dates) ;;
   spread) DATES=() ;;
@@ -70,16 +77,18 @@ brokers = "$BROKER"
 group_id = "bench-$2"
 topic_pattern = "^$2\\\\..*"
 [bronze]
-commit_interval = "1s"
+commit_interval = "$INTERVAL"
 [silver]
 contracts = "$LAKEHOUSE_ROOT/deploy/local/contracts/commerce.toml"
 store = "$1/store"
-commit_interval = "1s"
+commit_interval = "$INTERVAL"
+poll_interval = "$POLL"
 [gold]
 tables = "$DEFS"
 silver_store = "$1/store"
 state = "$1/gold-state"
-commit_interval = "1s"
+commit_interval = "$INTERVAL"
+poll_interval = "$POLL"
 [telemetry]
 listen = ""
 TOML
@@ -135,39 +144,41 @@ done
 # Delta vs recompute on a lake of DELTA_BASE events (the pipeline catches up on
 # them first, at full speed).
 first=delta
-dir="$WORK/rdelta"; mkdir -p "$dir"
-config "$dir" bd >"$dir/lake.toml"
-log "delta base: $DELTA_BASE events through the pipeline"
-"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bd --events "$DELTA_BASE" --seed 7 --partitions 4 \
-  --truth "$dir/truth.json" --quiet
-worker bronze-ingestor "$dir" 3s base-; b=$LAST_PID
-worker silver-refiner "$dir" 5s base-; s=$LAST_PID
-wait "$b" || die "bronze-ingestor failed (delta base)"; wait "$s" || die "silver-refiner failed (delta base)"
-# Gold as a service: it stays up (warm state, caches, writers) for the delta.
-LAKEHOUSE_GOLD__COMMIT_INTERVAL=10ms LAKEHOUSE_GOLD__POLL_INTERVAL=10ms worker gold-aggregator "$dir" 3600s
-g=$(pgrep -P "$LAST_PID") || die "no gold-aggregator under $LAST_PID"; timed=$LAST_PID
-wait_quiet "$dir/gold-aggregator.log" 15
-live=$(python3 -c "import json;t=json.load(open('$dir/truth.json'));print(sum(v['live_rows'] for v in t['topics'].values()))")
-delta=$((live / 100))
-log "delta: $delta changes (1% of $live Silver rows) through Bronze and Silver while Gold is paused"
-kill -STOP "$g"
-"$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bd --events "$delta" --seed 8 --wall-clock \
-  "${DATES[@]}" --partitions 4 --truth "$dir/delta-truth.json" --quiet
-worker bronze-ingestor "$dir" 3s delta-; b=$LAST_PID
-worker silver-refiner "$dir" 4s delta-; s=$LAST_PID
-wait "$b" || die "bronze-ingestor failed (delta)"; wait "$s" || die "silver-refiner failed (delta)"
-date -u +%Y-%m-%dT%H:%M:%S.%NZ >"$dir/resumed-at"
-kill -CONT "$g"
-wait_quiet "$dir/gold-aggregator.log" 5
-kill -TERM "$g"; wait "$timed" || die "gold-aggregator failed: $dir/gold-aggregator.log"
-log "DuckDB recomputing every Gold table from Silver"
-"$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" --recompute-only \
-  >"$dir/recompute.json"
-log "checking Gold against DuckDB over Silver"
-"$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" >"$dir/check.json"
+if [ "$DELTA_BASE" -gt 0 ]; then
+  dir="$WORK/rdelta"; mkdir -p "$dir"
+  config "$dir" bd >"$dir/lake.toml"
+  log "delta base: $DELTA_BASE events through the pipeline"
+  "$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bd --events "$DELTA_BASE" --seed 7 --partitions 4 \
+    --truth "$dir/truth.json" --quiet
+  worker bronze-ingestor "$dir" 3s base-; b=$LAST_PID
+  worker silver-refiner "$dir" 5s base-; s=$LAST_PID
+  wait "$b" || die "bronze-ingestor failed (delta base)"; wait "$s" || die "silver-refiner failed (delta base)"
+  # Gold as a service: it stays up (warm state, caches, writers) for the delta.
+  LAKEHOUSE_GOLD__COMMIT_INTERVAL=10ms LAKEHOUSE_GOLD__POLL_INTERVAL=10ms worker gold-aggregator "$dir" 3600s
+  g=$(pgrep -P "$LAST_PID") || die "no gold-aggregator under $LAST_PID"; timed=$LAST_PID
+  wait_quiet "$dir/gold-aggregator.log" 15
+  live=$(python3 -c "import json;t=json.load(open('$dir/truth.json'));print(sum(v['live_rows'] for v in t['topics'].values()))")
+  delta=$((live / 100))
+  log "delta: $delta changes (1% of $live Silver rows) through Bronze and Silver while Gold is paused"
+  kill -STOP "$g"
+  "$BIN/lakehouse" generate --brokers "$BROKER" --topic-prefix bd --events "$delta" --seed 8 --wall-clock \
+    "${DATES[@]}" --partitions 4 --truth "$dir/delta-truth.json" --quiet
+  worker bronze-ingestor "$dir" 3s delta-; b=$LAST_PID
+  worker silver-refiner "$dir" 4s delta-; s=$LAST_PID
+  wait "$b" || die "bronze-ingestor failed (delta)"; wait "$s" || die "silver-refiner failed (delta)"
+  date -u +%Y-%m-%dT%H:%M:%S.%NZ >"$dir/resumed-at"
+  kill -CONT "$g"
+  wait_quiet "$dir/gold-aggregator.log" 5
+  kill -TERM "$g"; wait "$timed" || die "gold-aggregator failed: $dir/gold-aggregator.log"
+  log "DuckDB recomputing every Gold table from Silver"
+  "$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" --recompute-only \
+    >"$dir/recompute.json"
+  log "checking Gold against DuckDB over Silver"
+  "$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" >"$dir/check.json"
+fi
 
 python3 - "$WORK" "$RATES" "$SECS" "$first" <<'PY'
-import json, re, sys, datetime
+import json, os, re, sys, datetime
 work, rates, secs, first = sys.argv[1], [int(r) for r in sys.argv[2].split()], int(sys.argv[3]), sys.argv[4]
 
 def ts(line):
@@ -205,6 +216,10 @@ for r in rates:
         print(f"    {n:<16} {c:7.1f} CPU s ({c / secs:4.2f} cores over the run), peak RSS {m:6.0f} MiB")
 
 d = f"{work}/r{first}"
+if not os.path.exists(f"{d}/resumed-at"):
+    print(f"BENCH gold delta_vs_recompute=nan freshness_p99_ms={fresh_top} pipeline_events_per_s={kept} "
+          f"rss_mib={rss_max:.0f}")
+    sys.exit(0)
 resumed = ts(open(f"{d}/resumed-at").read())
 commits = [t for t in gold_commits(f"{d}/gold-aggregator.log") if t >= resumed]
 delta_s = max(commits) - resumed if commits else float("nan")

@@ -61,7 +61,9 @@ pub fn read_projected(
     let mut cols = Vec::with_capacity(projected.fields().len());
     for f in projected.fields() {
         match raw.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0) => cols.push(c.clone()),
+            Some(c) if c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0) => {
+                cols.push(c.clone())
+            }
             // A column added by schema evolution after the file was written.
             None if f.is_nullable() => cols.push(arrow_array::new_null_array(f.data_type(), raw.num_rows())),
             _ => {

@@ -48,7 +48,11 @@ pub struct BucketWriter {
     running: Option<std::thread::JoinHandle<Result<CompactOutput>>>,
 }
 
-/// Memory budgets shared by the bucket writers of one table write.
+/// Memory budgets shared by the bucket writers of one table write: by default its
+/// own, from the table's options; a process writing many tables can share one set
+/// across their writes ([`TableWrite::with_budgets`](crate::TableWrite::with_budgets)),
+/// so that its memory does not grow with the number of tables. A shared budget bounds
+/// the total within about one file per writer: a writer over it evicts its own files.
 #[derive(Debug, Clone)]
 pub struct Budgets {
     /// Batches kept for the compaction that takes a file ([`BatchCache`]).
@@ -56,6 +60,14 @@ pub struct Budgets {
     /// Decoded files kept for lookups and row-wise compactions ([`FileCache`],
     /// `lookup.cache-max-memory-size`).
     pub files: Arc<BatchBudget>,
+}
+
+impl Budgets {
+    /// At most `batches` bytes of written files kept for compaction and `files` bytes
+    /// of decoded files kept for lookups.
+    pub fn new(batches: usize, files: usize) -> Self {
+        Budgets { batches: BatchBudget::new(batches), files: BatchBudget::new(files) }
+    }
 }
 
 /// What a background compaction hands back.

@@ -7,4 +7,5 @@ pub mod file_cache;
 pub mod table_write;
 pub mod write_buffer;
 
+pub use bucket_writer::Budgets;
 pub use table_write::TableWrite;

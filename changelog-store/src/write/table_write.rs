@@ -104,6 +104,14 @@ impl TableWrite {
         self
     }
 
+    /// Takes its memory from `budgets` instead of its own (see [`Budgets`]). Bucket
+    /// writers opened before the call keep the budgets they started with.
+    #[must_use]
+    pub fn with_budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
     /// Whether `prepare_commit` waits for compactions (default false: compactions run
     /// in background threads and their results ride along with a later commit).
     #[must_use]

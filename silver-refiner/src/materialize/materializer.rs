@@ -93,6 +93,9 @@ pub struct Materializer {
     /// The store snapshot `write`'s view is current at: its base, then its
     /// own latest commit.
     write_at: i64,
+    /// Memory the store writer's caches take from, shared with the other
+    /// entities' writers (`None`: the store table's own, from its options).
+    budgets: Option<changelog_store::write::Budgets>,
 }
 
 /// What one compaction of Silver did.
@@ -198,7 +201,14 @@ impl Materializer {
             touches: HashMap::new(),
             write: None,
             write_at: 0,
+            budgets: None,
         })
+    }
+
+    /// Takes the store writer's cache memory from `budgets`, shared with other
+    /// entities (from the next writer opened on).
+    pub fn share_memory(&mut self, budgets: changelog_store::write::Budgets) {
+        self.budgets = Some(budgets);
     }
 
     pub fn store(&self) -> &Table {
@@ -388,7 +398,10 @@ impl Materializer {
             metrics::counter!(lakehouse::telemetry::names::SILVER_STORE_WRITER_REOPENED, "entity" => self.entity.clone())
                 .increment(1);
         }
-        let w = self.store.new_write().map_err(self.store_err())?;
+        let mut w = self.store.new_write().map_err(self.store_err())?;
+        if let Some(b) = &self.budgets {
+            w = w.with_budgets(b.clone());
+        }
         self.write_at = w.base_snapshot();
         Ok(w)
     }

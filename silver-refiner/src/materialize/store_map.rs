@@ -58,7 +58,8 @@ pub fn store_spec(
         ("sequence.field".to_string(), crate::lineage::SEQ.to_string()),
         ("changelog-producer".to_string(), "lookup".to_string()),
         // The refiner keeps one writer per entity across commits: its cache of
-        // decoded files for the lookup changelog is capped per entity.
+        // decoded files for the lookup changelog is capped per entity. (A running
+        // refiner shares one budget over its entities instead: `silver.store_cache_mib`.)
         ("lookup.cache-max-memory-size".to_string(), "64 mb".to_string()),
     ]);
     Ok(changelog_store::TableSpec { columns, primary_keys: key.to_vec(), partition_keys: Vec::new(), options })
