@@ -422,25 +422,47 @@ impl Features {
     /// The feature rows changed since the last call.
     pub fn take_changes(&mut self) -> Result<KeyedChanges, AggError> {
         let horizon = self.horizon();
-        let mut dirty = std::mem::take(&mut self.dirty);
+        let label_days = self.spec.label.as_ref().map_or(0, |l| l.days as i32);
+        // Per key, the range of dates its events moved (None: only the horizon's dates).
+        let mut dirty: HashMap<Scalar, Option<(i32, i32)>> =
+            std::mem::take(&mut self.dirty).into_iter().map(|(k, r)| (k, Some(r))).collect();
+        // Feature dates a moved horizon changes for every key: those it adds or
+        // removes, and those whose label it makes known (or unknown again, if the
+        // newest events were retracted). Rows depend on the horizon only there.
+        let mut horizon_dates: Vec<i32> = Vec::new();
         if horizon != self.horizon_taken {
-            // A new horizon adds feature dates and makes labels known (or
-            // unknown again, if the newest events were retracted) for every key.
-            let (a, b) = (self.horizon_taken.unwrap_or(i32::MIN / 2), horizon.unwrap_or(i32::MIN / 2));
-            let lo = a.min(b) - self.spec.label.as_ref().map_or(0, |l| l.days as i32);
-            let hi = a.max(b);
             let keys: BTreeSet<Scalar> = self.events.keys().chain(self.emitted.keys()).cloned().collect();
-            for k in keys {
-                let r = dirty.entry(k).or_insert((lo, hi));
-                *r = (r.0.min(lo), r.1.max(hi));
+            match (self.horizon_taken, horizon) {
+                (Some(a), Some(b)) => {
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    for (from, to) in [(lo + 1, hi), (lo + 1 - label_days, hi - label_days)] {
+                        horizon_dates.extend(self.feature_dates(from, to));
+                    }
+                    horizon_dates.sort_unstable();
+                    horizon_dates.dedup();
+                    if !horizon_dates.is_empty() {
+                        for k in keys {
+                            dirty.entry(k).or_insert(None);
+                        }
+                    }
+                }
+                // The first horizon, or none left: every date of every key.
+                (a, b) => {
+                    let (a, b) = (a.unwrap_or(i32::MIN / 2), b.unwrap_or(i32::MIN / 2));
+                    let (lo, hi) = (a.min(b) - label_days, a.max(b));
+                    for k in keys {
+                        let r = dirty.entry(k).or_insert(Some((lo, hi)));
+                        *r = Some(r.map_or((lo, hi), |r| (r.0.min(lo), r.1.max(hi))));
+                    }
+                }
             }
             self.horizon_taken = horizon;
         }
         let mut live: Vec<Vec<Scalar>> = Vec::new();
         let mut gone: Vec<Vec<Scalar>> = Vec::new();
-        let mut dirty: Vec<(Scalar, (i32, i32))> = dirty.into_iter().collect();
+        let mut dirty: Vec<(Scalar, Option<(i32, i32)>)> = dirty.into_iter().collect();
         dirty.sort();
-        for (key, (lo, hi)) in dirty {
+        for (key, range) in dirty {
             let first = self.events.get(&key).and_then(|e| e.keys().next().copied());
             let held = self.emitted.remove(&key).unwrap_or_default();
             // Dates that can hold a row: from the first event to the horizon;
@@ -448,14 +470,16 @@ impl Features {
             let low = first.into_iter().chain(held.keys().next().copied()).min();
             let high = horizon.into_iter().chain(held.keys().next_back().copied()).max();
             let (Some(low), Some(high)) = (low, high) else { continue };
-            let (lo, hi) = (lo.max(low), hi.min(high));
+            let mut dates: Vec<i32> = match range {
+                Some((lo, hi)) => self.feature_dates(lo.max(low), hi.min(high)),
+                None => Vec::new(),
+            };
+            dates.extend(horizon_dates.iter().copied().filter(|d| (low..=high).contains(d)));
+            dates.sort_unstable();
+            dates.dedup();
             let mut kept: BTreeMap<i32, u64> =
-                held.iter().filter(|(d, _)| **d < lo || **d > hi).map(|(d, h)| (*d, *h)).collect();
-            let mut d = self.spec.every.start(lo);
-            if d < lo {
-                d = next_start(self.spec.every, d);
-            }
-            while d <= hi {
+                held.iter().filter(|(d, _)| dates.binary_search(d).is_err()).map(|(d, h)| (*d, *h)).collect();
+            for d in dates {
                 let exists = first.is_some_and(|f| f <= d) && horizon.is_some_and(|h| d <= h);
                 if exists {
                     let row = self.row(&key, d, horizon.expect("exists implies a horizon"))?;
@@ -470,7 +494,6 @@ impl Features {
                     r[1] = Scalar::Int(d as i64);
                     gone.push(r);
                 }
-                d = next_start(self.spec.every, d);
             }
             if !kept.is_empty() {
                 self.emitted.insert(key, kept);
@@ -486,6 +509,21 @@ impl Features {
         let rows = crate::wide::build(&self.schema, &live).map_err(|e| self.bad(e))?;
         let gone = crate::wide::build(&self.schema, &gone).map_err(|e| self.bad(e))?;
         Ok(KeyedChanges { rows, partitions, gone })
+    }
+
+    /// The feature dates (starts of `every`) from `from` to `to`, both included.
+    fn feature_dates(&self, from: i32, to: i32) -> Vec<i32> {
+        let every = self.spec.every;
+        let mut d = every.start(from);
+        if d < from {
+            d = next_start(every, d);
+        }
+        let mut out = Vec::new();
+        while d <= to {
+            out.push(d);
+            d = next_start(every, d);
+        }
+        out
     }
 
     /// The feature row of `key` as of day `d` (events dated `<= d` only; the label from the days after).
@@ -561,12 +599,16 @@ mod tests {
     use arrow_array::{Date32Array, Int8Array, Int64Array};
 
     fn spec() -> FeaturesSpec {
+        spec_every("day")
+    }
+
+    fn spec_every(every: &str) -> FeaturesSpec {
         let toml = r#"
             name = "f"
             source = "orders"
             key = "customer_id"
             time = "order_date"
-            every = "day"
+            every = "EVERY"
             [[feature]]
             name = "orders_7d"
             fn = "count"
@@ -583,7 +625,7 @@ mod tests {
             name = "churn"
             days = 3
         "#;
-        FeaturesSpec::from_toml(toml::from_str(toml).expect("parses")).expect("valid")
+        FeaturesSpec::from_toml(toml::from_str(&toml.replace("EVERY", every)).expect("parses")).expect("valid")
     }
 
     fn batch(rows: &[(i64, i32, i64, RowKind)]) -> ChangeBatch {
@@ -612,6 +654,60 @@ mod tests {
                 ((*k, *d), r)
             })
             .collect()
+    }
+
+    /// The changes taken step by step, applied to what Gold holds, equal a
+    /// computation from scratch over the events left, after every step of a
+    /// random stream of inserts and retractions whose horizon moves both ways
+    /// (retracting the newest event moves it back), for each `every`.
+    #[test]
+    fn incremental_rows_equal_a_recompute() {
+        let schema = batch(&[]).rows.schema();
+        for every in ["day", "week", "month"] {
+            let mut f = Features::bind(spec_every(every), &schema).expect("binds");
+            let mut held: BTreeMap<(i64, i64), Vec<Scalar>> = BTreeMap::new();
+            let mut events: Vec<(i64, i32, i64)> = Vec::new();
+            let mut seed = 7u64;
+            let mut next = |n: u64| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 33) % n
+            };
+            for step in 0..300 {
+                let change = if !events.is_empty() && next(3) == 0 {
+                    // Often the newest event, so that the horizon moves back.
+                    let i = if next(2) == 0 {
+                        (0..events.len()).max_by_key(|&i| events[i].1).expect("not empty")
+                    } else {
+                        next(events.len() as u64) as usize
+                    };
+                    (events.swap_remove(i), RowKind::Delete)
+                } else {
+                    let e = (next(5) as i64, 100 + next(40) as i32 + step / 3, next(50) as i64);
+                    events.push(e);
+                    (e, RowKind::Insert)
+                };
+                let ((k, d, total), kind) = change;
+                f.apply(&batch(&[(k, d, total, kind)])).expect("applies");
+                if next(3) == 0 {
+                    continue; // several changes per batch, too
+                }
+                let c = f.take_changes().expect("rows");
+                for i in 0..c.gone.num_rows() {
+                    let (Scalar::Int(k), Scalar::Int(d)) =
+                        (scalar::read(c.gone.column(0), i), scalar::read(c.gone.column(1), i))
+                    else {
+                        panic!("gone key")
+                    };
+                    assert!(held.remove(&(k, d)).is_some(), "every {every}, step {step}: ({k}, {d}) gone but not held");
+                }
+                held.extend(rows(&c));
+                let mut scratch = Features::bind(spec_every(every), &schema).expect("binds");
+                let all: Vec<_> = events.iter().map(|&(k, d, t)| (k, d, t, RowKind::Insert)).collect();
+                scratch.apply(&batch(&all)).expect("applies");
+                let want = rows(&scratch.take_changes().expect("rows"));
+                assert_eq!(held, want, "every {every}, step {step}");
+            }
+        }
     }
 
     #[test]
