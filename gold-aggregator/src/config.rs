@@ -36,6 +36,11 @@ pub struct GoldConfig {
     pub max_batch_changes: usize,
     pub max_snapshots_per_poll: usize,
     pub buckets: usize,
+    /// MiB the state writers of all Gold tables together keep in memory: half
+    /// for files just written, kept for the compaction that takes them; half
+    /// for decoded files, kept for the `lookup` changelog. Past it, files are
+    /// read from disk again (CPU, not correctness).
+    pub state_cache_mib: usize,
     /// Each Gold table's compaction (its data files with many deleted rows
     /// rewritten, see `GoldTable::compact`) is looked at this often, between
     /// commit rounds (zero: never; `lakehouse compact gold.<table>` still works).
@@ -44,6 +49,12 @@ pub struct GoldConfig {
 }
 
 impl GoldConfig {
+    /// The state writers' shared cache budgets (`state_cache_mib`).
+    pub fn state_budgets(&self) -> changelog_store::write::Budgets {
+        let half = self.state_cache_mib.saturating_mul(1 << 20) / 2;
+        changelog_store::write::Budgets::new(half, half)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         for (key, v) in [("gold.namespace", &self.namespace), ("gold.silver_namespace", &self.silver_namespace)] {

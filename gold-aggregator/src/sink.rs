@@ -127,6 +127,9 @@ pub struct GoldTable {
     /// fresh writer per commit re-reads the table's files every interval.
     /// Dropped after any failure, so the next commit starts from the store.
     write: Option<changelog_store::TableWrite>,
+    /// Memory the state writer's caches take from, shared with the other Gold
+    /// tables' writers (`None`: the state table's own, from its options).
+    budgets: Option<changelog_store::write::Budgets>,
 }
 
 /// How a Gold table is partitioned and where its state rows keep their
@@ -215,7 +218,15 @@ impl GoldTable {
             sort_by,
             head,
             write: None,
+            budgets: None,
         })
+    }
+
+    /// Takes the state writer's cache memory from `budgets`, shared with other
+    /// Gold tables (from the next writer opened on).
+    pub fn share_memory(&mut self, budgets: changelog_store::write::Budgets) {
+        self.budgets = Some(budgets);
+        self.write = None;
     }
 
     fn store_err(&self) -> impl Fn(changelog_store::Error) -> SinkError + use<> {
@@ -529,7 +540,13 @@ impl GoldTable {
         let invalid = self.invalid();
         let mut write = match self.write.take() {
             Some(w) => w,
-            None => self.state.new_write().map_err(self.store_err())?,
+            None => {
+                let w = self.state.new_write().map_err(self.store_err())?;
+                match &self.budgets {
+                    Some(b) => w.with_budgets(b.clone()),
+                    None => w,
+                }
+            }
         };
         for batch in rows {
             write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
@@ -836,6 +853,8 @@ fn state_options(buckets: usize) -> BTreeMap<String, String> {
         ("merge-engine".to_string(), "deduplicate".to_string()),
         ("changelog-producer".to_string(), "lookup".to_string()),
         // The writer lives across commits; one Gold worker holds one per table.
+        // (A running aggregator shares one budget over its tables instead:
+        // `gold.state_cache_mib`.)
         ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
     ])
 }

@@ -367,6 +367,8 @@ pub struct Aggregator {
     entries: Vec<Entry>,
     /// Gold tables other Gold tables may read (their state table is the changelog).
     keyed: HashSet<String>,
+    /// The state writers' cache memory, shared by every table.
+    budgets: changelog_store::write::Budgets,
     since: Option<Instant>,
     /// Silver commit → Gold commit delays of this run (ms), for the summary.
     delays: Vec<u64>,
@@ -384,11 +386,13 @@ impl Aggregator {
         catalog.create_namespace_if_absent(&config.gold.namespace).await?;
         let keyed = keyed_tables(&defs);
         let entries = defs.into_iter().map(|def| Entry::Waiting { def, logged: false }).collect();
+        let budgets = config.gold.state_budgets();
         let mut me = Aggregator {
             config,
             catalog,
             entries,
             keyed,
+            budgets,
             since: None,
             delays: Vec::new(),
             freshness: Vec::new(),
@@ -414,7 +418,7 @@ impl Aggregator {
                 }
                 continue;
             }
-            let ready = open(&self.config, &self.catalog, &self.keyed, def.clone()).await?;
+            let ready = open(&self.config, &self.catalog, &self.keyed, def.clone(), &self.budgets).await?;
             self.entries[i] = Entry::Ready(Box::new(ready));
         }
         Ok(())
@@ -615,10 +619,12 @@ async fn open(
     catalog: &SqlCatalog,
     keyed: &HashSet<String>,
     def: GoldDef,
+    budgets: &changelog_store::write::Budgets,
 ) -> Result<Ready, GoldError> {
     let name = def.name().to_string();
     let commit_user = format!("gold-aggregator-{name}");
     let (mut sources, mut model, mut sink) = bind(config, catalog, keyed, def, commit_user).await?;
+    sink.share_memory(budgets.clone());
     let invalid = |message: String| GoldError::Invalid { table: name.clone(), message };
     let recovered = sink.recover().await?;
     if !recovered.is_empty() {
