@@ -210,18 +210,7 @@ pub fn kv_columns_to_batch(
 /// [`kv_schema`] layout: columns matched by name; when every type already matches this
 /// is a reordering, otherwise values are converted through [`Datum`]s.
 pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
-    let mut cols = Vec::with_capacity(schema.fields().len());
-    let mut same_types = true;
-    for f in schema.fields() {
-        let c = match batch.column_by_name(f.name()) {
-            Some(c) => c.clone(),
-            // A column added by schema evolution after the file was written.
-            None if f.is_nullable() => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
-            None => return Err(Error::corrupt("<data file>", format!("missing column `{}`", f.name()))),
-        };
-        same_types &= c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0);
-        cols.push(c);
-    }
+    let (cols, same_types) = align_columns(schema, batch)?;
     if same_types {
         return RecordBatch::try_new(schema.clone(), cols)
             .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source });
@@ -234,6 +223,37 @@ pub fn normalize_batch(info: &TableInfo, schema: &SchemaRef, batch: &RecordBatch
     let mut records = Vec::with_capacity(batch.num_rows());
     from_batch(info, &aligned, &mut records)?;
     to_batch(info, schema, &records)
+}
+
+/// [`normalize_batch`] where no value needs converting: the batch's columns in
+/// `schema`'s order (any subset of the [`kv_schema`] layout, such as a
+/// [`projected_kv_schema`]); `None` when a column's type differs from its field's.
+pub fn reorder_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    let (cols, same_types) = align_columns(schema, batch)?;
+    if !same_types {
+        return Ok(None);
+    }
+    RecordBatch::try_new(schema.clone(), cols)
+        .map(Some)
+        .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source })
+}
+
+/// The columns of `batch` in `schema`'s order, matched by name (a nullable column the
+/// batch lacks, added by schema evolution after the file was written, as nulls), and
+/// whether each already has its field's type (and no null where none is allowed).
+fn align_columns(schema: &SchemaRef, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, bool)> {
+    let mut cols = Vec::with_capacity(schema.fields().len());
+    let mut same_types = true;
+    for f in schema.fields() {
+        let c = match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None if f.is_nullable() => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
+            None => return Err(Error::corrupt("<data file>", format!("missing column `{}`", f.name()))),
+        };
+        same_types &= c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0);
+        cols.push(c);
+    }
+    Ok((cols, same_types))
 }
 
 /// Index of the first value column in the [`kv_schema`] layout.

@@ -58,28 +58,22 @@ pub fn read_projected(
         .map_err(|source| Error::Arrow { op: "decoding a data file", source })?;
     let raw = arrow_select::concat::concat_batches(&file_schema, &parts)
         .map_err(|source| Error::Arrow { op: "concatenating a data file's batches", source })?;
-    let mut cols = Vec::with_capacity(projected.fields().len());
-    for f in projected.fields() {
-        match raw.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() && (f.is_nullable() || c.null_count() == 0) => {
-                cols.push(c.clone())
-            }
-            // A column added by schema evolution after the file was written.
-            None if f.is_nullable() => cols.push(arrow_array::new_null_array(f.data_type(), raw.num_rows())),
-            _ => {
-                let whole = KvBatchReader::open(info, full.clone(), path)?.read_to_batch()?;
-                return projected
-                    .fields()
-                    .iter()
-                    .map(|f| full.index_of(f.name()))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .and_then(|i| whole.project(&i))
-                    .map_err(|source| Error::Arrow { op: "projecting a data file's columns", source });
-            }
-        }
+    let with_path = |e: Error| match e {
+        Error::Corrupt { message, .. } => Error::corrupt(path, message),
+        other => other,
+    };
+    if let Some(batch) = crate::data::arrow_conv::reorder_batch(projected, &raw).map_err(with_path)? {
+        return Ok(batch);
     }
-    arrow_array::RecordBatch::try_new(projected.clone(), cols)
-        .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source })
+    // A column in another type: converted as a whole read converts it.
+    let whole = KvBatchReader::open(info, full.clone(), path)?.read_to_batch()?;
+    projected
+        .fields()
+        .iter()
+        .map(|f| full.index_of(f.name()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .and_then(|i| whole.project(&i))
+        .map_err(|source| Error::Arrow { op: "projecting a data file's columns", source })
 }
 
 /// Streams the batches of a key/value file in the [`kv_schema`](crate::data::arrow_conv::kv_schema)
