@@ -51,8 +51,7 @@ pub struct GoldConfig {
 impl GoldConfig {
     /// The state writers' shared cache budgets (`state_cache_mib`).
     pub fn state_budgets(&self) -> changelog_store::write::Budgets {
-        let half = self.state_cache_mib.saturating_mul(1 << 20) / 2;
-        changelog_store::write::Budgets::new(half, half)
+        changelog_store::write::Budgets::halves_of_mib(self.state_cache_mib)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

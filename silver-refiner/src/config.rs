@@ -57,8 +57,7 @@ pub struct SilverConfig {
 impl SilverConfig {
     /// The store writers' shared cache budgets (`store_cache_mib`).
     pub fn store_budgets(&self) -> changelog_store::write::Budgets {
-        let half = self.store_cache_mib.saturating_mul(1 << 20) / 2;
-        changelog_store::write::Budgets::new(half, half)
+        changelog_store::write::Budgets::halves_of_mib(self.store_cache_mib)
     }
 
     /// The parsed `shard` (validated on load).

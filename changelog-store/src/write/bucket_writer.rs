@@ -68,6 +68,12 @@ impl Budgets {
     pub fn new(batches: usize, files: usize) -> Self {
         Budgets { batches: BatchBudget::new(batches), files: BatchBudget::new(files) }
     }
+
+    /// `mib` MiB in all, half for each cache (a worker's `*_cache_mib` setting).
+    pub fn halves_of_mib(mib: usize) -> Self {
+        let half = mib.saturating_mul(1 << 20) / 2;
+        Self::new(half, half)
+    }
 }
 
 /// What a background compaction hands back.
