@@ -121,29 +121,35 @@ struct Ready {
     last_compaction: Instant,
 }
 
+/// Per source changelog, the columns the open tables reading it use.
+type SourceColumns = HashMap<PathBuf, Vec<String>>;
+
+fn source_columns(entries: &[Entry]) -> SourceColumns {
+    let mut columns = SourceColumns::new();
+    for r in entries.iter().filter_map(|e| if let Entry::Ready(r) = e { Some(r) } else { None }) {
+        for (si, s) in r.sources.iter().enumerate() {
+            let used = columns.entry(s.table.path().to_path_buf()).or_default();
+            for c in r.model.source_columns(si) {
+                if !used.contains(&c) {
+                    used.push(c);
+                }
+            }
+        }
+    }
+    columns
+}
+
 /// The source snapshots read in one pass over the tables, shared by the Gold
 /// tables reading the same source: a Silver snapshot that three tables consume
 /// is decoded once, not three times, and only in the columns those tables use.
 /// Dropped after the pass.
-struct Reads {
-    /// Per source changelog, the columns the tables reading it use.
-    columns: HashMap<PathBuf, Vec<String>>,
+struct Reads<'a> {
+    columns: &'a SourceColumns,
     read: HashMap<(PathBuf, i64), Arc<SnapshotChangeBatches>>,
 }
 
-impl Reads {
-    fn new(entries: &[Entry]) -> Self {
-        let mut columns: HashMap<PathBuf, Vec<String>> = HashMap::new();
-        for r in entries.iter().filter_map(|e| if let Entry::Ready(r) = e { Some(r) } else { None }) {
-            for (si, s) in r.sources.iter().enumerate() {
-                let used = columns.entry(s.table.path().to_path_buf()).or_default();
-                for c in r.model.source_columns(si) {
-                    if !used.contains(&c) {
-                        used.push(c);
-                    }
-                }
-            }
-        }
+impl<'a> Reads<'a> {
+    fn new(columns: &'a SourceColumns) -> Self {
         Reads { columns, read: HashMap::new() }
     }
 
@@ -198,7 +204,7 @@ impl Ready {
         max: usize,
         which: impl Fn(&Source) -> bool,
         summary: &mut RunSummary,
-        reads: &mut Reads,
+        reads: &mut Reads<'_>,
     ) -> Result<usize, GoldError> {
         let mut added = 0;
         let table = self.name.clone();
@@ -369,6 +375,8 @@ pub struct Aggregator {
     keyed: HashSet<String>,
     /// The state writers' cache memory, shared by every table.
     budgets: changelog_store::write::Budgets,
+    /// What the open tables read of each source (set when a table opens).
+    columns: SourceColumns,
     since: Option<Instant>,
     /// Silver commit → Gold commit delays of this run (ms), for the summary.
     delays: Vec<u64>,
@@ -393,6 +401,7 @@ impl Aggregator {
             entries,
             keyed,
             budgets,
+            columns: SourceColumns::new(),
             since: None,
             delays: Vec::new(),
             freshness: Vec::new(),
@@ -420,6 +429,7 @@ impl Aggregator {
             }
             let ready = open(&self.config, &self.catalog, &self.keyed, def.clone(), &self.budgets).await?;
             self.entries[i] = Entry::Ready(Box::new(ready));
+            self.columns = source_columns(&self.entries);
         }
         Ok(())
     }
@@ -430,7 +440,7 @@ impl Aggregator {
         }
         let gold = &self.config.gold;
         let mut added = 0;
-        let mut reads = Reads::new(&self.entries);
+        let mut reads = Reads::new(&self.columns);
         for entry in &mut self.entries {
             let Entry::Ready(r) = entry else { continue };
             if r.last_poll.is_some_and(|t| t.elapsed() < gold.poll_interval) || r.work >= gold.max_batch_changes {
@@ -459,7 +469,7 @@ impl Aggregator {
             if phase == Phase::Gold {
                 let keyed = &self.keyed;
                 let max = self.config.gold.max_snapshots_per_poll;
-                let mut reads = Reads::new(&self.entries);
+                let mut reads = Reads::new(&self.columns);
                 for entry in &mut self.entries {
                     let Entry::Ready(r) = entry else { continue };
                     if r.phase(keyed) == Phase::Gold {
