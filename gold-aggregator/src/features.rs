@@ -431,7 +431,7 @@ impl Features {
         // newest events were retracted). Rows depend on the horizon only there.
         let mut horizon_dates: Vec<i32> = Vec::new();
         if horizon != self.horizon_taken {
-            let keys: BTreeSet<Scalar> = self.events.keys().chain(self.emitted.keys()).cloned().collect();
+            let keys = || self.events.keys().chain(self.emitted.keys()).cloned().collect::<BTreeSet<Scalar>>();
             match (self.horizon_taken, horizon) {
                 (Some(a), Some(b)) => {
                     let (lo, hi) = (a.min(b), a.max(b));
@@ -441,7 +441,7 @@ impl Features {
                     horizon_dates.sort_unstable();
                     horizon_dates.dedup();
                     if !horizon_dates.is_empty() {
-                        for k in keys {
+                        for k in keys() {
                             dirty.entry(k).or_insert(None);
                         }
                     }
@@ -450,7 +450,7 @@ impl Features {
                 (a, b) => {
                     let (a, b) = (a.unwrap_or(i32::MIN / 2), b.unwrap_or(i32::MIN / 2));
                     let (lo, hi) = (a.min(b) - label_days, a.max(b));
-                    for k in keys {
+                    for k in keys() {
                         let r = dirty.entry(k).or_insert(Some((lo, hi)));
                         *r = Some(r.map_or((lo, hi), |r| (r.0.min(lo), r.1.max(hi))));
                     }
