@@ -690,7 +690,13 @@ impl GoldTable {
     async fn materialize(&mut self, n: i64) -> Result<Golded, SinkError> {
         let started = Instant::now();
         let invalid = self.invalid();
-        let changes = self.state.change_batches(n).map_err(self.store_err())?;
+        // Only the locations (and what gives their partitions) are read.
+        let partition_column = match &self.layout {
+            Layout::Windowed(_) => WINDOW_START,
+            Layout::Keyed { .. } => PART,
+        };
+        let columns = [GOLD_FILE, GOLD_POS, partition_column].map(String::from);
+        let changes = self.state.change_batches_projected(n, &columns).map_err(self.store_err())?;
         if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
             // A compaction changes no group; its properties repeat the APPEND
             // snapshot's (files included), which is materialised on its own.
