@@ -107,6 +107,8 @@ wait_quiet() {
 # GOLD_BENCH_PERF=<worker>: that worker runs under `perf record` in the rate runs
 # (GOLD_BENCH_PERF_ARGS, default `-F 499`; e.g. "-F 97 --call-graph dwarf,32768");
 # read the profile with `perf report -i $WORK/r<rate>/<worker>.perf`.
+# GOLD_BENCH_PERF_DELTA=1: perf attaches to the aggregator for the delta
+# part instead ($WORK/rdelta/delta.perf).
 # GOLD_BENCH_NICE=N: Silver and Gold run at nice N (Bronze and the broker at
 # 0), as on a host where the ingest path has CPU priority.
 NICE="${GOLD_BENCH_NICE:-0}"
@@ -166,9 +168,18 @@ if [ "$DELTA_BASE" -gt 0 ]; then
   worker bronze-ingestor "$dir" 3s delta-; b=$LAST_PID
   worker silver-refiner "$dir" 4s delta-; s=$LAST_PID
   wait "$b" || die "bronze-ingestor failed (delta)"; wait "$s" || die "silver-refiner failed (delta)"
+  perf=""
+  if [ -n "${GOLD_BENCH_PERF_DELTA:-}" ]; then # profile the delta: perf attached to the stopped aggregator
+    perf record ${GOLD_BENCH_PERF_ARGS:--F 499} -p "$g" -o "$dir/delta.perf" 2>"$dir/delta.perf.log" &
+    perf=$!; sleep 1
+  fi
   date -u +%Y-%m-%dT%H:%M:%S.%NZ >"$dir/resumed-at"
   kill -CONT "$g"
+  # The log has been still while Gold was stopped: give it time to commit
+  # before waiting for it to go quiet (else the TERM lands mid-catch-up).
+  sleep 2
   wait_quiet "$dir/gold-aggregator.log" 5
+  [ -z "$perf" ] || { kill -INT "$perf"; wait "$perf" || true; }
   kill -TERM "$g"; wait "$timed" || die "gold-aggregator failed: $dir/gold-aggregator.log"
   log "DuckDB recomputing every Gold table from Silver"
   "$PY" tests/interop/gold_check.py "sqlite:///$dir/catalog.db" lakehouse "$dir/warehouse" "$DEFS" --recompute-only \

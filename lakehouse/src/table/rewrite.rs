@@ -1,16 +1,22 @@
 //! Compaction: data files whose rows are mostly deleted are rewritten with
-//! their position deletes applied, and the delete files that only pointed
-//! into them are dropped — Iceberg's `RewriteDataFiles` for the delete side.
+//! their position deletes applied, the delete files that only pointed into
+//! them are dropped, and a partition's small files are merged — Iceberg's
+//! `RewriteDataFiles` (bin-packing, size-tiered).
 //!
 //! Silver and Gold commit a RowDelta per interval: new rows in new data files
 //! and a position delete for every row they replace, so delete files pile up
-//! and every reader merges them on each scan. A rewrite has three steps:
+//! and every reader merges them on each scan; and every interval adds a small
+//! file per partition it touches, which readers open one by one. A rewrite
+//! has three steps:
 //!
 //! 1. [`plan`] reads the head's live files (manifests, and every position
 //!    delete file once) and picks the data files whose deleted fraction is at
 //!    least `delete-ratio-threshold` or that at least `delete-file-threshold`
 //!    delete files point into ([`CompactionPolicy`], table properties named
-//!    after `RewriteDataFiles`' options);
+//!    after `RewriteDataFiles`' options); then, per partition, the files under
+//!    `min-file-size-bytes` once at least `min-input-files` of them go
+//!    together ([`small_file_group`]: a merged file waits until the small
+//!    files beside it add up to its size);
 //! 2. [`RewritePlan::write`] reads each picked file through FileIO, drops its
 //!    deleted rows, and writes the rest into new data files per partition
 //!    (zstd, the table's current schema, rolling at
@@ -79,6 +85,14 @@ pub const DELETE_FILE_THRESHOLD: &str = "lakehouse.compaction.delete-file-thresh
 pub const MAX_FILE_GROUP_SIZE_BYTES: &str = "lakehouse.compaction.max-file-group-size-bytes";
 /// Iceberg's table property for the size data files roll at. Default 128 MiB.
 pub const TARGET_FILE_SIZE_BYTES: &str = "write.target-file-size-bytes";
+/// Table property (`RewriteDataFiles`' `min-file-size-bytes`): a data file
+/// smaller than this is small, and a partition's small files are merged
+/// ([`small_file_group`]). Default 75% of the target file size; 0 turns
+/// merging off (then only deletes make a file worth rewriting).
+pub const MIN_FILE_SIZE_BYTES: &str = "lakehouse.compaction.min-file-size-bytes";
+/// Table property (`RewriteDataFiles`' `min-input-files`): a partition's small
+/// files are merged once at least this many can go into one group. Default 5.
+pub const MIN_INPUT_FILES: &str = "lakehouse.compaction.min-input-files";
 
 /// When a table's data files are rewritten (from its properties).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +104,10 @@ pub struct CompactionPolicy {
     pub delete_file_threshold: usize,
     pub max_group_bytes: u64,
     pub target_file_size: usize,
+    /// Data files under this size are small (0: none is).
+    pub min_file_size: u64,
+    /// Small files are merged once a partition has this many to merge.
+    pub min_input_files: usize,
 }
 
 impl Default for CompactionPolicy {
@@ -101,6 +119,8 @@ impl Default for CompactionPolicy {
             delete_file_threshold: 10,
             max_group_bytes: 256 << 20,
             target_file_size: 128 << 20,
+            min_file_size: 96 << 20,
+            min_input_files: 5,
         }
     }
 }
@@ -120,14 +140,21 @@ impl CompactionPolicy {
             }
         }
         let d = Self::default();
+        let target_file_size = get(props, TARGET_FILE_SIZE_BYTES, d.target_file_size)?;
         let p = Self {
             enabled: get(props, ENABLED, d.enabled)?,
             auto: get(props, AUTO, d.auto)?,
             delete_ratio_threshold: get(props, DELETE_RATIO_THRESHOLD, d.delete_ratio_threshold)?,
             delete_file_threshold: get(props, DELETE_FILE_THRESHOLD, d.delete_file_threshold)?,
             max_group_bytes: get(props, MAX_FILE_GROUP_SIZE_BYTES, d.max_group_bytes)?,
-            target_file_size: get(props, TARGET_FILE_SIZE_BYTES, d.target_file_size)?,
+            target_file_size,
+            // Iceberg's default: three quarters of the target size.
+            min_file_size: get(props, MIN_FILE_SIZE_BYTES, target_file_size as u64 / 4 * 3)?,
+            min_input_files: get(props, MIN_INPUT_FILES, d.min_input_files)?,
         };
+        if p.min_input_files < 2 {
+            return Err(RewriteError::Policy { message: format!("{MIN_INPUT_FILES} must be at least 2") });
+        }
         if !(p.delete_ratio_threshold > 0.0 && p.delete_ratio_threshold <= 1.0) {
             return Err(RewriteError::Policy { message: format!("{DELETE_RATIO_THRESHOLD} must be in (0, 1]") });
         }
@@ -492,23 +519,28 @@ pub async fn plan(
     };
     let mut data: Vec<DataFile> = Vec::new();
     let mut deletes: Vec<DataFile> = Vec::new();
+    // Data files written with the current partition spec (only they are merged).
+    let mut current_spec: HashSet<String> = HashSet::new();
     for m in manifests_of(file_io, metadata, snapshot).await.map_err(ice("reading the manifest list".into()))? {
         let manifest = m.load_manifest(file_io).await.map_err(ice(format!("reading manifest {}", m.manifest_path)))?;
+        let current = m.partition_spec_id == metadata.default_partition_spec_id();
         for e in manifest.entries() {
             if e.status() == ManifestStatus::Deleted {
                 continue;
             }
             match e.data_file().content_type() {
-                DataContentType::Data => data.push(e.data_file().clone()),
+                DataContentType::Data => {
+                    if current {
+                        current_spec.insert(e.data_file().file_path().to_string());
+                    }
+                    data.push(e.data_file().clone())
+                }
                 DataContentType::PositionDeletes => deletes.push(e.data_file().clone()),
                 DataContentType::EqualityDeletes => {
                     return Err(invalid(&table, "equality delete files are not supported".into()));
                 }
             }
         }
-    }
-    if deletes.is_empty() {
-        return Ok(None);
     }
     // Which positions each delete file removes, by data file.
     let live: HashSet<String> = data.iter().map(|f| f.file_path().to_string()).collect();
@@ -545,19 +577,16 @@ pub async fn plan(
         targets_of.push(targets);
     }
     // Most-deleted first, up to the group size.
-    let mut candidates: Vec<(f64, DataFile)> = data
+    let (mut candidates, rest): (Vec<(f64, DataFile)>, Vec<(f64, DataFile)>) = data
         .into_iter()
-        .filter_map(|f| {
+        .map(|f| {
             let n = deleted.get(f.file_path()).map_or(0, BTreeSet::len) as f64;
             let ratio = if f.record_count() == 0 { 1.0 } else { n / f.record_count() as f64 };
             let files = delete_files_of.get(f.file_path()).copied().unwrap_or(0);
             let hit = n > 0.0 && (ratio >= policy.delete_ratio_threshold || files >= policy.delete_file_threshold);
-            hit.then_some((ratio, f))
+            (if hit { ratio } else { -1.0 }, f)
         })
-        .collect();
-    if candidates.is_empty() {
-        return Ok(None);
-    }
+        .partition(|(ratio, _)| *ratio >= 0.0);
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.file_path().cmp(b.1.file_path())));
     let mut picked = Vec::new();
     let mut bytes = 0u64;
@@ -568,6 +597,49 @@ pub async fn plan(
         bytes += f.file_size_in_bytes();
         let d = deleted.remove(f.file_path()).unwrap_or_default();
         picked.push(Picked { file: f, deleted: d });
+    }
+    // Then the small files, partition by partition (most small files first),
+    // in what is left of the group size.
+    if policy.min_file_size > 0 {
+        let mut small: HashMap<Struct, Vec<DataFile>> = HashMap::new();
+        for (_, f) in rest {
+            if f.file_size_in_bytes() < policy.min_file_size && current_spec.contains(f.file_path()) {
+                small.entry(f.partition().clone()).or_default().push(f);
+            }
+        }
+        let mut partitions: Vec<Vec<DataFile>> = small.into_values().collect();
+        partitions.sort_by(|a, b| {
+            b.len().cmp(&a.len()).then_with(|| {
+                let first = |v: &[DataFile]| v.iter().map(|f| f.file_path().to_string()).min();
+                first(a).cmp(&first(b))
+            })
+        });
+        // What the deletes already rewrite in a partition goes into its output too.
+        let mut forced: HashMap<&Struct, (u64, usize)> = HashMap::new();
+        for p in &picked {
+            let f = forced.entry(p.file.partition()).or_default();
+            f.0 += p.file.file_size_in_bytes();
+            f.1 += 1;
+        }
+        let mut groups = Vec::new();
+        for files in partitions {
+            let sizes: Vec<u64> = files.iter().map(DataFile::file_size_in_bytes).collect();
+            let with = forced.get(files[0].partition()).copied().unwrap_or_default();
+            let budget = policy.max_group_bytes.saturating_sub(bytes);
+            let group = small_file_group(&sizes, with, policy.min_input_files, budget);
+            bytes += group.iter().map(|&i| sizes[i]).sum::<u64>();
+            groups.push((files, group));
+        }
+        for (files, group) in groups {
+            for i in group {
+                let f = files[i].clone();
+                let d = deleted.remove(f.file_path()).unwrap_or_default();
+                picked.push(Picked { file: f, deleted: d });
+            }
+        }
+    }
+    if picked.is_empty() {
+        return Ok(None);
     }
     // A delete file goes when nothing it points at stays live.
     let gone: HashSet<&str> = picked.iter().map(|p| p.file.file_path()).collect();
@@ -583,6 +655,41 @@ pub async fn plan(
         picked,
         removed_deletes,
     }))
+}
+
+/// Which of one partition's small files to merge (indices into `sizes`, the
+/// files' sizes); none when fewer than `min_input_files` go together.
+/// `forced` is what the partition's rewrite holds already (bytes and files
+/// picked for their deletes), which the merged file holds too. The smallest
+/// first, within `budget` bytes; then the largest is left out while it is
+/// bigger than all the others together. That makes merging size-tiered: a
+/// merged file is rewritten only once the small files beside it add up to
+/// its size, so a row is rewritten O(log n) times while its partition gains n
+/// small files (merging all of them every time would rewrite it O(n) times),
+/// a partition keeps O(log n) small files, and a second run right after a
+/// first finds nothing to merge.
+pub fn small_file_group(sizes: &[u64], forced: (u64, usize), min_input_files: usize, budget: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| (sizes[i], i));
+    let mut total = forced.0;
+    let budget = budget.saturating_add(forced.0);
+    let mut n = 0;
+    for &i in &order {
+        if total + sizes[i] > budget {
+            break;
+        }
+        total += sizes[i];
+        n += 1;
+    }
+    while n >= 1 && sizes[order[n - 1]] > total - sizes[order[n - 1]] {
+        total -= sizes[order[n - 1]];
+        n -= 1;
+    }
+    if n + forced.1 < min_input_files.max(2) {
+        return Vec::new();
+    }
+    order.truncate(n);
+    order
 }
 
 /// How many of the table's live data files have deletes, and how many delete

@@ -137,3 +137,104 @@ async fn rewrite_losing_to_a_delete_of_its_rows_is_fenced_and_to_other_commits_g
 fn file_io_of(lake: &Lake) -> &iceberg::io::FileIO {
     lake.catalog.file_io()
 }
+
+/// Appends `n` files of N rows each to the eu partition and two to us, one
+/// commit per file, as a worker's commit intervals do.
+async fn many_small_files(lake: &Lake, n: i64) -> (LoadedTable, Vec<Row>) {
+    let (mut head, _, _) = appended(lake).await;
+    let mut expected: Vec<Row> = rows(0..N, "eu", "a").into_iter().chain(rows(N..2 * N, "us", "b")).collect();
+    for k in 1..n {
+        let m = &head.metadata;
+        let (ids, r) = if k < n - 1 { (k * 100..k * 100 + N, "eu") } else { (k * 100..k * 100 + N, "us") };
+        let new_rows = rows(ids, r, "s");
+        let files = lake.data.write(m, region(r), &[batch(m, &new_rows)]).await.expect("file");
+        head = commit(lake, &head, Operation::Append { files }).await.table;
+        expected.extend(new_rows);
+    }
+    expected.sort();
+    (head, expected)
+}
+
+async fn data_files_by_partition(lake: &Lake, head: &LoadedTable) -> HashMap<String, usize> {
+    let file_io = lake.catalog.file_io();
+    let snapshot = head.metadata.current_snapshot().expect("snapshot");
+    let mut out = HashMap::new();
+    for m in crate::table::commit::manifests_of(file_io, &head.metadata, snapshot).await.expect("manifests") {
+        for e in m.load_manifest(file_io).await.expect("manifest").entries() {
+            if e.status() != iceberg::spec::ManifestStatus::Deleted {
+                let p = format!("{:?}", e.data_file().partition());
+                *out.entry(if p.contains("eu") { "eu".to_string() } else { "us".to_string() }).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_files_of_a_partition_are_merged_without_deletes() {
+    let lake = lake().await;
+    // eu: A and 6 more small files; us: B and one more.
+    let (head, expected) = many_small_files(&lake, 8).await;
+    let file_io = lake.catalog.file_io();
+    assert_eq!(data_files_by_partition(&lake, &head).await, HashMap::from([("eu".into(), 7), ("us".into(), 2)]));
+    // Off: no small file is small, or too few go together.
+    let props = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+    for (k, v) in [("lakehouse.compaction.min-file-size-bytes", "0"), ("lakehouse.compaction.min-input-files", "8")] {
+        let off = CompactionPolicy::from_properties(&props(k, v)).expect("policy");
+        assert!(plan(file_io, &head.metadata, &off).await.expect("plan").is_none(), "{k} = {v}: nothing to merge");
+    }
+    let bad = CompactionPolicy::from_properties(&props("lakehouse.compaction.min-input-files", "1"));
+    assert!(bad.is_err(), "merging one file is refused as a policy");
+
+    let policy = CompactionPolicy::default();
+    let planned = plan(file_io, &head.metadata, &policy).await.expect("plan").expect("eu's small files are merged");
+    assert_eq!(planned.data_files(), 7, "every eu file (us has two, under min-input-files)");
+    let rewritten = planned.write(file_io, &head.metadata, &policy).await.expect("write");
+    assert_eq!(rewritten.outputs.len(), 1, "into one file");
+    assert_eq!((rewritten.stats.rows_kept, rewritten.stats.rows_dropped), (7 * N as u64, 0));
+    let done = lake.committer.commit(&head, rewritten.operation(), &keep_position).await.expect("rewrite commits");
+    assert_eq!(summary_of(&done.table).0, SnapshotOp::Replace);
+    assert_eq!(scan(&lake.catalog, &done.table).await, expected, "same rows after merging");
+    assert_eq!(data_files_by_partition(&lake, &done.table).await, HashMap::from([("eu".into(), 1), ("us".into(), 2)]));
+    assert!(plan(file_io, &done.table.metadata, &policy).await.expect("plan").is_none(), "nothing left to merge");
+}
+
+/// A partition gains one small file per commit and is compacted after each:
+/// merging is size-tiered, so rows are rewritten O(log n) times, not O(n),
+/// and the partition keeps O(log n) files.
+#[test]
+fn small_file_merging_is_size_tiered() {
+    use crate::table::rewrite::small_file_group;
+    let (commits, size, min_input) = (4096u64, 10u64, 5usize);
+    let mut files: Vec<u64> = Vec::new();
+    let (mut rewritten, mut most_files) = (0u64, 0usize);
+    for _ in 0..commits {
+        files.push(size);
+        let group = small_file_group(&files, (0, 0), min_input, u64::MAX);
+        if !group.is_empty() {
+            assert!(group.len() >= min_input);
+            let merged: u64 = group.iter().map(|&i| files[i]).sum();
+            rewritten += merged;
+            let mut i = 0;
+            files.retain(|_| {
+                i += 1;
+                !group.contains(&(i - 1))
+            });
+            files.push(merged);
+        }
+        most_files = most_files.max(files.len());
+    }
+    assert_eq!(files.iter().sum::<u64>(), commits * size, "no bytes lost");
+    let written = commits * size;
+    let log = (commits as f64).log2();
+    // Merging everything each time would rewrite ~commits/min_input × the
+    // partition's average size: about 400× what was written here.
+    assert!((rewritten as f64) <= written as f64 * (log + 1.0), "{rewritten} bytes rewritten for {written} written");
+    assert!(most_files as f64 <= min_input as f64 + 2.0 * log, "{most_files} files at most");
+    // A budget caps the group; files beyond it wait.
+    assert_eq!(small_file_group(&[10; 8], (0, 0), 5, 60).len(), 6);
+    assert!(small_file_group(&[10; 8], (0, 0), 5, 40).is_empty(), "four fit: under min-input-files");
+    // What a partition rewrites for its deletes counts towards both rules.
+    assert_eq!(small_file_group(&[10, 10, 30], (20, 2), 5, u64::MAX).len(), 3);
+    assert_eq!(small_file_group(&[10, 10, 100], (20, 2), 5, u64::MAX), Vec::<usize>::new());
+}
