@@ -217,6 +217,12 @@ impl Table {
         self.snapshots_mgr().latest()
     }
 
+    /// The newest snapshot's id, without reading the snapshot (a poller's
+    /// check: a snapshot file can hold tens of KiB of properties).
+    pub fn latest_snapshot_id(&self) -> Result<Option<i64>> {
+        self.snapshots_mgr().latest_id()
+    }
+
     /// Resolves `at` to a snapshot (`None` for an empty table / before the first commit).
     pub fn resolve(&self, at: ReadAt) -> Result<Option<Snapshot>> {
         let m = self.snapshots_mgr();

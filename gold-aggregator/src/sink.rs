@@ -291,13 +291,13 @@ impl GoldTable {
     /// Materialises every state snapshot Gold lacks (after a crash between
     /// the state commit and the Iceberg commit).
     pub async fn recover(&mut self) -> Result<Vec<Golded>, SinkError> {
-        let Some(latest) = self.state.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
+        let Some(latest) = self.state.latest_snapshot_id().map_err(self.store_err())? else { return Ok(Vec::new()) };
         let from = self.materialized()?.unwrap_or(0) + 1;
-        if from > latest.id {
+        if from > latest {
             return Ok(Vec::new());
         }
-        tracing::info!(table = %self.name, from, to = latest.id, "materialising the state snapshots Gold lacks");
-        self.materialize_through(latest.id).await
+        tracing::info!(table = %self.name, from, to = latest, "materialising the state snapshots Gold lacks");
+        self.materialize_through(latest).await
     }
 
     /// The state snapshot the Gold head is materialised up to.
@@ -633,7 +633,7 @@ impl GoldTable {
             metrics::counter!(names::COMPACTION_CONFLICTS, "layer" => "gold", "table" => table.clone()).increment(1);
             tracing::info!(table = %table, %why, "compaction dropped: another writer got in first; tried again later");
         };
-        let latest = self.state.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+        let latest = self.state.latest_snapshot_id().map_err(self.store_err())?.unwrap_or(0);
         if latest != base.id {
             dropped(format!("the state moved from snapshot {} to {latest} while it ran", base.id));
             return Ok(None);

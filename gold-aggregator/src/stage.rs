@@ -214,8 +214,8 @@ impl Ready {
                 continue;
             }
             let source_err = |source| GoldError::Source { table: table.clone(), entity: src.entity.clone(), source };
-            let Some(latest) = src.table.latest_snapshot().map_err(source_err)? else { continue };
-            let last = latest.id.min(src.upto + max as i64);
+            let Some(latest) = src.table.latest_snapshot_id().map_err(source_err)? else { continue };
+            let last = latest.min(src.upto + max as i64);
             for n in src.upto + 1..=last {
                 let t = Instant::now();
                 let changes = reads.get(&src.table, n).map_err(source_err)?;
@@ -570,12 +570,12 @@ impl Aggregator {
         for entry in &self.entries {
             let Entry::Ready(r) = entry else { return Ok(false) };
             for s in &r.sources {
-                let latest = s.table.latest_snapshot().map_err(|source| GoldError::Source {
+                let latest = s.table.latest_snapshot_id().map_err(|source| GoldError::Source {
                     table: r.name.clone(),
                     entity: s.entity.clone(),
                     source,
                 })?;
-                if latest.is_some_and(|l| l.id != s.position) {
+                if latest.is_some_and(|l| l != s.position) {
                     return Ok(false);
                 }
             }

@@ -104,6 +104,44 @@ wait_quiet() {
   done
 }
 
+# Waits until every Gold state table has consumed its sources' newest
+# snapshots (the positions its latest state snapshot records), then for the
+# aggregator's log to go quiet (its Iceberg commits follow the state's).
+gold_caught_up() { # dir log
+  local dir=$1 deadline=$((SECONDS + 900)) tables
+  tables=$(grep -c '^\[\[\(rollup\|wide\|features\)\]\]' "$DEFS")
+  until python3 - "$dir" "$tables" <<'PY'
+import json, os, re, sys
+d, tables = sys.argv[1], int(sys.argv[2])
+def newest(t):
+    s = os.path.join(t, "snapshot")
+    ids = [int(n[9:]) for n in os.listdir(s) if n.startswith("snapshot-")] if os.path.isdir(s) else []
+    return max(ids, default=None)
+state = os.path.join(d, "gold-state", "gold.db")
+names = sorted(os.listdir(state)) if os.path.isdir(state) else []
+if len(names) < tables:
+    sys.exit(1)  # not every table has started
+for t in names:
+    n = newest(os.path.join(state, t))
+    if n is None:
+        sys.exit(1)
+    props = json.load(open(os.path.join(state, t, "snapshot", f"snapshot-{n}"))).get("properties") or {}
+    for k, v in props.items():
+        m = re.fullmatch(r"lakehouse\.gold\.silver-snapshot\.(.+)", k)
+        if not m:
+            continue
+        src = m.group(1)
+        path = os.path.join(state, src) if os.path.isdir(os.path.join(state, src)) else os.path.join(d, "store", "silver.db", src)
+        if newest(path) != int(v):
+            sys.exit(1)
+PY
+  do
+    ((SECONDS < deadline)) || die "Gold did not catch up with Silver in 900 s: $2"
+    sleep 1
+  done
+  wait_quiet "$2" 3
+}
+
 # GOLD_BENCH_PERF=<worker>: that worker runs under `perf record` in the rate runs
 # (GOLD_BENCH_PERF_ARGS, default `-F 499`; e.g. "-F 97 --call-graph dwarf,32768");
 # read the profile with `perf report -i $WORK/r<rate>/<worker>.perf`.
@@ -158,7 +196,7 @@ if [ "$DELTA_BASE" -gt 0 ]; then
   # Gold as a service: it stays up (warm state, caches, writers) for the delta.
   LAKEHOUSE_GOLD__COMMIT_INTERVAL=10ms LAKEHOUSE_GOLD__POLL_INTERVAL=10ms worker gold-aggregator "$dir" 3600s
   g=$(pgrep -P "$LAST_PID") || die "no gold-aggregator under $LAST_PID"; timed=$LAST_PID
-  wait_quiet "$dir/gold-aggregator.log" 15
+  gold_caught_up "$dir" "$dir/gold-aggregator.log"
   live=$(python3 -c "import json;t=json.load(open('$dir/truth.json'));print(sum(v['live_rows'] for v in t['topics'].values()))")
   delta=$((live / 100))
   log "delta: $delta changes (1% of $live Silver rows) through Bronze and Silver while Gold is paused"
@@ -175,10 +213,7 @@ if [ "$DELTA_BASE" -gt 0 ]; then
   fi
   date -u +%Y-%m-%dT%H:%M:%S.%NZ >"$dir/resumed-at"
   kill -CONT "$g"
-  # The log has been still while Gold was stopped: give it time to commit
-  # before waiting for it to go quiet (else the TERM lands mid-catch-up).
-  sleep 2
-  wait_quiet "$dir/gold-aggregator.log" 5
+  gold_caught_up "$dir" "$dir/gold-aggregator.log"
   [ -z "$perf" ] || { kill -INT "$perf"; wait "$perf" || true; }
   kill -TERM "$g"; wait "$timed" || die "gold-aggregator failed: $dir/gold-aggregator.log"
   log "DuckDB recomputing every Gold table from Silver"

@@ -36,12 +36,6 @@ impl BatchBudget {
             .map(|_| Charge { budget: self.clone(), bytes })
     }
 
-    /// Charges `bytes` whatever the total (the caller evicts).
-    pub(crate) fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
-        Charge { budget: self.clone(), bytes }
-    }
-
     pub fn limit(&self) -> usize {
         self.limit
     }

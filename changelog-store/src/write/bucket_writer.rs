@@ -20,7 +20,7 @@ use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPAC
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::{BatchBudget, BatchCache};
 use crate::write::changelog::{self, diff};
-use crate::write::file_cache::{CachedFile, FileCache};
+use crate::write::file_cache::{CachedFile, FileBudget, FileCache};
 use crate::write::write_buffer::WriteBuffer;
 use arrow_array::RecordBatch;
 use std::collections::HashMap;
@@ -51,22 +51,23 @@ pub struct BucketWriter {
 /// Memory budgets shared by the bucket writers of one table write: by default its
 /// own, from the table's options; a process writing many tables can share one set
 /// across their writes ([`TableWrite::with_budgets`](crate::TableWrite::with_budgets)),
-/// so that its memory does not grow with the number of tables. A shared budget bounds
-/// the total within about one file per writer: a writer over it evicts its own files.
+/// so that its memory does not grow with the number of tables. The decoded files'
+/// budget evicts across writers (least recently used first); the batches' budget
+/// refuses what does not fit.
 #[derive(Debug, Clone)]
 pub struct Budgets {
     /// Batches kept for the compaction that takes a file ([`BatchCache`]).
     pub batches: Arc<BatchBudget>,
     /// Decoded files kept for lookups and row-wise compactions ([`FileCache`],
     /// `lookup.cache-max-memory-size`).
-    pub files: Arc<BatchBudget>,
+    pub files: Arc<FileBudget>,
 }
 
 impl Budgets {
     /// At most `batches` bytes of written files kept for compaction and `files` bytes
     /// of decoded files kept for lookups.
     pub fn new(batches: usize, files: usize) -> Self {
-        Budgets { batches: BatchBudget::new(batches), files: BatchBudget::new(files) }
+        Budgets { batches: BatchBudget::new(batches), files: FileBudget::new(files) }
     }
 
     /// `mib` MiB in all, half for each cache (a worker's `*_cache_mib` setting).

@@ -226,6 +226,9 @@ pub fn lookup_file(
     }
     let bytes_per_row = flushed.get_array_memory_size() / flushed.num_rows().max(1);
     let whole = usize::try_from(f.meta.row_count).unwrap_or(usize::MAX).saturating_mul(bytes_per_row);
+    // Kept whole only if it fits in what the budget has left: a file that would push
+    // others out is probed for the keys instead (a flush probes every file of the
+    // bucket in turn, and evicting to fit each would decode every file every time).
     if whole <= cache.room() {
         return cache.get(info, dir, name);
     }

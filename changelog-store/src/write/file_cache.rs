@@ -3,9 +3,9 @@
 //! engines. Files are immutable, so a file name identifies its content forever.
 //!
 //! The memory is bounded by Paimon's `lookup.cache-max-memory-size` (default 256 mb),
-//! one budget shared by all bucket writers of a table write: a file that no longer
-//! fits evicts the bucket's least recently used files, and is read from disk again when
-//! it is needed. Without the bound the cache held every live record of the table as rows
+//! one budget ([`FileBudget`]) shared by all bucket writers of a table write (or of a
+//! process's table writes): a file that no longer fits evicts the least recently used
+//! files of any of them, and is read from disk again when it is needed. Without the bound the cache held every live record of the table as rows
 //! of `Datum`s, so a writer's memory grew with the table (store benchmark with the `lookup`
 //! producer: 1.50 GB peak RSS at 1M upserts, 3.15 GB at 2M; 0.55 and 0.70 GB now).
 
@@ -14,11 +14,10 @@ use crate::data::reader::KvBatchReader;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::Result;
 use crate::table_info::TableInfo;
-use crate::write::batch_cache::{BatchBudget, Charge};
 use arrow_array::RecordBatch;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A file's records in key order, and their keys.
 pub struct CachedFile {
@@ -48,21 +47,81 @@ impl CachedFile {
 
 struct Entry {
     records: Arc<CachedFile>,
-    /// Given back to the budget when the entry goes.
-    _charge: Charge,
+    bytes: usize,
     last_used: u64,
 }
 
-/// Cache of decoded files of one bucket.
-pub struct FileCache {
-    files: HashMap<String, Entry>,
+/// The decoded files of every cache sharing a budget, and their bytes.
+#[derive(Default)]
+struct Shared {
+    used: usize,
     tick: u64,
-    budget: Arc<BatchBudget>,
+    next_cache: u64,
+    /// By (cache, file name).
+    files: HashMap<(u64, String), Entry>,
+}
+
+impl Shared {
+    fn remove(&mut self, key: &(u64, String)) {
+        if let Some(e) = self.files.remove(key) {
+            self.used -= e.bytes;
+        }
+    }
+}
+
+/// The memory of decoded files, shared by every [`FileCache`] made with it (the
+/// bucket writers of one table write, or of every table a process writes). One least
+/// recently used order spans all of them: a file that needs room evicts whichever
+/// cache's file was used longest ago, so the files of a table that went idle make
+/// room for the tables being written.
+pub struct FileBudget {
+    limit: usize,
+    shared: Mutex<Shared>,
+}
+
+impl std::fmt::Debug for FileBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBudget").field("limit", &self.limit).field("used", &self.used()).finish()
+    }
+}
+
+impl FileBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(FileBudget { limit, shared: Mutex::new(Shared::default()) })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn used(&self) -> usize {
+        self.lock().used
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // The map stays consistent between statements: a panic elsewhere leaves it usable.
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Cache of decoded files of one bucket, in a [`FileBudget`].
+pub struct FileCache {
+    id: u64,
+    budget: Arc<FileBudget>,
 }
 
 impl FileCache {
-    pub fn new(budget: Arc<BatchBudget>) -> Self {
-        FileCache { files: HashMap::new(), tick: 0, budget }
+    pub fn new(budget: Arc<FileBudget>) -> Self {
+        let id = {
+            let mut s = budget.lock();
+            s.next_cache += 1;
+            s.next_cache
+        };
+        FileCache { id, budget }
+    }
+
+    fn key(&self, name: &str) -> (u64, String) {
+        (self.id, name.to_string())
     }
 
     pub fn get(&mut self, info: &TableInfo, dir: &Path, name: &str) -> Result<Arc<CachedFile>> {
@@ -76,9 +135,11 @@ impl FileCache {
 
     /// The decoded file if cached, now the most recently used.
     pub fn hit(&mut self, name: &str) -> Option<Arc<CachedFile>> {
-        self.tick += 1;
-        let e = self.files.get_mut(name)?;
-        e.last_used = self.tick;
+        let mut s = self.budget.lock();
+        s.tick += 1;
+        let tick = s.tick;
+        let e = s.files.get_mut(&self.key(name))?;
+        e.last_used = tick;
         Some(e.records.clone())
     }
 
@@ -89,33 +150,30 @@ impl FileCache {
 
     /// The decoded file if cached (no I/O).
     pub fn peek(&self, name: &str) -> Option<Arc<CachedFile>> {
-        self.files.get(name).map(|e| e.records.clone())
+        self.budget.lock().files.get(&self.key(name)).map(|e| e.records.clone())
     }
 
-    /// Keeps `records` as the content of `name`, evicting this bucket's least recently
-    /// used files while the shared budget is exceeded. A file larger than the whole
-    /// budget is not kept.
+    /// Keeps `records` as the content of `name`, evicting the least recently used files
+    /// of all caches sharing the budget while it is exceeded. A file larger than the
+    /// whole budget is not kept.
     pub fn insert(&mut self, name: &str, records: Arc<CachedFile>) {
-        self.tick += 1;
+        let key = self.key(name);
         let bytes = records.mem_size();
-        if bytes > self.budget.limit() {
-            self.files.remove(name);
+        let limit = self.budget.limit;
+        let mut s = self.budget.lock();
+        s.remove(&key);
+        if bytes > limit {
             return;
         }
-        let entry = Entry { records, _charge: self.budget.charge(bytes), last_used: self.tick };
-        self.files.insert(name.to_string(), entry);
-        while self.budget.used() > self.budget.limit() {
-            let victim = self
-                .files
-                .iter()
-                .filter(|(n, _)| n.as_str() != name)
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(n, _)| n.clone());
+        s.tick += 1;
+        let last_used = s.tick;
+        s.used += bytes;
+        s.files.insert(key.clone(), Entry { records, bytes, last_used });
+        while s.used > limit {
+            let victim =
+                s.files.iter().filter(|(k, _)| **k != key).min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone());
             match victim {
-                Some(v) => {
-                    self.files.remove(&v);
-                }
-                // Other buckets hold the rest; they evict on their next insert.
+                Some(v) => s.remove(&v),
                 None => break,
             }
         }
@@ -123,7 +181,22 @@ impl FileCache {
 
     /// Drops files that are no longer part of the bucket.
     pub fn retain(&mut self, live: &HashSet<&str>) {
-        self.files.retain(|name, _| live.contains(name.as_str()));
+        let mut s = self.budget.lock();
+        let gone: Vec<(u64, String)> =
+            s.files.keys().filter(|(c, n)| *c == self.id && !live.contains(n.as_str())).cloned().collect();
+        for k in &gone {
+            s.remove(k);
+        }
+    }
+}
+
+impl Drop for FileCache {
+    fn drop(&mut self) {
+        let mut s = self.budget.lock();
+        let mine: Vec<(u64, String)> = s.files.keys().filter(|(c, _)| *c == self.id).cloned().collect();
+        for k in &mine {
+            s.remove(k);
+        }
     }
 }
 
@@ -140,30 +213,55 @@ mod tests {
         Arc::new(CachedFile { batch, keys })
     }
 
-    /// The shared budget bounds the total; the least recently used file goes first; a
-    /// file bigger than the budget is not kept; dropping a cache returns its bytes.
+    /// The shared budget bounds the total; the least recently used file goes first,
+    /// whichever cache holds it; a file bigger than the budget is not kept; dropping a
+    /// cache returns its bytes.
     #[test]
     fn evicts_least_recently_used_within_the_budget() {
         let size = file(1000).mem_size();
-        let budget = BatchBudget::new(size * 3);
+        let budget = FileBudget::new(size * 3);
         let mut a = FileCache::new(budget.clone());
         let mut b = FileCache::new(budget.clone());
         a.insert("a1", file(1000));
         a.insert("a2", file(1000));
         b.insert("b1", file(1000));
         assert_eq!(budget.used(), size * 3);
-        // a1 used again: a2 is now a's least recently used.
+        // a1 used again: a2 is now the least recently used of all.
         assert!(a.hit("a1").is_some());
         a.insert("a3", file(1000));
-        assert!(a.peek("a1").is_some() && a.peek("a3").is_some());
+        assert!(a.peek("a1").is_some() && a.peek("a3").is_some() && b.peek("b1").is_some());
         assert!(a.peek("a2").is_none(), "least recently used evicted");
+        assert!(budget.used() <= size * 3);
+        // b's file is the oldest now: a writer of another table takes its room.
+        b.insert("b2", file(1000));
+        assert!(b.peek("b2").is_some() && b.peek("b1").is_none(), "b1 was used longest ago");
+        assert!(a.peek("a1").is_some() && a.peek("a3").is_some(), "a's files were used since");
+        let mut idle = FileCache::new(budget.clone());
+        idle.insert("i1", file(1000));
+        for round in 0..5 {
+            let name = format!("a-round-{round}");
+            a.insert(&name, file(1000));
+            assert!(a.peek(&name).is_some());
+        }
+        assert!(idle.peek("i1").is_none(), "an idle cache's file does not stay forever");
         assert!(budget.used() <= size * 3);
         a.insert("huge", file(4000));
         assert!(a.peek("huge").is_none(), "bigger than the budget: not kept");
         assert!(budget.used() <= size * 3);
+        let held = budget.used();
+        let a_held: usize = (0..5).filter(|r| a.peek(&format!("a-round-{r}")).is_some()).count() * size;
         drop(a);
-        assert_eq!(budget.used(), size);
+        assert_eq!(budget.used(), held - a_held);
         drop(b);
+        drop(idle);
         assert_eq!(budget.used(), 0);
+        // Same name in two caches: two entries.
+        let mut c = FileCache::new(budget.clone());
+        let mut d = FileCache::new(budget.clone());
+        c.insert("x", file(1000));
+        d.insert("x", file(1000));
+        assert_eq!(budget.used(), size * 2);
+        c.insert("x", file(1000));
+        assert_eq!(budget.used(), size * 2, "replacing a file charges it once");
     }
 }

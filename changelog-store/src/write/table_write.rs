@@ -15,6 +15,7 @@ use crate::spec::types::{DataType, TypeRoot};
 use crate::table_info::TableInfo;
 use crate::write::batch_cache::BatchBudget;
 use crate::write::bucket_writer::{BucketWriter, Budgets};
+use crate::write::file_cache::FileBudget;
 use arrow_array::{Array, ArrayRef};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -77,7 +78,7 @@ impl TableWrite {
         let batch_budget = BatchBudget::new(usize::try_from(info.options.write_buffer_size / 2).unwrap_or(usize::MAX));
         let budgets = Budgets {
             batches: batch_budget,
-            files: BatchBudget::new(usize::try_from(info.options.lookup_cache_max_memory_size).unwrap_or(usize::MAX)),
+            files: FileBudget::new(usize::try_from(info.options.lookup_cache_max_memory_size).unwrap_or(usize::MAX)),
         };
         Ok(TableWrite {
             budgets,

@@ -376,7 +376,7 @@ impl Materializer {
     /// committed in between and the kept writer's view of the buckets is stale.
     fn take_write(&mut self) -> Result<changelog_store::TableWrite, MaterializeError> {
         if let Some(w) = self.write.take() {
-            let latest = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+            let latest = self.store.latest_snapshot_id().map_err(self.store_err())?.unwrap_or(0);
             let mut current = latest >= self.write_at;
             for id in self.write_at + 1..=latest {
                 if !current {
@@ -424,7 +424,7 @@ impl Materializer {
         // The store snapshot the rewrite is based on, read first; then Silver
         // brought up to (at least) it on the catalog's head. If the store moves
         // past `base` meanwhile, the check before the store commit drops the rewrite.
-        let base = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+        let base = self.store.latest_snapshot_id().map_err(self.store_err())?.unwrap_or(0);
         self.head = self.committer.catalog().require_table(&self.head.name).await?;
         self.recover().await?;
         let file_io = self.committer.catalog().file_io().clone();
@@ -451,7 +451,7 @@ impl Materializer {
             write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
-        let latest = self.store.latest_snapshot().map_err(self.store_err())?.map_or(0, |s| s.id);
+        let latest = self.store.latest_snapshot_id().map_err(self.store_err())?.unwrap_or(0);
         if latest != base {
             metrics::counter!(names::COMPACTION_CONFLICTS, "layer" => "silver", "table" => self.head.name.to_string())
                 .increment(1);
