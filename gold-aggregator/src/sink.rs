@@ -420,7 +420,7 @@ impl GoldTable {
         let mut attempt = 0;
         let snapshot = loop {
             attempt += 1;
-            match self.commit_state(&batch, gone.as_ref(), props.clone()) {
+            match self.commit_state(&batch, gone.as_ref(), props.clone(), true) {
                 Ok(s) => break s,
                 Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. })
                     if attempt < 3 =>
@@ -536,6 +536,7 @@ impl GoldTable {
         rows: &[RecordBatch],
         gone: Option<&RecordBatch>,
         props: BTreeMap<String, String>,
+        changelog: bool,
     ) -> Result<i64, SinkError> {
         let invalid = self.invalid();
         let mut write = match self.write.take() {
@@ -548,6 +549,7 @@ impl GoldTable {
                 }
             }
         };
+        write.set_changelog(changelog);
         for batch in rows {
             write.write_batch(batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
@@ -555,6 +557,7 @@ impl GoldTable {
             write.write_batch(batch, &[RowKind::Delete]).map_err(self.store_err())?;
         }
         let messages = write.prepare_commit().map_err(self.store_err())?;
+        write.set_changelog(true);
         let committer = self.state.new_committer(self.commit_user.clone());
         let identifier = committer.latest_identifier_of_user().map_err(self.store_err())?.unwrap_or(0) + 1;
         let outcome = committer.commit(identifier, messages, Some(props)).map_err(self.store_err())?;
@@ -644,7 +647,10 @@ impl GoldTable {
             base.properties.unwrap_or_default().into_iter().filter(|(k, _)| k != FILES_KEY).collect();
         props.insert(REWRITE_KEY.to_string(), encoded);
         // A commit racing it since (the store's bucket check) drops it too.
-        let snapshot = match self.commit_state(&relocated, None, props) {
+        // No changelog for it: only locations move, its materialisation takes the
+        // rewrite from the properties, and tables reading this one skip it; the
+        // `lookup` producer would look up every moved row for nothing.
+        let snapshot = match self.commit_state(&relocated, None, props, false) {
             Ok(s) => s,
             Err(SinkError::Store { source: changelog_store::Error::Conflict { message, .. }, .. }) => {
                 dropped(message);

@@ -44,6 +44,8 @@ pub struct BucketWriter {
     clock: SharedClock,
     /// Write-only mode: never compact (a dedicated compactor does it).
     write_only: bool,
+    /// No changelog for what is flushed while set ([`TableWrite::set_changelog`]).
+    changelog_off: bool,
     /// The compaction running in the background, if any (one per bucket at a time).
     running: Option<std::thread::JoinHandle<Result<CompactOutput>>>,
 }
@@ -210,6 +212,7 @@ impl BucketWriter {
             batches: BatchCache::new(budgets.batches),
             clock,
             write_only: false,
+            changelog_off: false,
             running: None,
         })
     }
@@ -217,6 +220,16 @@ impl BucketWriter {
     /// Turns off compaction, including the write stall at the stop trigger.
     pub fn set_write_only(&mut self, write_only: bool) {
         self.write_only = write_only;
+    }
+
+    /// Whether flushes write the table's changelog (default true).
+    pub fn set_changelog(&mut self, on: bool) {
+        self.changelog_off = !on;
+    }
+
+    /// The changelog producer for the next flush.
+    fn producer(&self) -> ChangelogProducer {
+        if self.changelog_off { ChangelogProducer::None } else { self.info.options.changelog_producer }
     }
 
     pub fn buffer_bytes(&self) -> usize {
@@ -293,7 +306,7 @@ impl BucketWriter {
     ) -> Result<()> {
         let files =
             write_kv_batch(&self.info, &self.dir, &merged, self.spec("data", 0, FILE_SOURCE_APPEND), self.now())?;
-        let changelog = match self.info.options.changelog_producer {
+        let changelog = match self.producer() {
             ChangelogProducer::None => None,
             ChangelogProducer::Input => {
                 Some(raw.ok_or_else(|| Error::Unsupported("input changelog without the arrival-order buffer".into()))?)
@@ -320,7 +333,7 @@ impl BucketWriter {
     fn flush_rows(&mut self, raw: arrow_array::RecordBatch) -> Result<()> {
         let mut records = Vec::with_capacity(raw.num_rows());
         from_batch(&self.info, &raw, &mut records)?;
-        let producer = self.info.options.changelog_producer;
+        let producer = self.producer();
         let input_changelog = if producer == ChangelogProducer::Input { records.clone() } else { Vec::new() };
         let merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
         let batch = to_batch(&self.info, &kv_schema(&self.info), &merged)?;

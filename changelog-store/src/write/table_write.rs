@@ -40,6 +40,8 @@ pub struct TableWrite {
     budgets: Budgets,
     compact_on_commit: bool,
     wait_compaction: bool,
+    /// Whether flushes write the changelog ([`TableWrite::set_changelog`]).
+    changelog: bool,
     /// The snapshot `restored` was read from (0: none yet); stamped on every message.
     base_snapshot: i64,
 }
@@ -92,6 +94,7 @@ impl TableWrite {
             buffered: 0,
             compact_on_commit: !write_only,
             wait_compaction: false,
+            changelog: true,
             base_snapshot,
         })
     }
@@ -119,6 +122,20 @@ impl TableWrite {
     pub fn with_wait_compaction(mut self, wait: bool) -> Self {
         self.wait_compaction = wait;
         self
+    }
+
+    /// Whether what is written until the next change of this setting produces the
+    /// table's changelog (`changelog-producer`; default true). Off, its snapshots carry
+    /// data files only, and a changelog reader sees nothing of them: for writes that
+    /// change no value a reader cares about, such as a worker moving the row-location
+    /// columns after rewriting its table's files, where the `lookup` producer would
+    /// look every moved key up for a changelog nobody reads. Call it with the write
+    /// buffer empty (right after [`TableWrite::prepare_commit`]).
+    pub fn set_changelog(&mut self, on: bool) {
+        self.changelog = on;
+        for w in self.writers.values_mut() {
+            w.set_changelog(on);
+        }
     }
 
     pub fn info(&self) -> &TableInfo {
@@ -376,6 +393,7 @@ impl TableWrite {
                 self.budgets.clone(),
             )?;
             w.set_write_only(!self.compact_on_commit);
+            w.set_changelog(self.changelog);
             self.writers.insert(id.clone(), w);
         }
         self.writers.get_mut(&id).ok_or_else(|| Error::Unsupported("bucket writer vanished".into()))
