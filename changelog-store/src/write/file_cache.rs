@@ -18,6 +18,7 @@ use arrow_array::RecordBatch;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A file's records in key order, and their keys.
 pub struct CachedFile {
@@ -59,6 +60,8 @@ struct Shared {
     next_cache: u64,
     /// By (cache, file name).
     files: HashMap<(u64, String), Entry>,
+    /// When each cache was last used.
+    active: HashMap<u64, Instant>,
 }
 
 impl Shared {
@@ -70,12 +73,15 @@ impl Shared {
 }
 
 /// The memory of decoded files, shared by every [`FileCache`] made with it (the
-/// bucket writers of one table write, or of every table a process writes). One least
-/// recently used order spans all of them: a file that needs room evicts whichever
-/// cache's file was used longest ago, so the files of a table that went idle make
-/// room for the tables being written.
+/// bucket writers of one table write, or of every table a process writes). A cache
+/// that needs room evicts its own least recently used files, and those of caches that
+/// have been idle for a while (30 s), oldest first: the files of a table that went
+/// idle make room for the tables being written, while writers that are all busy keep
+/// their shares (evicting each other's files in turn would have each flush decode
+/// files another writer just pushed out).
 pub struct FileBudget {
     limit: usize,
+    idle_after: Duration,
     shared: Mutex<Shared>,
 }
 
@@ -87,7 +93,17 @@ impl std::fmt::Debug for FileBudget {
 
 impl FileBudget {
     pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(FileBudget { limit, shared: Mutex::new(Shared::default()) })
+        Self::with_idle_after(limit, Duration::from_secs(30))
+    }
+
+    /// A budget whose caches count as idle after `idle_after` without use.
+    pub fn with_idle_after(limit: usize, idle_after: Duration) -> Arc<Self> {
+        Arc::new(FileBudget { limit, idle_after, shared: Mutex::new(Shared::default()) })
+    }
+
+    /// Whether cache `me` may evict the entry `key`: its own, or an idle cache's.
+    fn evictable(&self, s: &Shared, me: u64, key: &(u64, String), now: Instant) -> bool {
+        key.0 == me || s.active.get(&key.0).is_none_or(|t| now.saturating_duration_since(*t) >= self.idle_after)
     }
 
     pub fn limit(&self) -> usize {
@@ -136,6 +152,7 @@ impl FileCache {
     /// The decoded file if cached, now the most recently used.
     pub fn hit(&mut self, name: &str) -> Option<Arc<CachedFile>> {
         let mut s = self.budget.lock();
+        s.active.insert(self.id, Instant::now());
         s.tick += 1;
         let tick = s.tick;
         let e = s.files.get_mut(&self.key(name))?;
@@ -143,9 +160,18 @@ impl FileCache {
         Some(e.records.clone())
     }
 
-    /// Bytes the shared budget has left.
+    /// Bytes the shared budget has left, counting what idle caches hold (an insert
+    /// evicts it).
     pub fn room(&self) -> usize {
-        self.budget.limit().saturating_sub(self.budget.used())
+        let s = self.budget.lock();
+        let now = Instant::now();
+        let idle: usize = s
+            .files
+            .iter()
+            .filter(|(k, _)| k.0 != self.id && self.budget.evictable(&s, self.id, k, now))
+            .map(|(_, e)| e.bytes)
+            .sum();
+        (self.budget.limit + idle).saturating_sub(s.used)
     }
 
     /// The decoded file if cached (no I/O).
@@ -153,15 +179,17 @@ impl FileCache {
         self.budget.lock().files.get(&self.key(name)).map(|e| e.records.clone())
     }
 
-    /// Keeps `records` as the content of `name`, evicting the least recently used files
-    /// of all caches sharing the budget while it is exceeded. A file larger than the
-    /// whole budget is not kept.
+    /// Keeps `records` as the content of `name`, evicting (least recently used first)
+    /// this cache's files and idle caches' while the shared budget is exceeded. A file
+    /// larger than the whole budget is not kept.
     pub fn insert(&mut self, name: &str, records: Arc<CachedFile>) {
         let key = self.key(name);
         let bytes = records.mem_size();
         let limit = self.budget.limit;
+        let now = Instant::now();
         let mut s = self.budget.lock();
         s.remove(&key);
+        s.active.insert(self.id, now);
         if bytes > limit {
             return;
         }
@@ -170,10 +198,15 @@ impl FileCache {
         s.used += bytes;
         s.files.insert(key.clone(), Entry { records, bytes, last_used });
         while s.used > limit {
-            let victim =
-                s.files.iter().filter(|(k, _)| **k != key).min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone());
+            let victim = s
+                .files
+                .iter()
+                .filter(|(k, _)| **k != key && self.budget.evictable(&s, self.id, k, now))
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
             match victim {
                 Some(v) => s.remove(&v),
+                // Busy caches hold the rest; they evict on their next insert.
                 None => break,
             }
         }
@@ -197,6 +230,7 @@ impl Drop for FileCache {
         for k in &mine {
             s.remove(k);
         }
+        s.active.remove(&self.id);
     }
 }
 
@@ -219,7 +253,8 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_within_the_budget() {
         let size = file(1000).mem_size();
-        let budget = FileBudget::new(size * 3);
+        // Every other cache counts as idle at once: one LRU order over all of them.
+        let budget = FileBudget::with_idle_after(size * 3, Duration::ZERO);
         let mut a = FileCache::new(budget.clone());
         let mut b = FileCache::new(budget.clone());
         a.insert("a1", file(1000));
@@ -263,5 +298,30 @@ mod tests {
         assert_eq!(budget.used(), size * 2);
         c.insert("x", file(1000));
         assert_eq!(budget.used(), size * 2, "replacing a file charges it once");
+    }
+
+    /// Busy caches keep their files: a cache over the budget evicts its own; another
+    /// cache's files go only once that cache has been idle.
+    #[test]
+    fn busy_caches_keep_their_share_and_idle_ones_make_room() {
+        let size = file(1000).mem_size();
+        let budget = FileBudget::with_idle_after(size * 3, Duration::from_millis(200));
+        let mut a = FileCache::new(budget.clone());
+        let mut b = FileCache::new(budget.clone());
+        b.insert("b1", file(1000));
+        b.insert("b2", file(1000));
+        a.insert("a1", file(1000));
+        assert_eq!(a.room(), 0, "b is busy: its files are not room");
+        a.insert("a2", file(1000));
+        assert!(b.peek("b1").is_some() && b.peek("b2").is_some(), "b's older files stay");
+        assert!(a.peek("a2").is_some() && a.peek("a1").is_none(), "a evicted its own");
+        assert!(budget.used() <= size * 3);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(a.room(), size * 2, "b went idle: its files count as room");
+        a.insert("a3", file(1000));
+        a.insert("a4", file(1000));
+        assert!(["a2", "a3", "a4"].iter().all(|n| a.peek(n).is_some()), "a took the idle cache's room");
+        assert!(b.peek("b1").is_none() && b.peek("b2").is_none());
+        assert_eq!(budget.used(), size * 3);
     }
 }
