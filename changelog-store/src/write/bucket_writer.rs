@@ -53,9 +53,9 @@ pub struct BucketWriter {
 /// Memory budgets shared by the bucket writers of one table write: by default its
 /// own, from the table's options; a process writing many tables can share one set
 /// across their writes ([`TableWrite::with_budgets`](crate::TableWrite::with_budgets)),
-/// so that its memory does not grow with the number of tables. The decoded files'
-/// budget evicts across writers (least recently used first); the batches' budget
-/// refuses what does not fit.
+/// so that its memory does not grow with the number of tables. A writer over the decoded
+/// files' budget evicts its own files and idle writers' ([`FileBudget`]); the batches'
+/// budget refuses what does not fit.
 #[derive(Debug, Clone)]
 pub struct Budgets {
     /// Batches kept for the compaction that takes a file ([`BatchCache`]).

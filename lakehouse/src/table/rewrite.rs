@@ -517,10 +517,10 @@ pub async fn plan(
         let table = table.clone();
         move |source| RewriteError::Iceberg { table: table.clone(), what, source: Box::new(source) }
     };
-    let mut data: Vec<DataFile> = Vec::new();
+    // Data files, and whether each was written with the current partition spec
+    // (only those are merged).
+    let mut data: Vec<(DataFile, bool)> = Vec::new();
     let mut deletes: Vec<DataFile> = Vec::new();
-    // Data files written with the current partition spec (only they are merged).
-    let mut current_spec: HashSet<String> = HashSet::new();
     for m in manifests_of(file_io, metadata, snapshot).await.map_err(ice("reading the manifest list".into()))? {
         let manifest = m.load_manifest(file_io).await.map_err(ice(format!("reading manifest {}", m.manifest_path)))?;
         let current = m.partition_spec_id == metadata.default_partition_spec_id();
@@ -529,12 +529,7 @@ pub async fn plan(
                 continue;
             }
             match e.data_file().content_type() {
-                DataContentType::Data => {
-                    if current {
-                        current_spec.insert(e.data_file().file_path().to_string());
-                    }
-                    data.push(e.data_file().clone())
-                }
+                DataContentType::Data => data.push((e.data_file().clone(), current)),
                 DataContentType::PositionDeletes => deletes.push(e.data_file().clone()),
                 DataContentType::EqualityDeletes => {
                     return Err(invalid(&table, "equality delete files are not supported".into()));
@@ -543,7 +538,7 @@ pub async fn plan(
         }
     }
     // Which positions each delete file removes, by data file.
-    let live: HashSet<String> = data.iter().map(|f| f.file_path().to_string()).collect();
+    let live: HashSet<String> = data.iter().map(|(f, _)| f.file_path().to_string()).collect();
     let mut deleted: HashMap<String, BTreeSet<i64>> = HashMap::new();
     let mut delete_files_of: HashMap<String, usize> = HashMap::new();
     let mut targets_of: Vec<BTreeSet<String>> = Vec::with_capacity(deletes.len());
@@ -577,16 +572,18 @@ pub async fn plan(
         targets_of.push(targets);
     }
     // Most-deleted first, up to the group size.
-    let (mut candidates, rest): (Vec<(f64, DataFile)>, Vec<(f64, DataFile)>) = data
-        .into_iter()
-        .map(|f| {
-            let n = deleted.get(f.file_path()).map_or(0, BTreeSet::len) as f64;
-            let ratio = if f.record_count() == 0 { 1.0 } else { n / f.record_count() as f64 };
-            let files = delete_files_of.get(f.file_path()).copied().unwrap_or(0);
-            let hit = n > 0.0 && (ratio >= policy.delete_ratio_threshold || files >= policy.delete_file_threshold);
-            (if hit { ratio } else { -1.0 }, f)
-        })
-        .partition(|(ratio, _)| *ratio >= 0.0);
+    let mut candidates: Vec<(f64, DataFile)> = Vec::new();
+    let mut rest: Vec<(DataFile, bool)> = Vec::new();
+    for (f, current) in data {
+        let n = deleted.get(f.file_path()).map_or(0, BTreeSet::len) as f64;
+        let ratio = if f.record_count() == 0 { 1.0 } else { n / f.record_count() as f64 };
+        let files = delete_files_of.get(f.file_path()).copied().unwrap_or(0);
+        if n > 0.0 && (ratio >= policy.delete_ratio_threshold || files >= policy.delete_file_threshold) {
+            candidates.push((ratio, f));
+        } else {
+            rest.push((f, current));
+        }
+    }
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.file_path().cmp(b.1.file_path())));
     let mut picked = Vec::new();
     let mut bytes = 0u64;
@@ -602,39 +599,31 @@ pub async fn plan(
     // in what is left of the group size.
     if policy.min_file_size > 0 {
         let mut small: HashMap<Struct, Vec<DataFile>> = HashMap::new();
-        for (_, f) in rest {
-            if f.file_size_in_bytes() < policy.min_file_size && current_spec.contains(f.file_path()) {
+        for (f, current) in rest {
+            if current && f.file_size_in_bytes() < policy.min_file_size {
                 small.entry(f.partition().clone()).or_default().push(f);
             }
         }
-        let mut partitions: Vec<Vec<DataFile>> = small.into_values().collect();
-        partitions.sort_by(|a, b| {
-            b.len().cmp(&a.len()).then_with(|| {
-                let first = |v: &[DataFile]| v.iter().map(|f| f.file_path().to_string()).min();
-                first(a).cmp(&first(b))
-            })
-        });
+        let mut partitions: Vec<(String, Vec<DataFile>)> = small
+            .into_values()
+            .map(|v| (v.iter().map(|f| f.file_path()).min().unwrap_or_default().to_string(), v))
+            .collect();
+        partitions.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
         // What the deletes already rewrite in a partition goes into its output too.
-        let mut forced: HashMap<&Struct, (u64, usize)> = HashMap::new();
+        let mut forced: HashMap<Struct, (u64, usize)> = HashMap::new();
         for p in &picked {
-            let f = forced.entry(p.file.partition()).or_default();
+            let f = forced.entry(p.file.partition().clone()).or_default();
             f.0 += p.file.file_size_in_bytes();
             f.1 += 1;
         }
-        let mut groups = Vec::new();
-        for files in partitions {
+        for (_, files) in partitions {
             let sizes: Vec<u64> = files.iter().map(DataFile::file_size_in_bytes).collect();
             let with = forced.get(files[0].partition()).copied().unwrap_or_default();
             let budget = policy.max_group_bytes.saturating_sub(bytes);
-            let group = small_file_group(&sizes, with, policy.min_input_files, budget);
-            bytes += group.iter().map(|&i| sizes[i]).sum::<u64>();
-            groups.push((files, group));
-        }
-        for (files, group) in groups {
-            for i in group {
-                let f = files[i].clone();
-                let d = deleted.remove(f.file_path()).unwrap_or_default();
-                picked.push(Picked { file: f, deleted: d });
+            for i in small_file_group(&sizes, with, policy.min_input_files, budget) {
+                bytes += sizes[i];
+                let d = deleted.remove(files[i].file_path()).unwrap_or_default();
+                picked.push(Picked { file: files[i].clone(), deleted: d });
             }
         }
     }

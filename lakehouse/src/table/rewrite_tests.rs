@@ -162,8 +162,8 @@ async fn data_files_by_partition(lake: &Lake, head: &LoadedTable) -> HashMap<Str
     for m in crate::table::commit::manifests_of(file_io, &head.metadata, snapshot).await.expect("manifests") {
         for e in m.load_manifest(file_io).await.expect("manifest").entries() {
             if e.status() != iceberg::spec::ManifestStatus::Deleted {
-                let p = format!("{:?}", e.data_file().partition());
-                *out.entry(if p.contains("eu") { "eu".to_string() } else { "us".to_string() }).or_insert(0) += 1;
+                let p = ["eu", "us"].into_iter().find(|r| e.data_file().partition() == &region(r)).expect("eu or us");
+                *out.entry(p.to_string()).or_insert(0) += 1;
             }
         }
     }

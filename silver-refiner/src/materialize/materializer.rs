@@ -269,12 +269,12 @@ impl Materializer {
     /// Materialises every store snapshot Silver has not seen (after a crash
     /// between the store commit and the Iceberg commit).
     pub async fn recover(&mut self) -> Result<Vec<Silvered>, MaterializeError> {
-        let Some(latest) = self.store.latest_snapshot().map_err(self.store_err())? else { return Ok(Vec::new()) };
+        let Some(latest) = self.store.latest_snapshot_id().map_err(self.store_err())? else { return Ok(Vec::new()) };
         let from = self.materialized().unwrap_or(0) + 1;
         let mut out = Vec::new();
-        if from <= latest.id {
-            tracing::info!(entity = %self.entity, from, to = latest.id, "materialising store snapshots Silver lacks");
-            out = self.materialize_through(latest.id).await?;
+        if from <= latest {
+            tracing::info!(entity = %self.entity, from, to = latest, "materialising store snapshots Silver lacks");
+            out = self.materialize_through(latest).await?;
         }
         Ok(out)
     }
