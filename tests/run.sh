@@ -48,7 +48,7 @@ export LAKEHOUSE_TEST_PG_URL="$PG_URL"
 rm -f "$RUN_DIR"/broker.db*
 LAKEHOUSE_RUN_DIR="$RUN_DIR" BROKER_PORT="$BROKER_PORT" "$BROKER_SH" start sqlite
 export LAKEHOUSE_TEST_BROKER="$BROKER"
-# 3b. The reference broker, Apache Kafka 4.x (tests/apache_kafka.sh).
+# 3b. The reference broker, Apache Kafka 4.x, and a 3.x one beside it (tests/apache_kafka.sh).
 start_apache_kafka
 
 # 4. Build once (release: the same artifacts serve tests, demo and benchmarks).

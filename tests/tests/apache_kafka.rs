@@ -10,10 +10,15 @@
 //! - a topic deleted and created again with more messages than the stored
 //!   position: refused (never skipped), then read from its new start once the
 //!   operator accepts the new topic id;
-//! - two ingestors in one group, one killed: the other takes its partitions.
+//! - two ingestors in one group, one killed: the other takes its partitions;
+//! - zstd on Apache Kafka 3.x (a second broker, `KAFKA_VERSION=3.9.2
+//!   deploy/local/kafka.sh`, address in `LAKEHOUSE_TEST_KAFKA3`): 3.x answers
+//!   Fetch < v10 on zstd topics with UNSUPPORTED_COMPRESSION_TYPE, so this
+//!   shows the negotiated version reads them, through the fetcher and the
+//!   ingestor.
 //!
-//! Without `LAKEHOUSE_TEST_KAFKA` the tests say loudly that they are skipped,
-//! and fail under `CI=true`.
+//! Without `LAKEHOUSE_TEST_KAFKA` (`LAKEHOUSE_TEST_KAFKA3`) the tests say loudly
+//! that they are skipped, and fail under `CI=true`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +32,7 @@ use lakehouse::catalog::{SqlCatalog, TableName};
 use lakehouse::kafka::RdCluster;
 use lakehouse::kafka::fetcher::{Event, FetchSettings, Fetcher, Start};
 use lakehouse::kafka::topic_id::{TopicIds, topic_ids};
+use lakehouse::kafka::wire::{self, errors};
 use lakehouse::table::commit::{Committer, Operation};
 use lakehouse::table::create::load_or_create;
 use lakehouse::table::position::{Offsets, committed_offsets, committed_topic_ids, fence_offsets};
@@ -41,11 +47,27 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 /// The Apache Kafka broker, or `None` (skipped, loudly) outside tests/run.sh;
 /// under `CI=true` a missing broker fails the test.
 fn kafka() -> Option<String> {
-    match std::env::var("LAKEHOUSE_TEST_KAFKA") {
+    broker_from_env(
+        "LAKEHOUSE_TEST_KAFKA",
+        "the Apache Kafka tests need the broker that tests/run.sh starts (deploy/local/kafka.sh start; \
+         LAKEHOUSE_TEST_KAFKA=127.0.0.1:29092)",
+    )
+}
+
+/// The Apache Kafka 3.x broker, like [`kafka`].
+fn kafka3() -> Option<String> {
+    broker_from_env(
+        "LAKEHOUSE_TEST_KAFKA3",
+        "the Kafka 3.x test needs the 3.x broker that tests/run.sh starts (KAFKA_VERSION=3.9.2 \
+         deploy/local/kafka.sh start; LAKEHOUSE_TEST_KAFKA3=127.0.0.1:29192)",
+    )
+}
+
+fn broker_from_env(var: &str, why: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(b) if !b.is_empty() => Some(b),
         _ => {
-            let msg = "LAKEHOUSE_TEST_KAFKA is not set: the Apache Kafka tests need the broker that tests/run.sh \
-                       starts (deploy/local/kafka.sh start; LAKEHOUSE_TEST_KAFKA=127.0.0.1:29092)";
+            let msg = format!("{var} is not set: {why}");
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
             eprintln!("SKIPPED: {msg}");
             None
@@ -164,14 +186,62 @@ fn mixed_messages(n: usize) -> Vec<Produced> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_codec_including_zstd_reads_back() {
     let Some(kafka) = kafka() else { return };
+    codecs_read_back(&kafka, "apkcodec", &["none", "gzip", "snappy", "lz4", "zstd"]).await;
+}
+
+/// Issue 14: Kafka 3.x answers Fetch < v10 on a zstd topic with
+/// UNSUPPORTED_COMPRESSION_TYPE (a fetcher stuck on v4 retried forever). With
+/// the version negotiated from ApiVersions, zstd batches come back from a real
+/// 3.x broker, and the ingestor lands every record once.
+#[tokio::test(flavor = "multi_thread")]
+async fn zstd_reads_back_on_kafka_3() {
+    let Some(kafka) = kafka3() else { return };
+    let topics = codecs_read_back(&kafka, "apk3codec", &["zstd"]).await;
+    // The broker is one that refuses zstd to old Fetch versions: the defect's
+    // precondition holds here, and the fetcher's negotiated version avoids it.
+    for (version, want) in [(wire::FETCH_MIN_VERSION, errors::UNSUPPORTED_COMPRESSION_TYPE), (11, errors::NONE)] {
+        let code = fetch_error_code(&kafka, &topics[0], version);
+        assert_eq!(code, want, "Kafka 3.x answers Fetch v{version} on a zstd topic with {}", errors::name(code));
+    }
+}
+
+/// The error code of partition 0 of `topic` in a raw Fetch of `version` from offset 0.
+fn fetch_error_code(kafka: &str, topic: &str, version: i16) -> i16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(kafka).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = wire::FetchRequest {
+        version,
+        max_wait_ms: 0,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        isolation_level: 0,
+        topics: vec![(topic, vec![(0, 0, 1 << 20)])],
+    };
+    s.write_all(&request.encode(7, "lakehouse-test")).unwrap();
+    let mut head = [0u8; 8];
+    s.read_exact(&mut head).unwrap();
+    let size = i32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+    assert_eq!(i32::from_be_bytes(head[4..].try_into().unwrap()), 7, "correlation id");
+    let mut body = vec![0u8; size - 4];
+    s.read_exact(&mut body).unwrap();
+    let partitions = wire::decode_fetch(&body.into(), version).unwrap();
+    assert_eq!(partitions.len(), 1, "one partition in the answer");
+    partitions[0].error_code
+}
+
+/// Produces 2000 mixed records per codec (one topic each), reads them back with
+/// the fetcher (from the start and from offset 1234) and with the ingestor;
+/// returns the topics.
+async fn codecs_read_back(kafka: &str, name: &str, codecs: &[&str]) -> Vec<String> {
     lakehouse::telemetry::init_logging("text");
     let msgs = mixed_messages(2000);
-    let prefix = unique("apkcodec");
+    let prefix = unique(name);
     let mut topics = Vec::new();
-    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+    for &codec in codecs {
         let topic = format!("{prefix}.{codec}");
-        create_topic_on(&kafka, &topic, 1).await;
-        let mut cfg: ClientConfig = producer_config(&kafka);
+        create_topic_on(kafka, &topic, 1).await;
+        let mut cfg: ClientConfig = producer_config(kafka);
         cfg.set("compression.type", codec).set("linger.ms", "20").set("batch.num.messages", "400");
         let producer: FutureProducer = cfg.create().unwrap();
         let mut pending = Vec::new();
@@ -190,13 +260,13 @@ async fn every_codec_including_zstd_reads_back() {
         }
 
         for from in [None, Some(1234)] {
-            let (got, codecs) = tokio::task::spawn_blocking({
-                let (kafka, topic) = (kafka.clone(), topic.clone());
+            let (got, seen) = tokio::task::spawn_blocking({
+                let (kafka, topic) = (kafka.to_string(), topic.clone());
                 move || fetch_all(&kafka, &topic, from, 2000 - from.unwrap_or(0) as usize)
             })
             .await
             .unwrap();
-            assert!(codecs.contains(codec), "{codec}: the broker returned batches compressed with {codecs:?}");
+            assert!(seen.contains(codec), "{codec}: the broker returned batches compressed with {seen:?}");
             let skip = from.unwrap_or(0) as usize;
             assert_eq!(got.len(), msgs.len() - skip, "{codec} from {from:?}: record count");
             for (i, ((offset, rec), want)) in got.iter().zip(&msgs[skip..]).enumerate() {
@@ -208,7 +278,7 @@ async fn every_codec_including_zstd_reads_back() {
     }
 
     let lake = Lake::sqlite();
-    let config = lake.config_on(&kafka, "apkcodec", &topics, None, "");
+    let config = lake.config_on(kafka, name, &topics, None, "");
     ingest_until_idle(&config, "2s");
     let catalog = lake.connect().await;
     for topic in &topics {
@@ -221,6 +291,7 @@ async fn every_codec_including_zstd_reads_back() {
             }
         }
     }
+    topics
 }
 
 /// Reads `want` records of `topic`/0 from `from` with our fetcher; also the codecs seen.

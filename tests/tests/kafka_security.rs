@@ -9,9 +9,15 @@
 //! - a wrong password stops the worker quickly with a clear error (no hang, no
 //!   crash loop of retries), again without the password in it.
 //!
+//! - through the SSL listener with `ssl.client.auth=required` (mutual TLS),
+//!   both clients present the client certificate and every event lands once;
+//!   without the certificate the worker stops with an error naming the broker
+//!   instead of waiting for data that never comes.
+//!
 //! Needs `LAKEHOUSE_TEST_KAFKA` (plaintext listener: topics and producing),
-//! `LAKEHOUSE_TEST_KAFKA_SASL_SSL` and `LAKEHOUSE_TEST_KAFKA_TLS_DIR` (`ca.pem`,
-//! `password`), exported by tests/apache_kafka.sh. Without them the tests say
+//! `LAKEHOUSE_TEST_KAFKA_SASL_SSL`, `LAKEHOUSE_TEST_KAFKA_SSL` and
+//! `LAKEHOUSE_TEST_KAFKA_TLS_DIR` (`ca.pem`, `password`, `client.pem`,
+//! `client.key`), exported by tests/apache_kafka.sh. Without them the tests say
 //! they are skipped, and fail under `CI=true`.
 #![allow(clippy::unwrap_used)]
 
@@ -27,8 +33,9 @@ use lakehouse::kafka::fetcher::{Event, FetchSettings, Fetcher, Start};
 use lakehouse::kafka::security::Security;
 use lakehouse_tests::*;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 struct Secured {
     plain: String,
@@ -53,6 +60,52 @@ fn secured() -> Option<Secured> {
             None
         }
     }
+}
+
+/// The SSL listener that requires a client certificate, and the files to present.
+struct MutualTls {
+    plain: String,
+    ssl: String,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn mutual_tls() -> Option<MutualTls> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("LAKEHOUSE_TEST_KAFKA"), var("LAKEHOUSE_TEST_KAFKA_SSL"), var("LAKEHOUSE_TEST_KAFKA_TLS_DIR")) {
+        (Some(plain), Some(ssl), Some(dir)) => {
+            let dir = PathBuf::from(dir);
+            let (ca, cert, key) = (dir.join("ca.pem"), dir.join("client.pem"), dir.join("client.key"));
+            for f in [&ca, &cert, &key] {
+                assert!(f.is_file(), "{} is missing: deploy/local/kafka.sh makes it", f.display());
+            }
+            Some(MutualTls { plain, ssl, ca, cert, key })
+        }
+        _ => {
+            let msg = "LAKEHOUSE_TEST_KAFKA, LAKEHOUSE_TEST_KAFKA_SSL and LAKEHOUSE_TEST_KAFKA_TLS_DIR are not all \
+                       set: the mutual TLS tests need the broker tests/run.sh starts (deploy/local/kafka.sh)";
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+            eprintln!("SKIPPED: {msg}");
+            None
+        }
+    }
+}
+
+/// `[kafka.properties]` for the SSL listener, with or without the client certificate.
+fn ssl_properties(k: &MutualTls, client_certificate: bool) -> String {
+    let mut p = format!(
+        "[kafka.properties]\n\"security.protocol\" = \"ssl\"\n\"ssl.ca.location\" = {:?}\n",
+        k.ca.display().to_string()
+    );
+    if client_certificate {
+        p += &format!(
+            "\"ssl.certificate.location\" = {:?}\n\"ssl.key.location\" = {:?}\n",
+            k.cert.display().to_string(),
+            k.key.display().to_string()
+        );
+    }
+    p
 }
 
 /// `[kafka.properties]` for the SASL_SSL listener; the password stays out (env).
@@ -208,9 +261,66 @@ async fn a_wrong_password_stops_the_worker_with_a_clear_error() {
     assert!(!text.contains(&wrong) && !text.contains(&k.password), "a password appears in the log:\n{text}");
 }
 
-/// Not a test: the fetcher's throughput over TLS + SCRAM against plaintext, on
-/// one backlog of the same broker (`cargo test --release -p lakehouse-tests
-/// --test kafka_security -- --ignored --nocapture`). Prints, never asserts a time.
+/// Mutual TLS: the SSL listener requires a client certificate; librdkafka
+/// (membership) and the fetcher (records) both present it. Without the one,
+/// no partition is assigned; without the other, no record arrives: every
+/// event landing once shows both did.
+#[tokio::test(flavor = "multi_thread")]
+async fn bronze_through_mutual_tls_exactly_once() {
+    let Some(k) = mutual_tls() else { return };
+    let lake = Lake::sqlite();
+    let prefix = unique("mtls");
+    for t in lakehouse_generator::TABLES {
+        create_topic_on(&k.plain, &format!("{prefix}.public.{t}"), 2).await;
+    }
+    let truth = generate_on(&k.plain, &prefix, 10_000, 43, &lake.dir.path().join("t1.json"), &[]);
+    let pattern = format!("^{prefix}\\..*");
+    let config = lake.config_on(&k.ssl, "mtls", &[], Some(&pattern), &ssl_properties(&k, true));
+    let out = ingest_until_idle(&config, "2s");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let checked = text.lines().find(|l| l.contains("broker connection authenticated"));
+    assert!(checked.is_some_and(|l| l.contains(&k.ssl) && l.contains("ssl")), "{text}");
+    let catalog = lake.connect().await;
+    let rows: Vec<BronzeRow> = all_bronze_rows(&catalog).await.into_values().flatten().collect();
+    assert_exactly_once(&rows);
+    assert_matches_truth(&rows, &truth);
+    assert_eq!(rows.len() as u64, truth.events, "every event once through mutual TLS");
+}
+
+/// Without a client certificate the SSL listener refuses the connection (with
+/// TLS 1.3 only after the client's side of the handshake): the worker stops at
+/// start with an error naming the broker, exit code non-zero, no hang.
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_without_a_client_certificate_stops_the_worker() {
+    let Some(k) = mutual_tls() else { return };
+    let lake = Lake::sqlite();
+    let topic = unique("mtlsbad");
+    create_topic_on(&k.plain, &topic, 1).await;
+    let config = lake.config_on(&k.ssl, "mtlsbad", &[topic], None, &ssl_properties(&k, false));
+    let log = lake.dir.path().join("nocert.log");
+    let start = Instant::now();
+    let mut run = spawn_with(&config, &log, Some("2s"), &[]);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "a refused client certificate must stop the worker, not leave it waiting; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains(&k.ssl) && text.contains("client certificate"), "the error names the broker:\n{text}");
+}
+
+/// Not a test: the throughput over TLS + SCRAM against plaintext, on one
+/// backlog of the same broker, of both data paths: our fetcher (rustls) and
+/// librdkafka's own fetching (OpenSSL; a BaseConsumer assigned the partition),
+/// each reading every record (`cargo test --release --workspace --test
+/// kafka_security -- --ignored --nocapture`). Prints, never asserts a time.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement, run by hand"]
 async fn measure_fetch_throughput_tls_vs_plaintext() {
@@ -286,19 +396,56 @@ async fn measure_fetch_throughput_tls_vs_plaintext() {
                     }
                 }
             }
-            let secs = t0.elapsed().as_secs_f64();
-            let cpu = cpu_seconds() - cpu0;
+            let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
             drop(fetcher);
-            println!(
-                "FETCH round={round} {name}: {got} records, {:.0} MB in {secs:.2} s = {:.0} records/s, {:.1} MB/s; \
-                 {cpu:.2} CPU-s = {:.0} records per CPU-second",
-                bytes as f64 / 1e6,
-                got as f64 / secs,
-                bytes as f64 / 1e6 / secs,
-                got as f64 / cpu.max(1e-9)
-            );
+            report("FETCH", round, name, got, bytes, secs, cpu);
+
+            // librdkafka's own fetching of the same records: a consumer
+            // assigned the partition from its start (no group), polled message
+            // by message as a worker would.
+            let mut cc = ClientConfig::new();
+            cc.set("bootstrap.servers", broker)
+                .set("group.id", unique("secbench-rd"))
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false");
+            for (a, b) in &props {
+                cc.set(a, b);
+            }
+            let cpu0 = cpu_seconds();
+            let t0 = Instant::now();
+            let consumer: BaseConsumer = cc.create().unwrap();
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+            consumer.assign(&tpl).unwrap();
+            let (mut got, mut bytes) = (0usize, 0usize);
+            let mut last = Instant::now();
+            while got < n {
+                match consumer.poll(Duration::from_millis(100)) {
+                    None => assert!(last.elapsed() < Duration::from_secs(30), "{name}: librdkafka: no data in 30 s"),
+                    Some(Err(e)) => panic!("{name}: librdkafka: {e}"),
+                    Some(Ok(m)) => {
+                        got += 1;
+                        bytes += m.payload().map_or(0, <[u8]>::len);
+                        last = Instant::now();
+                    }
+                }
+            }
+            let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+            drop(consumer);
+            report("RDKAFKA", round, name, got, bytes, secs, cpu);
         }
     }
+}
+
+fn report(path: &str, round: usize, name: &str, got: usize, bytes: usize, secs: f64, cpu: f64) {
+    println!(
+        "{path} round={round} {name}: {got} records, {:.0} MB in {secs:.2} s = {:.0} records/s, {:.1} MB/s; \
+         {cpu:.2} CPU-s = {:.0} records per CPU-second",
+        bytes as f64 / 1e6,
+        got as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        got as f64 / cpu.max(1e-9)
+    );
 }
 
 /// User + system CPU time of this process (`/proc/self/stat`, clock ticks of 1/100 s).

@@ -476,15 +476,10 @@ impl FetchLoop {
         let io = ConnectError::Io;
         let mut conn = Conn { stream, fetch_version: wire::FETCH_MIN_VERSION };
         // ApiVersions v0: the newest Fetch version both sides speak (zstd
-        // needs v10+); fail clearly on a broker without Fetch v4.
+        // needs v10+); fail clearly on a broker without Fetch v4. A refused
+        // client certificate shows here too (TLS 1.3), as an Auth error.
         self.correlation = self.correlation.wrapping_add(1);
-        let req = wire::Encoder::request(wire::API_VERSIONS, 0, self.correlation, &self.settings.client_id).finish();
-        conn.stream.write_all(&req).map_err(|e| io(format!("send to {leader}: {e}")))?;
-        let body = read_response(&mut conn.stream, self.correlation, self.settings.max_response_bytes()).map_err(io)?;
-        let (code, keys) = wire::decode_api_versions(&body).map_err(|e| io(e.to_string()))?;
-        if code != 0 {
-            return Err(io(format!("ApiVersions error {code} from {leader}")));
-        }
+        let keys = transport::api_versions(&mut conn.stream, leader, self.correlation, &self.settings.client_id)?;
         let fetch = keys.iter().find(|k| k.0 == wire::API_FETCH);
         conn.fetch_version = fetch.and_then(|&(_, min, max)| wire::negotiate_fetch(min, max)).ok_or_else(|| {
             io(format!(

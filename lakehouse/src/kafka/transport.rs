@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ring::{digest, hmac, pbkdf2};
 
 use super::security::{Mechanism, Sasl, Secret, Security};
-use super::wire::{Decoder, Encoder};
+use super::wire::{API_VERSIONS, Decoder, Encoder, decode_api_versions};
 
 const API_SASL_HANDSHAKE: i16 = 17;
 const API_SASL_AUTHENTICATE: i16 = 36;
@@ -117,7 +117,8 @@ pub fn connect(
                         // An untrusted or wrong certificate (ours or theirs) stays so.
                         Some(rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_)) => {
                             ConnectError::Auth(format!(
-                                "{message} (check ssl.ca.location and the broker's certificate)"
+                                "{message} (check ssl.ca.location and the broker's certificate; for mutual TLS \
+                                 ssl.certificate.location and ssl.key.location)"
                             ))
                         }
                         _ => ConnectError::Io(message),
@@ -134,19 +135,70 @@ pub fn connect(
 }
 
 /// Connects to the first of `brokers` (`host:port,…`) that answers, with TLS
-/// and SASL as configured; returns the broker that accepted. An
-/// authentication refusal is returned at once.
+/// and SASL as configured, and asks it for its API versions (one full
+/// request and answer on the connection); returns the broker that accepted.
+/// An authentication refusal is returned at once.
 pub fn check_brokers(brokers: &str, security: &Security, client_id: &str) -> Result<String, ConnectError> {
     let mut last = ConnectError::Io(format!("no broker in {brokers:?}"));
     for broker in brokers.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         let broker = broker.rsplit("://").next().unwrap_or(broker);
-        match connect(broker, security, client_id, Duration::from_secs(10), Duration::from_secs(10)) {
+        let checked = connect(broker, security, client_id, Duration::from_secs(10), Duration::from_secs(10))
+            .and_then(|mut stream| api_versions(&mut stream, broker, 1, client_id));
+        match checked {
             Ok(_) => return Ok(broker.to_string()),
             Err(e) if e.is_auth() => return Err(e),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// ApiVersions v0 on a connection: the `(api key, min, max)` versions the
+/// broker offers. Being the first request on a new connection, it is also the
+/// first read after the TLS handshake: with TLS 1.3 the broker judges our
+/// client certificate (or its absence, on a listener with
+/// `ssl.client.auth=required`) only after our side of the handshake is done,
+/// so its refusal — a TLS alert — arrives here, and is an authentication
+/// failure rather than a network error to retry.
+pub fn api_versions(
+    stream: &mut Stream,
+    broker: &str,
+    correlation: i32,
+    client_id: &str,
+) -> Result<Vec<(i16, i16, i16)>, ConnectError> {
+    /// An ApiVersions answer lists a few hundred bytes of versions.
+    const LIMIT: usize = 1 << 20;
+    let request = Encoder::request(API_VERSIONS, 0, correlation, client_id).finish();
+    stream.write_all(&request).map_err(|e| refused_or_io(broker, "sending ApiVersions", &e))?;
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).map_err(|e| refused_or_io(broker, "reading ApiVersions", &e))?;
+    let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if size < 4 || size as usize > LIMIT || got != correlation {
+        return Err(ConnectError::Io(format!(
+            "{broker}: ApiVersions answer of {size} bytes with correlation id {got} (expected {correlation})"
+        )));
+    }
+    let mut body = vec![0u8; size as usize - 4];
+    stream.read_exact(&mut body).map_err(|e| refused_or_io(broker, "reading ApiVersions", &e))?;
+    let (code, keys) = decode_api_versions(&body).map_err(|e| ConnectError::Io(format!("{broker}: {e}")))?;
+    if code != 0 {
+        return Err(ConnectError::Io(format!("ApiVersions error {code} from {broker}")));
+    }
+    Ok(keys)
+}
+
+/// A TLS alert from the broker after the handshake is its verdict on our
+/// client certificate: retrying with the same settings cannot help.
+fn refused_or_io(broker: &str, doing: &str, e: &std::io::Error) -> ConnectError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(alert)) => ConnectError::Auth(format!(
+            "{broker}: the broker ended the TLS session with alert {alert:?} right after the handshake: it refuses \
+             our client certificate or its absence (mutual TLS: check ssl.certificate.location and \
+             ssl.key.location, and that the broker trusts the CA that signed them)"
+        )),
+        _ => ConnectError::Io(format!("{broker}: {doing}: {e}")),
+    }
 }
 
 fn authenticate(stream: &mut Stream, broker: &str, sasl: &Sasl, client_id: &str) -> Result<(), ConnectError> {
