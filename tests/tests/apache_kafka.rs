@@ -39,7 +39,7 @@ use lakehouse::table::position::{Offsets, committed_offsets, committed_topic_ids
 use lakehouse_generator::producer_config;
 use lakehouse_tests::*;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -186,18 +186,19 @@ fn mixed_messages(n: usize) -> Vec<Produced> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_codec_including_zstd_reads_back() {
     let Some(kafka) = kafka() else { return };
-    codecs_read_back(&kafka, "apkcodec", &["none", "gzip", "snappy", "lz4", "zstd"]).await;
+    codecs_read_back(&kafka, "apkcodec", &["none", "gzip", "snappy", "lz4", "zstd"], false).await;
 }
 
-/// Issue 14: Kafka 3.x answers Fetch < v10 on a zstd topic with
-/// UNSUPPORTED_COMPRESSION_TYPE (a fetcher stuck on v4 retried forever). With
-/// the version negotiated from ApiVersions, zstd batches come back from a real
-/// 3.x broker, and the ingestor lands every record once.
+/// Issue 14: Kafka 3.x answers Fetch < v10 on a zstd topic (topic config
+/// `compression.type=zstd`) with UNSUPPORTED_COMPRESSION_TYPE (a fetcher stuck
+/// on v4 retried forever). With the version negotiated from ApiVersions, zstd
+/// batches come back from a real 3.x broker, and the ingestor lands every
+/// record once.
 #[tokio::test(flavor = "multi_thread")]
 async fn zstd_reads_back_on_kafka_3() {
     let Some(kafka) = kafka3() else { return };
-    let topics = codecs_read_back(&kafka, "apk3codec", &["zstd"]).await;
-    // The broker is one that refuses zstd to old Fetch versions: the defect's
+    let topics = codecs_read_back(&kafka, "apk3codec", &["zstd"], true).await;
+    // The broker refuses this topic to old Fetch versions: the defect's
     // precondition holds here, and the fetcher's negotiated version avoids it.
     for (version, want) in [(wire::FETCH_MIN_VERSION, errors::UNSUPPORTED_COMPRESSION_TYPE), (11, errors::NONE)] {
         let code = fetch_error_code(&kafka, &topics[0], version);
@@ -230,17 +231,27 @@ fn fetch_error_code(kafka: &str, topic: &str, version: i16) -> i16 {
     partitions[0].error_code
 }
 
-/// Produces 2000 mixed records per codec (one topic each), reads them back with
+/// Produces 2000 mixed records per codec (one topic each; with `topic_codec`
+/// the topic's own `compression.type` is the codec too), reads them back with
 /// the fetcher (from the start and from offset 1234) and with the ingestor;
 /// returns the topics.
-async fn codecs_read_back(kafka: &str, name: &str, codecs: &[&str]) -> Vec<String> {
+async fn codecs_read_back(kafka: &str, name: &str, codecs: &[&str], topic_codec: bool) -> Vec<String> {
     lakehouse::telemetry::init_logging("text");
     let msgs = mixed_messages(2000);
     let prefix = unique(name);
     let mut topics = Vec::new();
     for &codec in codecs {
         let topic = format!("{prefix}.{codec}");
-        create_topic_on(kafka, &topic, 1).await;
+        if topic_codec {
+            let admin: AdminClient<DefaultClientContext> = producer_config(kafka).create().unwrap();
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+            let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("compression.type", codec);
+            for r in admin.create_topics([&new], &opts).await.unwrap() {
+                r.unwrap();
+            }
+        } else {
+            create_topic_on(kafka, &topic, 1).await;
+        }
         let mut cfg: ClientConfig = producer_config(kafka);
         cfg.set("compression.type", codec).set("linger.ms", "20").set("batch.num.messages", "400");
         let producer: FutureProducer = cfg.create().unwrap();
