@@ -422,6 +422,23 @@ mod tests {
         assert!(s.client_final(b"r=abcdef,s=c2FsdA==,i=4096").expect("valid").starts_with("c=biws,r=abcdef,p="));
     }
 
+    /// TLS 1.3: the broker's verdict on our client certificate comes as an
+    /// alert on the first read; that is an authentication failure, not a
+    /// network error to retry, and the message names the broker.
+    #[test]
+    fn an_alert_after_the_handshake_is_an_authentication_failure() {
+        let alert = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate),
+        );
+        let e = refused_or_io("127.0.0.1:29095", "reading ApiVersions", &alert);
+        assert!(e.is_auth(), "{e}");
+        assert!(e.to_string().contains("127.0.0.1:29095") && e.to_string().contains("client certificate"), "{e}");
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let e = refused_or_io("127.0.0.1:29095", "reading ApiVersions", &reset);
+        assert!(!e.is_auth(), "{e}");
+    }
+
     #[test]
     fn plain_token_layout() {
         assert_eq!(plain_token("alice", &Secret::new("pw")), b"\0alice\0pw");
