@@ -56,8 +56,11 @@
 //! ```
 //!
 //! ## Known limits (as of this version)
-//! - Types: BOOLEAN, TINYINT..BIGINT, FLOAT, DOUBLE, CHAR/VARCHAR/STRING, BINARY/BYTES,
-//!   DATE, TIMESTAMP(0..6) without time zone. No DECIMAL, nested types or schema evolution.
+//! - Types: BOOLEAN, TINYINT..BIGINT, FLOAT, DOUBLE, DECIMAL(1..38, s), CHAR/VARCHAR/STRING,
+//!   BINARY/BYTES, DATE, TIMESTAMP(0..6) with or without local time zone. No nested types;
+//!   schema evolution adds nullable columns only ([`Table::add_columns`]).
+//! - `first-row` writers compact level 0 up before each commit (Java Paimon's batch scan of
+//!   such a table skips level 0), whether or not they wait for other compactions.
 //! - Manifest-list partition stats are real min/max/null counts ([`spec::partition_stats`]);
 //!   file value stats are written empty (as pypaimon does): readers do no value pruning.
 //! - `count` is not a Paimon aggregator: it is stored as `sum` of per-row ones
@@ -67,8 +70,8 @@
 //!   are kept through compaction so late smaller-sequence records stay shadowed.
 //! - `deduplicate` tables (with or without `sequence.field`) flush, compact and scan
 //!   column-wise ([`lsm::columnar`]) with bounded memory. The other merge engines merge
-//!   row-wise and cache decoded files per bucket for lookups and compaction (memory
-//!   grows with the table; no eviction yet).
+//!   row-wise and cache decoded files per bucket for lookups and compaction, within the
+//!   `lookup.cache-max-memory-size` budget (or one shared by a worker's writers).
 //! - Point lookups ([`SnapshotReader::lookup`]) prune by file key range, row-group key
 //!   statistics and, for a single BIGINT key, the key column's page index, then decode
 //!   the candidate pages (4096 rows) of every overlapping file: milliseconds, not

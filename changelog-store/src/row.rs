@@ -72,7 +72,7 @@ impl Datum {
             TypeRoot::TinyInt => Datum::Int(int_in(i8::MIN as i64, i8::MAX as i64)?),
             TypeRoot::SmallInt => Datum::Int(int_in(i16::MIN as i64, i16::MAX as i64)?),
             TypeRoot::Int | TypeRoot::Date => Datum::Int(int_in(i32::MIN as i64, i32::MAX as i64)?),
-            TypeRoot::BigInt | TypeRoot::Timestamp(_) => Datum::Long(v.as_i64().ok_or_else(bad)?),
+            TypeRoot::BigInt | TypeRoot::Timestamp { .. } => Datum::Long(v.as_i64().ok_or_else(bad)?),
             TypeRoot::Float => Datum::Float(v.as_f64().ok_or_else(bad)? as f32),
             TypeRoot::Double => Datum::Double(v.as_f64().ok_or_else(bad)?),
             TypeRoot::Varchar(_) | TypeRoot::Char(_) => match v {
@@ -125,7 +125,7 @@ impl Datum {
             (Datum::Null, _) => ty.nullable,
             (Datum::Bool(_), TypeRoot::Boolean) => true,
             (Datum::Int(_), TypeRoot::TinyInt | TypeRoot::SmallInt | TypeRoot::Int | TypeRoot::Date) => true,
-            (Datum::Long(_), TypeRoot::BigInt | TypeRoot::Timestamp(_)) => true,
+            (Datum::Long(_), TypeRoot::BigInt | TypeRoot::Timestamp { .. }) => true,
             (Datum::Float(_), TypeRoot::Float) => true,
             (Datum::Double(_), TypeRoot::Double) => true,
             (Datum::String(_), TypeRoot::Varchar(_) | TypeRoot::Char(_)) => true,

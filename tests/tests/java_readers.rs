@@ -469,16 +469,11 @@ async fn java_reads_bronze_silver_and_the_store_as_written() {
     let path = store.join("silver.db/people").display().to_string();
     let merged = java(&launcher, &["paimon", "--table-path", &path]);
     let store_rows = merged.by("id");
-    // The store keeps Silver's `timestamptz` as TIMESTAMP(6), not TIMESTAMP_LTZ(6) (changelog-store
-    // has no LTZ type yet): Paimon readers see the UTC wall-clock time without a zone.
-    let mut store_model = model.clone();
-    for r in store_model.values_mut() {
-        r["seen"] = json!(r["seen"].as_str().unwrap().trim_end_matches('Z'));
-    }
-    assert_same(&project(&store_rows, &PEOPLE_COLUMNS), &store_model, "the store read by Java Paimon vs the model");
+    // The store keeps Silver's `timestamptz` as an instant, TIMESTAMP(6) WITH LOCAL TIME ZONE.
+    assert_same(&project(&store_rows, &PEOPLE_COLUMNS), &model, "the store read by Java Paimon vs the model");
     let seen_type =
         merged.summary["schema"].as_array().unwrap().iter().find(|f| f["name"] == "seen").unwrap()["type"].clone();
-    assert_eq!(seen_type, "TIMESTAMP(6)");
+    assert_eq!(seen_type, "TIMESTAMP(6) WITH LOCAL TIME ZONE");
     assert_same(&store_rows, &py(&["paimon", "--table-path", &path]).by("id"), "the store: Java vs pypaimon");
     assert_eq!(merged.summary["primary_keys"], json!(["id"]));
     let from = store_snapshots[0];
@@ -522,12 +517,12 @@ fn typed_row(region: &str, k: i64, v: i64) -> (Value, Value) {
     let written = json!({"region": region, "k": k, "name": name, "note": note, "price": price,
         "qty": (k % 100) as i32 - 50, "small": (k % 300) as i32 - 150, "tiny": (k % 200) as i32 - 100,
         "ratio": k as f64 / 8.0 + v as f64, "f": (k % 16) as f64 / 4.0, "flag": (k + v) % 2 == 0,
-        "day": 19_000 + k as i32, "ts6": ts6, "ts3": ts3, "bin": [k as u8, v as u8, 0, 255]});
+        "day": 19_000 + k as i32, "ts6": ts6, "ts3": ts3, "tsz": ts6 + 7, "bin": [k as u8, v as u8, 0, 255]});
     let model = json!({"region": region, "k": k, "name": name, "note": note, "price": price,
         "qty": (k % 100) - 50, "small": (k % 300) - 150, "tiny": (k % 200) - 100,
         "ratio": k as f64 / 8.0 + v as f64, "f": (k % 16) as f64 / 4.0, "flag": (k + v) % 2 == 0,
         "day": iso_date(19_000 + k), "ts6": iso_micros(ts6), "ts3": iso_micros(ts3 * 1000),
-        "bin": format!("{:02x}{:02x}00ff", k as u8, v as u8)});
+        "tsz": format!("{}Z", iso_micros(ts6 + 7)), "bin": format!("{:02x}{:02x}00ff", k as u8, v as u8)});
     (written, model)
 }
 
@@ -551,6 +546,7 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
             ("day", "DATE"),
             ("ts6", "TIMESTAMP(6)"),
             ("ts3", "TIMESTAMP(3)"),
+            ("tsz", "TIMESTAMP(6) WITH LOCAL TIME ZONE"),
             ("bin", "BYTES"),
         ]
         .into_iter()
@@ -614,6 +610,7 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
             let types: Vec<&str> =
                 read.summary["schema"].as_array().unwrap().iter().map(|f| f["type"].as_str().unwrap()).collect();
             assert_eq!(types[..5], ["STRING NOT NULL", "BIGINT NOT NULL", "STRING", "VARCHAR(200)", "DECIMAL(18, 3)"]);
+            assert_eq!(types[14], "TIMESTAMP(6) WITH LOCAL TIME ZONE");
             assert_eq!(read.summary["partition_keys"], json!(["region"]));
             assert_eq!(read.summary["latest_snapshot"]["commit_kind"], "COMPACT");
         }
@@ -716,6 +713,39 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
     assert_eq!(got, want, "aggregation table read by Java Paimon");
     let theirs = py(&["paimon", "--table-path", &path]);
     assert_eq!(theirs.rows.len(), want.len(), "pypaimon's row count of the aggregation table");
+
+    // First-row engine: Java's batch scan reads levels >= 1 only, so every commit must
+    // leave its rows there; later duplicates of a key are ignored.
+    let spec = TableSpec {
+        columns: [("k", "BIGINT NOT NULL"), ("v", "STRING"), ("at", "TIMESTAMP(6) WITH LOCAL TIME ZONE")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        primary_keys: vec!["k".into()],
+        partition_keys: vec![],
+        options: [("bucket", "2"), ("merge-engine", "first-row"), ("changelog-producer", "lookup")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    };
+    let first = Table::create_in_warehouse(dir.path(), "db", "first", spec).unwrap();
+    let committer = first.new_committer("java-test");
+    let mut want: BTreeMap<i64, Value> = BTreeMap::new();
+    let path = dir.path().join("db.db/first").display().to_string();
+    for round in 0..4i64 {
+        let mut w = first.new_write().unwrap();
+        for k in (round * 50)..(round * 50 + 120) {
+            let at = 1_795_773_600_000_000 + k * 1_000_003 + round;
+            w.write_json(&json!({"k": k, "v": format!("r{round}"), "at": at}), RowKind::Insert).unwrap();
+            want.entry(k)
+                .or_insert_with(|| json!({"k": k, "v": format!("r{round}"), "at": format!("{}Z", iso_micros(at))}));
+        }
+        committer.commit(round + 1, w.prepare_commit().unwrap(), None).unwrap();
+        let read = java(&launcher, &["paimon", "--table-path", &path]);
+        assert!(read.rows.iter().all(|(kind, _)| kind == "+I"));
+        assert_same(&read.by("k"), &want, &format!("first-row table read by Java Paimon after commit {}", round + 1));
+    }
+    assert_same(&py(&["paimon", "--table-path", &path]).by("k"), &want, "first-row table read by pypaimon");
 }
 
 // ---------------------------------------------------------------------------------------

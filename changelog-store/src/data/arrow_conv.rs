@@ -20,6 +20,10 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
 use std::collections::HashMap;
+
+/// The zone of the Arrow type of `TIMESTAMP WITH LOCAL TIME ZONE` columns (UTC, spelt as
+/// iceberg-rust spells `timestamptz`'s).
+pub const UTC: &str = "+00:00";
 use std::sync::Arc;
 
 pub const KEY_FIELD_PREFIX: &str = "_KEY_";
@@ -42,15 +46,18 @@ pub fn arrow_type(ty: &DataType) -> ArrowType {
         TypeRoot::Varchar(_) | TypeRoot::Char(_) => ArrowType::Utf8,
         TypeRoot::Varbinary(_) => ArrowType::Binary,
         TypeRoot::Date => ArrowType::Date32,
-        TypeRoot::Timestamp(p) if p <= 3 => ArrowType::Timestamp(TimeUnit::Millisecond, None),
-        TypeRoot::Timestamp(_) => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        TypeRoot::Timestamp { precision, local_zone } => {
+            let unit = if precision <= 3 { TimeUnit::Millisecond } else { TimeUnit::Microsecond };
+            ArrowType::Timestamp(unit, local_zone.then(|| UTC.into()))
+        }
         TypeRoot::Decimal(p, s) => ArrowType::Decimal128(p, s as i8),
     }
 }
 
 /// The store (Paimon SQL) type holding Arrow values of `ty`, as written in a
-/// [`crate::TableSpec`] column: the inverse of [`arrow_type`] (timestamps in any
-/// unit and zone as `TIMESTAMP(6)`, in UTC); `None` for types the store lacks.
+/// [`crate::TableSpec`] column: the inverse of [`arrow_type`] (timestamps in any unit
+/// as `TIMESTAMP(6)`, those with a zone as instants, `WITH LOCAL TIME ZONE`); `None`
+/// for types the store lacks.
 pub fn paimon_type_of(ty: &ArrowType) -> Option<String> {
     Some(match ty {
         ArrowType::Boolean => "BOOLEAN".into(),
@@ -63,7 +70,8 @@ pub fn paimon_type_of(ty: &ArrowType) -> Option<String> {
         ArrowType::Utf8 => "STRING".into(),
         ArrowType::Binary => "BYTES".into(),
         ArrowType::Date32 => "DATE".into(),
-        ArrowType::Timestamp(_, _) => "TIMESTAMP(6)".into(),
+        ArrowType::Timestamp(_, None) => "TIMESTAMP(6)".into(),
+        ArrowType::Timestamp(_, Some(_)) => "TIMESTAMP(6) WITH LOCAL TIME ZONE".into(),
         ArrowType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
         _ => return None,
     })
@@ -128,8 +136,14 @@ fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: u
         TypeRoot::Int => prim!(Int32Builder, Int, |x: &i32| *x),
         TypeRoot::Date => prim!(Date32Builder, Int, |x: &i32| *x),
         TypeRoot::BigInt => prim!(Int64Builder, Long, |x: &i64| *x),
-        TypeRoot::Timestamp(p) if p <= 3 => prim!(TimestampMillisecondBuilder, Long, |x: &i64| *x),
-        TypeRoot::Timestamp(_) => prim!(TimestampMicrosecondBuilder, Long, |x: &i64| *x),
+        TypeRoot::Timestamp { precision, local_zone } => {
+            let col = if precision <= 3 {
+                prim!(TimestampMillisecondBuilder, Long, |x: &i64| *x)
+            } else {
+                prim!(TimestampMicrosecondBuilder, Long, |x: &i64| *x)
+            };
+            if local_zone { retag_zone(col, &arrow_type(ty)) } else { col }
+        }
         TypeRoot::Float => prim!(Float32Builder, Float, |x: &f32| *x),
         TypeRoot::Double => prim!(Float64Builder, Double, |x: &f64| *x),
         TypeRoot::Varchar(_) | TypeRoot::Char(_) => {
@@ -238,6 +252,21 @@ pub fn reorder_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<Option<R
         .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source })
 }
 
+/// `col` retyped as `want` where the two are timestamps of one unit that differ in their
+/// zone only (`"UTC"` vs `"+00:00"`, or a zone vs none): the values are the same epoch
+/// counts either way, so only the type changes; any other column is returned as is.
+pub fn retag_zone(col: ArrayRef, want: &ArrowType) -> ArrayRef {
+    match (col.data_type(), want) {
+        (ArrowType::Timestamp(TimeUnit::Microsecond, a), ArrowType::Timestamp(TimeUnit::Microsecond, b)) if a != b => {
+            Arc::new(col.as_primitive::<TimestampMicrosecondType>().clone().with_timezone_opt(b.clone()))
+        }
+        (ArrowType::Timestamp(TimeUnit::Millisecond, a), ArrowType::Timestamp(TimeUnit::Millisecond, b)) if a != b => {
+            Arc::new(col.as_primitive::<TimestampMillisecondType>().clone().with_timezone_opt(b.clone()))
+        }
+        _ => col,
+    }
+}
+
 /// The columns of `batch` in `schema`'s order, matched by name (a nullable column the
 /// batch lacks, added by schema evolution after the file was written, as nulls), and
 /// whether each already has its field's type (and no null where none is allowed).
@@ -246,7 +275,7 @@ fn align_columns(schema: &SchemaRef, batch: &RecordBatch) -> Result<(Vec<ArrayRe
     let mut same_types = true;
     for f in schema.fields() {
         let c = match batch.column_by_name(f.name()) {
-            Some(c) => c.clone(),
+            Some(c) => retag_zone(c.clone(), f.data_type()),
             None if f.is_nullable() => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
             None => return Err(Error::corrupt("<data file>", format!("missing column `{}`", f.name()))),
         };
@@ -302,7 +331,7 @@ pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datu
         (_, ArrowType::Int32) => Datum::Int(col.as_primitive::<Int32Type>().value(row)),
         (_, ArrowType::Date32) => Datum::Int(col.as_primitive::<Date32Type>().value(row)),
         (_, ArrowType::Int64) => Datum::Long(col.as_primitive::<Int64Type>().value(row)),
-        (TypeRoot::Timestamp(p), ArrowType::Timestamp(unit, _)) => {
+        (TypeRoot::Timestamp { precision: p, .. }, ArrowType::Timestamp(unit, _)) => {
             let raw = match unit {
                 TimeUnit::Millisecond => col.as_primitive::<TimestampMillisecondType>().value(row),
                 TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(row),
@@ -397,14 +426,35 @@ mod tests {
             "BYTES",
             "DATE",
             "TIMESTAMP(6)",
+            "TIMESTAMP(6) WITH LOCAL TIME ZONE",
             "DECIMAL(12, 2)",
         ] {
             let ty = DataType::parse(sql).expect("parses");
             let back = paimon_type_of(&arrow_type(&ty)).expect("has a store type");
             assert_eq!(arrow_type(&DataType::parse(&back).expect("parses back")), arrow_type(&ty), "{sql} → {back}");
         }
-        let zoned = ArrowType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()));
-        assert_eq!(paimon_type_of(&zoned).as_deref(), Some("TIMESTAMP(6)"));
+        let zoned = ArrowType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        assert_eq!(paimon_type_of(&zoned).as_deref(), Some("TIMESTAMP(6) WITH LOCAL TIME ZONE"));
         assert_eq!(paimon_type_of(&ArrowType::Utf8View), None);
+    }
+
+    #[test]
+    fn local_zone_timestamps_are_utc_instants_whatever_the_zone_spelling() {
+        let ltz = DataType::parse("TIMESTAMP(6) WITH LOCAL TIME ZONE").expect("parses");
+        let want = arrow_type(&ltz);
+        assert_eq!(want, ArrowType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())));
+        let values = [Datum::Long(1_767_225_600_123_456), Datum::Null];
+        let built = build_column(&ltz, values.iter(), 2);
+        assert_eq!(built.data_type(), &want);
+        // A Java-written file spells the zone "UTC": retyped, the values stay.
+        let spelt: ArrayRef = Arc::new(
+            arrow_array::TimestampMicrosecondArray::from(vec![Some(1_767_225_600_123_456), None]).with_timezone("UTC"),
+        );
+        let retagged = retag_zone(spelt, &want);
+        assert_eq!(retagged.data_type(), &want);
+        assert_eq!(&retagged, &built);
+        // Other differences are left for the caller to refuse.
+        let millis: ArrayRef = Arc::new(arrow_array::TimestampMillisecondArray::from(vec![1]));
+        assert_eq!(retag_zone(millis.clone(), &want).data_type(), millis.data_type());
     }
 }

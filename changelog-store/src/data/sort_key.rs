@@ -35,7 +35,7 @@ impl KeyForm {
                     | TypeRoot::Int
                     | TypeRoot::BigInt
                     | TypeRoot::Date
-                    | TypeRoot::Timestamp(_)
+                    | TypeRoot::Timestamp { .. }
             ) =>
             {
                 KeyForm::Int

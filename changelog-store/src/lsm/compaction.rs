@@ -44,6 +44,23 @@ pub fn pick(levels: &Levels, opts: &CoreOptions) -> Option<CompactUnit> {
     None
 }
 
+/// [`pick`], or else every level-0 run (grown by size ratio) into a level >= 1: Paimon's
+/// `ForceUpLevel0Compaction`, which its lookup writers run before each commit. After it
+/// the bucket holds no level-0 file; Java Paimon's batch scan of a `first-row` table
+/// reads levels >= 1 only, so what such a commit leaves at level 0 it never returns.
+pub fn pick_up_level0(levels: &Levels, opts: &CoreOptions) -> Option<CompactUnit> {
+    if let Some(u) = pick(levels, opts) {
+        return Some(u);
+    }
+    let runs = levels.sorted_runs();
+    let level0 = runs.iter().take_while(|r| r.level == 0).count();
+    if level0 == 0 {
+        return None;
+    }
+    let count = grow_by_size_ratio(&runs, opts, level0);
+    Some(unit(levels, &runs, count, levels.max_level()))
+}
+
 fn pick_for_size_ratio(levels: &Levels, runs: &[SortedRun], opts: &CoreOptions, max_level: i32) -> Option<CompactUnit> {
     let count = grow_by_size_ratio(runs, opts, 1);
     if count > 1 { Some(unit(levels, runs, count, max_level)) } else { None }
@@ -181,5 +198,30 @@ mod tests {
         assert_eq!(names, ["l0", "l1", "l2", "l3", "l4"]);
         assert_eq!(u.output_level, 4);
         assert!(!u.drop_delete);
+    }
+
+    #[test]
+    fn up_level0_takes_every_level0_run_into_a_higher_level() {
+        // One level-0 run above a big run: no universal trigger fires.
+        let levels = Levels::new(6, vec![file("new", 0, 10, 9), file("big", 5, 1000, 1)]).expect("levels");
+        assert!(pick(&levels, &opts()).is_none());
+        let u = pick_up_level0(&levels, &opts()).expect("picks level 0");
+        let names: Vec<&str> = u.files.iter().map(|f| f.meta.file_name.as_str()).collect();
+        assert_eq!(names, ["new"]);
+        assert_eq!(u.output_level, 4, "just above the big run, which stays");
+        assert!(!u.drop_delete);
+        // Two level-0 runs over a level-1 run of their size: all three go just above the big run.
+        let levels = Levels::new(
+            6,
+            vec![file("a", 0, 10, 9), file("b", 0, 10, 8), file("c", 1, 15, 2), file("big", 5, 1000, 1)],
+        )
+        .expect("levels");
+        let u = pick_up_level0(&levels, &opts()).expect("picks level 0");
+        let names: Vec<&str> = u.files.iter().map(|f| f.meta.file_name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(u.output_level, 4);
+        // Nothing at level 0: nothing to do.
+        let levels = Levels::new(6, vec![file("big", 5, 1000, 1)]).expect("levels");
+        assert!(pick_up_level0(&levels, &opts()).is_none());
     }
 }

@@ -43,7 +43,7 @@ pub fn encode(types: &[DataType], values: &[&Datum]) -> Vec<u8> {
                 out[bit / 8] |= 1 << (bit % 8);
                 // Non-compact timestamps and decimals keep their variable bytes.
                 let reserved = match ty.root {
-                    TypeRoot::Timestamp(p) if p > 3 => 8,
+                    TypeRoot::Timestamp { precision, .. } if precision > 3 => 8,
                     TypeRoot::Decimal(p, _) if p > MAX_COMPACT_PRECISION => 16,
                     _ => 0,
                 };
@@ -68,7 +68,7 @@ pub fn encode(types: &[DataType], values: &[&Datum]) -> Vec<u8> {
             (TypeRoot::TinyInt, Datum::Int(x)) => put(&mut out, &(*x as i8).to_le_bytes()),
             (TypeRoot::SmallInt, Datum::Int(x)) => put(&mut out, &(*x as i16).to_le_bytes()),
             (_, Datum::Int(x)) => put(&mut out, &x.to_le_bytes()),
-            (TypeRoot::Timestamp(p), Datum::Long(x)) if p > 3 => {
+            (TypeRoot::Timestamp { precision, .. }, Datum::Long(x)) if precision > 3 => {
                 let millis = x.div_euclid(1000);
                 let nano_of_milli = (x.rem_euclid(1000) * 1000) as u64;
                 let offset = (fixed + var.len()) as u64;
@@ -165,8 +165,8 @@ pub fn decode(types: &[DataType], row: &[u8]) -> Result<Vec<Datum>> {
             TypeRoot::SmallInt => Datum::Int(i16::from_le_bytes([s[0], s[1]]) as i32),
             TypeRoot::Int | TypeRoot::Date => Datum::Int(i32::from_le_bytes([s[0], s[1], s[2], s[3]])),
             TypeRoot::BigInt => Datum::Long(word as i64),
-            TypeRoot::Timestamp(p) if p <= 3 => Datum::Long(word as i64),
-            TypeRoot::Timestamp(_) => {
+            TypeRoot::Timestamp { precision, .. } if precision <= 3 => Datum::Long(word as i64),
+            TypeRoot::Timestamp { .. } => {
                 let off = (word >> 32) as usize;
                 let nano = (word & 0xffff_ffff) as i64;
                 let m = row.get(off..off + 8).ok_or_else(|| bad(format!("timestamp field {i} out of bounds")))?;

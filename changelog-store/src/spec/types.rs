@@ -19,8 +19,13 @@ pub enum TypeRoot {
     /// `BYTES` is `VARBINARY(2147483647)`.
     Varbinary(u32),
     Date,
-    /// `TIMESTAMP(p)` without time zone; values are epoch millis for p <= 3, micros otherwise.
-    Timestamp(u8),
+    /// `TIMESTAMP(p)`, a wall-clock time, or with `local_zone` `TIMESTAMP(p) WITH LOCAL
+    /// TIME ZONE` (`TIMESTAMP_LTZ(p)`), an instant kept in UTC. Both hold epoch millis for
+    /// p <= 3, micros otherwise, and are encoded alike; only readers' types differ.
+    Timestamp {
+        precision: u8,
+        local_zone: bool,
+    },
     /// `DECIMAL(precision, scale)`, precision 1..=38.
     Decimal(u8, u8),
 }
@@ -58,9 +63,19 @@ impl DataType {
             Some(rest) => (rest.trim().to_string(), false),
             None => (upper.clone(), true),
         };
+        let (body, local_zone) = match body.strip_suffix("WITH LOCAL TIME ZONE") {
+            Some(rest) => (rest.trim().to_string(), true),
+            None => match body.strip_prefix("TIMESTAMP_LTZ") {
+                Some(rest) => (format!("TIMESTAMP{rest}"), true),
+                None => (body, false),
+            },
+        };
         let (name, arg) = match body.find('(') {
             Some(open) => {
                 let close = body.rfind(')').ok_or_else(|| Error::InvalidSchema(format!("unbalanced type `{text}`")))?;
+                if !body[close + 1..].trim().is_empty() {
+                    return Err(Error::Unsupported(format!("data type `{text}`")));
+                }
                 (body[..open].trim().to_string(), Some(body[open + 1..close].trim().to_string()))
             }
             None => (body.trim().to_string(), None),
@@ -71,6 +86,9 @@ impl DataType {
                 Some(a) => a.parse::<u32>().map_err(|_| Error::InvalidSchema(format!("bad type argument in `{text}`"))),
             }
         };
+        if local_zone && name != "TIMESTAMP" {
+            return Err(Error::Unsupported(format!("data type `{text}`")));
+        }
         let root = match name.as_str() {
             "BOOLEAN" => TypeRoot::Boolean,
             "TINYINT" => TypeRoot::TinyInt,
@@ -103,7 +121,7 @@ impl DataType {
                 if p > 6 {
                     return Err(Error::Unsupported(format!("TIMESTAMP precision {p} (at most 6 is supported)")));
                 }
-                TypeRoot::Timestamp(p as u8)
+                TypeRoot::Timestamp { precision: p as u8, local_zone }
             }
             other => return Err(Error::Unsupported(format!("data type `{other}` (from `{text}`)"))),
         };
@@ -149,7 +167,10 @@ impl fmt::Display for DataType {
             TypeRoot::Varbinary(MAX_LEN) => write!(f, "BYTES")?,
             TypeRoot::Varbinary(n) => write!(f, "VARBINARY({n})")?,
             TypeRoot::Date => write!(f, "DATE")?,
-            TypeRoot::Timestamp(p) => write!(f, "TIMESTAMP({p})")?,
+            TypeRoot::Timestamp { precision, local_zone: false } => write!(f, "TIMESTAMP({precision})")?,
+            TypeRoot::Timestamp { precision, local_zone: true } => {
+                write!(f, "TIMESTAMP({precision}) WITH LOCAL TIME ZONE")?
+            }
             TypeRoot::Decimal(p, s) => write!(f, "DECIMAL({p}, {s})")?,
         }
         if !self.nullable {
@@ -185,6 +206,8 @@ mod tests {
             "VARCHAR(10)",
             "TIMESTAMP(3)",
             "TIMESTAMP(6) NOT NULL",
+            "TIMESTAMP(6) WITH LOCAL TIME ZONE",
+            "TIMESTAMP(3) WITH LOCAL TIME ZONE NOT NULL",
             "BYTES",
             "DOUBLE",
             "DATE",
@@ -196,6 +219,12 @@ mod tests {
             assert_eq!(parsed.to_string(), t);
         }
         assert!(DataType::parse("MAP<INT, INT>").is_err());
+        let ltz = |p| TypeRoot::Timestamp { precision: p, local_zone: true };
+        assert_eq!(DataType::parse("TIMESTAMP_LTZ(3)").expect("parses").root, ltz(3));
+        assert_eq!(DataType::parse("timestamp with local time zone").expect("parses").root, ltz(6));
+        for bad in ["TIMESTAMP(6) WITH TIME ZONE", "BIGINT WITH LOCAL TIME ZONE", "TIMESTAMP_LTZ(9)"] {
+            assert!(DataType::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(DataType::parse("DECIMAL").expect("parses").root, TypeRoot::Decimal(10, 0));
         assert_eq!(DataType::parse("NUMERIC(5)").expect("parses").root, TypeRoot::Decimal(5, 0));
         for bad in ["DECIMAL(0, 0)", "DECIMAL(39, 2)", "DECIMAL(5, 6)", "DECIMAL(5, x)", "DECIMAL(5, 2, 1)"] {

@@ -14,7 +14,7 @@ use crate::lsm::levels::{FileRef, Levels};
 use crate::lsm::merge::{compare, merge_sorted};
 use crate::lsm::row_merge;
 use crate::merge::{MergeFunction, merge_function};
-use crate::options::ChangelogProducer;
+use crate::options::{ChangelogProducer, MergeEngine};
 use crate::row::{Datum, KeyValue, RowKind};
 use crate::spec::manifest::{DataFileMeta, FILE_SOURCE_APPEND, FILE_SOURCE_COMPACT};
 use crate::table_info::TableInfo;
@@ -335,11 +335,33 @@ impl BucketWriter {
         from_batch(&self.info, &raw, &mut records)?;
         let producer = self.producer();
         let input_changelog = if producer == ChangelogProducer::Input { records.clone() } else { Vec::new() };
-        let merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
-        let batch = to_batch(&self.info, &kv_schema(&self.info), &merged)?;
+        let mut merged = merge_sorted(&self.info, records, self.merge.as_mut())?;
+        let mut batch = to_batch(&self.info, &kv_schema(&self.info), &merged)?;
+        let first_row = self.info.options.merge_engine == MergeEngine::FirstRow;
+        if first_row {
+            // A key already in the bucket keeps its first row: the later ones are not
+            // written at all, so no two files hold a key. Java Paimon relies on that: its
+            // batch scan of a first-row table reads the files of levels >= 1 without merging.
+            let existing = self.lookup_all(&merged, &batch)?;
+            if existing.iter().any(Option::is_some) {
+                merged = merged.into_iter().zip(existing).filter(|(_, e)| e.is_none()).map(|(m, _)| m).collect();
+                batch = to_batch(&self.info, &kv_schema(&self.info), &merged)?;
+            }
+            if merged.is_empty() {
+                return Ok(());
+            }
+        }
         let changelog = match producer {
             ChangelogProducer::None => Vec::new(),
             ChangelogProducer::Input => input_changelog,
+            // What is left of a first-row flush is new keys only: each an insert.
+            ChangelogProducer::Lookup if first_row => {
+                let mut out = Vec::with_capacity(merged.len());
+                for m in &merged {
+                    diff(None, Some(m), self.info.options.changelog_row_deduplicate, &mut out);
+                }
+                out
+            }
             ChangelogProducer::Lookup => self.lookup_changelog(&merged, &batch)?,
         };
         let files =
@@ -491,11 +513,25 @@ impl BucketWriter {
                 return Ok(false);
             }
         }
+        self.compact_unit(unit)?;
+        Ok(true)
+    }
+
+    /// Compacts in line so that no level-0 file is left ([`compaction::pick_up_level0`]).
+    fn compact_up_level0(&mut self) -> Result<()> {
+        self.finish_compaction(true)?;
+        if let Some(unit) = compaction::pick_up_level0(&self.levels, &self.info.options) {
+            self.compact_unit(unit)?;
+        }
+        debug_assert!(self.levels.sorted_runs().first().is_none_or(|r| r.level > 0));
+        Ok(())
+    }
+
+    fn compact_unit(&mut self, unit: CompactUnit) -> Result<()> {
         let inputs = self.cached_inputs(&unit);
         let batches = self.cached_batches(&unit);
         let out = compact_files(&self.info, &self.dir, unit, inputs, batches, self.now())?;
-        self.apply_compaction(out)?;
-        Ok(true)
+        self.apply_compaction(out)
     }
 
     fn apply_compaction(&mut self, out: CompactOutput) -> Result<()> {
@@ -537,7 +573,11 @@ impl BucketWriter {
     pub fn prepare_commit(&mut self, compact: bool, wait_compaction: bool) -> Result<CommitMessage> {
         self.flush()?;
         if compact {
-            if wait_compaction {
+            if self.info.options.merge_engine == MergeEngine::FirstRow {
+                // As Paimon's first-row writers do: Java's batch scan of such a table skips
+                // level 0, so a commit must not leave rows there.
+                self.compact_up_level0()?;
+            } else if wait_compaction {
                 self.compact(false)?;
             } else {
                 self.finish_compaction(false)?;

@@ -339,6 +339,7 @@ impl TableWrite {
                 let col =
                     batch.column_by_name(&f.name).ok_or_else(|| Error::value(&f.name, "missing from the batch"))?;
                 let want = arrow_conv::arrow_type(&f.data_type);
+                let col = arrow_conv::retag_zone(col.clone(), &want);
                 if col.data_type() != &want {
                     return Err(Error::value(
                         &f.name,
@@ -349,7 +350,7 @@ impl TableWrite {
                     let row = (0..col.len()).find(|&r| col.is_null(r)).unwrap_or(0);
                     return Err(Error::value(&f.name, format!("null in a NOT NULL column (row {row} of the batch)")));
                 }
-                Ok(col.clone())
+                Ok(col)
             })
             .collect()
     }

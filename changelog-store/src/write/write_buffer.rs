@@ -7,7 +7,7 @@
 //! buffer keeps the batch (or the bucket's rows of it, gathered sequentially) and the
 //! flush gathers every buffered row once, straight into the order it is written in.
 
-use crate::data::arrow_conv::kv_columns_to_batch;
+use crate::data::arrow_conv::{self, kv_columns_to_batch};
 use crate::data::gather::gather;
 use crate::data::sort_key::{KeyForm, SortKeys};
 use crate::error::{Error, Result};
@@ -49,10 +49,12 @@ impl ColumnBuilder {
             TypeRoot::Int => ColumnBuilder::I32(Int32Builder::with_capacity(rows)),
             TypeRoot::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
             TypeRoot::BigInt => ColumnBuilder::I64(Int64Builder::with_capacity(rows)),
-            TypeRoot::Timestamp(p) if p <= 3 => {
-                ColumnBuilder::TsMillis(TimestampMillisecondBuilder::with_capacity(rows))
-            }
-            TypeRoot::Timestamp(_) => ColumnBuilder::TsMicros(TimestampMicrosecondBuilder::with_capacity(rows)),
+            TypeRoot::Timestamp { precision, .. } if precision <= 3 => ColumnBuilder::TsMillis(
+                TimestampMillisecondBuilder::with_capacity(rows).with_data_type(arrow_conv::arrow_type(ty)),
+            ),
+            TypeRoot::Timestamp { .. } => ColumnBuilder::TsMicros(
+                TimestampMicrosecondBuilder::with_capacity(rows).with_data_type(arrow_conv::arrow_type(ty)),
+            ),
             TypeRoot::Float => ColumnBuilder::F32(Float32Builder::with_capacity(rows)),
             TypeRoot::Double => ColumnBuilder::F64(Float64Builder::with_capacity(rows)),
             TypeRoot::Varchar(_) | TypeRoot::Char(_) => ColumnBuilder::Str(StringBuilder::with_capacity(rows, bytes)),

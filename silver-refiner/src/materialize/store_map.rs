@@ -14,8 +14,9 @@ pub const SILVER_FILE: &str = "_silver_file";
 pub const SILVER_POS: &str = "_silver_pos";
 
 /// Paimon type of a contract column type. Types Paimon (or this store) lacks
-/// are kept losslessly: `time` as microseconds (BIGINT), `timestamptz` as UTC
-/// TIMESTAMP(6), `uuid` as its 16 bytes.
+/// are kept losslessly: `time` as microseconds (BIGINT), `uuid` as its 16 bytes.
+/// `timestamptz` is an instant, `TIMESTAMP(6) WITH LOCAL TIME ZONE` (entity tables
+/// created before the store had it keep their `TIMESTAMP(6)`, UTC wall-clock time).
 pub fn paimon_type(ty: ColumnType) -> String {
     match ty {
         ColumnType::Boolean => "BOOLEAN".into(),
@@ -25,7 +26,8 @@ pub fn paimon_type(ty: ColumnType) -> String {
         ColumnType::Double => "DOUBLE".into(),
         ColumnType::Decimal { precision, scale } => format!("DECIMAL({precision}, {scale})"),
         ColumnType::Date => "DATE".into(),
-        ColumnType::Timestamp | ColumnType::TimestampTz => "TIMESTAMP(6)".into(),
+        ColumnType::Timestamp => "TIMESTAMP(6)".into(),
+        ColumnType::TimestampTz => "TIMESTAMP(6) WITH LOCAL TIME ZONE".into(),
         ColumnType::String => "STRING".into(),
         ColumnType::Uuid | ColumnType::Binary => "BYTES".into(),
     }
@@ -99,7 +101,8 @@ mod tests {
     #[test]
     fn every_contract_type_has_a_store_type() {
         assert_eq!(paimon_type(ColumnType::Decimal { precision: 12, scale: 2 }), "DECIMAL(12, 2)");
-        assert_eq!(paimon_type(ColumnType::TimestampTz), "TIMESTAMP(6)");
+        assert_eq!(paimon_type(ColumnType::TimestampTz), "TIMESTAMP(6) WITH LOCAL TIME ZONE");
+        assert_eq!(paimon_type(ColumnType::Timestamp), "TIMESTAMP(6)");
         assert_eq!(paimon_type(ColumnType::Time), "BIGINT");
         assert_eq!(paimon_type(ColumnType::Uuid), "BYTES");
     }
