@@ -19,6 +19,53 @@ pub enum Change {
     Truncate,
     /// A tombstone (null value) or a heartbeat: nothing to do.
     Nothing,
+    /// One of Debezium's own events, which describe no row of the entity: nothing
+    /// to do, but worth counting (a Bronze table fed by the wrong topic).
+    Control(Control),
+}
+
+/// Debezium events that are not row changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// A schema change event (the connector's schema-change topic, or the DDL a
+    /// MySQL snapshot emits): its `ddl` text, when it has one.
+    SchemaChange { ddl: Option<String> },
+    /// A transaction boundary (`BEGIN` / `END`, the `<prefix>.transaction` topic).
+    Transaction,
+}
+
+impl Control {
+    /// The metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Control::SchemaChange { .. } => "schema_change",
+            Control::Transaction => "transaction",
+        }
+    }
+}
+
+/// Whether an envelope without `op` is one of Debezium's own events rather than a
+/// flattened row: by the value schema's name where there is one
+/// (`…SchemaChangeValue`, `…TransactionMetadataValue`), else by the fields only
+/// those events carry (`tableChanges` / `ddl` with `databaseName`; `status`
+/// `BEGIN`/`END` with `event_count` and `data_collections`).
+fn control_of(payload: &Map<String, Json>, schema: Option<&Json>) -> Option<Control> {
+    let ddl = || payload.get("ddl").and_then(Json::as_str).map(str::to_string);
+    let name = schema.and_then(|s| s.get("name")).and_then(Json::as_str).unwrap_or("");
+    if name.ends_with("SchemaChangeValue") {
+        return Some(Control::SchemaChange { ddl: ddl() });
+    }
+    if name.ends_with("TransactionMetadataValue") {
+        return Some(Control::Transaction);
+    }
+    if payload.contains_key("tableChanges") || (payload.contains_key("ddl") && payload.contains_key("databaseName")) {
+        return Some(Control::SchemaChange { ddl: ddl() });
+    }
+    let boundary = matches!(payload.get("status").and_then(Json::as_str), Some("BEGIN" | "END"));
+    if boundary && payload.contains_key("event_count") && payload.contains_key("data_collections") {
+        return Some(Control::Transaction);
+    }
+    None
 }
 
 fn reject(rule: Rule, reason: impl Into<String>) -> Reject {
@@ -96,6 +143,11 @@ fn decode(refiner: &Refiner, key: Option<&str>, value: &str) -> Result<Change, R
     let Json::Object(payload) = payload else {
         return Err(reject(Rule::Parse, "the Debezium payload is not an object"));
     };
+    if !payload.contains_key("op")
+        && let Some(control) = control_of(payload, schema)
+    {
+        return Ok(Change::Control(control));
+    }
     let schema = match schema {
         Some(s) if !s.is_null() => Some(
             ConnectSchema::from_json(s).map_err(|e| reject(Rule::Parse, format!("unreadable schema block: {e}")))?,
@@ -179,6 +231,33 @@ mod tests {
         assert!(bad.reason.contains("unknown Debezium op"), "{}", bad.reason);
         let bad = change_of(&r, None, Some("{nope")).expect_err("not JSON");
         assert_eq!(bad.rule, Rule::Parse);
+    }
+
+    #[test]
+    fn debezium_control_events_are_not_rows() {
+        // Keyed by a string `id`: a transaction boundary's `id` must not become a row.
+        let r = Refiner::new(
+            Contract::from_toml_str(
+                "name = \"c\"\nversion = 1\nsource = \"bronze.c\"\nkey = \"id\"\n[[column]]\nname = \"id\"\ntype = \"string\"\n",
+            )
+            .expect("contract"),
+        );
+        let begin = r#"{"status":"BEGIN","id":"571:53195829","ts_ms":1486500577125,"event_count":null,"data_collections":null}"#;
+        assert!(matches!(change_of(&r, None, Some(begin)), Ok(Change::Control(Control::Transaction))));
+        let ddl = r#"{"source":{"db":"inventory"},"databaseName":"inventory","ddl":"DROP TABLE t","tableChanges":[]}"#;
+        match change_of(&r, None, Some(ddl)) {
+            Ok(Change::Control(Control::SchemaChange { ddl })) => assert_eq!(ddl.as_deref(), Some("DROP TABLE t")),
+            other => panic!("{other:?}"),
+        }
+        // By the schema's name, whatever the payload holds.
+        let named = r#"{"schema":{"type":"struct","fields":[],"name":"io.debezium.connector.mysql.SchemaChangeValue"},"payload":{"id":"x"}}"#;
+        assert!(matches!(change_of(&r, None, Some(named)), Ok(Change::Control(Control::SchemaChange { ddl: None }))));
+        // A flattened row with a `status` column is still a row.
+        let row = r#"{"id":"a","status":"BEGIN"}"#;
+        assert!(matches!(change_of(&r, None, Some(row)), Ok(Change::Upsert(_))));
+        // An envelope with an op is a change, whatever else it carries.
+        let change = r#"{"op":"c","after":{"id":"b"},"ddl":"x","databaseName":"d"}"#;
+        assert!(matches!(change_of(&r, None, Some(change)), Ok(Change::Upsert(_))));
     }
 
     #[test]

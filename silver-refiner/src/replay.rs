@@ -243,7 +243,7 @@ fn take_bronze(
                     let key = format!("{k:?}");
                     e.offer(key, Pend::Delete(k, lineage));
                 }
-                Ok(Change::Truncate | Change::Nothing) => {}
+                Ok(Change::Truncate | Change::Nothing | Change::Control(_)) => {}
                 Err(r) => *report.still_rejected.entry(r.rule.to_string()).or_default() += 1,
             }
             continue;

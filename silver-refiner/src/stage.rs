@@ -18,7 +18,7 @@ use lakehouse::worker::{Pending, Stage, TableCommit};
 use crate::arrow::key_batch;
 use crate::config::Config;
 use crate::contract::{ColumnType, Contract, ContractError, Contracts};
-use crate::envelope::{Change, change_of, source_seq};
+use crate::envelope::{Change, Control, change_of, source_seq};
 use crate::lineage;
 use crate::materialize::{MaterializeError, Materializer};
 use crate::refine::{RefinedRow, Refiner};
@@ -706,6 +706,15 @@ impl Entity {
                     }
                 }
                 Ok(Change::Nothing) => {}
+                Ok(Change::Control(control)) => {
+                    metrics::counter!(names::SILVER_CONTROL_EVENTS, "entity" => self.name.clone(), "kind" => control.kind())
+                        .increment(1);
+                    if let Control::SchemaChange { ddl } = &control {
+                        let ddl: Option<String> = ddl.as_deref().map(|d| d.chars().take(300).collect());
+                        tracing::info!(entity = %self.name, bronze = %self.bronze, offset = ?lineage.offset, ddl = ?ddl,
+                            "a Debezium schema change event in the entity's Bronze table: it describes no row; skipped");
+                    }
+                }
                 Err(_) if self.shard.is_some_and(|s| !s.records_rejects()) => {}
                 Err(r) => self.rejects.push(RejectRow {
                     entity: self.name.clone(),

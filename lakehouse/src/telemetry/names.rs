@@ -55,6 +55,7 @@ pub const BRONZE_TO_SILVER: &str = "lakehouse_bronze_to_silver_seconds";
 /// Rows carrying a source column the contract does not know (kept in `_extra`).
 /// Labels: entity, column.
 pub const SILVER_UNKNOWN_FIELDS: &str = "lakehouse_silver_unknown_fields_total";
+pub const SILVER_CONTROL_EVENTS: &str = "lakehouse_silver_control_events_total";
 /// Columns added to Silver by schema evolution (`evolve = "add-columns"`). Labels: entity.
 pub const SILVER_COLUMNS_ADDED: &str = "lakehouse_silver_columns_added_total";
 /// Store writers reopened because another writer (a rejects replay, a sibling
@@ -127,6 +128,11 @@ pub fn describe() {
     describe_gauge!(SILVER_LAG_SECONDS, Unit::Seconds, "Age of the oldest Bronze snapshot not yet in Silver");
     describe_histogram!(BRONZE_TO_SILVER, Unit::Seconds, "Bronze commit to visible in Silver");
     describe_counter!(SILVER_UNKNOWN_FIELDS, Unit::Count, "Rows with a source column the contract does not know");
+    describe_counter!(
+        SILVER_CONTROL_EVENTS,
+        Unit::Count,
+        "Debezium events that describe no row (schema changes, transaction boundaries), skipped"
+    );
     describe_counter!(SILVER_COLUMNS_ADDED, Unit::Count, "Columns added to Silver by schema evolution");
     describe_counter!(
         SILVER_STORE_WRITER_REOPENED,
@@ -184,6 +190,7 @@ pub const ALL: &[&str] = &[
     SILVER_LAG_SECONDS,
     BRONZE_TO_SILVER,
     SILVER_UNKNOWN_FIELDS,
+    SILVER_CONTROL_EVENTS,
     SILVER_COLUMNS_ADDED,
     SILVER_STORE_WRITER_REOPENED,
     COMPACTIONS,

@@ -526,3 +526,47 @@ fn every_fixture_event_refines_with_its_inferred_contract() {
         assert!(seen_logical.contains(expected), "no fixture event exercised {expected}");
     }
 }
+
+/// Debezium's own events — the schema-change topic, snapshot DDL, transaction
+/// boundaries — describe no row: the refiner skips them as such, and never takes
+/// one for a flattened row or rejects it (a contract keyed by `id` would have
+/// upserted a transaction's `id`).
+#[test]
+fn schema_change_and_transaction_events_are_control_events() {
+    use crate::envelope::{Change, Control, change_of};
+    let r = contract(
+        "name = \"x\"\nversion = 1\nsource = \"bronze.x\"\nkey = \"id\"\n[[column]]\nname = \"id\"\ntype = \"string\"\n",
+    );
+    let files = [
+        ("mysql_docs_schema_change_topic.jsonl", "schema_change", 1),
+        ("schema_change_event_filter_doc_with_schema.jsonl", "schema_change", 1),
+        ("mysql_docs_transaction_metadata.jsonl", "transaction", 2),
+        ("postgres_docs_transaction_metadata.jsonl", "transaction", 2),
+    ];
+    for (file, kind, count) in files {
+        let Some(lines) = fixtures::lines(file) else { return };
+        let mut seen = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let Some(value) = line.get("value").filter(|v| !v.is_null()) else { continue };
+            let key = line.get("key").filter(|k| !k.is_null()).map(Json::to_string);
+            match change_of(&r, key.as_deref(), Some(&value.to_string())) {
+                Ok(Change::Control(c)) => assert_eq!(c.kind(), kind, "{file}:{}", i + 1),
+                other => panic!("{file}:{}: {other:?}", i + 1),
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, count, "{file}");
+    }
+    // The DDL a MySQL snapshot emits, among its row events, carries its statement.
+    let Some(lines) = fixtures::lines("mysql_it_0.4_snapshot_with_schema.jsonl") else { return };
+    let mut ddl = Vec::new();
+    for line in &lines {
+        let Some(value) = line.get("value").filter(|v| !v.is_null()) else { continue };
+        if let Ok(Change::Control(Control::SchemaChange { ddl: Some(d) })) =
+            change_of(&r, None, Some(&value.to_string()))
+        {
+            ddl.push(d);
+        }
+    }
+    assert!(ddl.iter().any(|d| d.starts_with("CREATE TABLE")), "{ddl:?}");
+}
