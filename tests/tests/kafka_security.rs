@@ -129,6 +129,18 @@ fn spawn_with(config: &Path, log: &Path, idle: Option<&str>, env: &[(&str, &str)
     Ingestor(c.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
+/// The worker's exit status, once it exits; fails with `what` and the log if it runs
+/// on for a minute after `start`.
+fn exit_within_a_minute(mut run: Ingestor, start: Instant, log: &Path, what: &str) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}; log:\n{}", std::fs::read_to_string(log).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -243,18 +255,8 @@ async fn a_wrong_password_stops_the_worker_with_a_clear_error() {
     let log = lake.dir.path().join("bad.log");
     let wrong = format!("{}-wrong", k.password);
     let start = Instant::now();
-    let mut run = spawn_with(&config, &log, Some("2s"), &[("LAKEHOUSE_KAFKA_SASL_PASSWORD", &wrong)]);
-    let status = loop {
-        if let Some(s) = run.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "a wrong password must stop the worker, not leave it retrying; log:\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let run = spawn_with(&config, &log, Some("2s"), &[("LAKEHOUSE_KAFKA_SASL_PASSWORD", &wrong)]);
+    let status = exit_within_a_minute(run, start, &log, "a wrong password must stop the worker, not leave it retrying");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{text}");
     assert!(text.contains("authentication failed") && text.contains("\"lakehouse\""), "{text}");
@@ -299,18 +301,13 @@ async fn mutual_tls_without_a_client_certificate_stops_the_worker() {
     let config = lake.config_on(&k.ssl, "mtlsbad", &[topic], None, &ssl_properties(&k, false));
     let log = lake.dir.path().join("nocert.log");
     let start = Instant::now();
-    let mut run = spawn_with(&config, &log, Some("2s"), &[]);
-    let status = loop {
-        if let Some(s) = run.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "a refused client certificate must stop the worker, not leave it waiting; log:\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let run = spawn_with(&config, &log, Some("2s"), &[]);
+    let status = exit_within_a_minute(
+        run,
+        start,
+        &log,
+        "a refused client certificate must stop the worker, not leave it waiting",
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{text}");
     assert!(text.contains(&k.ssl) && text.contains("client certificate"), "the error names the broker:\n{text}");
