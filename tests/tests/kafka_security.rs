@@ -44,22 +44,29 @@ struct Secured {
     password: String,
 }
 
-fn secured() -> Option<Secured> {
+/// The plaintext listener, the listener in `listener_var` and the TLS directory the
+/// broker of tests/run.sh has (deploy/local/kafka.sh); `None` (skipped, loudly; a
+/// failure under `CI=true`) when they are not all set.
+fn broker_env(listener_var: &str, tests: &str) -> Option<(String, String, PathBuf)> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (var("LAKEHOUSE_TEST_KAFKA"), var("LAKEHOUSE_TEST_KAFKA_SASL_SSL"), var("LAKEHOUSE_TEST_KAFKA_TLS_DIR")) {
-        (Some(plain), Some(secured), Some(dir)) => {
-            let dir = PathBuf::from(dir);
-            let password = std::fs::read_to_string(dir.join("password")).unwrap().trim().to_string();
-            Some(Secured { plain, secured, ca: dir.join("ca.pem"), password })
-        }
+    match (var("LAKEHOUSE_TEST_KAFKA"), var(listener_var), var("LAKEHOUSE_TEST_KAFKA_TLS_DIR")) {
+        (Some(plain), Some(listener), Some(dir)) => Some((plain, listener, PathBuf::from(dir))),
         _ => {
-            let msg = "LAKEHOUSE_TEST_KAFKA, LAKEHOUSE_TEST_KAFKA_SASL_SSL and LAKEHOUSE_TEST_KAFKA_TLS_DIR are not \
-                       all set: the Kafka security tests need the broker tests/run.sh starts (deploy/local/kafka.sh)";
+            let msg = format!(
+                "LAKEHOUSE_TEST_KAFKA, {listener_var} and LAKEHOUSE_TEST_KAFKA_TLS_DIR are not all set: the {tests} \
+                 need the broker tests/run.sh starts (deploy/local/kafka.sh)"
+            );
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
             eprintln!("SKIPPED: {msg}");
             None
         }
     }
+}
+
+fn secured() -> Option<Secured> {
+    let (plain, secured, dir) = broker_env("LAKEHOUSE_TEST_KAFKA_SASL_SSL", "Kafka security tests")?;
+    let password = std::fs::read_to_string(dir.join("password")).unwrap().trim().to_string();
+    Some(Secured { plain, secured, ca: dir.join("ca.pem"), password })
 }
 
 /// The SSL listener that requires a client certificate, and the files to present.
@@ -72,24 +79,12 @@ struct MutualTls {
 }
 
 fn mutual_tls() -> Option<MutualTls> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (var("LAKEHOUSE_TEST_KAFKA"), var("LAKEHOUSE_TEST_KAFKA_SSL"), var("LAKEHOUSE_TEST_KAFKA_TLS_DIR")) {
-        (Some(plain), Some(ssl), Some(dir)) => {
-            let dir = PathBuf::from(dir);
-            let (ca, cert, key) = (dir.join("ca.pem"), dir.join("client.pem"), dir.join("client.key"));
-            for f in [&ca, &cert, &key] {
-                assert!(f.is_file(), "{} is missing: deploy/local/kafka.sh makes it", f.display());
-            }
-            Some(MutualTls { plain, ssl, ca, cert, key })
-        }
-        _ => {
-            let msg = "LAKEHOUSE_TEST_KAFKA, LAKEHOUSE_TEST_KAFKA_SSL and LAKEHOUSE_TEST_KAFKA_TLS_DIR are not all \
-                       set: the mutual TLS tests need the broker tests/run.sh starts (deploy/local/kafka.sh)";
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-            eprintln!("SKIPPED: {msg}");
-            None
-        }
+    let (plain, ssl, dir) = broker_env("LAKEHOUSE_TEST_KAFKA_SSL", "mutual TLS tests")?;
+    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("client.pem"), dir.join("client.key"));
+    for f in [&ca, &cert, &key] {
+        assert!(f.is_file(), "{} is missing: deploy/local/kafka.sh makes it", f.display());
     }
+    Some(MutualTls { plain, ssl, ca, cert, key })
 }
 
 /// `[kafka.properties]` for the SSL listener, with or without the client certificate.
