@@ -9,6 +9,9 @@
 #   3. streaming: a commit every 100k rows, the cadence of a pipeline stage like Silver.
 #      This is the headline: the issue's target (>= 300k upserts per CPU-second) is
 #      tracked against it.
+#   4. pypaimon (tests/bench/store_peer.py) on the same workload at the streaming cadence,
+#      STORE_BENCH_PEER_ROWS rows (default the smaller of rows and 1M; 0 skips it): the
+#      ratio of per-CPU-second figures is vs_pypaimon (issue 14's target: >= 12).
 # Usage: tests/bench/store.sh [rows]   (default 10000000)
 # Env: CARGO_TARGET_DIR (default <repo>/target), STORE_BENCH_DIR (parent of the two tables,
 #      default a temp dir), STORE_BENCH_BUCKETS (default 4), STORE_BENCH_LOOKUPS (default 2000).
@@ -16,8 +19,9 @@
 #   BENCH store_batch upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=…
 #   BENCH store_lookup upserts_per_s=… (same fields)
 #   BENCH store_changelog changes=… changes_per_s=…
-# and ends with the streaming run's line:
-#   BENCH store upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=…
+#   BENCH store_pypaimon rows=… upserts_per_s=… per_core=…
+# and ends with the streaming run's line (with vs_pypaimon when the peer ran):
+#   BENCH store upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=… vs_pypaimon=…
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 rows="${1:-10000000}"
@@ -45,4 +49,16 @@ lookup="${bench_line/BENCH store /BENCH store_lookup }"
 changelog="$changelog_line"
 rm -rf "${dir:?}/lookup"
 run streaming 100000
-printf '%s\n' "$batch" "$lookup" "$changelog" "$bench_line"
+peer_rows="${STORE_BENCH_PEER_ROWS:-$(( rows < 1000000 ? rows : 1000000 ))}"
+peer=""
+if [ "$peer_rows" -gt 0 ]; then
+  source "$here/deploy/local/common.sh"
+  ensure_venv "$here/.venv" "$here/tests/interop/requirements.txt"   # the suite's venv: pypaimon pinned
+  echo "== pypaimon: $peer_rows rows, a commit every 100000"
+  mkdir -p "$dir/pypaimon"
+  peer="$("$here/.venv/bin/python" "$here/tests/bench/store_peer.py" "$dir/pypaimon" "$peer_rows" 100000)"
+  ours=$(printf '%s\n' "$bench_line" | sed -n 's/.* per_core=\([0-9.]*\).*/\1/p')
+  theirs=$(printf '%s\n' "$peer" | sed -n 's/.* per_core=\([0-9.]*\).*/\1/p')
+  bench_line="$bench_line vs_pypaimon=$(python3 -c "print(f'{$ours / $theirs:.1f}')")"
+fi
+printf '%s\n' "$batch" "$lookup" "$changelog" ${peer:+"$peer"} "$bench_line"
