@@ -20,11 +20,11 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The zone of the Arrow type of `TIMESTAMP WITH LOCAL TIME ZONE` columns (UTC, spelt as
 /// iceberg-rust spells `timestamptz`'s).
 pub const UTC: &str = "+00:00";
-use std::sync::Arc;
 
 pub const KEY_FIELD_PREFIX: &str = "_KEY_";
 pub const KEY_FIELD_ID_START: i32 = i32::MAX / 2;
@@ -136,13 +136,14 @@ fn build_column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Datum>, n: u
         TypeRoot::Int => prim!(Int32Builder, Int, |x: &i32| *x),
         TypeRoot::Date => prim!(Date32Builder, Int, |x: &i32| *x),
         TypeRoot::BigInt => prim!(Int64Builder, Long, |x: &i64| *x),
-        TypeRoot::Timestamp { precision, local_zone } => {
+        TypeRoot::Timestamp { precision, .. } => {
             let col = if precision <= 3 {
                 prim!(TimestampMillisecondBuilder, Long, |x: &i64| *x)
             } else {
                 prim!(TimestampMicrosecondBuilder, Long, |x: &i64| *x)
             };
-            if local_zone { retag_zone(col, &arrow_type(ty)) } else { col }
+            // The builders make unzoned arrays; a local-zone column takes its zone.
+            retag_zone(col, &arrow_type(ty))
         }
         TypeRoot::Float => prim!(Float32Builder, Float, |x: &f32| *x),
         TypeRoot::Double => prim!(Float64Builder, Double, |x: &f64| *x),

@@ -733,23 +733,35 @@ pub(crate) fn connect_timeout(leader: &str, timeout: Duration) -> Result<TcpStre
     Err(last)
 }
 
+/// Why a response frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The connection failed (kept whole: a TLS alert inside it is the broker's
+    /// verdict on our certificate, see [`transport::api_versions`]).
+    #[error("read: {0}")]
+    Io(#[from] std::io::Error),
+    /// The frame is not the answer expected.
+    #[error("{0}")]
+    Frame(String),
+}
+
 /// Reads one response frame and checks its correlation id; returns the body.
 /// A frame larger than `limit` is refused before anything is allocated for it.
-pub(crate) fn read_response(stream: &mut impl Read, correlation: i32, limit: usize) -> Result<Bytes, String> {
+pub(crate) fn read_response(stream: &mut impl Read, correlation: i32, limit: usize) -> Result<Bytes, ReadError> {
     let mut head = [0u8; 8];
-    stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
+    stream.read_exact(&mut head)?;
     let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     if size < 4 || size as usize > limit {
-        return Err(format!(
+        return Err(ReadError::Frame(format!(
             "response size {size} outside 4..={limit} (raise fetch.max.bytes if batches are this large)"
-        ));
+        )));
     }
     if got != correlation {
-        return Err(format!("correlation id {got}, expected {correlation}"));
+        return Err(ReadError::Frame(format!("correlation id {got}, expected {correlation}")));
     }
     let mut body = vec![0u8; size as usize - 4];
-    stream.read_exact(&mut body).map_err(|e| format!("read: {e}"))?;
+    stream.read_exact(&mut body)?;
     Ok(Bytes::from(body))
 }
 

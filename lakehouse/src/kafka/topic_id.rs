@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::fetcher::read_response;
 use super::security::Security;
 use super::transport;
-use super::wire::{self, Decoder, Encoder, WireError, errors};
+use super::wire::{Decoder, Encoder, WireError, errors};
 
 /// The Metadata version asked for (flexible: compact strings and arrays, tagged fields).
 const METADATA_VERSION: i16 = 12;
@@ -90,13 +90,7 @@ fn ask(
 ) -> Result<TopicIds, String> {
     let mut stream = transport::connect(broker, security, client_id, timeout, timeout)?;
     const LIMIT: usize = 64 << 20;
-    let versions = Encoder::request(wire::API_VERSIONS, 0, 1, client_id).finish();
-    stream.write_all(&versions).map_err(|e| format!("send to {broker}: {e}"))?;
-    let body = read_response(&mut stream, 1, LIMIT).map_err(|e| format!("{broker}: {e}"))?;
-    let (code, keys) = wire::decode_api_versions(&body).map_err(|e| format!("{broker}: {e}"))?;
-    if code != errors::NONE {
-        return Err(format!("{broker}: ApiVersions error {code}"));
-    }
+    let keys = transport::api_versions(&mut stream, broker, 1, client_id).map_err(|e| e.to_string())?;
     if !keys.iter().any(|&(k, min, max)| k == API_METADATA && min <= METADATA_VERSION && METADATA_VERSION <= max) {
         return Ok(TopicIds::Unsupported);
     }

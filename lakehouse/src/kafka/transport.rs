@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::{digest, hmac, pbkdf2};
 
+use super::fetcher::{ReadError, read_response};
 use super::security::{Mechanism, Sasl, Secret, Security};
 use super::wire::{API_VERSIONS, Decoder, Encoder, decode_api_versions};
 
@@ -170,17 +171,10 @@ pub fn api_versions(
     const LIMIT: usize = 1 << 20;
     let request = Encoder::request(API_VERSIONS, 0, correlation, client_id).finish();
     stream.write_all(&request).map_err(|e| refused_or_io(broker, "sending ApiVersions", &e))?;
-    let mut head = [0u8; 8];
-    stream.read_exact(&mut head).map_err(|e| refused_or_io(broker, "reading ApiVersions", &e))?;
-    let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    if size < 4 || size as usize > LIMIT || got != correlation {
-        return Err(ConnectError::Io(format!(
-            "{broker}: ApiVersions answer of {size} bytes with correlation id {got} (expected {correlation})"
-        )));
-    }
-    let mut body = vec![0u8; size as usize - 4];
-    stream.read_exact(&mut body).map_err(|e| refused_or_io(broker, "reading ApiVersions", &e))?;
+    let body = read_response(stream, correlation, LIMIT).map_err(|e| match e {
+        ReadError::Io(e) => refused_or_io(broker, "reading ApiVersions", &e),
+        ReadError::Frame(m) => ConnectError::Io(format!("{broker}: ApiVersions: {m}")),
+    })?;
     let (code, keys) = decode_api_versions(&body).map_err(|e| ConnectError::Io(format!("{broker}: {e}")))?;
     if code != 0 {
         return Err(ConnectError::Io(format!("ApiVersions error {code} from {broker}")));
@@ -207,7 +201,7 @@ fn authenticate(stream: &mut Stream, broker: &str, sasl: &Sasl, client_id: &str)
     let mut e = Encoder::request(API_SASL_HANDSHAKE, 1, 1, client_id);
     e.string(sasl.mechanism.name());
     stream.write_all(&e.finish()).map_err(|e| io(e.to_string()))?;
-    let body = super::fetcher::read_response(stream, 1, SASL_LIMIT).map_err(io)?;
+    let body = read_response(stream, 1, SASL_LIMIT).map_err(|e| io(e.to_string()))?;
     let mut d = Decoder::new(&body);
     let code = d.i16("handshake error").map_err(|e| io(e.to_string()))?;
     let mut enabled = Vec::new();
@@ -230,7 +224,7 @@ fn authenticate(stream: &mut Stream, broker: &str, sasl: &Sasl, client_id: &str)
         e.i32(token.len() as i32);
         e.raw(token);
         stream.write_all(&e.finish()).map_err(|e| io(e.to_string()))?;
-        let body = super::fetcher::read_response(stream, correlation, SASL_LIMIT).map_err(io)?;
+        let body = read_response(stream, correlation, SASL_LIMIT).map_err(|e| io(e.to_string()))?;
         let (code, message, bytes) = decode_authenticate(&body).map_err(io)?;
         if code != 0 {
             let what = if code == SASL_AUTHENTICATION_FAILED { "authentication failed" } else { "SASL error" };
