@@ -58,7 +58,8 @@
 //! ## Known limits (as of this version)
 //! - Types: BOOLEAN, TINYINT..BIGINT, FLOAT, DOUBLE, DECIMAL(1..38, s), CHAR/VARCHAR/STRING,
 //!   BINARY/BYTES, DATE, TIMESTAMP(0..6) with or without local time zone. No nested types;
-//!   schema evolution adds nullable columns only ([`Table::add_columns`]).
+//!   schema evolution adds nullable columns ([`Table::add_columns`]) and widens value columns
+//!   losslessly ([`Table::widen_columns`]); no renames, drops or narrowing.
 //! - `first-row` writers compact level 0 up before each commit (Java Paimon's batch scan of
 //!   such a table skips level 0), whether or not they wait for other compactions.
 //! - Manifest-list partition stats are real min/max/null counts ([`spec::partition_stats`]);

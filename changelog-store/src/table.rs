@@ -177,6 +177,62 @@ impl Table {
         )))
     }
 
+    /// Widens value columns in place — Paimon's `ALTER COLUMN … TYPE` for the lossless
+    /// promotions of [`DataType::widens_to`]: `schema/schema-<N+1>` with each named
+    /// field's type replaced (same field id, nullability kept), published with
+    /// create-if-absent like [`Table::add_columns`]. Files written before keep their
+    /// types and are widened as they are read. Key, partition, bucket-key and
+    /// sequence columns cannot change type (a key's bucket and sort order are computed
+    /// from its encoding); neither can a column to a type it does not widen to.
+    /// Columns already of the requested type are skipped. Returns the table at its
+    /// newest schema: open new writers from it.
+    pub fn widen_columns(&self, columns: &[(String, String)]) -> Result<Table> {
+        for _attempt in 0..16 {
+            let current = Table::open_with_clock(self.paths.root(), self.clock.clone())?;
+            let mut schema = current.info.schema.clone();
+            let info = &current.info;
+            let mut changed = false;
+            for (name, ty) in columns {
+                let refuse = |why: String| {
+                    Err(Error::InvalidSchema(format!("column `{name}` cannot change type to {ty}: {why}")))
+                };
+                let Some(i) = schema.field_index(name) else { return refuse("no such column".into()) };
+                let pinned = info.key_indices.iter().any(|&k| k == i)
+                    || info.partition_indices.contains(&i)
+                    || info.bucket_key_indices.contains(&i)
+                    || info.sequence_indices.contains(&i)
+                    || schema.primary_keys.iter().any(|k| k == name);
+                let field = &mut schema.fields[i];
+                let to = DataType::parse(ty)?.with_nullable(field.data_type.nullable);
+                if to == field.data_type {
+                    continue;
+                }
+                if pinned {
+                    return refuse("it is a key, partition, bucket-key or sequence column".into());
+                }
+                if !field.data_type.widens_to(&to) {
+                    return refuse(format!("{} does not widen to it without loss", field.data_type));
+                }
+                field.data_type = to;
+                changed = true;
+            }
+            if !changed {
+                return Ok(current);
+            }
+            schema.id += 1;
+            schema.time_millis = self.clock.now_millis();
+            let info = TableInfo::new(schema.clone())?;
+            if fs::create_if_absent(&self.paths.schema_file(schema.id), schema.to_json()?.as_bytes())? {
+                tracing::info!(table = %self.paths.root().display(), schema_id = schema.id, "columns widened");
+                return Ok(Table { info: Arc::new(info), paths: self.paths.clone(), clock: self.clock.clone() });
+            }
+        }
+        Err(Error::Unsupported(format!(
+            "widening columns of {}: 16 concurrent schema changes in a row",
+            self.paths.root().display()
+        )))
+    }
+
     pub fn path(&self) -> &Path {
         self.paths.root()
     }

@@ -379,6 +379,7 @@ mod tests {
             extra: extra.map(str::to_string),
             extra_columns: Vec::new(),
             evolvable: Vec::new(),
+            widenable: Vec::new(),
         }
     }
 

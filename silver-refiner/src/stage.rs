@@ -139,9 +139,9 @@ pub(crate) struct Entity {
 enum Taken {
     /// Every row from the start row on: how many.
     Done(usize),
-    /// Row `at` brings source columns to add first (`evolve = "add-columns"`);
-    /// the rows before it are taken.
-    Evolve { at: usize, columns: Vec<(String, ColumnType)> },
+    /// Row `at` brings source columns to add (`evolve = "add-columns"`) or
+    /// columns to widen (`"widen-types"`) first; the rows before it are taken.
+    Evolve { at: usize, columns: Vec<(String, ColumnType)>, widen: Vec<(String, ColumnType)> },
 }
 
 /// Columns of Bronze the refiner reads.
@@ -278,6 +278,37 @@ impl Refinery {
             materializer.set_silver_schema(schema.clone());
             tracing::info!(entity = %name, columns = ?columns, "columns added by schema evolution");
         }
+        // Columns schema evolution widened earlier (`widen-types`): the Silver
+        // table's type wins over the contract's narrower one (and the store gets
+        // it, should a crash have come in between). A contract type the table
+        // cannot hold is refused rather than narrowed.
+        let mut widened = Vec::new();
+        for c in contract.columns() {
+            let Some(f) = materializer.head().metadata.current_schema().field_by_id(c.field_id()) else { continue };
+            let table_ty = match &*f.field_type {
+                iceberg::spec::Type::Primitive(p) => column_type_of(p),
+                _ => None,
+            };
+            match table_ty {
+                Some(t) if t == c.ty() => {}
+                Some(t) if c.ty().widens_to(t) => widened.push((c.name().to_string(), t)),
+                _ => {
+                    return Err(invalid(format!(
+                        "column {} is {} in the contract but {} in the Silver table, which the contract's type cannot become",
+                        c.name(),
+                        c.ty(),
+                        f.field_type
+                    )));
+                }
+            }
+        }
+        if !widened.is_empty() {
+            materializer.widen_columns(&widened).await?;
+            contract = contract.with_widened_columns(&widened)?;
+            schema = lineage::silver_schema(&contract);
+            materializer.set_silver_schema(schema.clone());
+            tracing::info!(entity = %name, columns = ?widened, "columns widened by schema evolution");
+        }
         let recovered = materializer.recover().await?;
         // Store snapshots that change nothing in Silver (a batch of rejects only)
         // are passed over without a commit; only the others were missing.
@@ -378,8 +409,9 @@ impl Refinery {
                                     added += n;
                                     break;
                                 }
-                                Taken::Evolve { at, columns } => {
+                                Taken::Evolve { at, columns, widen } => {
                                     added += at - from;
+                                    e.widen(widen).await?;
                                     e.evolve(columns).await?;
                                     from = at;
                                 }
@@ -654,7 +686,7 @@ impl Entity {
         fn long_at(c: &Option<Int64Array>, i: usize) -> Option<i64> {
             c.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
         }
-        let evolving = self.refiner.contract().evolve() == crate::contract::Evolve::AddColumns;
+        let evolving = self.refiner.contract().evolve().any();
         for i in from..b.num_rows() {
             if let Some(t) = long_at(&source_ts, i).or(long_at(&ts, i)) {
                 self.newest_ms = Some(self.newest_ms.map_or(t, |n| n.max(t)));
@@ -671,13 +703,15 @@ impl Entity {
             match change_of(&self.refiner, str_at(&key, i), str_at(&value, i)) {
                 Ok(Change::Upsert(row)) => {
                     if evolving {
-                        let columns: Vec<(String, ColumnType)> =
-                            row.evolvable.iter().filter(|(n, _)| !self.refused.contains(n)).cloned().collect();
-                        if !columns.is_empty() {
+                        let columns: Vec<(String, ColumnType)> = match self.refiner.contract().evolve().add_columns {
+                            true => row.evolvable.iter().filter(|(n, _)| !self.refused.contains(n)).cloned().collect(),
+                            false => Vec::new(),
+                        };
+                        if !columns.is_empty() || !row.widenable.is_empty() {
                             let taken = i - from;
                             self.work += taken;
                             self.bronze_rows += taken as u64;
-                            return Taken::Evolve { at: i, columns };
+                            return Taken::Evolve { at: i, columns, widen: row.widenable };
                         }
                     }
                     for c in &row.extra_columns {
@@ -776,6 +810,42 @@ impl Entity {
         }
         metrics::counter!(names::SILVER_COLUMNS_ADDED, "entity" => self.name.clone()).increment(added.len() as u64);
         tracing::info!(entity = %self.name, columns = ?added, "schema evolution: source columns added to Silver and the store");
+        Ok(())
+    }
+
+    /// Schema evolution (`evolve = "widen-types"`): widens `columns` in the
+    /// Silver table and the store (Iceberg type promotion, the same field id;
+    /// Paimon `schema-<N+1>`) and refines with the wider types from now on.
+    /// Changes already in the batch carry their values over in the wider type.
+    async fn widen(&mut self, columns: Vec<(String, ColumnType)>) -> Result<(), RefineError> {
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let before: Vec<(String, ColumnType)> = columns
+            .iter()
+            .filter_map(|(n, _)| self.refiner.contract().column(n).map(|c| (n.clone(), c.ty())))
+            .collect();
+        self.materializer.widen_columns(&columns).await?;
+        let contract = self.refiner.contract().with_widened_columns(&columns)?;
+        let at: Vec<(usize, ColumnType)> = columns
+            .iter()
+            .filter_map(|(n, t)| contract.columns().iter().position(|c| &c.name == n).map(|i| (i, *t)))
+            .collect();
+        self.refiner = Refiner::new(contract);
+        self.schema = lineage::silver_schema(self.refiner.contract());
+        self.materializer.set_silver_schema(self.schema.clone());
+        for p in self.changes.values_mut() {
+            if let Pend::Upsert(row, _) = p {
+                for &(i, t) in &at {
+                    if let Some(v) = row.values.get_mut(i) {
+                        *v = std::mem::replace(v, Value::Null).widened(t);
+                    }
+                }
+            }
+        }
+        metrics::counter!(names::SILVER_COLUMNS_WIDENED, "entity" => self.name.clone()).increment(columns.len() as u64);
+        tracing::info!(entity = %self.name, from = ?before, to = ?columns,
+            "schema evolution: source types grew; columns widened in Silver and the store");
         Ok(())
     }
 

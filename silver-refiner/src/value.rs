@@ -60,6 +60,21 @@ impl Value {
         }
     }
 
+    /// This value in a column widened to `to` ([`ColumnType::widened_for`]):
+    /// an int as a long, a float as a double (exactly, as Iceberg promotes
+    /// old files); anything else (a decimal keeps its scale) as it is.
+    ///
+    /// [`ColumnType::widened_for`]: crate::contract::ColumnType::widened_for
+    #[must_use]
+    pub fn widened(self, to: crate::contract::ColumnType) -> Value {
+        use crate::contract::ColumnType as T;
+        match (self, to) {
+            (Value::Int(v), T::Long) => Value::Long(v.into()),
+            (Value::Float(v), T::Double) => Value::Double(v.into()),
+            (v, _) => v,
+        }
+    }
+
     /// Order of two values of the same orderable kind (numbers, decimals of the
     /// same scale, dates, times, timestamps); `None` otherwise.
     pub fn compare(&self, other: &Value) -> Option<Ordering> {

@@ -212,3 +212,226 @@ async fn unknown_columns_are_added_typed_from_the_debezium_schema() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("columns added by schema evolution"), "the restart read the added columns back");
 }
+
+const WIDEN_CONTRACTS: &str = r#"
+[[entity]]
+name = "items"
+version = 1
+source = "bronze.items"
+key = "id"
+evolve = ["add-columns", "widen-types"]
+[[entity.column]]
+name = "id"
+type = "int"
+[[entity.column]]
+name = "qty"
+type = "int"
+min = 0
+[[entity.column]]
+name = "price"
+type = "decimal(6,2)"
+[[entity.column]]
+name = "ratio"
+type = "float"
+
+[[entity]]
+name = "items_strict"
+version = 1
+source = "bronze.items"
+key = "id"
+[[entity.column]]
+name = "id"
+type = "int"
+[[entity.column]]
+name = "qty"
+type = "int"
+[[entity.column]]
+name = "price"
+type = "decimal(6,2)"
+[[entity.column]]
+name = "ratio"
+type = "float"
+"#;
+
+/// A Debezium create/update event with its Connect schema: `qty` as `int32`
+/// or `int64`, `price` a `Decimal` of `precision` (scale 2, base64 unscaled
+/// bytes), `ratio` as `float32` or `float64`.
+fn item_event(id: i32, ts_ms: i64, qty: (&str, i64), price: (u8, &str), ratio: (&str, f64)) -> Vec<u8> {
+    let row_schema = serde_json::json!({
+        "type": "struct", "name": "pg.public.items.Value", "optional": true,
+        "fields": [
+            {"type": "int32", "optional": false, "field": "id"},
+            {"type": qty.0, "optional": true, "field": "qty"},
+            {"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+             "parameters": {"scale": "2", "connect.decimal.precision": price.0.to_string()}, "field": "price"},
+            {"type": ratio.0, "optional": true, "field": "ratio"},
+        ]
+    });
+    let mut before = row_schema.clone();
+    before["field"] = "before".into();
+    let mut after = row_schema;
+    after["field"] = "after".into();
+    serde_json::json!({
+        "schema": {"type": "struct", "name": "pg.public.items.Envelope", "optional": false, "fields": [
+            before, after,
+            {"type": "string", "optional": false, "field": "op"},
+            {"type": "int64", "optional": true, "field": "ts_ms"},
+        ]},
+        "payload": {
+            "before": null,
+            "after": {"id": id, "qty": qty.1, "price": price.1, "ratio": ratio.1},
+            "op": "c",
+            "ts_ms": ts_ms,
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn item_key(id: i32) -> Vec<u8> {
+    serde_json::json!({"id": id}).to_string().into_bytes()
+}
+
+/// `evolve = ["add-columns", "widen-types"]`: the source's `ALTER COLUMN … TYPE`
+/// (int → bigint, numeric(6,2) → numeric(12,2), real → double precision) shows
+/// in the events' Connect schemas; the first value that needs a wider column
+/// widens it in Silver (Iceberg type promotion, the same field id) and the
+/// store (`schema-<N+1>`), rows written before read back unchanged in the wider
+/// type (pyiceberg and DuckDB over old and new data files; pypaimon over the
+/// store), and nothing is rejected. The same events under a contract without
+/// `widen-types` are `type_change` rejects with the reason. A restart with the
+/// contract file unchanged keeps the wider types.
+#[tokio::test(flavor = "multi_thread")]
+async fn source_type_changes_widen_silver_and_the_store() {
+    let lake = Lake::sqlite();
+    let topic = format!("{}.public.items", unique("wd"));
+    create_topic(&topic, 1).await;
+    let contracts = lake.dir.path().join("contracts.toml");
+    std::fs::write(&contracts, WIDEN_CONTRACTS).unwrap();
+    let silver = format!(
+        "[silver]\ncontracts = {:?}\nstore = {:?}\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
+        contracts.display().to_string(),
+        lake.dir.path().join("store").display().to_string(),
+    );
+    let config = lake.config("wd", std::slice::from_ref(&topic), None, &silver);
+    let log = lake.dir.path().join("silver.log");
+    let msg = |id: i32, value: Vec<u8>| (Some(item_key(id)), Some(value));
+
+    // 1. Before the source change: the contract's own types.
+    produce(
+        &topic,
+        0,
+        &[
+            msg(1, item_event(1, 1_000, ("int32", 5), (6, "MDk="), ("float", 0.5))),
+            msg(2, item_event(2, 1_001, ("int32", 6), (6, "AMNQ"), ("float", 0.25))),
+            msg(3, item_event(3, 1_002, ("int32", 7), (6, "/wY="), ("float", -1.5))),
+        ],
+    )
+    .await;
+    ingest_until_idle(&config, "1s");
+    refine_until_idle(&config, &log);
+    let py = pyiceberg_silver(&lake, "silver.items", "id");
+    let types = py["types"].as_object().unwrap().clone();
+    assert_eq!(
+        (&types["qty"], &types["price"], &types["ratio"]),
+        (&"int".into(), &"decimal(6, 2)".into(), &"float".into())
+    );
+    let ids_before = py["field_ids"].clone();
+
+    // 2. After it, in one batch: an event still narrow, then values only the
+    // wider types hold (and one that fits but comes with the wider schema).
+    produce(
+        &topic,
+        0,
+        &[
+            msg(5, item_event(5, 2_000, ("int32", 9), (6, "ZA=="), ("float", 2.0))),
+            msg(2, item_event(2, 2_001, ("int64", 5_000_000_000), (6, "AMNQ"), ("float", 0.25))),
+            msg(4, item_event(4, 2_002, ("int64", 8), (12, "HL6ZGhQ="), ("float", 4.0))),
+            msg(3, item_event(3, 2_003, ("int32", 7), (6, "/wY="), ("double", 0.1))),
+        ],
+    )
+    .await;
+    ingest_until_idle(&config, "1s");
+    refine_until_idle(&config, &log);
+    let py = pyiceberg_silver(&lake, "silver.items", "id");
+    let types = py["types"].as_object().unwrap();
+    assert_eq!(
+        (&types["qty"], &types["price"], &types["ratio"]),
+        (&"long".into(), &"decimal(12, 2)".into(), &"double".into()),
+        "widened: {py}"
+    );
+    for c in ["id", "qty", "price", "ratio"] {
+        assert_eq!(py["field_ids"][c], ids_before[c], "{c} keeps its field id");
+    }
+    let want = [
+        (1, 5i64, "123.45", 0.5),
+        (2, 5_000_000_000, "500.00", 0.25),
+        (3, 7, "-2.50", 0.1),
+        (4, 8, "1234567890.12", 4.0),
+        (5, 9, "1.00", 2.0),
+    ];
+    assert_eq!(py["rows"].as_array().unwrap().len(), want.len(), "{py}");
+    assert_eq!(py["duckdb_count"], want.len(), "DuckDB over the old and new files");
+    for (id, qty, price, ratio) in want {
+        let r = row(&py, "id", id);
+        assert_eq!(
+            (&r["qty"], &r["price"], r["ratio"].as_f64()),
+            (&qty.into(), &price.into(), Some(ratio)),
+            "item {id}: {r}"
+        );
+    }
+    let rejects = pyiceberg_silver(&lake, "silver._rejects", "kafka_offset");
+    let rejects: Vec<&Value> = rejects["rows"].as_array().unwrap().iter().collect();
+    assert!(rejects.iter().all(|r| r["entity"] == "items_strict"), "the evolving entity rejects nothing: {rejects:?}");
+    let strict: Vec<(i64, &str, &str)> = rejects
+        .iter()
+        .map(|r| (r["kafka_offset"].as_i64().unwrap(), r["rule"].as_str().unwrap(), r["column"].as_str().unwrap()))
+        .collect();
+    assert_eq!(strict, [(4, "type_change", "qty"), (5, "type_change", "qty"), (6, "type_change", "ratio")]);
+    assert!(
+        rejects[0]["reason"].as_str().unwrap().contains("int64"),
+        "the reason names the source type: {:?}",
+        rejects[0]
+    );
+
+    // The store widened too; pypaimon reads old and new files in the new types.
+    let store_dir = lake.dir.path().join("store");
+    let store = changelog_store::Table::open(store_dir.join("silver.db/items")).unwrap();
+    let ty = |n: &str| store.schema().fields.iter().find(|f| f.name == n).unwrap().data_type.to_string();
+    assert_eq!((ty("qty"), ty("price"), ty("ratio")), ("BIGINT".into(), "DECIMAL(12, 2)".into(), "DOUBLE".into()));
+    let latest = store.latest_snapshot().unwrap().unwrap();
+    let python = std::env::var("LAKEHOUSE_TEST_PYTHON").expect("LAKEHOUSE_TEST_PYTHON (set by tests/run.sh)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../changelog-store/interop/pypaimon_check.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["read-snapshots", &store_dir.display().to_string(), "silver.items", &latest.id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pypaimon failed: {}", String::from_utf8_lossy(&out.stderr));
+    let read: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+    let mut paimon: Vec<(i64, i64, f64)> = read["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["qty"].as_i64().unwrap(), r["ratio"].as_f64().unwrap()))
+        .collect();
+    paimon.sort_by_key(|r| r.0);
+    let expect: Vec<(i64, i64, f64)> = want.iter().map(|(id, q, _, r)| (*id, *q, *r)).collect();
+    assert_eq!(paimon, expect, "pypaimon's read of the widened store");
+
+    // 3. A restart with the contract file unchanged (still `int`) keeps the
+    // wider types and refines a narrow event into them.
+    let catalog = lake.connect().await;
+    let schema_id = |t: &lakehouse::catalog::LoadedTable| t.metadata.current_schema_id();
+    let before = schema_id(&catalog.require_table(&TableName::new("silver", "items")).await.unwrap());
+    produce(&topic, 0, &[msg(6, item_event(6, 3_000, ("int32", 11), (6, "Awk="), ("float", 8.0)))]).await;
+    ingest_until_idle(&config, "1s");
+    refine_until_idle(&config, &log);
+    let after = schema_id(&catalog.require_table(&TableName::new("silver", "items")).await.unwrap());
+    assert_eq!(before, after, "a restart does not evolve the schema again");
+    let py = pyiceberg_silver(&lake, "silver.items", "id");
+    let r = row(&py, "id", 6);
+    assert_eq!((&r["qty"], &r["price"], r["ratio"].as_f64()), (&11.into(), &"7.77".into(), Some(8.0)));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("columns widened by schema evolution"), "the restart read the widened types back");
+}

@@ -253,6 +253,56 @@ pub fn reorder_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<Option<R
         .map_err(|source| Error::Arrow { op: "reordering the columns of a data file", source })
 }
 
+/// `col` in the type `want` where its own type widens to it losslessly (a file written
+/// before [`Table::widen_columns`](crate::Table::widen_columns)): smaller integers to
+/// larger ones, FLOAT to DOUBLE, a decimal to a larger precision at the same scale.
+/// Any other column is returned as is (and then converted value by value, or refused).
+pub fn widen(col: ArrayRef, want: &ArrowType) -> ArrayRef {
+    use ArrowType as A;
+    fn ints<T: arrow_array::ArrowPrimitiveType>(col: &ArrayRef, want: &ArrowType) -> Option<ArrayRef>
+    where
+        T::Native: Into<i64>,
+    {
+        let c = col.as_primitive::<T>();
+        Some(match want {
+            A::Int16 => Arc::new(c.unary::<_, Int16Type>(|x| x.into() as i16)),
+            A::Int32 => Arc::new(c.unary::<_, Int32Type>(|x| x.into() as i32)),
+            A::Int64 => Arc::new(c.unary::<_, Int64Type>(|x| x.into())),
+            _ => return None,
+        })
+    }
+    if !widens(col.data_type(), want) {
+        return col;
+    }
+    let widened = match (col.data_type(), want) {
+        (A::Int8, _) => ints::<Int8Type>(&col, want),
+        (A::Int16, _) => ints::<Int16Type>(&col, want),
+        (A::Int32, _) => ints::<Int32Type>(&col, want),
+        (A::Float32, _) => {
+            Some(Arc::new(col.as_primitive::<Float32Type>().unary::<_, Float64Type>(f64::from)) as ArrayRef)
+        }
+        (A::Decimal128(..), A::Decimal128(q, t)) => col
+            .as_primitive::<arrow_array::types::Decimal128Type>()
+            .clone()
+            .with_precision_and_scale(*q, *t)
+            .ok()
+            .map(|c| Arc::new(c) as ArrayRef),
+        _ => None,
+    };
+    widened.unwrap_or(col)
+}
+
+/// Whether `from` is a strictly narrower type that [`widen`] brings to `to`.
+fn widens(from: &ArrowType, to: &ArrowType) -> bool {
+    use ArrowType as A;
+    match (from, to) {
+        (A::Int8, A::Int16 | A::Int32 | A::Int64) | (A::Int16, A::Int32 | A::Int64) | (A::Int32, A::Int64) => true,
+        (A::Float32, A::Float64) => true,
+        (A::Decimal128(p, s), A::Decimal128(q, t)) => s == t && p < q,
+        _ => false,
+    }
+}
+
 /// `col` retyped as `want` where the two are timestamps of one unit that differ in their
 /// zone only (`"UTC"` vs `"+00:00"`, or a zone vs none): the values are the same epoch
 /// counts either way, so only the type changes; any other column is returned as is.
@@ -276,7 +326,17 @@ fn align_columns(schema: &SchemaRef, batch: &RecordBatch) -> Result<(Vec<ArrayRe
     let mut same_types = true;
     for f in schema.fields() {
         let c = match batch.column_by_name(f.name()) {
-            Some(c) => retag_zone(c.clone(), f.data_type()),
+            Some(c) if widens(f.data_type(), c.data_type()) => {
+                // Never read a wider value into a narrower column (it would not fit).
+                return Err(Error::InvalidSchema(format!(
+                    "column `{}` is {} in a data file but {} in the schema read with: the table's column was \
+                     widened after this reader opened it; reopen the table",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                )));
+            }
+            Some(c) => widen(retag_zone(c.clone(), f.data_type()), f.data_type()),
             None if f.is_nullable() => arrow_array::new_null_array(f.data_type(), batch.num_rows()),
             None => return Err(Error::corrupt("<data file>", format!("missing column `{}`", f.name()))),
         };
@@ -326,6 +386,8 @@ pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datu
     let mismatch = || Error::corrupt("<data file>", format!("column type {:?} does not match {ty}", col.data_type()));
     Ok(match (ty.root, col.data_type()) {
         (TypeRoot::Boolean, ArrowType::Boolean) => Datum::Bool(col.as_boolean().value(row)),
+        (TypeRoot::BigInt, ArrowType::Int8) => Datum::Long(col.as_primitive::<Int8Type>().value(row).into()),
+        (TypeRoot::BigInt, ArrowType::Int16) => Datum::Long(col.as_primitive::<Int16Type>().value(row).into()),
         (_, ArrowType::Int8) => Datum::Int(col.as_primitive::<Int8Type>().value(row) as i32),
         (_, ArrowType::Int16) => Datum::Int(col.as_primitive::<Int16Type>().value(row) as i32),
         (TypeRoot::BigInt, ArrowType::Int32) => Datum::Long(col.as_primitive::<Int32Type>().value(row) as i64),
@@ -349,6 +411,7 @@ pub(crate) fn datum_at(col: &ArrayRef, ty: &DataType, row: usize) -> Result<Datu
                 _ => Datum::Long(raw),
             }
         }
+        (TypeRoot::Double, ArrowType::Float32) => Datum::Double(col.as_primitive::<Float32Type>().value(row).into()),
         (_, ArrowType::Float32) => Datum::Float(col.as_primitive::<Float32Type>().value(row)),
         (_, ArrowType::Float64) => Datum::Double(col.as_primitive::<Float64Type>().value(row)),
         (_, ArrowType::Utf8) => Datum::String(col.as_string::<i32>().value(row).to_string()),

@@ -56,6 +56,29 @@ impl DataType {
         self
     }
 
+    /// Whether a column of this type may change to `to` with every value it holds
+    /// read back unchanged in the new type: TINYINT → SMALLINT → INT → BIGINT,
+    /// FLOAT → DOUBLE, DECIMAL(p,s) → DECIMAL(p',s) with p' ≥ p, and the same
+    /// type again (nullability aside). These are the promotions Iceberg allows too,
+    /// so a Silver column and its store column can widen together.
+    pub fn widens_to(&self, to: &DataType) -> bool {
+        use TypeRoot as T;
+        let rank = |t: &TypeRoot| match t {
+            T::TinyInt => Some(1),
+            T::SmallInt => Some(2),
+            T::Int => Some(3),
+            T::BigInt => Some(4),
+            _ => None,
+        };
+        match (&self.root, &to.root) {
+            (a, b) if a == b => true,
+            (a, b) if rank(a).is_some() && rank(b).is_some() => rank(a) < rank(b),
+            (T::Float, T::Double) => true,
+            (T::Decimal(p, s), T::Decimal(q, t)) => s == t && p <= q,
+            _ => false,
+        }
+    }
+
     /// Parses Paimon's type string, e.g. `"BIGINT NOT NULL"`, `"VARCHAR(10)"`, `"TIMESTAMP(3)"`.
     pub fn parse(text: &str) -> Result<Self> {
         let upper = text.trim().to_ascii_uppercase();

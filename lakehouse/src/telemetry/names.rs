@@ -58,6 +58,8 @@ pub const SILVER_UNKNOWN_FIELDS: &str = "lakehouse_silver_unknown_fields_total";
 pub const SILVER_CONTROL_EVENTS: &str = "lakehouse_silver_control_events_total";
 /// Columns added to Silver by schema evolution (`evolve = "add-columns"`). Labels: entity.
 pub const SILVER_COLUMNS_ADDED: &str = "lakehouse_silver_columns_added_total";
+/// Columns widened in Silver by schema evolution (`evolve = "widen-types"`). Labels: entity.
+pub const SILVER_COLUMNS_WIDENED: &str = "lakehouse_silver_columns_widened_total";
 /// Store writers reopened because another writer (a rejects replay, a sibling
 /// shard) committed to the entity's store since the kept writer's last commit. Labels: entity.
 pub const SILVER_STORE_WRITER_REOPENED: &str = "lakehouse_silver_store_writer_reopened_total";
@@ -134,6 +136,7 @@ pub fn describe() {
         "Debezium events that describe no row (schema changes, transaction boundaries), skipped"
     );
     describe_counter!(SILVER_COLUMNS_ADDED, Unit::Count, "Columns added to Silver by schema evolution");
+    describe_counter!(SILVER_COLUMNS_WIDENED, Unit::Count, "Columns widened in Silver by schema evolution");
     describe_counter!(
         SILVER_STORE_WRITER_REOPENED,
         Unit::Count,
@@ -192,6 +195,7 @@ pub const ALL: &[&str] = &[
     SILVER_UNKNOWN_FIELDS,
     SILVER_CONTROL_EVENTS,
     SILVER_COLUMNS_ADDED,
+    SILVER_COLUMNS_WIDENED,
     SILVER_STORE_WRITER_REOPENED,
     COMPACTIONS,
     COMPACTION_FILES,

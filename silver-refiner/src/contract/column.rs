@@ -54,6 +54,18 @@ pub struct Column {
 }
 
 impl Column {
+    /// This column widened to `ty` (schema evolution, `widen-types`): the same
+    /// field id, source and rules, its bounds, allowed values and default as
+    /// values of the wider type.
+    pub(crate) fn widened(&self, ty: super::ColumnType) -> Column {
+        let mut c = self.clone();
+        c.read.ty = ty;
+        let w = |v: &mut Value| *v = std::mem::replace(v, Value::Null).widened(ty);
+        c.checks.min.iter_mut().chain(c.checks.max.iter_mut()).chain(c.default.iter_mut()).for_each(w);
+        c.checks.allowed.iter_mut().flatten().for_each(w);
+        c
+    }
+
     /// The Silver column name.
     pub fn name(&self) -> &str {
         &self.name

@@ -212,6 +212,39 @@ impl Contract {
         Ok(out)
     }
 
+    /// This contract with columns widened by schema evolution (`evolve =
+    /// "widen-types"`): `(name, wider type)` each; a column already of that
+    /// type is left alone. Key columns and types that are not a promotion of
+    /// the column's ([`ColumnType::widens_to`]) are refused.
+    pub fn with_widened_columns(&self, widened: &[(String, ColumnType)]) -> Result<Contract, ContractError> {
+        let mut out = self.clone();
+        for (name, ty) in widened {
+            let fail = |problem: String| ContractError::Column {
+                origin: "(schema evolution)".into(),
+                entity: self.name.clone(),
+                column: name.clone(),
+                problem,
+            };
+            let Some(i) = out.columns.iter().position(|c| &c.name == name) else {
+                return Err(fail("no such column to widen".into()));
+            };
+            let col = &out.columns[i];
+            if col.ty() == *ty {
+                continue;
+            }
+            if col.is_key || !col.ty().widens_to(*ty) {
+                return Err(fail(format!(
+                    "a {}{} column cannot widen to {ty}",
+                    if col.is_key { "key " } else { "" },
+                    col.ty()
+                )));
+            }
+            out.columns[i] = col.widened(*ty);
+        }
+        out.arrow_schema = Arc::new(arrow_schema(&out.columns, out.extra_id));
+        Ok(out)
+    }
+
     /// The columns added by schema evolution (after the declared ones).
     pub fn added_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| c.field_id > self.extra_id)

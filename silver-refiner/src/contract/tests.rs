@@ -56,7 +56,7 @@ fn parses_a_single_entity_file() {
     let c = Contract::from_toml_str(ORDERS).expect("a valid contract");
     assert_eq!((c.name(), c.version(), c.source()), ("orders", 3, "bronze.orders"));
     assert_eq!(c.key_columns().map(Column::name).collect::<Vec<_>>(), ["order_id", "line"]);
-    assert_eq!(c.evolve(), Evolve::AddColumns);
+    assert_eq!(c.evolve(), Evolve { add_columns: true, widen_types: false });
     assert_eq!(c.partition(), Some(&Partition { column: "order_date".into(), transform: Transform::Month }));
     let amount = c.column("amount").expect("amount");
     assert_eq!(amount.source(), "amount_cents");

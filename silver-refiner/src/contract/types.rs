@@ -41,6 +41,33 @@ impl ColumnType {
         self.is_numeric() || self.is_temporal()
     }
 
+    /// The type a column of this type widens to so that it holds every value of
+    /// `source` exactly, within Iceberg's type promotions: int → long (for a
+    /// long source), float → double (for a double or int source: a double holds
+    /// every int), decimal(p,s) → decimal(p',s) with p' > p (the source's
+    /// precision, same scale). `None` where no promotion helps.
+    pub fn widened_for(self, source: ColumnType) -> Option<ColumnType> {
+        match (self, source) {
+            (Self::Int, Self::Long) => Some(Self::Long),
+            (Self::Float, Self::Double | Self::Int) => Some(Self::Double),
+            (Self::Decimal { precision: p, scale: s }, Self::Decimal { precision: q, scale: t }) if s == t && q > p => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a column of this type may become `to` (the same type, or an
+    /// Iceberg promotion of it).
+    pub fn widens_to(self, to: ColumnType) -> bool {
+        match (self, to) {
+            _ if self == to => true,
+            (Self::Int, Self::Long) | (Self::Float, Self::Double) => true,
+            (Self::Decimal { precision: p, scale: s }, Self::Decimal { precision: q, scale: t }) => s == t && p <= q,
+            _ => false,
+        }
+    }
+
     /// The type a column added by schema evolution gets from its Debezium
     /// schema, or `None` when no Iceberg primitive holds it exactly
     /// (structs, arrays, maps, a `VariableScaleDecimal` of unknown scale).
@@ -194,16 +221,62 @@ pub enum Transform {
     Month,
 }
 
-/// What the refiner may do to the Silver table when the source grows a column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Evolve {
-    /// Unknown source columns only go to `_extra`.
-    #[default]
-    None,
+/// What the refiner may do to the Silver table when the source schema changes:
+/// `evolve = "add-columns"`, `"widen-types"`, both as a list
+/// (`["add-columns", "widen-types"]`), or `"none"` (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evolve {
     /// Unknown source columns also become new Silver columns, typed from the
-    /// Debezium schema ([`ColumnType::from_connect`]).
-    AddColumns,
+    /// Debezium schema ([`ColumnType::from_connect`]); without it they only go
+    /// to `_extra`.
+    pub add_columns: bool,
+    /// A value column whose source type grew (`ALTER COLUMN … TYPE bigint`)
+    /// is widened in Silver and the store ([`ColumnType::widened_for`]) when a
+    /// value needs it; without it such values are `type_change` rejects.
+    pub widen_types: bool,
+}
+
+impl Evolve {
+    pub const NONE: Evolve = Evolve { add_columns: false, widen_types: false };
+
+    pub fn any(self) -> bool {
+        self.add_columns || self.widen_types
+    }
+}
+
+impl FromStr for Evolve {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Evolve::NONE),
+            "add-columns" => Ok(Evolve { add_columns: true, widen_types: false }),
+            "widen-types" => Ok(Evolve { add_columns: false, widen_types: true }),
+            other => Err(format!("unknown evolve mode `{other}` (none, add-columns, widen-types)")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Evolve {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        let modes = match Form::deserialize(d)? {
+            Form::One(s) => vec![s],
+            Form::Many(v) => v,
+        };
+        let mut out = Evolve::NONE;
+        for m in modes {
+            let e: Evolve = m.parse().map_err(serde::de::Error::custom)?;
+            out.add_columns |= e.add_columns;
+            out.widen_types |= e.widen_types;
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +308,41 @@ mod tests {
             assert!(bad.parse::<ColumnType>().is_err(), "{bad}");
         }
         assert!("varchar".parse::<ColumnType>().expect_err("unknown").contains("unknown type `varchar`"));
+    }
+
+    #[test]
+    fn evolve_modes_and_type_promotions() {
+        #[derive(Deserialize)]
+        struct E {
+            evolve: Evolve,
+        }
+        let parse = |text: &str| toml::from_str::<E>(text).map(|e| e.evolve);
+        assert_eq!(parse(r#"evolve = "add-columns""#).unwrap(), Evolve { add_columns: true, widen_types: false });
+        assert_eq!(parse(r#"evolve = "widen-types""#).unwrap(), Evolve { add_columns: false, widen_types: true });
+        assert_eq!(
+            parse(r#"evolve = ["add-columns", "widen-types"]"#).unwrap(),
+            Evolve { add_columns: true, widen_types: true }
+        );
+        assert_eq!(parse(r#"evolve = "none""#).unwrap(), Evolve::NONE);
+        assert!(parse(r#"evolve = "rename""#).unwrap_err().to_string().contains("unknown evolve mode `rename`"));
+
+        let dec = |precision, scale| ColumnType::Decimal { precision, scale };
+        assert_eq!(ColumnType::Int.widened_for(ColumnType::Long), Some(ColumnType::Long));
+        assert_eq!(ColumnType::Float.widened_for(ColumnType::Double), Some(ColumnType::Double));
+        assert_eq!(ColumnType::Float.widened_for(ColumnType::Int), Some(ColumnType::Double));
+        assert_eq!(dec(6, 2).widened_for(dec(12, 2)), Some(dec(12, 2)));
+        for (from, source) in [
+            (ColumnType::Int, ColumnType::Double),
+            (ColumnType::Long, ColumnType::Decimal { precision: 38, scale: 0 }),
+            (dec(6, 2), dec(12, 3)),
+            (dec(12, 2), dec(6, 2)),
+            (ColumnType::Int, ColumnType::String),
+            (ColumnType::Date, ColumnType::Timestamp),
+        ] {
+            assert_eq!(from.widened_for(source), None, "{from} for a {source} source");
+        }
+        assert!(dec(6, 2).widens_to(dec(6, 2)) && dec(6, 2).widens_to(dec(7, 2)) && !dec(7, 2).widens_to(dec(6, 2)));
+        assert!(!ColumnType::Long.widens_to(ColumnType::Int));
     }
 
     #[test]

@@ -241,6 +241,28 @@ impl Materializer {
         Ok(ids)
     }
 
+    /// Schema evolution: widens `columns` (name, wider type) in the Silver
+    /// Iceberg table (type promotion, same field ids) and in the store table
+    /// (`schema-<N+1>`), Iceberg first: a crash in between leaves Silver wider
+    /// than the store, which the next open mends. Call
+    /// [`Materializer::set_silver_schema`] before the next [`Materializer::apply`].
+    pub async fn widen_columns(&mut self, columns: &[(String, ColumnType)]) -> Result<(), MaterializeError> {
+        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        let mut types = Vec::with_capacity(columns.len());
+        for (n, t) in columns {
+            let ty = iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
+                .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))?;
+            types.push((n.clone(), ty));
+        }
+        self.head = super::evolve::widen_columns(self.committer.catalog(), &self.head, &types).await?;
+        let store_columns: Vec<(String, String)> =
+            columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect();
+        self.store = self.store.widen_columns(&store_columns).map_err(self.store_err())?;
+        self.write = None; // its schema is the old one
+        self.store_schema = changelog_store::data::arrow_conv::row_schema(self.store.info());
+        Ok(())
+    }
+
     /// The Silver schema of the batches [`Materializer::apply`] takes from now on
     /// (after [`Materializer::add_columns`]).
     pub fn set_silver_schema(&mut self, schema: SchemaRef) {

@@ -45,6 +45,12 @@ pub struct RefinedRow {
     /// Of those, the ones the event's Connect schema types exactly
     /// ([`ColumnType::from_connect`]): what `evolve = "add-columns"` can add.
     pub evolvable: Vec<(String, ColumnType)>,
+    /// Contract columns whose value the event's Connect schema types wider than
+    /// the column holds (`ALTER COLUMN … TYPE bigint` at the source), with the
+    /// type each widens to ([`ColumnType::widened_for`]); only with `evolve`'s
+    /// `widen-types`, and then the row's value there is null until it is
+    /// refined again with the widened contract.
+    pub widenable: Vec<(String, ColumnType)>,
 }
 
 /// A contract ready to refine rows. Cheap to clone.
@@ -82,10 +88,23 @@ impl Refiner {
     pub fn refine(&self, after: &Map<String, Json>, schema: Option<&ConnectSchema>) -> Result<RefinedRow, Reject> {
         let columns = self.contract.columns();
         let mut values = Vec::with_capacity(columns.len());
+        let widen = self.contract.evolve().widen_types;
+        let mut widenable = Vec::new();
         for col in columns {
             let field = schema.and_then(|s| s.field(&col.source));
-            let v = self.column_value(col, after.get(&col.source), field, true).map_err(|f| f.at(&col.name))?;
-            values.push(v);
+            match self.column_value(col, after.get(&col.source), field, true) {
+                Ok(v) => values.push(v),
+                Err(f) if widen && !col.is_key() && matches!(f.rule, Rule::TypeChange | Rule::Precision) => {
+                    match field.and_then(ColumnType::from_connect).and_then(|src| col.ty().widened_for(src)) {
+                        Some(wider) => {
+                            widenable.push((col.name.clone(), wider));
+                            values.push(Value::Null);
+                        }
+                        None => return Err(f.at(&col.name)),
+                    }
+                }
+                Err(f) => return Err(f.at(&col.name)),
+            }
         }
         let mut extra: Option<Map<String, Json>> = None;
         let mut extra_columns = Vec::new();
@@ -100,7 +119,7 @@ impl Refiner {
             }
         }
         let extra = extra.map(|m| Json::Object(m).to_string());
-        Ok(RefinedRow { values, extra, extra_columns, evolvable })
+        Ok(RefinedRow { values, extra, extra_columns, evolvable, widenable })
     }
 
     /// The business key of a row image — the `before` of a delete, or any
