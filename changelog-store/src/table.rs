@@ -233,6 +233,13 @@ impl Table {
         )))
     }
 
+    /// Whether another schema was published after the one this handle holds
+    /// (columns added or widened since it was opened): reopen to read files
+    /// written with it (a widened column's files are refused by this handle).
+    pub fn has_newer_schema(&self) -> bool {
+        fs::exists(&self.paths.schema_file(self.info.schema.id + 1))
+    }
+
     pub fn path(&self) -> &Path {
         self.paths.root()
     }

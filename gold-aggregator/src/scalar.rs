@@ -119,12 +119,16 @@ pub fn read(col: &ArrayRef, i: usize) -> Scalar {
     }
 }
 
-/// The Arrow type a Gold column of source type `ty` is written with
-/// (narrow integers widen; timestamps are microseconds).
+/// The Arrow type a Gold column of source type `ty` is written with: every
+/// integer a long, every float a double, every decimal `decimal(38, s)` at its
+/// scale, timestamps in microseconds. So a Silver column widened by schema
+/// evolution (int → long, float → double, a larger decimal precision) changes
+/// no Gold type: the Gold tables and their state keep theirs.
 pub fn output_type(ty: &DataType) -> DataType {
     match ty {
-        DataType::Int8 | DataType::Int16 | DataType::Int32 => DataType::Int32,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => DataType::Int64,
         DataType::Float32 => DataType::Float64,
+        DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
         DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
         other => other.clone(),
     }

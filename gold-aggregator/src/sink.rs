@@ -201,6 +201,27 @@ impl GoldTable {
             ]),
         };
         let head = load_or_create_sorted(&catalog, &gold, &spec, &sort_by).await?;
+        // A Gold table made with other column types (by an older version, whose
+        // narrow integers and decimals kept the Silver column's type) is not
+        // written with files of this one's types.
+        let existing = head.metadata.current_schema();
+        for f in spec.schema.as_struct().fields() {
+            if let Some(e) = existing.field_by_name(&f.name)
+                && e.field_type != f.field_type
+            {
+                return Err(SinkError::Invalid {
+                    table: name.clone(),
+                    message: format!(
+                        "column {} is {} in the Gold table but {} in this definition; rebuild the table \
+                         (drop it and its state directory {}) or restore the definition",
+                        f.name,
+                        e.field_type,
+                        f.field_type,
+                        state_path.display()
+                    ),
+                });
+            }
+        }
         let store_err = |source| SinkError::Store { table: name.clone(), source };
         let state = if state_path.join("schema").exists() {
             Table::open(&state_path).map_err(store_err)?

@@ -214,6 +214,13 @@ impl Ready {
                 continue;
             }
             let source_err = |source| GoldError::Source { table: table.clone(), entity: src.entity.clone(), source };
+            if src.table.has_newer_schema() {
+                // Silver added or widened columns: Gold's types do not change
+                // (see `scalar::output_type`), but the new files are read with the new schema.
+                src.table = Table::open(src.table.path()).map_err(source_err)?;
+                tracing::info!(table = %table, entity = %src.entity, schema_id = src.table.schema().id,
+                    "the source's schema changed; reopened it");
+            }
             let Some(latest) = src.table.latest_snapshot_id().map_err(source_err)? else { continue };
             let last = latest.min(src.upto + max as i64);
             for n in src.upto + 1..=last {

@@ -746,6 +746,53 @@ fn java_paimon_reads_store_tables_of_every_type_and_engine() {
         assert_same(&read.by("k"), &want, &format!("first-row table read by Java Paimon after commit {}", round + 1));
     }
     assert_same(&py(&["paimon", "--table-path", &path]).by("k"), &want, "first-row table read by pypaimon");
+
+    // Widened columns (`Table::widen_columns`, Silver's `widen-types`): files written
+    // before the change keep INT / FLOAT / DECIMAL(6,2); Java reads them in the new types.
+    let spec = TableSpec {
+        columns: [("k", "BIGINT NOT NULL"), ("n", "INT"), ("f", "FLOAT"), ("d", "DECIMAL(6, 2)")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        primary_keys: vec!["k".into()],
+        partition_keys: vec![],
+        options: [("bucket", "2"), ("changelog-producer", "lookup")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    };
+    let narrow = Table::create_in_warehouse(dir.path(), "db", "widened", spec).unwrap();
+    let mut w = narrow.new_write().unwrap();
+    let mut want: BTreeMap<i64, Value> = BTreeMap::new();
+    for k in 0..40i64 {
+        w.write_json(
+            &json!({"k": k, "n": -2_000_000_000 + k, "f": k as f64 * 0.25, "d": format!("{k}.05")}),
+            RowKind::Insert,
+        )
+        .unwrap();
+        want.insert(k, json!({"k": k, "n": -2_000_000_000 + k, "f": k as f64 * 0.25, "d": format!("{k}.05")}));
+    }
+    narrow.new_committer("java-test").commit(1, w.prepare_commit().unwrap(), None).unwrap();
+    let wide = narrow
+        .widen_columns(&[
+            ("n".into(), "BIGINT".into()),
+            ("f".into(), "DOUBLE".into()),
+            ("d".into(), "DECIMAL(12, 2)".into()),
+        ])
+        .unwrap();
+    let mut w = wide.new_write().unwrap();
+    for k in (30..50i64).step_by(2) {
+        // An odd integer above 2^24: a double, not a float, holds it (and its text reads back exactly).
+        let f = 16_777_217.0 + 2.0 * k as f64;
+        let row = json!({"k": k, "n": (1i64 << 40) + k, "f": f, "d": format!("{}.99", 1_000_000_000 + k)});
+        w.write_json(&row, RowKind::Insert).unwrap();
+        want.insert(k, row);
+    }
+    wide.new_committer("java-test").commit(2, w.prepare_commit().unwrap(), None).unwrap();
+    let path = dir.path().join("db.db/widened").display().to_string();
+    let read = java(&launcher, &["paimon", "--table-path", &path]);
+    assert_same(&read.by("k"), &want, "widened table read by Java Paimon (old files in the new types)");
+    assert_same(&py(&["paimon", "--table-path", &path]).by("k"), &want, "widened table read by pypaimon");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -233,6 +233,9 @@ type = "decimal(6,2)"
 [[entity.column]]
 name = "ratio"
 type = "float"
+[[entity.column]]
+name = "day"
+type = "date"
 
 [[entity]]
 name = "items_strict"
@@ -251,6 +254,34 @@ type = "decimal(6,2)"
 [[entity.column]]
 name = "ratio"
 type = "float"
+[[entity.column]]
+name = "day"
+type = "date"
+"#;
+
+/// A Gold rollup over the widening entity, grouped by the column that widens.
+const WIDEN_GOLD: &str = r#"
+[[rollup]]
+name = "items_by_qty"
+source = "items"
+time = "day"
+windows = ["day"]
+group_by = ["qty"]
+[[rollup.measure]]
+name = "revenue"
+fn = "sum"
+column = "price"
+[[rollup.measure]]
+name = "top_price"
+fn = "max"
+column = "price"
+[[rollup.measure]]
+name = "top_ratio"
+fn = "max"
+column = "ratio"
+[[rollup.measure]]
+name = "n"
+fn = "count"
 "#;
 
 /// A Debezium create/update event with its Connect schema: `qty` as `int32`
@@ -265,6 +296,7 @@ fn item_event(id: i32, ts_ms: i64, qty: (&str, i64), price: (u8, &str), ratio: (
             {"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
              "parameters": {"scale": "2", "connect.decimal.precision": price.0.to_string()}, "field": "price"},
             {"type": ratio.0, "optional": true, "field": "ratio"},
+            {"type": "int32", "optional": true, "name": "io.debezium.time.Date", "version": 1, "field": "day"},
         ]
     });
     let mut before = row_schema.clone();
@@ -279,7 +311,7 @@ fn item_event(id: i32, ts_ms: i64, qty: (&str, i64), price: (u8, &str), ratio: (
         ]},
         "payload": {
             "before": null,
-            "after": {"id": id, "qty": qty.1, "price": price.1, "ratio": ratio.1},
+            "after": {"id": id, "qty": qty.1, "price": price.1, "ratio": ratio.1, "day": 20_000},
             "op": "c",
             "ts_ms": ts_ms,
         }
@@ -299,7 +331,10 @@ fn item_key(id: i32) -> Vec<u8> {
 /// store (`schema-<N+1>`), rows written before read back unchanged in the wider
 /// type (pyiceberg and DuckDB over old and new data files; pypaimon over the
 /// store), and nothing is rejected. The same events under a contract without
-/// `widen-types` are `type_change` rejects with the reason. A restart with the
+/// `widen-types` are `type_change` rejects with the reason. A gold-aggregator
+/// running across the change, with a rollup grouped by the widened column,
+/// reopens Silver's store table and keeps its own types (integers are longs
+/// and decimals `decimal(38, s)` in Gold from the start). A restart with the
 /// contract file unchanged keeps the wider types.
 #[tokio::test(flavor = "multi_thread")]
 async fn source_type_changes_widen_silver_and_the_store() {
@@ -308,13 +343,19 @@ async fn source_type_changes_widen_silver_and_the_store() {
     create_topic(&topic, 1).await;
     let contracts = lake.dir.path().join("contracts.toml");
     std::fs::write(&contracts, WIDEN_CONTRACTS).unwrap();
+    let gold_tables = lake.dir.path().join("gold.toml");
+    std::fs::write(&gold_tables, WIDEN_GOLD).unwrap();
+    let store = lake.dir.path().join("store").display().to_string();
     let silver = format!(
-        "[silver]\ncontracts = {:?}\nstore = {:?}\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
+        "[silver]\ncontracts = {:?}\nstore = {store:?}\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n\n\
+         [gold]\ntables = {:?}\nsilver_store = {store:?}\nstate = {:?}\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
         contracts.display().to_string(),
-        lake.dir.path().join("store").display().to_string(),
+        gold_tables.display().to_string(),
+        lake.dir.path().join("gold-state").display().to_string(),
     );
     let config = lake.config("wd", std::slice::from_ref(&topic), None, &silver);
     let log = lake.dir.path().join("silver.log");
+    let gold_log = lake.dir.path().join("gold.log");
     let msg = |id: i32, value: Vec<u8>| (Some(item_key(id)), Some(value));
 
     // 1. Before the source change: the contract's own types.
@@ -337,6 +378,54 @@ async fn source_type_changes_widen_silver_and_the_store() {
         (&"int".into(), &"decimal(6, 2)".into(), &"float".into())
     );
     let ids_before = py["field_ids"].clone();
+    let gold = std::fs::File::create(&gold_log).unwrap();
+    let status = Command::new(bin("gold-aggregator"))
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--exit-when-idle", "2s"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(gold)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gold-aggregator failed; log:\n{}", std::fs::read_to_string(&gold_log).unwrap());
+    let by_qty = |py: &Value| -> Vec<(i64, String, String, f64, i64)> {
+        py["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let s = |c: &str| r[c].as_str().unwrap_or_else(|| panic!("{c} in {r}")).to_string();
+                (
+                    r["qty"].as_i64().unwrap(),
+                    s("revenue"),
+                    s("top_price"),
+                    r["top_ratio"].as_f64().unwrap(),
+                    r["n"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let g = pyiceberg_silver(&lake, "gold.items_by_qty", "qty");
+    let gold_types = g["types"].clone();
+    assert_eq!(
+        by_qty(&g),
+        [
+            (5, "123.45".into(), "123.45".into(), 0.5, 1),
+            (6, "500.00".into(), "500.00".into(), 0.25, 1),
+            (7, "-2.50".into(), "-2.50".into(), -1.5, 1)
+        ]
+    );
+    // Gold keeps running across the change: it reads Silver's widened files.
+    let mut gold = Command::new(bin("gold-aggregator"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().append(true).open(&gold_log).unwrap())
+        .spawn()
+        .unwrap();
 
     // 2. After it, in one batch: an event still narrow, then values only the
     // wider types hold (and one that fits but comes with the wider schema).
@@ -393,6 +482,36 @@ async fn source_type_changes_widen_silver_and_the_store() {
         "the reason names the source type: {:?}",
         rejects[0]
     );
+
+    // Gold follows without changing a type: qty 6 retracted, the widened values in.
+    let want_gold = [
+        (5, "123.45".to_string(), "123.45".to_string(), 0.5, 1),
+        (7, "-2.50".into(), "-2.50".into(), 0.1, 1),
+        (8, "1234567890.12".into(), "1234567890.12".into(), 4.0, 1),
+        (9, "1.00".into(), "1.00".into(), 2.0, 1),
+        (5_000_000_000, "500.00".into(), "500.00".into(), 0.25, 1),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let g = loop {
+        let g = pyiceberg_silver(&lake, "gold.items_by_qty", "qty");
+        if by_qty(&g) == want_gold {
+            break g;
+        }
+        if let Some(status) = gold.try_wait().unwrap() {
+            panic!("gold-aggregator exited ({status}); log:\n{}", std::fs::read_to_string(&gold_log).unwrap());
+        }
+        assert!(std::time::Instant::now() < deadline, "Gold never reached {want_gold:?}: {g}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let _ = gold.kill();
+    let _ = gold.wait();
+    assert_eq!(g["types"], gold_types, "no Gold column changed type");
+    assert_eq!(
+        (&g["types"]["qty"], &g["types"]["revenue"], &g["types"]["top_price"], &g["types"]["top_ratio"]),
+        (&"long".into(), &"decimal(38, 2)".into(), &"decimal(38, 2)".into(), &"double".into())
+    );
+    let text = std::fs::read_to_string(&gold_log).unwrap();
+    assert!(text.contains("the source's schema changed; reopened it"), "Gold reopened Silver's store table:\n{text}");
 
     // The store widened too; pypaimon reads old and new files in the new types.
     let store_dir = lake.dir.path().join("store");
