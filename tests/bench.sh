@@ -2,7 +2,8 @@
 # Benchmarks (figures, not tests). Starts what it needs, stops it, prints
 # figures and one machine-readable BENCH line.
 #
-#   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers
+#   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers; then
+#                                      # Apache Kafka: 2M, fetcher vs librdkafka (BENCH_KAFKA=0: skip)
 #   tests/bench.sh store [ROWS]        # changelog-store upserts, default 10M rows
 #   tests/bench.sh silver [EVENTS] [PEER_ROWS]  # Bronze → Silver, default 5M events (tests/bench/silver.sh)
 #   tests/bench.sh gold [SECONDS] [RATES]  # the whole pipeline: freshness, rates kept up with, delta vs recompute
@@ -108,3 +109,63 @@ print(f"(d) ingestor peak RSS    {rss:.0f} MiB over the {events}-event backlog")
 print(f"BENCH bronze events_per_s={eps:.0f} per_core={per_core:.0f} broker_per_s={broker:.0f} "
       f"limit_ratio={per_core/limit_per_core:.2f} vs_python={per_core/peer_per_core:.2f} rss_mib={rss:.0f}")
 PY
+
+# Bronze on Apache Kafka (the reference broker): the same pipeline on a fresh
+# backlog, and the native fetcher against librdkafka's own fetching of it, per
+# CPU-second (the fetcher stays only while it is >= 1.2x ahead). Its own ports
+# (29292...) so it runs beside tansu and beside a test suite's brokers.
+# BENCH_KAFKA=0 leaves it out; BENCH_KAFKA_EVENTS sets its backlog.
+if [ "${BENCH_KAFKA:-1}" != 0 ]; then
+  KEVENTS=${BENCH_KAFKA_EVENTS:-$(( EVENTS < 2000000 ? EVENTS : 2000000 ))}
+  export KAFKA_NAME=kafka-bench KAFKA_PORT=29292 KAFKA_CONTROLLER_PORT=29293 KAFKA_SASL_SSL_PORT=29294 KAFKA_SSL_PORT=29295
+  KBROKER="127.0.0.1:$KAFKA_PORT"
+  KAFKA_SH="$LAKEHOUSE_ROOT/deploy/local/kafka.sh"
+  rm -rf "$RUN_DIR/$KAFKA_NAME"
+  "$KAFKA_SH" start >&2
+  trap 'bench_cleanup; "$KAFKA_SH" stop || true' EXIT
+  log "(kafka) producing $KEVENTS events to Apache Kafka"
+  "$BIN/lakehouse" generate --brokers "$KBROKER" --topic-prefix benchk --events "$KEVENTS" --seed 1 \
+    --partitions 4 --truth "$WORK/truth-kafka.json" --quiet
+  KTOPICS=$(python3 -c "import json;print(','.join(sorted(json.load(open('$WORK/truth-kafka.json'))['topics'])))")
+
+  log "(kafka) bronze-ingestor, exactly-once, into committed Bronze"
+  sed -e "s#$WORK/lake/#$WORK/lake-kafka/#g" -e "s#$BROKER#$KBROKER#" -e 's#bench-bronze#bench-bronze-kafka#' \
+    -e 's#\^bench#^benchk#' "$WORK/bronze.toml" >"$WORK/bronze-kafka.toml"
+  /usr/bin/time -f '%e %U %S %M' -o "$WORK/ingestor-kafka.time" \
+    "$BIN/bronze-ingestor" --config "$WORK/bronze-kafka.toml" run --exit-when-idle 2s \
+    --summary-json "$WORK/ingestor-kafka.json" 2>"$WORK/ingestor-kafka.log"
+
+  # Three alternating rounds of each client on the same backlog; the best
+  # per-CPU-second figure of each (a loaded machine only ever slows a round).
+  rounds=()
+  for round in 1 2 3; do
+    log "(kafka) round $round: native fetcher drain, then librdkafka drain"
+    rounds+=("$("$BIN/bench-bronze" fetch --brokers "$KBROKER" --pattern unused --topics "$KTOPICS" --events "$KEVENTS")")
+    rounds+=("$("$BIN/bench-bronze" drain --brokers "$KBROKER" --pattern '^benchk\..*' --events "$KEVENTS")")
+  done
+  python3 - "$KEVENTS" "$WORK/ingestor-kafka.json" "$WORK/ingestor-kafka.time" "${rounds[@]}" <<'PY'
+import json, sys
+events = int(sys.argv[1])
+ing = json.load(open(sys.argv[2]))
+wall, user, sys_, rss_kb = open(sys.argv[3]).read().split()
+cpu = float(user) + float(sys_)
+assert ing["records"] == events, f"ingestor committed {ing['records']} of {events} from Apache Kafka"
+rounds = [json.loads(a) for a in sys.argv[4:]]
+for r in rounds:
+    assert r["events"] == events, f"a drain read {r['events']} of {events}"
+fetch, rd = rounds[0::2], rounds[1::2]
+per_cpu = lambda r: r["events"] / r["cpu_seconds"]
+best_fetch, best_rd = max(map(per_cpu, fetch)), max(map(per_cpu, rd))
+eps = events / ing["busy_seconds"]
+per_core = events / cpu
+print()
+print(f"Apache Kafka backlog     {events} events")
+print(f"(kafka) bronze-ingestor  {eps:,.0f} events/s; {per_core:,.0f} events/s per core "
+      f"({cpu:.1f} CPU s over {ing['busy_seconds']:.1f} s busy, {ing['commits']} commits, {int(rss_kb)/1024:.0f} MiB RSS)")
+for name, rs in (("native fetcher", fetch), ("librdkafka    ", rd)):
+    print(f"(kafka) {name} " + "; ".join(
+        f"{per_cpu(r):,.0f}/CPU-s ({r['events']/r['seconds']:,.0f}/s)" for r in rs))
+print(f"BENCH bronze_kafka events_per_s={eps:.0f} per_core={per_core:.0f} vs_rdkafka={best_fetch/best_rd:.2f} "
+      f"fetcher_per_cpu_s={best_fetch:.0f} rdkafka_per_cpu_s={best_rd:.0f}")
+PY
+fi

@@ -1,6 +1,8 @@
 //! Helpers of `tests/bench.sh bronze` (figures, not tests):
 //!
 //! - `drain`: what a bare rdkafka consumer drains from the same topics;
+//! - `fetch`: what the native fetcher (bronze-ingestor's data path) drains
+//!   from the same topics, per CPU-second beside `drain`'s (`vs_rdkafka`);
 //! - `limit`: the in-process limit — decode + Arrow + Parquet encode of the
 //!   same events with no Kafka and no commit.
 //!
@@ -13,6 +15,8 @@ use bronze_ingestor::rows::{Message, RowsBuilder};
 use bronze_ingestor::schema;
 use iceberg::spec::{Literal, Struct};
 use lakehouse::config::ValueFormat;
+use lakehouse::kafka::RdCluster;
+use lakehouse::kafka::fetcher::{Event, FetchSettings, Fetcher, Start};
 use lakehouse::table::create::load_or_create;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -154,8 +158,50 @@ fn main() {
                 );
             });
         }
+        Some("fetch") => {
+            // The native fetcher (what bronze-ingestor reads with) draining every
+            // partition of the topics from offset 0, records walked as the
+            // ingestor walks them; librdkafka serves only the metadata.
+            let topics = get("--topics");
+            let meta: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+            let mut starts = Vec::new();
+            for t in topics.split(',') {
+                let md = meta.fetch_metadata(Some(t), Duration::from_secs(10)).unwrap();
+                for p in md.topics()[0].partitions() {
+                    starts.push(Start { topic: t.to_string(), partition: p.id(), offset: Some(0) });
+                }
+            }
+            let settings = FetchSettings { max_wait_ms: 10, ..Default::default() };
+            let cpu0 = cpu_seconds();
+            let fetcher = Fetcher::spawn(settings, std::sync::Arc::new(RdCluster(std::sync::Arc::new(meta)))).unwrap();
+            fetcher.assign(1, starts);
+            let (mut n, mut bytes) = (0u64, 0u64);
+            let mut started = None;
+            while n < events {
+                match fetcher.recv_timeout(Duration::from_secs(30)) {
+                    None => panic!("the fetcher read nothing for 30 s after {n} of {events} records"),
+                    Some(Event::Fatal(m)) => panic!("fetcher: {m}"),
+                    Some(Event::Data(chunks)) => {
+                        started.get_or_insert_with(Instant::now);
+                        for c in chunks {
+                            for r in c.records() {
+                                let r = r.unwrap();
+                                n += 1;
+                                bytes += (r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)) as u64;
+                            }
+                        }
+                    }
+                }
+            }
+            let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let cpu = cpu_seconds() - cpu0;
+            drop(fetcher);
+            println!("{}", serde_json::json!({"events": n, "bytes": bytes, "seconds": secs, "cpu_seconds": cpu}));
+        }
         _ => {
-            eprintln!("usage: bench-bronze drain|limit --brokers B --pattern P --events N [--out DIR]");
+            eprintln!(
+                "usage: bench-bronze drain|limit|fetch --brokers B --pattern P --events N [--out DIR] [--topics T,…]"
+            );
             std::process::exit(2);
         }
     }
