@@ -134,9 +134,7 @@ impl Table {
     /// columns as null. Returns the table at its newest schema: writers keep the
     /// schema they were opened with, so open new ones from the returned table.
     pub fn add_columns(&self, columns: &[(String, String)]) -> Result<Table> {
-        for _attempt in 0..16 {
-            let current = Table::open_with_clock(self.paths.root(), self.clock.clone())?;
-            let mut schema = current.info.schema.clone();
+        self.evolve("columns added", |schema, _| {
             let mut added = false;
             for (name, ty) in columns {
                 if schema.field_index(name).is_some() {
@@ -160,21 +158,8 @@ impl Table {
                 });
                 added = true;
             }
-            if !added {
-                return Ok(current);
-            }
-            schema.id += 1;
-            schema.time_millis = self.clock.now_millis();
-            let info = TableInfo::new(schema.clone())?;
-            if fs::create_if_absent(&self.paths.schema_file(schema.id), schema.to_json()?.as_bytes())? {
-                tracing::info!(table = %self.paths.root().display(), schema_id = schema.id, "columns added");
-                return Ok(Table { info: Arc::new(info), paths: self.paths.clone(), clock: self.clock.clone() });
-            }
-        }
-        Err(Error::Unsupported(format!(
-            "adding columns to {}: 16 concurrent schema changes in a row",
-            self.paths.root().display()
-        )))
+            Ok(added)
+        })
     }
 
     /// Widens value columns in place — Paimon's `ALTER COLUMN … TYPE` for the lossless
@@ -187,17 +172,14 @@ impl Table {
     /// Columns already of the requested type are skipped. Returns the table at its
     /// newest schema: open new writers from it.
     pub fn widen_columns(&self, columns: &[(String, String)]) -> Result<Table> {
-        for _attempt in 0..16 {
-            let current = Table::open_with_clock(self.paths.root(), self.clock.clone())?;
-            let mut schema = current.info.schema.clone();
-            let info = &current.info;
+        self.evolve("columns widened", |schema, info| {
             let mut changed = false;
             for (name, ty) in columns {
                 let refuse = |why: String| {
                     Err(Error::InvalidSchema(format!("column `{name}` cannot change type to {ty}: {why}")))
                 };
                 let Some(i) = schema.field_index(name) else { return refuse("no such column".into()) };
-                let pinned = info.key_indices.iter().any(|&k| k == i)
+                let pinned = info.key_indices.contains(&i)
                     || info.partition_indices.contains(&i)
                     || info.bucket_key_indices.contains(&i)
                     || info.sequence_indices.contains(&i)
@@ -216,19 +198,30 @@ impl Table {
                 field.data_type = to;
                 changed = true;
             }
-            if !changed {
+            Ok(changed)
+        })
+    }
+
+    /// Publishes the schema `change` makes of the newest one (it returns whether it
+    /// changed anything) as `schema/schema-<N+1>`, with create-if-absent: when a
+    /// concurrent writer publishes that id first, it looks again from there.
+    fn evolve(&self, what: &str, change: impl Fn(&mut TableSchema, &TableInfo) -> Result<bool>) -> Result<Table> {
+        for _attempt in 0..16 {
+            let current = Table::open_with_clock(self.paths.root(), self.clock.clone())?;
+            let mut schema = current.info.schema.clone();
+            if !change(&mut schema, &current.info)? {
                 return Ok(current);
             }
             schema.id += 1;
             schema.time_millis = self.clock.now_millis();
             let info = TableInfo::new(schema.clone())?;
             if fs::create_if_absent(&self.paths.schema_file(schema.id), schema.to_json()?.as_bytes())? {
-                tracing::info!(table = %self.paths.root().display(), schema_id = schema.id, "columns widened");
+                tracing::info!(table = %self.paths.root().display(), schema_id = schema.id, "{what}");
                 return Ok(Table { info: Arc::new(info), paths: self.paths.clone(), clock: self.clock.clone() });
             }
         }
         Err(Error::Unsupported(format!(
-            "widening columns of {}: 16 concurrent schema changes in a row",
+            "{what} in {}: lost to 16 concurrent schema changes in a row",
             self.paths.root().display()
         )))
     }

@@ -224,21 +224,35 @@ impl Materializer {
         &mut self,
         columns: &[(String, ColumnType)],
     ) -> Result<Vec<(String, i32)>, MaterializeError> {
-        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        let mut types = Vec::with_capacity(columns.len());
-        for (n, t) in columns {
-            let ty = iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
-                .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))?;
-            types.push((n.clone(), ty));
-        }
+        let types = self.iceberg_types(columns)?;
         let (head, ids) = super::evolve::add_columns(self.committer.catalog(), &self.head, &types).await?;
         self.head = head;
-        let store_columns: Vec<(String, String)> =
-            columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect();
-        self.store = self.store.add_columns(&store_columns).map_err(self.store_err())?;
+        let store = self.store.add_columns(&store_types(columns)).map_err(self.store_err())?;
+        self.set_store(store);
+        Ok(ids)
+    }
+
+    /// `columns` with their Iceberg types.
+    fn iceberg_types(
+        &self,
+        columns: &[(String, ColumnType)],
+    ) -> Result<Vec<(String, iceberg::spec::Type)>, MaterializeError> {
+        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
+        columns
+            .iter()
+            .map(|(n, t)| {
+                iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
+                    .map(|ty| (n.clone(), ty))
+                    .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Goes on with the store table at a new schema (after schema evolution).
+    fn set_store(&mut self, store: Table) {
+        self.store = store;
         self.write = None; // its schema is the old one
         self.store_schema = changelog_store::data::arrow_conv::row_schema(self.store.info());
-        Ok(ids)
     }
 
     /// Schema evolution: widens `columns` (name, wider type) in the Silver
@@ -247,19 +261,10 @@ impl Materializer {
     /// than the store, which the next open mends. Call
     /// [`Materializer::set_silver_schema`] before the next [`Materializer::apply`].
     pub async fn widen_columns(&mut self, columns: &[(String, ColumnType)]) -> Result<(), MaterializeError> {
-        let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        let mut types = Vec::with_capacity(columns.len());
-        for (n, t) in columns {
-            let ty = iceberg::arrow::arrow_type_to_type(&crate::arrow::arrow_type(*t))
-                .map_err(|e| invalid(format!("column {n}: no Iceberg type for {t}: {e}")))?;
-            types.push((n.clone(), ty));
-        }
+        let types = self.iceberg_types(columns)?;
         self.head = super::evolve::widen_columns(self.committer.catalog(), &self.head, &types).await?;
-        let store_columns: Vec<(String, String)> =
-            columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect();
-        self.store = self.store.widen_columns(&store_columns).map_err(self.store_err())?;
-        self.write = None; // its schema is the old one
-        self.store_schema = changelog_store::data::arrow_conv::row_schema(self.store.info());
+        let store = self.store.widen_columns(&store_types(columns)).map_err(self.store_err())?;
+        self.set_store(store);
         Ok(())
     }
 
@@ -739,4 +744,9 @@ fn pad_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String
         schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
     ));
     RecordBatch::try_new(relaxed, columns).map_err(|e| format!("padding deletes to the Silver schema: {e}"))
+}
+
+/// `columns` with their store (Paimon) types.
+fn store_types(columns: &[(String, ColumnType)]) -> Vec<(String, String)> {
+    columns.iter().map(|(n, t)| (n.clone(), super::store_map::paimon_type(*t))).collect()
 }
