@@ -235,6 +235,12 @@ fn take_bronze(
         if candidates.contains(&coords) {
             found += 1;
             match change_of(&e.refiner, str_at(&key, i), str_at(&value, i)) {
+                // A value only a wider column holds: the replay does not widen
+                // (the refiner does, on the next live event that needs it); the
+                // row would otherwise be written with null there.
+                Ok(Change::Upsert(row)) if !row.widenable.is_empty() => {
+                    *report.still_rejected.entry(crate::reject::Rule::TypeChange.to_string()).or_default() += 1
+                }
                 Ok(Change::Upsert(row)) => {
                     let k = format!("{:?}", e.refiner.row_key(&row));
                     e.offer(k, Pend::Upsert(row, lineage));

@@ -538,6 +538,29 @@ async fn source_type_changes_widen_silver_and_the_store() {
     let expect: Vec<(i64, i64, f64)> = want.iter().map(|(id, q, _, r)| (*id, *q, *r)).collect();
     assert_eq!(paimon, expect, "pypaimon's read of the widened store");
 
+    // Replaying the strict entity's rejects after turning `widen-types` on does
+    // not widen (the refiner does that on a live event): they stay rejected, and
+    // no row is written with a null where its value did not fit.
+    std::fs::write(
+        &contracts,
+        WIDEN_CONTRACTS.replace("name = \"items_strict\"\n", "name = \"items_strict\"\nevolve = \"widen-types\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin("lakehouse"))
+        .arg("--config")
+        .arg(&config)
+        .args(["rejects", "replay", "items_strict", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["still_rejected"], serde_json::json!({"type_change": 3}), "{report}");
+    assert_eq!(report["upserted"], 0, "{report}");
+    let strict = pyiceberg_silver(&lake, "silver.items_strict", "id");
+    assert_eq!(strict["types"]["qty"], "int");
+    assert!(strict["rows"].as_array().unwrap().iter().all(|r| !r["qty"].is_null()), "{strict}");
+    std::fs::write(&contracts, WIDEN_CONTRACTS).unwrap();
+
     // 3. A restart with the contract file unchanged (still `int`) keeps the
     // wider types and refines a narrow event into them.
     let catalog = lake.connect().await;
