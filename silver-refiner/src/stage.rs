@@ -825,8 +825,9 @@ impl Entity {
             .iter()
             .filter_map(|(n, _)| self.refiner.contract().column(n).map(|c| (n.clone(), c.ty())))
             .collect();
-        self.materializer.widen_columns(&columns).await?;
+        // The contract checks the change before any table is touched.
         let contract = self.refiner.contract().with_widened_columns(&columns)?;
+        self.materializer.widen_columns(&columns).await?;
         let at: Vec<(usize, ColumnType)> = columns
             .iter()
             .filter_map(|(n, t)| contract.columns().iter().position(|c| &c.name == n).map(|i| (i, *t)))
