@@ -4,6 +4,8 @@
 # cached under ~/.cache/lakehouse) on 127.0.0.1:$KAFKA_PORT and exports its address
 # as LAKEHOUSE_TEST_KAFKA for tests/tests/apache_kafka.rs (and its SASL_SSL listener as
 # LAKEHOUSE_TEST_KAFKA_SASL_SSL, its mutual-TLS SSL listener as LAKEHOUSE_TEST_KAFKA_SSL,
+# its SASL_SSL listener that also requires a client certificate as
+# LAKEHOUSE_TEST_KAFKA_SASL_MTLS,
 # with LAKEHOUSE_TEST_KAFKA_TLS_DIR, for kafka_security.rs). It also starts a Kafka 3.x
 # broker beside it (KAFKA3_VERSION, ports 29192…; zstd on 3.x, apache_kafka.rs) as
 # LAKEHOUSE_TEST_KAFKA3. stop_apache_kafka stops both (by their pid files).
@@ -15,6 +17,7 @@ export KAFKA_PORT="${TEST_KAFKA_PORT:-29092}"
 export KAFKA_CONTROLLER_PORT="${TEST_KAFKA_CONTROLLER_PORT:-29093}"
 export KAFKA_SASL_SSL_PORT="${TEST_KAFKA_SASL_SSL_PORT:-29094}"
 export KAFKA_SSL_PORT="${TEST_KAFKA_SSL_PORT:-29095}"
+export KAFKA_SASL_MTLS_PORT="${TEST_KAFKA_SASL_MTLS_PORT:-29096}"
 KAFKA3_VERSION="${KAFKA3_VERSION:-3.9.2}"
 KAFKA3_PORT="${TEST_KAFKA3_PORT:-29192}"
 
@@ -22,7 +25,7 @@ KAFKA3_PORT="${TEST_KAFKA3_PORT:-29192}"
 kafka3_sh() {
   LAKEHOUSE_RUN_DIR="$RUN_DIR" KAFKA_VERSION="$KAFKA3_VERSION" KAFKA_NAME=kafka3 KAFKA_PORT="$KAFKA3_PORT" \
     KAFKA_CONTROLLER_PORT=$((KAFKA3_PORT + 1)) KAFKA_SASL_SSL_PORT=$((KAFKA3_PORT + 2)) \
-    KAFKA_SSL_PORT=$((KAFKA3_PORT + 3)) "$KAFKA_SH" "$@"
+    KAFKA_SSL_PORT=$((KAFKA3_PORT + 3)) KAFKA_SASL_MTLS_PORT=$((KAFKA3_PORT + 4)) "$KAFKA_SH" "$@"
 }
 
 start_apache_kafka() {
@@ -36,6 +39,8 @@ start_apache_kafka() {
   export LAKEHOUSE_TEST_KAFKA_SASL_SSL="127.0.0.1:$KAFKA_SASL_SSL_PORT"
   # The SSL listener that requires a client certificate (kafka-tls/client.pem, client.key).
   export LAKEHOUSE_TEST_KAFKA_SSL="127.0.0.1:$KAFKA_SSL_PORT"
+  # SASL_SSL that also requires the client certificate (SCRAM-SHA-512 and kafka-tls/client.pem).
+  export LAKEHOUSE_TEST_KAFKA_SASL_MTLS="127.0.0.1:$KAFKA_SASL_MTLS_PORT"
   export LAKEHOUSE_TEST_KAFKA_TLS_DIR="$RUN_DIR/kafka-tls"
   # Kafka 3.x, after 4.x (which made the shared certificates in kafka-tls/).
   kafka3_sh start

@@ -9,17 +9,20 @@
 #   KAFKA_VERSION=3.9.2 deploy/local/kafka.sh start   # a Kafka 3.x broker beside it
 #
 # Environment: KAFKA_VERSION (default 4.1.1), KAFKA_PORT (29092), KAFKA_CONTROLLER_PORT
-# (29093), KAFKA_SASL_SSL_PORT (29094), KAFKA_SSL_PORT (29095), LAKEHOUSE_RUN_DIR (where
+# (29093), KAFKA_SASL_SSL_PORT (29094), KAFKA_SSL_PORT (29095), KAFKA_SASL_MTLS_PORT
+# (29096), LAKEHOUSE_RUN_DIR (where
 # data, log and pid file live), LAKEHOUSE_CACHE (default ~/.cache/lakehouse; the jars are
 # kept under kafka-<version>/ and reused).
 #
 # A 3.x version is another instance that runs beside the 4.x one: its data, log and pid
 # file are named kafka3 instead of kafka (KAFKA_NAME), and its ports default to
-# 29192 / 29193 (controller) / 29194 / 29195. The KRaft setup (controller.quorum.voters,
+# 29192 / 29193 (controller) / 29194 / 29195 / 29196. The KRaft setup (controller.quorum.voters,
 # StorageTool format with a cluster id and SCRAM users) is the same for 3.9 and 4.x.
 #
-# Three client listeners: PLAINTEXT on KAFKA_PORT, SASL_SSL on KAFKA_SASL_SSL_PORT and
-# SSL with mutual TLS (ssl.client.auth=required) on KAFKA_SSL_PORT. TLS uses a
+# Four client listeners: PLAINTEXT on KAFKA_PORT, SASL_SSL on KAFKA_SASL_SSL_PORT,
+# SSL with mutual TLS (ssl.client.auth=required) on KAFKA_SSL_PORT, and SASL_SSL with
+# mutual TLS (SCRAM-SHA-512 and a client certificate, both required; listener name
+# SASL_MTLS) on KAFKA_SASL_MTLS_PORT. TLS uses a
 # certificate for 127.0.0.1/localhost signed by a CA this script makes with openssl,
 # kept in $LAKEHOUSE_RUN_DIR/kafka-tls/ and reused while valid; SASL mechanisms
 # SCRAM-SHA-512 and PLAIN. Clients trust kafka-tls/ca.pem and log in as KAFKA_SASL_USER
@@ -43,6 +46,7 @@ KAFKA_PORT="${KAFKA_PORT:-${base}92}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-${base}93}"
 KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-${base}94}"
 KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-${base}95}"
+KAFKA_SASL_MTLS_PORT="${KAFKA_SASL_MTLS_PORT:-${base}96}"
 KAFKA_SASL_USER="${KAFKA_SASL_USER:-lakehouse}"
 TLS_DIR="$RUN_DIR/kafka-tls"
 KAFKA_DIR="$RUN_DIR/$KAFKA_NAME"
@@ -54,7 +58,7 @@ start() {
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     log "Apache Kafka ($KAFKA_NAME) already running (pid $(cat "$PIDFILE"))"; return 0
   fi
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_SSL_PORT" "$KAFKA_SSL_PORT"; do
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_SSL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_SASL_MTLS_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port $port is taken by a process this script did not start"
     fi
@@ -67,9 +71,9 @@ start() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_MTLS://127.0.0.1:$KAFKA_SASL_MTLS_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_MTLS://127.0.0.1:$KAFKA_SASL_MTLS_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,SASL_MTLS:SASL_SSL
 listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$password";
@@ -84,6 +88,15 @@ listener.name.ssl.ssl.key.password=$password
 listener.name.ssl.ssl.truststore.type=PEM
 listener.name.ssl.ssl.truststore.location=$TLS_DIR/ca.pem
 listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_mtls.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_mtls.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_mtls.ssl.keystore.type=PKCS12
+listener.name.sasl_mtls.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_mtls.ssl.keystore.password=$password
+listener.name.sasl_mtls.ssl.key.password=$password
+listener.name.sasl_mtls.ssl.truststore.type=PEM
+listener.name.sasl_mtls.ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.sasl_mtls.ssl.client.auth=required
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DIR/data
@@ -120,6 +133,7 @@ EOF
   wait_port "$KAFKA_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_PORT"
   wait_port "$KAFKA_SASL_SSL_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_SASL_SSL_PORT (SASL_SSL)"
   wait_port "$KAFKA_SSL_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_SSL_PORT (SSL)"
+  wait_port "$KAFKA_SASL_MTLS_PORT" 10 || die "Apache Kafka does not listen on 127.0.0.1:$KAFKA_SASL_MTLS_PORT (SASL_SSL, mutual TLS)"
   log "Apache Kafka $KAFKA_VERSION up (pid $pid), log $KAFKA_LOG"
 }
 

@@ -9,9 +9,16 @@
 #   3. streaming: a commit every 100k rows, the cadence of a pipeline stage like Silver.
 #      This is the headline: the issue's target (>= 300k upserts per CPU-second) is
 #      tracked against it.
-#   4. pypaimon (tests/bench/store_peer.py) on the same workload at the streaming cadence,
-#      STORE_BENCH_PEER_ROWS rows (default the smaller of rows and 1M; 0 skips it): the
-#      ratio of per-CPU-second figures is vs_pypaimon (issue 14's target: >= 12).
+#   4. write-only: the streaming cadence with `write-only=true` (no compaction: every commit
+#      adds one sorted run per bucket), the work pypaimon does; its load only (scan and
+#      lookups of a table with a sorted run per commit are left out: STORE_BENCH_READS=0);
+#   5. pypaimon (tests/bench/store_peer.py) on the same workload at the streaming cadence,
+#      STORE_BENCH_PEER_ROWS rows (default the smaller of rows and 1M; 0 skips it).
+#      pypaimon 2.1.0 has no compaction (its writer writes level-0 files only and its commit
+#      refuses compaction increments; store_peer.py counts the levels of its files), so the
+#      equal-work ratio is write-only against pypaimon: vs_pypaimon (issue 14's target:
+#      >= 12). vs_pypaimon_compacting is the streaming run (compaction included) against
+#      the same pypaimon figure.
 # Usage: tests/bench/store.sh [rows]   (default 10000000)
 # Env: CARGO_TARGET_DIR (default <repo>/target), STORE_BENCH_DIR (parent of the two tables,
 #      default a temp dir), STORE_BENCH_BUCKETS (default 4), STORE_BENCH_LOOKUPS (default 2000).
@@ -19,9 +26,10 @@
 #   BENCH store_batch upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=…
 #   BENCH store_lookup upserts_per_s=… (same fields)
 #   BENCH store_changelog changes=… changes_per_s=…
-#   BENCH store_pypaimon rows=… upserts_per_s=… per_core=…
-# and ends with the streaming run's line (with vs_pypaimon when the peer ran):
-#   BENCH store upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=… vs_pypaimon=…
+#   BENCH store_write_only upserts_per_s=… per_core=… write_amp=…
+#   BENCH store_pypaimon rows=… upserts_per_s=… per_core=… files=… level0_files=…
+# and ends with the streaming run's line (with the ratios when the peer ran):
+#   BENCH store upserts_per_s=… per_core=… write_amp=… scan_rows_per_s=… lookup_p99_us=… vs_pypaimon=… vs_pypaimon_compacting=…
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 rows="${1:-10000000}"
@@ -34,7 +42,7 @@ cleanup() { [ -n "${STORE_BENCH_DIR:-}" ] || rm -rf "$dir"; }
 trap cleanup EXIT
 echo "store bench: $rows rows, tables under $dir, $(nproc) cores, $(uname -r)" >&2
 
-run() { # name commit_rows [table options]
+run() { # name commit_rows [table options] (STORE_BENCH_READS from the caller)
   echo "== $1: STORE_BENCH_COMMIT_ROWS=$2 STORE_BENCH_OPTIONS=${3:-}"
   local out
   out="$(STORE_BENCH_COMMIT_ROWS=$2 STORE_BENCH_OPTIONS="${3:-}" "$target/release/examples/store_bench" "$rows" "$dir/$1")"
@@ -49,6 +57,12 @@ lookup="${bench_line/BENCH store /BENCH store_lookup }"
 changelog="$changelog_line"
 rm -rf "${dir:?}/lookup"
 run streaming 100000
+streaming="$bench_line"
+rm -rf "${dir:?}/streaming"
+STORE_BENCH_READS=0 run write_only 100000 write-only=true
+write_only="${bench_line/BENCH store /BENCH store_write_only }"
+rm -rf "${dir:?}/write_only"
+bench_line="$streaming"
 peer_rows="${STORE_BENCH_PEER_ROWS:-$(( rows < 1000000 ? rows : 1000000 ))}"
 peer=""
 if [ "$peer_rows" -gt 0 ]; then
@@ -57,8 +71,9 @@ if [ "$peer_rows" -gt 0 ]; then
   echo "== pypaimon: $peer_rows rows, a commit every 100000"
   mkdir -p "$dir/pypaimon"
   peer="$("$here/.venv/bin/python" "$here/tests/bench/store_peer.py" "$dir/pypaimon" "$peer_rows" 100000)"
-  ours=$(printf '%s\n' "$bench_line" | sed -n 's/.* per_core=\([0-9.]*\).*/\1/p')
-  theirs=$(printf '%s\n' "$peer" | sed -n 's/.* per_core=\([0-9.]*\).*/\1/p')
-  bench_line="$bench_line vs_pypaimon=$(python3 -c "print(f'{$ours / $theirs:.1f}')")"
+  per_core() { printf '%s\n' "$1" | sed -n 's/.* per_core=\([0-9.]*\).*/\1/p'; }
+  theirs=$(per_core "$peer")
+  ratio() { python3 -c "print(f'{$1 / $theirs:.1f}')"; }
+  bench_line="$bench_line vs_pypaimon=$(ratio "$(per_core "$write_only")") vs_pypaimon_compacting=$(ratio "$(per_core "$streaming")")"
 fi
-printf '%s\n' "$batch" "$lookup" "$changelog" ${peer:+"$peer"} "$bench_line"
+printf '%s\n' "$batch" "$lookup" "$changelog" "$write_only" ${peer:+"$peer"} "$bench_line"

@@ -11,8 +11,10 @@ streaming cadence). pypaimon takes deletes through `rowkind.field`, so its table
 more short column, `op` ("+I" / "-D").
 
 Only pypaimon's work is timed (write_arrow, prepare_commit, commit: CPU seconds of this
-process); generating the rows in Python is not. Prints one line:
-BENCH store_pypaimon rows=… upserts_per_s=… per_core=…
+process); generating the rows in Python is not. pypaimon does not compact: afterwards the
+data files of the table's latest snapshot are counted with their LSM levels (untimed), so
+the line shows what work it did. Prints one line:
+BENCH store_pypaimon rows=… upserts_per_s=… per_core=… files=… level0_files=…
 """
 import sys
 import tempfile
@@ -94,7 +96,10 @@ def main():
         done += n_rows
     print(f"pypaimon: {rows} rows in {commit_id} commits, {timed_wall:.1f} s wall, {timed_cpu:.1f} s CPU in pypaimon",
           file=sys.stderr)
-    print(f"BENCH store_pypaimon rows={rows} upserts_per_s={rows / timed_wall:.0f} per_core={rows / timed_cpu:.0f}")
+    files = [f for split in table.new_read_builder().new_scan().plan().splits() for f in split.files]
+    level0 = sum(1 for f in files if f.level == 0)
+    print(f"BENCH store_pypaimon rows={rows} upserts_per_s={rows / timed_wall:.0f} per_core={rows / timed_cpu:.0f}"
+          f" files={len(files)} level0_files={level0}")
 
 
 if __name__ == "__main__":

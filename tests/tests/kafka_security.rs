@@ -13,9 +13,13 @@
 //!   both clients present the client certificate and every event lands once;
 //!   without the certificate the worker stops with an error naming the broker
 //!   instead of waiting for data that never comes.
+//! - through the SASL_SSL listener that also requires the client certificate,
+//!   the same: refused without it (the refusal arrives as the answer to SASL's
+//!   handshake), every event once with it.
 //!
 //! Needs `LAKEHOUSE_TEST_KAFKA` (plaintext listener: topics and producing),
-//! `LAKEHOUSE_TEST_KAFKA_SASL_SSL`, `LAKEHOUSE_TEST_KAFKA_SSL` and
+//! `LAKEHOUSE_TEST_KAFKA_SASL_SSL`, `LAKEHOUSE_TEST_KAFKA_SSL`,
+//! `LAKEHOUSE_TEST_KAFKA_SASL_MTLS` and
 //! `LAKEHOUSE_TEST_KAFKA_TLS_DIR` (`ca.pem`, `password`, `client.pem`,
 //! `client.key`), exported by tests/apache_kafka.sh. Without them the tests say
 //! they are skipped, and fail under `CI=true`.
@@ -306,6 +310,70 @@ async fn mutual_tls_without_a_client_certificate_stops_the_worker() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{text}");
     assert!(text.contains(&k.ssl) && text.contains("client certificate"), "the error names the broker:\n{text}");
+}
+
+/// SASL_SSL on a listener that also requires a client certificate (SCRAM and
+/// mutual TLS at once, `deploy/local/kafka.sh`'s SASL_MTLS). With TLS 1.3 the
+/// broker refuses a missing certificate only after the client's side of the
+/// handshake, so the refusal is the answer to the first request, SASL's
+/// handshake: without the certificate the worker stops with an error naming
+/// the broker and the client certificate (not a network error retried
+/// forever); with it, every event lands once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sasl_with_mutual_tls_needs_the_client_certificate() {
+    let Some(k) = secured() else { return };
+    let Some(m) = mutual_tls() else { return };
+    let Some((_, listener, _)) = broker_env("LAKEHOUSE_TEST_KAFKA_SASL_MTLS", "SASL with mutual TLS tests") else {
+        return;
+    };
+    let lake = Lake::sqlite();
+    let prefix = unique("saslmtls");
+    for t in lakehouse_generator::TABLES {
+        create_topic_on(&k.plain, &format!("{prefix}.public.{t}"), 2).await;
+    }
+    let truth = generate_on(&k.plain, &prefix, 10_000, 44, &lake.dir.path().join("t1.json"), &[]);
+    let pattern = format!("^{prefix}\\..*");
+    let env = [("LAKEHOUSE_KAFKA_SASL_PASSWORD", k.password.as_str())];
+    let scram = properties(&k, "SCRAM-SHA-512");
+
+    let config = lake.config_on(&listener, "saslmtls", &[], Some(&pattern), &scram);
+    let log = lake.dir.path().join("nocert.log");
+    let start = Instant::now();
+    let run = spawn_with(&config, &log, Some("2s"), &env);
+    let status = exit_within_a_minute(run, start, &log, "a refused client certificate must stop the worker");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains(&listener) && text.contains("client certificate"), "the error names both:\n{text}");
+    assert!(!text.contains(&k.password), "the SASL password appears in the log:\n{text}");
+
+    let with_cert = format!(
+        "{scram}\"ssl.certificate.location\" = {:?}\n\"ssl.key.location\" = {:?}\n",
+        m.cert.display().to_string(),
+        m.key.display().to_string()
+    );
+    let config = lake.config_on(&listener, "saslmtls", &[], Some(&pattern), &with_cert);
+    let log = lake.dir.path().join("cert.log");
+    let mut run = spawn_with(&config, &log, Some("2s"), &env);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "not idle in 180 s through SASL with mutual TLS; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("broker connection authenticated") && text.contains("sasl_ssl"), "{text}");
+    let catalog = lake.connect().await;
+    let rows: Vec<BronzeRow> = all_bronze_rows(&catalog).await.into_values().flatten().collect();
+    assert_exactly_once(&rows);
+    assert_matches_truth(&rows, &truth);
+    assert_eq!(rows.len() as u64, truth.events, "every event once through SASL with mutual TLS");
 }
 
 /// Not a test: the throughput over TLS + SCRAM against plaintext, on one

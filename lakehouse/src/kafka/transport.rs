@@ -197,11 +197,17 @@ fn refused_or_io(broker: &str, doing: &str, e: &std::io::Error) -> ConnectError 
 
 fn authenticate(stream: &mut Stream, broker: &str, sasl: &Sasl, client_id: &str) -> Result<(), ConnectError> {
     let io = |e: String| ConnectError::Io(format!("{broker}: SASL: {e}"));
-    // SaslHandshake v1: the mechanism; the answer lists the enabled ones.
+    // SaslHandshake v1: the mechanism; the answer lists the enabled ones. It is
+    // the first request after the TLS handshake, so on a listener that also
+    // requires a client certificate the broker's TLS 1.3 refusal of ours (or
+    // of its absence) arrives as its answer (see `api_versions`).
     let mut e = Encoder::request(API_SASL_HANDSHAKE, 1, 1, client_id);
     e.string(sasl.mechanism.name());
-    stream.write_all(&e.finish()).map_err(|e| io(e.to_string()))?;
-    let body = read_response(stream, 1, SASL_LIMIT).map_err(|e| io(e.to_string()))?;
+    stream.write_all(&e.finish()).map_err(|e| refused_or_io(broker, "SASL: sending SaslHandshake", &e))?;
+    let body = read_response(stream, 1, SASL_LIMIT).map_err(|e| match e {
+        ReadError::Io(e) => refused_or_io(broker, "SASL: reading SaslHandshake", &e),
+        ReadError::Frame(m) => io(m),
+    })?;
     let mut d = Decoder::new(&body);
     let code = d.i16("handshake error").map_err(|e| io(e.to_string()))?;
     let mut enabled = Vec::new();
