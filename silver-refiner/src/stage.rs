@@ -135,6 +135,15 @@ pub(crate) struct Entity {
     refused: std::collections::HashSet<String>,
 }
 
+/// Who evolved an entity's schema: this refiner, or another refiner of the
+/// entity whose evolution this one follows (counted and logged once, by the
+/// refiner that made it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evolved {
+    Here,
+    Elsewhere,
+}
+
 /// How far [`Entity::take`] got through a Bronze batch.
 enum Taken {
     /// Every row from the start row on: how many.
@@ -253,23 +262,12 @@ impl Refinery {
         if let Some(b) = budgets {
             materializer.share_memory(b.clone());
         }
-        // Columns schema evolution added to the Silver table earlier: the contract
-        // gets them back (and the store, should a crash have come in between).
-        let first_added = lineage::first_added_id(&contract);
-        let mut added = Vec::new();
-        for f in materializer.head().metadata.current_schema().as_struct().fields() {
-            if f.id < first_added || contract.column(&f.name).is_some() {
-                continue;
-            }
-            let ty = match &*f.field_type {
-                iceberg::spec::Type::Primitive(p) => column_type_of(p),
-                _ => None,
-            };
-            let ty = ty.ok_or_else(|| {
-                invalid(format!("added column {} has type {}, not one Silver writes", f.name, f.field_type))
-            })?;
-            added.push((f.name.clone(), ty, f.id));
-        }
+        // Schema evolution done earlier, by this refiner or another: the Silver
+        // table's added columns come back into the contract, and its wider types
+        // win over the contract's narrower ones (the store gets both, should a
+        // crash have come in between).
+        let (added, widened) =
+            evolution_beyond(&contract, materializer.head().metadata.current_schema()).map_err(&invalid)?;
         if !added.is_empty() {
             let columns: Vec<(String, ColumnType)> = added.iter().map(|(n, t, _)| (n.clone(), *t)).collect();
             materializer.add_columns(&columns).await?;
@@ -277,30 +275,6 @@ impl Refinery {
             schema = lineage::silver_schema(&contract);
             materializer.set_silver_schema(schema.clone());
             tracing::info!(entity = %name, columns = ?columns, "columns added by schema evolution");
-        }
-        // Columns schema evolution widened earlier (`widen-types`): the Silver
-        // table's type wins over the contract's narrower one (and the store gets
-        // it, should a crash have come in between). A contract type the table
-        // cannot hold is refused rather than narrowed.
-        let mut widened = Vec::new();
-        for c in contract.columns() {
-            let Some(f) = materializer.head().metadata.current_schema().field_by_id(c.field_id()) else { continue };
-            let table_ty = match &*f.field_type {
-                iceberg::spec::Type::Primitive(p) => column_type_of(p),
-                _ => None,
-            };
-            match table_ty {
-                Some(t) if t == c.ty() => {}
-                Some(t) if c.ty().widens_to(t) => widened.push((c.name().to_string(), t)),
-                _ => {
-                    return Err(invalid(format!(
-                        "column {} is {} in the contract but {} in the Silver table, which the contract's type cannot become",
-                        c.name(),
-                        c.ty(),
-                        f.field_type
-                    )));
-                }
-            }
         }
         if !widened.is_empty() {
             materializer.widen_columns(&widened).await?;
@@ -411,8 +385,8 @@ impl Refinery {
                                 }
                                 Taken::Evolve { at, columns, widen } => {
                                     added += at - from;
-                                    e.widen(widen).await?;
-                                    e.evolve(columns).await?;
+                                    e.widen(widen, Evolved::Here).await?;
+                                    e.evolve(columns, Evolved::Here).await?;
                                     from = at;
                                 }
                             }
@@ -566,6 +540,7 @@ impl Entity {
     async fn commit(&mut self, catalog: &SqlCatalog) -> Result<EntityCommit, RefineError> {
         let mut out = EntityCommit::default();
         let Some(upto) = self.upto else { return Ok(out) };
+        self.follow_evolution(catalog).await?;
         let mut position = BTreeMap::from([(self.position_key.clone(), upto.to_string())]);
         if let Some(ms) = self.newest_ms {
             // Gold measures end-to-end freshness from it.
@@ -585,7 +560,7 @@ impl Entity {
             before.insert(TRUNCATED_KEY.to_string(), format_order(t.order()));
             let empty = RecordBatch::new_empty(self.schema.clone());
             let s = match self.materializer.apply(&empty, &deletes, before).await {
-                Err(err) if is_store_conflict(&err) => {
+                Err(err) if is_store_conflict(&err) || self.evolved_meanwhile(&err) => {
                     self.discard(&err);
                     return Ok(out);
                 }
@@ -598,7 +573,7 @@ impl Entity {
         let changes = std::mem::take(&mut self.changes);
         let (upserts, deletes) = self.batches(changes)?;
         let silvered = match self.materializer.apply(&upserts, &deletes, position).await {
-            Err(err) if is_store_conflict(&err) => {
+            Err(err) if is_store_conflict(&err) || self.evolved_meanwhile(&err) => {
                 self.discard(&err);
                 return Ok(out);
             }
@@ -653,6 +628,16 @@ impl Entity {
         if let Err(err) = self.materializer.compact().await {
             tracing::warn!(entity = %self.name, error = %err, "compaction failed; tried again next interval");
         }
+    }
+
+    /// Whether `err` is this refiner's store handle refusing a file of a schema
+    /// another refiner published after [`Entity::follow_evolution`] looked (a
+    /// race of milliseconds). It comes from reading the store's files for the
+    /// flush, before the store commit: the batch is discarded like a store
+    /// conflict, and the next commit follows the evolution first.
+    fn evolved_meanwhile(&self, err: &MaterializeError) -> bool {
+        matches!(err, MaterializeError::Store { source: changelog_store::Error::InvalidSchema(_), .. })
+            && self.materializer.store().has_newer_schema()
     }
 
     /// Drops the in-flight batch after a store conflict: the next poll reads
@@ -777,7 +762,7 @@ impl Entity {
     /// in the batch read null in them (their events did not carry a typed value;
     /// what they carried stays in their `_extra`). A column whose name would
     /// collide with Silver's own columns is refused and stays in `_extra`.
-    async fn evolve(&mut self, columns: Vec<(String, ColumnType)>) -> Result<(), RefineError> {
+    async fn evolve(&mut self, columns: Vec<(String, ColumnType)>, by: Evolved) -> Result<(), RefineError> {
         let mut usable = Vec::new();
         for (name, ty) in columns {
             let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -808,8 +793,13 @@ impl Entity {
                 row.values.resize(width, Value::Null);
             }
         }
-        metrics::counter!(names::SILVER_COLUMNS_ADDED, "entity" => self.name.clone()).increment(added.len() as u64);
-        tracing::info!(entity = %self.name, columns = ?added, "schema evolution: source columns added to Silver and the store");
+        if by == Evolved::Here {
+            metrics::counter!(names::SILVER_COLUMNS_ADDED, "entity" => self.name.clone())
+                .increment(added.len() as u64);
+            tracing::info!(entity = %self.name, columns = ?added, "schema evolution: source columns added to Silver and the store");
+        } else {
+            tracing::info!(entity = %self.name, columns = ?added, "schema evolution by another refiner of the entity: refining with its added columns");
+        }
         Ok(())
     }
 
@@ -817,7 +807,7 @@ impl Entity {
     /// Silver table and the store (Iceberg type promotion, the same field id;
     /// Paimon `schema-<N+1>`) and refines with the wider types from now on.
     /// Changes already in the batch carry their values over in the wider type.
-    async fn widen(&mut self, columns: Vec<(String, ColumnType)>) -> Result<(), RefineError> {
+    async fn widen(&mut self, columns: Vec<(String, ColumnType)>, by: Evolved) -> Result<(), RefineError> {
         if columns.is_empty() {
             return Ok(());
         }
@@ -844,9 +834,39 @@ impl Entity {
                 }
             }
         }
-        metrics::counter!(names::SILVER_COLUMNS_WIDENED, "entity" => self.name.clone()).increment(columns.len() as u64);
-        tracing::info!(entity = %self.name, from = ?before, to = ?columns,
-            "schema evolution: source types grew; columns widened in Silver and the store");
+        if by == Evolved::Here {
+            metrics::counter!(names::SILVER_COLUMNS_WIDENED, "entity" => self.name.clone())
+                .increment(columns.len() as u64);
+            tracing::info!(entity = %self.name, from = ?before, to = ?columns,
+                "schema evolution: source types grew; columns widened in Silver and the store");
+        } else {
+            tracing::info!(entity = %self.name, from = ?before, to = ?columns,
+                "schema evolution by another refiner of the entity: refining with its wider types");
+        }
+        Ok(())
+    }
+
+    /// Schema evolution another refiner of this entity did (a sibling shard
+    /// that met the source's new or wider column first, or whose keys alone
+    /// carry it): once the store holds a schema newer than this refiner's
+    /// handle, the Silver table's added and widened columns are taken as if this
+    /// refiner had evolved them (both tables have them already, so neither
+    /// changes; a store a crash left behind Silver gets them), the in-flight
+    /// changes carried over, and the store reopened. Without it this refiner
+    /// would read the sibling's wider store files through its narrower handle
+    /// and stop. One existence check when nothing changed.
+    async fn follow_evolution(&mut self, catalog: &SqlCatalog) -> Result<(), RefineError> {
+        if !self.materializer.store().has_newer_schema() {
+            return Ok(());
+        }
+        let silver = catalog.require_table(&self.materializer.head().name).await?;
+        let (added, widened) = evolution_beyond(self.refiner.contract(), silver.metadata.current_schema())
+            .map_err(|message| RefineError::Entity { entity: self.name.clone(), message })?;
+        self.widen(widened, Evolved::Elsewhere).await?;
+        self.evolve(added.into_iter().map(|(n, t, _)| (n, t)).collect(), Evolved::Elsewhere).await?;
+        if self.materializer.store().has_newer_schema() {
+            self.materializer.reopen_store()?;
+        }
         Ok(())
     }
 
@@ -952,6 +972,48 @@ impl Entity {
 }
 
 /// The contract type of an Iceberg primitive Silver writes.
+/// What schema evolution did to the Silver table (current schema `silver`)
+/// beyond `contract`: the columns it added (name, type, field id) and the
+/// contract's columns it widened (name, wider type). A contract type the
+/// table's type is not a widening of is refused rather than narrowed.
+#[allow(clippy::type_complexity)]
+fn evolution_beyond(
+    contract: &Contract,
+    silver: &iceberg::spec::Schema,
+) -> Result<(Vec<(String, ColumnType, i32)>, Vec<(String, ColumnType)>), String> {
+    let type_of = |f: &iceberg::spec::NestedField| match &*f.field_type {
+        iceberg::spec::Type::Primitive(p) => column_type_of(p),
+        _ => None,
+    };
+    let first_added = lineage::first_added_id(contract);
+    let mut added = Vec::new();
+    for f in silver.as_struct().fields() {
+        if f.id < first_added || contract.column(&f.name).is_some() {
+            continue;
+        }
+        let ty = type_of(f)
+            .ok_or_else(|| format!("added column {} has type {}, not one Silver writes", f.name, f.field_type))?;
+        added.push((f.name.clone(), ty, f.id));
+    }
+    let mut widened = Vec::new();
+    for c in contract.columns() {
+        let Some(f) = silver.field_by_id(c.field_id()) else { continue };
+        match type_of(f) {
+            Some(t) if t == c.ty() => {}
+            Some(t) if c.ty().widens_to(t) => widened.push((c.name().to_string(), t)),
+            _ => {
+                return Err(format!(
+                    "column {} is {} in the contract but {} in the Silver table, which the contract's type cannot become",
+                    c.name(),
+                    c.ty(),
+                    f.field_type
+                ));
+            }
+        }
+    }
+    Ok((added, widened))
+}
+
 fn column_type_of(p: &iceberg::spec::PrimitiveType) -> Option<ColumnType> {
     use iceberg::spec::PrimitiveType as P;
     Some(match p {

@@ -113,3 +113,192 @@ async fn two_shards_of_one_entity_build_one_silver_table() {
         truth.rejects.iter().flat_map(|(t, rs)| rs.iter().map(move |(r, n)| ((t.clone(), r.clone()), *n))).collect();
     assert_eq!(rules, want, "each bad record rejected once");
 }
+
+const ITEMS_CONTRACT: &str = r#"
+[[entity]]
+name = "items"
+version = 1
+source = "bronze.items"
+key = "id"
+evolve = "widen-types"
+[[entity.column]]
+name = "id"
+type = "int"
+[[entity.column]]
+name = "qty"
+type = "int"
+"#;
+
+/// A Debezium create event with its Connect schema, `qty` typed `qty_type`.
+fn item(id: i32, ts_ms: i64, qty_type: &str, qty: i64) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let image = |field: &str| {
+        serde_json::json!({"type": "struct", "optional": true, "field": field, "fields": [
+            {"type": "int32", "optional": false, "field": "id"},
+            {"type": qty_type, "optional": true, "field": "qty"},
+        ]})
+    };
+    let value = serde_json::json!({
+        "schema": {"type": "struct", "optional": false, "fields": [
+            image("before"), image("after"),
+            {"type": "string", "optional": false, "field": "op"},
+            {"type": "int64", "optional": true, "field": "ts_ms"},
+        ]},
+        "payload": {"before": null, "after": {"id": id, "qty": qty}, "op": "c", "ts_ms": ts_ms},
+    });
+    (Some(serde_json::json!({ "id": id }).to_string().into_bytes()), Some(value.to_string().into_bytes()))
+}
+
+/// A shard follows the schema evolution of its sibling. Shard 1 widens
+/// `qty` (int → long, `widen-types`) from an event of its own keys, and a
+/// compaction of Silver then moves shard 2's rows into store files of the
+/// wider schema, while shard 2 — running all along, with a batch of Bronze
+/// snapshots from before the change in flight — has not read that event yet.
+/// Shard 2's next commit finds the newer store schema, takes the wider type
+/// (its in-flight values carried over) and goes on: no stop on the sibling's
+/// files, no widening of its own, and Silver ends with every value.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_follows_its_siblings_schema_evolution() {
+    let lake = Lake::sqlite();
+    let topic = format!("{}.public.items", unique("shw"));
+    create_topic(&topic, 1).await;
+    let contracts = lake.dir.path().join("contracts.toml");
+    std::fs::write(&contracts, ITEMS_CONTRACT).unwrap();
+    let store = lake.dir.path().join("store");
+    let silver = |shard: &str, interval: &str| {
+        format!(
+            "[silver]\ncontracts = {:?}\nstore = {:?}\nbuckets = 4\nshard = {shard:?}\nmax_snapshots_per_poll = 1\n\
+             commit_interval = {interval:?}\npoll_interval = \"100ms\"\ncompaction_interval = \"0s\"\n",
+            contracts.display().to_string(),
+            store.display().to_string(),
+        )
+    };
+    let bronze = lake.config("shwb", std::slice::from_ref(&topic), None, "");
+    let one = lake.config("shw1", &[], None, &silver("1 of 2", "100ms"));
+    let two = lake.config("shw2", &[], None, &silver("2 of 2", "5s"));
+    let log = lake.dir.path().join("shards.log");
+    let refine_until_idle = |config: &std::path::Path| {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let status = Command::new(bin("silver-refiner"))
+            .arg("--config")
+            .arg(config)
+            .args(["run", "--exit-when-idle", "1s"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "silver-refiner failed; log:\n{}", std::fs::read_to_string(&log).unwrap());
+    };
+
+    // 1. Narrow values for 16 keys, in three rounds (several Silver files with
+    // deletes, for the compaction below), through both shards.
+    let mut ts = 1_000;
+    let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+    for round in 0..3i64 {
+        let events: Vec<_> = (1..=16)
+            .map(|id| {
+                ts += 1;
+                want.insert(i64::from(id), i64::from(id) * 10 + round);
+                item(id, ts, "int32", i64::from(id) * 10 + round)
+            })
+            .collect();
+        produce(&topic, 0, &events).await;
+        ingest_until_idle(&bronze, "1s");
+        refine_until_idle(&one);
+        refine_until_idle(&two);
+    }
+    let table = changelog_store::Table::open(store.join("silver.db").join("items")).unwrap();
+    let owner = |id: i32| {
+        let bucket = table.info().bucket_of_key(&[changelog_store::Datum::Int(id)]);
+        if "1 of 2".parse::<silver_refiner::shard::Shard>().unwrap().owns_bucket(bucket) { 1 } else { 2 }
+    };
+    let ones: Vec<i32> = (1..=16).filter(|&id| owner(id) == 1).collect();
+    let twos: Vec<i32> = (1..=16).filter(|&id| owner(id) == 2).collect();
+    assert!(ones.len() >= 2 && twos.len() >= 2, "both shards own keys: {ones:?} / {twos:?}");
+
+    // 2. Shard 2 runs as a service; it takes a Bronze snapshot of narrow
+    // updates of its keys into its batch (committed after 5 s) and is then
+    // stopped while the rest happens.
+    let mut shard2 = Command::new(bin("silver-refiner"))
+        .arg("--config")
+        .arg(&two)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // started, caught up
+    let mut update = |id: i32, qty_type: &str, qty: i64| {
+        ts += 1;
+        want.insert(i64::from(id), qty);
+        item(id, ts, qty_type, qty)
+    };
+    let first = update(twos[0], "int32", 1_001);
+    produce(&topic, 0, &[first]).await;
+    ingest_until_idle(&bronze, "1s");
+    tokio::time::sleep(Duration::from_millis(500)).await; // polled, not yet committed
+    let pid = shard2.id().to_string();
+    let signal = |sig: &str| assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    signal("-STOP");
+
+    // 3. Another narrow update of shard 2's keys (its next snapshot, after its
+    // batch is due), then a value of shard 1's keys that only a long holds.
+    let second = update(twos[1], "int32", 1_002);
+    produce(&topic, 0, &[second]).await;
+    ingest_until_idle(&bronze, "1s");
+    let wide = update(ones[0], "int64", 5_000_000_000);
+    produce(&topic, 0, &[wide]).await;
+    ingest_until_idle(&bronze, "1s");
+    refine_until_idle(&one);
+    let py = pyiceberg_silver(&lake, "silver.items", "id");
+    assert_eq!(py["types"]["qty"], "long", "shard 1 widened qty: {py}");
+    assert!(table.has_newer_schema(), "the store has the wider schema");
+
+    // 4. A compaction of Silver moves every row, shard 2's too, into store
+    // files of the wider schema.
+    let admin = |args: &[&str]| {
+        let out = Command::new(bin("lakehouse")).arg("--config").arg(&one).args(args).output().unwrap();
+        assert!(out.status.success(), "lakehouse {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    admin(&["properties", "silver.items", "--set", "lakehouse.compaction.min-input-files=2"]);
+    let compacted: serde_json::Value = serde_json::from_str(admin(&["compact", "silver.items", "--json"]).trim()).unwrap();
+    assert!(compacted["snapshot_id"].is_i64(), "compacted: {compacted}");
+
+    // 5. Shard 2 goes on: its due batch (and the next snapshot) commit through
+    // the wider schema; it keeps running.
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            shard2.try_wait().unwrap().is_none(),
+            "shard 2 stopped; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        let py = pyiceberg_silver(&lake, "silver.items", "id");
+        let got: BTreeMap<i64, i64> = py["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_i64().unwrap(), r["qty"].as_i64().unwrap()))
+            .collect();
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Silver {got:?}, want {want:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    signal("-TERM");
+    let status = shard2.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "shard 2 after SIGTERM; log:\n{text}");
+    assert!(
+        text.contains("schema evolution by another refiner of the entity: refining with its wider types"),
+        "shard 2 followed shard 1's widening; log:\n{text}"
+    );
+}

@@ -268,6 +268,15 @@ impl Materializer {
         Ok(())
     }
 
+    /// Reopens the store table at its newest schema (published by another
+    /// writer of the entity, see [`Table::has_newer_schema`]); the kept store
+    /// writer, which holds the older schema, goes with it.
+    pub fn reopen_store(&mut self) -> Result<(), MaterializeError> {
+        let store = Table::open(self.store.path()).map_err(self.store_err())?;
+        self.set_store(store);
+        Ok(())
+    }
+
     /// The Silver schema of the batches [`Materializer::apply`] takes from now on
     /// (after [`Materializer::add_columns`]).
     pub fn set_silver_schema(&mut self, schema: SchemaRef) {
