@@ -794,8 +794,7 @@ impl Entity {
             }
         }
         if by == Evolved::Here {
-            metrics::counter!(names::SILVER_COLUMNS_ADDED, "entity" => self.name.clone())
-                .increment(added.len() as u64);
+            metrics::counter!(names::SILVER_COLUMNS_ADDED, "entity" => self.name.clone()).increment(added.len() as u64);
             tracing::info!(entity = %self.name, columns = ?added, "schema evolution: source columns added to Silver and the store");
         } else {
             tracing::info!(entity = %self.name, columns = ?added, "schema evolution by another refiner of the entity: refining with its added columns");

@@ -263,7 +263,8 @@ async fn a_shard_follows_its_siblings_schema_evolution() {
         String::from_utf8(out.stdout).unwrap()
     };
     admin(&["properties", "silver.items", "--set", "lakehouse.compaction.min-input-files=2"]);
-    let compacted: serde_json::Value = serde_json::from_str(admin(&["compact", "silver.items", "--json"]).trim()).unwrap();
+    let compacted: serde_json::Value =
+        serde_json::from_str(admin(&["compact", "silver.items", "--json"]).trim()).unwrap();
     assert!(compacted["snapshot_id"].is_i64(), "compacted: {compacted}");
 
     // 5. Shard 2 goes on: its due batch (and the next snapshot) commit through
