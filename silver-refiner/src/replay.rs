@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::contract::Contracts;
 use crate::envelope::{Change, change_of, source_seq};
 use crate::rejects;
-use crate::stage::{BRONZE_COLUMNS, BRONZE_POSITION_KEY, Entity, Lineage, Pend, RefineError, Refinery};
+use crate::stage::{BRONZE_COLUMNS, BRONZE_POSITION_KEY, Entity, Evolved, Lineage, Pend, RefineError, Refinery};
 
 /// Store snapshot property and Silver summary key of a replay.
 pub const REPLAY_KEY: &str = "lakehouse.silver.replay";
@@ -77,6 +77,12 @@ pub struct ReplayReport {
     pub deleted: u64,
     /// Passing changes left out because a newer state of their key exists.
     pub superseded: u64,
+    /// Columns the replay widened first (`evolve = "widen-types"`): name and
+    /// new type, for values only a wider column holds.
+    pub widened: Vec<(String, String)>,
+    /// Dry run: rejects that pass once their columns are widened (which a dry
+    /// run does not do; they are not in `passing`).
+    pub need_widening: u64,
     /// Still failing, by rule (they stay in `silver._rejects`).
     pub still_rejected: BTreeMap<String, u64>,
     /// The store snapshot committed, if any.
@@ -142,16 +148,18 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
     let mut newest: HashMap<String, (i64, i64)> = HashMap::new();
     let mut truncated: Option<(i64, i64)> = None;
     let mut found = 0u64;
+    let mut to_widen = Vec::new();
     for inc in increments(catalog.file_io(), &bronze.metadata, None, usize::MAX).await? {
         let snapshot = inc.snapshot.snapshot_id();
         for f in &inc.files {
             for b in read_data_file(catalog.file_io(), f.file_path(), BRONZE_COLUMNS).await? {
-                found +=
-                    take_bronze(&mut e, &b, snapshot, &candidates, &rejected, &mut newest, &mut truncated, &mut report);
+                let mut seen = Seen { newest: &mut newest, truncated: &mut truncated, to_widen: &mut to_widen };
+                found += take_bronze(&mut e, &b, snapshot, &candidates, &rejected, &mut seen, &mut report);
             }
         }
     }
     report.missing_in_bronze = report.considered.saturating_sub(found);
+    widen_for(&mut e, to_widen, dry_run, &mut report).await?;
 
     // Newest passing change per key, unless a newer applied state of the key exists.
     let changes = std::mem::take(&mut e.changes);
@@ -190,20 +198,79 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
     Ok(report)
 }
 
+/// A candidate whose value only a wider column holds: its Bronze key and value,
+/// where it came from, and the columns it needs widened.
+type ToWiden = (Option<String>, Option<String>, Lineage, Vec<(String, crate::contract::ColumnType)>);
+
+/// What the pass over Bronze gathers besides the candidates' changes.
+struct Seen<'a> {
+    /// Each key's newest applied change (source order).
+    newest: &'a mut HashMap<String, (i64, i64)>,
+    /// The newest truncate applied.
+    truncated: &'a mut Option<(i64, i64)>,
+    /// Candidates that need a column widened first.
+    to_widen: &'a mut Vec<ToWiden>,
+}
+
+/// Candidates with values only a wider column holds (`widen-types`; the
+/// refiner widens on a live event the same way): the columns one of them needs
+/// are widened in Silver and the store, then every one is read again with the
+/// wider contract — until none needs more (each round widens a column for
+/// good, so a few rounds at most). A dry run widens nothing and counts them.
+async fn widen_for(
+    e: &mut Entity,
+    mut pending: Vec<ToWiden>,
+    dry_run: bool,
+    report: &mut ReplayReport,
+) -> Result<(), RefineError> {
+    if dry_run {
+        report.need_widening = pending.len() as u64;
+        return Ok(());
+    }
+    for _round in 0..16 {
+        let Some((_, _, _, columns)) = pending.first() else { return Ok(()) };
+        let columns = columns.clone();
+        e.widen(columns.clone(), Evolved::Here).await?;
+        report.widened.extend(columns.iter().map(|(n, t)| (n.clone(), t.to_string())));
+        let mut still = Vec::new();
+        for (key, value, lineage, _) in pending {
+            match change_of(&e.refiner, key.as_deref(), value.as_deref()) {
+                Ok(Change::Upsert(row)) if !row.widenable.is_empty() => {
+                    let columns = row.widenable.clone();
+                    still.push((key, value, lineage, columns));
+                }
+                Ok(Change::Upsert(row)) => {
+                    let k = format!("{:?}", e.refiner.row_key(&row));
+                    e.offer(k, Pend::Upsert(row, lineage));
+                }
+                Ok(Change::Delete(k)) => {
+                    let key = format!("{k:?}");
+                    e.offer(key, Pend::Delete(k, lineage));
+                }
+                Ok(Change::Truncate | Change::Nothing | Change::Control(_)) => {}
+                Err(r) => *report.still_rejected.entry(r.rule.to_string()).or_default() += 1,
+            }
+        }
+        pending = still;
+    }
+    // Not reached while widening makes progress; should it not, they stay rejected.
+    *report.still_rejected.entry(crate::reject::Rule::TypeChange.to_string()).or_default() += pending.len() as u64;
+    Ok(())
+}
+
 /// One Bronze batch: candidates become pending changes of `e` (or still-failing
-/// counts); other rows that are not rejects raise their key's newest order.
-/// Returns the candidates found.
-#[allow(clippy::too_many_arguments)]
+/// counts, or candidates to widen for); other rows that are not rejects raise
+/// their key's newest order. Returns the candidates found.
 fn take_bronze(
     e: &mut Entity,
     b: &arrow_array::RecordBatch,
     snapshot: i64,
     candidates: &HashSet<Coordinates>,
     rejected: &HashSet<Coordinates>,
-    newest: &mut HashMap<String, (i64, i64)>,
-    truncated: &mut Option<(i64, i64)>,
+    seen: &mut Seen<'_>,
     report: &mut ReplayReport,
 ) -> u64 {
+    let (newest, truncated, to_widen) = (&mut *seen.newest, &mut *seen.truncated, &mut *seen.to_widen);
     let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
     let l = |name: &str| b.column_by_name(name).map(|c| c.as_primitive::<Int64Type>().clone());
     let (key, value, op, position, topic, hash) =
@@ -235,12 +302,14 @@ fn take_bronze(
         if candidates.contains(&coords) {
             found += 1;
             match change_of(&e.refiner, str_at(&key, i), str_at(&value, i)) {
-                // A value only a wider column holds: the replay does not widen
-                // (the refiner does, on the next live event that needs it); the
-                // row would otherwise be written with null there.
-                Ok(Change::Upsert(row)) if !row.widenable.is_empty() => {
-                    *report.still_rejected.entry(crate::reject::Rule::TypeChange.to_string()).or_default() += 1
-                }
+                // A value only a wider column holds: widened for after the pass
+                // (the row would otherwise be written with null there).
+                Ok(Change::Upsert(row)) if !row.widenable.is_empty() => to_widen.push((
+                    str_at(&key, i).map(str::to_string),
+                    str_at(&value, i).map(str::to_string),
+                    lineage,
+                    row.widenable,
+                )),
                 Ok(Change::Upsert(row)) => {
                     let k = format!("{:?}", e.refiner.row_key(&row));
                     e.offer(k, Pend::Upsert(row, lineage));

@@ -139,7 +139,7 @@ pub(crate) struct Entity {
 /// entity whose evolution this one follows (counted and logged once, by the
 /// refiner that made it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Evolved {
+pub(crate) enum Evolved {
     Here,
     Elsewhere,
 }
@@ -806,7 +806,7 @@ impl Entity {
     /// Silver table and the store (Iceberg type promotion, the same field id;
     /// Paimon `schema-<N+1>`) and refines with the wider types from now on.
     /// Changes already in the batch carry their values over in the wider type.
-    async fn widen(&mut self, columns: Vec<(String, ColumnType)>, by: Evolved) -> Result<(), RefineError> {
+    pub(crate) async fn widen(&mut self, columns: Vec<(String, ColumnType)>, by: Evolved) -> Result<(), RefineError> {
         if columns.is_empty() {
             return Ok(());
         }

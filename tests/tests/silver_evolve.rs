@@ -538,27 +538,50 @@ async fn source_type_changes_widen_silver_and_the_store() {
     let expect: Vec<(i64, i64, f64)> = want.iter().map(|(id, q, _, r)| (*id, *q, *r)).collect();
     assert_eq!(paimon, expect, "pypaimon's read of the widened store");
 
-    // Replaying the strict entity's rejects after turning `widen-types` on does
-    // not widen (the refiner does that on a live event): they stay rejected, and
-    // no row is written with a null where its value did not fit.
+    // Replaying the strict entity's rejects after turning `widen-types` on: a
+    // dry run widens nothing and says which need it; the replay widens the
+    // columns first (as the refiner does on a live event) and upserts all
+    // three, so the strict entity ends equal to the evolving one.
     std::fs::write(
         &contracts,
         WIDEN_CONTRACTS.replace("name = \"items_strict\"\n", "name = \"items_strict\"\nevolve = \"widen-types\"\n"),
     )
     .unwrap();
-    let out = Command::new(bin("lakehouse"))
-        .arg("--config")
-        .arg(&config)
-        .args(["rejects", "replay", "items_strict", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["still_rejected"], serde_json::json!({"type_change": 3}), "{report}");
-    assert_eq!(report["upserted"], 0, "{report}");
+    let replay = |extra: &[&str]| -> Value {
+        let out = Command::new(bin("lakehouse"))
+            .arg("--config")
+            .arg(&config)
+            .args(["rejects", "replay", "items_strict", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let dry = replay(&["--dry-run"]);
+    assert_eq!((&dry["need_widening"], &dry["upserted"]), (&3.into(), &0.into()), "{dry}");
+    assert_eq!(pyiceberg_silver(&lake, "silver.items_strict", "id")["types"]["qty"], "int", "a dry run widens nothing");
+    let report = replay(&[]);
+    assert_eq!(report["still_rejected"], serde_json::json!({}), "{report}");
+    assert_eq!(report["upserted"], 3, "{report}");
+    let widened: Vec<&str> = report["widened"].as_array().unwrap().iter().map(|w| w[0].as_str().unwrap()).collect();
+    for c in ["qty", "price", "ratio"] {
+        assert!(widened.contains(&c), "{c} widened by the replay: {report}");
+    }
     let strict = pyiceberg_silver(&lake, "silver.items_strict", "id");
-    assert_eq!(strict["types"]["qty"], "int");
-    assert!(strict["rows"].as_array().unwrap().iter().all(|r| !r["qty"].is_null()), "{strict}");
+    assert_eq!(
+        (&strict["types"]["qty"], &strict["types"]["price"], &strict["types"]["ratio"]),
+        (&"long".into(), &"decimal(12, 2)".into(), &"double".into())
+    );
+    assert_eq!(strict["rows"].as_array().unwrap().len(), want.len(), "{strict}");
+    for (id, qty, price, ratio) in want {
+        let r = row(&strict, "id", id);
+        assert_eq!(
+            (&r["qty"], &r["price"], r["ratio"].as_f64()),
+            (&qty.into(), &price.into(), Some(ratio)),
+            "strict item {id} after the replay: {r}"
+        );
+    }
     std::fs::write(&contracts, WIDEN_CONTRACTS).unwrap();
 
     // 3. A restart with the contract file unchanged (still `int`) keeps the

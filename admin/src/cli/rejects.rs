@@ -137,7 +137,7 @@ pub async fn run(
             } else {
                 println!(
                     "{entity}: {} rejects, {} considered with contract version {}: {} keys pass ({} upserted, {} \
-                     deleted, {} superseded by newer states), still rejected {:?}, missing in Bronze {}{}",
+                     deleted, {} superseded by newer states), still rejected {:?}, missing in Bronze {}{}{}",
                     report.rejects,
                     report.considered,
                     report.contract_version,
@@ -147,6 +147,11 @@ pub async fn run(
                     report.superseded,
                     report.still_rejected,
                     report.missing_in_bronze,
+                    match (report.widened.is_empty(), report.need_widening) {
+                        (false, _) => format!(", columns widened first {:?}", report.widened),
+                        (true, 0) => String::new(),
+                        (true, n) => format!(", {n} pass once their columns are widened (the replay widens them)"),
+                    },
                     match (dry_run, report.store_snapshot, report.silver_snapshot) {
                         (true, _, _) => " (dry run: nothing committed)".to_string(),
                         (false, Some(s), Some(i)) => format!("; store snapshot {s}, Silver snapshot {i}"),
