@@ -3,7 +3,8 @@
 # figures and one machine-readable BENCH line.
 #
 #   tests/bench.sh bronze [EVENTS]     # default 5000000 (the RSS backlog); 1M for the peers; then
-#                                      # Apache Kafka: 2M, fetcher vs librdkafka (BENCH_KAFKA=0: skip)
+#                                      # Apache Kafka: 2M, fetcher vs librdkafka (BENCH_KAFKA=0: skip);
+#                                      # then a simulated week of Bronze commits (BENCH_WEEK=0: skip; 1-2 h)
 #   tests/bench.sh store [ROWS]        # changelog-store upserts, default 10M rows
 #   tests/bench.sh silver [EVENTS] [PEER_ROWS]  # Bronze → Silver, default 5M events (tests/bench/silver.sh)
 #   tests/bench.sh gold [SECONDS] [RATES]  # the whole pipeline: freshness, rates kept up with, delta vs recompute
@@ -167,5 +168,30 @@ for name, rs in (("native fetcher", fetch), ("librdkafka    ", rd)):
         f"{per_cpu(r):,.0f}/CPU-s ({r['events']/r['seconds']:,.0f}/s)" for r in rs))
 print(f"BENCH bronze_kafka events_per_s={eps:.0f} per_core={per_core:.0f} vs_rdkafka={best_fetch/best_rd:.2f} "
       f"fetcher_per_cpu_s={best_fetch:.0f} rdkafka_per_cpu_s={best_rd:.0f}")
+PY
+fi
+
+# A Bronze table's commit latency over a simulated week (issue 14): one commit
+# per 5 s of a simulated clock, 120,960 commits, through the real commit layer with
+# the maintenance every worker does on commit (manifest merging, snapshot
+# expiry) — tests/bench/tables.rs, as `tests/bench.sh tables 120960` runs it. It
+# takes one to two hours of wall-clock time: BENCH_WEEK=0 leaves it out,
+# BENCH_WEEK_COMMITS shortens it (17280 = a simulated day).
+if [ "${BENCH_WEEK:-1}" != 0 ]; then
+  WEEK_COMMITS=${BENCH_WEEK_COMMITS:-120960}
+  log "(week) $WEEK_COMMITS Bronze commits, one per 5 s of a simulated clock, maintained"
+  rm -rf "$WORK/week"; mkdir -p "$WORK/week"
+  week=$(BENCH_DIR="$WORK/week" "$BIN/bench-tables" --commits "$WEEK_COMMITS" --window 1000)
+  python3 - "$week" <<'PY'
+import json, sys
+w = json.loads(sys.argv[1])
+print()
+print(f"(week) {w['commits']} commits, {w['simulated_days']:.2f} simulated days: median commit "
+      f"{w['commit_ms_first']:.2f} ms in the first 1000, {w['commit_ms_last']:.2f} ms in the last 1000; "
+      f"metadata file {w['metadata_bytes_last']} bytes, {w['snapshots_last']} snapshots kept, "
+      f"{w['manifests_last']} manifests ({w['wall_s']:.0f} s)")
+print(f"BENCH bronze_week commits={w['commits']} simulated_days={w['simulated_days']:.2f} "
+      f"commit_ms_first={w['commit_ms_first']:.2f} commit_ms_last={w['commit_ms_last']:.2f} "
+      f"metadata_bytes_last={w['metadata_bytes_last']} snapshots_last={w['snapshots_last']}")
 PY
 fi
