@@ -153,6 +153,22 @@ pub async fn produce(topic: &str, partition: i32, messages: &[(Option<Vec<u8>>, 
 }
 
 /// Runs `bronze-ingestor --config <config> run --exit-when-idle <idle>` to completion.
+/// Runs silver-refiner on `config` until it is idle for 1 s (its log appended
+/// to `log`); fails the test if it fails.
+pub fn refine_until_idle(config: &Path, log: &Path) {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let status = Command::new(bin("silver-refiner"))
+        .arg("--config")
+        .arg(config)
+        .args(["run", "--exit-when-idle", "1s"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "silver-refiner failed; log:\n{}", std::fs::read_to_string(log).unwrap());
+}
+
 pub fn ingest_until_idle(config: &Path, idle: &str) -> std::process::Output {
     // Never hang the suite: a run that does not finish in 3 minutes is killed
     // and reported with its log.

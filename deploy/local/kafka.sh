@@ -53,6 +53,17 @@ KAFKA_DIR="$RUN_DIR/$KAFKA_NAME"
 PIDFILE="$RUN_DIR/$KAFKA_NAME.pid"
 KAFKA_LOG="$RUN_DIR/$KAFKA_NAME.log"
 
+# The broker's side of TLS on listener $1 (its lower-case name); with $2 = required
+# it also requires a client certificate signed by our CA. Uses start's $password.
+tls_listener() {
+  local p="listener.name.$1.ssl"
+  printf '%s\n' "$p.keystore.type=PKCS12" "$p.keystore.location=$TLS_DIR/server.p12" \
+    "$p.keystore.password=$password" "$p.key.password=$password"
+  if [ "${2:-}" = required ]; then
+    printf '%s\n' "$p.truststore.type=PEM" "$p.truststore.location=$TLS_DIR/ca.pem" "$p.client.auth=required"
+  fi
+}
+
 start() {
   mkdir -p "$RUN_DIR"
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
@@ -77,26 +88,11 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL
 listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$password";
-listener.name.sasl_ssl.ssl.keystore.type=PKCS12
-listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
-listener.name.sasl_ssl.ssl.keystore.password=$password
-listener.name.sasl_ssl.ssl.key.password=$password
-listener.name.ssl.ssl.keystore.type=PKCS12
-listener.name.ssl.ssl.keystore.location=$TLS_DIR/server.p12
-listener.name.ssl.ssl.keystore.password=$password
-listener.name.ssl.ssl.key.password=$password
-listener.name.ssl.ssl.truststore.type=PEM
-listener.name.ssl.ssl.truststore.location=$TLS_DIR/ca.pem
-listener.name.ssl.ssl.client.auth=required
+$(tls_listener sasl_ssl)
+$(tls_listener ssl required)
 listener.name.sasl_mtls.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_mtls.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_mtls.ssl.keystore.type=PKCS12
-listener.name.sasl_mtls.ssl.keystore.location=$TLS_DIR/server.p12
-listener.name.sasl_mtls.ssl.keystore.password=$password
-listener.name.sasl_mtls.ssl.key.password=$password
-listener.name.sasl_mtls.ssl.truststore.type=PEM
-listener.name.sasl_mtls.ssl.truststore.location=$TLS_DIR/ca.pem
-listener.name.sasl_mtls.ssl.client.auth=required
+$(tls_listener sasl_mtls required)
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$KAFKA_DIR/data

@@ -232,30 +232,42 @@ async fn widen_for(
         let columns = columns.clone();
         e.widen(columns.clone(), Evolved::Here).await?;
         report.widened.extend(columns.iter().map(|(n, t)| (n.clone(), t.to_string())));
-        let mut still = Vec::new();
-        for (key, value, lineage, _) in pending {
-            match change_of(&e.refiner, key.as_deref(), value.as_deref()) {
-                Ok(Change::Upsert(row)) if !row.widenable.is_empty() => {
-                    let columns = row.widenable.clone();
-                    still.push((key, value, lineage, columns));
-                }
-                Ok(Change::Upsert(row)) => {
-                    let k = format!("{:?}", e.refiner.row_key(&row));
-                    e.offer(k, Pend::Upsert(row, lineage));
-                }
-                Ok(Change::Delete(k)) => {
-                    let key = format!("{k:?}");
-                    e.offer(key, Pend::Delete(k, lineage));
-                }
-                Ok(Change::Truncate | Change::Nothing | Change::Control(_)) => {}
-                Err(r) => *report.still_rejected.entry(r.rule.to_string()).or_default() += 1,
-            }
-        }
-        pending = still;
+        pending = pending
+            .into_iter()
+            .filter_map(|(key, value, lineage, _)| take_candidate(e, key.as_deref(), value.as_deref(), lineage, report))
+            .collect();
     }
     // Not reached while widening makes progress; should it not, they stay rejected.
     *report.still_rejected.entry(crate::reject::Rule::TypeChange.to_string()).or_default() += pending.len() as u64;
     Ok(())
+}
+
+/// One candidate through the contract: a passing change is offered to `e`, a
+/// failing one counted by rule; one whose value only a wider column holds is
+/// returned, to be widened for (it would otherwise be written with null there).
+fn take_candidate(
+    e: &mut Entity,
+    key: Option<&str>,
+    value: Option<&str>,
+    lineage: Lineage,
+    report: &mut ReplayReport,
+) -> Option<ToWiden> {
+    match change_of(&e.refiner, key, value) {
+        Ok(Change::Upsert(row)) if !row.widenable.is_empty() => {
+            return Some((key.map(str::to_string), value.map(str::to_string), lineage, row.widenable));
+        }
+        Ok(Change::Upsert(row)) => {
+            let k = format!("{:?}", e.refiner.row_key(&row));
+            e.offer(k, Pend::Upsert(row, lineage));
+        }
+        Ok(Change::Delete(k)) => {
+            let key = format!("{k:?}");
+            e.offer(key, Pend::Delete(k, lineage));
+        }
+        Ok(Change::Truncate | Change::Nothing | Change::Control(_)) => {}
+        Err(r) => *report.still_rejected.entry(r.rule.to_string()).or_default() += 1,
+    }
+    None
 }
 
 /// One Bronze batch: candidates become pending changes of `e` (or still-failing
@@ -301,26 +313,8 @@ fn take_bronze(
         };
         if candidates.contains(&coords) {
             found += 1;
-            match change_of(&e.refiner, str_at(&key, i), str_at(&value, i)) {
-                // A value only a wider column holds: widened for after the pass
-                // (the row would otherwise be written with null there).
-                Ok(Change::Upsert(row)) if !row.widenable.is_empty() => to_widen.push((
-                    str_at(&key, i).map(str::to_string),
-                    str_at(&value, i).map(str::to_string),
-                    lineage,
-                    row.widenable,
-                )),
-                Ok(Change::Upsert(row)) => {
-                    let k = format!("{:?}", e.refiner.row_key(&row));
-                    e.offer(k, Pend::Upsert(row, lineage));
-                }
-                Ok(Change::Delete(k)) => {
-                    let key = format!("{k:?}");
-                    e.offer(key, Pend::Delete(k, lineage));
-                }
-                Ok(Change::Truncate | Change::Nothing | Change::Control(_)) => {}
-                Err(r) => *report.still_rejected.entry(r.rule.to_string()).or_default() += 1,
-            }
+            // A value only a wider column holds: widened for after the pass.
+            to_widen.extend(take_candidate(e, str_at(&key, i), str_at(&value, i), lineage, report));
             continue;
         }
         if rejected.contains(&coords) || str_at(&value, i).is_none() {

@@ -98,20 +98,6 @@ fn message(line: &Value) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     (part("key"), part("value"))
 }
 
-fn refine_until_idle(config: &Path, log: &Path) {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let status = Command::new(bin("silver-refiner"))
-        .arg("--config")
-        .arg(config)
-        .args(["run", "--exit-when-idle", "1s"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "silver-refiner failed; log:\n{}", std::fs::read_to_string(log).unwrap());
-}
-
 fn column_names(py: &Value) -> Vec<String> {
     py["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
 }

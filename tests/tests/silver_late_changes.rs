@@ -13,8 +13,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -50,20 +48,6 @@ fn event(op: &str, id: i64, name: &str, lsn: i64) -> Message {
 fn truncate(lsn: i64) -> Message {
     let value = json!({"op": "t", "ts_ms": lsn, "source": {"lsn": lsn, "ts_ms": lsn, "table": "items"}});
     (None, Some(value.to_string().into_bytes()))
-}
-
-fn refine_until_idle(config: &Path, log: &Path) {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let status = Command::new(bin("silver-refiner"))
-        .arg("--config")
-        .arg(config)
-        .args(["run", "--exit-when-idle", "1s"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .status()
-        .unwrap();
-    assert!(status.success(), "silver-refiner failed; log:\n{}", std::fs::read_to_string(log).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]

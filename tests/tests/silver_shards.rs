@@ -176,19 +176,6 @@ async fn a_shard_follows_its_siblings_schema_evolution() {
     let one = lake.config("shw1", &[], None, &silver("1 of 2", "100ms"));
     let two = lake.config("shw2", &[], None, &silver("2 of 2", "5s"));
     let log = lake.dir.path().join("shards.log");
-    let refine_until_idle = |config: &std::path::Path| {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let status = Command::new(bin("silver-refiner"))
-            .arg("--config")
-            .arg(config)
-            .args(["run", "--exit-when-idle", "1s"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(out)
-            .status()
-            .unwrap();
-        assert!(status.success(), "silver-refiner failed; log:\n{}", std::fs::read_to_string(&log).unwrap());
-    };
 
     // 1. Narrow values for 16 keys, in three rounds (several Silver files with
     // deletes, for the compaction below), through both shards.
@@ -204,8 +191,8 @@ async fn a_shard_follows_its_siblings_schema_evolution() {
             .collect();
         produce(&topic, 0, &events).await;
         ingest_until_idle(&bronze, "1s");
-        refine_until_idle(&one);
-        refine_until_idle(&two);
+        refine_until_idle(&one, &log);
+        refine_until_idle(&two, &log);
     }
     let table = changelog_store::Table::open(store.join("silver.db").join("items")).unwrap();
     let owner = |id: i32| {
@@ -250,7 +237,7 @@ async fn a_shard_follows_its_siblings_schema_evolution() {
     let wide = update(ones[0], "int64", 5_000_000_000);
     produce(&topic, 0, &[wide]).await;
     ingest_until_idle(&bronze, "1s");
-    refine_until_idle(&one);
+    refine_until_idle(&one, &log);
     let py = pyiceberg_silver(&lake, "silver.items", "id");
     assert_eq!(py["types"]["qty"], "long", "shard 1 widened qty: {py}");
     assert!(table.has_newer_schema(), "the store has the wider schema");
