@@ -145,20 +145,18 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
 
     // One pass over Bronze: the candidates' changes, and each key's newest applied change.
     let bronze = catalog.require_table(&e.bronze).await?;
-    let mut newest: HashMap<String, (i64, i64)> = HashMap::new();
-    let mut truncated: Option<(i64, i64)> = None;
+    let mut seen = Seen::default();
     let mut found = 0u64;
-    let mut to_widen = Vec::new();
     for inc in increments(catalog.file_io(), &bronze.metadata, None, usize::MAX).await? {
         let snapshot = inc.snapshot.snapshot_id();
         for f in &inc.files {
             for b in read_data_file(catalog.file_io(), f.file_path(), BRONZE_COLUMNS).await? {
-                let mut seen = Seen { newest: &mut newest, truncated: &mut truncated, to_widen: &mut to_widen };
                 found += take_bronze(&mut e, &b, snapshot, &candidates, &rejected, &mut seen, &mut report);
             }
         }
     }
     report.missing_in_bronze = report.considered.saturating_sub(found);
+    let Seen { newest, truncated, to_widen } = seen;
     widen_for(&mut e, to_widen, dry_run, &mut report).await?;
 
     // Newest passing change per key, unless a newer applied state of the key exists.
@@ -203,13 +201,14 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
 type ToWiden = (Option<String>, Option<String>, Lineage, Vec<(String, crate::contract::ColumnType)>);
 
 /// What the pass over Bronze gathers besides the candidates' changes.
-struct Seen<'a> {
+#[derive(Default)]
+struct Seen {
     /// Each key's newest applied change (source order).
-    newest: &'a mut HashMap<String, (i64, i64)>,
+    newest: HashMap<String, (i64, i64)>,
     /// The newest truncate applied.
-    truncated: &'a mut Option<(i64, i64)>,
+    truncated: Option<(i64, i64)>,
     /// Candidates that need a column widened first.
-    to_widen: &'a mut Vec<ToWiden>,
+    to_widen: Vec<ToWiden>,
 }
 
 /// Candidates with values only a wider column holds (`widen-types`; the
@@ -279,10 +278,10 @@ fn take_bronze(
     snapshot: i64,
     candidates: &HashSet<Coordinates>,
     rejected: &HashSet<Coordinates>,
-    seen: &mut Seen<'_>,
+    seen: &mut Seen,
     report: &mut ReplayReport,
 ) -> u64 {
-    let (newest, truncated, to_widen) = (&mut *seen.newest, &mut *seen.truncated, &mut *seen.to_widen);
+    let Seen { newest, truncated, to_widen } = seen;
     let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
     let l = |name: &str| b.column_by_name(name).map(|c| c.as_primitive::<Int64Type>().clone());
     let (key, value, op, position, topic, hash) =
