@@ -55,7 +55,7 @@ use crate::error::ErrorKind;
 use crate::table::cleanup::{Cleaned, ListCache, delete_unreachable};
 use crate::table::clock::{Clock, SystemClock};
 use crate::table::merge::{MergePolicy, Merged, merge};
-use crate::table::retention::{self, RetentionPolicy};
+use crate::table::retention::{self, RefHeads, RetentionPolicy};
 use crate::table::rewrite::RewriteFiles;
 use crate::table::rewrite_commit::{RemoveError, RemovedFiles};
 use crate::telemetry::names;
@@ -166,11 +166,52 @@ pub struct Committer {
     max_attempts: u32,
     clock: Arc<dyn Clock>,
     lists: ListCache,
+    refs: RefCache,
+}
+
+/// Each table's branch and tag heads as of one metadata file. Reading them
+/// from iceberg-rust means serializing the whole metadata; a commit instead
+/// derives the published metadata's refs from its head's (only `main` moves:
+/// an expiry never removes a ref head), so they are read once per head that
+/// came from elsewhere (a load, another writer's commit).
+#[derive(Debug, Clone, Default)]
+struct RefCache(Arc<std::sync::Mutex<HashMap<String, (String, Arc<RefHeads>)>>>);
+
+impl RefCache {
+    fn of(&self, head: &LoadedTable) -> Result<Arc<RefHeads>, String> {
+        let key = head.name.to_string();
+        if let Some((location, refs)) = self.0.lock().expect("ref cache lock").get(&key)
+            && *location == head.metadata_location
+        {
+            return Ok(refs.clone());
+        }
+        let refs = Arc::new(retention::ref_heads(&head.metadata)?);
+        self.0.lock().expect("ref cache lock").insert(key, (head.metadata_location.clone(), refs.clone()));
+        Ok(refs)
+    }
+
+    fn remember(&self, table: &LoadedTable, refs: Arc<RefHeads>) {
+        self.0.lock().expect("ref cache lock").insert(table.name.to_string(), (table.metadata_location.clone(), refs));
+    }
+}
+
+/// `refs` with `main` at `snapshot_id`.
+fn with_main(refs: &RefHeads, snapshot_id: i64) -> RefHeads {
+    let mut out: RefHeads = refs.iter().filter(|(name, _)| name != MAIN_BRANCH).cloned().collect();
+    out.push((MAIN_BRANCH.to_string(), snapshot_id));
+    out.sort();
+    out
 }
 
 impl Committer {
     pub fn new(catalog: SqlCatalog) -> Self {
-        Self { catalog, max_attempts: 20, clock: Arc::new(SystemClock), lists: ListCache::default() }
+        Self {
+            catalog,
+            max_attempts: 20,
+            clock: Arc::new(SystemClock),
+            lists: ListCache::default(),
+            refs: RefCache::default(),
+        }
     }
 
     /// Snapshot timestamps and expiry age come from `clock` (tests, benchmarks).
@@ -354,8 +395,11 @@ impl Committer {
                     .and_then(|b| b.build())
             };
             let mut built = build(&[]).map_err(ice("building table metadata"))?;
+            // The new metadata's refs: the head's, `main` moved to this snapshot
+            // (unreadable refs: the plan reads them itself and reports why).
+            let refs = self.refs.of(&head).ok().map(|r| Arc::new(with_main(&r, snapshot_id)));
             if let Some((_, retention)) = &policies {
-                let expire = to_expire(&table, &built.metadata, retention, now_ms);
+                let expire = to_expire(&table, &built.metadata, refs.as_deref(), retention, now_ms);
                 if !expire.is_empty() {
                     built = build(&expire).map_err(ice("expiring snapshots"))?;
                 }
@@ -377,6 +421,9 @@ impl Committer {
                 )
                 .await?;
             if let Some(table_now) = published {
+                if let Some(refs) = refs {
+                    self.refs.remember(&table_now, refs);
+                }
                 if !merged.is_empty() {
                     metrics::counter!(names::MANIFESTS_MERGED, "table" => table.clone()).increment(merged.len() as u64);
                 }
@@ -533,6 +580,29 @@ impl Committer {
             b.set_properties(properties.clone()).map(Some).map_err(|source| CommitError::Iceberg {
                 table: table.clone(),
                 doing: "setting properties",
+                source,
+            })
+        };
+        self.finish_metadata_commit(base, &edit).await
+    }
+
+    /// Points branch or tag `name` at `reference`'s snapshot (a metadata-only
+    /// commit). Expiry never removes a branch or tag head.
+    #[allow(clippy::result_large_err)] // the edit closure returns the commit error as is
+    pub async fn set_ref(
+        &self,
+        base: &LoadedTable,
+        name: &str,
+        reference: SnapshotReference,
+    ) -> Result<LoadedTable, CommitError> {
+        let table = base.name.to_string();
+        let edit = |m: &TableMetadata, b: TableMetadataBuilder| {
+            if m.snapshot_for_ref(name).is_some_and(|s| s.snapshot_id() == reference.snapshot_id) {
+                return Ok(None);
+            }
+            b.set_ref(name, reference.clone()).map(Some).map_err(|source| CommitError::Iceberg {
+                table: table.clone(),
+                doing: "setting a ref",
                 source,
             })
         };
@@ -754,12 +824,18 @@ fn policies(table: &str, metadata: &TableMetadata) -> Option<(MergePolicy, Reten
 
 /// The snapshots the retention policy lets go from the metadata about to be
 /// published, once at least `lakehouse.expire.min-batch` may go (else none).
-fn to_expire(table: &str, metadata: &TableMetadata, policy: &RetentionPolicy, now_ms: i64) -> Vec<i64> {
+fn to_expire(
+    table: &str,
+    metadata: &TableMetadata,
+    refs: Option<&RefHeads>,
+    policy: &RetentionPolicy,
+    now_ms: i64,
+) -> Vec<i64> {
     if !policy.gc_enabled || !policy.expire_on_commit {
         return Vec::new();
     }
     let cutoff = now_ms.saturating_sub(policy.max_snapshot_age_ms);
-    match retention::plan(metadata, cutoff, policy.min_snapshots_to_keep) {
+    match retention::plan_with_refs(metadata, refs, cutoff, policy.min_snapshots_to_keep) {
         Ok(p) if p.expire.len() >= policy.min_batch => p.expire,
         Ok(_) => Vec::new(),
         Err(e) => {

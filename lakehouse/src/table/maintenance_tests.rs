@@ -11,7 +11,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Int64Array, RecordBatch};
 use futures::TryStreamExt;
-use iceberg::spec::{DataFile, NestedField, PrimitiveType, Schema, Struct, TableMetadata, Type, UnboundPartitionSpec};
+use iceberg::spec::{
+    DataFile, NestedField, PrimitiveType, Schema, SnapshotReference, SnapshotRetention, Struct, TableMetadata, Type,
+    UnboundPartitionSpec,
+};
 
 use crate::catalog::{LoadedTable, SqlCatalog, TableName};
 use crate::config::CatalogConfig;
@@ -251,6 +254,41 @@ async fn expiry_bounds_history_and_keeps_positions_consumers_and_reachable_files
     assert_eq!(avro, reachable, "exactly the reachable manifests and lists are left");
     let json = on_disk.iter().filter(|p| p.ends_with(".metadata.json")).count();
     assert!(json <= 6, "{json} metadata files kept, previous-versions-max is 5");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn branch_and_tag_heads_outlive_expiry_commit_after_commit() {
+    let lake = lake().await;
+    let props = [("history.expire.max-snapshot-age-ms", "60000"), ("history.expire.min-snapshots-to-keep", "4")];
+    let name = TableName::new("bronze", "tagged");
+    let mut head =
+        load_or_create_with_clock(&lake.catalog, &name, &spec(&props), lake.clock.as_ref()).await.expect("table");
+    for i in 0..5 {
+        head = append(&lake, &head, i).await;
+    }
+    let tagged = head.metadata.current_snapshot_id().expect("current");
+    let tag = SnapshotReference::new(tagged, SnapshotRetention::Tag { max_ref_age_ms: None });
+    head = lake.committer.set_ref(&head, "v1", tag).await.expect("tag");
+    for i in 5..10 {
+        head = append(&lake, &head, i).await;
+    }
+    let branched = head.metadata.current_snapshot_id().expect("current");
+    let branch = SnapshotReference::new(branched, SnapshotRetention::branch(None, None, None));
+    head = lake.committer.set_ref(&head, "audit", branch).await.expect("branch");
+    // Many expiring commits, each building on the head the previous one published.
+    for i in 10..120 {
+        head = append(&lake, &head, i).await;
+    }
+    let m = &head.metadata;
+    assert!(m.snapshots().len() < 40, "expiry ran: {} snapshots left", m.snapshots().len());
+    assert_eq!(m.snapshot_for_ref("v1").map(|s| s.snapshot_id()), Some(tagged), "the tag and its snapshot stay");
+    assert_eq!(m.snapshot_for_ref("audit").map(|s| s.snapshot_id()), Some(branched), "the branch head stays");
+    // The same from a head loaded afresh (refs read from the metadata, not derived).
+    let loaded = lake.catalog.require_table(&name).await.expect("load");
+    head = append(&lake, &loaded, 120).await;
+    assert!(head.metadata.snapshot_by_id(tagged).is_some() && head.metadata.snapshot_by_id(branched).is_some());
+    let plan = crate::table::retention::plan(&head.metadata, i64::MAX, 1).expect("plan");
+    assert!(plan.kept[&tagged].iter().any(|why| why == "head of ref v1"), "{:?}", plan.kept);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -105,10 +105,26 @@ pub struct ExpiryPlan {
     pub kept: BTreeMap<i64, Vec<String>>,
 }
 
+/// `(ref name, snapshot id)` of every branch and tag of a table.
+pub type RefHeads = Vec<(String, i64)>;
+
 /// The snapshots of `metadata` older than `cutoff_ms` that may go, keeping the
 /// newest `retain_last` of the current ancestry and everything protected (see
 /// the module docs). An unreadable consumer registration is an error.
 pub fn plan(metadata: &TableMetadata, cutoff_ms: i64, retain_last: usize) -> Result<ExpiryPlan, String> {
+    plan_with_refs(metadata, None, cutoff_ms, retain_last)
+}
+
+/// [`plan`] with the table's branch and tag heads given (`Some`, as
+/// [`ref_heads`] returns them for `metadata`) rather than read from it: reading
+/// them costs a serialization of the whole metadata, a third of a commit's CPU
+/// when done on every commit (iceberg-rust exposes refs only that way).
+pub fn plan_with_refs(
+    metadata: &TableMetadata,
+    refs: Option<&RefHeads>,
+    cutoff_ms: i64,
+    retain_last: usize,
+) -> Result<ExpiryPlan, String> {
     let mut why: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     let mut keep = |id: i64, reason: String| why.entry(id).or_default().push(reason);
 
@@ -163,11 +179,18 @@ pub fn plan(metadata: &TableMetadata, cutoff_ms: i64, retain_last: usize) -> Res
     let old_ids: BTreeSet<i64> = old.iter().map(|(_, id)| *id).collect();
     let mut expire: Vec<i64> = old.into_iter().map(|(_, id)| id).filter(|id| !why.contains_key(id)).collect();
     if !expire.is_empty() {
-        // Branch and tag heads (iceberg-rust exposes refs only through the serialized form).
-        for (name, id) in ref_heads(metadata)? {
-            if let Some(i) = expire.iter().position(|e| *e == id) {
+        let read;
+        let refs = match refs {
+            Some(r) => r,
+            None => {
+                read = ref_heads(metadata)?;
+                &read
+            }
+        };
+        for (name, id) in refs {
+            if let Some(i) = expire.iter().position(|e| e == id) {
                 expire.remove(i);
-                why.entry(id).or_default().push(format!("head of ref {name}"));
+                why.entry(*id).or_default().push(format!("head of ref {name}"));
             }
         }
     }
@@ -175,8 +198,9 @@ pub fn plan(metadata: &TableMetadata, cutoff_ms: i64, retain_last: usize) -> Res
     Ok(ExpiryPlan { expire, kept: why })
 }
 
-/// `(ref name, snapshot id)` of every branch and tag.
-fn ref_heads(metadata: &TableMetadata) -> Result<Vec<(String, i64)>, String> {
+/// `(ref name, snapshot id)` of every branch and tag, sorted by name
+/// (iceberg-rust exposes refs only through the serialized form).
+pub fn ref_heads(metadata: &TableMetadata) -> Result<RefHeads, String> {
     let json = serde_json::to_value(metadata).map_err(|e| format!("serializing table metadata: {e}"))?;
     let mut out = Vec::new();
     if let Some(refs) = json.get("refs").and_then(|r| r.as_object()) {
@@ -188,6 +212,7 @@ fn ref_heads(metadata: &TableMetadata) -> Result<Vec<(String, i64)>, String> {
             out.push((name.clone(), id));
         }
     }
+    out.sort();
     Ok(out)
 }
 
