@@ -9,8 +9,8 @@
 //! false` turns it off.
 //!
 //! Which ones is size-tiered, unlike Java's bins in list order: smallest
-//! first, a manifest joins only while the ones before it together are at
-//! least its size, and the result stays within
+//! first, a manifest joins only while the ones before it together are about
+//! its size or more, and the result stays within
 //! `commit.manifest.target-size-bytes` (default 8 MiB). Java's bins put the
 //! partly filled merged manifest with the new small ones every time, so a
 //! streaming writer (one small manifest per commit) rewrote each entry about
@@ -118,30 +118,40 @@ fn choose(group: Vec<ManifestFile>, policy: &MergePolicy) -> (Vec<ManifestFile>,
     let (mut small, mut kept): (Vec<_>, Vec<_>) =
         group.into_iter().partition(|m| m.manifest_length <= policy.target_bytes / 2);
     if small.len() >= policy.min_count {
-        let take = tier(&mut small, policy.target_bytes);
-        let rest = small.split_off(take);
-        kept.extend(rest);
-        if small.len() >= 2 {
-            return (kept, small);
+        small.sort_by_key(|m| m.manifest_length);
+        let sizes: Vec<i64> = small.iter().map(|m| m.manifest_length).collect();
+        if let Some((start, end)) = tier(&sizes, policy.target_bytes) {
+            let rest = small.split_off(end);
+            let chosen = small.split_off(start);
+            kept.extend(small);
+            kept.extend(rest);
+            return (kept, chosen);
         }
     }
     kept.extend(small);
     (kept, Vec::new())
 }
 
-/// Sorts `small` by size and returns how many of the smallest to merge: each
-/// joins while it is no larger than those before it together and the total
-/// stays within `target`.
-fn tier(small: &mut [ManifestFile], target: i64) -> usize {
-    small.sort_by_key(|m| m.manifest_length);
-    let mut total = 0;
-    for (i, m) in small.iter().enumerate() {
-        if i > 0 && (m.manifest_length > total || total + m.manifest_length > target) {
-            return i;
+/// In `sizes` (ascending), the first run `start..end` of at least two to
+/// merge: from the smallest that has one, each next manifest joins while it
+/// is no larger than those before it together plus the first (the slack lets
+/// manifests of about the same size merge) and the total stays within
+/// `target`. `None` only when every manifest is more than twice the one
+/// before it, so there are few.
+fn tier(sizes: &[i64], target: i64) -> Option<(usize, usize)> {
+    for start in 0..sizes.len() {
+        let first = sizes[start];
+        let mut total = first;
+        let mut end = start + 1;
+        while end < sizes.len() && sizes[end] <= total + first && total + sizes[end] <= target {
+            total += sizes[end];
+            end += 1;
         }
-        total += m.manifest_length;
+        if end - start >= 2 {
+            return Some((start, end));
+        }
     }
-    small.len()
+    None
 }
 
 /// One manifest holding the live entries of `bin` as `EXISTING`.
@@ -234,7 +244,9 @@ mod tests {
                 kept.push(manifest(n));
             }
             list = kept;
-            list.push(manifest(1));
+            let mut new = manifest(1);
+            new.manifest_length += (list.len() as i64 * 37) % 200; // a few bytes more or less
+            list.push(new);
             longest = longest.max(list.len());
             assert!(list.iter().all(|m| m.manifest_length <= policy.target_bytes), "no manifest passes the target");
         }
@@ -248,11 +260,14 @@ mod tests {
 
     #[test]
     fn a_manifest_joins_only_smaller_ones_that_add_up_to_it() {
-        let mut small = vec![manifest(1000), manifest(1), manifest(1), manifest(2)];
-        assert_eq!(tier(&mut small, 8 << 20), 3, "the three small ones; the large one waits");
-        let mut small = vec![manifest(4), manifest(1), manifest(1), manifest(2)];
-        assert_eq!(tier(&mut small, 8 << 20), 4, "1+1 >= 2 and 1+1+2 >= 4");
-        let mut small = vec![manifest(10), manifest(10)];
-        assert_eq!(tier(&mut small, 2 * 3_000 + 450 * 15), 1, "never past the target");
+        let size = |entries: &[i64]| entries.iter().map(|n| manifest(*n).manifest_length).collect::<Vec<_>>();
+        let target = 8 << 20;
+        assert_eq!(tier(&size(&[1, 1, 2, 1000]), target), Some((0, 3)), "the large one waits");
+        assert_eq!(tier(&size(&[1, 1, 2, 4]), target), Some((0, 4)), "1+1 (+1) >= 2, 1+1+2 (+1) >= 4");
+        assert_eq!(tier(&size(&[1, 30, 30]), target), Some((1, 3)), "the two alike, not the small one");
+        assert_eq!(tier(&size(&[1, 30, 1000]), target), None, "each more than twice the one before");
+        assert_eq!(tier(&size(&[10, 10]), 2 * 3_000 + 450 * 15), None, "never past the target");
+        // Manifests of one entry differ by a few bytes (paths, statistics): they still merge.
+        assert_eq!(tier(&[3_450, 3_460, 3_470, 3_900], target), Some((0, 4)));
     }
 }
