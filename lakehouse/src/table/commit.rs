@@ -172,30 +172,40 @@ pub struct Committer {
 /// Each table's branch and tag heads as of one metadata file. Reading them
 /// from iceberg-rust means serializing the whole metadata; a commit instead
 /// derives the published metadata's refs from its head's (only `main` moves:
-/// an expiry never removes a ref head), so they are read once per head that
-/// came from elsewhere (a load, another writer's commit).
+/// an expiry never removes a ref head), so they are read at most once per
+/// head that came from elsewhere (a load, another writer's commit), and only
+/// when an expiry is planned.
 #[derive(Debug, Clone, Default)]
 struct RefCache(Arc<std::sync::Mutex<HashMap<String, (String, Arc<RefHeads>)>>>);
 
 impl RefCache {
     fn of(&self, head: &LoadedTable) -> Result<Arc<RefHeads>, String> {
-        let key = head.name.to_string();
-        if let Some((location, refs)) = self.0.lock().expect("ref cache lock").get(&key)
-            && *location == head.metadata_location
-        {
-            return Ok(refs.clone());
+        if let Some(refs) = self.cached(head) {
+            return Ok(refs);
         }
         let refs = Arc::new(retention::ref_heads(&head.metadata)?);
-        self.0.lock().expect("ref cache lock").insert(key, (head.metadata_location.clone(), refs.clone()));
+        self.insert(head, refs.clone());
         Ok(refs)
     }
 
-    fn remember(&self, table: &LoadedTable, refs: Arc<RefHeads>) {
+    fn cached(&self, head: &LoadedTable) -> Option<Arc<RefHeads>> {
+        let cache = self.0.lock().expect("ref cache lock");
+        cache.get(&head.name.to_string()).filter(|(at, _)| *at == head.metadata_location).map(|(_, r)| r.clone())
+    }
+
+    fn insert(&self, table: &LoadedTable, refs: Arc<RefHeads>) {
         self.0.lock().expect("ref cache lock").insert(table.name.to_string(), (table.metadata_location.clone(), refs));
+    }
+
+    /// `published` is `head` plus a snapshot that `main` now points at.
+    fn advance(&self, head: &LoadedTable, published: &LoadedTable, snapshot_id: i64) {
+        if let Some(refs) = self.cached(head) {
+            self.insert(published, Arc::new(with_main(&refs, snapshot_id)));
+        }
     }
 }
 
-/// `refs` with `main` at `snapshot_id`.
+/// `refs` with `main` at `snapshot_id`, in [`retention::ref_heads`]'s order.
 fn with_main(refs: &RefHeads, snapshot_id: i64) -> RefHeads {
     let mut out: RefHeads = refs.iter().filter(|(name, _)| name != MAIN_BRANCH).cloned().collect();
     out.push((MAIN_BRANCH.to_string(), snapshot_id));
@@ -395,11 +405,10 @@ impl Committer {
                     .and_then(|b| b.build())
             };
             let mut built = build(&[]).map_err(ice("building table metadata"))?;
-            // The new metadata's refs: the head's, `main` moved to this snapshot
-            // (unreadable refs: the plan reads them itself and reports why).
-            let refs = self.refs.of(&head).ok().map(|r| Arc::new(with_main(&r, snapshot_id)));
             if let Some((_, retention)) = &policies {
-                let expire = to_expire(&table, &built.metadata, refs.as_deref(), retention, now_ms);
+                // The new metadata's refs: the head's, `main` moved to this snapshot.
+                let refs = || self.refs.of(&head).map(|r| with_main(&r, snapshot_id));
+                let expire = to_expire(&table, &built.metadata, refs, retention, now_ms);
                 if !expire.is_empty() {
                     built = build(&expire).map_err(ice("expiring snapshots"))?;
                 }
@@ -421,9 +430,7 @@ impl Committer {
                 )
                 .await?;
             if let Some(table_now) = published {
-                if let Some(refs) = refs {
-                    self.refs.remember(&table_now, refs);
-                }
+                self.refs.advance(&head, &table_now, snapshot_id);
                 if !merged.is_empty() {
                     metrics::counter!(names::MANIFESTS_MERGED, "table" => table.clone()).increment(merged.len() as u64);
                 }
@@ -827,7 +834,7 @@ fn policies(table: &str, metadata: &TableMetadata) -> Option<(MergePolicy, Reten
 fn to_expire(
     table: &str,
     metadata: &TableMetadata,
-    refs: Option<&RefHeads>,
+    refs: impl FnOnce() -> Result<RefHeads, String>,
     policy: &RetentionPolicy,
     now_ms: i64,
 ) -> Vec<i64> {

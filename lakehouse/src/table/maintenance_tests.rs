@@ -112,6 +112,14 @@ fn files_in(dir: &std::path::Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// A new Bronze table `name` with `properties`.
+async fn table(lake: &Lake, name: &str, properties: &[(&str, &str)]) -> (TableName, LoadedTable) {
+    let name = TableName::new("bronze", name);
+    let head =
+        load_or_create_with_clock(&lake.catalog, &name, &spec(properties), lake.clock.as_ref()).await.expect("table");
+    (name, head)
+}
+
 fn metadata_dir(lake: &Lake, name: &str) -> std::path::PathBuf {
     lake.dir.path().join("warehouse").join("bronze").join(name).join("metadata")
 }
@@ -121,9 +129,7 @@ async fn merged_manifests_keep_rows_sequence_numbers_and_position_deletes() {
     let lake = lake().await;
     // Merge once 5 small manifests are carried; nothing expires (one day of history).
     let props = [("commit.manifest.min-count-to-merge", "5"), ("history.expire.max-snapshot-age-ms", "86400000")];
-    let name = TableName::new("bronze", "merged");
-    let mut head =
-        load_or_create_with_clock(&lake.catalog, &name, &spec(&props), lake.clock.as_ref()).await.expect("table");
+    let (_, mut head) = table(&lake, "merged", &props).await;
     head = append(&lake, &head, 0).await;
     // Delete ids 3 and 5 of the first file by position, before any merge.
     let first = manifests_of(lake.catalog.file_io(), &head.metadata, head.metadata.current_snapshot().expect("s"))
@@ -186,9 +192,7 @@ async fn expiry_bounds_history_and_keeps_positions_consumers_and_reachable_files
         ("commit.manifest.min-count-to-merge", "8"),
         ("write.metadata.previous-versions-max", "5"),
     ];
-    let name = TableName::new("bronze", "expiring");
-    let mut head =
-        load_or_create_with_clock(&lake.catalog, &name, &spec(&props), lake.clock.as_ref()).await.expect("table");
+    let (_, mut head) = table(&lake, "expiring", &props).await;
     for i in 0..30 {
         head = append(&lake, &head, i).await;
     }
@@ -260,9 +264,7 @@ async fn expiry_bounds_history_and_keeps_positions_consumers_and_reachable_files
 async fn branch_and_tag_heads_outlive_expiry_commit_after_commit() {
     let lake = lake().await;
     let props = [("history.expire.max-snapshot-age-ms", "60000"), ("history.expire.min-snapshots-to-keep", "4")];
-    let name = TableName::new("bronze", "tagged");
-    let mut head =
-        load_or_create_with_clock(&lake.catalog, &name, &spec(&props), lake.clock.as_ref()).await.expect("table");
+    let (name, mut head) = table(&lake, "tagged", &props).await;
     for i in 0..5 {
         head = append(&lake, &head, i).await;
     }
@@ -295,9 +297,7 @@ async fn branch_and_tag_heads_outlive_expiry_commit_after_commit() {
 async fn a_consumer_at_earliest_or_a_position_key_blocks_expiry_and_admin_expire_plans() {
     let lake = lake().await;
     let props = [("history.expire.max-snapshot-age-ms", "1000"), ("history.expire.min-snapshots-to-keep", "1")];
-    let name = TableName::new("bronze", "held");
-    let mut head =
-        load_or_create_with_clock(&lake.catalog, &name, &spec(&props), lake.clock.as_ref()).await.expect("table");
+    let (name, mut head) = table(&lake, "held", &props).await;
     head = lake
         .committer
         .set_properties(&head, HashMap::from([(consumer_key("fresh"), "earliest".to_string())]))

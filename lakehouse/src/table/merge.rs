@@ -14,8 +14,8 @@
 //! `commit.manifest.target-size-bytes` (default 8 MiB). Java's bins put the
 //! partly filled merged manifest with the new small ones every time, so a
 //! streaming writer (one small manifest per commit) rewrote each entry about
-//! 90 times before its manifest filled; tiered, about 7 times, and no merge
-//! rewrites more than the smaller manifests add up to. A manifest past half
+//! 90 times before its manifest filled; tiered, about 7 times (both
+//! simulated), and no merge rewrites more than the smaller manifests add up to. A manifest past half
 //! the target can join nothing any more (two of them pass it) and stays as it
 //! is, as full ones do, and does not count towards the minimum. The list then
 //! holds fewer than the minimum of small manifests, a few partly merged ones
@@ -233,14 +233,13 @@ mod tests {
         let policy = MergePolicy { enabled: true, min_count: 100, target_bytes: 8 << 20 };
         let entries = |m: &ManifestFile| m.added_files_count.expect("set") as i64;
         let mut list: Vec<ManifestFile> = Vec::new();
-        let (mut rewritten, mut longest, mut largest_merge) = (0i64, 0usize, 0i64);
+        let (mut rewritten, mut longest) = (0i64, 0usize);
         let commits = 120_960i64; // a week at one commit per 5 s
         for _ in 0..commits {
             let (mut kept, chosen) = choose(list, &policy);
             if !chosen.is_empty() {
                 let n: i64 = chosen.iter().map(entries).sum();
                 rewritten += n;
-                largest_merge = largest_merge.max(n);
                 kept.push(manifest(n));
             }
             list = kept;
@@ -254,7 +253,6 @@ mod tests {
         let per_entry = rewritten as f64 / commits as f64;
         // Bins in list order (Java's) rewrite the growing merged manifest each time: ~94 per entry.
         assert!(per_entry < 10.0, "each entry rewritten {per_entry:.1} times");
-        assert!(largest_merge <= (4 << 20) / 450 * 2, "a merge rewrote {largest_merge} entries");
         assert!(longest < 100 + 20, "the list held up to {longest} manifests");
     }
 

@@ -112,16 +112,17 @@ pub type RefHeads = Vec<(String, i64)>;
 /// newest `retain_last` of the current ancestry and everything protected (see
 /// the module docs). An unreadable consumer registration is an error.
 pub fn plan(metadata: &TableMetadata, cutoff_ms: i64, retain_last: usize) -> Result<ExpiryPlan, String> {
-    plan_with_refs(metadata, None, cutoff_ms, retain_last)
+    plan_with_refs(metadata, || ref_heads(metadata), cutoff_ms, retain_last)
 }
 
-/// [`plan`] with the table's branch and tag heads given (`Some`, as
-/// [`ref_heads`] returns them for `metadata`) rather than read from it: reading
-/// them costs a serialization of the whole metadata, a third of a commit's CPU
-/// when done on every commit (iceberg-rust exposes refs only that way).
+/// [`plan`] with the table's branch and tag heads from `refs` (what
+/// [`ref_heads`] returns for `metadata`), called only when some snapshot may
+/// expire: reading them from the metadata costs a serialization of all of it,
+/// a third of a commit's CPU when done on every commit (iceberg-rust exposes
+/// refs only that way), so the committer passes the ones it already knows.
 pub fn plan_with_refs(
     metadata: &TableMetadata,
-    refs: Option<&RefHeads>,
+    refs: impl FnOnce() -> Result<RefHeads, String>,
     cutoff_ms: i64,
     retain_last: usize,
 ) -> Result<ExpiryPlan, String> {
@@ -179,18 +180,10 @@ pub fn plan_with_refs(
     let old_ids: BTreeSet<i64> = old.iter().map(|(_, id)| *id).collect();
     let mut expire: Vec<i64> = old.into_iter().map(|(_, id)| id).filter(|id| !why.contains_key(id)).collect();
     if !expire.is_empty() {
-        let read;
-        let refs = match refs {
-            Some(r) => r,
-            None => {
-                read = ref_heads(metadata)?;
-                &read
-            }
-        };
-        for (name, id) in refs {
-            if let Some(i) = expire.iter().position(|e| e == id) {
+        for (name, id) in refs()? {
+            if let Some(i) = expire.iter().position(|e| *e == id) {
                 expire.remove(i);
-                why.entry(*id).or_default().push(format!("head of ref {name}"));
+                why.entry(id).or_default().push(format!("head of ref {name}"));
             }
         }
     }
