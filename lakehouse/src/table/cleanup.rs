@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use iceberg::io::FileIO;
-use iceberg::spec::{ManifestStatus, TableMetadata};
+use iceberg::spec::{ManifestFile, ManifestStatus, TableMetadata};
 
 use crate::table::commit::read_manifest_list;
 
@@ -37,28 +37,159 @@ pub struct Cleaned {
     pub metadata_files: usize,
 }
 
-/// Manifest paths per manifest-list path (lists never change once written).
+/// What a cleanup needs of one manifest list (lists never change once written).
+#[derive(Debug)]
+struct Listed {
+    paths: Vec<String>,
+    /// The manifests that record removed files (none for plain appends).
+    with_deletes: Vec<ManifestFile>,
+}
+
+impl Listed {
+    fn of(entries: &[ManifestFile]) -> Self {
+        Self {
+            paths: entries.iter().map(|m| m.manifest_path.clone()).collect(),
+            with_deletes: entries.iter().filter(|m| m.has_deleted_files()).cloned().collect(),
+        }
+    }
+}
+
+/// Manifest lists a committer read or wrote, per table, so that a commit in
+/// its steady state reads none and does work in proportion to the lists it
+/// adds and removes, not to all the table retains:
+///
+/// - per cached list, its manifest paths (and the few manifests that record
+///   removals), with a count of the cached lists naming each manifest;
+/// - the whole newest list this committer published, which the next commit
+///   carries forward.
 #[derive(Debug, Clone, Default)]
-pub struct ListCache(Arc<Mutex<HashMap<String, Arc<Vec<String>>>>>);
+pub struct ListCache(Arc<Mutex<HashMap<String, TableLists>>>);
+
+#[derive(Debug, Default)]
+struct TableLists {
+    listed: HashMap<String, Arc<Listed>>,
+    /// How many lists of `listed` name each manifest.
+    named: HashMap<String, u32>,
+    head: Option<(String, Arc<Vec<ManifestFile>>)>,
+}
+
+impl TableLists {
+    fn insert(&mut self, list: &str, listed: Arc<Listed>) {
+        if self.listed.contains_key(list) {
+            return;
+        }
+        for p in &listed.paths {
+            *self.named.entry(p.clone()).or_default() += 1;
+        }
+        self.listed.insert(list.to_string(), listed);
+    }
+
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let dropped: Vec<String> = self.listed.keys().filter(|l| !keep(l)).cloned().collect();
+        for list in dropped {
+            let Some(listed) = self.listed.remove(&list) else { continue };
+            for p in &listed.paths {
+                if let Some(n) = self.named.get_mut(p) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.named.remove(p);
+                    }
+                }
+            }
+        }
+        if self.head.as_ref().is_some_and(|(list, _)| !keep(list)) {
+            self.head = None;
+        }
+    }
+}
 
 impl ListCache {
-    async fn manifests(
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TableLists>> {
+        self.0.lock().expect("list cache lock")
+    }
+
+    fn cached(&self, table: &str, list: &str) -> Option<Arc<Listed>> {
+        self.lock().get(table).and_then(|t| t.listed.get(list).cloned())
+    }
+
+    async fn listed(&self, file_io: &FileIO, metadata: &TableMetadata, list: &str) -> iceberg::Result<Arc<Listed>> {
+        let table = metadata.uuid().to_string();
+        if let Some(hit) = self.cached(&table, list) {
+            return Ok(hit);
+        }
+        let parsed = read_manifest_list(file_io, list, metadata.format_version()).await?;
+        let listed = Arc::new(Listed::of(parsed.entries()));
+        self.lock().entry(table).or_default().insert(list, listed.clone());
+        Ok(listed)
+    }
+
+    /// The entries of `list`: from memory when it is the newest list this
+    /// committer published for the table, else read from storage.
+    pub(crate) async fn entries(
         &self,
         file_io: &FileIO,
         metadata: &TableMetadata,
         list: &str,
-    ) -> iceberg::Result<Arc<Vec<String>>> {
-        if let Some(hit) = self.0.lock().expect("list cache lock").get(list) {
-            return Ok(hit.clone());
+    ) -> iceberg::Result<Vec<ManifestFile>> {
+        match self.head_entries(metadata, list) {
+            Some(entries) => Ok(entries.to_vec()),
+            None => Ok(read_manifest_list(file_io, list, metadata.format_version()).await?.entries().to_vec()),
         }
-        let parsed = read_manifest_list(file_io, list, metadata.format_version()).await?;
-        let paths = Arc::new(parsed.entries().iter().map(|m| m.manifest_path.clone()).collect::<Vec<_>>());
-        self.0.lock().expect("list cache lock").insert(list.to_string(), paths.clone());
-        Ok(paths)
     }
 
-    fn retain(&self, lists: &HashSet<&str>) {
-        self.0.lock().expect("list cache lock").retain(|k, _| lists.contains(k.as_str()));
+    /// The entries of `list` if it is the newest list this committer published for the table.
+    pub(crate) fn head_entries(&self, metadata: &TableMetadata, list: &str) -> Option<Arc<Vec<ManifestFile>>> {
+        self.lock().get(&metadata.uuid().to_string()).and_then(|t| match &t.head {
+            Some((head, entries)) if head == list => Some(entries.clone()),
+            _ => None,
+        })
+    }
+
+    /// Records `list`, just published in `metadata` with `entries` exactly
+    /// as they were written (sequence numbers assigned), as the table's
+    /// newest list.
+    pub(crate) fn published(&self, metadata: &TableMetadata, list: &str, entries: Vec<ManifestFile>) {
+        let mut tables = self.lock();
+        let lists = tables.entry(metadata.uuid().to_string()).or_default();
+        lists.insert(list, Arc::new(Listed::of(&entries)));
+        lists.head = Some((list.to_string(), Arc::new(entries)));
+    }
+
+    /// Under one lock: keeps only `lists` of the table, and if every one of
+    /// `needed` is cached, the manifests of `removed` that no other cached
+    /// list names. `None` (and nothing pruned beyond `lists`) if one is missing.
+    fn unreferenced(
+        &self,
+        table: &str,
+        lists: &HashSet<&str>,
+        needed: &HashSet<&str>,
+        removed: &[Arc<Listed>],
+    ) -> Option<Vec<String>> {
+        let mut tables = self.lock();
+        let cached = tables.entry(table.to_string()).or_default();
+        cached.retain(|l| lists.contains(l));
+        if !needed.iter().all(|l| cached.listed.contains_key(*l)) {
+            return None;
+        }
+        let mut in_removed: HashMap<&str, u32> = HashMap::new();
+        for listed in removed {
+            for p in &listed.paths {
+                *in_removed.entry(p.as_str()).or_default() += 1;
+            }
+        }
+        let mut out: Vec<String> = in_removed
+            .into_iter()
+            .filter(|(p, n)| cached.named.get(*p).is_none_or(|all| all <= n))
+            .map(|(p, _)| p.to_string())
+            .collect();
+        out.sort();
+        Some(out)
+    }
+
+    fn retain(&self, table: &str, lists: &HashSet<&str>) {
+        if let Some(cached) = self.lock().get_mut(table) {
+            cached.retain(|l| lists.contains(l));
+        }
     }
 }
 
@@ -75,33 +206,43 @@ pub async fn delete_unreachable(
     let mut cleaned = Cleaned::default();
     let removed: Vec<_> = before.snapshots().filter(|s| after.snapshot_by_id(s.snapshot_id()).is_none()).collect();
     if !removed.is_empty() {
+        let table = after.uuid().to_string();
         let retained_lists: HashSet<&str> = after.snapshots().map(|s| s.manifest_list()).collect();
-        let mut retained: HashSet<String> = HashSet::new();
-        for list in &retained_lists {
-            let paths = cache.manifests(file_io, after, list).await.map_err(|e| ice("reading", list, e))?;
-            retained.extend(paths.iter().cloned());
-        }
-        let mut unreferenced: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        for s in &removed {
-            let list = s.manifest_list();
-            let paths = match cache.manifests(file_io, before, list).await {
-                Ok(p) => p,
-                // Already gone (an earlier cleanup died half way): nothing to learn from it.
-                Err(e) if e.kind() == iceberg::ErrorKind::Unexpected && !exists(file_io, list).await => continue,
-                Err(e) => return Err(ice("reading", list, e)),
-            };
-            for p in paths.iter() {
-                if !retained.contains(p) && seen.insert(p.clone()) {
-                    unreferenced.push(p.clone());
+        let removed_lists: HashSet<&str> = removed.iter().map(|s| s.manifest_list()).collect();
+        let lists: HashSet<&str> = retained_lists.union(&removed_lists).copied().collect();
+        cache.retain(&table, &lists);
+        // Normally every list is cached and this reads none; a cleanup of the
+        // same table running at once may prune some, then they are read again.
+        let (unreferenced, removed_listed) = loop {
+            let mut needed = retained_lists.clone();
+            for list in &retained_lists {
+                cache.listed(file_io, after, list).await.map_err(|e| ice("reading", list, e))?;
+            }
+            let mut removed_listed = Vec::new();
+            for list in &removed_lists {
+                match cache.listed(file_io, before, list).await {
+                    Ok(listed) => {
+                        needed.insert(list);
+                        removed_listed.push(listed);
+                    }
+                    // Already gone (an earlier cleanup died half way): nothing to learn from it.
+                    Err(e) if e.kind() == iceberg::ErrorKind::Unexpected && !exists(file_io, list).await => {}
+                    Err(e) => return Err(ice("reading", list, e)),
                 }
             }
+            if let Some(unreferenced) = cache.unreferenced(&table, &lists, &needed, &removed_listed) {
+                break (unreferenced, removed_listed);
+            }
+        };
+        // Manifests of removed snapshots that record removed files, by path.
+        let mut with_deletes: HashMap<&str, &ManifestFile> = HashMap::new();
+        for listed in &removed_listed {
+            with_deletes.extend(listed.with_deletes.iter().map(|m| (m.manifest_path.as_str(), m)));
         }
         // Content files recorded as removed by an unreferenced manifest.
         let mut candidates: HashSet<String> = HashSet::new();
-        let before_manifests = manifests_by_path(file_io, before, &removed, cache).await?;
         for path in &unreferenced {
-            let Some(m) = before_manifests.get(path) else { continue };
+            let Some(m) = with_deletes.get(path.as_str()) else { continue };
             let manifest = m.load_manifest(file_io).await.map_err(|e| ice("reading", path, e))?;
             candidates.extend(
                 manifest
@@ -112,11 +253,13 @@ pub async fn delete_unreachable(
             );
         }
         if !candidates.is_empty() {
+            // Retained snapshots share most manifests: each is read once.
+            let mut read = HashSet::new();
             for s in after.snapshots() {
                 let list = read_manifest_list(file_io, s.manifest_list(), after.format_version())
                     .await
                     .map_err(|e| ice("reading", s.manifest_list(), e))?;
-                for m in list.entries() {
+                for m in list.entries().iter().filter(|m| read.insert(m.manifest_path.clone())) {
                     let manifest = m.load_manifest(file_io).await.map_err(|e| ice("reading", &m.manifest_path, e))?;
                     for e in manifest.entries() {
                         if e.is_alive() {
@@ -140,33 +283,13 @@ pub async fn delete_unreachable(
                 cleaned.manifest_lists += 1;
             }
         }
-        cache.retain(&retained_lists);
+        cache.retain(&table, &retained_lists);
     }
     for path in expired_metadata {
         delete(file_io, path).await?;
         cleaned.metadata_files += 1;
     }
     Ok(cleaned)
-}
-
-async fn manifests_by_path(
-    file_io: &FileIO,
-    metadata: &TableMetadata,
-    snapshots: &[&iceberg::spec::SnapshotRef],
-    _cache: &ListCache,
-) -> Result<HashMap<String, iceberg::spec::ManifestFile>, String> {
-    let mut out = HashMap::new();
-    for s in snapshots {
-        let Ok(list) = read_manifest_list(file_io, s.manifest_list(), metadata.format_version()).await else {
-            continue;
-        };
-        for m in list.entries() {
-            if m.has_deleted_files() {
-                out.insert(m.manifest_path.clone(), m.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 async fn exists(file_io: &FileIO, path: &str) -> bool {

@@ -48,6 +48,7 @@ use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList,
     ManifestListWriter, ManifestWriterBuilder, Operation as SnapshotOperation, Snapshot, SnapshotReference,
     SnapshotRetention, SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
+    UNASSIGNED_SEQUENCE_NUMBER,
 };
 
 use crate::catalog::{CatalogError, LoadedTable, SqlCatalog};
@@ -237,6 +238,11 @@ impl Committer {
         self
     }
 
+    #[cfg(test)]
+    pub(crate) fn list_cache(&self) -> &ListCache {
+        &self.lists
+    }
+
     pub fn catalog(&self) -> &SqlCatalog {
         &self.catalog
     }
@@ -316,11 +322,11 @@ impl Committer {
             let sequence_number = metadata.next_sequence_number();
 
             let carried = match parent {
-                Some(p) => read_manifest_list(&file_io, p.manifest_list(), metadata.format_version())
+                Some(p) => self
+                    .lists
+                    .entries(&file_io, metadata, p.manifest_list())
                     .await
-                    .map_err(ice("reading parent manifest list"))?
-                    .entries()
-                    .to_vec(),
+                    .map_err(ice("reading parent manifest list"))?,
                 None => Vec::new(),
             };
             // A rewrite marks its removed files DELETED in the manifests holding them.
@@ -366,6 +372,7 @@ impl Committer {
                 parent.map(|p| p.snapshot_id()),
                 sequence_number,
             );
+            let listed = as_listed(manifests.clone(), sequence_number);
             list.add_manifests(manifests.into_iter()).map_err(ice("adding manifests to list"))?;
             list.close().await.map_err(ice("writing manifest list"))?;
 
@@ -404,15 +411,18 @@ impl Committer {
                     .map(|b| if expire.is_empty() { b } else { b.remove_snapshots(expire) })
                     .and_then(|b| b.build())
             };
-            let mut built = build(&[]).map_err(ice("building table metadata"))?;
-            if let Some((_, retention)) = &policies {
-                // The new metadata's refs: the head's, `main` moved to this snapshot.
-                let refs = || self.refs.of(&head).map(|r| with_main(&r, snapshot_id));
-                let expire = to_expire(&table, &built.metadata, refs, retention, now_ms);
-                if !expire.is_empty() {
-                    built = build(&expire).map_err(ice("expiring snapshots"))?;
+            // Expiry is planned on the head, so the metadata is built once. The
+            // new snapshot only adds reasons to keep its ancestors (the newest N,
+            // the newest carrying a position key, `main`'s head), so this keeps
+            // what a plan on the new metadata keeps, and at most one snapshot more
+            // until the next commit.
+            let expire = match &policies {
+                Some((_, retention)) => {
+                    to_expire(&table, metadata, || self.refs.of(&head).map(|r| r.to_vec()), retention, now_ms)
                 }
-            }
+                None => Vec::new(),
+            };
+            let built = build(&expire).map_err(ice("building table metadata"))?;
             let expired_logs: Vec<String> =
                 built.expired_metadata_logs.iter().map(|l| l.metadata_file.clone()).collect();
             let new_metadata = built.metadata;
@@ -431,6 +441,7 @@ impl Committer {
                 .await?;
             if let Some(table_now) = published {
                 self.refs.advance(&head, &table_now, snapshot_id);
+                self.lists.published(&table_now.metadata, &list_path, listed);
                 if !merged.is_empty() {
                     metrics::counter!(names::MANIFESTS_MERGED, "table" => table.clone()).increment(merged.len() as u64);
                 }
@@ -789,6 +800,20 @@ async fn write_manifest(
         writer.add_file(f.clone(), -1)?;
     }
     writer.write_manifest_file().await
+}
+
+/// `manifests` as the v2 manifest list writer records them for a snapshot
+/// with `sequence_number`: those added by it get its sequence number.
+fn as_listed(mut manifests: Vec<ManifestFile>, sequence_number: i64) -> Vec<ManifestFile> {
+    for m in &mut manifests {
+        if m.sequence_number == UNASSIGNED_SEQUENCE_NUMBER {
+            m.sequence_number = sequence_number;
+        }
+        if m.min_sequence_number == UNASSIGNED_SEQUENCE_NUMBER {
+            m.min_sequence_number = sequence_number;
+        }
+    }
+    manifests
 }
 
 pub(crate) async fn read_manifest_list(

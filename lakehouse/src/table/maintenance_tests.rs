@@ -245,8 +245,15 @@ async fn expiry_bounds_history_and_keeps_positions_consumers_and_reachable_files
 
     // On disk: every manifest list and manifest a retained snapshot lists exists, nothing else
     // of theirs is left, and at most previous-versions-max + 1 metadata files.
-    let dir = metadata_dir(&lake, "expiring");
-    let on_disk = files_in(&dir);
+    let on_disk = only_reachable_avro_left(&lake, "expiring", m).await;
+    let json = on_disk.iter().filter(|p| p.ends_with(".metadata.json")).count();
+    assert!(json <= 6, "{json} metadata files kept, previous-versions-max is 5");
+}
+
+/// Asserts that the manifest lists and manifests in table `name`'s metadata
+/// directory are exactly those `m`'s snapshots reach; returns the directory's files.
+async fn only_reachable_avro_left(lake: &Lake, name: &str, m: &TableMetadata) -> BTreeSet<String> {
+    let on_disk = files_in(&metadata_dir(lake, name));
     let mut reachable = BTreeSet::new();
     for s in m.snapshots() {
         reachable.insert(s.manifest_list().trim_start_matches("file://").to_string());
@@ -255,9 +262,39 @@ async fn expiry_bounds_history_and_keeps_positions_consumers_and_reachable_files
         }
     }
     let avro: BTreeSet<String> = on_disk.iter().filter(|p| p.ends_with(".avro")).cloned().collect();
-    assert_eq!(avro, reachable, "exactly the reachable manifests and lists are left");
-    let json = on_disk.iter().filter(|p| p.ends_with(".metadata.json")).count();
-    assert!(json <= 6, "{json} metadata files kept, previous-versions-max is 5");
+    assert_eq!(avro, reachable, "{name}: exactly the reachable manifests and lists are left");
+    on_disk
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_committer_on_two_tables_carries_lists_from_memory_and_deletes_only_the_unreachable() {
+    let lake = lake().await;
+    let props = [
+        ("history.expire.max-snapshot-age-ms", "60000"),
+        ("history.expire.min-snapshots-to-keep", "4"),
+        ("commit.manifest.min-count-to-merge", "6"),
+    ];
+    let (_, mut a) = table(&lake, "left", &props).await;
+    let (_, mut b) = table(&lake, "right", &props).await;
+    for i in 0..120 {
+        a = append(&lake, &a, i).await;
+        // The right table commits every third time: its lists stay cached between.
+        if i % 3 == 0 {
+            b = append(&lake, &b, i).await;
+        }
+        for head in [&a, &b] {
+            let m = &head.metadata;
+            let list = m.current_snapshot().expect("current").manifest_list();
+            let cached = lake.committer.list_cache().head_entries(m, list).expect("the published list is cached");
+            let read = manifests_of(lake.catalog.file_io(), m, m.current_snapshot().expect("s")).await.expect("read");
+            assert_eq!(*cached, read, "commit {i}: the cached list is what was written, sequence numbers included");
+        }
+    }
+    for (name, head, commits) in [("left", &a, 120), ("right", &b, 40)] {
+        assert!(head.metadata.snapshots().len() < 40, "{name}: expiry ran");
+        only_reachable_avro_left(&lake, name, &head.metadata).await;
+        assert_eq!(scan_ids(&lake.catalog, head).await.len(), commits * 10, "{name}: every row is still read");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
