@@ -66,6 +66,11 @@ const GOLD_FILE: &str = "_gold_file";
 const GOLD_POS: &str = "_gold_pos";
 /// Gold tables keep seven years (a table property; enforcement is the table-operations work).
 const RETENTION_DAYS: u64 = 2555;
+/// A new Gold table's `lakehouse.compaction.max-file-group-size-bytes`: one
+/// compaction reads at most this much Parquet (one file if larger) and holds
+/// its live rows, decoded, until the state commit that relocates them. The
+/// aggregator compacts a table group after group, one per commit round.
+const COMPACTION_GROUP_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -198,6 +203,7 @@ impl GoldTable {
             properties: HashMap::from([
                 ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
                 ("lakehouse.retention-days".to_string(), RETENTION_DAYS.to_string()),
+                (lakehouse::table::rewrite::MAX_FILE_GROUP_SIZE_BYTES.to_string(), COMPACTION_GROUP_BYTES.to_string()),
             ]),
         };
         let head = load_or_create_sorted(&catalog, &gold, &spec, &sort_by).await?;
@@ -889,6 +895,10 @@ fn state_options(buckets: usize) -> BTreeMap<String, String> {
         // (A running aggregator shares one budget over its tables instead:
         // `gold.state_cache_mib`.)
         ("lookup.cache-max-memory-size".to_string(), "32 mb".to_string()),
+        // A Gold round writes a few MiB per table, far below Paimon's 256 MiB
+        // default; the size also bounds what a compaction keeps of its output
+        // for the next one (an eighth: 8 MiB instead of 32 per writer).
+        ("write-buffer-size".to_string(), "64 mb".to_string()),
     ])
 }
 

@@ -537,7 +537,10 @@ impl Aggregator {
 
     /// Compacts, after a commit round, the one Gold table whose compaction
     /// was looked at longest ago, once `gold.compaction_interval` has passed
-    /// for it (one table per round spreads the cost over rounds). Tables with
+    /// for it (one table per round spreads the cost over rounds). A compaction
+    /// rewrites one group (`lakehouse.compaction.max-file-group-size-bytes`);
+    /// a table that had one stays due, so the rest follows group by group in
+    /// the next rounds, after tables due longer. Tables with
     /// `lakehouse.compaction.auto = false` are compacted by hand only. A failed
     /// compaction is logged and tried again an interval later: what it
     /// committed to the state is materialised by the table's next commit.
@@ -558,8 +561,11 @@ impl Aggregator {
         if props.get(lakehouse::table::rewrite::AUTO).is_some_and(|v| v.trim() == "false") {
             return;
         }
-        if let Err(err) = r.sink.compact().await {
-            tracing::warn!(table = %r.name, error = %err, "compaction failed; tried again next interval");
+        match r.sink.compact().await {
+            // Still due: the next group (if any) goes in a later round.
+            Ok(Some(_)) => r.last_compaction = Instant::now().checked_sub(interval).unwrap_or(r.last_compaction),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(table = %r.name, error = %err, "compaction failed; tried again next interval"),
         }
     }
 

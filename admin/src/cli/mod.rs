@@ -85,8 +85,10 @@ enum Command {
     },
     /// Rewrite data files whose deleted fraction passes the table's thresholds
     /// (lakehouse.compaction.* properties) with their position deletes applied,
-    /// and drop the delete files they needed, in one `replace` snapshot. Silver
-    /// tables go through the refiner's store (reads its `--config`).
+    /// and drop the delete files they needed, in one `replace` snapshot: one group
+    /// of at most `lakehouse.compaction.max-file-group-size-bytes` per run (the
+    /// report says how many delete files are left). Silver and Gold tables go
+    /// through their worker's store (reads its `--config`).
     Compact {
         table: String,
         /// Print what would be rewritten; change nothing.
