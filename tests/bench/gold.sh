@@ -195,7 +195,10 @@ if [ "$DELTA_BASE" -gt 0 ]; then
   wait "$b" || die "bronze-ingestor failed (delta base)"; wait "$s" || die "silver-refiner failed (delta base)"
   # Gold as a service: it stays up (warm state, caches, writers) for the delta.
   LAKEHOUSE_GOLD__COMMIT_INTERVAL=10ms LAKEHOUSE_GOLD__POLL_INTERVAL=10ms worker gold-aggregator "$dir" 3600s
-  g=$(pgrep -P "$LAST_PID") || die "no gold-aggregator under $LAST_PID"; timed=$LAST_PID
+  # /usr/bin/time forks the aggregator: wait for the child to exist.
+  g=""
+  for _ in $(seq 50); do g=$(pgrep -P "$LAST_PID") && break; sleep 0.1; done
+  [ -n "$g" ] || die "no gold-aggregator under $LAST_PID"; timed=$LAST_PID
   gold_caught_up "$dir" "$dir/gold-aggregator.log"
   live=$(python3 -c "import json;t=json.load(open('$dir/truth.json'));print(sum(v['live_rows'] for v in t['topics'].values()))")
   delta=$((live / 100))
