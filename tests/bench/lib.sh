@@ -22,6 +22,7 @@ bench_setup() {
 
 bench_cleanup() {
   local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # A worker runs under /usr/bin/time (and nice): its children first, or they outlive it.
+  for p in "${PIDS[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
   "$BROKER_SH" stop || true
 }
