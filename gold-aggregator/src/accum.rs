@@ -78,8 +78,9 @@ impl Acc {
                 let add = match value {
                     Scalar::Int(v) => Total::Exact(*v as i128 * sign as i128),
                     Scalar::Dec(v) => Total::Exact(
-                        v.checked_mul(sign as i128)
-                            .ok_or_else(|| AccError::Overflow(format!("decimal {v} cannot be negated")))?,
+                        v.get()
+                            .checked_mul(sign as i128)
+                            .ok_or_else(|| AccError::Overflow(format!("decimal {v:?} cannot be negated")))?,
                     ),
                     Scalar::Float(OrdF64(v)) => Total::Float(*v * sign as f64),
                     other => return Err(AccError::NotNumeric(other.clone())),
@@ -129,10 +130,10 @@ impl Acc {
                 };
                 Scalar::Float(OrdF64(sum / *n as f64))
             }
-            (Acc::Total { total: Some(Total::Exact(v)), .. }, _) if decimal => Scalar::Dec(*v),
+            (Acc::Total { total: Some(Total::Exact(v)), .. }, _) if decimal => Scalar::Dec((*v).into()),
             // An integer total past i64 stays a decimal: the column build refuses it by name.
             (Acc::Total { total: Some(Total::Exact(v)), .. }, _) => {
-                i64::try_from(*v).map_or(Scalar::Dec(*v), Scalar::Int)
+                i64::try_from(*v).map_or(Scalar::Dec((*v).into()), Scalar::Int)
             }
             (Acc::Total { total: Some(Total::Float(v)), .. }, _) => Scalar::Float(OrdF64(*v)),
             (Acc::Values(c), Func::Min) => c.keys().next().cloned().unwrap_or(Scalar::Null),
@@ -223,11 +224,11 @@ mod tests {
         assert_eq!(run(Func::Sum, &[(5, 1), (5, -1)]), Scalar::Null, "sum of nothing is null, as in SQL");
         assert_eq!(run(Func::Avg, &[(2, 1), (4, 1), (9, 1), (9, -1)]), Scalar::Float(OrdF64(3.0)));
         let mut dec = Acc::new(Func::Sum);
-        dec.apply(&Scalar::Dec(1999), 1).expect("adds");
-        dec.apply(&Scalar::Dec(1), 1).expect("adds");
+        dec.apply(&Scalar::Dec(1999.into()), 1).expect("adds");
+        dec.apply(&Scalar::Dec(1.into()), 1).expect("adds");
         assert_eq!(
             dec.value(Func::Sum, &arrow_schema::DataType::Decimal128(12, 2)),
-            Scalar::Dec(2000),
+            Scalar::Dec(2000.into()),
             "decimals stay unscaled and exact"
         );
         let mut f = Acc::new(Func::Sum);
@@ -242,7 +243,7 @@ mod tests {
         state.rows = 2;
         state.accs[0].apply(&Scalar::Str("b".into()), 1).expect("adds");
         state.accs[0].apply(&Scalar::Str("a".into()), 1).expect("adds");
-        state.accs[1].apply(&Scalar::Dec(i128::MAX / 2), 1).expect("adds");
+        state.accs[1].apply(&Scalar::Dec((i128::MAX / 2).into()), 1).expect("adds");
         state.accs[2].apply(&Scalar::Int(1), 1).expect("adds");
         let json = serde_json::to_string(&state).expect("serialises");
         assert_eq!(serde_json::from_str::<GroupState>(&json).expect("parses"), state);

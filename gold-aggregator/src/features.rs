@@ -585,7 +585,7 @@ fn aggregate(func: Func, values: impl Iterator<Item = Scalar>, src: &DataType) -
     }
     Ok(match (acc.value(func, src), func) {
         (Scalar::Null, Func::Sum) => match src {
-            DataType::Decimal128(_, _) => Scalar::Dec(0),
+            DataType::Decimal128(_, _) => Scalar::Dec(0.into()),
             DataType::Float32 | DataType::Float64 => Scalar::Float(OrdF64(0.0)),
             _ => Scalar::Int(0),
         },

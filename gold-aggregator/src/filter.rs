@@ -79,7 +79,7 @@ impl Filter {
 fn compare(v: &Value, lit: &Lit) -> Option<std::cmp::Ordering> {
     match (&v.scalar, lit) {
         (Scalar::Null, _) => None,
-        (Scalar::Str(s), Lit::Text(t)) => Some(s.as_str().cmp(t.as_str())),
+        (Scalar::Str(s), Lit::Text(t)) => Some((**s).cmp(t.as_str())),
         (Scalar::Bool(b), Lit::Bool(l)) => Some(b.cmp(l)),
         (s, Lit::Number(n)) => s.as_f64(v.scale).and_then(|x| x.partial_cmp(n)),
         _ => None,
@@ -191,7 +191,8 @@ mod tests {
 
     #[test]
     fn clauses_compare_like_sql() {
-        let r = row(&[("status", Scalar::Str("paid".into())), ("total", Scalar::Dec(1050)), ("note", Scalar::Null)]);
+        let r =
+            row(&[("status", Scalar::Str("paid".into())), ("total", Scalar::Dec(1050.into())), ("note", Scalar::Null)]);
         assert!(passes("status != 'cancelled'", &r));
         assert!(passes("status in ('paid', 'shipped') and total >= 10.5", &r));
         assert!(!passes("total > 10.5", &r), "1050 at scale 2 is 10.50");

@@ -783,7 +783,7 @@ fn compute(c: &Computed, row: &[Scalar], schema: &SchemaRef, out_scale: i8) -> R
     let value = |o: &Operand| -> (Scalar, i8) {
         match o {
             Operand::Literal(v, 0) => (Scalar::Int(*v as i64), 0),
-            Operand::Literal(v, s) => (Scalar::Dec(*v), *s),
+            Operand::Literal(v, s) => (Scalar::Dec((*v).into()), *s),
             Operand::Column(n) => {
                 let i = schema.index_of(n).expect("bound columns exist");
                 let s = if let DataType::Decimal128(_, s) = schema.field(i).data_type() { *s } else { 0 };
@@ -806,7 +806,7 @@ fn compute(c: &Computed, row: &[Scalar], schema: &SchemaRef, out_scale: i8) -> R
     }
     let int = |s: &Scalar| match s {
         Scalar::Int(v) => Some(*v as i128),
-        Scalar::Dec(v) => Some(*v),
+        Scalar::Dec(v) => Some(v.get()),
         _ => None,
     };
     let (x, y) = (int(&a).ok_or("not a number")?, int(&b).ok_or("not a number")?);
@@ -824,7 +824,7 @@ fn compute(c: &Computed, row: &[Scalar], schema: &SchemaRef, out_scale: i8) -> R
     if v.unsigned_abs() >= 10u128.pow(38) {
         return Err(overflow());
     }
-    Ok(Scalar::Dec(v))
+    Ok(Scalar::Dec(v.into()))
 }
 
 #[cfg(test)]
@@ -851,16 +851,16 @@ mod tests {
             Field::new("q", DataType::Int32, true),
             Field::new("p", DataType::Decimal128(10, 2), true),
         ]));
-        let row = [Scalar::Int(3), Scalar::Dec(1999)];
+        let row = [Scalar::Int(3), Scalar::Dec(1999.into())];
         let mul = Computed::parse("q * p as a").expect("ok");
         assert_eq!(
             computed_type(&DataType::Int32, '*', &DataType::Decimal128(10, 2)),
             Some(DataType::Decimal128(38, 2))
         );
-        assert_eq!(compute(&mul, &row, &schema, 2), Ok(Scalar::Dec(5997)));
+        assert_eq!(compute(&mul, &row, &schema, 2), Ok(Scalar::Dec(5997.into())));
         let add = Computed::parse("p + q as a").expect("ok");
-        assert_eq!(compute(&add, &row, &schema, 2), Ok(Scalar::Dec(2299)));
-        let null = [Scalar::Null, Scalar::Dec(1)];
+        assert_eq!(compute(&add, &row, &schema, 2), Ok(Scalar::Dec(2299.into())));
+        let null = [Scalar::Null, Scalar::Dec(1.into())];
         assert_eq!(compute(&mul, &null, &schema, 2), Ok(Scalar::Null));
         assert!(computed_type(&DataType::Utf8, '*', &DataType::Int64).is_none());
     }
