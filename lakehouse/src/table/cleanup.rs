@@ -63,7 +63,7 @@ impl Listed {
 /// - the whole newest list this committer published, which the next commit
 ///   carries forward.
 #[derive(Debug, Clone, Default)]
-pub struct ListCache(Arc<Mutex<HashMap<String, TableLists>>>);
+pub struct ListCache(Arc<Mutex<HashMap<u128, TableLists>>>);
 
 #[derive(Debug, Default)]
 struct TableLists {
@@ -104,17 +104,17 @@ impl TableLists {
 }
 
 impl ListCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TableLists>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, TableLists>> {
         self.0.lock().expect("list cache lock")
     }
 
-    fn cached(&self, table: &str, list: &str) -> Option<Arc<Listed>> {
-        self.lock().get(table).and_then(|t| t.listed.get(list).cloned())
+    fn cached(&self, table: u128, list: &str) -> Option<Arc<Listed>> {
+        self.lock().get(&table).and_then(|t| t.listed.get(list).cloned())
     }
 
     async fn listed(&self, file_io: &FileIO, metadata: &TableMetadata, list: &str) -> iceberg::Result<Arc<Listed>> {
-        let table = metadata.uuid().to_string();
-        if let Some(hit) = self.cached(&table, list) {
+        let table = metadata.uuid().as_u128();
+        if let Some(hit) = self.cached(table, list) {
             return Ok(hit);
         }
         let parsed = read_manifest_list(file_io, list, metadata.format_version()).await?;
@@ -139,7 +139,7 @@ impl ListCache {
 
     /// The entries of `list` if it is the newest list this committer published for the table.
     pub(crate) fn head_entries(&self, metadata: &TableMetadata, list: &str) -> Option<Arc<Vec<ManifestFile>>> {
-        self.lock().get(&metadata.uuid().to_string()).and_then(|t| match &t.head {
+        self.lock().get(&metadata.uuid().as_u128()).and_then(|t| match &t.head {
             Some((head, entries)) if head == list => Some(entries.clone()),
             _ => None,
         })
@@ -147,11 +147,14 @@ impl ListCache {
 
     /// Records `list`, just published in `metadata` with `entries` exactly
     /// as they were written (sequence numbers assigned), as the table's
-    /// newest list.
+    /// newest list; and among its cached lists once cleanups keep some (a
+    /// table that expires nothing never has them pruned).
     pub(crate) fn published(&self, metadata: &TableMetadata, list: &str, entries: Vec<ManifestFile>) {
         let mut tables = self.lock();
-        let lists = tables.entry(metadata.uuid().to_string()).or_default();
-        lists.insert(list, Arc::new(Listed::of(&entries)));
+        let lists = tables.entry(metadata.uuid().as_u128()).or_default();
+        if !lists.listed.is_empty() {
+            lists.insert(list, Arc::new(Listed::of(&entries)));
+        }
         lists.head = Some((list.to_string(), Arc::new(entries)));
     }
 
@@ -160,13 +163,13 @@ impl ListCache {
     /// list names. `None` (and nothing pruned beyond `lists`) if one is missing.
     fn unreferenced(
         &self,
-        table: &str,
+        table: u128,
         lists: &HashSet<&str>,
         needed: &HashSet<&str>,
         removed: &[Arc<Listed>],
     ) -> Option<Vec<String>> {
         let mut tables = self.lock();
-        let cached = tables.entry(table.to_string()).or_default();
+        let cached = tables.entry(table).or_default();
         cached.retain(|l| lists.contains(l));
         if !needed.iter().all(|l| cached.listed.contains_key(*l)) {
             return None;
@@ -186,8 +189,14 @@ impl ListCache {
         Some(out)
     }
 
-    fn retain(&self, table: &str, lists: &HashSet<&str>) {
-        if let Some(cached) = self.lock().get_mut(table) {
+    /// How many lists of the table are cached for cleanups.
+    #[cfg(test)]
+    pub(crate) fn cached_lists(&self, metadata: &TableMetadata) -> usize {
+        self.lock().get(&metadata.uuid().as_u128()).map_or(0, |t| t.listed.len())
+    }
+
+    fn retain(&self, table: u128, lists: &HashSet<&str>) {
+        if let Some(cached) = self.lock().get_mut(&table) {
             cached.retain(|l| lists.contains(l));
         }
     }
@@ -206,11 +215,10 @@ pub async fn delete_unreachable(
     let mut cleaned = Cleaned::default();
     let removed: Vec<_> = before.snapshots().filter(|s| after.snapshot_by_id(s.snapshot_id()).is_none()).collect();
     if !removed.is_empty() {
-        let table = after.uuid().to_string();
+        let table = after.uuid().as_u128();
         let retained_lists: HashSet<&str> = after.snapshots().map(|s| s.manifest_list()).collect();
         let removed_lists: HashSet<&str> = removed.iter().map(|s| s.manifest_list()).collect();
         let lists: HashSet<&str> = retained_lists.union(&removed_lists).copied().collect();
-        cache.retain(&table, &lists);
         // Normally every list is cached and this reads none; a cleanup of the
         // same table running at once may prune some, then they are read again.
         let (unreferenced, removed_listed) = loop {
@@ -230,7 +238,7 @@ pub async fn delete_unreachable(
                     Err(e) => return Err(ice("reading", list, e)),
                 }
             }
-            if let Some(unreferenced) = cache.unreferenced(&table, &lists, &needed, &removed_listed) {
+            if let Some(unreferenced) = cache.unreferenced(table, &lists, &needed, &removed_listed) {
                 break (unreferenced, removed_listed);
             }
         };
@@ -283,7 +291,7 @@ pub async fn delete_unreachable(
                 cleaned.manifest_lists += 1;
             }
         }
-        cache.retain(&table, &retained_lists);
+        cache.retain(table, &retained_lists);
     }
     for path in expired_metadata {
         delete(file_io, path).await?;

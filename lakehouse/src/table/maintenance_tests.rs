@@ -267,6 +267,20 @@ async fn only_reachable_avro_left(lake: &Lake, name: &str, m: &TableMetadata) ->
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_expires_nothing_keeps_only_its_newest_list_in_memory() {
+    let lake = lake().await;
+    let (_, mut head) = table(&lake, "kept", &[("lakehouse.expire-on-commit", "false")]).await;
+    for i in 0..30 {
+        head = append(&lake, &head, i).await;
+    }
+    let m = &head.metadata;
+    assert_eq!(m.snapshots().len(), 30, "nothing expired");
+    let list = m.current_snapshot().expect("current").manifest_list();
+    assert!(lake.committer.list_cache().head_entries(m, list).is_some(), "the newest list is carried from memory");
+    assert_eq!(lake.committer.list_cache().cached_lists(m), 0, "no cleanup ran, so no list is kept for one");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn one_committer_on_two_tables_carries_lists_from_memory_and_deletes_only_the_unreachable() {
     let lake = lake().await;
     let props = [
