@@ -59,6 +59,7 @@ mod fixtures;
 pub mod infer;
 pub mod lineage;
 pub mod materialize;
+pub mod position;
 pub mod refine;
 mod reject;
 pub mod rejects;

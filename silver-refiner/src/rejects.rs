@@ -1,8 +1,9 @@
 //! `silver._rejects`: every record the refiner could not take, with the rule,
 //! the column, the reason, the raw Bronze value and where it came from.
 //! Nothing is dropped silently. Commits are exactly once per entity: each
-//! carries the Bronze snapshot the entity's batch read up to, and a batch
-//! whose rejects are already in (a replay after a crash) adds none again.
+//! carries the Bronze position the entity's batch read up to
+//! ([`BronzePosition`]), and a batch whose rejects are already in (a replay
+//! after a crash) adds none again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use lakehouse::table::position::newest_in_ancestry;
 use lakehouse::table::writer::{Codec, DataFileWriter};
 use lakehouse::worker::TableCommit;
 
-/// Summary key prefix: the Bronze snapshot an entity's rejects are committed up to.
+use crate::position::BronzePosition;
+
+/// Summary key prefix: the Bronze position an entity's rejects are committed up to.
 const POSITION_PREFIX: &str = "lakehouse.rejects.bronze-snapshot.";
 
 /// One rejected record.
@@ -30,6 +33,11 @@ pub struct RejectRow {
     pub raw_value: Option<String>,
     pub bronze_table: String,
     pub bronze_snapshot_id: i64,
+    /// The record's row in its Bronze snapshot's increment, as the refiner
+    /// read it (not stored): a commit leaves out the rejects an earlier commit
+    /// of the entity covers already.
+    #[serde(skip)]
+    pub bronze_row: Option<u64>,
     pub kafka_topic: Option<String>,
     pub kafka_partition: Option<i32>,
     pub kafka_offset: Option<i64>,
@@ -114,28 +122,36 @@ impl Rejects {
         })
     }
 
-    /// The Bronze snapshot `entity`'s rejects are committed up to.
-    pub fn position(&self, entity: &str) -> Option<i64> {
+    /// The Bronze position `entity`'s rejects are committed up to.
+    pub fn position(&self, entity: &str) -> Option<BronzePosition> {
         recorded(&self.head.metadata, entity)
     }
 
-    /// Commits `rows` of `entity` read up to Bronze snapshot `upto`, unless a
-    /// commit already covers it (a replay). Returns the commit, if one was made.
-    ///
-    /// Snapshot ids are random, not ordered: "covers" means the recorded
-    /// snapshot is `upto` or a descendant of it in `bronze`'s history.
+    /// Commits `rows` of `entity` read up to Bronze position `upto`, unless a
+    /// commit already covers it (a replay; [`BronzePosition::covers`] in
+    /// `bronze`'s history). Returns the commit, if one was made.
     pub async fn commit(
         &mut self,
         entity: &str,
-        upto: i64,
+        upto: BronzePosition,
         rows: &[RejectRow],
         bronze: Option<Arc<TableMetadata>>,
     ) -> Result<Option<TableCommit>, RejectsError> {
-        if rows.is_empty() || self.position(entity).is_some_and(|p| covers(bronze.as_deref(), p, upto)) {
+        let committed = self.position(entity);
+        if rows.is_empty() || committed.is_some_and(|p| p.covers(&upto, bronze.as_deref())) {
+            return Ok(None);
+        }
+        // A batch read again after a crash can start before the recorded
+        // position and end past it (batches need not fall the same way twice).
+        let rows = match committed {
+            Some(p) => uncovered(&p, rows, bronze.as_deref()),
+            None => rows.to_vec(),
+        };
+        if rows.is_empty() {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let batch = to_batch(rows).map_err(|e| RejectsError::Write { what: "batch", message: e.to_string() })?;
+        let batch = to_batch(&rows).map_err(|e| RejectsError::Write { what: "batch", message: e.to_string() })?;
         let files = self
             .writer
             .write(&self.head.metadata, Struct::empty(), &[batch])
@@ -143,10 +159,10 @@ impl Rejects {
             .map_err(|e| RejectsError::Write { what: "data files", message: e.to_string() })?;
         let key = format!("{POSITION_PREFIX}{entity}");
         let entity_name = entity.to_string();
-        let props: HashMap<String, String> = HashMap::from([(key, upto.to_string())]);
+        let props: HashMap<String, String> = HashMap::from([(key, upto.encode())]);
         let check = move |head: &TableMetadata| match recorded(head, &entity_name) {
-            Some(p) if covers(bronze.as_deref(), p, upto) => {
-                Err(Fenced(format!("rejects of {entity_name} are in up to Bronze snapshot {p}")))
+            Some(p) if p.covers(&upto, bronze.as_deref()) => {
+                Err(Fenced(format!("rejects of {entity_name} are in up to Bronze position {p}")))
             }
             _ => Ok(props.clone()),
         };
@@ -171,22 +187,33 @@ impl Rejects {
     }
 }
 
-/// Whether rejects recorded up to Bronze snapshot `recorded` include those of
-/// `upto`: `upto` is `recorded` or one of its ancestors.
-fn covers(bronze: Option<&TableMetadata>, recorded: i64, upto: i64) -> bool {
-    let mut id = Some(recorded);
-    while let Some(i) = id {
-        if i == upto {
-            return true;
-        }
-        id = bronze.and_then(|m| m.snapshot_by_id(i)).and_then(|s| s.parent_snapshot_id());
-    }
-    false
+/// The rows of `rows` that `recorded` does not cover (a row whose place in its
+/// snapshot is unknown is covered only by all of the snapshot).
+fn uncovered(recorded: &BronzePosition, rows: &[RejectRow], bronze: Option<&TableMetadata>) -> Vec<RejectRow> {
+    // Whether each other snapshot is behind the recorded one: one walk each.
+    let mut behind: HashMap<i64, bool> = HashMap::new();
+    rows.iter()
+        .filter(|r| {
+            let covered = if r.bronze_snapshot_id == recorded.snapshot {
+                match (recorded.rows, r.bronze_row) {
+                    (None, _) => true,
+                    (Some(n), Some(i)) => i < n,
+                    (Some(_), None) => false,
+                }
+            } else {
+                *behind
+                    .entry(r.bronze_snapshot_id)
+                    .or_insert_with(|| recorded.covers(&BronzePosition::after(r.bronze_snapshot_id), bronze))
+            };
+            !covered
+        })
+        .cloned()
+        .collect()
 }
 
 /// The newest position of `entity` in the head's ancestry.
-fn recorded(metadata: &TableMetadata, entity: &str) -> Option<i64> {
-    newest_in_ancestry(metadata, &format!("{POSITION_PREFIX}{entity}")).and_then(|(_, v)| v.parse().ok())
+fn recorded(metadata: &TableMetadata, entity: &str) -> Option<BronzePosition> {
+    newest_in_ancestry(metadata, &format!("{POSITION_PREFIX}{entity}")).and_then(|(_, v)| BronzePosition::parse(v))
 }
 
 /// Rejects per rule, for logs and metrics.
@@ -262,6 +289,7 @@ pub async fn read_all(
                             raw_value: opt_s(&raw, r),
                             bronze_table: bronze.value(r).to_string(),
                             bronze_snapshot_id: bronze_snapshot.value(r),
+                            bronze_row: None,
                             kafka_topic: opt_s(&topic, r),
                             kafka_partition: partition.is_valid(r).then(|| partition.value(r)),
                             kafka_offset: offset.is_valid(r).then(|| offset.value(r)),
@@ -274,4 +302,40 @@ pub async fn read_all(
         }
     }
     Ok((out, table.metadata.current_snapshot_id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(snapshot: i64, at: Option<u64>) -> RejectRow {
+        RejectRow {
+            entity: "orders".into(),
+            rule: "parse".into(),
+            column: None,
+            reason: "not JSON".into(),
+            raw_value: Some("{".into()),
+            bronze_table: "bronze.orders".into(),
+            bronze_snapshot_id: snapshot,
+            bronze_row: at,
+            kafka_topic: None,
+            kafka_partition: None,
+            kafka_offset: at.map(|a| a as i64),
+            contract_version: 1,
+            rejected_at_us: 0,
+        }
+    }
+
+    #[test]
+    fn a_batch_read_again_commits_only_the_rejects_past_the_recorded_position() {
+        let rows = [row(7, Some(3)), row(7, Some(4)), row(7, Some(5)), row(7, None), row(8, Some(0))];
+        let kept = |p: BronzePosition| -> Vec<(i64, Option<u64>)> {
+            uncovered(&p, &rows, None).iter().map(|r| (r.bronze_snapshot_id, r.bronze_row)).collect()
+        };
+        // Rows 0..5 of snapshot 7 are in: rows 3 and 4 are not committed again.
+        assert_eq!(kept(BronzePosition::within(7, 5, false)), [(7, Some(5)), (7, None), (8, Some(0))]);
+        assert_eq!(kept(BronzePosition::after(7)), [(8, Some(0))], "all of 7 is in");
+        // Without Bronze's history another snapshot is not known to be behind.
+        assert_eq!(kept(BronzePosition::after(6)).len(), rows.len());
+    }
 }

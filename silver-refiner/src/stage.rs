@@ -11,7 +11,9 @@ use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::SchemaRef;
 use lakehouse::catalog::{CatalogError, SqlCatalog, TableName};
-use lakehouse::table::incremental::{IncrementalError, increments, read_data_file, snapshots_after};
+use lakehouse::table::incremental::{
+    Increment, IncrementalError, increment_of, increments, read_data_file_rows, snapshots_after,
+};
 use lakehouse::telemetry::names;
 use lakehouse::worker::{Pending, Stage, TableCommit};
 
@@ -21,11 +23,13 @@ use crate::contract::{ColumnType, Contract, ContractError, Contracts};
 use crate::envelope::{Change, Control, change_of, source_seq};
 use crate::lineage;
 use crate::materialize::{MaterializeError, Materializer};
+use crate::position::BronzePosition;
 use crate::refine::{RefinedRow, Refiner};
 use crate::rejects::{RejectRow, Rejects, RejectsError, count_by_rule};
 use crate::value::Value;
 
-/// Store snapshot property (and Silver summary key): the Bronze snapshot consumed.
+/// Store snapshot property (and Silver summary key): the Bronze position
+/// consumed ([`BronzePosition`]).
 pub const BRONZE_POSITION_KEY: &str = "lakehouse.silver.bronze-snapshot";
 /// Store snapshot property: the newest source event time (ms since the epoch)
 /// of the batch, which downstream stages measure freshness from.
@@ -108,13 +112,13 @@ pub(crate) struct Entity {
     pub(crate) bronze: TableName,
     pub(crate) materializer: Materializer,
     schema: SchemaRef,
-    /// The Bronze snapshot committed (to the store) as consumed.
-    pub(crate) position: Option<i64>,
+    /// The Bronze position committed (to the store) as consumed.
+    pub(crate) position: Option<BronzePosition>,
     /// The store property holding `position` (per shard when sharded).
     position_key: String,
     shard: Option<crate::shard::Shard>,
-    /// The Bronze snapshot the in-flight batch reads up to.
-    upto: Option<i64>,
+    /// The Bronze position the in-flight batch reads up to.
+    upto: Option<BronzePosition>,
     /// Newest change per key (the key's `Debug` form).
     pub(crate) changes: HashMap<String, Pend>,
     truncate: Option<Lineage>,
@@ -176,6 +180,8 @@ pub struct Refinery {
     pub summary: RunSummary,
     /// Bronze commit → Silver commit delays of this run (ms), for the summary.
     delays: Vec<u64>,
+    /// Polls so far: where the next one starts among the entities.
+    rotation: usize,
 }
 
 impl Refinery {
@@ -196,7 +202,16 @@ impl Refinery {
             entities.push(Self::open_entity(&config, &catalog, contract, None, Some(&budgets)).await?);
         }
         tracing::info!(entities = entities.len(), "silver-refiner started");
-        Ok(Self { config, catalog, entities, rejects, since: None, summary: RunSummary::default(), delays: Vec::new() })
+        Ok(Self {
+            config,
+            catalog,
+            entities,
+            rejects,
+            since: None,
+            summary: RunSummary::default(),
+            delays: Vec::new(),
+            rotation: 0,
+        })
     }
 
     /// Opens one entity's store and Silver tables (creating them where absent)
@@ -307,7 +322,7 @@ impl Refinery {
             .iter()
             .rev()
             .find_map(|s| s.properties.as_ref().and_then(|p| p.get(&position_key).cloned()))
-            .map(|v| v.parse::<i64>().map_err(|_| invalid(format!("unreadable {position_key} {v:?}"))))
+            .map(|v| BronzePosition::parse(&v).ok_or_else(|| invalid(format!("unreadable {position_key} {v:?}"))))
             .transpose()?;
         let truncated = match snapshots
             .iter()
@@ -317,7 +332,7 @@ impl Refinery {
             None => None,
             Some(v) => Some(parse_order(&v).ok_or_else(|| invalid(format!("unreadable {TRUNCATED_KEY} {v:?}")))?),
         };
-        tracing::info!(entity = %name, bronze = %bronze, position = ?position, truncated = ?truncated,
+        tracing::info!(entity = %name, bronze = %bronze, position = %position.map_or("none".into(), |p| p.encode()), truncated = ?truncated,
             "positioned at the store's Bronze snapshot");
         Ok(Entity {
             version: contract.version() as i32,
@@ -352,33 +367,81 @@ impl Refinery {
         // `max_batch_records` bounds the whole batch (every entity together): it is
         // what the refiner holds in memory until the commit.
         let mut total: usize = self.entities.iter().map(|e| e.work).sum();
-        for e in &mut self.entities {
+        // Each poll starts at the next entity: with a backlog larger than a
+        // batch, the first entity would otherwise take every batch until it is
+        // caught up, and the others' freshness would wait for it.
+        let n = self.entities.len();
+        let start = self.rotation % n.max(1);
+        self.rotation = self.rotation.wrapping_add(1);
+        for i in 0..n {
+            let e = &mut self.entities[(start + i) % n];
             if e.last_poll.is_some_and(|t| t.elapsed() < poll_interval) || total >= max_work {
                 continue;
             }
             e.last_poll = Some(Instant::now());
             let Some(table) = self.catalog.load_table(&e.bronze).await? else { continue };
             // Lag behind Bronze: what is committed there and not yet in Silver.
-            if let Ok(behind) = snapshots_after(&table.metadata, e.position) {
+            if let Ok(mut behind) = snapshots_after(&table.metadata, e.position.map(|p| p.snapshot)) {
+                if let Some(p) = e.position.filter(|p| p.complete().is_none())
+                    && let Some(s) = table.metadata.snapshot_by_id(p.snapshot)
+                {
+                    behind.insert(0, s.as_ref().clone()); // partly consumed
+                }
                 let age_ms =
                     behind.first().map_or(0, |s| (chrono::Utc::now().timestamp_millis() - s.timestamp_ms()).max(0));
                 metrics::gauge!(names::SILVER_LAG_SNAPSHOTS, "entity" => e.name.clone()).set(behind.len() as f64);
                 metrics::gauge!(names::SILVER_LAG_SECONDS, "entity" => e.name.clone()).set(age_ms as f64 / 1000.0);
             }
-            let after = e.upto.or(e.position);
-            let incs = increments(self.catalog.file_io(), &table.metadata, after, max_snapshots).await?;
+            let from = e.upto.or(e.position);
+            let (incs, mut skip) =
+                pending_increments(self.catalog.file_io(), &table.metadata, from, max_snapshots).await?;
             for inc in incs {
                 if total >= max_work {
                     break; // the rest is read after the commit
                 }
                 let snapshot = inc.snapshot.snapshot_id();
                 let before = e.work;
+                // Rows of this increment consumed, by earlier batches and this one.
+                let mut consumed = std::mem::take(&mut skip);
+                let mut to_skip = consumed;
+                let mut complete = true;
                 for f in &inc.files {
-                    let batches = read_data_file(self.catalog.file_io(), f.file_path(), BRONZE_COLUMNS).await?;
+                    let count = f.record_count();
+                    if to_skip >= count {
+                        to_skip -= count;
+                        continue;
+                    }
+                    let budget = max_work.saturating_sub(total + (e.work - before));
+                    if budget == 0 {
+                        complete = false;
+                        break;
+                    }
+                    let wanted = (count - to_skip) as usize;
+                    let limit = budget.min(wanted);
+                    let batches = read_data_file_rows(
+                        self.catalog.file_io(),
+                        f.file_path(),
+                        BRONZE_COLUMNS,
+                        to_skip as usize,
+                        limit,
+                    )
+                    .await?;
+                    let read: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                    if read != limit {
+                        return Err(RefineError::Entity {
+                            entity: e.name.clone(),
+                            message: format!(
+                                "Bronze data file {} has fewer rows than its manifest's record count {count} \
+                                 (read {read} from row {to_skip}); refusing to guess the position",
+                                f.file_path()
+                            ),
+                        });
+                    }
+                    let mut first_row = consumed;
                     for b in &batches {
                         let mut from = 0;
                         loop {
-                            match e.take(b, snapshot, from) {
+                            match e.take(b, snapshot, first_row, from) {
                                 Taken::Done(n) => {
                                     added += n;
                                     break;
@@ -391,14 +454,29 @@ impl Refinery {
                                 }
                             }
                         }
+                        first_row += b.num_rows() as u64;
+                    }
+                    consumed += read as u64;
+                    to_skip = 0;
+                    if limit < wanted {
+                        complete = false;
+                        break;
                     }
                 }
-                e.upto = Some(snapshot);
                 let ts = inc.snapshot.timestamp_ms();
                 e.oldest_bronze_ms = Some(e.oldest_bronze_ms.map_or(ts, |o| o.min(ts)));
-                e.work += 1;
-                added += 1;
+                if complete {
+                    e.upto = Some(BronzePosition::after(snapshot));
+                    e.work += 1;
+                    added += 1;
+                } else {
+                    // The batch is full inside this snapshot: the next one goes on from here.
+                    e.upto = Some(BronzePosition::within(snapshot, consumed, inc.whole));
+                }
                 total += e.work - before;
+                if !complete {
+                    break;
+                }
             }
         }
         if added > 0 {
@@ -504,12 +582,36 @@ impl Refinery {
         for e in &self.entities {
             let head = self.catalog.load_table(&e.bronze).await?;
             let current = head.and_then(|t| t.metadata.current_snapshot_id());
-            if current.is_some() && current != e.position {
+            if current.is_some() && current != e.position.and_then(|p| p.complete()) {
                 return Ok(false);
             }
         }
         Ok(true)
     }
+}
+
+/// The increments still to read from position `from` (at most
+/// `max_snapshots` snapshots), and how many rows of the first one are read
+/// already (a position inside a snapshot: that snapshot comes first again).
+async fn pending_increments(
+    file_io: &iceberg::io::FileIO,
+    metadata: &iceberg::spec::TableMetadata,
+    from: Option<BronzePosition>,
+    max_snapshots: usize,
+) -> Result<(Vec<Increment>, u64), IncrementalError> {
+    let Some(p) = from.filter(|p| p.complete().is_none()) else {
+        return Ok((increments(file_io, metadata, from.map(|p| p.snapshot), max_snapshots).await?, 0));
+    };
+    let not_in_history =
+        || IncrementalError::PositionNotInHistory { location: metadata.location().to_string(), after: p.snapshot };
+    // The snapshot must still be in the current ancestry (not rolled back past).
+    snapshots_after(metadata, Some(p.snapshot))?;
+    let snapshot = metadata.snapshot_by_id(p.snapshot).ok_or_else(not_in_history)?;
+    let mut out = vec![increment_of(file_io, metadata, snapshot.as_ref().clone(), p.whole).await?];
+    if max_snapshots > 1 {
+        out.extend(increments(file_io, metadata, Some(p.snapshot), max_snapshots - 1).await?);
+    }
+    Ok((out, p.rows.unwrap_or(0)))
 }
 
 /// Another writer (a `lakehouse rejects replay`) committed to the same store
@@ -541,7 +643,7 @@ impl Entity {
         let mut out = EntityCommit::default();
         let Some(upto) = self.upto else { return Ok(out) };
         self.follow_evolution(catalog).await?;
-        let mut position = BTreeMap::from([(self.position_key.clone(), upto.to_string())]);
+        let mut position = BTreeMap::from([(self.position_key.clone(), upto.encode())]);
         if let Some(ms) = self.newest_ms {
             // Gold measures end-to-end freshness from it.
             position.insert(NEWEST_EVENT_KEY.to_string(), ms.to_string());
@@ -555,7 +657,7 @@ impl Entity {
             let deletes = self.deletes_batch(&keys, t.seq)?;
             let mut before = BTreeMap::new();
             if let Some(p) = self.position {
-                before.insert(self.position_key.clone(), p.to_string());
+                before.insert(self.position_key.clone(), p.encode());
             }
             before.insert(TRUNCATED_KEY.to_string(), format_order(t.order()));
             let empty = RecordBatch::new_empty(self.schema.clone());
@@ -602,10 +704,13 @@ impl Entity {
         self.oldest_bronze_ms = None;
         self.position = Some(upto);
         self.truncated = truncated;
-        // Bronze expiry keeps every snapshot this refiner has not read (lakehouse::table::consumer).
-        let consumer =
-            format!("silver-refiner.{}{}", self.name, self.position_key.trim_start_matches(BRONZE_POSITION_KEY));
-        lakehouse::table::consumer::advance(catalog, &self.bronze, &consumer, upto).await;
+        // Bronze expiry keeps every snapshot this refiner has not read
+        // (lakehouse::table::consumer); a snapshot read in part is not read.
+        if let Some(done) = upto.complete() {
+            let consumer =
+                format!("silver-refiner.{}{}", self.name, self.position_key.trim_start_matches(BRONZE_POSITION_KEY));
+            lakehouse::table::consumer::advance(catalog, &self.bronze, &consumer, done).await;
+        }
         self.upto = None;
         self.work = 0;
         self.bronze_rows = 0;
@@ -645,7 +750,7 @@ impl Entity {
     /// are in already and are not added twice; the data files it wrote stay
     /// unreferenced, for orphan cleanup).
     fn discard(&mut self, why: &MaterializeError) {
-        tracing::warn!(entity = %self.name, error = %why, position = ?self.position,
+        tracing::warn!(entity = %self.name, error = %why, position = ?self.position.map(|p| p.encode()),
             "another writer committed to the store; the batch is discarded and read again");
         self.changes.clear();
         self.truncate = None;
@@ -658,7 +763,8 @@ impl Entity {
 
     /// Takes the rows of one Bronze batch from row `from` on into the in-flight
     /// changes, stopping before a row whose unknown columns are to be added first.
-    fn take(&mut self, b: &RecordBatch, snapshot: i64, from: usize) -> Taken {
+    /// The batch's first row is row `first_row` of the snapshot's increment.
+    fn take(&mut self, b: &RecordBatch, snapshot: i64, first_row: u64, from: usize) -> Taken {
         let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
         let l = |name: &str| b.column_by_name(name).map(|c| c.as_primitive::<Int64Type>().clone());
         let (key, value, op, position, topic, hash) =
@@ -743,6 +849,7 @@ impl Entity {
                     raw_value: str_at(&value, i).map(str::to_string),
                     bronze_table: self.bronze.to_string(),
                     bronze_snapshot_id: snapshot,
+                    bronze_row: Some(first_row + i as u64),
                     kafka_topic: lineage.topic,
                     kafka_partition: lineage.partition,
                     kafka_offset: lineage.offset,

@@ -6,7 +6,9 @@
 //! generated stream carries bad records (malformed JSON, wrong types, rule
 //! violations, unknown ops), duplicated and late (out-of-order) deliveries; the
 //! bad ones land in `silver._rejects` once each with the rule the truth file
-//! expects; a stale update loses; a truncate empties its entity.
+//! expects; a stale update loses; a truncate empties its entity. Batches are
+//! capped below the size of Bronze's snapshots, so most commits (and restarts)
+//! are at a position inside a Bronze snapshot.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -96,7 +98,8 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     let contracts_path = lake.dir.path().join("contracts.toml");
     std::fs::write(&contracts_path, contracts).unwrap();
     let silver = format!(
-        "[silver]\ncontracts = {:?}\nstore = {:?}\nmax_snapshots_per_poll = 1\ncommit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
+        "[silver]\ncontracts = {:?}\nstore = {:?}\nmax_snapshots_per_poll = 1\nmax_batch_records = 100\n\
+         commit_interval = \"100ms\"\npoll_interval = \"100ms\"\n",
         contracts_path.display().to_string(),
         lake.dir.path().join("store").display().to_string(),
     );
@@ -173,6 +176,16 @@ async fn silver_equals_the_change_stream_after_kills_and_restarts() {
     let commits = killed.matches("layer=silver").count();
     assert!(commits > 0, "the killed runs committed nothing, so the kills tested nothing; log:\n{killed}");
     assert!(aborted > 0, "no run crashed between a store commit and its Silver commit; log:\n{killed}");
+    let inside = killed
+        .lines()
+        .filter(|l| {
+            l.contains("positioned at the store's Bronze snapshot") && l.contains(" position=") && {
+                let p = l.split(" position=").nth(1).unwrap_or("");
+                p.split_whitespace().next().is_some_and(|p| p.contains(':'))
+            }
+        })
+        .count();
+    assert!(inside > 0, "no run started inside a Bronze snapshot, so resuming there was not tested; log:\n{killed}");
     eprintln!("{sigkills} SIGKILLs and {aborted} fail-point aborts; the killed runs made {commits} Silver commits");
     let truth = producer.join().unwrap();
     let generated: u64 = truth.topics.values().map(|t| t.duplicates + t.late + t.bad).sum();

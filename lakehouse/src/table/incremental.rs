@@ -38,6 +38,9 @@ pub enum IncrementalError {
 pub struct Increment {
     pub snapshot: Snapshot,
     pub files: Vec<DataFile>,
+    /// Whether `files` are every live file of the snapshot, not only the ones
+    /// it added (the oldest snapshot left of a table read from its start).
+    pub whole: bool,
 }
 
 /// The snapshots after `after` (exclusive; `None` = from the first) up to the
@@ -76,40 +79,52 @@ pub async fn increments(
     let snapshots = snapshots_after(metadata, after)?;
     let mut out = Vec::new();
     for (i, snapshot) in snapshots.into_iter().take(max_snapshots.max(1)).enumerate() {
-        let id = snapshot.snapshot_id();
         // The oldest snapshot left of a table read from its start: all its live files.
         let whole = i == 0 && after.is_none() && snapshot.parent_snapshot_id().is_some();
-        // A rewrite (compaction) re-adds rows earlier snapshots added: nothing new.
-        if !whole && snapshot.summary().operation == iceberg::spec::Operation::Replace {
-            out.push(Increment { snapshot, files: Vec::new() });
-            continue;
-        }
-        let what = |w: &str| format!("{w} of snapshot {id}");
-        let manifests = manifests_of(file_io, metadata, &snapshot)
-            .await
-            .map_err(|source| IncrementalError::Iceberg { what: what("the manifest list"), source })?;
-        let mut files = Vec::new();
-        let mut seen = HashSet::new();
-        for m in manifests.iter().filter(|m| {
-            m.content == ManifestContentType::Data && (whole || (m.added_snapshot_id == id && m.has_added_files()))
-        }) {
-            let manifest = m
-                .load_manifest(file_io)
-                .await
-                .map_err(|source| IncrementalError::Iceberg { what: what(&m.manifest_path), source })?;
-            for e in manifest.entries() {
-                let added_here = e.status() == ManifestStatus::Added && e.snapshot_id().is_none_or(|s| s == id);
-                if (added_here || (whole && e.is_alive()))
-                    && e.data_file().content_type() == DataContentType::Data
-                    && seen.insert(e.data_file().file_path().to_string())
-                {
-                    files.push(e.data_file().clone());
-                }
-            }
-        }
-        out.push(Increment { snapshot, files });
+        out.push(increment_of(file_io, metadata, snapshot, whole).await?);
     }
     Ok(out)
+}
+
+/// The increment of one snapshot, the same [`increments`] gives for it: the
+/// data files it added (every live one when `whole`), in a fixed order (the
+/// snapshot's manifest list, then each manifest's entries), so that a reader
+/// can resume inside it by row count.
+pub async fn increment_of(
+    file_io: &FileIO,
+    metadata: &TableMetadata,
+    snapshot: Snapshot,
+    whole: bool,
+) -> Result<Increment, IncrementalError> {
+    let id = snapshot.snapshot_id();
+    // A rewrite (compaction) re-adds rows earlier snapshots added: nothing new.
+    if !whole && snapshot.summary().operation == iceberg::spec::Operation::Replace {
+        return Ok(Increment { snapshot, files: Vec::new(), whole });
+    }
+    let what = |w: &str| format!("{w} of snapshot {id}");
+    let manifests = manifests_of(file_io, metadata, &snapshot)
+        .await
+        .map_err(|source| IncrementalError::Iceberg { what: what("the manifest list"), source })?;
+    let mut files = Vec::new();
+    let mut seen = HashSet::new();
+    for m in manifests.iter().filter(|m| {
+        m.content == ManifestContentType::Data && (whole || (m.added_snapshot_id == id && m.has_added_files()))
+    }) {
+        let manifest = m
+            .load_manifest(file_io)
+            .await
+            .map_err(|source| IncrementalError::Iceberg { what: what(&m.manifest_path), source })?;
+        for e in manifest.entries() {
+            let added_here = e.status() == ManifestStatus::Added && e.snapshot_id().is_none_or(|s| s == id);
+            if (added_here || (whole && e.is_alive()))
+                && e.data_file().content_type() == DataContentType::Data
+                && seen.insert(e.data_file().file_path().to_string())
+            {
+                files.push(e.data_file().clone());
+            }
+        }
+    }
+    Ok(Increment { snapshot, files, whole })
 }
 
 /// Reads a whole Parquet data file through the storage layer, keeping only
@@ -118,6 +133,19 @@ pub async fn read_data_file(
     file_io: &FileIO,
     path: &str,
     columns: &[&str],
+) -> Result<Vec<RecordBatch>, IncrementalError> {
+    read_data_file_rows(file_io, path, columns, 0, usize::MAX).await
+}
+
+/// Reads rows `offset..offset + limit` of a Parquet data file (fewer at its
+/// end), keeping only the named columns (all of them when `columns` is empty).
+/// Row groups wholly before `offset` are skipped, not decoded.
+pub async fn read_data_file_rows(
+    file_io: &FileIO,
+    path: &str,
+    columns: &[&str],
+    offset: usize,
+    limit: usize,
 ) -> Result<Vec<RecordBatch>, IncrementalError> {
     let ice = |source| IncrementalError::Iceberg { what: path.to_string(), source };
     let bytes: Bytes = file_io.new_input(path).map_err(ice)?.read().await.map_err(ice)?;
@@ -133,6 +161,8 @@ pub async fn read_data_file(
         let mask = ProjectionMask::leaves(schema, indices);
         builder.with_projection(mask)
     };
+    let builder = if offset > 0 { builder.with_offset(offset) } else { builder };
+    let builder = if limit < usize::MAX { builder.with_limit(limit) } else { builder };
     let reader = builder.with_batch_size(8192).build().map_err(perr)?;
     reader.map(|b| b.map_err(|e| perr(parquet::errors::ParquetError::ArrowError(e.to_string())))).collect()
 }

@@ -242,6 +242,16 @@ async fn expiry_bounds_history_and_keeps_positions_consumers_and_reachable_files
     let rows: i64 = all.iter().flat_map(|i| i.files.iter()).map(|f| f.record_count() as i64).sum();
     assert_eq!(rows, 2800);
     assert_eq!(scan_ids(&lake.catalog, &head).await, (0..2800).collect::<Vec<_>>());
+    // A reader resuming inside that first increment (a position within a
+    // snapshot) gets the same files in the same order from the snapshot alone.
+    assert!(all[0].whole && !all[1].whole, "only the oldest snapshot left stands for the expired ones");
+    let again = crate::table::incremental::increment_of(lake.catalog.file_io(), m, all[0].snapshot.clone(), true)
+        .await
+        .expect("increment of the oldest snapshot");
+    let paths = |i: &crate::table::incremental::Increment| -> Vec<String> {
+        i.files.iter().map(|f| f.file_path().to_string()).collect()
+    };
+    assert_eq!(paths(&again), paths(&all[0]));
 
     // On disk: every manifest list and manifest a retained snapshot lists exists, nothing else
     // of theirs is left, and at most previous-versions-max + 1 metadata files.
