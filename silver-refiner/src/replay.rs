@@ -161,7 +161,7 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
 
     // Newest passing change per key, unless a newer applied state of the key exists.
     let changes = std::mem::take(&mut e.changes);
-    let mut kept = HashMap::new();
+    let mut kept = crate::stage::Changes::default();
     for (k, change) in changes {
         report.passing += 1;
         let order = change.lineage().order();
@@ -188,7 +188,7 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
     if let Some(p) = e.materializer.store_position()?.and_then(|p| p.get(BRONZE_POSITION_KEY).cloned()) {
         props.insert(BRONZE_POSITION_KEY.to_string(), p);
     }
-    let done = e.materializer.apply(&upserts, &deletes, props).await?;
+    let done = e.materializer.apply(upserts, &deletes, props).await?;
     report.store_snapshot = Some(done.store_snapshot);
     report.silver_snapshot = done.commit.map(|c| c.snapshot_id);
     tracing::info!(entity, replay_id = %mark.replay_id, upserted = report.upserted, deleted = report.deleted,

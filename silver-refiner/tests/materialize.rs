@@ -153,7 +153,7 @@ async fn silver_follows_the_store_through_upserts_deletes_and_a_crash() {
     let pos = |s: &str| BTreeMap::from([("lakehouse.silver.bronze-snapshot.customers".to_string(), s.to_string())]);
 
     let first = f.rows(&[(1, "ann", 10), (2, "bob", 10), (3, "cid", 10), (4, "dan", 10), (5, "eve", 10)]);
-    let done = m.apply(&first, &none, pos("1")).await.unwrap();
+    let done = m.apply(first.clone(), &none, pos("1")).await.unwrap();
     assert_eq!(done.deleted, 0);
     assert_eq!(done.commit.as_ref().unwrap().rows, 5);
     let want = expect(&[(1, "ann", 10), (2, "bob", 10), (3, "cid", 10), (4, "dan", 10), (5, "eve", 10)]);
@@ -161,7 +161,7 @@ async fn silver_follows_the_store_through_upserts_deletes_and_a_crash() {
 
     // 2 is updated; 3 arrives late with an older version (it must not win); 4 is deleted.
     let second = f.rows(&[(2, "bobby", 20), (3, "old-cid", 5)]);
-    let done = m.apply(&second, &f.deletes(&[(4, 30)]), pos("2")).await.unwrap();
+    let done = m.apply(second.clone(), &f.deletes(&[(4, 30)]), pos("2")).await.unwrap();
     assert_eq!(done.deleted, 3, "bob's old row, dan, and the late version of 3 that lost");
     assert_eq!(done.commit.as_ref().unwrap().rows, 1, "only bobby became visible");
     let want = expect(&[(1, "ann", 10), (2, "bobby", 20), (3, "cid", 10), (5, "eve", 10)]);
@@ -321,7 +321,7 @@ async fn a_partitioned_silver_table_writes_files_and_deletes_per_month() {
     let (jan, feb, mar) = (20_454, 20_485, 20_513); // 2026-01-01, 2026-02-01, 2026-03-01 (months 672..674)
     let none = deletes(&[]);
     m.apply(
-        &rows(&[(1, Some(jan + 4), 1), (2, Some(feb + 2), 1), (3, Some(jan + 20), 1), (4, None, 1)]),
+        rows(&[(1, Some(jan + 4), 1), (2, Some(feb + 2), 1), (3, Some(jan + 20), 1), (4, None, 1)]),
         &none,
         BTreeMap::new(),
     )
@@ -342,9 +342,7 @@ async fn a_partitioned_silver_table_writes_files_and_deletes_per_month() {
     }
 
     // 1 moves from January to March, 3 (January) is deleted, 2 (February) is updated in place.
-    m.apply(&rows(&[(1, Some(mar + 1), 2), (2, Some(feb + 9), 2)]), &deletes(&[(3, 2)]), BTreeMap::new())
-        .await
-        .unwrap();
+    m.apply(rows(&[(1, Some(mar + 1), 2), (2, Some(feb + 9), 2)]), &deletes(&[(3, 2)]), BTreeMap::new()).await.unwrap();
     assert_eq!(
         silver().await,
         BTreeMap::from([(1, Some(mar + 1)), (2, Some(feb + 9)), (4, None)]),
@@ -369,7 +367,7 @@ async fn a_store_snapshot_of_another_writer_is_materialised_before_the_next() {
     let f = fixture().await;
     let mut m = f.open().await;
     let none = f.deletes(&[]);
-    m.apply(&f.rows(&[(1, "ann", 10), (2, "bob", 10)]), &none, BTreeMap::new()).await.unwrap();
+    m.apply(f.rows(&[(1, "ann", 10), (2, "bob", 10)]), &none, BTreeMap::new()).await.unwrap();
 
     // The other writer: the store commit alone (its Silver commit still to come).
     let mut write = m.store().new_write().unwrap();
@@ -378,7 +376,7 @@ async fn a_store_snapshot_of_another_writer_is_materialised_before_the_next() {
     let props = BTreeMap::from([("lakehouse.silver.files".to_string(), "[]".to_string())]);
     m.store().new_committer("lakehouse-replay").commit(1, messages, Some(props)).unwrap();
 
-    let done = m.apply(&f.rows(&[(3, "cid", 50)]), &none, BTreeMap::new()).await.unwrap();
+    let done = m.apply(f.rows(&[(3, "cid", 50)]), &none, BTreeMap::new()).await.unwrap();
     assert_eq!(done.commit.as_ref().unwrap().rows, 1);
     let want = expect(&[(2, "bob", 10), (3, "cid", 50)]);
     assert_eq!(f.silver().await, want, "the other writer's delete of 1 reached Silver first");

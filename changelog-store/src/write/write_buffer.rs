@@ -253,7 +253,7 @@ impl WriteBuffer {
             return self.take_builders(info);
         }
         let (sources, refs, seqs, kinds) = self.take_sources()?;
-        let values = gather_columns(&sources, &refs, 0..info.value_types.len())?;
+        let values = gather_columns_releasing(sources, &refs)?;
         kv_columns_to_batch(info, values, seqs, kinds)
     }
 
@@ -274,7 +274,7 @@ impl WriteBuffer {
         let keys = SortKeys::new(KeyForm::of(&info.key_types), &keys)?;
         let order = columnar::dedupe_order(info, &keys, seq_fields.as_ref(), &kinds);
         let refs: Vec<(usize, usize)> = order.iter().map(|&i| refs[i as usize]).collect();
-        let values = gather_columns(&sources, &refs, 0..info.value_types.len())?;
+        let values = gather_columns_releasing(sources, &refs)?;
         let seqs = order.iter().map(|&i| seqs[i as usize]).collect();
         let kinds = order.iter().map(|&i| kinds[i as usize]).collect();
         Ok((kv_columns_to_batch(info, values, seqs, kinds)?, None))
@@ -329,6 +329,25 @@ impl WriteBuffer {
         self.builder_rows = 0;
         values
     }
+}
+
+/// Gathers every column of the records at `refs` from `sources`, column by
+/// column, letting each column of the sources go once it is gathered: the
+/// buffer and its gathered copy are never both whole in memory.
+fn gather_columns_releasing(mut sources: Vec<Vec<ArrayRef>>, refs: &[(usize, usize)]) -> Result<Vec<ArrayRef>> {
+    let width = sources.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(width);
+    for c in 0..width {
+        let gathered = {
+            let arrays: Vec<&dyn arrow_array::Array> = sources.iter().map(|s| s[c].as_ref()).collect();
+            gather(&arrays, refs).map_err(|source| Error::Arrow { op: "gathering the write buffer", source })?
+        };
+        for s in &mut sources {
+            s[c] = arrow_array::new_empty_array(s[c].data_type());
+        }
+        out.push(gathered);
+    }
+    Ok(out)
 }
 
 /// Gathers columns `columns` of the records at `refs` from `sources`.

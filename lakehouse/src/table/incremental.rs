@@ -147,6 +147,19 @@ pub async fn read_data_file_rows(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<RecordBatch>, IncrementalError> {
+    data_file_batches(file_io, path, columns, offset, limit).await?.collect()
+}
+
+/// [`read_data_file_rows`] one batch (at most 8192 rows) at a time: the file's
+/// bytes are read whole, its rows decoded as the batches are taken, so a
+/// reader that consumes each batch before the next holds one decoded batch.
+pub async fn data_file_batches(
+    file_io: &FileIO,
+    path: &str,
+    columns: &[&str],
+    offset: usize,
+    limit: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch, IncrementalError>> + use<>, IncrementalError> {
     let ice = |source| IncrementalError::Iceberg { what: path.to_string(), source };
     let bytes: Bytes = file_io.new_input(path).map_err(ice)?.read().await.map_err(ice)?;
     let perr = |source| IncrementalError::Parquet { path: path.to_string(), source };
@@ -164,5 +177,11 @@ pub async fn read_data_file_rows(
     let builder = if offset > 0 { builder.with_offset(offset) } else { builder };
     let builder = if limit < usize::MAX { builder.with_limit(limit) } else { builder };
     let reader = builder.with_batch_size(8192).build().map_err(perr)?;
-    reader.map(|b| b.map_err(|e| perr(parquet::errors::ParquetError::ArrowError(e.to_string())))).collect()
+    let path = path.to_string();
+    Ok(reader.map(move |b| {
+        b.map_err(|e| IncrementalError::Parquet {
+            path: path.clone(),
+            source: parquet::errors::ParquetError::ArrowError(e.to_string()),
+        })
+    }))
 }

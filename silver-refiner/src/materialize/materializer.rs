@@ -39,6 +39,15 @@ pub const REWRITE_KEY: &str = "lakehouse.silver.rewrite";
 pub const RETENTION_DAYS_KEY: &str = "lakehouse.retention-days";
 /// Silver keeps 730 days.
 pub const RETENTION_DAYS: u32 = 730;
+/// A Silver table's `lakehouse.compaction.max-file-group-size-bytes` (set on
+/// new tables, and used for older ones without it): a compaction holds its
+/// group's live rows, and the store writes every one of them again at its new
+/// location (the store's rows are whole, ~270 B each in memory against ~36 B
+/// in Silver's Parquet), so the group bounds the refiner's memory. The
+/// library's default (256 MiB of Parquet, millions of rows) made compaction
+/// the refiner's peak: 4 MiB is ~100k rows, and the table is compacted group
+/// after group, one per commit round.
+pub const COMPACTION_GROUP_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MaterializeError {
@@ -153,6 +162,7 @@ impl Materializer {
                     (u64::from(RETENTION_DAYS) * 86_400_000).to_string(),
                 ),
                 (RETENTION_DAYS_KEY.to_string(), RETENTION_DAYS.to_string()),
+                (lakehouse::table::rewrite::MAX_FILE_GROUP_SIZE_BYTES.to_string(), COMPACTION_GROUP_BYTES.to_string()),
             ]),
         };
         let head = load_or_create(&catalog, &silver, &spec).await?;
@@ -318,10 +328,11 @@ impl Materializer {
     /// Applies one batch: `upserts` and `deletes` are rows of the Silver schema
     /// (a delete needs its key columns and `_seq` only), at most one per key
     /// (the caller keeps the newest of each key). `properties` (the upstream
-    /// position) go into the store snapshot and the Iceberg commit.
+    /// position) go into the store snapshot and the Iceberg commit. The
+    /// upserts are taken, so that only their copy grouped by partition is held.
     pub async fn apply(
         &mut self,
-        upserts: &RecordBatch,
+        upserts: RecordBatch,
         deletes: &RecordBatch,
         properties: BTreeMap<String, String>,
     ) -> Result<Silvered, MaterializeError> {
@@ -331,9 +342,9 @@ impl Materializer {
         //    rows grouped by partition (reordered so), files written per partition.
         let mut files = Vec::new();
         let upserts = if upserts.num_rows() > 0 {
-            let groups = self.partitioner.groups(upserts).map_err(&invalid)?;
+            let groups = self.partitioner.groups(&upserts).map_err(&invalid)?;
             let order: Vec<u32> = groups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
-            let ordered = arrow_select::take::take_record_batch(upserts, &arrow_array::UInt32Array::from(order))
+            let ordered = arrow_select::take::take_record_batch(&upserts, &arrow_array::UInt32Array::from(order))
                 .map_err(|e| invalid(format!("grouping upserts by partition: {e}")))?;
             let mut offset = 0;
             for (key, rows) in &groups {
@@ -350,9 +361,10 @@ impl Materializer {
                     })?;
                 files.extend(written);
             }
+            drop(upserts);
             ordered
         } else {
-            upserts.clone()
+            upserts
         };
         let upserts = &upserts;
         lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
@@ -464,7 +476,11 @@ impl Materializer {
         self.head = self.committer.catalog().require_table(&self.head.name).await?;
         self.recover().await?;
         let file_io = self.committer.catalog().file_io().clone();
-        let policy = CompactionPolicy::from_properties(self.head.metadata.properties())?;
+        let props = self.head.metadata.properties();
+        let mut policy = CompactionPolicy::from_properties(props)?;
+        if !props.contains_key(lakehouse::table::rewrite::MAX_FILE_GROUP_SIZE_BYTES) {
+            policy.max_group_bytes = COMPACTION_GROUP_BYTES; // a table created before the property
+        }
         let Some(plan) = lakehouse::table::rewrite::plan(&file_io, &self.head.metadata, &policy).await? else {
             return Ok(None);
         };
@@ -609,7 +625,7 @@ impl Materializer {
             }));
         }
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
-        let mut kept: HashSet<(String, i64)> = HashSet::new();
+        let mut kept: HashSet<(String, i64), foldhash::fast::RandomState> = HashSet::default();
         let mut old: Vec<(String, i64)> = Vec::new();
         // The partition of every data file a delete points into: for the rows
         // replaced or deleted, from their values (the same transform the writer
