@@ -169,6 +169,10 @@ impl Rejects {
         match self.committer.commit(&self.head, Operation::Append { files }, &check).await {
             Ok(done) => {
                 self.head = done.table.clone();
+                for (rule, n) in count_by_rule(&rows) {
+                    metrics::counter!(lakehouse::telemetry::names::REJECTED_RECORDS, "layer" => "silver", "entity" => entity.to_string(), "rule" => rule.to_string())
+                        .increment(n);
+                }
                 Ok(Some(TableCommit {
                     table: done.table,
                     snapshot_id: done.snapshot_id,

@@ -25,7 +25,7 @@ use crate::lineage;
 use crate::materialize::{MaterializeError, Materializer};
 use crate::position::BronzePosition;
 use crate::refine::{RefinedRow, Refiner};
-use crate::rejects::{RejectRow, Rejects, RejectsError, count_by_rule};
+use crate::rejects::{RejectRow, Rejects, RejectsError};
 use crate::value::Value;
 
 /// Store snapshot property (and Silver summary key): the Bronze position
@@ -508,16 +508,12 @@ impl Refinery {
         for e in &mut self.entities {
             let Some(upto) = e.upto else { continue };
             let rows = std::mem::take(&mut e.rejects);
-            if !rows.is_empty() {
-                for (rule, n) in count_by_rule(&rows) {
-                    metrics::counter!(names::REJECTED_RECORDS, "layer" => "silver", "entity" => e.name.clone(), "rule" => rule.to_string())
-                        .increment(n);
-                }
-                self.summary.rejected += rows.len() as u64;
-            }
             let bronze =
                 if rows.is_empty() { None } else { self.catalog.load_table(&e.bronze).await?.map(|t| t.metadata) };
+            // Counted as committed (by `commit`, per rule): a batch read again
+            // after a crash does not count the rejects already in twice.
             if let Some(c) = self.rejects.commit(&e.name, upto, &rows, bronze).await? {
+                self.summary.rejected += c.rows;
                 done.push(c);
             }
         }
