@@ -199,11 +199,11 @@ fn uncovered(recorded: &BronzePosition, rows: &[RejectRow], bronze: Option<&Tabl
     rows.iter()
         .filter(|r| {
             let covered = if r.bronze_snapshot_id == recorded.snapshot {
-                match (recorded.rows, r.bronze_row) {
-                    (None, _) => true,
-                    (Some(n), Some(i)) => i < n,
-                    (Some(_), None) => false,
-                }
+                let at = match r.bronze_row {
+                    Some(i) => BronzePosition::within(r.bronze_snapshot_id, i + 1, false),
+                    None => BronzePosition::after(r.bronze_snapshot_id),
+                };
+                recorded.covers(&at, None)
             } else {
                 *behind
                     .entry(r.bronze_snapshot_id)

@@ -612,13 +612,17 @@ async fn pending_increments(
     };
     let not_in_history =
         || IncrementalError::PositionNotInHistory { location: metadata.location().to_string(), after: p.snapshot };
-    // The snapshot must still be in the current ancestry (not rolled back past).
-    snapshots_after(metadata, Some(p.snapshot))?;
+    // The snapshot must still be in the current ancestry (not rolled back
+    // past): `increments` checks it, or, reading no further, this walk.
+    let rest = if max_snapshots > 1 {
+        increments(file_io, metadata, Some(p.snapshot), max_snapshots - 1).await?
+    } else {
+        snapshots_after(metadata, Some(p.snapshot))?;
+        Vec::new()
+    };
     let snapshot = metadata.snapshot_by_id(p.snapshot).ok_or_else(not_in_history)?;
     let mut out = vec![increment_of(file_io, metadata, snapshot.as_ref().clone(), p.whole).await?];
-    if max_snapshots > 1 {
-        out.extend(increments(file_io, metadata, Some(p.snapshot), max_snapshots - 1).await?);
-    }
+    out.extend(rest);
     Ok((out, p.rows.unwrap_or(0)))
 }
 

@@ -134,25 +134,15 @@ pub async fn read_data_file(
     path: &str,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, IncrementalError> {
-    read_data_file_rows(file_io, path, columns, 0, usize::MAX).await
+    data_file_batches(file_io, path, columns, 0, usize::MAX).await?.collect()
 }
 
-/// Reads rows `offset..offset + limit` of a Parquet data file (fewer at its
-/// end), keeping only the named columns (all of them when `columns` is empty).
-/// Row groups wholly before `offset` are skipped, not decoded.
-pub async fn read_data_file_rows(
-    file_io: &FileIO,
-    path: &str,
-    columns: &[&str],
-    offset: usize,
-    limit: usize,
-) -> Result<Vec<RecordBatch>, IncrementalError> {
-    data_file_batches(file_io, path, columns, offset, limit).await?.collect()
-}
-
-/// [`read_data_file_rows`] one batch (at most 8192 rows) at a time: the file's
-/// bytes are read whole, its rows decoded as the batches are taken, so a
-/// reader that consumes each batch before the next holds one decoded batch.
+/// Rows `offset..offset + limit` of a Parquet data file (fewer at its end),
+/// keeping only the named columns (all of them when `columns` is empty), one
+/// batch (at most 8192 rows) at a time: the file's bytes are read whole, its
+/// rows decoded as the batches are taken, so a reader that consumes each batch
+/// before the next holds one decoded batch. The rows before `offset` are
+/// skipped with Parquet's row selection.
 pub async fn data_file_batches(
     file_io: &FileIO,
     path: &str,
