@@ -57,18 +57,24 @@ fn gather_bytes<T: ByteArrayType<Offset = i32>>(
             .copied()
             .ok_or_else(|| ArrowError::InvalidArgumentError(format!("gather from array {a} of {}", parts.len())))
     };
-    // One pass: offsets and values together. The buffer starts at the inputs' mean
-    // value length per row and grows as `Vec` does.
-    let (bytes, rows) =
-        parts.iter().fold((0usize, 0usize), |(b, r), (o, _)| (b + (o[o.len() - 1] - o[0]) as usize, r + o.len() - 1));
-    let mut values: Vec<u8> = Vec::with_capacity(bytes / rows.max(1) * refs.len() + CHUNK);
+    // The values buffer is sized exactly (plus the room the last fixed move needs)
+    // by a pass over the offsets: sized from an estimate, it grew by doubling past a
+    // shortfall, and for the write buffer's long columns that doubling was the
+    // largest allocation of a Silver batch (docs/benchmarks.md).
+    let mut bytes = 0usize;
+    for &(a, r) in refs {
+        let (o, _) = part(a)?;
+        if r + 1 >= o.len() {
+            return Err(ArrowError::InvalidArgumentError(format!("gather of row {r} of {} rows", o.len() - 1)));
+        }
+        bytes += (o[r + 1] - o[r]) as usize;
+    }
+    i32::try_from(bytes).map_err(|_| ArrowError::OffsetOverflowError(bytes))?;
+    let mut values: Vec<u8> = Vec::with_capacity(bytes + CHUNK);
     let mut offsets: Vec<i32> = Vec::with_capacity(refs.len() + 1);
     offsets.push(0);
     for &(a, r) in refs {
         let (o, data) = part(a)?;
-        if r + 1 >= o.len() {
-            return Err(ArrowError::InvalidArgumentError(format!("gather of row {r} of {} rows", o.len() - 1)));
-        }
         let (start, end) = (o[r] as usize, o[r + 1] as usize);
         let pos = values.len();
         match data.get(start..start + CHUNK).and_then(|c| <&[u8; CHUNK]>::try_from(c).ok()) {
@@ -78,7 +84,8 @@ fn gather_bytes<T: ByteArrayType<Offset = i32>>(
             }
             _ => values.extend_from_slice(&data[start..end]),
         }
-        offsets.push(i32::try_from(values.len()).map_err(|_| ArrowError::OffsetOverflowError(values.len()))?);
+        // Fits: the total was checked against i32 above.
+        offsets.push(values.len() as i32);
     }
     let nulls = if typed.iter().any(|a| a.null_count() > 0) {
         let mut b = NullBufferBuilder::new(refs.len());
