@@ -46,6 +46,7 @@
 //! ```
 
 pub mod arrow;
+mod changes;
 pub mod compact;
 pub mod config;
 pub mod connect;

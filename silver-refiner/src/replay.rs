@@ -31,6 +31,7 @@
 //!   position forward, so the refiner's position never moves back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
@@ -162,7 +163,7 @@ pub async fn replay(config: &Config, entity: &str, dry_run: bool) -> Result<Repl
     // Newest passing change per key, unless a newer applied state of the key exists.
     let changes = std::mem::take(&mut e.changes);
     let mut kept = crate::stage::Changes::default();
-    for (k, change) in changes {
+    for (k, change) in changes.into_entries() {
         report.passing += 1;
         let order = change.lineage().order();
         let newer = newest.get(&k).is_some_and(|n| *n > order) || truncated.is_some_and(|t| t > order);
@@ -304,10 +305,10 @@ fn take_bronze(
         let lineage = Lineage {
             seq: source_seq(str_at(&position, i), long_at(&source_ts, i), long_at(&ts, i)),
             bronze_snapshot: snapshot,
-            topic: coords.0.clone(),
+            topic: coords.0.as_deref().map(Arc::from),
             partition: coords.1,
             offset: coords.2,
-            op: str_at(&op, i).map(str::to_string),
+            op: str_at(&op, i).map(Arc::from),
             record_hash: str_at(&hash, i).map(str::to_string),
         };
         if candidates.contains(&coords) {

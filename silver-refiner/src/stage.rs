@@ -2,7 +2,7 @@
 //! changes (newest per key) and rejects → rejects commit, store commit,
 //! Silver RowDelta ([`crate::materialize`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,10 +78,11 @@ pub struct RunSummary {
 pub(crate) struct Lineage {
     pub(crate) seq: i64,
     pub(crate) bronze_snapshot: i64,
-    pub(crate) topic: Option<String>,
+    /// Shared by the rows of a batch (see [`Shared`]).
+    pub(crate) topic: Option<Arc<str>>,
     pub(crate) partition: Option<i32>,
     pub(crate) offset: Option<i64>,
-    pub(crate) op: Option<String>,
+    pub(crate) op: Option<Arc<str>>,
     pub(crate) record_hash: Option<String>,
 }
 
@@ -92,8 +93,7 @@ impl Lineage {
     }
 }
 
-/// The in-flight changes of an entity: the newest per key (the key's `Debug` form).
-pub(crate) type Changes = HashMap<String, Pend, foldhash::fast::RandomState>;
+pub(crate) use crate::changes::{Changes, Shared};
 
 pub(crate) enum Pend {
     Upsert(RefinedRow, Lineage),
@@ -799,6 +799,7 @@ impl Entity {
             c.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
         }
         let evolving = self.refiner.contract().evolve().any();
+        let mut shared = Shared::default();
         for i in from..b.num_rows() {
             if let Some(t) = long_at(&source_ts, i).or(long_at(&ts, i)) {
                 self.newest_ms = Some(self.newest_ms.map_or(t, |n| n.max(t)));
@@ -806,10 +807,10 @@ impl Entity {
             let lineage = Lineage {
                 seq: source_seq(str_at(&position, i), long_at(&source_ts, i), long_at(&ts, i)),
                 bronze_snapshot: snapshot,
-                topic: str_at(&topic, i).map(str::to_string),
+                topic: str_at(&topic, i).map(|t| shared.get(t)),
                 partition: partition.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i)),
                 offset: long_at(&offset, i),
-                op: str_at(&op, i).map(str::to_string),
+                op: str_at(&op, i).map(|o| shared.get(o)),
                 record_hash: str_at(&hash, i).map(str::to_string),
             };
             match change_of(&self.refiner, str_at(&key, i), str_at(&value, i)) {
@@ -871,7 +872,7 @@ impl Entity {
                     bronze_table: self.bronze.to_string(),
                     bronze_snapshot_id: snapshot,
                     bronze_row: Some(first_row + i as u64),
-                    kafka_topic: lineage.topic,
+                    kafka_topic: lineage.topic.as_deref().map(str::to_string),
                     kafka_partition: lineage.partition,
                     kafka_offset: lineage.offset,
                     contract_version: self.version,

@@ -148,12 +148,13 @@ impl PositionDeleteWriter {
     /// order, duplicates allowed) as position-delete files under
     /// `<location>/data/<partition path>/`, one or more files per partition,
     /// and returns their entries. Every path must be one of `targets`, which
-    /// says which partition it lives in. No deletes, no files.
-    pub async fn write(
+    /// says which partition it lives in. No deletes, no files. A path is any
+    /// string type (`String`, or `Arc<str>` shared by the rows of one file).
+    pub async fn write<P: AsRef<str> + Ord>(
         &self,
         metadata: &TableMetadata,
         targets: &[ReferencedFile],
-        mut deletes: Vec<(String, i64)>,
+        mut deletes: Vec<(P, i64)>,
     ) -> Result<Vec<DataFile>, PositionDeleteError> {
         let table = metadata.location().to_string();
         let spec = metadata.default_partition_spec();
@@ -182,14 +183,14 @@ impl PositionDeleteWriter {
         deletes.sort_unstable();
         deletes.dedup();
         // One group of rows per partition; rows stay sorted within a group.
-        let mut groups: Vec<(Struct, Vec<(String, i64)>)> = Vec::new();
+        let mut groups: Vec<(Struct, Vec<(P, i64)>)> = Vec::new();
         let mut group_of: HashMap<Struct, usize> = HashMap::new();
         for (path, pos) in deletes {
             if pos < 0 {
-                return Err(PositionDeleteError::NegativePosition { table, path, pos });
+                return Err(PositionDeleteError::NegativePosition { table, path: path.as_ref().to_string(), pos });
             }
-            let Some(partition) = partition_of.get(path.as_str()) else {
-                return Err(PositionDeleteError::UnknownDataFile { table, path });
+            let Some(partition) = partition_of.get(path.as_ref()) else {
+                return Err(PositionDeleteError::UnknownDataFile { table, path: path.as_ref().to_string() });
             };
             let i = *group_of.entry((*partition).clone()).or_insert_with(|| {
                 groups.push(((*partition).clone(), Vec::new()));
@@ -206,12 +207,12 @@ impl PositionDeleteWriter {
     }
 
     /// Writes the sorted `rows` of one partition, rolling at the target size.
-    async fn write_partition(
+    async fn write_partition<P: AsRef<str>>(
         &self,
         metadata: &TableMetadata,
         table: &str,
         partition: Struct,
-        rows: &[(String, i64)],
+        rows: &[(P, i64)],
     ) -> Result<Vec<DataFile>, PositionDeleteError> {
         let spec = metadata.default_partition_spec();
         let partition_dir = if spec.is_unpartitioned() {
@@ -244,7 +245,7 @@ impl PositionDeleteWriter {
             }
             let (path, writer, stats) = open.as_mut().expect("opened above");
             let columns: Vec<ArrayRef> = vec![
-                Arc::new(StringArray::from_iter_values(chunk.iter().map(|(p, _)| p.as_str()))),
+                Arc::new(StringArray::from_iter_values(chunk.iter().map(|(p, _)| p.as_ref()))),
                 Arc::new(Int64Array::from_iter_values(chunk.iter().map(|(_, pos)| *pos))),
             ];
             let batch = RecordBatch::try_new(arrow_schema.clone(), columns).map_err(|e| {
@@ -306,14 +307,14 @@ struct FileStats {
 
 impl FileStats {
     /// `rows` are sorted and follow the rows added before.
-    fn add(&mut self, rows: &[(String, i64)]) {
+    fn add<P: AsRef<str>>(&mut self, rows: &[(P, i64)]) {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return;
         };
         if self.first_path.is_none() {
-            self.first_path = Some(first.0.clone());
+            self.first_path = Some(first.0.as_ref().to_string());
         }
-        self.last_path = Some(last.0.clone());
+        self.last_path = Some(last.0.as_ref().to_string());
         for (_, pos) in rows {
             self.min_pos = Some(self.min_pos.map_or(*pos, |m| m.min(*pos)));
             self.max_pos = Some(self.max_pos.map_or(*pos, |m| m.max(*pos)));
@@ -503,11 +504,11 @@ mod tests {
         let a = format!("{}/data/a.parquet", metadata.location());
         let targets = [ReferencedFile::new(&a, region("eu"))];
 
-        let none = writer.write(&metadata, &targets, vec![]).await.expect("nothing to write");
+        let none = writer.write(&metadata, &targets, Vec::<(String, i64)>::new()).await.expect("nothing to write");
         assert!(none.is_empty());
         let err = writer.write(&metadata, &targets, vec![(a.clone(), -1)]).await.expect_err("negative");
         assert!(matches!(err, PositionDeleteError::NegativePosition { pos: -1, .. }), "{err}");
-        let err = writer.write(&metadata, &targets, vec![("elsewhere".into(), 0)]).await.expect_err("unknown");
+        let err = writer.write(&metadata, &targets, vec![("elsewhere".to_string(), 0)]).await.expect_err("unknown");
         assert!(matches!(&err, PositionDeleteError::UnknownDataFile { path, .. } if path == "elsewhere"), "{err}");
         let twice = [ReferencedFile::new(&a, region("eu")), ReferencedFile::new(&a, region("us"))];
         let err = writer.write(&metadata, &twice, vec![(a.clone(), 0)]).await.expect_err("two partitions");

@@ -303,7 +303,7 @@ async fn row_delta_refuses_empty_and_misplaced_files() {
     let lake = lake().await;
     let (head, a, _) = appended(&lake).await;
     let targets = [ReferencedFile::from(&a)];
-    let deletes = lake.deletes.write(&head.metadata, &targets, vec![(a.file_path().into(), 0)]).await;
+    let deletes = lake.deletes.write(&head.metadata, &targets, vec![(a.file_path().to_string(), 0)]).await;
     let deletes = deletes.expect("position deletes");
 
     let empty = Operation::RowDelta { data_files: vec![], delete_files: vec![] };

@@ -22,7 +22,7 @@ use lakehouse::telemetry::names;
 use lakehouse::worker::TableCommit;
 
 use super::partition::{Partitioner, partition_spec};
-use super::store_map::{SILVER_FILE, SILVER_POS, store_spec, to_store_batch};
+use super::store_map::{SILVER_FILE, SILVER_POS, SilverFiles, store_path, store_spec, to_store_batch};
 use crate::contract::{ColumnType, Partition};
 
 /// Iceberg summary key: the store snapshot Silver is materialised up to.
@@ -121,7 +121,7 @@ struct Plan {
     /// A compaction's rewrite (then nothing else is set).
     rewrite: Option<RewriteFiles>,
     data_files: Vec<DataFile>,
-    doomed: Vec<(String, i64)>,
+    doomed: Vec<(Arc<str>, i64)>,
     targets: Vec<ReferencedFile>,
     /// New rows that stay visible.
     rows: u64,
@@ -366,13 +366,12 @@ impl Materializer {
         } else {
             upserts
         };
-        let upserts = &upserts;
         lakehouse::table::durable::sync_all(files.iter().map(|f| f.file_path().to_string()))
             .await
             .map_err(|e| invalid(format!("syncing data files: {e}")))?;
         let mut locations = Vec::with_capacity(upserts.num_rows());
         for f in &files {
-            let path: Arc<str> = Arc::from(f.file_path());
+            let path: Arc<str> = Arc::from(store_path(self.head.metadata.location(), f.file_path()));
             locations.extend((0..f.record_count() as i64).map(|pos| Some((path.clone(), pos))));
         }
         if locations.len() != upserts.num_rows() {
@@ -381,9 +380,13 @@ impl Materializer {
         // 2. The store: upserts with their locations, deletes; the files in the snapshot.
         let mut write = self.take_write()?;
         if upserts.num_rows() > 0 {
-            let batch = to_store_batch(upserts, &self.store_schema, &locations).map_err(&invalid)?;
+            let batch = to_store_batch(&upserts, &self.store_schema, &locations).map_err(&invalid)?;
             write.write_batch(&batch, &[RowKind::Insert]).map_err(self.store_err())?;
         }
+        // The write buffer holds the store rows now; without the upserts it
+        // is their only holder, and releases each column as the flush gathers it.
+        drop(upserts);
+        drop(locations);
         if deletes.num_rows() > 0 {
             let full = pad_to(deletes, &self.silver_schema).map_err(&invalid)?;
             let batch = to_store_batch(&full, &self.store_schema, &vec![None; full.num_rows()]).map_err(&invalid)?;
@@ -496,7 +499,7 @@ impl Materializer {
         // location (an equal `_seq` is won by the later write).
         let mut write = self.take_write()?;
         for o in &rewritten.outputs {
-            let path: Arc<str> = Arc::from(o.file.file_path());
+            let path: Arc<str> = Arc::from(store_path(self.head.metadata.location(), o.file.file_path()));
             let locations: Vec<Option<(Arc<str>, i64)>> =
                 (0..o.rows.num_rows() as i64).map(|p| Some((path.clone(), p))).collect();
             let batch = to_store_batch(&o.rows, &self.store_schema, &locations).map_err(&invalid)?;
@@ -625,12 +628,14 @@ impl Materializer {
             }));
         }
         let data_files = self.decode_files(props.get(FILES_KEY).map(String::as_str).unwrap_or("[]"))?;
-        let mut kept: HashSet<(String, i64), foldhash::fast::RandomState> = HashSet::default();
-        let mut old: Vec<(String, i64)> = Vec::new();
+        // Rows are located as (file, position), the file by its number in `files`.
+        let mut files = SilverFiles::new(self.head.metadata.location());
+        let mut kept: HashSet<(u32, i64), foldhash::fast::RandomState> = HashSet::default();
+        let mut old: Vec<(u32, i64)> = Vec::new();
         // The partition of every data file a delete points into: for the rows
         // replaced or deleted, from their values (the same transform the writer
         // used); for this snapshot's new files, from their entries.
-        let mut partition_of: HashMap<String, Struct> = HashMap::new();
+        let mut partition_of: HashMap<u32, Struct> = HashMap::new();
         for b in &changes.batches {
             let keys = self.partitioner.keys(&b.rows).map_err(&invalid)?;
             let file = b.rows.column_by_name(SILVER_FILE).map(|c| c.as_string::<i32>().clone());
@@ -642,7 +647,7 @@ impl Materializer {
                 if file.is_null(i) || pos.is_null(i) {
                     continue; // a delete of a key Silver never had
                 }
-                let loc = (file.value(i).to_string(), pos.value(i));
+                let loc = (files.number(file.value(i)), pos.value(i));
                 match RowKind::from_byte(b.kinds.value(i)) {
                     Some(RowKind::Insert | RowKind::UpdateAfter) => {
                         kept.insert(loc);
@@ -653,12 +658,12 @@ impl Materializer {
                             Some(p) if *p != tuple => {
                                 return Err(invalid(format!(
                                     "store snapshot {n}: rows of Silver file {} compute to partitions {p:?} and {tuple:?}",
-                                    loc.0
+                                    files.path(loc.0)
                                 )));
                             }
                             Some(_) => {}
                             None => {
-                                partition_of.insert(loc.0.clone(), tuple);
+                                partition_of.insert(loc.0, tuple);
                             }
                         }
                         old.push(loc)
@@ -668,13 +673,13 @@ impl Materializer {
             }
         }
         // Replaced and deleted rows; new rows that lost to a newer version of their key.
-        let mut doomed: Vec<(String, i64)> = old.into_iter().filter(|l| !kept.contains(l)).collect();
+        let mut doomed: Vec<(u32, i64)> = old.into_iter().filter(|l| !kept.contains(l)).collect();
         let written: u64 = data_files.iter().map(|f| f.record_count()).sum();
         let before = doomed.len() as u64;
         for f in &data_files {
-            let path = f.file_path();
-            partition_of.insert(path.to_string(), f.partition().clone());
-            doomed.extend((0..f.record_count() as i64).map(|p| (path.to_string(), p)).filter(|l| !kept.contains(l)));
+            let file = files.number(f.file_path());
+            partition_of.insert(file, f.partition().clone());
+            doomed.extend((0..f.record_count() as i64).map(|p| (file, p)).filter(|l| !kept.contains(l)));
         }
         // New rows that lost to a newer version are added and deleted in the same commit.
         let rows = written - (doomed.len() as u64 - before);
@@ -682,13 +687,14 @@ impl Materializer {
             let mut seen = HashSet::new();
             doomed
                 .iter()
-                .filter(|(p, _)| seen.insert(p.clone()))
-                .map(|(p, _)| {
-                    let partition = partition_of.get(p).cloned().unwrap_or_else(|| self.partitioner.tuple(None));
-                    ReferencedFile::new(p.clone(), partition)
+                .filter(|(f, _)| seen.insert(*f))
+                .map(|(f, _)| {
+                    let partition = partition_of.get(f).cloned().unwrap_or_else(|| self.partitioner.tuple(None));
+                    ReferencedFile::new(files.path(*f).to_string(), partition)
                 })
                 .collect()
         };
+        let doomed: Vec<(Arc<str>, i64)> = doomed.into_iter().map(|(f, p)| (files.path(f).clone(), p)).collect();
         if data_files.is_empty() && doomed.is_empty() {
             return Ok(None);
         }

@@ -1,6 +1,6 @@
 //! The store table of an entity, and Silver batches cast to its rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -30,6 +30,68 @@ pub fn paimon_type(ty: ColumnType) -> String {
         ColumnType::TimestampTz => "TIMESTAMP(6) WITH LOCAL TIME ZONE".into(),
         ColumnType::String => "STRING".into(),
         ColumnType::Uuid | ColumnType::Binary => "BYTES".into(),
+    }
+}
+
+/// The `_silver_file` value of the Silver data file at `path`: the path relative
+/// to the table's `location` (`data/<partition>/<file>.parquet`), or the full path
+/// of a file elsewhere. Relative, the column holds about half the bytes: it is
+/// repeated on every store row, and buffered, flushed and looked up with it.
+pub fn store_path<'a>(location: &str, path: &'a str) -> &'a str {
+    path.strip_prefix(location.trim_end_matches('/')).and_then(|rest| rest.strip_prefix('/')).unwrap_or(path)
+}
+
+/// The full path of a `_silver_file` value. Stores written before values were
+/// relative hold full paths, which are returned as they are.
+pub fn silver_path(location: &str, stored: &str) -> String {
+    if stored.starts_with('/') || stored.contains("://") {
+        stored.to_string()
+    } else {
+        format!("{}/{stored}", location.trim_end_matches('/'))
+    }
+}
+
+/// The Silver data files named by the store rows of one store snapshot, numbered
+/// in the order met. A file is known by its [`store_path`] form, so that a full
+/// path (of this snapshot's new files, or of a store written before values were
+/// relative) and a relative one name the same file; its full path is built once.
+pub struct SilverFiles<'a> {
+    location: &'a str,
+    numbers: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    paths: Vec<Arc<str>>,
+    /// The last file met and its number: a store batch names one file for long runs.
+    last: Option<(Box<str>, u32)>,
+}
+
+impl<'a> SilverFiles<'a> {
+    pub fn new(location: &'a str) -> Self {
+        SilverFiles { location, numbers: HashMap::default(), paths: Vec::new(), last: None }
+    }
+
+    /// The number of the file a `_silver_file` value (or a full path) names.
+    pub fn number(&mut self, value: &str) -> u32 {
+        let key = store_path(self.location, value);
+        if let Some((last, n)) = &self.last
+            && **last == *key
+        {
+            return *n;
+        }
+        let n = match self.numbers.get(key) {
+            Some(n) => *n,
+            None => {
+                let n = self.paths.len() as u32;
+                self.paths.push(Arc::from(silver_path(self.location, key)));
+                self.numbers.insert(key.into(), n);
+                n
+            }
+        };
+        self.last = Some((key.into(), n));
+        n
+    }
+
+    /// The full path of file `n`.
+    pub fn path(&self, n: u32) -> &Arc<str> {
+        &self.paths[n as usize]
     }
 }
 
@@ -97,6 +159,33 @@ pub fn to_store_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn silver_files_are_stored_relative_and_read_back_whole() {
+        let loc = "file:///lake/warehouse/silver/orders";
+        let file = "file:///lake/warehouse/silver/orders/data/order_date_month=679/a-00000.parquet";
+        assert_eq!(store_path(loc, file), "data/order_date_month=679/a-00000.parquet");
+        assert_eq!(store_path(&format!("{loc}/"), file), "data/order_date_month=679/a-00000.parquet");
+        // Not under the location (or only by a name's prefix): kept whole.
+        assert_eq!(store_path(loc, "s3://other/x.parquet"), "s3://other/x.parquet");
+        let sibling = "file:///lake/warehouse/silver/orders2/data/a.parquet";
+        assert_eq!(store_path(loc, sibling), sibling);
+        assert_eq!(silver_path(loc, store_path(loc, file)), file);
+        assert_eq!(silver_path(loc, "/abs/x.parquet"), "/abs/x.parquet");
+        assert_eq!(silver_path(loc, sibling), sibling);
+
+        // A full path (an older store's value, or a new file's entry) and the
+        // relative value name one file.
+        let mut files = SilverFiles::new(loc);
+        let a = files.number("data/order_date_month=679/a-00000.parquet");
+        let b = files.number("data/order_date_month=679/b-00000.parquet");
+        assert_ne!(a, b);
+        assert_eq!(files.number(file), a);
+        assert_eq!(files.number("data/order_date_month=679/b-00000.parquet"), b);
+        assert_eq!(files.path(a).as_ref(), file);
+        assert_eq!(files.number(sibling), 2);
+        assert_eq!(files.path(2).as_ref(), sibling);
+    }
 
     #[test]
     fn every_contract_type_has_a_store_type() {
