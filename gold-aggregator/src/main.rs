@@ -42,6 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    lakehouse::allocator::tune();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run { exit_when_idle: None, summary_json: None });
     if let Command::Validate { file } = &command {

@@ -5,6 +5,8 @@
 //! `silver-refiner`, `gold-aggregator`); the admin CLI and the event
 //! generator are outside the workers' dependency graph (`admin/`, `generator/`).
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod catalog;
 pub mod cdc;
 pub mod config;
