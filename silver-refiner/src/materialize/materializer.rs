@@ -607,7 +607,16 @@ impl Materializer {
     /// What store snapshot `n` changes in Silver; `None` when nothing.
     fn plan(&self, n: i64) -> Result<Option<Plan>, MaterializeError> {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
-        let changes = self.store.change_batches(n).map_err(self.store_err())?;
+        // Of the rows, only what places them: their Silver location and the
+        // partition column (a changelog holds every column, twice per update).
+        let columns: Vec<String> = self
+            .partitioner
+            .source_column()
+            .into_iter()
+            .chain([SILVER_FILE, SILVER_POS])
+            .map(str::to_string)
+            .collect();
+        let changes = self.store.change_batches_projected(n, &columns).map_err(self.store_err())?;
         if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
             // A compaction changes no row; its properties repeat the APPEND
             // snapshot's (files included), which is materialised on its own.

@@ -94,6 +94,11 @@ impl Partitioner {
         self.field.is_some()
     }
 
+    /// The column the partition is computed from (`None` when unpartitioned).
+    pub fn source_column(&self) -> Option<&str> {
+        self.field.as_ref().map(|(c, _)| c.as_str())
+    }
+
     /// The partition key of every row of `batch` (all `None` when unpartitioned).
     pub fn keys(&self, batch: &RecordBatch) -> Result<Vec<PartitionKey>, String> {
         let Some((column, function)) = &self.field else { return Ok(vec![None; batch.num_rows()]) };
