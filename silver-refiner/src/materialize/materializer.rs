@@ -609,13 +609,8 @@ impl Materializer {
         let invalid = |message: String| MaterializeError::Invalid { entity: self.entity.clone(), message };
         // Of the rows, only what places them: their Silver location and the
         // partition column (a changelog holds every column, twice per update).
-        let columns: Vec<String> = self
-            .partitioner
-            .source_column()
-            .into_iter()
-            .chain([SILVER_FILE, SILVER_POS])
-            .map(str::to_string)
-            .collect();
+        let columns: Vec<String> =
+            self.partitioner.source_column().into_iter().chain([SILVER_FILE, SILVER_POS]).map(str::to_string).collect();
         let changes = self.store.change_batches_projected(n, &columns).map_err(self.store_err())?;
         if changes.commit_kind == changelog_store::spec::snapshot::CommitKind::Compact {
             // A compaction changes no row; its properties repeat the APPEND

@@ -125,6 +125,10 @@ pub fn store_spec(
         // decoded files for the lookup changelog is capped per entity. (A running
         // refiner shares one budget over its entities instead: `silver.store_cache_mib`.)
         ("lookup.cache-max-memory-size".to_string(), "64 mb".to_string()),
+        // Level-0 files (each batch's flush and its changelog) are compacted soon:
+        // LZ4 (Parquet LZ4_RAW) spends a fraction of zstd's CPU on them. zstd was
+        // 6% of the refiner's CPU at the flush alone (docs/benchmarks.md).
+        ("file.compression.per.level".to_string(), "0:lz4".to_string()),
     ]);
     Ok(changelog_store::TableSpec { columns, primary_keys: key.to_vec(), partition_keys: Vec::new(), options })
 }
