@@ -5,8 +5,9 @@
 /// milliseconds, unless `MIMALLOC_PURGE_DELAY` says otherwise. mimalloc 3's
 /// default is 1000: a refiner batch allocates and frees a few hundred MB within
 /// about a second, so RSS followed what a round allocated rather than what it
-/// held. At 250 the 5M Silver backlog peaked about 80 MiB lower with no CPU cost
-/// measured; at 0 (purge at once) it cost 28% more CPU (docs/benchmarks.md).
+/// held. With `MIMALLOC_PURGE_DELAY=250` the 5M Silver backlog peaked at 589–610
+/// MiB against 660–683 at 1000, rows per CPU-second within the runs' spread; at 0
+/// (purge at once) it cost 28% more CPU (docs/benchmarks.md).
 pub const PURGE_DELAY_MS: i32 = 250;
 
 /// mimalloc 3's `mi_option_purge_delay` (`mimalloc.h`; libmimalloc-sys does

@@ -59,33 +59,22 @@ pub struct SilverFiles<'a> {
     location: &'a str,
     numbers: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     paths: Vec<Arc<str>>,
-    /// The last file met and its number: a store batch names one file for long runs.
-    last: Option<(Box<str>, u32)>,
 }
 
 impl<'a> SilverFiles<'a> {
     pub fn new(location: &'a str) -> Self {
-        SilverFiles { location, numbers: HashMap::default(), paths: Vec::new(), last: None }
+        SilverFiles { location, numbers: HashMap::default(), paths: Vec::new() }
     }
 
     /// The number of the file a `_silver_file` value (or a full path) names.
     pub fn number(&mut self, value: &str) -> u32 {
         let key = store_path(self.location, value);
-        if let Some((last, n)) = &self.last
-            && **last == *key
-        {
+        if let Some(n) = self.numbers.get(key) {
             return *n;
         }
-        let n = match self.numbers.get(key) {
-            Some(n) => *n,
-            None => {
-                let n = self.paths.len() as u32;
-                self.paths.push(Arc::from(silver_path(self.location, key)));
-                self.numbers.insert(key.into(), n);
-                n
-            }
-        };
-        self.last = Some((key.into(), n));
+        let n = self.paths.len() as u32;
+        self.paths.push(Arc::from(silver_path(self.location, key)));
+        self.numbers.insert(key.into(), n);
         n
     }
 
