@@ -1,6 +1,5 @@
 //! A Bronze row → the change it describes for an entity.
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use crate::connect::ConnectSchema;
@@ -72,35 +71,19 @@ fn reject(rule: Rule, reason: impl Into<String>) -> Reject {
     Reject { rule, column: None, reason: reason.into() }
 }
 
-/// The parts of a schemaless Debezium envelope the refiner reads, borrowed from the
-/// message text: `before` and `after` stay unparsed until needed, `source` and
-/// `transaction` are skipped without building anything.
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    op: Option<&'a str>,
-    #[serde(borrow, default)]
-    before: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    after: Option<&'a RawValue>,
-    /// Whether the text has a `payload` field (then it may be the JSON converter's
-    /// `{"schema","payload"}` form, which [`change_of`]'s general path decodes).
-    #[serde(default, deserialize_with = "present")]
-    payload: bool,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
-}
-
 /// An image (`before`/`after`) as an object; `None` when absent, null or not an object.
-fn image_of(raw: Option<&RawValue>) -> Result<Option<Map<String, Json>>, Reject> {
+fn image_of(raw: Option<&str>) -> Result<Option<Map<String, Json>>, Reject> {
     let Some(raw) = raw else { return Ok(None) };
-    match serde_json::from_str(raw.get()) {
+    match serde_json::from_str(raw) {
         Ok(Json::Object(m)) => Ok(Some(m)),
         Ok(_) => Ok(None),
         Err(e) => Err(reject(Rule::Parse, format!("not JSON: {e}"))),
     }
+}
+
+/// Whether an image's text is an object (the scanner has validated it).
+fn is_object(raw: Option<&str>) -> bool {
+    raw.is_some_and(|r| r.starts_with('{'))
 }
 
 /// Decodes a Debezium value (with or without the `schema` block) and refines it.
@@ -109,22 +92,44 @@ pub fn change_of(refiner: &Refiner, key: Option<&str>, value: Option<&str>) -> R
     fast(refiner, key, value).unwrap_or_else(|| decode(refiner, key, value))
 }
 
-/// [`change_of`]'s common case: a schemaless envelope with an `op`, decoded
-/// without parsing what the refiner does not read. `None` for anything else (a
-/// schema block, a flattened row, an escaped `op`, text that is not JSON): the
-/// general path decodes those, and gives the same result for the common case.
+/// [`change_of`]'s common case: a schemaless envelope with an `op`, read by
+/// the scanner without parsing what the refiner does not read (`source`,
+/// `transaction`, the image it does not need), and its image read into the
+/// contract's columns without a JSON map ([`Refiner::refine_text`]). `None` for
+/// anything else (a schema block or `payload`, a flattened row, an `op` that is
+/// not a plain string, a repeated envelope field, text the scanner does not
+/// read): the general path decodes those, and gives the same result for the
+/// common case.
 fn fast(refiner: &Refiner, key: Option<&str>, value: &str) -> Option<Result<Change, Reject>> {
-    let Ok(Envelope { op: Some(op), before, after, payload: false }) = serde_json::from_str::<Envelope>(value) else {
-        return None;
-    };
+    let (mut op, mut before, mut after) = (None, None, None);
+    lakehouse::cdc::object_members(value, |name, raw| {
+        let field = match name {
+            "op" => &mut op,
+            "before" => &mut before,
+            "after" => &mut after,
+            "payload" => return None,
+            _ => return Some(()),
+        };
+        field.replace(raw).is_none().then_some(())
+    })?;
+    let op = lakehouse::cdc::plain_string(op?)?;
     Some(match op {
-        "c" | "r" | "u" => image_of(after)
-            .and_then(|a| a.ok_or_else(|| reject(Rule::Parse, "a create/update without an `after` image")))
-            .and_then(|after| refiner.refine(&after, None).map(Change::Upsert)),
-        "d" => image_of(before).and_then(|before| match before {
-            Some(before) => refiner.key_of(&before, None).map(Change::Delete),
-            None => delete_by_message_key(refiner, key),
-        }),
+        "c" | "r" | "u" if !is_object(after) => Err(reject(Rule::Parse, "a create/update without an `after` image")),
+        "c" | "r" | "u" => {
+            let after = after.expect("an object");
+            refiner
+                .refine_text(after)
+                .unwrap_or_else(|| image_of(Some(after)).and_then(|a| refiner.refine(&a.unwrap_or_default(), None)))
+                .map(Change::Upsert)
+        }
+        "d" if is_object(before) => {
+            let before = before.expect("an object");
+            refiner
+                .key_of_text(before)
+                .unwrap_or_else(|| image_of(Some(before)).and_then(|b| refiner.key_of(&b.unwrap_or_default(), None)))
+                .map(Change::Delete)
+        }
+        "d" => delete_by_message_key(refiner, key),
         "t" => Ok(Change::Truncate),
         op => Err(reject(Rule::Parse, format!("unknown Debezium op {op:?}"))),
     })

@@ -360,6 +360,27 @@ pub(super) fn parse<'a, T: Scan<'a>>(text: &'a str) -> Option<T> {
     s.at_end().then_some(v)
 }
 
+/// The members of the JSON object `text` (nothing but whitespace after it), in
+/// order: each key with its value's text, validated and without surrounding
+/// whitespace. `member` may stop the walk by answering `None`. `None` also when
+/// the scanner will not read the text (not an object, malformed, an escaped
+/// key, nesting deeper than [`MAX_DEPTH`]): ask serde_json then.
+pub fn object_members<'a>(text: &'a str, mut member: impl FnMut(&'a str, &'a str) -> Option<()>) -> Option<()> {
+    let mut s = Scanner::new(text);
+    s.object(|s, key| {
+        let raw = s.raw()?;
+        member(key, raw)
+    })?;
+    s.at_end().then_some(())
+}
+
+/// The contents of a JSON string's text as [`object_members`] gives it, when it
+/// has no escapes (then they are the string itself); `None` for any other value.
+pub fn plain_string(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
 /// Whether `text` is one valid JSON value (fast path of the JSON format);
 /// `None` means "ask serde_json".
 pub(super) fn is_json(text: &str) -> Option<()> {
@@ -431,5 +452,31 @@ mod tests {
         assert_eq!(is_json(&deep), None, "deep nesting goes to serde_json");
         let ok = "[".repeat(100) + &"]".repeat(100);
         assert_eq!(is_json(&ok), Some(()));
+    }
+
+    #[test]
+    fn object_members_give_each_value_text_in_order() {
+        let members = |text| {
+            let mut out = Vec::new();
+            object_members(text, |k, v| {
+                out.push(format!("{k}={v}"));
+                Some(())
+            })
+            .map(|()| out)
+        };
+        assert_eq!(
+            members(r#" { "a" : 1 , "b":{"c":[1, "x"]},"s":"t\"u", "n":null } "#),
+            Some(vec!["a=1".into(), r#"b={"c":[1, "x"]}"#.into(), r#"s="t\"u""#.into(), "n=null".into()])
+        );
+        assert_eq!(members("{}"), Some(vec![]));
+        for refused in ["[1]", "null", r#"{"a":1} x"#, r#"{"a\u0062":1}"#, r#"{"a":}"#, r#"{"a":1"#] {
+            assert_eq!(members(refused), None, "{refused}");
+        }
+        assert_eq!(object_members(r#"{"a":1,"b":2}"#, |k, _| (k == "a").then_some(())), None, "stopped");
+        assert_eq!(plain_string(r#""abc""#), Some("abc"));
+        assert_eq!(plain_string(r#""""#), Some(""));
+        for not in [r#""a\"b""#, "1", "null", r#"""#] {
+            assert_eq!(plain_string(not), None, "{not}");
+        }
     }
 }

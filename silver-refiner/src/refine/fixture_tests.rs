@@ -84,6 +84,9 @@ fn both(r: &Refiner, e: &Event) -> RefinedRow {
         e.where_
     );
     assert!(without.evolvable.is_empty(), "{}: only a schema types an unknown column", e.where_);
+    let text = serde_json::to_string(e.after()).expect("JSON");
+    let read = r.refine_text(&text).unwrap_or_else(|| panic!("{}: the text path did not read the image", e.where_));
+    assert_eq!(read.as_ref(), Ok(&without), "{}: the text path and the map path disagree", e.where_);
     with
 }
 

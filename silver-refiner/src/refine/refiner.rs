@@ -59,13 +59,118 @@ pub struct Refiner {
     contract: Arc<Contract>,
     /// The placeholder as JsonConverter writes it for `bytes` columns.
     placeholder_base64: String,
+    sources: Arc<Sources>,
+}
+
+/// The source fields the columns read, each once, and which one each column
+/// reads: where [`Refiner::refine_text`] puts an image's values.
+#[derive(Debug)]
+struct Sources {
+    names: Vec<String>,
+    of_column: Vec<usize>,
+}
+
+impl Sources {
+    fn new(contract: &Contract) -> Sources {
+        let mut names: Vec<String> = Vec::new();
+        let of_column = contract
+            .columns()
+            .iter()
+            .map(|c| match names.iter().position(|n| *n == c.source) {
+                Some(i) => i,
+                None => {
+                    names.push(c.source.clone());
+                    names.len() - 1
+                }
+            })
+            .collect();
+        Sources { names, of_column }
+    }
+
+    /// The slot of a source field; images usually list their fields in one
+    /// order, so the search starts where the last one was found.
+    fn find(&self, name: &str, from: usize) -> Option<usize> {
+        let n = self.names.len();
+        (0..n).map(|d| (from + d) % n).find(|&i| self.names[i] == name)
+    }
+}
+
+/// A row image read by [`Sources`]: each source field's value (by slot), and
+/// the fields the contract does not know, as text, in image order.
+struct Slots<'a> {
+    values: Vec<Option<Json>>,
+    extra: Vec<(&'a str, &'a str)>,
+}
+
+/// A value's JSON text as serde_json reads it (`None` if it would not).
+fn json_of(raw: &str) -> Option<Json> {
+    match raw {
+        "null" => Some(Json::Null),
+        "true" => Some(Json::Bool(true)),
+        "false" => Some(Json::Bool(false)),
+        _ => match lakehouse::cdc::plain_string(raw) {
+            Some(s) => Some(Json::String(s.to_string())),
+            None => serde_json::from_str(raw).ok(),
+        },
+    }
 }
 
 impl Refiner {
     pub fn new(contract: Contract) -> Refiner {
         let placeholder_base64 =
             base64::engine::general_purpose::STANDARD.encode(contract.unavailable_placeholder().as_bytes());
-        Refiner { contract: Arc::new(contract), placeholder_base64 }
+        let sources = Arc::new(Sources::new(&contract));
+        Refiner { contract: Arc::new(contract), placeholder_base64, sources }
+    }
+
+    /// A row image's text read into [`Slots`] without building a JSON map.
+    /// `None` when the scanner does not read it, or a field repeats (serde_json
+    /// keeps the last value where the first stood): parse it then.
+    fn slots<'a>(&self, text: &'a str) -> Option<Slots<'a>> {
+        let sources = &self.sources;
+        let mut raws: Vec<Option<&'a str>> = vec![None; sources.names.len()];
+        let mut extra: Vec<(&'a str, &'a str)> = Vec::new();
+        let mut next = 0;
+        lakehouse::cdc::object_members(text, |name, raw| {
+            match sources.find(name, next) {
+                Some(i) => {
+                    if raws[i].replace(raw).is_some() {
+                        return None;
+                    }
+                    next = i + 1;
+                }
+                None if self.contract.ignores(name) => {}
+                None => {
+                    if extra.iter().any(|(n, _)| *n == name) {
+                        return None;
+                    }
+                    extra.push((name, raw));
+                }
+            }
+            Some(())
+        })?;
+        let values =
+            raws.into_iter().map(|r| r.map_or(Some(None), |raw| json_of(raw).map(Some))).collect::<Option<Vec<_>>>()?;
+        Some(Slots { values, extra })
+    }
+
+    /// [`Refiner::refine`] of a schemaless row image given as its JSON text,
+    /// with the same result, read without building a JSON map. `None` when the
+    /// text is not one this path reads (the caller parses it and calls
+    /// [`Refiner::refine`]).
+    pub fn refine_text(&self, after: &str) -> Option<Result<RefinedRow, Reject>> {
+        let slots = self.slots(after)?;
+        let extra = slots.extra.iter().map(|&(n, raw)| json_of(raw).map(|v| (n, v))).collect::<Option<Vec<_>>>()?;
+        let of_column = &self.sources.of_column;
+        Some(self.refine_with(|i| slots.values[of_column[i]].as_ref(), extra, None))
+    }
+
+    /// [`Refiner::key_of`] of a schemaless row image given as its JSON text,
+    /// as [`Refiner::refine_text`] reads it.
+    pub fn key_of_text(&self, image: &str) -> Option<Result<Vec<Value>, Reject>> {
+        let slots = self.slots(image)?;
+        let of_column = &self.sources.of_column;
+        Some(self.key_with(|i| slots.values[of_column[i]].as_ref(), None))
     }
 
     pub fn contract(&self) -> &Contract {
@@ -87,12 +192,31 @@ impl Refiner {
     /// [`ConnectSchema::row`] of the value schema.
     pub fn refine(&self, after: &Map<String, Json>, schema: Option<&ConnectSchema>) -> Result<RefinedRow, Reject> {
         let columns = self.contract.columns();
+        let extra =
+            after.iter().filter(|(name, _)| self.is_extra(name)).map(|(n, v)| (n.as_str(), v.clone())).collect();
+        self.refine_with(|i| after.get(&columns[i].source), extra, schema)
+    }
+
+    /// A source field that goes to `_extra`: no column reads it, `ignore` does not list it.
+    fn is_extra(&self, name: &str) -> bool {
+        !self.contract.reads(name) && !self.contract.ignores(name)
+    }
+
+    /// [`Refiner::refine`] with column `i`'s source value from `value(i)` and
+    /// the image's fields for `_extra`, in image order.
+    fn refine_with<'j>(
+        &self,
+        value: impl Fn(usize) -> Option<&'j Json>,
+        extra_fields: Vec<(&str, Json)>,
+        schema: Option<&ConnectSchema>,
+    ) -> Result<RefinedRow, Reject> {
+        let columns = self.contract.columns();
         let mut values = Vec::with_capacity(columns.len());
         let widen = self.contract.evolve().widen_types;
         let mut widenable = Vec::new();
-        for col in columns {
+        for (i, col) in columns.iter().enumerate() {
             let field = schema.and_then(|s| s.field(&col.source));
-            match self.column_value(col, after.get(&col.source), field, true) {
+            match self.column_value(col, value(i), field, true) {
                 Ok(v) => values.push(v),
                 Err(f) if widen && !col.is_key() && matches!(f.rule, Rule::TypeChange | Rule::Precision) => {
                     match field.and_then(ColumnType::from_connect).and_then(|src| col.ty().widened_for(src)) {
@@ -109,13 +233,11 @@ impl Refiner {
         let mut extra: Option<Map<String, Json>> = None;
         let mut extra_columns = Vec::new();
         let mut evolvable = Vec::new();
-        for (name, v) in after {
-            if !self.contract.reads(name) && !self.contract.ignores(name) {
-                extra.get_or_insert_with(Map::new).insert(name.clone(), v.clone());
-                extra_columns.push(name.clone());
-                if let Some(ty) = schema.and_then(|s| s.field(name)).and_then(ColumnType::from_connect) {
-                    evolvable.push((name.clone(), ty));
-                }
+        for (name, v) in extra_fields {
+            extra.get_or_insert_with(Map::new).insert(name.to_string(), v);
+            extra_columns.push(name.to_string());
+            if let Some(ty) = schema.and_then(|s| s.field(name)).and_then(ColumnType::from_connect) {
+                evolvable.push((name.to_string(), ty));
             }
         }
         let extra = extra.map(|m| Json::Object(m).to_string());
@@ -128,11 +250,23 @@ impl Refiner {
     /// `not_null` is checked: a delete must find a row even if a rule has
     /// tightened since it was written.
     pub fn key_of(&self, image: &Map<String, Json>, schema: Option<&ConnectSchema>) -> Result<Vec<Value>, Reject> {
+        let columns = self.contract.columns();
+        self.key_with(|i| image.get(&columns[i].source), schema)
+    }
+
+    fn key_with<'j>(
+        &self,
+        value: impl Fn(usize) -> Option<&'j Json>,
+        schema: Option<&ConnectSchema>,
+    ) -> Result<Vec<Value>, Reject> {
+        let columns = self.contract.columns();
         self.contract
-            .key_columns()
-            .map(|col| {
+            .key_indices()
+            .iter()
+            .map(|&i| {
+                let col = &columns[i];
                 let field = schema.and_then(|s| s.field(&col.source));
-                self.column_value(col, image.get(&col.source), field, false).map_err(|f| f.at(&col.name))
+                self.column_value(col, value(i), field, false).map_err(|f| f.at(&col.name))
             })
             .collect()
     }

@@ -253,3 +253,53 @@ fn single_column_keys_from_scalar_message_keys() {
     let bad = json!({"schema": {"type": "nope"}, "payload": id});
     assert_eq!(r.key_of_message_key(&bad).map_err(|e| e.rule), Err(Rule::Parse));
 }
+
+/// [`Refiner::refine_text`] (the image's text read into the columns) gives what
+/// [`Refiner::refine`] gives for the parsed image, on good rows, every reject,
+/// extras, ignored fields, odd spacing and number forms; and declines (`None`)
+/// the texts it leaves to serde_json: a repeated field, an escaped name.
+#[test]
+fn the_text_path_refines_as_the_map_path() {
+    let r = refiner();
+    let good = good().to_string();
+    let mut texts = vec![
+        good.clone(),
+        good.replace(':', " : ").replace(',', " ,\n\t"),
+        good.replace("\"gift\"", "\"g\\u00efft \\\"x\\\"\""),
+        good.replace("\"__deleted\":\"false\"", "\"new_col\":{\"a\":[1,2.5e3,null]},\"other\":-0"),
+        good.replace("1999", "1.999e3"),
+        good.replace("1999", "18446744073709551615"),
+        good.replace("3.0", "3"),
+        good.replace("\"gift\"", "null"),
+        good.replace(",\"note\":\"gift\"", ""),
+        good.replace("\" paid \"", "\"\""),
+        good.replace("\" paid \"", "\"lost\""),
+        good.replace("42", "\"42\""),
+        good.replace("42", "true"),
+        good.replace("\"  EU-West \"", "[1]"),
+        r#"{"order_id":1,"region":"a","note":"x","extra":1,"extra2":"\u00e9"}"#.to_string(),
+        r#"{"region":"a","order_id":1}"#.to_string(),
+        "{}".to_string(),
+    ];
+    texts.push(texts[3].replace("\"other\"", "\"ot\\u0068er\""));
+    texts.push(format!("{},\"note\":\"again\"}}", good.trim_end_matches('}')));
+    texts.push(format!("{},\"new_col\":1,\"new_col\":2}}", good.trim_end_matches('}')));
+    let mut read = 0;
+    for text in &texts {
+        let map = obj(serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}")));
+        match r.refine_text(text) {
+            Some(row) => {
+                assert_eq!(format!("{row:?}"), format!("{:?}", r.refine(&map, None)), "{text}");
+                read += 1;
+            }
+            None => assert!(
+                text.contains("\\u0068") || text.matches("note").count() > 1 || text.matches("new_col").count() > 1,
+                "{text}: declined"
+            ),
+        }
+        if let Some(key) = r.key_of_text(text) {
+            assert_eq!(key, r.key_of(&map, None), "{text}");
+        }
+    }
+    assert_eq!(read, texts.len() - 3, "every text but the last three read by the text path");
+}
