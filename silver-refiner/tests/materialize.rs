@@ -268,6 +268,7 @@ async fn a_partitioned_silver_table_writes_files_and_deletes_per_month() {
     assert_eq!(spec.fields()[0].transform, iceberg::spec::Transform::Month);
     let props = metadata.properties();
     assert_eq!(props["write.parquet.compression-codec"], "zstd");
+    assert_eq!(props["write.parquet.compression-level"], "1");
     assert_eq!(props[silver_refiner::materialize::RETENTION_DAYS_KEY], "730");
 
     // (id, order_date as days since 1970 or None, seq)

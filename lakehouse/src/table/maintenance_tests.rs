@@ -412,3 +412,27 @@ async fn bad_maintenance_properties_never_block_commits() {
     let err = lake.committer.expire(&head, lake.clock.now_ms(), 1, false).await.expect_err("refused by the CLI path");
     assert!(err.to_string().contains("history.expire.max-snapshot-age-ms"), "{err}");
 }
+
+/// New data files are compressed as the table's properties say, whatever the
+/// writer's own codec; a codec the writer does not have is refused by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_files_take_the_tables_codec() {
+    use parquet::file::reader::FileReader;
+    let lake = lake().await; // the writer's own codec: zstd
+    let codec_of = |f: &DataFile| {
+        let file = std::fs::File::open(f.file_path().trim_start_matches("file://")).expect("data file");
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).expect("parquet");
+        reader.metadata().row_group(0).column(0).compression()
+    };
+    let (_, plain) = table(&lake, "plain", &[]).await;
+    assert!(matches!(codec_of(&file(&lake, &plain.metadata, 0..10).await), parquet::basic::Compression::ZSTD(_)));
+    let (_, snappy) = table(&lake, "snappy", &[("write.parquet.compression-codec", "snappy")]).await;
+    assert_eq!(codec_of(&file(&lake, &snappy.metadata, 0..10).await), parquet::basic::Compression::SNAPPY);
+    let (_, none) = table(&lake, "none", &[("write.parquet.compression-codec", "uncompressed")]).await;
+    assert_eq!(codec_of(&file(&lake, &none.metadata, 0..10).await), parquet::basic::Compression::UNCOMPRESSED);
+    let (_, gzip) = table(&lake, "gzip", &[("write.parquet.compression-codec", "gzip")]).await;
+    let schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(gzip.metadata.current_schema()).expect("schema"));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..3))]).expect("batch");
+    let err = lake.data.write(&gzip.metadata, Struct::empty(), &[b]).await.expect_err("gzip is not built in");
+    assert!(err.to_string().contains("write.parquet.compression-codec = \"gzip\""), "{err}");
+}

@@ -232,7 +232,8 @@ impl RewritePlan {
             iceberg::arrow::schema_to_arrow_schema(metadata.current_schema())
                 .map_err(ice("converting the schema".into()))?,
         );
-        let writer = DataFileWriter::new(file_io.clone(), Codec::Zstd(3), policy.target_file_size);
+        let writer =
+            DataFileWriter::new(file_io.clone(), Codec::Zstd(Codec::ZSTD_DEFAULT_LEVEL), policy.target_file_size);
         // Picked files by partition, in plan order.
         let mut by_partition: Vec<(Struct, Vec<&Picked>)> = Vec::new();
         for p in &self.picked {

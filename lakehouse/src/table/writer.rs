@@ -1,5 +1,7 @@
 //! Arrow batches → Parquet data files (with Iceberg column statistics).
 
+use std::collections::HashMap;
+
 use arrow_array::RecordBatch;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, Struct, TableMetadata};
@@ -9,26 +11,60 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
-/// Compression of a layer's data files (Parquet's default is none: never use it).
-#[derive(Debug, Clone, Copy)]
+/// Iceberg's table property naming the Parquet codec of new data files.
+pub const COMPRESSION_CODEC: &str = "write.parquet.compression-codec";
+/// Iceberg's table property for the codec's level (zstd: 1–22).
+pub const COMPRESSION_LEVEL: &str = "write.parquet.compression-level";
+
+/// Compression of a layer's data files (Parquet's default is none: never use it
+/// unless a table asks for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     Snappy,
     Zstd(i32),
+    Uncompressed,
 }
 
 impl Codec {
+    /// zstd's level where a table names none (parquet-java's, which Java Iceberg uses).
+    pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+
     pub(crate) fn parquet(self) -> Compression {
         match self {
             Codec::Snappy => Compression::SNAPPY,
             Codec::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default()),
+            Codec::Uncompressed => Compression::UNCOMPRESSED,
         }
     }
 
-    /// The `write.parquet.compression-codec` table property value.
+    /// The [`COMPRESSION_CODEC`] table property value.
     pub fn property(self) -> &'static str {
         match self {
             Codec::Snappy => "snappy",
             Codec::Zstd(_) => "zstd",
+            Codec::Uncompressed => "uncompressed",
+        }
+    }
+
+    /// The codec a table's properties name ([`COMPRESSION_CODEC`] and
+    /// [`COMPRESSION_LEVEL`], as Java Iceberg reads them); `None` when they name
+    /// none. An unknown codec, one this writer does not have, or a level the
+    /// codec does not take is an error naming the property.
+    pub fn of_table(properties: &HashMap<String, String>) -> Result<Option<Codec>, String> {
+        let Some(name) = properties.get(COMPRESSION_CODEC) else { return Ok(None) };
+        let level = properties
+            .get(COMPRESSION_LEVEL)
+            .map(|l| l.trim().parse::<i32>().map_err(|_| format!("{COMPRESSION_LEVEL} = {l:?} is not an integer")))
+            .transpose()?;
+        match name.trim().to_ascii_lowercase().as_str() {
+            "zstd" => {
+                let level = level.unwrap_or(Self::ZSTD_DEFAULT_LEVEL);
+                ZstdLevel::try_new(level).map_err(|_| format!("{COMPRESSION_LEVEL} = {level}: zstd takes 1 to 22"))?;
+                Ok(Some(Codec::Zstd(level)))
+            }
+            "snappy" => Ok(Some(Codec::Snappy)),
+            "uncompressed" => Ok(Some(Codec::Uncompressed)),
+            other => Err(format!("{COMPRESSION_CODEC} = {other:?}: this writer has zstd, snappy and uncompressed")),
         }
     }
 }
@@ -37,7 +73,9 @@ impl Codec {
 #[derive(Clone, Debug)]
 pub struct DataFileWriter {
     file_io: FileIO,
+    /// Built with `codec`, for tables whose properties name no other.
     props: WriterProperties,
+    codec: Codec,
     target_file_size: usize,
 }
 
@@ -61,12 +99,13 @@ impl DataFileWriter {
                 .set_column_dictionary_enabled(col.clone(), false)
                 .set_column_statistics_enabled(col, EnabledStatistics::None);
         }
-        Self { file_io, props: props.build(), target_file_size: target_file_size.max(1 << 20) }
+        Self { file_io, props: props.build(), codec, target_file_size: target_file_size.max(1 << 20) }
     }
 
     /// Writes `batches` (all of one partition, in the table's current schema)
     /// into one or more files under `<location>/data/<partition path>/`,
-    /// rolling at the target size.
+    /// rolling at the target size, compressed as the table's properties say
+    /// ([`Codec::of_table`]; the writer's own codec where they say nothing).
     pub async fn write(
         &self,
         metadata: &TableMetadata,
@@ -81,7 +120,14 @@ impl DataFileWriter {
         } else {
             format!("{}/", spec.partition_to_path(&partition, schema.clone()))
         };
-        let builder = ParquetWriterBuilder::new(self.props.clone(), schema);
+        let codec = Codec::of_table(metadata.properties())
+            .map_err(|e| iceberg::Error::new(iceberg::ErrorKind::DataInvalid, e))?
+            .unwrap_or(self.codec);
+        let props = match codec == self.codec {
+            true => self.props.clone(),
+            false => self.props.clone().into_builder().set_compression(codec.parquet()).build(),
+        };
+        let builder = ParquetWriterBuilder::new(props, schema);
         let prefix = uuid::Uuid::new_v4();
         let mut files = Vec::new();
         let mut writer = None;
@@ -124,4 +170,30 @@ fn finish(
             b.build().map_err(|e| iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("data file entry: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_from_table_properties() {
+        let of = |pairs: &[(&str, &str)]| {
+            Codec::of_table(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        assert_eq!(of(&[]), Ok(None));
+        assert_eq!(of(&[(COMPRESSION_LEVEL, "1")]), Ok(None), "a level alone names no codec");
+        assert_eq!(of(&[(COMPRESSION_CODEC, "zstd")]), Ok(Some(Codec::Zstd(3))));
+        assert_eq!(of(&[(COMPRESSION_CODEC, "ZSTD"), (COMPRESSION_LEVEL, " 1 ")]), Ok(Some(Codec::Zstd(1))));
+        assert_eq!(of(&[(COMPRESSION_CODEC, "snappy"), (COMPRESSION_LEVEL, "9")]), Ok(Some(Codec::Snappy)));
+        assert_eq!(of(&[(COMPRESSION_CODEC, "uncompressed")]), Ok(Some(Codec::Uncompressed)));
+        for (pairs, says) in [
+            (&[(COMPRESSION_CODEC, "zstd"), (COMPRESSION_LEVEL, "30")][..], "zstd takes 1 to 22"),
+            (&[(COMPRESSION_CODEC, "zstd"), (COMPRESSION_LEVEL, "high")][..], "is not an integer"),
+            (&[(COMPRESSION_CODEC, "brotli")][..], "this writer has zstd, snappy and uncompressed"),
+        ] {
+            let err = of(pairs).expect_err("refused");
+            assert!(err.contains(says), "{err}");
+        }
+    }
 }
