@@ -84,6 +84,22 @@ async fn bronze_expires_itself_and_readers_silver_and_positions_keep_working() {
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    // A codec the writers do not have is refused before anything is committed.
+    let refused = Command::new(bin("lakehouse"))
+        .arg("--config")
+        .arg(&config)
+        .args(["properties", "bronze.orders", "--set", "write.parquet.compression-codec=gzip"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("write.parquet.compression-codec = \"gzip\""), "{stderr}");
+    let shown = Command::new(bin("lakehouse"))
+        .arg("--config")
+        .arg(&config)
+        .args(["properties", "bronze.orders"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("write.parquet.compression-codec=snappy\n"), "unchanged");
 
     // 3. Four rounds of Bronze commits, Silver catching up after the second:
     // re-deliveries of earlier messages of every topic (Silver keeps the newest

@@ -95,6 +95,12 @@ pub async fn properties(
         let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--set {kv:?} is not key=value"))?;
         pairs.insert(k.trim().to_string(), v.trim().to_string());
     }
+    // The codec properties are checked before anything is committed: a codec
+    // the writers refuse would stop every commit to the table.
+    let mut after = head.metadata.properties().clone();
+    after.extend(pairs.clone());
+    after.retain(|k, _| !unset.contains(k));
+    lakehouse::table::writer::Codec::of_table(&after).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if !pairs.is_empty() {
         head = committer.set_properties(&head, pairs).await?;
     }
