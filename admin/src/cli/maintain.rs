@@ -100,7 +100,10 @@ pub async fn properties(
     let mut after = head.metadata.properties().clone();
     after.extend(pairs.clone());
     after.retain(|k, _| !unset.contains(k));
-    lakehouse::table::writer::Codec::of_table(&after).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    use lakehouse::table::writer::Codec;
+    Codec::of_table(&after)
+        .and_then(|_| Codec::of_table_deletes(&after))
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if !pairs.is_empty() {
         head = committer.set_properties(&head, pairs).await?;
     }

@@ -95,6 +95,8 @@ pub enum PositionDeleteError {
     BadPartition { table: String, path: String, partition: Struct, spec_id: i32, reason: String },
     #[error("position-delete file {path} of table {table}: {doing}: {source}")]
     Iceberg { table: String, path: String, doing: &'static str, source: iceberg::Error },
+    #[error("position-delete files of table {table}: {reason}")]
+    Codec { table: String, reason: String },
 }
 
 impl PositionDeleteError {
@@ -115,7 +117,8 @@ pub struct PositionDeleteWriter {
 }
 
 impl PositionDeleteWriter {
-    /// zstd (level 3, as Silver and Gold data), files rolled at 64 MiB.
+    /// zstd level 3 where the table names no codec (its data files' or
+    /// `write.delete.parquet.compression-codec`), files rolled at 64 MiB.
     pub fn new(file_io: FileIO) -> Self {
         Self { file_io, codec: Codec::Zstd(3), target_file_size: 64 << 20 }
     }
@@ -134,14 +137,17 @@ impl PositionDeleteWriter {
         self
     }
 
-    fn properties(&self) -> WriterProperties {
-        WriterProperties::builder()
-            .set_compression(self.codec.parquet())
+    /// The writer's properties for `metadata`'s table: its delete codec
+    /// ([`Codec::of_table_deletes`]), else the writer's own.
+    fn properties(&self, metadata: &TableMetadata) -> Result<WriterProperties, String> {
+        let codec = Codec::of_table_deletes(metadata.properties())?.unwrap_or(self.codec);
+        Ok(WriterProperties::builder()
+            .set_compression(codec.parquet())
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_max_row_group_row_count(Some(1 << 20))
             // Exact statistics: a truncated min/max of `file_path` would be no bound at all.
             .set_statistics_truncate_length(None)
-            .build()
+            .build())
     }
 
     /// Writes `deletes` (`(data file path, 0-based row position)`, in any
@@ -230,7 +236,10 @@ impl PositionDeleteWriter {
             iceberg::arrow::schema_to_arrow_schema(&schema)
                 .map_err(err(&dir, "converting the delete schema to Arrow"))?,
         );
-        let builder = ParquetWriterBuilder::new(self.properties(), schema);
+        let props = self
+            .properties(metadata)
+            .map_err(|reason| PositionDeleteError::Codec { table: table.to_string(), reason })?;
+        let builder = ParquetWriterBuilder::new(props, schema);
         let prefix = uuid::Uuid::new_v4();
         let mut files = Vec::new();
         let mut open: Option<(String, _, FileStats)> = None;
@@ -365,6 +374,10 @@ mod tests {
 
     /// A table `(id long, region string)` partitioned by `identity(region)`, at a temp location.
     fn table(dir: &tempfile::TempDir) -> TableMetadata {
+        table_with(dir, &[])
+    }
+
+    fn table_with(dir: &tempfile::TempDir, properties: &[(&str, &str)]) -> TableMetadata {
         let schema = Schema::builder()
             .with_fields([
                 NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
@@ -388,7 +401,7 @@ mod tests {
             SortOrder::unsorted_order(),
             location,
             FormatVersion::V2,
-            HashMap::new(),
+            properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         )
         .and_then(|b| b.build())
         .expect("metadata")
@@ -463,6 +476,41 @@ mod tests {
         assert_eq!(us.referenced_data_file(), Some(c.clone()));
         assert_eq!(us.lower_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&c)));
         assert_eq!(us.upper_bounds().get(&FILE_PATH_FIELD_ID), Some(&Datum::string(&c)));
+    }
+
+    /// The table's delete codec, else its data codec, else the writer's zstd;
+    /// one the writer does not have is refused before a file is written.
+    #[tokio::test]
+    async fn delete_files_take_the_tables_codec() {
+        use crate::table::writer::{COMPRESSION_CODEC, DELETE_COMPRESSION_CODEC};
+        for (properties, expected) in [
+            (&[(COMPRESSION_CODEC, "snappy")][..], Compression::SNAPPY),
+            (
+                &[(COMPRESSION_CODEC, "snappy"), (DELETE_COMPRESSION_CODEC, "uncompressed")][..],
+                Compression::UNCOMPRESSED,
+            ),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let metadata = table_with(&dir, properties);
+            let file_io = FileIO::new_with_fs();
+            let a = format!("{}/data/region=eu/a.parquet", metadata.location());
+            let targets = [ReferencedFile::new(&a, region("eu"))];
+            let files = PositionDeleteWriter::new(file_io.clone())
+                .write(&metadata, &targets, vec![(a.clone(), 1)])
+                .await
+                .expect("writes");
+            let (_, parquet) = read(&file_io, &files[0]).await;
+            assert_eq!(parquet.metadata().row_group(0).column(0).compression(), expected, "{properties:?}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metadata = table_with(&dir, &[(DELETE_COMPRESSION_CODEC, "gzip")]);
+        let a = format!("{}/data/region=eu/a.parquet", metadata.location());
+        let err = PositionDeleteWriter::new(FileIO::new_with_fs())
+            .write(&metadata, &[ReferencedFile::new(&a, region("eu"))], vec![(a.clone(), 1)])
+            .await
+            .expect_err("gzip is not built in");
+        assert!(err.to_string().contains("write.delete.parquet.compression-codec = \"gzip\""), "{err}");
+        assert!(!dir.path().join("t/data").exists(), "no file written");
     }
 
     #[tokio::test]

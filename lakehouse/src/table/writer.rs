@@ -16,6 +16,10 @@ pub const COMPRESSION_CODEC: &str = "write.parquet.compression-codec";
 /// Iceberg's table property for the codec's level (zstd: 1–22).
 pub const COMPRESSION_LEVEL: &str = "write.parquet.compression-level";
 
+/// Iceberg's table properties for position-delete files (default: the data files').
+pub const DELETE_COMPRESSION_CODEC: &str = "write.delete.parquet.compression-codec";
+pub const DELETE_COMPRESSION_LEVEL: &str = "write.delete.parquet.compression-level";
+
 /// Compression of a layer's data files (Parquet's default is none: never use it
 /// unless a table asks for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,20 +55,34 @@ impl Codec {
     /// none. An unknown codec, one this writer does not have, or a level the
     /// codec does not take is an error naming the property.
     pub fn of_table(properties: &HashMap<String, String>) -> Result<Option<Codec>, String> {
-        let Some(name) = properties.get(COMPRESSION_CODEC) else { return Ok(None) };
+        Self::named(properties, COMPRESSION_CODEC, COMPRESSION_LEVEL)
+    }
+
+    /// The codec of a table's position-delete files: [`DELETE_COMPRESSION_CODEC`]
+    /// and [`DELETE_COMPRESSION_LEVEL`] where the table sets the codec, else the
+    /// data files' ([`Codec::of_table`]).
+    pub fn of_table_deletes(properties: &HashMap<String, String>) -> Result<Option<Codec>, String> {
+        match properties.contains_key(DELETE_COMPRESSION_CODEC) {
+            true => Self::named(properties, DELETE_COMPRESSION_CODEC, DELETE_COMPRESSION_LEVEL),
+            false => Self::of_table(properties),
+        }
+    }
+
+    fn named(properties: &HashMap<String, String>, codec_key: &str, level_key: &str) -> Result<Option<Codec>, String> {
+        let Some(name) = properties.get(codec_key) else { return Ok(None) };
         let level = properties
-            .get(COMPRESSION_LEVEL)
-            .map(|l| l.trim().parse::<i32>().map_err(|_| format!("{COMPRESSION_LEVEL} = {l:?} is not an integer")))
+            .get(level_key)
+            .map(|l| l.trim().parse::<i32>().map_err(|_| format!("{level_key} = {l:?} is not an integer")))
             .transpose()?;
         match name.trim().to_ascii_lowercase().as_str() {
             "zstd" => {
                 let level = level.unwrap_or(Self::ZSTD_DEFAULT_LEVEL);
-                ZstdLevel::try_new(level).map_err(|_| format!("{COMPRESSION_LEVEL} = {level}: zstd takes 1 to 22"))?;
+                ZstdLevel::try_new(level).map_err(|_| format!("{level_key} = {level}: zstd takes 1 to 22"))?;
                 Ok(Some(Codec::Zstd(level)))
             }
             "snappy" => Ok(Some(Codec::Snappy)),
             "uncompressed" => Ok(Some(Codec::Uncompressed)),
-            other => Err(format!("{COMPRESSION_CODEC} = {other:?}: this writer has zstd, snappy and uncompressed")),
+            other => Err(format!("{codec_key} = {other:?}: this writer has zstd, snappy and uncompressed")),
         }
     }
 }
@@ -187,6 +205,23 @@ mod tests {
         assert_eq!(of(&[(COMPRESSION_CODEC, "ZSTD"), (COMPRESSION_LEVEL, " 1 ")]), Ok(Some(Codec::Zstd(1))));
         assert_eq!(of(&[(COMPRESSION_CODEC, "snappy"), (COMPRESSION_LEVEL, "9")]), Ok(Some(Codec::Snappy)));
         assert_eq!(of(&[(COMPRESSION_CODEC, "uncompressed")]), Ok(Some(Codec::Uncompressed)));
+        let deletes = |pairs: &[(&str, &str)]| {
+            Codec::of_table_deletes(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        assert_eq!(deletes(&[(COMPRESSION_CODEC, "snappy")]), Ok(Some(Codec::Snappy)), "the data files' codec");
+        assert_eq!(
+            deletes(&[
+                (COMPRESSION_CODEC, "snappy"),
+                (DELETE_COMPRESSION_CODEC, "zstd"),
+                (DELETE_COMPRESSION_LEVEL, "7")
+            ]),
+            Ok(Some(Codec::Zstd(7)))
+        );
+        assert_eq!(
+            deletes(&[(DELETE_COMPRESSION_CODEC, "zstd"), (COMPRESSION_LEVEL, "7")]),
+            Ok(Some(Codec::Zstd(3))),
+            "the data level is not the delete level"
+        );
         for (pairs, says) in [
             (&[(COMPRESSION_CODEC, "zstd"), (COMPRESSION_LEVEL, "30")][..], "zstd takes 1 to 22"),
             (&[(COMPRESSION_CODEC, "zstd"), (COMPRESSION_LEVEL, "high")][..], "is not an integer"),
