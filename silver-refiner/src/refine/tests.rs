@@ -262,25 +262,28 @@ fn single_column_keys_from_scalar_message_keys() {
 fn the_text_path_refines_as_the_map_path() {
     let r = refiner();
     let good = good().to_string();
-    let mut texts = vec![
-        good.clone(),
-        good.replace(':', " : ").replace(',', " ,\n\t"),
-        good.replace("\"gift\"", "\"g\\u00efft \\\"x\\\"\""),
-        good.replace("\"__deleted\":\"false\"", "\"new_col\":{\"a\":[1,2.5e3,null]},\"other\":-0"),
-        good.replace("1999", "1.999e3"),
-        good.replace("1999", "18446744073709551615"),
-        good.replace("3.0", "3"),
-        good.replace("\"gift\"", "null"),
-        good.replace(",\"note\":\"gift\"", ""),
-        good.replace("\" paid \"", "\"\""),
-        good.replace("\" paid \"", "\"lost\""),
-        good.replace("42", "\"42\""),
-        good.replace("42", "true"),
-        good.replace("\"  EU-West \"", "[1]"),
+    // Edits of the good row: (what, into what).
+    let edits = [
+        ("\"gift\"", "\"g\\u00efft \\\"x\\\"\""),
+        ("\"__deleted\":\"false\"", "\"new_col\":{\"a\":[1,2.5e3,null]},\"other\":-0"),
+        ("1999", "1.999e3"),
+        ("1999", "18446744073709551615"),
+        ("3.0", "3"),
+        ("\"gift\"", "null"),
+        (",\"note\":\"gift\"", ""),
+        ("\" paid \"", "\"\""),
+        ("\" paid \"", "\"lost\""),
+        ("42", "\"42\""),
+        ("42", "true"),
+        ("\"  EU-West \"", "[1]"),
+    ];
+    let mut texts = vec![good.clone(), good.replace(':', " : ").replace(',', " ,\n\t")];
+    texts.extend(edits.iter().map(|(from, to)| good.replace(from, to)));
+    texts.extend([
         r#"{"order_id":1,"region":"a","note":"x","extra":1,"extra2":"\u00e9"}"#.to_string(),
         r#"{"region":"a","order_id":1}"#.to_string(),
         "{}".to_string(),
-    ];
+    ]);
     texts.push(texts[3].replace("\"other\"", "\"ot\\u0068er\""));
     texts.push(format!("{},\"note\":\"again\"}}", good.trim_end_matches('}')));
     texts.push(format!("{},\"new_col\":1,\"new_col\":2}}", good.trim_end_matches('}')));
