@@ -81,9 +81,9 @@ fn image_of(raw: Option<&str>) -> Result<Option<Map<String, Json>>, Reject> {
     }
 }
 
-/// Whether an image's text is an object (the scanner has validated it).
-fn is_object(raw: Option<&str>) -> bool {
-    raw.is_some_and(|r| r.starts_with('{'))
+/// An image's text when it is an object (the scanner has validated it).
+fn object(raw: Option<&str>) -> Option<&str> {
+    raw.filter(|r| r.starts_with('{'))
 }
 
 /// Decodes a Debezium value (with or without the `schema` block) and refines it.
@@ -114,22 +114,20 @@ fn fast(refiner: &Refiner, key: Option<&str>, value: &str) -> Option<Result<Chan
     })?;
     let op = lakehouse::cdc::plain_string(op?)?;
     Some(match op {
-        "c" | "r" | "u" if !is_object(after) => Err(reject(Rule::Parse, "a create/update without an `after` image")),
-        "c" | "r" | "u" => {
-            let after = after.expect("an object");
-            refiner
+        "c" | "r" | "u" => match object(after) {
+            Some(after) => refiner
                 .refine_text(after)
                 .unwrap_or_else(|| image_of(Some(after)).and_then(|a| refiner.refine(&a.unwrap_or_default(), None)))
-                .map(Change::Upsert)
-        }
-        "d" if is_object(before) => {
-            let before = before.expect("an object");
-            refiner
+                .map(Change::Upsert),
+            None => Err(reject(Rule::Parse, "a create/update without an `after` image")),
+        },
+        "d" => match object(before) {
+            Some(before) => refiner
                 .key_of_text(before)
                 .unwrap_or_else(|| image_of(Some(before)).and_then(|b| refiner.key_of(&b.unwrap_or_default(), None)))
-                .map(Change::Delete)
-        }
-        "d" => delete_by_message_key(refiner, key),
+                .map(Change::Delete),
+            None => delete_by_message_key(refiner, key),
+        },
         "t" => Ok(Change::Truncate),
         op => Err(reject(Rule::Parse, format!("unknown Debezium op {op:?}"))),
     })

@@ -12,6 +12,7 @@ use lakehouse::catalog::{SqlCatalog, TableName};
 use lakehouse::table::commit::Committer;
 use lakehouse::table::consumer;
 use lakehouse::table::retention::RetentionPolicy;
+use lakehouse::table::writer::Codec;
 
 /// `lakehouse expire`: snapshots older than `older_than` (default: the table's
 /// `history.expire.max-snapshot-age-ms`), keeping the newest `retain_last`
@@ -100,7 +101,6 @@ pub async fn properties(
     let mut after = head.metadata.properties().clone();
     after.extend(pairs.clone());
     after.retain(|k, _| !unset.contains(k));
-    use lakehouse::table::writer::Codec;
     Codec::of_table(&after)
         .and_then(|_| Codec::of_table_deletes(&after))
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;

@@ -95,11 +95,25 @@ impl Sources {
     }
 }
 
-/// A row image read by [`Sources`]: each source field's value (by slot), and
-/// the fields the contract does not know, as text, in image order.
+/// A row image read by [`Sources`]: each source field's value text (by slot),
+/// and the fields the contract does not know, as text, in image order.
 struct Slots<'a> {
-    values: Vec<Option<Json>>,
+    raws: Vec<Option<&'a str>>,
     extra: Vec<(&'a str, &'a str)>,
+}
+
+impl Slots<'_> {
+    /// The values of the slots `wanted` as serde_json reads them (the others
+    /// stay `None`, unread); `None` if one does not read.
+    fn values(&self, wanted: impl Iterator<Item = usize>) -> Option<Vec<Option<Json>>> {
+        let mut values = vec![None; self.raws.len()];
+        for slot in wanted {
+            if let Some(raw) = self.raws[slot] {
+                values[slot] = Some(json_of(raw)?);
+            }
+        }
+        Some(values)
+    }
 }
 
 /// A value's JSON text as serde_json reads it (`None` if it would not).
@@ -123,35 +137,33 @@ impl Refiner {
         Refiner { contract: Arc::new(contract), placeholder_base64, sources }
     }
 
-    /// A row image's text read into [`Slots`] without building a JSON map.
-    /// `None` when the scanner does not read it, or a field repeats (serde_json
+    /// A row image's text read into [`Slots`] without building a JSON map;
+    /// with `extra`, the fields no column reads are kept too. `None` when the
+    /// scanner does not read it, or a field that matters repeats (serde_json
     /// keeps the last value where the first stood): parse it then.
-    fn slots<'a>(&self, text: &'a str) -> Option<Slots<'a>> {
+    fn slots<'a>(&self, text: &'a str, extra: bool) -> Option<Slots<'a>> {
         let sources = &self.sources;
-        let mut raws: Vec<Option<&'a str>> = vec![None; sources.names.len()];
-        let mut extra: Vec<(&'a str, &'a str)> = Vec::new();
+        let mut slots = Slots { raws: vec![None; sources.names.len()], extra: Vec::new() };
         let mut next = 0;
         lakehouse::cdc::object_members(text, |name, raw| {
             match sources.find(name, next) {
                 Some(i) => {
-                    if raws[i].replace(raw).is_some() {
+                    if slots.raws[i].replace(raw).is_some() {
                         return None;
                     }
                     next = i + 1;
                 }
-                None if self.contract.ignores(name) => {}
+                None if !extra || self.contract.ignores(name) => {}
                 None => {
-                    if extra.iter().any(|(n, _)| *n == name) {
+                    if slots.extra.iter().any(|(n, _)| *n == name) {
                         return None;
                     }
-                    extra.push((name, raw));
+                    slots.extra.push((name, raw));
                 }
             }
             Some(())
         })?;
-        let values =
-            raws.into_iter().map(|r| r.map_or(Some(None), |raw| json_of(raw).map(Some))).collect::<Option<Vec<_>>>()?;
-        Some(Slots { values, extra })
+        Some(slots)
     }
 
     /// [`Refiner::refine`] of a schemaless row image given as its JSON text,
@@ -159,18 +171,21 @@ impl Refiner {
     /// text is not one this path reads (the caller parses it and calls
     /// [`Refiner::refine`]).
     pub fn refine_text(&self, after: &str) -> Option<Result<RefinedRow, Reject>> {
-        let slots = self.slots(after)?;
+        let slots = self.slots(after, true)?;
+        let values = slots.values(0..slots.raws.len())?;
         let extra = slots.extra.iter().map(|&(n, raw)| json_of(raw).map(|v| (n, v))).collect::<Option<Vec<_>>>()?;
         let of_column = &self.sources.of_column;
-        Some(self.refine_with(|i| slots.values[of_column[i]].as_ref(), extra, None))
+        Some(self.refine_with(|i| values[of_column[i]].as_ref(), extra, None))
     }
 
     /// [`Refiner::key_of`] of a schemaless row image given as its JSON text,
-    /// as [`Refiner::refine_text`] reads it.
+    /// as [`Refiner::refine_text`] reads it; only the key columns' values are
+    /// parsed.
     pub fn key_of_text(&self, image: &str) -> Option<Result<Vec<Value>, Reject>> {
-        let slots = self.slots(image)?;
+        let slots = self.slots(image, false)?;
         let of_column = &self.sources.of_column;
-        Some(self.key_with(|i| slots.values[of_column[i]].as_ref(), None))
+        let values = slots.values(self.contract.key_indices().iter().map(|&i| of_column[i]))?;
+        Some(self.key_with(|i| values[of_column[i]].as_ref(), None))
     }
 
     pub fn contract(&self) -> &Contract {
