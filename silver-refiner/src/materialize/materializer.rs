@@ -50,9 +50,10 @@ pub const RETENTION_DAYS: u32 = 730;
 pub const COMPACTION_GROUP_BYTES: u64 = 4 << 20;
 /// The zstd level of new Silver tables (`write.parquet.compression-level`;
 /// tables without it get parquet-java's 3). Every commit writes its changed
-/// rows' files, and compaction writes them again: level 3 was 4–5% of the
-/// refiner's CPU on the benchmark's backlog; level 1's files are 1.2% larger
-/// (the backlog's 282 Silver files written again at both levels by pyarrow).
+/// rows' files, and compaction writes them again: at level 3 zstd's block
+/// compressor was 2.4% of the refiner's samples on the benchmark's backlog,
+/// and level 1's files were no larger (104.6 MB against 105.9 MB for the
+/// backlog's Silver files, docs/benchmarks.md).
 pub const ZSTD_LEVEL: i32 = 1;
 
 #[derive(Debug, thiserror::Error)]
